@@ -1,0 +1,15 @@
+//! zapgate's domain: types, validation, services, the error enum, and the
+//! `Store` and `WhatsApp` traits. No HTTP, no SQL, no sockets.
+
+pub mod account;
+pub mod error;
+pub mod instance;
+pub mod jid;
+pub mod messages;
+pub mod service;
+pub mod store;
+pub mod time;
+pub mod token;
+pub mod whatsapp;
+
+pub use error::{Error, Result};

@@ -1,0 +1,211 @@
+//! The instance module's use cases (spec §2): create, connect, list, logout,
+//! delete, with ownership checked on every call.
+
+use std::{sync::Arc, time::Duration};
+
+use crate::{
+    Error, Result,
+    instance::{
+        ConnectionState, Instance, InstanceName, InstanceSettings, NewInstance, SessionStatus,
+        WebhookConfig, parse_custom_token,
+    },
+    messages,
+    store::{Principal, Store},
+    token::Token,
+    whatsapp::{LoginCode, LoginMethod, WhatsApp},
+};
+
+/// What a caller asks for in `POST /api/instance/new`, before validation.
+#[derive(Debug, Clone, Default)]
+pub struct CreateInstance {
+    pub name: String,
+    pub token: Option<String>,
+    pub settings: InstanceSettings,
+    pub webhook: WebhookConfig,
+    pub webhook_authorization: Option<String>,
+}
+
+/// A created instance and its plaintext TokenInstance, shown once.
+#[derive(Debug)]
+pub struct Created {
+    pub instance: Instance,
+    pub token: Token,
+}
+
+/// An instance with its live session state.
+#[derive(Debug, Clone)]
+pub struct InstanceView {
+    pub instance: Instance,
+    pub session: SessionStatus,
+}
+
+#[derive(Clone)]
+pub struct InstanceService {
+    store: Arc<dyn Store>,
+    whatsapp: Arc<dyn WhatsApp>,
+    connect_timeout: Duration,
+}
+
+impl InstanceService {
+    pub fn new(
+        store: Arc<dyn Store>,
+        whatsapp: Arc<dyn WhatsApp>,
+        connect_timeout: Duration,
+    ) -> Self {
+        Self {
+            store,
+            whatsapp,
+            connect_timeout,
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The instance `name` as seen by `principal`: someone else's instance,
+    /// or a sibling of an instance token's own, is indistinguishable from a
+    /// missing one.
+    pub async fn visible(&self, principal: &Principal, name: &str) -> Result<Instance> {
+        let not_found = || Error::not_found(messages::INSTANCE_NOT_FOUND);
+        let instance = self
+            .store
+            .find_instance(&principal.account().id, name)
+            .await?
+            .ok_or_else(not_found)?;
+        match principal {
+            Principal::Instance { instance_id, .. } if *instance_id != instance.id => {
+                Err(not_found())
+            }
+            _ => Ok(instance),
+        }
+    }
+
+    pub async fn create(&self, principal: &Principal, request: CreateInstance) -> Result<Created> {
+        let Principal::Account(account) = principal else {
+            return Err(Error::unauthorized(messages::INVALID_TOKEN));
+        };
+        let name = InstanceName::parse(&request.name)?;
+        let token = match request.token.as_deref() {
+            Some(raw) => parse_custom_token(raw)?,
+            None => Token::generate_instance(),
+        };
+        let new = NewInstance {
+            name,
+            token: token.clone(),
+            settings: request.settings,
+            webhook: request.webhook,
+            webhook_authorization: request.webhook_authorization,
+        };
+        let instance = self.store.create_instance(account, &new).await?;
+        tracing::info!(instance_id = %instance.id, account_id = %account.id, "instance created");
+        Ok(Created { instance, token })
+    }
+
+    /// Starts linking a phone and waits for the first code, bounded by the
+    /// connect deadline.
+    pub async fn connect(&self, instance: &Instance, method: LoginMethod) -> Result<LoginCode> {
+        let attempt = self.whatsapp.connect(&instance.id, method);
+        match tokio::time::timeout(self.connect_timeout, attempt).await {
+            Ok(Ok(code)) => Ok(code),
+            Ok(Err(err @ Error::Unavailable(_))) => Err(err),
+            Ok(Err(err)) => {
+                tracing::warn!(instance_id = %instance.id, error = %err, "connect failed");
+                Err(Error::Unavailable(format!(
+                    "Could not connect to WhatsApp: {}",
+                    err.public_message()
+                )))
+            }
+            Err(_) => Err(Error::Unavailable(format!(
+                "Could not connect to WhatsApp: no code within {}s",
+                self.connect_timeout.as_secs()
+            ))),
+        }
+    }
+
+    /// The principal's instances with their live state. An instance token
+    /// sees only its own instance, whatever the filter.
+    pub async fn list(
+        &self,
+        principal: &Principal,
+        names: Option<Vec<String>>,
+    ) -> Result<Vec<InstanceView>> {
+        let account_id = &principal.account().id;
+        let instances = match principal {
+            Principal::Instance { instance_id, .. } => self
+                .store
+                .find_instance_by_id(instance_id)
+                .await?
+                .into_iter()
+                .collect(),
+            Principal::Account(_) => match names {
+                Some(names) if names.len() == 1 => {
+                    let found = self.store.find_instance(account_id, &names[0]).await?;
+                    vec![found.ok_or_else(|| Error::not_found(messages::INSTANCE_NOT_FOUND))?]
+                }
+                Some(names) => self.store.list_instances(account_id, Some(&names)).await?,
+                None => self.store.list_instances(account_id, None).await?,
+            },
+        };
+        Ok(instances
+            .into_iter()
+            .map(|instance| InstanceView {
+                session: self.live_status(&instance),
+                instance,
+            })
+            .collect())
+    }
+
+    /// The provider's live state when it runs a session, else the persisted one.
+    pub fn live_status(&self, instance: &Instance) -> SessionStatus {
+        self.whatsapp
+            .status(&instance.id)
+            .unwrap_or_else(|| instance.session.clone())
+    }
+
+    pub async fn logout(&self, instance: &Instance) -> Result<()> {
+        self.whatsapp
+            .logout(&instance.id)
+            .await
+            .map_err(|err| Error::internal_with(messages::FAILED_TO_LOGOUT, err))?;
+        let status = SessionStatus {
+            state: ConnectionState::LoggedOut,
+            number_jid: None,
+        };
+        self.store.set_session_status(&instance.id, &status).await?;
+        tracing::info!(instance_id = %instance.id, "instance logged out");
+        Ok(())
+    }
+
+    /// Logs the phone out, then removes the instance and all it owns.
+    pub async fn delete(&self, principal: &Principal, name: &str) -> Result<()> {
+        let Principal::Account(account) = principal else {
+            return Err(Error::unauthorized(messages::INVALID_TOKEN));
+        };
+        let instance = self.visible(principal, name).await?;
+        self.whatsapp.remove(&instance.id).await.map_err(|err| {
+            Error::internal_with(
+                format!("{}: {}", messages::FAILED_TO_DELETE, err.public_message()),
+                err,
+            )
+        })?;
+        self.store.delete_instance(&account.id, &instance.id).await?;
+        tracing::info!(instance_id = %instance.id, "instance deleted");
+        Ok(())
+    }
+
+    /// Re-opens every session that was linked when the server last stopped.
+    pub async fn resume_paired(&self) -> Result<usize> {
+        let paired = self.store.paired_instances().await?;
+        let mut resumed = 0;
+        for instance in &paired {
+            match self.whatsapp.resume(&instance.id, &instance.session).await {
+                Ok(()) => resumed += 1,
+                Err(err) => {
+                    tracing::warn!(instance_id = %instance.id, error = %err, "could not resume session")
+                }
+            }
+        }
+        Ok(resumed)
+    }
+}

@@ -1,0 +1,7 @@
+//! Services: the use cases the HTTP layer and the CLI call.
+
+mod instances;
+mod session_recorder;
+
+pub use instances::{CreateInstance, Created, InstanceService, InstanceView};
+pub use session_recorder::SessionRecorder;

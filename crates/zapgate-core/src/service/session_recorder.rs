@@ -1,0 +1,53 @@
+//! The event sink that keeps the persisted session state in step with the
+//! provider, so a restart knows which phones were linked.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::{
+    Result,
+    store::Store,
+    whatsapp::{Event, EventSink, WhatsAppEvent},
+};
+
+pub struct SessionRecorder {
+    store: Arc<dyn Store>,
+}
+
+impl SessionRecorder {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self { store }
+    }
+}
+
+#[async_trait]
+impl EventSink for SessionRecorder {
+    async fn deliver(&self, event: WhatsAppEvent) -> Result<()> {
+        match &event.event {
+            Event::Session(status) => {
+                self.store
+                    .set_session_status(&event.instance_id, status)
+                    .await?;
+                tracing::info!(
+                    instance_id = %event.instance_id,
+                    state = status.state.as_str(),
+                    "session state changed"
+                );
+            }
+            Event::Message(message) => tracing::debug!(
+                instance_id = %event.instance_id,
+                message_id = %message.id,
+                from_me = message.from_me,
+                "message received"
+            ),
+            Event::Receipt { message_id, status } => tracing::debug!(
+                instance_id = %event.instance_id,
+                %message_id,
+                ?status,
+                "receipt received"
+            ),
+        }
+        Ok(())
+    }
+}

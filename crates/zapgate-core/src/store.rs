@@ -1,0 +1,76 @@
+//! The storage contract. Implementations live in `zapgate-store` (SQLite and
+//! PostgreSQL); services and the HTTP layer only see this trait.
+//!
+//! Every method on tenant data takes the account id, and the SQL filters on
+//! it: there is no way to reach another account's instance by name.
+
+use async_trait::async_trait;
+
+use crate::{
+    Result,
+    account::{Account, NewAccount},
+    instance::{Instance, NewInstance, SessionStatus},
+    token::{Token, TokenHash},
+};
+
+/// Who a token belongs to.
+#[derive(Debug, Clone)]
+pub enum Principal {
+    /// A TokenAccount: the account and all its instances.
+    Account(Account),
+    /// A TokenInstance: one instance of the account.
+    Instance {
+        account: Account,
+        instance_id: String,
+    },
+}
+
+impl Principal {
+    pub fn account(&self) -> &Account {
+        match self {
+            Self::Account(account) | Self::Instance { account, .. } => account,
+        }
+    }
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// `postgres` or `sqlite`, for logs and metrics.
+    fn backend_name(&self) -> &'static str;
+
+    async fn create_account(&self, new: &NewAccount, token: &Token) -> Result<Account>;
+    async fn list_accounts(&self) -> Result<Vec<Account>>;
+    /// Deletes the account and everything it owns; `false` when there was none.
+    async fn delete_account(&self, account_id: &str) -> Result<bool>;
+
+    /// Resolves a token hash to its owner, account tokens first.
+    async fn find_principal(&self, token: &TokenHash) -> Result<Option<Principal>>;
+
+    /// Creates the instance, enforcing the name's uniqueness in the account,
+    /// the token's uniqueness on the server and the account's quota, all in
+    /// one transaction.
+    async fn create_instance(&self, account: &Account, new: &NewInstance) -> Result<Instance>;
+    /// The account's instances, by name; all of them when `names` is `None`.
+    async fn list_instances(
+        &self,
+        account_id: &str,
+        names: Option<&[String]>,
+    ) -> Result<Vec<Instance>>;
+    async fn find_instance(&self, account_id: &str, name: &str) -> Result<Option<Instance>>;
+    async fn find_instance_by_id(&self, instance_id: &str) -> Result<Option<Instance>>;
+    /// The instance's plaintext TokenInstance (decrypted).
+    async fn instance_token(&self, instance_id: &str) -> Result<Token>;
+    async fn set_session_status(&self, instance_id: &str, status: &SessionStatus) -> Result<()>;
+    /// Instances whose session was paired when last seen, to resume at start.
+    async fn paired_instances(&self) -> Result<Vec<Instance>>;
+    /// Deletes the instance and all it owns; `false` when there was none.
+    async fn delete_instance(&self, account_id: &str, instance_id: &str) -> Result<bool>;
+
+    /// Counts one request in `bucket` for the window starting at
+    /// `window_start` (Unix seconds) and returns the count so far. Shared by
+    /// every process on the same database.
+    async fn count_request(&self, bucket: &str, window_start: i64) -> Result<u64>;
+
+    /// Re-encrypts every secret under the current key; returns how many.
+    async fn rekey_secrets(&self) -> Result<u64>;
+}

@@ -1,0 +1,194 @@
+//! The WhatsApp side behind one trait, and the provider-neutral events it
+//! produces. Providers: `sandbox` (in process, deterministic) and, later,
+//! `web` (the WhatsApp Web multi-device protocol).
+
+use async_trait::async_trait;
+
+use crate::{Result, instance::SessionStatus, jid::Jid};
+
+/// How the phone is to be linked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoginMethod {
+    QrCode,
+    /// Pairing code for the phone number (digits only).
+    PairingCode { phone: String },
+}
+
+/// What `connect` hands back for the user to act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoginCode {
+    /// The QR payload and the same rendered as a PNG data URL.
+    QrCode { code: String, png_data_url: String },
+    /// An 8-character code to type on the phone.
+    PairingCode(String),
+    /// The session is already linked; nothing to scan.
+    AlreadyConnected,
+}
+
+/// Media carried by a message, in memory. Bounded by the route that accepts it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Media {
+    pub kind: MediaKind,
+    pub mimetype: String,
+    pub file_name: Option<String>,
+    pub data: Vec<u8>,
+}
+
+impl std::fmt::Debug for Media {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Media")
+            .field("kind", &self.kind)
+            .field("mimetype", &self.mimetype)
+            .field("file_name", &self.file_name)
+            .field("bytes", &self.data.len())
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaKind {
+    Image,
+    Video,
+    Audio,
+    Document,
+    Sticker,
+}
+
+impl MediaKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Image => "image",
+            Self::Video => "video",
+            Self::Audio => "audio",
+            Self::Document => "document",
+            Self::Sticker => "sticker",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Some(match raw {
+            "image" => Self::Image,
+            "video" => Self::Video,
+            "audio" => Self::Audio,
+            "document" => Self::Document,
+            "sticker" => Self::Sticker,
+            _ => return None,
+        })
+    }
+}
+
+/// Something to send to WhatsApp.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outgoing {
+    Text {
+        to: Jid,
+        text: String,
+        quoted_id: Option<String>,
+    },
+    Media {
+        to: Jid,
+        media: Media,
+        caption: Option<String>,
+        quoted_id: Option<String>,
+    },
+    Reaction {
+        to: Jid,
+        target_id: String,
+        emoji: String,
+    },
+    Edit {
+        to: Jid,
+        target_id: String,
+        text: String,
+    },
+    Revoke {
+        to: Jid,
+        target_id: String,
+    },
+    Read {
+        chat: Jid,
+        target_id: String,
+    },
+}
+
+/// The id WhatsApp gave a message we sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentMessage {
+    pub id: String,
+    pub timestamp: i64,
+}
+
+/// A message from WhatsApp, as every provider reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundMessage {
+    /// WhatsApp's message id; the same id again is a redelivery.
+    pub id: String,
+    /// The conversation: the contact, or the group.
+    pub chat: Jid,
+    /// Who wrote it: the contact, a group member, or the account owner.
+    pub sender: Jid,
+    /// The sender's hidden-number id when WhatsApp gave one.
+    pub sender_lid: Option<Jid>,
+    pub push_name: Option<String>,
+    /// Sent by the account owner (from the phone or through the API).
+    pub from_me: bool,
+    pub group_subject: Option<String>,
+    pub text: Option<String>,
+    pub media: Option<Media>,
+    pub quoted_id: Option<String>,
+    /// Unix seconds.
+    pub timestamp: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReceiptStatus {
+    Delivered,
+    Read,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    Session(SessionStatus),
+    Message(InboundMessage),
+    Receipt {
+        message_id: String,
+        status: ReceiptStatus,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WhatsAppEvent {
+    pub instance_id: String,
+    pub event: Event,
+}
+
+/// Where providers hand their events. A provider acknowledges a message to
+/// WhatsApp only after `deliver` returned `Ok`, so a sink that stores the
+/// event durably makes the whole path lossless.
+#[async_trait]
+pub trait EventSink: Send + Sync + 'static {
+    async fn deliver(&self, event: WhatsAppEvent) -> Result<()>;
+}
+
+#[async_trait]
+pub trait WhatsApp: Send + Sync + 'static {
+    /// `sandbox` or `web`.
+    fn name(&self) -> &'static str;
+
+    /// Starts linking a phone; returns the first code, or says it is linked.
+    async fn connect(&self, instance_id: &str, method: LoginMethod) -> Result<LoginCode>;
+
+    /// Re-opens a session that was linked before a restart.
+    async fn resume(&self, instance_id: &str, status: &SessionStatus) -> Result<()>;
+
+    /// The live session state, when this process runs a session for it.
+    fn status(&self, instance_id: &str) -> Option<SessionStatus>;
+
+    async fn send(&self, instance_id: &str, message: Outgoing) -> Result<SentMessage>;
+
+    /// Unlinks the phone and wipes the session keys.
+    async fn logout(&self, instance_id: &str) -> Result<()>;
+
+    /// Logs out if needed and forgets the instance entirely (on delete).
+    async fn remove(&self, instance_id: &str) -> Result<()>;
+}
