@@ -56,6 +56,13 @@ pub fn random_hex(bytes: usize) -> String {
     hex::encode(buf)
 }
 
+/// `N` random bytes from the OS generator (keys, nonces).
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut buf = [0u8; N];
+    getrandom_fill(&mut buf);
+    buf
+}
+
 /// A new identifier `<prefix>_<24 hex>`; 96 random bits make collisions moot.
 pub fn new_id(prefix: &str) -> String {
     format!("{prefix}_{}", random_hex(12))

@@ -149,7 +149,7 @@ pub enum ReceiptStatus {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     Session(SessionStatus),
-    Message(InboundMessage),
+    Message(Box<InboundMessage>),
     Receipt {
         message_id: String,
         status: ReceiptStatus,

@@ -1,1 +1,118 @@
+//! zapgate's HTTP API: axum routers per module, auth, rate limits, the
+//! error envelope, metrics and the OpenAPI document. No SQL here, and no
+//! Chatwoot wire format.
 
+mod auth;
+mod envelope;
+mod error;
+mod extract;
+mod metrics;
+mod openapi;
+mod rate_limit;
+mod routes;
+
+use std::{sync::Arc, time::Duration};
+
+use axum::{
+    Router,
+    extract::{DefaultBodyLimit, Request},
+    http::HeaderName,
+    middleware,
+};
+use metrics_exporter_prometheus::PrometheusHandle;
+use tower_http::{
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    trace::TraceLayer,
+};
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
+use zapgate_core::{Error, messages, service::InstanceService, store::Store, token::TokenHash};
+use zapgate_whatsapp::SandboxProvider;
+
+pub use crate::{
+    auth::token_from_headers,
+    error::ApiError,
+    metrics::install_recorder,
+    openapi::ApiDoc,
+    rate_limit::{RateLimitConfig, RateLimiter},
+};
+
+/// Request body limits (spec §1: 1 MiB by default, more on media routes).
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimits {
+    pub default: usize,
+    pub media: usize,
+}
+
+impl Default for BodyLimits {
+    fn default() -> Self {
+        Self {
+            default: 1024 * 1024,
+            media: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// Everything a handler may reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub instances: InstanceService,
+    /// Present only when the sandbox is the WhatsApp provider.
+    pub sandbox: Option<Arc<SandboxProvider>>,
+    pub limiter: Arc<RateLimiter>,
+    /// SHA-256 of `ZAPGATE_ADMIN_TOKEN`; `None` turns the admin API off.
+    pub admin_token: Option<TokenHash>,
+    pub metrics: PrometheusHandle,
+    pub body_limits: BodyLimits,
+}
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The whole application.
+pub fn router(state: AppState) -> Router {
+    let mut api = Router::new()
+        .merge(routes::instance::router())
+        .merge(routes::admin::router());
+    if state.sandbox.is_some() {
+        api = api.merge(routes::sandbox::router(state.body_limits.media));
+    }
+    // Everything under `api` is rate limited and answers unknown paths and
+    // methods with the contract's envelope.
+    let api = api
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), auth::gate))
+        .layer(DefaultBodyLimit::max(state.body_limits.default));
+
+    Router::new()
+        .merge(routes::system::router())
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
+        .merge(api)
+        .layer(middleware::from_fn(metrics::track))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                let request_id = req
+                    .headers()
+                    .get(&REQUEST_ID)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                // The path only: query strings may carry tokens.
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id)
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError(Error::not_found(messages::ROUTE_NOT_FOUND))
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError(Error::MethodNotAllowed(messages::METHOD_NOT_ALLOWED.to_owned()))
+}
+
+/// How long the server waits for in-flight requests on shutdown.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);

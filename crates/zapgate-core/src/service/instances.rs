@@ -194,6 +194,15 @@ impl InstanceService {
         Ok(())
     }
 
+    /// Drops the provider's session without touching the store, for callers
+    /// that delete the rows themselves (account deletion). Best effort: the
+    /// rows go either way, and a provider failure is only logged.
+    pub async fn forget_session(&self, instance: &Instance) {
+        if let Err(err) = self.whatsapp.remove(&instance.id).await {
+            tracing::warn!(instance_id = %instance.id, error = %err, "could not end session");
+        }
+    }
+
     /// Re-opens every session that was linked when the server last stopped.
     pub async fn resume_paired(&self) -> Result<usize> {
         let paired = self.store.paired_instances().await?;

@@ -1,0 +1,61 @@
+//! The OpenAPI document, generated from the handlers' annotations, and the
+//! interactive docs page (Swagger UI assets vendored into the binary).
+
+use utoipa::{
+    Modify, OpenApi,
+    openapi::security::{ApiKey, ApiKeyValue, SecurityScheme},
+};
+
+use crate::{envelope, routes};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "zapgate", description = "Self-hosted WhatsApp HTTP API with a native Chatwoot integration; RyzeAPI-compatible."),
+    paths(
+        routes::instance::create,
+        routes::instance::connect,
+        routes::instance::list,
+        routes::instance::logout,
+        routes::instance::remove,
+        routes::admin::create,
+        routes::admin::list,
+        routes::admin::remove,
+        routes::sandbox::pair,
+        routes::sandbox::disconnect,
+        routes::sandbox::reconnect,
+        routes::sandbox::inbound,
+        routes::sandbox::receipt,
+        routes::sandbox::outbox,
+        routes::sandbox::faults,
+    ),
+    components(schemas(envelope::MessageOut, envelope::ErrorOut)),
+    modifiers(&TokenSecurity),
+    tags(
+        (name = "instance", description = "Instances: one WhatsApp number each"),
+        (name = "sandbox", description = "The sandbox phone (only with ZAPGATE_WHATSAPP_PROVIDER=sandbox)"),
+        (name = "admin", description = "Accounts (operator; needs ZAPGATE_ADMIN_TOKEN)"),
+    )
+)]
+pub struct ApiDoc;
+
+struct TokenSecurity;
+
+impl Modify for TokenSecurity {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "token",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "token",
+                "TokenAccount or TokenInstance (Authorization: Bearer also accepted)",
+            ))),
+        );
+        components.add_security_scheme(
+            "admin",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "token",
+                "The operator's ZAPGATE_ADMIN_TOKEN",
+            ))),
+        );
+    }
+}

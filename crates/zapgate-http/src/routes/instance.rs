@@ -1,0 +1,494 @@
+//! The instance module (spec §2): create, connect, list, logout, delete.
+
+use axum::{
+    Json, Router,
+    extract::{Path, Query, State},
+    http::StatusCode,
+    routing::{delete, get, post},
+};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use zapgate_core::{
+    Error,
+    instance::{ConnectionState, InstanceSettings, WebhookConfig},
+    jid::parse_phone_number,
+    messages,
+    service::{CreateInstance, InstanceView},
+    time::rfc3339,
+    whatsapp::{LoginCode, LoginMethod},
+};
+
+use crate::{
+    AppState,
+    auth::{AccountCaller, Caller},
+    envelope::{ErrorOut, MessageOut},
+    error::ApiResult,
+    extract::JsonBody,
+};
+
+/// Bounds on the optional blocks of the create body.
+const MAX_URL_LEN: usize = 2048;
+const MAX_WEBHOOK_EVENTS: usize = 32;
+const MAX_AUTHORIZATION_LEN: usize = 2048;
+const MAX_NAMES_IN_FILTER: usize = 100;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/instance/new", post(create))
+        .route("/api/instance/connect/{instance}", get(connect))
+        .route("/api/instance/connect", get(connect_without_name))
+        .route("/api/instance/connect/", get(connect_without_name))
+        .route("/api/instance/list", get(list))
+        .route("/api/instance/logout/{instance}", delete(logout))
+        .route("/api/instance/delete/{instance}", delete(remove))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", default)]
+pub struct CreateInstanceIn {
+    /// 1-64 letters, digits, `-` or `_`; unique in the account.
+    name: Option<String>,
+    /// Custom TokenInstance: at least 16 characters, unique on the server.
+    token: Option<String>,
+    auto_reject_calls: Option<bool>,
+    call_reject_message: Option<String>,
+    ignore_group_messages: Option<bool>,
+    keep_online_status: Option<bool>,
+    auto_read_messages: Option<bool>,
+    disable_history_sync: Option<bool>,
+    ignore_status: Option<bool>,
+    webhook_enabled: Option<bool>,
+    #[serde(rename = "webhookURL")]
+    webhook_url: Option<String>,
+    webhook_authorization: Option<String>,
+    webhook_by_events: Option<bool>,
+    webhook_events: Option<Vec<String>>,
+    webhook_media_base64: Option<bool>,
+}
+
+impl CreateInstanceIn {
+    fn settings(&self) -> InstanceSettings {
+        let d = InstanceSettings::default();
+        InstanceSettings {
+            auto_reject_calls: self.auto_reject_calls.unwrap_or(d.auto_reject_calls),
+            call_reject_message: self
+                .call_reject_message
+                .as_deref()
+                .map(|m| m.chars().take(1024).collect())
+                .unwrap_or(d.call_reject_message),
+            ignore_group_messages: self.ignore_group_messages.unwrap_or(d.ignore_group_messages),
+            keep_online_status: self.keep_online_status.unwrap_or(d.keep_online_status),
+            auto_read_messages: self.auto_read_messages.unwrap_or(d.auto_read_messages),
+            disable_history_sync: self.disable_history_sync.unwrap_or(d.disable_history_sync),
+            ignore_status: self.ignore_status.unwrap_or(d.ignore_status),
+        }
+    }
+
+    /// The webhook block, or why it was refused. A refused block does not
+    /// abort the creation (spec §2); the response says what went wrong.
+    fn webhook(&self) -> Result<(WebhookConfig, Option<String>), String> {
+        if !self.webhook_enabled.unwrap_or(false) {
+            return Ok((WebhookConfig::default(), None));
+        }
+        let url = self.webhook_url.as_deref().unwrap_or("").trim();
+        let parsed = url::Url::parse(url).ok().filter(|u| {
+            matches!(u.scheme(), "http" | "https") && u.has_host() && url.len() <= MAX_URL_LEN
+        });
+        if parsed.is_none() {
+            return Err("Invalid webhookURL: an absolute http(s) URL is required".to_owned());
+        }
+        let events = self.webhook_events.clone().unwrap_or_default();
+        if events.len() > MAX_WEBHOOK_EVENTS {
+            return Err(format!(
+                "Invalid webhookEvents: at most {MAX_WEBHOOK_EVENTS} events"
+            ));
+        }
+        let authorization = self.webhook_authorization.clone().filter(|a| !a.is_empty());
+        if authorization
+            .as_ref()
+            .is_some_and(|a| a.len() > MAX_AUTHORIZATION_LEN)
+        {
+            return Err("Invalid webhookAuthorization: too long".to_owned());
+        }
+        let config = WebhookConfig {
+            enabled: true,
+            url: url.to_owned(),
+            by_events: self.webhook_by_events.unwrap_or(false),
+            events,
+            media_base64: self.webhook_media_base64.unwrap_or(false),
+        };
+        Ok((config, authorization))
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedOut {
+    success: bool,
+    message: &'static str,
+    instance: CreatedInstanceOut,
+    /// Present only when the webhook block was sent and refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    webhook: Option<BlockErrorOut>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedInstanceOut {
+    name: String,
+    /// The TokenInstance. Shown here; keep it safe.
+    token: String,
+    status: &'static str,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BlockErrorOut {
+    status: &'static str,
+    error: String,
+}
+
+/// Create an instance (TokenAccount only). It is born `disconnected`.
+#[utoipa::path(post, path = "/api/instance/new", tag = "instance",
+    request_body = CreateInstanceIn,
+    responses(
+        (status = 201, body = CreatedOut),
+        (status = 400, description = "Invalid instance name / Invalid token: at least 16 characters / Invalid request body", body = ErrorOut),
+        (status = 401, description = "Missing token in header / Invalid token", body = ErrorOut),
+        (status = 403, description = "Account instance quota exceeded", body = ErrorOut),
+        (status = 409, description = "Instance name already exists / Token already in use", body = ErrorOut),
+        (status = 429, description = "Rate limit exceeded. Try again later.", body = ErrorOut),
+    ),
+    security(("token" = []))
+)]
+async fn create(
+    State(state): State<AppState>,
+    AccountCaller(account): AccountCaller,
+    JsonBody(body): JsonBody<CreateInstanceIn>,
+) -> ApiResult<(StatusCode, Json<CreatedOut>)> {
+    let (webhook, webhook_authorization, webhook_error) = match body.webhook() {
+        Ok((config, authorization)) => (config, authorization, None),
+        Err(error) => (WebhookConfig::default(), None, Some(error)),
+    };
+    let request = CreateInstance {
+        name: body.name.clone().unwrap_or_default(),
+        token: body.token.clone(),
+        settings: body.settings(),
+        webhook,
+        webhook_authorization,
+    };
+    let principal = zapgate_core::store::Principal::Account(account);
+    let created = state.instances.create(&principal, request).await?;
+    let out = CreatedOut {
+        success: true,
+        message: "Instance created",
+        instance: CreatedInstanceOut {
+            name: created.instance.name,
+            token: created.token.expose().to_owned(),
+            status: ConnectionState::Disconnected.as_str(),
+        },
+        webhook: webhook_error.map(|error| BlockErrorOut {
+            status: "error",
+            error,
+        }),
+    };
+    Ok((StatusCode::CREATED, Json(out)))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct ConnectQuery {
+    /// Phone in international format: asks for a pairing code instead of a QR code.
+    number: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectOut {
+    success: bool,
+    message: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    qr_code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    qr_code_base64: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pairing_code: Option<String>,
+    /// `qr`, `pairing`, or `connected` when already linked.
+    status: &'static str,
+}
+
+/// Link a phone: a QR code, or with `?number=` an 8-character pairing code.
+#[utoipa::path(get, path = "/api/instance/connect/{instance}", tag = "instance",
+    params(("instance" = String, Path), ConnectQuery),
+    responses(
+        (status = 200, body = ConnectOut),
+        (status = 400, description = "Invalid phone number", body = ErrorOut),
+        (status = 401, body = ErrorOut),
+        (status = 404, description = "Instance not found", body = ErrorOut),
+        (status = 503, description = "Could not connect to WhatsApp: <reason>", body = ErrorOut),
+    ),
+    security(("token" = []))
+)]
+async fn connect(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    Path(name): Path<String>,
+    Query(query): Query<ConnectQuery>,
+) -> ApiResult<Json<ConnectOut>> {
+    let instance = state.instances.visible(&principal, &name).await?;
+    let method = match query.number.as_deref().filter(|n| !n.trim().is_empty()) {
+        Some(number) => LoginMethod::PairingCode {
+            phone: parse_phone_number(number)?,
+        },
+        None => LoginMethod::QrCode,
+    };
+    let out = match state.instances.connect(&instance, method).await? {
+        LoginCode::QrCode { code, png_data_url } => ConnectOut {
+            success: true,
+            message: "QR code generated",
+            qr_code: Some(code),
+            qr_code_base64: Some(png_data_url),
+            pairing_code: None,
+            status: "qr",
+        },
+        LoginCode::PairingCode(code) => ConnectOut {
+            success: true,
+            message: "Pairing code generated",
+            qr_code: None,
+            qr_code_base64: None,
+            pairing_code: Some(code),
+            status: "pairing",
+        },
+        LoginCode::AlreadyConnected => ConnectOut {
+            success: true,
+            message: "Instance already connected",
+            qr_code: None,
+            qr_code_base64: None,
+            pairing_code: None,
+            status: "connected",
+        },
+    };
+    Ok(Json(out))
+}
+
+async fn connect_without_name(Caller(_): Caller) -> ApiResult<Json<MessageOut>> {
+    Err(Error::bad_request(messages::INSTANCE_NAME_REQUIRED).into())
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct ListQuery {
+    /// Comma-separated instance names. Ignored with a TokenInstance.
+    #[serde(rename = "instanceName")]
+    instance_name: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ListOut {
+    success: bool,
+    message: String,
+    instances: Vec<InstanceOut>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceOut {
+    id: String,
+    name: String,
+    created_at: String,
+    connection: ConnectionOut,
+    profile: ProfileOut,
+    webhook: WebhookOut,
+    settings: SettingsOut,
+    chatwoot: ChatwootSummaryOut,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionOut {
+    /// `connected`, `connecting`, `disconnected` or `loggedout`.
+    state: &'static str,
+    number_jid: Option<String>,
+    presence_status: &'static str,
+    display_status: &'static str,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProfileOut {
+    name: Option<String>,
+    picture_url: Option<String>,
+    is_business: bool,
+    business_name: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookOut {
+    enabled: bool,
+    url: String,
+    by_events: bool,
+    events: Vec<String>,
+    media_base64: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SettingsOut {
+    auto_reject_calls: bool,
+    call_reject_message: String,
+    ignore_group_messages: bool,
+    keep_online_status: bool,
+    auto_read_messages: bool,
+    disable_history_sync: bool,
+    ignore_status: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ChatwootSummaryOut {
+    enabled: bool,
+}
+
+impl From<InstanceView> for InstanceOut {
+    fn from(view: InstanceView) -> Self {
+        let InstanceView { instance, session } = view;
+        let (presence, display) = match session.state {
+            ConnectionState::Connected => ("available", "Connected"),
+            ConnectionState::Connecting => ("unavailable", "Waiting for the phone"),
+            ConnectionState::Disconnected => ("unavailable", "Disconnected"),
+            ConnectionState::LoggedOut => ("unavailable", "Logged out"),
+        };
+        let s = instance.settings;
+        let w = instance.webhook;
+        Self {
+            id: instance.id,
+            name: instance.name,
+            created_at: rfc3339(instance.created_at_ms),
+            connection: ConnectionOut {
+                state: session.state.as_str(),
+                number_jid: session.number_jid,
+                presence_status: presence,
+                display_status: display,
+            },
+            profile: ProfileOut {
+                name: None,
+                picture_url: None,
+                is_business: false,
+                business_name: None,
+            },
+            webhook: WebhookOut {
+                enabled: w.enabled,
+                url: w.url,
+                by_events: w.by_events,
+                events: w.events,
+                media_base64: w.media_base64,
+            },
+            settings: SettingsOut {
+                auto_reject_calls: s.auto_reject_calls,
+                call_reject_message: s.call_reject_message,
+                ignore_group_messages: s.ignore_group_messages,
+                keep_online_status: s.keep_online_status,
+                auto_read_messages: s.auto_read_messages,
+                disable_history_sync: s.disable_history_sync,
+                ignore_status: s.ignore_status,
+            },
+            chatwoot: ChatwootSummaryOut { enabled: false },
+        }
+    }
+}
+
+/// List instances with their live connection state.
+#[utoipa::path(get, path = "/api/instance/list", tag = "instance",
+    params(ListQuery),
+    responses(
+        (status = 200, body = ListOut),
+        (status = 401, body = ErrorOut),
+        (status = 404, description = "Instance not found (a single unknown name)", body = ErrorOut),
+    ),
+    security(("token" = []))
+)]
+async fn list(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    Query(query): Query<ListQuery>,
+) -> ApiResult<Json<ListOut>> {
+    let names: Option<Vec<String>> = query.instance_name.map(|raw| {
+        raw.split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .take(MAX_NAMES_IN_FILTER)
+            .map(str::to_owned)
+            .collect()
+    });
+    let names = names.filter(|n| !n.is_empty());
+    let views = state.instances.list(&principal, names).await?;
+    let message = match views.len() {
+        1 => "1 Instance found".to_owned(),
+        n => format!("{n} Instances found"),
+    };
+    Ok(Json(ListOut {
+        success: true,
+        message,
+        instances: views.into_iter().map(InstanceOut::from).collect(),
+    }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StatusChangeOut {
+    success: bool,
+    message: &'static str,
+    instance: InstanceStatusOut,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InstanceStatusOut {
+    status: &'static str,
+}
+
+/// Unlink the phone; the instance and its token are kept.
+#[utoipa::path(delete, path = "/api/instance/logout/{instance}", tag = "instance",
+    params(("instance" = String, Path)),
+    responses(
+        (status = 200, body = StatusChangeOut),
+        (status = 401, body = ErrorOut),
+        (status = 404, description = "Instance not found", body = ErrorOut),
+        (status = 500, description = "Failed to logout instance", body = ErrorOut),
+    ),
+    security(("token" = []))
+)]
+async fn logout(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    Path(name): Path<String>,
+) -> ApiResult<Json<StatusChangeOut>> {
+    let instance = state.instances.visible(&principal, &name).await?;
+    state.instances.logout(&instance).await?;
+    Ok(Json(StatusChangeOut {
+        success: true,
+        message: "Instance logged out",
+        instance: InstanceStatusOut {
+            status: "loggedout",
+        },
+    }))
+}
+
+/// Delete an instance and everything it owns (TokenAccount only).
+#[utoipa::path(delete, path = "/api/instance/delete/{instance}", tag = "instance",
+    params(("instance" = String, Path)),
+    responses(
+        (status = 200, body = StatusChangeOut),
+        (status = 401, description = "Invalid token (also for a TokenInstance)", body = ErrorOut),
+        (status = 404, description = "Instance not found", body = ErrorOut),
+        (status = 500, description = "Failed to delete instance: <reason>", body = ErrorOut),
+    ),
+    security(("token" = []))
+)]
+async fn remove(
+    State(state): State<AppState>,
+    AccountCaller(account): AccountCaller,
+    Path(name): Path<String>,
+) -> ApiResult<Json<StatusChangeOut>> {
+    let principal = zapgate_core::store::Principal::Account(account);
+    state.instances.delete(&principal, &name).await?;
+    Ok(Json(StatusChangeOut {
+        success: true,
+        message: "Instance deleted",
+        instance: InstanceStatusOut { status: "deleted" },
+    }))
+}

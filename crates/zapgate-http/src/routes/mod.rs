@@ -1,0 +1,4 @@
+pub mod admin;
+pub mod instance;
+pub mod sandbox;
+pub mod system;

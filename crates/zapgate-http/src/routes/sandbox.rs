@@ -1,0 +1,335 @@
+//! The sandbox phone: pair, go offline, send messages and receipts "from
+//! WhatsApp", read what zapgate sent, inject send failures. Mounted only
+//! when the sandbox is the provider; either token, ownership checked.
+
+use std::sync::Arc;
+
+use axum::{
+    Json, Router,
+    extract::{DefaultBodyLimit, Path, State},
+    routing::{get, post},
+};
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use zapgate_core::{
+    Error,
+    instance::{Instance, SessionStatus},
+    jid::{Jid, parse_phone_number},
+    store::Principal,
+    whatsapp::{Media, MediaKind, ReceiptStatus},
+};
+use zapgate_whatsapp::{OutboxEntry, SandboxInbound, SandboxProvider, SendFault};
+
+use crate::{
+    AppState,
+    auth::Caller,
+    envelope::{ErrorOut, MessageOut},
+    error::ApiResult,
+    extract::JsonBody,
+};
+
+const MAX_TEXT_LEN: usize = 65_536;
+const MAX_ID_LEN: usize = 128;
+
+pub fn router(media_body_limit: usize) -> Router<AppState> {
+    Router::new()
+        .route("/api/sandbox/{instance}/pair", post(pair))
+        .route("/api/sandbox/{instance}/disconnect", post(disconnect))
+        .route("/api/sandbox/{instance}/reconnect", post(reconnect))
+        .route(
+            "/api/sandbox/{instance}/inbound",
+            post(inbound).layer(DefaultBodyLimit::max(media_body_limit)),
+        )
+        .route("/api/sandbox/{instance}/receipt", post(receipt))
+        .route("/api/sandbox/{instance}/outbox", get(outbox))
+        .route("/api/sandbox/{instance}/faults", post(faults))
+}
+
+/// The sandbox and the caller's instance.
+async fn resolve(
+    state: &AppState,
+    principal: &Principal,
+    name: &str,
+) -> ApiResult<(Arc<SandboxProvider>, Instance)> {
+    let instance = state.instances.visible(principal, name).await?;
+    let sandbox = state
+        .sandbox
+        .clone()
+        .ok_or_else(|| Error::not_found(zapgate_core::messages::ROUTE_NOT_FOUND))?;
+    Ok((sandbox, instance))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionOut {
+    success: bool,
+    message: &'static str,
+    status: &'static str,
+    number_jid: Option<String>,
+}
+
+fn session_out(message: &'static str, status: SessionStatus) -> Json<SessionOut> {
+    Json(SessionOut {
+        success: true,
+        message,
+        status: status.state.as_str(),
+        number_jid: status.number_jid,
+    })
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PairIn {
+    /// The phone's number in international format.
+    number: String,
+}
+
+/// The phone scans the QR code (or types the pairing code).
+#[utoipa::path(post, path = "/api/sandbox/{instance}/pair", tag = "sandbox",
+    params(("instance" = String, Path)), request_body = PairIn,
+    responses((status = 200, body = SessionOut), (status = 404, body = ErrorOut), (status = 409, description = "No login pending", body = ErrorOut)),
+    security(("token" = [])))]
+async fn pair(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    Path(name): Path<String>,
+    JsonBody(body): JsonBody<PairIn>,
+) -> ApiResult<Json<SessionOut>> {
+    let (sandbox, instance) = resolve(&state, &principal, &name).await?;
+    let phone = parse_phone_number(&body.number)?;
+    let status = sandbox.pair(&instance.id, &phone).await?;
+    Ok(session_out("Phone paired", status))
+}
+
+/// The phone goes offline; the link is kept.
+#[utoipa::path(post, path = "/api/sandbox/{instance}/disconnect", tag = "sandbox",
+    params(("instance" = String, Path)),
+    responses((status = 200, body = SessionOut), (status = 404, body = ErrorOut), (status = 409, body = ErrorOut)),
+    security(("token" = [])))]
+async fn disconnect(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    Path(name): Path<String>,
+) -> ApiResult<Json<SessionOut>> {
+    let (sandbox, instance) = resolve(&state, &principal, &name).await?;
+    let status = sandbox.disconnect(&instance.id).await?;
+    Ok(session_out("Phone disconnected", status))
+}
+
+/// The phone comes back online.
+#[utoipa::path(post, path = "/api/sandbox/{instance}/reconnect", tag = "sandbox",
+    params(("instance" = String, Path)),
+    responses((status = 200, body = SessionOut), (status = 404, body = ErrorOut), (status = 409, body = ErrorOut)),
+    security(("token" = [])))]
+async fn reconnect(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    Path(name): Path<String>,
+) -> ApiResult<Json<SessionOut>> {
+    let (sandbox, instance) = resolve(&state, &principal, &name).await?;
+    let status = sandbox.reconnect(&instance.id).await?;
+    Ok(session_out("Phone reconnected", status))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InboundIn {
+    /// WhatsApp's message id; generated when absent. The same id twice is a redelivery.
+    id: Option<String>,
+    /// The sender's number; may be left out when `lid` is given.
+    from: Option<String>,
+    push_name: Option<String>,
+    text: Option<String>,
+    #[serde(default)]
+    from_me: bool,
+    group: Option<GroupIn>,
+    media: Option<MediaIn>,
+    quoted_id: Option<String>,
+    /// A hidden-number id, `<digits>@lid`.
+    lid: Option<String>,
+    /// Unix seconds.
+    timestamp: Option<i64>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct GroupIn {
+    jid: String,
+    subject: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MediaIn {
+    /// `image`, `video`, `audio`, `document` or `sticker`.
+    #[serde(rename = "type")]
+    kind: String,
+    mimetype: String,
+    file_name: Option<String>,
+    base64: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InboundOut {
+    success: bool,
+    id: String,
+}
+
+fn bounded(field: &str, value: Option<String>, max: usize) -> Result<Option<String>, Error> {
+    match value {
+        Some(v) if v.chars().count() > max => Err(Error::bad_request(format!(
+            "Invalid {field}: at most {max} characters"
+        ))),
+        other => Ok(other),
+    }
+}
+
+impl InboundIn {
+    fn into_message(self) -> Result<SandboxInbound, Error> {
+        let group = match self.group {
+            Some(g) => {
+                let jid = Jid::parse(&g.jid)?;
+                if !jid.is_group() {
+                    return Err(Error::bad_request("Invalid group.jid: a <id>@g.us id is required"));
+                }
+                Some((jid, bounded("group.subject", g.subject, 256)?))
+            }
+            None => None,
+        };
+        let media = match self.media {
+            Some(m) => {
+                let kind = MediaKind::parse(&m.kind).ok_or_else(|| {
+                    Error::bad_request(
+                        "Invalid media.type: image, video, audio, document or sticker",
+                    )
+                })?;
+                let data = base64::engine::general_purpose::STANDARD
+                    .decode(m.base64.trim())
+                    .map_err(|_| Error::bad_request("Invalid media.base64: not base64"))?;
+                Some(Media {
+                    kind,
+                    mimetype: bounded("media.mimetype", Some(m.mimetype), 128)?.unwrap_or_default(),
+                    file_name: bounded("media.fileName", m.file_name, 256)?,
+                    data,
+                })
+            }
+            None => None,
+        };
+        Ok(SandboxInbound {
+            id: bounded("id", self.id, MAX_ID_LEN)?,
+            from: self.from.as_deref().map(Jid::parse).transpose()?,
+            lid: self.lid.as_deref().map(Jid::parse).transpose()?,
+            push_name: bounded("pushName", self.push_name, 256)?,
+            text: bounded("text", self.text, MAX_TEXT_LEN)?,
+            from_me: self.from_me,
+            group,
+            media,
+            quoted_id: bounded("quotedId", self.quoted_id, MAX_ID_LEN)?,
+            timestamp: self.timestamp,
+        })
+    }
+}
+
+/// A message arrives from WhatsApp. Answers once zapgate has taken it.
+#[utoipa::path(post, path = "/api/sandbox/{instance}/inbound", tag = "sandbox",
+    params(("instance" = String, Path)), request_body = InboundIn,
+    responses((status = 200, body = InboundOut), (status = 400, body = ErrorOut), (status = 404, body = ErrorOut)),
+    security(("token" = [])))]
+async fn inbound(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    Path(name): Path<String>,
+    JsonBody(body): JsonBody<InboundIn>,
+) -> ApiResult<Json<InboundOut>> {
+    let (sandbox, instance) = resolve(&state, &principal, &name).await?;
+    let id = sandbox.inbound(&instance.id, body.into_message()?).await?;
+    Ok(Json(InboundOut { success: true, id }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ReceiptIn {
+    id: String,
+    /// `delivered` or `read`.
+    status: String,
+}
+
+/// The recipient's phone reports a sent message as delivered or read.
+#[utoipa::path(post, path = "/api/sandbox/{instance}/receipt", tag = "sandbox",
+    params(("instance" = String, Path)), request_body = ReceiptIn,
+    responses((status = 200, body = MessageOut), (status = 400, body = ErrorOut), (status = 404, description = "Message not found", body = ErrorOut)),
+    security(("token" = [])))]
+async fn receipt(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    Path(name): Path<String>,
+    JsonBody(body): JsonBody<ReceiptIn>,
+) -> ApiResult<Json<MessageOut>> {
+    let (sandbox, instance) = resolve(&state, &principal, &name).await?;
+    let status = match body.status.as_str() {
+        "delivered" => ReceiptStatus::Delivered,
+        "read" => ReceiptStatus::Read,
+        _ => return Err(Error::bad_request("Invalid status: delivered or read").into()),
+    };
+    sandbox.receipt(&instance.id, &body.id, status).await?;
+    Ok(Json(MessageOut::new("Receipt delivered")))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OutboxOut {
+    success: bool,
+    /// Everything sent to WhatsApp for this instance, oldest first.
+    #[schema(value_type = Vec<Object>)]
+    messages: Vec<OutboxEntry>,
+}
+
+/// What zapgate sent to WhatsApp through this instance.
+#[utoipa::path(get, path = "/api/sandbox/{instance}/outbox", tag = "sandbox",
+    params(("instance" = String, Path)),
+    responses((status = 200, body = OutboxOut), (status = 404, body = ErrorOut)),
+    security(("token" = [])))]
+async fn outbox(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    Path(name): Path<String>,
+) -> ApiResult<Json<OutboxOut>> {
+    let (sandbox, instance) = resolve(&state, &principal, &name).await?;
+    Ok(Json(OutboxOut {
+        success: true,
+        messages: sandbox.outbox(&instance.id),
+    }))
+}
+
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+pub struct FaultsIn {
+    /// How the next sends end: `ok`, `not_on_whatsapp` or `error`.
+    send: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FaultsOut {
+    success: bool,
+    message: &'static str,
+    send: &'static str,
+}
+
+/// Make the next sends fail, or succeed again.
+#[utoipa::path(post, path = "/api/sandbox/{instance}/faults", tag = "sandbox",
+    params(("instance" = String, Path)), request_body = FaultsIn,
+    responses((status = 200, body = FaultsOut), (status = 400, body = ErrorOut), (status = 404, body = ErrorOut)),
+    security(("token" = [])))]
+async fn faults(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    Path(name): Path<String>,
+    JsonBody(body): JsonBody<FaultsIn>,
+) -> ApiResult<Json<FaultsOut>> {
+    let (sandbox, instance) = resolve(&state, &principal, &name).await?;
+    let fault = SendFault::parse(&body.send).ok_or_else(|| {
+        Error::bad_request("Invalid send: ok, not_on_whatsapp or error")
+    })?;
+    sandbox.set_send_fault(&instance.id, fault)?;
+    Ok(Json(FaultsOut {
+        success: true,
+        message: "Send faults set",
+        send: fault.as_str(),
+    }))
+}

@@ -1,0 +1,697 @@
+//! The sandbox provider: a deterministic, network-free stand-in for WhatsApp.
+//!
+//! It is a product feature (try the Chatwoot integration without a phone) and
+//! the way tests drive WhatsApp. Besides the `WhatsApp` trait it exposes the
+//! "phone side" — pairing, going offline, incoming messages, receipts, and
+//! send faults — for the HTTP sandbox API to call.
+//!
+//! Ids and login codes derive from SHA-256 over the instance id and a
+//! per-instance counter, so a test run is reproducible. Timestamps are wall
+//! clock Unix seconds, but never go backwards within an instance, so the order
+//! of events agrees with the order of their timestamps.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
+};
+
+use async_trait::async_trait;
+use base64::{Engine, engine::general_purpose::STANDARD};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use zapgate_core::{
+    Error, Result,
+    instance::{ConnectionState, SessionStatus},
+    jid::{Jid, parse_phone_number},
+    messages,
+    time::now_secs,
+    whatsapp::{
+        Event, EventSink, InboundMessage, LoginCode, LoginMethod, Media, Outgoing, ReceiptStatus,
+        SentMessage, WhatsApp, WhatsAppEvent,
+    },
+};
+
+use crate::qr;
+
+/// The alphabet of pairing codes: no `0/O`, `1/I` or `U`, which people
+/// misread when typing a code from one screen into another.
+const PAIRING_ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTVWXYZ23456789";
+const PAIRING_CODE_LEN: usize = 8;
+
+/// The outbox only serves inspection and receipts; a sandbox left running
+/// behind a chat integration must not grow without bound.
+pub const OUTBOX_LIMIT: usize = 10_000;
+
+pub const NO_LOGIN_PENDING: &str =
+    "No login pending: call GET /api/instance/connect/:instance first";
+pub const PAIRING_CODE_OTHER_NUMBER: &str = "Pairing code was issued for another number";
+pub const NOTHING_TO_RECONNECT: &str = "No paired session to reconnect: pair the phone first";
+pub const SEND_FAILED: &str = "WhatsApp send failed (sandbox fault)";
+pub const MESSAGE_NOT_FOUND: &str = "Message not found";
+
+/// How `send` behaves, so clients can rehearse WhatsApp's failures.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SendFault {
+    #[default]
+    Ok,
+    /// The recipient has no WhatsApp account.
+    NotOnWhatsApp,
+    /// WhatsApp itself fails the send.
+    Error,
+}
+
+impl SendFault {
+    pub fn parse(raw: &str) -> Option<Self> {
+        Some(match raw {
+            "ok" => Self::Ok,
+            "not_on_whatsapp" => Self::NotOnWhatsApp,
+            "error" => Self::Error,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::NotOnWhatsApp => "not_on_whatsapp",
+            Self::Error => "error",
+        }
+    }
+}
+
+/// A message "arriving from WhatsApp", as the sandbox API describes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SandboxInbound {
+    /// WhatsApp's message id; generated when absent. Reusing one simulates a
+    /// redelivery.
+    pub id: Option<String>,
+    /// The sender's phone-number jid.
+    pub from: Option<Jid>,
+    /// The sender's hidden-number (`@lid`) jid.
+    pub lid: Option<Jid>,
+    pub push_name: Option<String>,
+    pub text: Option<String>,
+    /// Written by the account owner on the phone.
+    pub from_me: bool,
+    /// The group jid and its subject, for a group message.
+    pub group: Option<(Jid, Option<String>)>,
+    pub media: Option<Media>,
+    pub quoted_id: Option<String>,
+    /// Unix seconds; the sandbox clock when absent.
+    pub timestamp: Option<i64>,
+}
+
+/// Something the API sent, as the sandbox recorded it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OutboxEntry {
+    pub id: String,
+    /// `text`, `media`, `reaction`, `edit`, `revoke` or `read`.
+    pub kind: &'static str,
+    /// The recipient, or the chat for `read`.
+    pub to: String,
+    /// The text, caption, reaction emoji, or the new text of an edit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub media: Option<OutboxMedia>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quoted_id: Option<String>,
+    /// The message a reaction, edit, revoke or read refers to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_id: Option<String>,
+    pub timestamp: i64,
+}
+
+/// Media metadata only: keeping the bytes would pin every upload in memory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OutboxMedia {
+    pub kind: &'static str,
+    pub mimetype: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file_name: Option<String>,
+    pub size: usize,
+    /// Lowercase hex, so a test can check the exact bytes went out.
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum PendingLogin {
+    None,
+    QrCode,
+    /// Digits of the number the code was issued for.
+    PairingCode(String),
+}
+
+/// One instance's simulated session.
+#[derive(Debug)]
+struct Slot {
+    /// `None` until connect or resume: a fault set ahead of time must not
+    /// make the instance look like it has a session.
+    session: Option<SessionStatus>,
+    pending: PendingLogin,
+    outbox: VecDeque<OutboxEntry>,
+    fault: SendFault,
+    /// Feeds message ids.
+    counter: u64,
+    /// Feeds login codes, so each connect shows a fresh code.
+    attempts: u64,
+    last_timestamp: i64,
+}
+
+impl Slot {
+    fn new() -> Self {
+        Self {
+            session: None,
+            pending: PendingLogin::None,
+            outbox: VecDeque::new(),
+            fault: SendFault::Ok,
+            counter: 0,
+            attempts: 0,
+            last_timestamp: 0,
+        }
+    }
+
+    fn state(&self) -> Option<ConnectionState> {
+        self.session.as_ref().map(|s| s.state)
+    }
+
+    fn is_connected(&self) -> bool {
+        self.state() == Some(ConnectionState::Connected)
+    }
+
+    fn next_counter(&mut self) -> u64 {
+        self.counter += 1;
+        self.counter
+    }
+
+    fn next_timestamp(&mut self) -> i64 {
+        self.last_timestamp = self.last_timestamp.max(now_secs());
+        self.last_timestamp
+    }
+
+    fn set_session(&mut self, state: ConnectionState, number_jid: Option<String>) -> SessionStatus {
+        let status = SessionStatus { state, number_jid };
+        self.session = Some(status.clone());
+        status
+    }
+}
+
+/// The in-process WhatsApp. Cheap to share behind an `Arc`.
+pub struct SandboxProvider {
+    sink: Arc<dyn EventSink>,
+    /// Mixed into every id and code; see [`SandboxProvider::with_salt`].
+    salt: String,
+    slots: Mutex<HashMap<String, Slot>>,
+}
+
+impl SandboxProvider {
+    pub fn new(sink: Arc<dyn EventSink>) -> Self {
+        Self::with_salt(sink, "")
+    }
+
+    /// A provider whose ids differ from those of another salt. State lives
+    /// in memory and counters restart with the process, so a server that
+    /// persists message ids should pass something per boot (such as the
+    /// start time); otherwise new ids would repeat old ones and look like
+    /// redeliveries. Tests use [`SandboxProvider::new`] for fixed ids.
+    pub fn with_salt(sink: Arc<dyn EventSink>, salt: impl Into<String>) -> Self {
+        Self {
+            sink,
+            salt: salt.into(),
+            slots: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn slots(&self) -> MutexGuard<'_, HashMap<String, Slot>> {
+        // Every mutation under this lock completes before anything that can
+        // panic, so a poisoned map is still consistent.
+        self.slots.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn digest(&self, parts: &[&[u8]]) -> [u8; 32] {
+        let mut hasher = Sha256::new();
+        // Length prefixes keep ("ab","c") and ("a","bc") apart.
+        for part in std::iter::once(&self.salt.as_bytes()).chain(parts) {
+            hasher.update((part.len() as u64).to_be_bytes());
+            hasher.update(part);
+        }
+        hasher.finalize().into()
+    }
+
+    /// Shaped like WhatsApp Web's QR payload: `2@<ref>,<noise key>,<identity
+    /// key>,<adv secret>`, so clients that inspect the code are not surprised.
+    fn qr_payload(&self, instance_id: &str, attempt: u64) -> String {
+        let attempt = attempt.to_be_bytes();
+        let part = |label: &str| {
+            STANDARD.encode(self.digest(&[
+                b"qr",
+                label.as_bytes(),
+                instance_id.as_bytes(),
+                &attempt,
+            ]))
+        };
+        format!(
+            "2@{},{},{},{}",
+            part("ref"),
+            part("noise"),
+            part("identity"),
+            part("adv")
+        )
+    }
+
+    fn pairing_code(&self, instance_id: &str, phone: &str, attempt: u64) -> String {
+        let hash = self.digest(&[
+            b"pair",
+            instance_id.as_bytes(),
+            phone.as_bytes(),
+            &attempt.to_be_bytes(),
+        ]);
+        hash.iter()
+            .take(PAIRING_CODE_LEN)
+            .map(|b| char::from(PAIRING_ALPHABET[usize::from(*b) % PAIRING_ALPHABET.len()]))
+            .collect()
+    }
+
+    /// Outgoing ids look like WhatsApp Web's own (`3EB0` + hex).
+    fn sent_id(&self, instance_id: &str, counter: u64) -> String {
+        let hash = self.digest(&[b"out", instance_id.as_bytes(), &counter.to_be_bytes()]);
+        format!("3EB0{}", hex::encode_upper(&hash[..8]))
+    }
+
+    /// Incoming ids look like a phone's (`3A` + hex).
+    fn inbound_id(&self, instance_id: &str, counter: u64) -> String {
+        let hash = self.digest(&[b"in", instance_id.as_bytes(), &counter.to_be_bytes()]);
+        format!("3A{}", hex::encode_upper(&hash[..9]))
+    }
+
+    async fn emit(&self, instance_id: &str, event: Event) -> Result<()> {
+        self.sink
+            .deliver(WhatsAppEvent {
+                instance_id: instance_id.to_owned(),
+                event,
+            })
+            .await
+    }
+
+    async fn emit_session(&self, instance_id: &str, status: &SessionStatus) -> Result<()> {
+        self.emit(instance_id, Event::Session(status.clone())).await
+    }
+
+    /// The phone scans the QR code or types the pairing code.
+    pub async fn pair(&self, instance_id: &str, phone_digits: &str) -> Result<SessionStatus> {
+        let digits = parse_phone_number(phone_digits)?;
+        let status = {
+            let mut slots = self.slots();
+            let slot = slots
+                .get_mut(instance_id)
+                .filter(|s| s.pending != PendingLogin::None)
+                .ok_or_else(|| Error::conflict(NO_LOGIN_PENDING))?;
+            if matches!(&slot.pending, PendingLogin::PairingCode(issued_for) if *issued_for != digits)
+            {
+                return Err(Error::bad_request(PAIRING_CODE_OTHER_NUMBER));
+            }
+            slot.pending = PendingLogin::None;
+            slot.set_session(
+                ConnectionState::Connected,
+                Some(Jid::user(&digits).to_string()),
+            )
+        };
+        self.emit_session(instance_id, &status).await?;
+        Ok(status)
+    }
+
+    /// The phone goes offline. The link survives, so the number stays and
+    /// [`SandboxProvider::reconnect`] (or a resume) brings it back.
+    pub async fn disconnect(&self, instance_id: &str) -> Result<SessionStatus> {
+        let status = {
+            let mut slots = self.slots();
+            let slot = slots
+                .get_mut(instance_id)
+                .filter(|s| s.is_connected())
+                .ok_or_else(|| Error::conflict(messages::INSTANCE_NOT_CONNECTED))?;
+            let number = slot.session.as_ref().and_then(|s| s.number_jid.clone());
+            slot.set_session(ConnectionState::Disconnected, number)
+        };
+        self.emit_session(instance_id, &status).await?;
+        Ok(status)
+    }
+
+    /// The phone comes back online. Already connected is not an error, so a
+    /// retried call is harmless; it emits nothing then.
+    pub async fn reconnect(&self, instance_id: &str) -> Result<SessionStatus> {
+        let status = {
+            let mut slots = self.slots();
+            let slot = slots
+                .get_mut(instance_id)
+                .ok_or_else(|| Error::conflict(NOTHING_TO_RECONNECT))?;
+            match slot.session.clone() {
+                Some(status) if status.state == ConnectionState::Connected => return Ok(status),
+                Some(SessionStatus {
+                    state: ConnectionState::Disconnected,
+                    number_jid: Some(number),
+                }) => slot.set_session(ConnectionState::Connected, Some(number)),
+                _ => return Err(Error::conflict(NOTHING_TO_RECONNECT)),
+            }
+        };
+        self.emit_session(instance_id, &status).await?;
+        Ok(status)
+    }
+
+    /// A message arrives from WhatsApp. Returns its id only once the sink
+    /// accepted it: that is the acknowledgement a real provider gives.
+    pub async fn inbound(&self, instance_id: &str, message: SandboxInbound) -> Result<String> {
+        let SandboxInbound {
+            id,
+            from,
+            lid,
+            push_name,
+            text,
+            from_me,
+            group,
+            media,
+            quoted_id,
+            timestamp,
+        } = message;
+
+        let contact = from
+            .clone()
+            .or_else(|| lid.clone())
+            .ok_or_else(|| Error::bad_request("from or lid is required"))?;
+        let text = text.filter(|t| !t.is_empty());
+        if text.is_none() && media.is_none() {
+            return Err(Error::bad_request("text or media is required"));
+        }
+        if lid.as_ref().is_some_and(|l| !l.is_lid()) {
+            return Err(Error::bad_request("lid must be an @lid id"));
+        }
+        if from.as_ref().is_some_and(|f| f.is_group() || f.is_lid()) {
+            return Err(Error::bad_request("from must be a phone number id"));
+        }
+        if group.as_ref().is_some_and(|(g, _)| !g.is_group()) {
+            return Err(Error::bad_request("group must be an @g.us id"));
+        }
+        let id = id.filter(|i| !i.is_empty());
+
+        let message = {
+            let mut slots = self.slots();
+            let slot = slots
+                .get_mut(instance_id)
+                .filter(|s| s.is_connected())
+                .ok_or_else(|| Error::bad_request(messages::INSTANCE_NOT_CONNECTED))?;
+            let own = slot.session.as_ref().and_then(|s| s.number_jid.as_deref());
+            let (sender, sender_lid) = if from_me {
+                // Connected sessions always carry their number; the
+                // fallback only guards against a resume without one.
+                let own = own.map(Jid::parse).transpose()?.unwrap_or(contact.clone());
+                // The lid given belongs to the contact, not to us.
+                (own, None)
+            } else {
+                (contact.clone(), lid)
+            };
+            let timestamp = match timestamp {
+                Some(ts) => ts,
+                None => slot.next_timestamp(),
+            };
+            let id = match id {
+                Some(id) => id,
+                None => {
+                    let n = slot.next_counter();
+                    self.inbound_id(instance_id, n)
+                }
+            };
+            let (chat, group_subject) = match group {
+                Some((jid, subject)) => (jid, subject),
+                None => (contact, None),
+            };
+            InboundMessage {
+                id,
+                chat,
+                sender,
+                sender_lid,
+                push_name,
+                from_me,
+                group_subject,
+                text,
+                media,
+                quoted_id,
+                timestamp,
+            }
+        };
+        let id = message.id.clone();
+        self.emit(instance_id, Event::Message(Box::new(message))).await?;
+        Ok(id)
+    }
+
+    /// The recipient's phone reports a message we sent as delivered or read.
+    pub async fn receipt(
+        &self,
+        instance_id: &str,
+        message_id: &str,
+        status: ReceiptStatus,
+    ) -> Result<()> {
+        let known = self
+            .slots()
+            .get(instance_id)
+            .is_some_and(|s| s.outbox.iter().any(|e| e.id == message_id));
+        if !known {
+            return Err(Error::not_found(MESSAGE_NOT_FOUND));
+        }
+        self.emit(
+            instance_id,
+            Event::Receipt {
+                message_id: message_id.to_owned(),
+                status,
+            },
+        )
+        .await
+    }
+
+    /// What the API sent through this instance, oldest first.
+    pub fn outbox(&self, instance_id: &str) -> Vec<OutboxEntry> {
+        self.slots()
+            .get(instance_id)
+            .map(|s| s.outbox.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Makes later sends fail (or succeed again) until changed.
+    pub fn set_send_fault(&self, instance_id: &str, fault: SendFault) -> Result<()> {
+        self.slots()
+            .entry(instance_id.to_owned())
+            .or_insert_with(Slot::new)
+            .fault = fault;
+        Ok(())
+    }
+
+    pub fn send_fault(&self, instance_id: &str) -> SendFault {
+        self.slots()
+            .get(instance_id)
+            .map_or(SendFault::Ok, |s| s.fault)
+    }
+}
+
+/// A login code as decided under the lock.
+enum Issued {
+    Ready(LoginCode),
+    /// A QR payload still to be rendered.
+    Qr(String),
+}
+
+fn recipient(message: &Outgoing) -> &Jid {
+    match message {
+        Outgoing::Text { to, .. }
+        | Outgoing::Media { to, .. }
+        | Outgoing::Reaction { to, .. }
+        | Outgoing::Edit { to, .. }
+        | Outgoing::Revoke { to, .. } => to,
+        Outgoing::Read { chat, .. } => chat,
+    }
+}
+
+fn outbox_entry(id: String, timestamp: i64, message: Outgoing) -> OutboxEntry {
+    let mut entry = OutboxEntry {
+        id,
+        kind: "",
+        to: recipient(&message).to_string(),
+        text: None,
+        media: None,
+        quoted_id: None,
+        target_id: None,
+        timestamp,
+    };
+    match message {
+        Outgoing::Text {
+            text, quoted_id, ..
+        } => {
+            entry.kind = "text";
+            entry.text = Some(text);
+            entry.quoted_id = quoted_id;
+        }
+        Outgoing::Media {
+            media,
+            caption,
+            quoted_id,
+            ..
+        } => {
+            entry.kind = "media";
+            entry.text = caption;
+            entry.quoted_id = quoted_id;
+            entry.media = Some(OutboxMedia {
+                kind: media.kind.as_str(),
+                size: media.data.len(),
+                sha256: hex::encode(Sha256::digest(&media.data)),
+                mimetype: media.mimetype,
+                file_name: media.file_name,
+            });
+        }
+        Outgoing::Reaction {
+            target_id, emoji, ..
+        } => {
+            entry.kind = "reaction";
+            entry.text = Some(emoji);
+            entry.target_id = Some(target_id);
+        }
+        Outgoing::Edit {
+            target_id, text, ..
+        } => {
+            entry.kind = "edit";
+            entry.text = Some(text);
+            entry.target_id = Some(target_id);
+        }
+        Outgoing::Revoke { target_id, .. } => {
+            entry.kind = "revoke";
+            entry.target_id = Some(target_id);
+        }
+        Outgoing::Read { target_id, .. } => {
+            entry.kind = "read";
+            entry.target_id = Some(target_id);
+        }
+    }
+    entry
+}
+
+#[async_trait]
+impl WhatsApp for SandboxProvider {
+    fn name(&self) -> &'static str {
+        "sandbox"
+    }
+
+    async fn connect(&self, instance_id: &str, method: LoginMethod) -> Result<LoginCode> {
+        let (status, code) = {
+            let mut slots = self.slots();
+            let slot = slots
+                .entry(instance_id.to_owned())
+                .or_insert_with(Slot::new);
+            if slot.is_connected() {
+                return Ok(LoginCode::AlreadyConnected);
+            }
+            slot.attempts += 1;
+            let attempt = slot.attempts;
+            let code = match method {
+                LoginMethod::QrCode => {
+                    slot.pending = PendingLogin::QrCode;
+                    // Rendering waits until the lock is released.
+                    Issued::Qr(self.qr_payload(instance_id, attempt))
+                }
+                LoginMethod::PairingCode { phone } => {
+                    // Normalised so `pair` can compare digits to digits.
+                    let digits = parse_phone_number(&phone)?;
+                    let code = self.pairing_code(instance_id, &digits, attempt);
+                    slot.pending = PendingLogin::PairingCode(digits);
+                    Issued::Ready(LoginCode::PairingCode(code))
+                }
+            };
+            // A stale number stays until another phone pairs: it is what the
+            // session was last linked to.
+            let number = slot.session.as_ref().and_then(|s| s.number_jid.clone());
+            (slot.set_session(ConnectionState::Connecting, number), code)
+        };
+        let code = match code {
+            Issued::Ready(code) => code,
+            Issued::Qr(payload) => LoginCode::QrCode {
+                png_data_url: qr::png_data_url(&payload)?,
+                code: payload,
+            },
+        };
+        self.emit_session(instance_id, &status).await?;
+        Ok(code)
+    }
+
+    async fn resume(&self, instance_id: &str, status: &SessionStatus) -> Result<()> {
+        let Some(number) = status.number_jid.clone() else {
+            return Ok(());
+        };
+        if status.state == ConnectionState::LoggedOut {
+            return Ok(());
+        }
+        let resumed = {
+            let mut slots = self.slots();
+            let slot = slots
+                .entry(instance_id.to_owned())
+                .or_insert_with(Slot::new);
+            let target = SessionStatus {
+                state: ConnectionState::Connected,
+                number_jid: Some(number),
+            };
+            if slot.session.as_ref() == Some(&target) {
+                return Ok(());
+            }
+            slot.pending = PendingLogin::None;
+            slot.set_session(target.state, target.number_jid)
+        };
+        self.emit_session(instance_id, &resumed).await
+    }
+
+    fn status(&self, instance_id: &str) -> Option<SessionStatus> {
+        self.slots()
+            .get(instance_id)
+            .and_then(|s| s.session.clone())
+    }
+
+    async fn send(&self, instance_id: &str, message: Outgoing) -> Result<SentMessage> {
+        let mut slots = self.slots();
+        let slot = slots
+            .get_mut(instance_id)
+            .filter(|s| s.is_connected())
+            .ok_or_else(|| Error::bad_request(messages::INSTANCE_NOT_CONNECTED))?;
+        match slot.fault {
+            SendFault::Ok => {}
+            SendFault::NotOnWhatsApp => {
+                return Err(Error::bad_request(format!(
+                    "Number not on WhatsApp: {}",
+                    recipient(&message)
+                )));
+            }
+            SendFault::Error => return Err(Error::BadGateway(SEND_FAILED.to_owned())),
+        }
+        let n = slot.next_counter();
+        let id = self.sent_id(instance_id, n);
+        let timestamp = slot.next_timestamp();
+        if slot.outbox.len() >= OUTBOX_LIMIT {
+            slot.outbox.pop_front();
+        }
+        slot.outbox
+            .push_back(outbox_entry(id.clone(), timestamp, message));
+        Ok(SentMessage { id, timestamp })
+    }
+
+    async fn logout(&self, instance_id: &str) -> Result<()> {
+        let status = {
+            let mut slots = self.slots();
+            let slot = slots
+                .entry(instance_id.to_owned())
+                .or_insert_with(Slot::new);
+            slot.pending = PendingLogin::None;
+            slot.set_session(ConnectionState::LoggedOut, None)
+        };
+        self.emit_session(instance_id, &status).await
+    }
+
+    async fn remove(&self, instance_id: &str) -> Result<()> {
+        self.slots().remove(instance_id);
+        Ok(())
+    }
+}

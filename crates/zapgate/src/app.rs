@@ -1,0 +1,169 @@
+//! Wiring: configuration in, a running server out. `main` calls it for
+//! `serve`; the integration tests call it to run a real server in-process.
+
+use std::{future::Future, net::SocketAddr, path::Path, sync::Arc};
+
+use anyhow::Context;
+use base64::Engine;
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+use zapgate_core::{
+    service::{InstanceService, SessionRecorder},
+    store::Store,
+    token::TokenHash,
+};
+use zapgate_http::{AppState, RateLimiter};
+use zapgate_store::{Backend, SecretBox, SqlStore, redact_url};
+use zapgate_whatsapp::SandboxProvider;
+
+use crate::config::{Config, KeySource, Provider};
+
+/// Opens the database the configuration names, with the secret box.
+/// Migrations are not run here: `serve` and `migrate` do that.
+pub async fn open_store(config: &Config) -> anyhow::Result<SqlStore> {
+    let key = load_key(&config.key)?;
+    let secrets = SecretBox::new(key, config.retired_keys.clone());
+    SqlStore::connect(&config.database_url, secrets)
+        .await
+        .with_context(|| format!("opening {}", redact_url(&config.database_url)))
+}
+
+/// The key the configuration gives, or the embedded default's key file,
+/// generated (mode 0600) on first start.
+fn load_key(source: &KeySource) -> anyhow::Result<[u8; 32]> {
+    match source {
+        KeySource::Given(key) => Ok(*key),
+        KeySource::File(path) => {
+            if path.exists() {
+                let raw = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                return crate::config::decode_key("ZAPGATE_ENCRYPTION_KEY", &raw)
+                    .with_context(|| format!("key file {}", path.display()));
+            }
+            let key: [u8; 32] = zapgate_core::token::random_bytes();
+            write_private_file(path, &base64::engine::general_purpose::STANDARD.encode(key))?;
+            tracing::warn!(
+                path = %path.display(),
+                "no ZAPGATE_ENCRYPTION_KEY given: generated a new key into this file; back it up, secrets cannot be read without it"
+            );
+            Ok(key)
+        }
+    }
+}
+
+fn write_private_file(path: &Path, contents: &str) -> anyhow::Result<()> {
+    use std::{io::Write, os::unix::fs::OpenOptionsExt};
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(contents.as_bytes())?;
+    Ok(())
+}
+
+/// A server accepting requests until `shutdown` completes.
+pub struct Running {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    /// Stops accepting, lets in-flight requests finish, and waits.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.task.await?
+    }
+}
+
+/// Migrates, builds every part, binds and starts serving in the background.
+pub async fn start(config: Config) -> anyhow::Result<Running> {
+    let listener = TcpListener::bind(config.addr)
+        .await
+        .with_context(|| format!("binding {}", config.addr))?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let app = build(&config).await?;
+    let task = tokio::spawn(serve(listener, app, async {
+        let _ = stopped.await;
+    }));
+    tracing::info!(%addr, "zapgate listening");
+    Ok(Running {
+        addr,
+        stop: Some(stop),
+        task,
+    })
+}
+
+async fn build(config: &Config) -> anyhow::Result<axum::Router> {
+    let store = open_store(config).await?;
+    store.migrate().await.context("running migrations")?;
+    let backend = store.backend();
+    let store: Arc<dyn Store> = Arc::new(store);
+    tracing::info!(
+        database = %redact_url(&config.database_url),
+        backend = backend.name(),
+        provider = ?config.provider,
+        chatwoot_enabled = config.chatwoot_enabled,
+        allow_private_urls = config.allow_private_urls,
+        rate_limit = config.rate_limit.enabled,
+        "starting"
+    );
+    if config.public_url_is_loopback() {
+        tracing::warn!(
+            public_url = %config.public_url,
+            "ZAPGATE_PUBLIC_URL is a loopback address: only a Chatwoot on this host can reach it"
+        );
+    }
+
+    let sink = Arc::new(SessionRecorder::new(store.clone()));
+    let (whatsapp, sandbox) = match config.provider {
+        Provider::Sandbox => {
+            // Salted with the boot time so message ids never repeat across
+            // restarts (a repeat would look like a WhatsApp redelivery).
+            let salt = zapgate_core::time::now_ms().to_string();
+            let sandbox = Arc::new(SandboxProvider::with_salt(sink, salt));
+            (sandbox.clone() as Arc<dyn zapgate_core::whatsapp::WhatsApp>, Some(sandbox))
+        }
+    };
+    let instances = InstanceService::new(store.clone(), whatsapp, config.connect_timeout);
+    let resumed = instances.resume_paired().await?;
+    tracing::info!(resumed, "sessions resumed");
+
+    let limiter = match backend {
+        Backend::Postgres => RateLimiter::shared(config.rate_limit, store.clone()),
+        Backend::Sqlite => RateLimiter::in_memory(config.rate_limit),
+    };
+    let state = AppState {
+        store,
+        instances,
+        sandbox,
+        limiter: Arc::new(limiter),
+        admin_token: config.admin_token.as_deref().map(TokenHash::of),
+        metrics: zapgate_http::install_recorder(),
+        body_limits: config.body_limits,
+    };
+    Ok(zapgate_http::router(state))
+}
+
+async fn serve(
+    listener: TcpListener,
+    app: axum::Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .context("serving HTTP")?;
+    tracing::info!("zapgate stopped");
+    Ok(())
+}

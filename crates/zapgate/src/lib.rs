@@ -1,0 +1,6 @@
+//! The `zapgate` binary's library half: configuration, command line and
+//! wiring, shared with the integration tests.
+
+pub mod app;
+pub mod cli;
+pub mod config;
