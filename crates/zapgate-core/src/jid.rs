@@ -109,7 +109,13 @@ mod tests {
 
     #[test]
     fn bad_numbers_are_refused() {
-        for bad in ["", "123", "0551199999999", "55119999abc", "1234567890123456"] {
+        for bad in [
+            "",
+            "123",
+            "0551199999999",
+            "55119999abc",
+            "1234567890123456",
+        ] {
             assert!(parse_phone_number(bad).is_err(), "{bad}");
         }
     }

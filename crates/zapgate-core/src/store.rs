@@ -38,6 +38,9 @@ pub trait Store: Send + Sync + 'static {
     /// `postgres` or `sqlite`, for logs and metrics.
     fn backend_name(&self) -> &'static str;
 
+    /// Answers when the database does (readiness checks).
+    async fn ping(&self) -> Result<()>;
+
     async fn create_account(&self, new: &NewAccount, token: &Token) -> Result<Account>;
     async fn list_accounts(&self) -> Result<Vec<Account>>;
     /// Deletes the account and everything it owns; `false` when there was none.

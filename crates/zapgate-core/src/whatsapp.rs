@@ -11,7 +11,9 @@ use crate::{Result, instance::SessionStatus, jid::Jid};
 pub enum LoginMethod {
     QrCode,
     /// Pairing code for the phone number (digits only).
-    PairingCode { phone: String },
+    PairingCode {
+        phone: String,
+    },
 }
 
 /// What `connect` hands back for the user to act on.

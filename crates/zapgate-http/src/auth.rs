@@ -11,13 +11,7 @@ use axum::{
     middleware::Next,
     response::{IntoResponse, Response},
 };
-use zapgate_core::{
-    Error,
-    account::Account,
-    messages,
-    store::Principal,
-    token::TokenHash,
-};
+use zapgate_core::{Error, account::Account, messages, store::Principal, token::TokenHash};
 
 use crate::{AppState, error::ApiError, rate_limit::Verdict};
 
@@ -160,7 +154,10 @@ pub struct Admin;
 impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         if state.admin_token.is_none() {
             // The admin API is off: it does not exist.
             return Err(ApiError(Error::not_found(messages::ROUTE_NOT_FOUND)));

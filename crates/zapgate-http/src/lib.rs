@@ -111,7 +111,9 @@ async fn not_found() -> ApiError {
 }
 
 async fn method_not_allowed() -> ApiError {
-    ApiError(Error::MethodNotAllowed(messages::METHOD_NOT_ALLOWED.to_owned()))
+    ApiError(Error::MethodNotAllowed(
+        messages::METHOD_NOT_ALLOWED.to_owned(),
+    ))
 }
 
 /// How long the server waits for in-flight requests on shutdown.

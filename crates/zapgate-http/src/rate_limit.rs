@@ -131,7 +131,10 @@ mod tests {
         let over = limiter.hit("a", 3).await.unwrap();
         assert!(!over.allowed);
         assert_eq!(over.remaining, 0);
-        assert!(limiter.hit("b", 3).await.unwrap().allowed, "buckets are separate");
+        assert!(
+            limiter.hit("b", 3).await.unwrap().allowed,
+            "buckets are separate"
+        );
         assert_eq!(over.reset % WINDOW_SECS, 0);
     }
 

@@ -1,1 +1,18 @@
+//! zapgate storage: the `Store` trait of `zapgate-core` on SQLite or
+//! PostgreSQL through one code path (sqlx's `Any` driver), migrations per
+//! backend, and the secret box that encrypts secrets at rest.
 
+mod accounts;
+mod backend;
+mod db_error;
+mod instances;
+mod rate_limit;
+mod rekey;
+mod rows;
+pub mod secret_box;
+mod sql_store;
+mod store_impl;
+
+pub use backend::{Backend, redact_url};
+pub use secret_box::{KeyId, SecretBox};
+pub use sql_store::SqlStore;

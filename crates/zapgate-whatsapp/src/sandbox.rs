@@ -441,7 +441,8 @@ impl SandboxProvider {
             }
         };
         let id = message.id.clone();
-        self.emit(instance_id, Event::Message(Box::new(message))).await?;
+        self.emit(instance_id, Event::Message(Box::new(message)))
+            .await?;
         Ok(id)
     }
 

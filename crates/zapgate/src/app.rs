@@ -53,7 +53,8 @@ fn load_key(source: &KeySource) -> anyhow::Result<[u8; 32]> {
 fn write_private_file(path: &Path, contents: &str) -> anyhow::Result<()> {
     use std::{io::Write, os::unix::fs::OpenOptionsExt};
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
     }
     let mut file = std::fs::OpenOptions::new()
         .write(true)
@@ -129,7 +130,10 @@ async fn build(config: &Config) -> anyhow::Result<axum::Router> {
             // restarts (a repeat would look like a WhatsApp redelivery).
             let salt = zapgate_core::time::now_ms().to_string();
             let sandbox = Arc::new(SandboxProvider::with_salt(sink, salt));
-            (sandbox.clone() as Arc<dyn zapgate_core::whatsapp::WhatsApp>, Some(sandbox))
+            (
+                sandbox.clone() as Arc<dyn zapgate_core::whatsapp::WhatsApp>,
+                Some(sandbox),
+            )
         }
     };
     let instances = InstanceService::new(store.clone(), whatsapp, config.connect_timeout);

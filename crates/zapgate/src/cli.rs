@@ -75,7 +75,10 @@ pub enum SecretsCommand {
 fn variables_help() -> String {
     let mut help = String::from("Environment (a .env file in the working folder is read first):\n");
     for v in VARIABLES {
-        help.push_str(&format!("  {:<38} {}\n  {:<38} default: {}\n", v.name, v.meaning, "", v.default));
+        help.push_str(&format!(
+            "  {:<38} {}\n  {:<38} default: {}\n",
+            v.name, v.meaning, "", v.default
+        ));
     }
     help
 }

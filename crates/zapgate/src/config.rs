@@ -86,22 +86,86 @@ pub struct Variable {
 }
 
 pub const VARIABLES: &[Variable] = &[
-    Variable { name: "ZAPGATE_ADDR", default: DEFAULT_ADDR, meaning: "address the HTTP server listens on" },
-    Variable { name: "ZAPGATE_DATABASE_URL", default: DEFAULT_DATABASE_URL, meaning: "sqlite://<file> (folder and file created) or postgres://..." },
-    Variable { name: "ZAPGATE_ENCRYPTION_KEY", default: "(generated into <data dir>/secret.key on SQLite; required on PostgreSQL)", meaning: "base64 of 32 bytes: the AES-256-GCM key for secrets at rest" },
-    Variable { name: "ZAPGATE_ENCRYPTION_KEYS_OLD", default: "(none)", meaning: "comma-separated retired keys, used only to decrypt; see `zapgate secrets rekey`" },
-    Variable { name: "ZAPGATE_PUBLIC_URL", default: "http://<ZAPGATE_ADDR>", meaning: "base URL at which Chatwoot reaches this server" },
-    Variable { name: "ZAPGATE_ADMIN_TOKEN", default: "(none: admin API off)", meaning: "operator token for /admin/*" },
-    Variable { name: "ZAPGATE_WHATSAPP_PROVIDER", default: "sandbox", meaning: "sandbox (in-process, no phone)" },
-    Variable { name: "ZAPGATE_CHATWOOT_ENABLED", default: "true", meaning: "the Chatwoot module switch" },
-    Variable { name: "ZAPGATE_ALLOW_PRIVATE_URLS", default: "false", meaning: "allow customer URLs on loopback/private addresses" },
-    Variable { name: "ZAPGATE_LOG_FORMAT", default: "pretty", meaning: "pretty or json" },
-    Variable { name: "ZAPGATE_RATE_LIMIT", default: "on", meaning: "on or off (off for benchmarks)" },
-    Variable { name: "ZAPGATE_RATE_LIMIT_PER_MINUTE", default: "100", meaning: "requests per minute per token (per IP without a valid token)" },
-    Variable { name: "ZAPGATE_RATE_LIMIT_CREATE_PER_MINUTE", default: "20", meaning: "POST /api/instance/new per minute per token" },
-    Variable { name: "ZAPGATE_MAX_BODY_BYTES", default: "1048576", meaning: "request body limit" },
-    Variable { name: "ZAPGATE_MAX_MEDIA_BODY_BYTES", default: "67108864", meaning: "request body limit on media routes" },
-    Variable { name: "ZAPGATE_CONNECT_TIMEOUT_SECS", default: "60", meaning: "how long connect waits for the first QR or pairing code" },
+    Variable {
+        name: "ZAPGATE_ADDR",
+        default: DEFAULT_ADDR,
+        meaning: "address the HTTP server listens on",
+    },
+    Variable {
+        name: "ZAPGATE_DATABASE_URL",
+        default: DEFAULT_DATABASE_URL,
+        meaning: "sqlite://<file> (folder and file created) or postgres://...",
+    },
+    Variable {
+        name: "ZAPGATE_ENCRYPTION_KEY",
+        default: "(generated into <data dir>/secret.key on SQLite; required on PostgreSQL)",
+        meaning: "base64 of 32 bytes: the AES-256-GCM key for secrets at rest",
+    },
+    Variable {
+        name: "ZAPGATE_ENCRYPTION_KEYS_OLD",
+        default: "(none)",
+        meaning: "comma-separated retired keys, used only to decrypt; see `zapgate secrets rekey`",
+    },
+    Variable {
+        name: "ZAPGATE_PUBLIC_URL",
+        default: "http://<ZAPGATE_ADDR>",
+        meaning: "base URL at which Chatwoot reaches this server",
+    },
+    Variable {
+        name: "ZAPGATE_ADMIN_TOKEN",
+        default: "(none: admin API off)",
+        meaning: "operator token for /admin/*",
+    },
+    Variable {
+        name: "ZAPGATE_WHATSAPP_PROVIDER",
+        default: "sandbox",
+        meaning: "sandbox (in-process, no phone)",
+    },
+    Variable {
+        name: "ZAPGATE_CHATWOOT_ENABLED",
+        default: "true",
+        meaning: "the Chatwoot module switch",
+    },
+    Variable {
+        name: "ZAPGATE_ALLOW_PRIVATE_URLS",
+        default: "false",
+        meaning: "allow customer URLs on loopback/private addresses",
+    },
+    Variable {
+        name: "ZAPGATE_LOG_FORMAT",
+        default: "pretty",
+        meaning: "pretty or json",
+    },
+    Variable {
+        name: "ZAPGATE_RATE_LIMIT",
+        default: "on",
+        meaning: "on or off (off for benchmarks)",
+    },
+    Variable {
+        name: "ZAPGATE_RATE_LIMIT_PER_MINUTE",
+        default: "100",
+        meaning: "requests per minute per token (per IP without a valid token)",
+    },
+    Variable {
+        name: "ZAPGATE_RATE_LIMIT_CREATE_PER_MINUTE",
+        default: "20",
+        meaning: "POST /api/instance/new per minute per token",
+    },
+    Variable {
+        name: "ZAPGATE_MAX_BODY_BYTES",
+        default: "1048576",
+        meaning: "request body limit",
+    },
+    Variable {
+        name: "ZAPGATE_MAX_MEDIA_BODY_BYTES",
+        default: "67108864",
+        meaning: "request body limit on media routes",
+    },
+    Variable {
+        name: "ZAPGATE_CONNECT_TIMEOUT_SECS",
+        default: "60",
+        meaning: "how long connect waits for the first QR or pairing code",
+    },
 ];
 
 impl Config {
@@ -113,11 +177,18 @@ impl Config {
     /// Reads variables through `lookup`, so tests need not touch the process
     /// environment. Empty values count as unset.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let get = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
 
         let addr_raw = get("ZAPGATE_ADDR").unwrap_or_else(|| DEFAULT_ADDR.to_owned());
         let addr: SocketAddr = addr_raw.parse().map_err(|_| {
-            bad("ZAPGATE_ADDR", format!("'{addr_raw}' is not host:port (e.g. 127.0.0.1:8080)"))
+            bad(
+                "ZAPGATE_ADDR",
+                format!("'{addr_raw}' is not host:port (e.g. 127.0.0.1:8080)"),
+            )
         })?;
 
         let database_url =
@@ -160,7 +231,10 @@ impl Config {
             .ok()
             .filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
             .ok_or_else(|| {
-                bad("ZAPGATE_PUBLIC_URL", format!("'{public_raw}' is not an absolute http(s) URL"))
+                bad(
+                    "ZAPGATE_PUBLIC_URL",
+                    format!("'{public_raw}' is not an absolute http(s) URL"),
+                )
             })?;
 
         let provider = match get("ZAPGATE_WHATSAPP_PROVIDER").as_deref() {
@@ -172,7 +246,10 @@ impl Config {
                 ));
             }
             Some(other) => {
-                return Err(bad("ZAPGATE_WHATSAPP_PROVIDER", format!("unknown provider '{other}' (sandbox)")));
+                return Err(bad(
+                    "ZAPGATE_WHATSAPP_PROVIDER",
+                    format!("unknown provider '{other}' (sandbox)"),
+                ));
             }
         };
 
@@ -180,7 +257,10 @@ impl Config {
             None | Some("pretty") => LogFormat::Pretty,
             Some("json") => LogFormat::Json,
             Some(other) => {
-                return Err(bad("ZAPGATE_LOG_FORMAT", format!("'{other}' is not pretty or json")));
+                return Err(bad(
+                    "ZAPGATE_LOG_FORMAT",
+                    format!("'{other}' is not pretty or json"),
+                ));
             }
         };
 
@@ -190,10 +270,18 @@ impl Config {
                 None | Some("on") => true,
                 Some("off") => false,
                 Some(other) => {
-                    return Err(bad("ZAPGATE_RATE_LIMIT", format!("'{other}' is not on or off")));
+                    return Err(bad(
+                        "ZAPGATE_RATE_LIMIT",
+                        format!("'{other}' is not on or off"),
+                    ));
                 }
             },
-            per_minute: number(&get, "ZAPGATE_RATE_LIMIT_PER_MINUTE", defaults.per_minute, 1)?,
+            per_minute: number(
+                &get,
+                "ZAPGATE_RATE_LIMIT_PER_MINUTE",
+                defaults.per_minute,
+                1,
+            )?,
             create_per_minute: number(
                 &get,
                 "ZAPGATE_RATE_LIMIT_CREATE_PER_MINUTE",
@@ -204,7 +292,12 @@ impl Config {
         let body_defaults = BodyLimits::default();
         let body_limits = BodyLimits {
             default: number(&get, "ZAPGATE_MAX_BODY_BYTES", body_defaults.default, 1024)?,
-            media: number(&get, "ZAPGATE_MAX_MEDIA_BODY_BYTES", body_defaults.media, 1024)?,
+            media: number(
+                &get,
+                "ZAPGATE_MAX_MEDIA_BODY_BYTES",
+                body_defaults.media,
+                1024,
+            )?,
         };
         let connect_timeout =
             Duration::from_secs(number(&get, "ZAPGATE_CONNECT_TIMEOUT_SECS", 60u64, 1)?);
@@ -261,9 +354,12 @@ pub fn decode_key(variable: &'static str, raw: &str) -> Result<[u8; 32], ConfigE
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(raw.trim())
         .map_err(|_| bad(variable, "not valid base64"))?;
-    bytes
-        .try_into()
-        .map_err(|b: Vec<u8>| bad(variable, format!("decodes to {} bytes; 32 are required", b.len())))
+    bytes.try_into().map_err(|b: Vec<u8>| {
+        bad(
+            variable,
+            format!("decodes to {} bytes; 32 are required", b.len()),
+        )
+    })
 }
 
 fn boolean(
@@ -293,7 +389,10 @@ where
     };
     match raw.parse::<T>() {
         Ok(value) if value >= min => Ok(value),
-        _ => Err(bad(variable, format!("'{raw}' is not a whole number >= {min}"))),
+        _ => Err(bad(
+            variable,
+            format!("'{raw}' is not a whole number >= {min}"),
+        )),
     }
 }
 
@@ -304,8 +403,10 @@ mod tests {
     use super::*;
 
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> =
-            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::from_lookup(|name| map.get(name).cloned())
     }
 
@@ -361,9 +462,15 @@ mod tests {
 
     #[test]
     fn the_key_file_sits_beside_the_database() {
-        let c = config(&[("ZAPGATE_DATABASE_URL", "sqlite:///var/lib/zg/db.sqlite?mode=rwc")])
-            .unwrap();
-        assert_eq!(c.key, KeySource::File(PathBuf::from("/var/lib/zg/secret.key")));
+        let c = config(&[(
+            "ZAPGATE_DATABASE_URL",
+            "sqlite:///var/lib/zg/db.sqlite?mode=rwc",
+        )])
+        .unwrap();
+        assert_eq!(
+            c.key,
+            KeySource::File(PathBuf::from("/var/lib/zg/secret.key"))
+        );
     }
 
     #[test]

@@ -67,7 +67,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             match tokio::time::timeout(zapgate_http::SHUTDOWN_GRACE, running.stop()).await {
                 Ok(result) => result,
                 Err(_) => {
-                    tracing::warn!("in-flight requests still running after the grace period; exiting");
+                    tracing::warn!(
+                        "in-flight requests still running after the grace period; exiting"
+                    );
                     Ok(())
                 }
             }
@@ -96,7 +98,8 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
 async fn account(command: AccountCommand, store: &dyn Store) -> anyhow::Result<()> {
     match command {
         AccountCommand::Create(args) => {
-            let new = NewAccount::parse(&args.name, args.max_instances, args.rate_limit_per_minute)?;
+            let new =
+                NewAccount::parse(&args.name, args.max_instances, args.rate_limit_per_minute)?;
             let token = Token::generate_account();
             let account = store.create_account(&new, &token).await?;
             if args.json {
@@ -129,7 +132,10 @@ async fn account(command: AccountCommand, store: &dyn Store) -> anyhow::Result<(
                     .collect();
                 println!("{}", serde_json::Value::from(out));
             } else {
-                println!("{:<28} {:<24} {:>13}  created", "id", "name", "max instances");
+                println!(
+                    "{:<28} {:<24} {:>13}  created",
+                    "id", "name", "max instances"
+                );
                 for a in accounts {
                     println!(
                         "{:<28} {:<24} {:>13}  {}",

@@ -189,7 +189,9 @@ impl InstanceService {
                 err,
             )
         })?;
-        self.store.delete_instance(&account.id, &instance.id).await?;
+        self.store
+            .delete_instance(&account.id, &instance.id)
+            .await?;
         tracing::info!(instance_id = %instance.id, "instance deleted");
         Ok(())
     }

@@ -76,7 +76,9 @@ impl CreateInstanceIn {
                 .as_deref()
                 .map(|m| m.chars().take(1024).collect())
                 .unwrap_or(d.call_reject_message),
-            ignore_group_messages: self.ignore_group_messages.unwrap_or(d.ignore_group_messages),
+            ignore_group_messages: self
+                .ignore_group_messages
+                .unwrap_or(d.ignore_group_messages),
             keep_online_status: self.keep_online_status.unwrap_or(d.keep_online_status),
             auto_read_messages: self.auto_read_messages.unwrap_or(d.auto_read_messages),
             disable_history_sync: self.disable_history_sync.unwrap_or(d.disable_history_sync),

@@ -189,7 +189,9 @@ impl InboundIn {
             Some(g) => {
                 let jid = Jid::parse(&g.jid)?;
                 if !jid.is_group() {
-                    return Err(Error::bad_request("Invalid group.jid: a <id>@g.us id is required"));
+                    return Err(Error::bad_request(
+                        "Invalid group.jid: a <id>@g.us id is required",
+                    ));
                 }
                 Some((jid, bounded("group.subject", g.subject, 256)?))
             }
@@ -323,9 +325,8 @@ async fn faults(
     JsonBody(body): JsonBody<FaultsIn>,
 ) -> ApiResult<Json<FaultsOut>> {
     let (sandbox, instance) = resolve(&state, &principal, &name).await?;
-    let fault = SendFault::parse(&body.send).ok_or_else(|| {
-        Error::bad_request("Invalid send: ok, not_on_whatsapp or error")
-    })?;
+    let fault = SendFault::parse(&body.send)
+        .ok_or_else(|| Error::bad_request("Invalid send: ok, not_on_whatsapp or error"))?;
     sandbox.set_send_fault(&instance.id, fault)?;
     Ok(Json(FaultsOut {
         success: true,

@@ -19,7 +19,7 @@ pub fn router() -> Router<AppState> {
 
 /// 200 while the database answers; 503 otherwise, so a load balancer moves on.
 async fn health(State(state): State<AppState>) -> impl IntoResponse {
-    match state.store.list_instances("", Some(&[])).await {
+    match state.store.ping().await {
         Ok(_) => (
             StatusCode::OK,
             Json(json!({"success": true, "message": "ok", "database": state.store.backend_name()})),

@@ -1,0 +1,285 @@
+//! Instances: creation under the account's quota and the uniqueness rules,
+//! lookups that always filter by account, session state, and the sealed
+//! secrets (instance token, webhook authorization).
+
+use sqlx::{Any, Transaction};
+use zapgate_core::{
+    Error, Result,
+    account::Account,
+    error::Cause,
+    instance::{ConnectionState, Instance, NewInstance, SessionStatus},
+    messages,
+    time::now_ms,
+    token::{Token, new_id},
+};
+
+use crate::{
+    SqlStore,
+    backend::Backend,
+    db_error,
+    rows::{self, INSTANCE_COLUMNS, get},
+};
+
+/// The associated data sealing an instance's token.
+pub(crate) fn token_aad(instance_id: &str) -> String {
+    format!("instances/{instance_id}/token")
+}
+
+/// The associated data sealing an instance's webhook `Authorization` value.
+pub(crate) fn webhook_authorization_aad(instance_id: &str) -> String {
+    format!("instances/{instance_id}/webhook_authorization")
+}
+
+pub(crate) async fn create_instance(
+    store: &SqlStore,
+    account: &Account,
+    new: &NewInstance,
+) -> Result<Instance> {
+    let mut tx = store.pool.begin().await.map_err(Error::internal)?;
+    let max_instances = lock_account(store.backend, &mut tx, &account.id).await?;
+
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM instances WHERE account_id = $1")
+        .bind(&account.id)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(Error::internal)?;
+    if count >= max_instances {
+        return Err(Error::Forbidden(messages::INSTANCE_QUOTA_EXCEEDED.into()));
+    }
+
+    let name_taken = sqlx::query("SELECT 1 FROM instances WHERE account_id = $1 AND name = $2")
+        .bind(&account.id)
+        .bind(new.name.as_str())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(Error::internal)?;
+    if name_taken.is_some() {
+        return Err(Error::conflict(messages::INSTANCE_NAME_TAKEN));
+    }
+
+    let hash = new.token.hash();
+    let token_taken = sqlx::query(
+        "SELECT 1 FROM instances WHERE token_hash = $1 \
+         UNION ALL SELECT 1 FROM accounts WHERE token_hash = $1",
+    )
+    .bind(&hash.0)
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(Error::internal)?;
+    if token_taken.is_some() {
+        return Err(Error::conflict(messages::TOKEN_IN_USE));
+    }
+
+    let instance = Instance {
+        id: new_id("ins"),
+        account_id: account.id.clone(),
+        name: new.name.as_str().to_owned(),
+        settings: new.settings.clone(),
+        webhook: new.webhook.clone(),
+        session: SessionStatus::disconnected(),
+        created_at_ms: now_ms(),
+    };
+    let token_sealed = store
+        .secrets
+        .seal(&token_aad(&instance.id), new.token.expose().as_bytes());
+    let authorization_sealed = new.webhook_authorization.as_ref().map(|value| {
+        store
+            .secrets
+            .seal(&webhook_authorization_aad(&instance.id), value.as_bytes())
+    });
+    sqlx::query(
+        "INSERT INTO instances (id, account_id, name, token_hash, token_sealed, settings, \
+         webhook, webhook_authorization_sealed, connection_state, number_jid, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(&instance.id)
+    .bind(&instance.account_id)
+    .bind(&instance.name)
+    .bind(&hash.0)
+    .bind(token_sealed)
+    .bind(serde_json::to_string(&instance.settings).map_err(Error::internal)?)
+    .bind(serde_json::to_string(&instance.webhook).map_err(Error::internal)?)
+    .bind(authorization_sealed)
+    .bind(instance.session.state.as_str())
+    .bind(instance.session.number_jid.clone())
+    .bind(instance.created_at_ms)
+    .execute(&mut *tx)
+    .await
+    .map_err(db_error::instance_write)?;
+    tx.commit().await.map_err(db_error::instance_write)?;
+    tracing::debug!(instance_id = %instance.id, account_id = %instance.account_id, "instance created");
+    Ok(instance)
+}
+
+/// Serializes instance creation per account and returns its current quota.
+/// PostgreSQL locks the account row; SQLite takes the database write lock by
+/// writing first (a no-op update), so concurrent transactions queue behind
+/// `busy_timeout` instead of both reading the old count.
+async fn lock_account(
+    backend: Backend,
+    tx: &mut Transaction<'static, Any>,
+    account_id: &str,
+) -> Result<i64> {
+    if backend == Backend::Sqlite {
+        sqlx::query("UPDATE accounts SET max_instances = max_instances WHERE id = $1")
+            .bind(account_id)
+            .execute(&mut **tx)
+            .await
+            .map_err(Error::internal)?;
+    }
+    let sql = match backend {
+        Backend::Postgres => "SELECT max_instances FROM accounts WHERE id = $1 FOR UPDATE",
+        Backend::Sqlite => "SELECT max_instances FROM accounts WHERE id = $1",
+    };
+    sqlx::query_scalar(sql)
+        .bind(account_id)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(Error::internal)?
+        .ok_or_else(|| Error::not_found("Account not found"))
+}
+
+pub(crate) async fn list_instances(
+    store: &SqlStore,
+    account_id: &str,
+    names: Option<&[String]>,
+) -> Result<Vec<Instance>> {
+    let mut sql = format!("SELECT {INSTANCE_COLUMNS} FROM instances i WHERE i.account_id = $1");
+    if let Some(names) = names {
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let placeholders: Vec<String> = (0..names.len()).map(|n| format!("${}", n + 2)).collect();
+        sql.push_str(&format!(" AND i.name IN ({})", placeholders.join(", ")));
+    }
+    sql.push_str(" ORDER BY i.created_at, i.name");
+    let mut query = sqlx::query(&sql).bind(account_id);
+    for name in names.unwrap_or_default() {
+        query = query.bind(name);
+    }
+    query
+        .fetch_all(&store.pool)
+        .await
+        .map_err(Error::internal)?
+        .iter()
+        .map(rows::instance)
+        .collect()
+}
+
+pub(crate) async fn find_instance(
+    store: &SqlStore,
+    account_id: &str,
+    name: &str,
+) -> Result<Option<Instance>> {
+    let sql = format!(
+        "SELECT {INSTANCE_COLUMNS} FROM instances i WHERE i.account_id = $1 AND i.name = $2"
+    );
+    sqlx::query(&sql)
+        .bind(account_id)
+        .bind(name)
+        .fetch_optional(&store.pool)
+        .await
+        .map_err(Error::internal)?
+        .as_ref()
+        .map(rows::instance)
+        .transpose()
+}
+
+pub(crate) async fn find_instance_by_id(
+    store: &SqlStore,
+    instance_id: &str,
+) -> Result<Option<Instance>> {
+    let sql = format!("SELECT {INSTANCE_COLUMNS} FROM instances i WHERE i.id = $1");
+    sqlx::query(&sql)
+        .bind(instance_id)
+        .fetch_optional(&store.pool)
+        .await
+        .map_err(Error::internal)?
+        .as_ref()
+        .map(rows::instance)
+        .transpose()
+}
+
+pub(crate) async fn instance_token(store: &SqlStore, instance_id: &str) -> Result<Token> {
+    let sealed: Vec<u8> = sqlx::query_scalar("SELECT token_sealed FROM instances WHERE id = $1")
+        .bind(instance_id)
+        .fetch_optional(&store.pool)
+        .await
+        .map_err(Error::internal)?
+        .ok_or_else(|| Error::not_found(messages::INSTANCE_NOT_FOUND))?;
+    let plain = store.secrets.open(&token_aad(instance_id), &sealed)?;
+    String::from_utf8(plain)
+        .map(Token::new)
+        .map_err(|_| Error::internal(Cause(format!("instance {instance_id}: token is not UTF-8"))))
+}
+
+/// The plaintext `Authorization` value of the instance's default webhook.
+pub(crate) async fn webhook_authorization(
+    store: &SqlStore,
+    instance_id: &str,
+) -> Result<Option<String>> {
+    let row = sqlx::query("SELECT webhook_authorization_sealed FROM instances WHERE id = $1")
+        .bind(instance_id)
+        .fetch_optional(&store.pool)
+        .await
+        .map_err(Error::internal)?
+        .ok_or_else(|| Error::not_found(messages::INSTANCE_NOT_FOUND))?;
+    let Some(sealed) = get::<Option<Vec<u8>>>(&row, "webhook_authorization_sealed")? else {
+        return Ok(None);
+    };
+    let plain = store
+        .secrets
+        .open(&webhook_authorization_aad(instance_id), &sealed)?;
+    String::from_utf8(plain).map(Some).map_err(|_| {
+        Error::internal(Cause(format!(
+            "instance {instance_id}: webhook authorization is not UTF-8"
+        )))
+    })
+}
+
+pub(crate) async fn set_session_status(
+    store: &SqlStore,
+    instance_id: &str,
+    status: &SessionStatus,
+) -> Result<()> {
+    sqlx::query("UPDATE instances SET connection_state = $1, number_jid = $2 WHERE id = $3")
+        .bind(status.state.as_str())
+        .bind(status.number_jid.clone())
+        .bind(instance_id)
+        .execute(&store.pool)
+        .await
+        .map_err(Error::internal)?;
+    Ok(())
+}
+
+pub(crate) async fn paired_instances(store: &SqlStore) -> Result<Vec<Instance>> {
+    let sql = format!(
+        "SELECT {INSTANCE_COLUMNS} FROM instances i \
+         WHERE i.connection_state = $1 \
+            OR (i.number_jid IS NOT NULL AND i.connection_state <> $2) \
+         ORDER BY i.created_at, i.id"
+    );
+    sqlx::query(&sql)
+        .bind(ConnectionState::Connected.as_str())
+        .bind(ConnectionState::LoggedOut.as_str())
+        .fetch_all(&store.pool)
+        .await
+        .map_err(Error::internal)?
+        .iter()
+        .map(rows::instance)
+        .collect()
+}
+
+pub(crate) async fn delete_instance(
+    store: &SqlStore,
+    account_id: &str,
+    instance_id: &str,
+) -> Result<bool> {
+    let done = sqlx::query("DELETE FROM instances WHERE id = $1 AND account_id = $2")
+        .bind(instance_id)
+        .bind(account_id)
+        .execute(&store.pool)
+        .await
+        .map_err(Error::internal)?;
+    Ok(done.rows_affected() > 0)
+}

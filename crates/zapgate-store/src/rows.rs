@@ -1,0 +1,70 @@
+//! Row mapping: the column lists each query selects and their conversion to
+//! domain types, shared by every query so the two cannot drift apart.
+
+use sqlx::{Row as _, any::AnyRow};
+use zapgate_core::{
+    Error, Result,
+    account::Account,
+    error::Cause,
+    instance::{ConnectionState, Instance, SessionStatus},
+};
+
+/// The `accounts` columns [`account`] reads, qualified by `a.`.
+pub(crate) const ACCOUNT_COLUMNS: &str =
+    "a.id, a.name, a.max_instances, a.rate_limit_per_minute, a.created_at";
+
+/// The `instances` columns [`instance`] reads, qualified by `i.`.
+pub(crate) const INSTANCE_COLUMNS: &str = "i.id, i.account_id, i.name, i.settings, i.webhook, \
+     i.connection_state, i.number_jid, i.created_at";
+
+pub(crate) fn account(row: &AnyRow) -> Result<Account> {
+    Ok(Account {
+        id: get(row, "id")?,
+        name: get(row, "name")?,
+        max_instances: to_u32(get::<i64>(row, "max_instances")?, "max_instances")?,
+        rate_limit_per_minute: get::<Option<i64>>(row, "rate_limit_per_minute")?
+            .map(|v| to_u32(v, "rate_limit_per_minute"))
+            .transpose()?,
+        created_at_ms: get(row, "created_at")?,
+    })
+}
+
+pub(crate) fn instance(row: &AnyRow) -> Result<Instance> {
+    let id: String = get(row, "id")?;
+    let settings: String = get(row, "settings")?;
+    let webhook: String = get(row, "webhook")?;
+    let state: String = get(row, "connection_state")?;
+    Ok(Instance {
+        account_id: get(row, "account_id")?,
+        name: get(row, "name")?,
+        settings: serde_json::from_str(&settings).map_err(Error::internal)?,
+        webhook: serde_json::from_str(&webhook).map_err(Error::internal)?,
+        session: SessionStatus {
+            state: ConnectionState::parse(&state).ok_or_else(|| {
+                Error::internal(Cause(format!(
+                    "instance {id} has unknown connection_state {state:?}"
+                )))
+            })?,
+            number_jid: get(row, "number_jid")?,
+        },
+        created_at_ms: get(row, "created_at")?,
+        id,
+    })
+}
+
+pub(crate) fn get<'r, T>(row: &'r AnyRow, column: &str) -> Result<T>
+where
+    T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
+{
+    row.try_get(column).map_err(Error::internal)
+}
+
+fn to_u32(value: i64, column: &str) -> Result<u32> {
+    u32::try_from(value)
+        .map_err(|_| Error::internal(Cause(format!("{column} out of range: {value}"))))
+}
+
+/// `u32` columns are stored as 64-bit integers on both backends.
+pub(crate) fn from_u32(value: u32) -> i64 {
+    i64::from(value)
+}
