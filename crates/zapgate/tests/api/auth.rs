@@ -1,0 +1,304 @@
+//! Tokens and tenancy (spec §1 "Tokens and auth"): which token reaches what,
+//! and someone else's instance looking exactly like a missing one.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::harness::{Reply, TestServer};
+
+/// Every REST route that takes a token, with a valid body where it needs one.
+fn routes(instance: &str) -> Vec<(Method, String, Option<Value>)> {
+    let sandbox = |action: &str| format!("/api/sandbox/{instance}/{action}");
+    vec![
+        (
+            Method::POST,
+            "/api/instance/new".to_owned(),
+            Some(json!({"name": "fresh"})),
+        ),
+        (
+            Method::GET,
+            format!("/api/instance/connect/{instance}"),
+            None,
+        ),
+        (Method::GET, "/api/instance/connect/".to_owned(), None),
+        (Method::GET, "/api/instance/list".to_owned(), None),
+        (
+            Method::DELETE,
+            format!("/api/instance/logout/{instance}"),
+            None,
+        ),
+        (
+            Method::DELETE,
+            format!("/api/instance/delete/{instance}"),
+            None,
+        ),
+        (
+            Method::POST,
+            sandbox("pair"),
+            Some(json!({"number": "5511988887777"})),
+        ),
+        (Method::POST, sandbox("disconnect"), None),
+        (Method::POST, sandbox("reconnect"), None),
+        (
+            Method::POST,
+            sandbox("inbound"),
+            Some(json!({"from": "5511977776666", "text": "hi"})),
+        ),
+        (
+            Method::POST,
+            sandbox("receipt"),
+            Some(json!({"id": "3EB0000000000000", "status": "read"})),
+        ),
+        (Method::GET, sandbox("outbox"), None),
+        (
+            Method::POST,
+            sandbox("faults"),
+            Some(json!({"send": "error"})),
+        ),
+    ]
+}
+
+/// The routes that name an instance and take either token.
+fn instance_routes(instance: &str) -> Vec<(Method, String, Option<Value>)> {
+    routes(instance)
+        .into_iter()
+        .filter(|(_, path, _)| {
+            path.split('/').any(|segment| segment == instance)
+                && !path.starts_with("/api/instance/delete/")
+        })
+        .collect()
+}
+
+async fn send(
+    server: &TestServer,
+    route: &(Method, String, Option<Value>),
+    token: Option<&str>,
+) -> Reply {
+    let (method, path, body) = route;
+    // POST routes always get a JSON body, so the token is what is judged.
+    let body = match (method, body) {
+        (&Method::POST, None) => Some(json!({})),
+        (_, body) => body.clone(),
+    };
+    server.call(method.clone(), path, token, body).await
+}
+
+/// A's view of B: B's instance is listed, still connected to its phone.
+async fn assert_untouched(server: &TestServer, token: &str, name: &str, number: &str) {
+    let list = server
+        .get(
+            &format!("/api/instance/list?instanceName={name}"),
+            Some(token),
+        )
+        .await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.text);
+    assert_eq!(list.body["message"], json!("1 Instance found"));
+    let item = &list.body["instances"][0];
+    assert_eq!(item["name"], json!(name));
+    assert_eq!(item["connection"]["state"], json!("connected"), "{item}");
+    assert_eq!(
+        item["connection"]["numberJid"],
+        json!(format!("{number}@s.whatsapp.net"))
+    );
+    let outbox = server
+        .get(&format!("/api/sandbox/{name}/outbox"), Some(token))
+        .await;
+    assert_eq!(outbox.status, StatusCode::OK, "{}", outbox.text);
+    assert_eq!(outbox.body["messages"], json!([]), "{}", outbox.text);
+}
+
+#[tokio::test]
+async fn every_route_without_a_token_is_a_401_missing_token_in_header() {
+    let server = TestServer::start().await;
+    let (_, account) = server.create_account("acme", 10).await;
+    server.create_instance(&account, "suporte").await;
+
+    for route in routes("suporte") {
+        send(&server, &route, None)
+            .await
+            .assert_error(401, "Missing token in header");
+    }
+    // An empty token header counts as none.
+    for route in routes("suporte") {
+        send(&server, &route, Some(""))
+            .await
+            .assert_error(401, "Missing token in header");
+    }
+    let list = server.get("/api/instance/list", Some(&account)).await;
+    assert_eq!(
+        list.body["message"],
+        json!("1 Instance found"),
+        "{}",
+        list.text
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn every_route_with_an_unknown_token_is_a_401_invalid_token() {
+    let server = TestServer::start().await;
+    let (_, account) = server.create_account("acme", 10).await;
+    server.create_instance(&account, "suporte").await;
+
+    for unknown in ["zga_0000000000000000000000000000000000000000", "nonsense"] {
+        for route in routes("suporte") {
+            send(&server, &route, Some(unknown))
+                .await
+                .assert_error(401, "Invalid token");
+        }
+    }
+    let list = server.get("/api/instance/list", Some(&account)).await;
+    assert_eq!(
+        list.body["message"],
+        json!("1 Instance found"),
+        "{}",
+        list.text
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_authorization_bearer_header_is_accepted_in_place_of_the_token_header() {
+    let server = TestServer::start().await;
+    let (_, account) = server.create_account("acme", 10).await;
+
+    let created = server
+        .client
+        .post(server.url("/api/instance/new"))
+        .header("Authorization", format!("Bearer {account}"))
+        .json(&json!({"name": "suporte"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let body: Value = created.json().await.unwrap();
+    let instance_token = body["instance"]["token"].as_str().unwrap().to_owned();
+
+    for (scheme, token) in [("Bearer", &account), ("bearer", &instance_token)] {
+        let list = server
+            .client
+            .get(server.url("/api/instance/list"))
+            .header("Authorization", format!("{scheme} {token}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(list.status(), StatusCode::OK);
+        let body: Value = list.json().await.unwrap();
+        assert_eq!(body["message"], json!("1 Instance found"));
+        assert_eq!(body["instances"][0]["name"], json!("suporte"));
+    }
+
+    // A bearer with an unknown token is judged like any unknown token.
+    let reply = server
+        .client
+        .get(server.url("/api/instance/list"))
+        .header("Authorization", "Bearer not-a-real-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = reply.json().await.unwrap();
+    assert_eq!(
+        body,
+        json!({"success": false, "error": {"message": "Invalid token"}})
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_instance_token_cannot_create_or_delete_instances() {
+    let server = TestServer::start().await;
+    let (_, account) = server.create_account("acme", 10).await;
+    let token = server.create_instance(&account, "suporte").await;
+
+    server
+        .post(
+            "/api/instance/new",
+            Some(&token),
+            json!({"name": "another"}),
+        )
+        .await
+        .assert_error(401, "Invalid token");
+    server
+        .delete("/api/instance/delete/suporte", Some(&token))
+        .await
+        .assert_error(401, "Invalid token");
+
+    let list = server.get("/api/instance/list", Some(&account)).await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.text);
+    assert_eq!(list.body["message"], json!("1 Instance found"));
+    assert_eq!(list.body["instances"][0]["name"], json!("suporte"));
+    // The token itself still works where it is allowed.
+    let own = server.get("/api/instance/list", Some(&token)).await;
+    assert_eq!(own.status, StatusCode::OK, "{}", own.text);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn another_accounts_instance_looks_exactly_like_a_missing_one() {
+    let server = TestServer::start().await;
+    let (_, account_a) = server.create_account("a", 10).await;
+    let (_, account_b) = server.create_account("b", 10).await;
+    let token_a = server.create_instance(&account_a, "mine").await;
+    let token_b = server.create_instance(&account_b, "theirs").await;
+    server.pair(&token_b, "theirs", "5511955554444").await;
+
+    for caller in [&account_a, &token_a] {
+        for route in instance_routes("theirs") {
+            let reply = send(&server, &route, Some(caller)).await;
+            reply.assert_error(404, "Instance not found");
+            // Indistinguishable from a name nobody has.
+            let ghost = (
+                route.0.clone(),
+                route.1.replace("theirs", "ghost"),
+                route.2.clone(),
+            );
+            let missing = send(&server, &ghost, Some(caller)).await;
+            assert_eq!(missing.status, reply.status, "{}", route.1);
+            assert_eq!(missing.body, reply.body, "{}", route.1);
+        }
+    }
+    server
+        .delete("/api/instance/delete/theirs", Some(&account_a))
+        .await
+        .assert_error(404, "Instance not found");
+    server
+        .get("/api/instance/list?instanceName=theirs", Some(&account_a))
+        .await
+        .assert_error(404, "Instance not found");
+    let list = server
+        .get(
+            "/api/instance/list?instanceName=theirs,mine",
+            Some(&account_a),
+        )
+        .await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.text);
+    assert_eq!(list.body["message"], json!("1 Instance found"));
+    assert_eq!(list.body["instances"][0]["name"], json!("mine"));
+
+    assert_untouched(&server, &account_b, "theirs", "5511955554444").await;
+    assert_untouched(&server, &token_b, "theirs", "5511955554444").await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_instance_token_cannot_reach_a_sibling_instance_of_its_account() {
+    let server = TestServer::start().await;
+    let (_, account) = server.create_account("acme", 10).await;
+    let token_a = server.create_instance(&account, "a").await;
+    let token_b = server.create_instance(&account, "b").await;
+    server.pair(&token_b, "b", "5511944443333").await;
+
+    for route in instance_routes("b") {
+        send(&server, &route, Some(&token_a))
+            .await
+            .assert_error(404, "Instance not found");
+    }
+    // Its own instance is within reach.
+    let own = server.get("/api/instance/connect/a", Some(&token_a)).await;
+    assert_eq!(own.status, StatusCode::OK, "{}", own.text);
+
+    assert_untouched(&server, &account, "b", "5511944443333").await;
+    assert_untouched(&server, &token_b, "b", "5511944443333").await;
+    server.stop().await;
+}

@@ -1,0 +1,13 @@
+//! End-to-end tests of the HTTP API: a real server on a loopback port, a real
+//! SQLite file (or PostgreSQL database), a real HTTP client. One test binary,
+//! one module per area, so the suite links once.
+
+mod admin;
+mod auth;
+mod harness;
+mod hygiene;
+mod instance;
+mod rate_limit;
+mod sandbox;
+mod secrets;
+mod smoke;

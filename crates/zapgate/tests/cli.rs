@@ -1,0 +1,514 @@
+//! The `zapgate` binary itself: subcommands, configuration errors, the
+//! embedded default's files, signals, and key rotation. Every test runs the
+//! real executable in a fresh working folder with a cleared environment.
+
+#[path = "api/harness.rs"]
+mod harness;
+
+use std::{
+    collections::BTreeSet,
+    net::TcpListener,
+    os::unix::fs::PermissionsExt,
+    path::Path,
+    process::{Child, Command, ExitStatus, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+use base64::Engine;
+use serde_json::{Value, json};
+use zapgate::{app, config::Config};
+use zapgate_core::store::Store;
+
+const ADMIN_TOKEN: &str = "cli-test-admin-token-0123456789";
+
+const VARIABLES: [&str; 16] = [
+    "ZAPGATE_ADDR",
+    "ZAPGATE_DATABASE_URL",
+    "ZAPGATE_ENCRYPTION_KEY",
+    "ZAPGATE_ENCRYPTION_KEYS_OLD",
+    "ZAPGATE_PUBLIC_URL",
+    "ZAPGATE_ADMIN_TOKEN",
+    "ZAPGATE_WHATSAPP_PROVIDER",
+    "ZAPGATE_CHATWOOT_ENABLED",
+    "ZAPGATE_ALLOW_PRIVATE_URLS",
+    "ZAPGATE_LOG_FORMAT",
+    "ZAPGATE_RATE_LIMIT",
+    "ZAPGATE_RATE_LIMIT_PER_MINUTE",
+    "ZAPGATE_RATE_LIMIT_CREATE_PER_MINUTE",
+    "ZAPGATE_MAX_BODY_BYTES",
+    "ZAPGATE_MAX_MEDIA_BODY_BYTES",
+    "ZAPGATE_CONNECT_TIMEOUT_SECS",
+];
+
+fn key(byte: u8) -> String {
+    base64::engine::general_purpose::STANDARD.encode([byte; 32])
+}
+
+/// The binary in `dir`, with only `env` set.
+fn zapgate(dir: &Path, env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_zapgate"));
+    command
+        .current_dir(dir)
+        .env_clear()
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null());
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    command
+}
+
+fn run(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
+    zapgate(dir, env).args(args).output().expect("zapgate runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8(output.stderr.clone()).unwrap()
+}
+
+fn assert_success(output: &Output) {
+    assert!(
+        output.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        output.status,
+        stdout(output),
+        stderr(output)
+    );
+}
+
+/// `account create --json`'s single line, parsed.
+fn create_account(dir: &Path, env: &[(&str, &str)], name: &str) -> Value {
+    let output = run(
+        dir,
+        env,
+        &[
+            "account",
+            "create",
+            "--name",
+            name,
+            "--max-instances",
+            "10",
+            "--json",
+        ],
+    );
+    assert_success(&output);
+    let out = stdout(&output);
+    assert_eq!(out.lines().count(), 1, "stdout is not one line: {out:?}");
+    assert!(out.ends_with('\n'));
+    serde_json::from_str(out.trim_end()).unwrap_or_else(|e| panic!("{e}: {out:?}"))
+}
+
+fn list_accounts(dir: &Path, env: &[(&str, &str)]) -> (String, Vec<Value>) {
+    let output = run(dir, env, &["account", "list", "--json"]);
+    assert_success(&output);
+    let out = stdout(&output);
+    let parsed: Value =
+        serde_json::from_str(out.trim_end()).unwrap_or_else(|e| panic!("{e}: {out:?}"));
+    (out, parsed.as_array().expect("a JSON array").clone())
+}
+
+#[test]
+fn help_mentions_every_subcommand_and_every_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(dir.path(), &[], &["--help"]);
+    assert_success(&output);
+    let help = stdout(&output);
+    for subcommand in ["serve", "migrate", "account", "secrets"] {
+        assert!(
+            help.lines().any(|l| l.trim_start().starts_with(subcommand)),
+            "{subcommand} missing from:\n{help}"
+        );
+    }
+    for variable in VARIABLES {
+        assert!(help.contains(variable), "{variable} missing from:\n{help}");
+    }
+    // Help needs no configuration and writes nothing.
+    assert!(!dir.path().join("data").exists());
+}
+
+#[test]
+fn account_create_json_prints_exactly_one_line_with_id_name_max_instances_and_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let account = create_account(dir.path(), &[], "acme");
+    let keys: BTreeSet<&str> = account
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        BTreeSet::from(["id", "maxInstances", "name", "token"])
+    );
+    assert_eq!(account["name"], json!("acme"));
+    assert_eq!(account["maxInstances"], json!(10));
+    assert!(
+        account["id"].as_str().unwrap().starts_with("acc_"),
+        "{account}"
+    );
+    assert!(
+        account["token"].as_str().unwrap().starts_with("zga_"),
+        "{account}"
+    );
+}
+
+#[test]
+fn account_list_shows_the_account_without_its_token_and_delete_removes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let account = create_account(dir.path(), &[], "acme");
+    let id = account["id"].as_str().unwrap();
+    let token = account["token"].as_str().unwrap();
+
+    let (raw, accounts) = list_accounts(dir.path(), &[]);
+    assert_eq!(accounts.len(), 1, "{raw}");
+    assert_eq!(accounts[0]["id"], json!(id));
+    assert_eq!(accounts[0]["name"], json!("acme"));
+    assert_eq!(accounts[0]["maxInstances"], json!(10));
+    assert!(accounts[0].get("token").is_none(), "{raw}");
+    assert!(!raw.contains(token), "the token leaks into the list: {raw}");
+
+    let output = run(dir.path(), &[], &["account", "delete", id]);
+    assert_success(&output);
+    assert_eq!(stdout(&output), format!("Account {id} deleted\n"));
+    let (raw, accounts) = list_accounts(dir.path(), &[]);
+    assert!(accounts.is_empty(), "{raw}");
+
+    let again = run(dir.path(), &[], &["account", "delete", id]);
+    assert!(!again.status.success());
+    assert!(
+        stderr(&again).contains(&format!("no account with id {id}")),
+        "{}",
+        stderr(&again)
+    );
+}
+
+#[test]
+fn a_bad_variable_exits_non_zero_naming_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    for (variable, value) in [
+        ("ZAPGATE_ADDR", "nope"),
+        ("ZAPGATE_RATE_LIMIT", "sometimes"),
+        ("ZAPGATE_DATABASE_URL", "mysql://db/zapgate"),
+    ] {
+        let output = run(dir.path(), &[(variable, value)], &["migrate"]);
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{variable}: {}",
+            stderr(&output)
+        );
+        let message = stderr(&output);
+        assert!(
+            message.contains(&format!("error: configuration: {variable}: ")),
+            "{message}"
+        );
+        assert!(stdout(&output).is_empty());
+    }
+    assert!(
+        !dir.path().join("data").exists(),
+        "a failed start created files"
+    );
+}
+
+#[test]
+fn postgres_without_an_encryption_key_is_an_error_naming_the_key_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(
+        dir.path(),
+        &[(
+            "ZAPGATE_DATABASE_URL",
+            "postgres://postgres@127.0.0.1:5432/test",
+        )],
+        &["migrate"],
+    );
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("ZAPGATE_ENCRYPTION_KEY"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn the_first_run_on_the_embedded_default_creates_a_private_key_file_and_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(dir.path(), &[], &["migrate"]);
+    assert_success(&output);
+    assert!(
+        stderr(&output).contains("migrations applied (sqlite)"),
+        "{}",
+        stderr(&output)
+    );
+
+    let key_file = dir.path().join("data/secret.key");
+    let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "mode {mode:o}");
+    let key = std::fs::read_to_string(&key_file).unwrap();
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(key.trim())
+        .unwrap();
+    assert_eq!(decoded.len(), 32);
+    assert!(dir.path().join("data/zapgate.db").is_file());
+
+    // Later runs keep the key; migrating again is harmless.
+    assert_success(&run(dir.path(), &[], &["migrate"]));
+    assert_eq!(std::fs::read_to_string(&key_file).unwrap(), key);
+}
+
+#[tokio::test]
+async fn migrate_and_accounts_work_on_postgres() {
+    let Some(database) = harness::TempDatabase::create().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let key = key(9);
+    let env = [
+        ("ZAPGATE_DATABASE_URL", database.url.as_str()),
+        ("ZAPGATE_ENCRYPTION_KEY", key.as_str()),
+    ];
+    for _ in 0..2 {
+        let output = run(dir.path(), &env, &["migrate"]);
+        assert_success(&output);
+        assert!(
+            stderr(&output).contains("migrations applied (postgres)"),
+            "{}",
+            stderr(&output)
+        );
+    }
+    let account = create_account(dir.path(), &env, "acme");
+    let (raw, accounts) = list_accounts(dir.path(), &env);
+    assert_eq!(accounts.len(), 1, "{raw}");
+    assert_eq!(accounts[0]["id"], account["id"]);
+    assert!(
+        !dir.path().join("data").exists(),
+        "PostgreSQL needs no data folder"
+    );
+}
+
+/// A `zapgate serve` child, killed if still running when dropped.
+struct Serve {
+    child: Child,
+    base: String,
+}
+
+impl Serve {
+    async fn start(dir: &Path, env: &[(&str, &str)]) -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let mut all = vec![
+            ("ZAPGATE_ADDR", addr.as_str()),
+            ("ZAPGATE_ADMIN_TOKEN", ADMIN_TOKEN),
+        ];
+        all.extend_from_slice(env);
+        let log = std::fs::File::create(dir.join(format!("serve-{port}.log"))).unwrap();
+        let child = zapgate(dir, &all)
+            .arg("serve")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("zapgate serve starts");
+        let mut serve = Self {
+            child,
+            base: format!("http://{addr}"),
+        };
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(resp) = client.get(format!("{}/health", serve.base)).send().await
+                && resp.status().as_u16() == 200
+            {
+                return serve;
+            }
+            let log = || {
+                std::fs::read_to_string(dir.join(format!("serve-{port}.log"))).unwrap_or_default()
+            };
+            if let Ok(Some(status)) = serve.child.try_wait() {
+                panic!("zapgate serve exited with {status}:\n{}", log());
+            }
+            assert!(Instant::now() < deadline, "not healthy in 30 s:\n{}", log());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// SIGTERM, then the exit status (within 10 s).
+    async fn terminate(&mut self) -> ExitStatus {
+        let pid = self.child.id().to_string();
+        let kill = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(kill.success());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "zapgate serve ignored SIGTERM for 10 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+#[tokio::test]
+async fn serve_exits_zero_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut serve = Serve::start(dir.path(), &[]).await;
+    let started = Instant::now();
+    let status = serve.terminate().await;
+    assert_eq!(status.code(), Some(0), "{status}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+async fn post(base: &str, path: &str, token: &str, body: Value) -> (u16, Value) {
+    let resp = reqwest::Client::new()
+        .post(format!("{base}{path}"))
+        .header("token", token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (
+        resp.status().as_u16(),
+        resp.json().await.unwrap_or(Value::Null),
+    )
+}
+
+async fn get(base: &str, path: &str, token: &str) -> (u16, Value) {
+    let resp = reqwest::Client::new()
+        .get(format!("{base}{path}"))
+        .header("token", token)
+        .send()
+        .await
+        .unwrap();
+    (
+        resp.status().as_u16(),
+        resp.json().await.unwrap_or(Value::Null),
+    )
+}
+
+/// The store as a server with only these keys would open it.
+async fn open_store(dir: &Path, key: &str, old: Option<&str>) -> zapgate_store::SqlStore {
+    let url = format!("sqlite://{}", dir.join("data/zapgate.db").display());
+    let config = Config::from_lookup(|name| match name {
+        "ZAPGATE_DATABASE_URL" => Some(url.clone()),
+        "ZAPGATE_ENCRYPTION_KEY" => Some(key.to_owned()),
+        "ZAPGATE_ENCRYPTION_KEYS_OLD" => old.map(str::to_owned),
+        _ => None,
+    })
+    .unwrap();
+    app::open_store(&config).await.unwrap()
+}
+
+#[tokio::test]
+async fn secrets_rekey_moves_every_secret_to_the_new_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key_a, key_b) = (key(1), key(2));
+    let instance_token = "rekey-instance-token-0123456789";
+    let authorization = "Bearer rekey-webhook-secret";
+
+    let mut serve = Serve::start(dir.path(), &[("ZAPGATE_ENCRYPTION_KEY", &key_a)]).await;
+    let (status, created) = post(
+        &serve.base,
+        "/admin/accounts",
+        ADMIN_TOKEN,
+        json!({"name": "acme", "maxInstances": 5}),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let account_token = created["token"].as_str().unwrap().to_owned();
+    let (status, instance) = post(
+        &serve.base,
+        "/api/instance/new",
+        &account_token,
+        json!({
+            "name": "suporte",
+            "token": instance_token,
+            "webhookEnabled": true,
+            "webhookURL": "https://hooks.example.com/zapgate",
+            "webhookAuthorization": authorization,
+        }),
+    )
+    .await;
+    assert_eq!(status, 201, "{instance}");
+    let (status, list) = get(&serve.base, "/api/instance/list", instance_token).await;
+    assert_eq!(status, 200, "{list}");
+    let instance_id = list["instances"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(serve.terminate().await.code(), Some(0));
+
+    // Before the rotation, key B alone cannot read the secrets.
+    let b_only = open_store(dir.path(), &key_b, None).await;
+    assert!(b_only.instance_token(&instance_id).await.is_err());
+    b_only.close().await;
+
+    let env = [
+        ("ZAPGATE_ENCRYPTION_KEY", key_b.as_str()),
+        ("ZAPGATE_ENCRYPTION_KEYS_OLD", key_a.as_str()),
+    ];
+    let output = run(dir.path(), &env, &["secrets", "rekey"]);
+    assert_success(&output);
+    assert!(
+        stderr(&output).contains("re-encrypted 2 secrets under the current key"),
+        "{}",
+        stderr(&output)
+    );
+    // Everything is under B now: a second run has nothing to do.
+    let output = run(dir.path(), &env, &["secrets", "rekey"]);
+    assert_success(&output);
+    assert!(
+        stderr(&output).contains("re-encrypted 0 secrets under the current key"),
+        "{}",
+        stderr(&output)
+    );
+
+    // Key B alone now opens both secrets; key A alone no longer does.
+    let b_only = open_store(dir.path(), &key_b, None).await;
+    assert_eq!(
+        b_only.instance_token(&instance_id).await.unwrap().expose(),
+        instance_token
+    );
+    assert_eq!(
+        b_only
+            .webhook_authorization(&instance_id)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(authorization)
+    );
+    b_only.close().await;
+    let a_only = open_store(dir.path(), &key_a, None).await;
+    assert!(a_only.instance_token(&instance_id).await.is_err());
+    assert!(a_only.webhook_authorization(&instance_id).await.is_err());
+    a_only.close().await;
+
+    // A server with only key B accepts both tokens.
+    let mut serve = Serve::start(dir.path(), &[("ZAPGATE_ENCRYPTION_KEY", &key_b)]).await;
+    let (status, list) = get(&serve.base, "/api/instance/list", instance_token).await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["instances"][0]["name"], json!("suporte"));
+    assert_eq!(list["instances"][0]["webhook"]["enabled"], json!(true));
+    let (status, list) = get(&serve.base, "/api/instance/list", &account_token).await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["message"], json!("1 Instance found"));
+    assert_eq!(serve.terminate().await.code(), Some(0));
+}
