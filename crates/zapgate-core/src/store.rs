@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use crate::{
     Result,
     account::{Account, NewAccount},
+    chatwoot::{Integration, IntegrationStatus, IntegrationSummary},
     instance::{Instance, NewInstance, SessionStatus},
     token::{Token, TokenHash},
 };
@@ -73,6 +74,24 @@ pub trait Store: Send + Sync + 'static {
     /// `window_start` (Unix seconds) and returns the count so far. Shared by
     /// every process on the same database.
     async fn count_request(&self, bucket: &str, window_start: i64) -> Result<u64>;
+
+    /// Creates or replaces the instance's integration (one per instance).
+    async fn save_integration(&self, integration: &Integration) -> Result<()>;
+    async fn find_integration(&self, instance_id: &str) -> Result<Option<Integration>>;
+    async fn find_integration_by_id(&self, integration_id: &str) -> Result<Option<Integration>>;
+    /// Every integration on the server (start-up maintenance).
+    async fn list_integrations(&self) -> Result<Vec<Integration>>;
+    /// The integrations of the account's instances, secrets left out.
+    async fn integration_summaries(&self, account_id: &str) -> Result<Vec<IntegrationSummary>>;
+    async fn set_integration_status(
+        &self,
+        integration_id: &str,
+        status: IntegrationStatus,
+        last_error: &str,
+    ) -> Result<()>;
+    async fn set_integration_webhook_url(&self, integration_id: &str, url: &str) -> Result<()>;
+    /// `false` when the instance had none.
+    async fn delete_integration(&self, instance_id: &str) -> Result<bool>;
 
     /// Re-encrypts every secret under the current key; returns how many.
     async fn rekey_secrets(&self) -> Result<u64>;

@@ -26,6 +26,7 @@ use tower_http::{
 };
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
+use zapgate_chatwoot::ChatwootService;
 use zapgate_core::{Error, messages, service::InstanceService, store::Store, token::TokenHash};
 use zapgate_whatsapp::SandboxProvider;
 
@@ -58,6 +59,8 @@ impl Default for BodyLimits {
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub instances: InstanceService,
+    /// The Chatwoot module; `None` when the operator switched it off.
+    pub chatwoot: Option<Arc<ChatwootService>>,
     /// Present only when the sandbox is the WhatsApp provider.
     pub sandbox: Option<Arc<SandboxProvider>>,
     pub limiter: Arc<RateLimiter>,
@@ -73,6 +76,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub fn router(state: AppState) -> Router {
     let mut api = Router::new()
         .merge(routes::instance::router())
+        .merge(routes::chatwoot::router())
         .merge(routes::admin::router());
     if state.sandbox.is_some() {
         api = api.merge(routes::sandbox::router(state.body_limits.media));

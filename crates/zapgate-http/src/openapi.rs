@@ -17,6 +17,9 @@ use crate::{envelope, routes};
         routes::instance::list,
         routes::instance::logout,
         routes::instance::remove,
+        routes::chatwoot::set,
+        routes::chatwoot::info,
+        routes::chatwoot::remove,
         routes::admin::create,
         routes::admin::list,
         routes::admin::remove,
@@ -32,6 +35,7 @@ use crate::{envelope, routes};
     modifiers(&TokenSecurity),
     tags(
         (name = "instance", description = "Instances: one WhatsApp number each"),
+        (name = "chatwoot", description = "The Chatwoot integration of an instance"),
         (name = "sandbox", description = "The sandbox phone (only with ZAPGATE_WHATSAPP_PROVIDER=sandbox)"),
         (name = "admin", description = "Accounts (operator; needs ZAPGATE_ADMIN_TOKEN)"),
     )

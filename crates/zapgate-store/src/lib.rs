@@ -6,6 +6,7 @@ mod accounts;
 mod backend;
 mod db_error;
 mod instances;
+mod integrations;
 mod rate_limit;
 mod rekey;
 mod rows;

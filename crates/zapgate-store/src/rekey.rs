@@ -7,38 +7,53 @@ use zapgate_core::{Error, Result};
 use crate::{
     SqlStore,
     instances::{token_aad, webhook_authorization_aad},
+    integrations,
     rows::get,
 };
 
-/// A sealed column of `instances` and how its associated data is named.
+/// A sealed column and how its associated data is named from the row id.
 struct SealedColumn {
+    table: &'static str,
+    id_column: &'static str,
     column: &'static str,
-    aad: fn(&str) -> String,
+    aad: fn(id: &str, column: &str) -> String,
 }
 
-const SEALED_COLUMNS: [SealedColumn; 2] = [
-    SealedColumn {
-        column: "token_sealed",
-        aad: token_aad,
-    },
-    SealedColumn {
-        column: "webhook_authorization_sealed",
-        aad: webhook_authorization_aad,
-    },
-];
+fn sealed_columns() -> Vec<SealedColumn> {
+    let mut columns = vec![
+        SealedColumn {
+            table: "instances",
+            id_column: "id",
+            column: "token_sealed",
+            aad: |id, _| token_aad(id),
+        },
+        SealedColumn {
+            table: "instances",
+            id_column: "id",
+            column: "webhook_authorization_sealed",
+            aad: |id, _| webhook_authorization_aad(id),
+        },
+    ];
+    columns.extend(
+        integrations::SEALED_COLUMNS
+            .iter()
+            .map(|column| SealedColumn {
+                table: "chatwoot_integrations",
+                id_column: "bridge_integration_id",
+                column,
+                aad: integrations::aad,
+            }),
+    );
+    columns
+}
 
 pub(crate) async fn rekey_secrets(store: &SqlStore) -> Result<u64> {
     let mut rewritten = 0u64;
-    for sealed in &SEALED_COLUMNS {
-        let select = format!(
-            "SELECT id, {c} FROM instances WHERE {c} IS NOT NULL ORDER BY id",
-            c = sealed.column
-        );
+    for sealed in sealed_columns() {
+        let (t, k, c) = (sealed.table, sealed.id_column, sealed.column);
+        let select = format!("SELECT {k} AS id, {c} FROM {t} WHERE {c} IS NOT NULL ORDER BY {k}");
         // Compare-and-set, so a value rewritten meanwhile is left alone.
-        let update = format!(
-            "UPDATE instances SET {c} = $1 WHERE id = $2 AND {c} = $3",
-            c = sealed.column
-        );
+        let update = format!("UPDATE {t} SET {c} = $1 WHERE {k} = $2 AND {c} = $3");
         let rows = sqlx::query(&select)
             .fetch_all(&store.pool)
             .await
@@ -49,7 +64,7 @@ pub(crate) async fn rekey_secrets(store: &SqlStore) -> Result<u64> {
             if store.secrets.is_current(&old) {
                 continue;
             }
-            let aad = (sealed.aad)(&id);
+            let aad = (sealed.aad)(&id, c);
             let plain = store.secrets.open(&aad, &old)?;
             let new = store.secrets.seal(&aad, &plain);
             let done = sqlx::query(&update)

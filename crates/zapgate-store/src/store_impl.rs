@@ -5,12 +5,13 @@ use async_trait::async_trait;
 use zapgate_core::{
     Error, Result,
     account::{Account, NewAccount},
+    chatwoot::{Integration, IntegrationStatus, IntegrationSummary},
     instance::{Instance, NewInstance, SessionStatus},
     store::{Principal, Store},
     token::{Token, TokenHash},
 };
 
-use crate::{SqlStore, accounts, instances, rate_limit, rekey};
+use crate::{SqlStore, accounts, instances, integrations, rate_limit, rekey};
 
 #[async_trait]
 impl Store for SqlStore {
@@ -84,6 +85,43 @@ impl Store for SqlStore {
 
     async fn rekey_secrets(&self) -> Result<u64> {
         rekey::rekey_secrets(self).await
+    }
+
+    async fn save_integration(&self, integration: &Integration) -> Result<()> {
+        integrations::save(self, integration).await
+    }
+
+    async fn find_integration(&self, instance_id: &str) -> Result<Option<Integration>> {
+        integrations::find_by(self, "instance_id", instance_id).await
+    }
+
+    async fn find_integration_by_id(&self, integration_id: &str) -> Result<Option<Integration>> {
+        integrations::find_by(self, "bridge_integration_id", integration_id).await
+    }
+
+    async fn list_integrations(&self) -> Result<Vec<Integration>> {
+        integrations::list(self).await
+    }
+
+    async fn integration_summaries(&self, account_id: &str) -> Result<Vec<IntegrationSummary>> {
+        integrations::summaries(self, account_id).await
+    }
+
+    async fn set_integration_status(
+        &self,
+        integration_id: &str,
+        status: IntegrationStatus,
+        last_error: &str,
+    ) -> Result<()> {
+        integrations::set_status(self, integration_id, status, last_error).await
+    }
+
+    async fn set_integration_webhook_url(&self, integration_id: &str, url: &str) -> Result<()> {
+        integrations::set_webhook_url(self, integration_id, url).await
+    }
+
+    async fn delete_integration(&self, instance_id: &str) -> Result<bool> {
+        integrations::delete(self, instance_id).await
     }
 }
 

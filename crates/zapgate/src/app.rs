@@ -6,6 +6,7 @@ use std::{future::Future, net::SocketAddr, path::Path, sync::Arc};
 use anyhow::Context;
 use base64::Engine;
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+use zapgate_chatwoot::{AddressPolicy, ChatwootHttp, ChatwootService};
 use zapgate_core::{
     service::{InstanceService, SessionRecorder},
     store::Store,
@@ -144,7 +145,36 @@ async fn build(config: &Config) -> anyhow::Result<axum::Router> {
         Backend::Postgres => RateLimiter::shared(config.rate_limit, store.clone()),
         Backend::Sqlite => RateLimiter::in_memory(config.rate_limit),
     };
+    let chatwoot = if config.chatwoot_enabled {
+        let policy = AddressPolicy {
+            allow_private: config.allow_private_urls,
+        };
+        let http = ChatwootHttp::new(policy, config.chatwoot_timeouts.activate)
+            .context("building the Chatwoot HTTP client")?;
+        let service = Arc::new(ChatwootService::new(
+            store.clone(),
+            http,
+            config.public_url.as_str(),
+            config.chatwoot_timeouts,
+        ));
+        // Chatwoot may be slow or away: never hold the start-up for it.
+        let refresher = service.clone();
+        tokio::spawn(async move {
+            match refresher.refresh_webhook_urls().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    updated = n,
+                    "inbox webhook URLs now follow ZAPGATE_PUBLIC_URL"
+                ),
+                Err(err) => tracing::warn!(error = %err, "could not refresh inbox webhook URLs"),
+            }
+        });
+        Some(service)
+    } else {
+        None
+    };
     let state = AppState {
+        chatwoot,
         store,
         instances,
         sandbox,

@@ -6,6 +6,7 @@ use std::{fmt, net::SocketAddr, path::PathBuf, time::Duration};
 
 use base64::Engine;
 use url::Url;
+use zapgate_chatwoot::ChatwootTimeouts;
 use zapgate_http::{BodyLimits, RateLimitConfig};
 
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
@@ -54,6 +55,7 @@ pub struct Config {
     pub rate_limit: RateLimitConfig,
     pub body_limits: BodyLimits,
     pub connect_timeout: Duration,
+    pub chatwoot_timeouts: ChatwootTimeouts,
 }
 
 /// A bad variable and what is wrong with it.
@@ -302,6 +304,28 @@ impl Config {
         let connect_timeout =
             Duration::from_secs(number(&get, "ZAPGATE_CONNECT_TIMEOUT_SECS", 60u64, 1)?);
 
+        let cw = ChatwootTimeouts::default();
+        let seconds =
+            |variable: &'static str, default: Duration| -> Result<Duration, ConfigError> {
+                Ok(Duration::from_secs(number(
+                    &get,
+                    variable,
+                    default.as_secs(),
+                    1,
+                )?))
+            };
+        let chatwoot_timeouts = ChatwootTimeouts {
+            activate: seconds("ZAPGATE_CHATWOOT_SET_TIMEOUT_SECS", cw.activate)?,
+            info: seconds("ZAPGATE_CHATWOOT_INFO_TIMEOUT_SECS", cw.info)?,
+            deactivate: seconds("ZAPGATE_CHATWOOT_DELETE_TIMEOUT_SECS", cw.deactivate)?,
+            info_cache: Duration::from_secs(number(
+                &get,
+                "ZAPGATE_CHATWOOT_CACHE_SECS",
+                cw.info_cache.as_secs(),
+                0,
+            )?),
+        };
+
         Ok(Self {
             addr,
             database_url,
@@ -316,6 +340,7 @@ impl Config {
             rate_limit,
             body_limits,
             connect_timeout,
+            chatwoot_timeouts,
         })
     }
 

@@ -163,6 +163,11 @@ impl InstanceService {
             .unwrap_or_else(|| instance.session.clone())
     }
 
+    /// Whether the instance's WhatsApp session is up right now.
+    pub fn is_connected(&self, instance: &Instance) -> bool {
+        self.live_status(instance).state == ConnectionState::Connected
+    }
+
     pub async fn logout(&self, instance: &Instance) -> Result<()> {
         self.whatsapp
             .logout(&instance.id)

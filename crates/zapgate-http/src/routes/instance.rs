@@ -6,10 +6,14 @@ use axum::{
     http::StatusCode,
     routing::{delete, get, post},
 };
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use zapgate_chatwoot::integration::shown_status;
 use zapgate_core::{
     Error,
+    chatwoot::IntegrationSummary,
     instance::{ConnectionState, InstanceSettings, WebhookConfig},
     jid::parse_phone_number,
     messages,
@@ -131,6 +135,58 @@ pub struct CreatedOut {
     /// Present only when the webhook block was sent and refused.
     #[serde(skip_serializing_if = "Option::is_none")]
     webhook: Option<BlockErrorOut>,
+    /// Present when `chatwootEnabled` was true: the inline activation's outcome.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    chatwoot: Option<InlineChatwootOut>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InlineChatwootOut {
+    /// `active`, or `error` with `error` saying why.
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bridge_integration_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    inbox_id: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+/// Activation from the `chatwoot*` block of the create body (spec §3.5). It
+/// never fails the creation: the outcome goes in the response.
+async fn activate_inline(
+    state: &AppState,
+    instance: &zapgate_core::instance::Instance,
+    body: &serde_json::Map<String, serde_json::Value>,
+) -> InlineChatwootOut {
+    let outcome = async {
+        let chatwoot = state.chatwoot.as_ref().ok_or_else(|| {
+            Error::Unavailable(zapgate_chatwoot::integration::NOT_CONFIGURED.to_owned())
+        })?;
+        let request = zapgate_chatwoot::ActivateRequest::parse(
+            body,
+            &zapgate_chatwoot::integration::INLINE_FIELDS,
+        )?;
+        chatwoot.activate(instance, request).await
+    }
+    .await;
+    match outcome {
+        Ok(integration) => InlineChatwootOut {
+            status: "active",
+            bridge_integration_id: Some(integration.id),
+            inbox_id: Some(integration.inbox_id),
+            error: None,
+        },
+        Err(err) => {
+            tracing::info!(instance_id = %instance.id, error = %err, "inline chatwoot activation failed");
+            InlineChatwootOut {
+                status: "error",
+                bridge_integration_id: None,
+                inbox_id: None,
+                error: Some(err.public_message().to_owned()),
+            }
+        }
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -163,8 +219,10 @@ pub struct BlockErrorOut {
 async fn create(
     State(state): State<AppState>,
     AccountCaller(account): AccountCaller,
-    JsonBody(body): JsonBody<CreateInstanceIn>,
+    JsonBody(raw): JsonBody<serde_json::Map<String, serde_json::Value>>,
 ) -> ApiResult<(StatusCode, Json<CreatedOut>)> {
+    let body: CreateInstanceIn = serde_json::from_value(serde_json::Value::Object(raw.clone()))
+        .map_err(|_| Error::bad_request(messages::INVALID_REQUEST_BODY))?;
     let (webhook, webhook_authorization, webhook_error) = match body.webhook() {
         Ok((config, authorization)) => (config, authorization, None),
         Err(error) => (WebhookConfig::default(), None, Some(error)),
@@ -182,7 +240,7 @@ async fn create(
         success: true,
         message: "Instance created",
         instance: CreatedInstanceOut {
-            name: created.instance.name,
+            name: created.instance.name.clone(),
             token: created.token.expose().to_owned(),
             status: ConnectionState::Disconnected.as_str(),
         },
@@ -190,8 +248,15 @@ async fn create(
             status: "error",
             error,
         }),
+        chatwoot: None,
     };
-    Ok((StatusCode::CREATED, Json(out)))
+    let chatwoot = match raw.get("chatwootEnabled") {
+        Some(serde_json::Value::Bool(true)) => {
+            Some(activate_inline(&state, &created.instance, &raw).await)
+        }
+        _ => None,
+    };
+    Ok((StatusCode::CREATED, Json(CreatedOut { chatwoot, ..out })))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -341,15 +406,35 @@ pub struct SettingsOut {
     ignore_status: bool,
 }
 
+/// `{"enabled":false}` or `{"enabled":true,"status":"active|paused|error","inboxId":42}`.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ChatwootSummaryOut {
     enabled: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    inbox_id: Option<i64>,
 }
 
-impl From<InstanceView> for InstanceOut {
-    fn from(view: InstanceView) -> Self {
+impl InstanceOut {
+    fn new(view: InstanceView, chatwoot: Option<&IntegrationSummary>) -> Self {
         let InstanceView { instance, session } = view;
+        let chatwoot = match chatwoot {
+            Some(summary) => ChatwootSummaryOut {
+                enabled: true,
+                status: Some(
+                    shown_status(summary.status, session.state == ConnectionState::Connected)
+                        .as_str(),
+                ),
+                inbox_id: Some(summary.inbox_id),
+            },
+            None => ChatwootSummaryOut {
+                enabled: false,
+                status: None,
+                inbox_id: None,
+            },
+        };
         let (presence, display) = match session.state {
             ConnectionState::Connected => ("available", "Connected"),
             ConnectionState::Connecting => ("unavailable", "Waiting for the phone"),
@@ -390,7 +475,7 @@ impl From<InstanceView> for InstanceOut {
                 disable_history_sync: s.disable_history_sync,
                 ignore_status: s.ignore_status,
             },
-            chatwoot: ChatwootSummaryOut { enabled: false },
+            chatwoot,
         }
     }
 }
@@ -420,6 +505,13 @@ async fn list(
     });
     let names = names.filter(|n| !n.is_empty());
     let views = state.instances.list(&principal, names).await?;
+    let summaries: HashMap<String, IntegrationSummary> = state
+        .store
+        .integration_summaries(&principal.account().id)
+        .await?
+        .into_iter()
+        .map(|s| (s.instance_id.clone(), s))
+        .collect();
     let message = match views.len() {
         1 => "1 Instance found".to_owned(),
         n => format!("{n} Instances found"),
@@ -427,7 +519,13 @@ async fn list(
     Ok(Json(ListOut {
         success: true,
         message,
-        instances: views.into_iter().map(InstanceOut::from).collect(),
+        instances: views
+            .into_iter()
+            .map(|view| {
+                let summary = summaries.get(&view.instance.id);
+                InstanceOut::new(view, summary)
+            })
+            .collect(),
     }))
 }
 
@@ -487,6 +585,16 @@ async fn remove(
     Path(name): Path<String>,
 ) -> ApiResult<Json<StatusChangeOut>> {
     let principal = zapgate_core::store::Principal::Account(account);
+    if let Some(chatwoot) = &state.chatwoot {
+        // Stop the inbox's webhook before the row goes with the instance.
+        let instance = state.instances.visible(&principal, &name).await?;
+        match chatwoot.deactivate(&instance).await {
+            Ok(()) | Err(Error::NotFound(_)) => {}
+            Err(err) => {
+                tracing::warn!(instance_id = %instance.id, error = %err, "chatwoot deactivation on delete failed")
+            }
+        }
+    }
     state.instances.delete(&principal, &name).await?;
     Ok(Json(StatusChangeOut {
         success: true,

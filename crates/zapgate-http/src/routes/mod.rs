@@ -1,4 +1,5 @@
 pub mod admin;
+pub mod chatwoot;
 pub mod instance;
 pub mod sandbox;
 pub mod system;

@@ -1,0 +1,199 @@
+//! The Chatwoot module (spec §3): activate, info, deactivate. Checks run in
+//! the contract's order: module switch (503), token (401), instance (404),
+//! body (400), then Chatwoot. Success bodies carry no `success` key.
+
+use std::sync::Arc;
+
+use axum::{
+    Json, Router,
+    body::Bytes,
+    extract::{FromRequestParts, Path, State},
+    http::{StatusCode, request::Parts},
+    routing::{delete, get, post},
+};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+use zapgate_chatwoot::{
+    ActivateRequest, ChatwootService,
+    integration::{ACTIVATED, DEACTIVATED, INSTANCE_NOT_FOUND, NOT_CONFIGURED, SET_FIELDS},
+};
+use zapgate_core::{Error, instance::Instance, store::Principal, time::rfc3339};
+
+use crate::{
+    AppState,
+    auth::Caller,
+    envelope::ErrorOut,
+    error::{ApiError, ApiResult},
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/chatwoot/set/{instance}", post(set))
+        .route("/api/chatwoot/list/{instance}", get(info))
+        .route("/api/chatwoot/delete/{instance}", delete(remove))
+}
+
+/// The module, or `503 integration gateway not configured` before anything
+/// else is looked at.
+pub struct Module(pub Arc<ChatwootService>);
+
+impl FromRequestParts<AppState> for Module {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(_: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        state
+            .chatwoot
+            .clone()
+            .map(Self)
+            .ok_or_else(|| ApiError(Error::Unavailable(NOT_CONFIGURED.to_owned())))
+    }
+}
+
+/// The instance, with the module's lowercase `instance not found`.
+async fn instance(state: &AppState, principal: &Principal, name: &str) -> ApiResult<Instance> {
+    match state.instances.visible(principal, name).await {
+        Err(Error::NotFound(_)) => Err(Error::not_found(INSTANCE_NOT_FOUND).into()),
+        other => Ok(other?),
+    }
+}
+
+/// A JSON object, or `invalid body: <detail>`.
+pub fn json_object(body: &[u8]) -> Result<serde_json::Map<String, Value>, Error> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(Error::bad_request("invalid body: expected a JSON object")),
+        Err(e) => Err(Error::bad_request(format!("invalid body: {e}"))),
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ActivatedOut {
+    instance: String,
+    /// `active` when activation completed.
+    status: &'static str,
+    bridge_integration_id: String,
+    message: &'static str,
+}
+
+/// Activate the integration: creates an API inbox in Chatwoot whose webhook
+/// points back here (or keeps the current inbox on a second call).
+#[utoipa::path(post, path = "/api/chatwoot/set/{instance}", tag = "chatwoot",
+    params(("instance" = String, Path)),
+    request_body(content = Object, description = "chatwootBaseUrl, chatwootAccountId, chatwootApiToken, inboxName?, signMessages?, ignoreGroups?, startAsPending?, reopenResolved?"),
+    responses(
+        (status = 201, body = ActivatedOut),
+        (status = 400, description = "invalid body: ... / Chatwoot account or endpoint not found - ... / inbox limit / private address / Chatwoot rejected the request as invalid - ...", body = ErrorOut),
+        (status = 401, description = "Missing token in header / Invalid token / Chatwoot rejected the API token - ...", body = ErrorOut),
+        (status = 403, description = "Chatwoot denied the request - verify the API token has admin scope ...", body = ErrorOut),
+        (status = 404, description = "instance not found", body = ErrorOut),
+        (status = 502, description = "Chatwoot unreachable - ... / Chatwoot failed - HTTP <status> ...", body = ErrorOut),
+        (status = 503, description = "integration gateway not configured", body = ErrorOut),
+        (status = 504, description = "Chatwoot did not answer within 60s", body = ErrorOut),
+    ),
+    security(("token" = [])))]
+async fn set(
+    State(state): State<AppState>,
+    Module(chatwoot): Module,
+    Caller(principal): Caller,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<ActivatedOut>)> {
+    let instance = instance(&state, &principal, &name).await?;
+    let request = ActivateRequest::parse(&json_object(&body)?, &SET_FIELDS)?;
+    let integration = chatwoot.activate(&instance, request).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(ActivatedOut {
+            instance: instance.name,
+            status: "active",
+            bridge_integration_id: integration.id,
+            message: ACTIVATED,
+        }),
+    ))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InfoOut {
+    instance_name: String,
+    /// `active`, `paused` (WhatsApp not connected) or `error` (see `last_error`).
+    status: &'static str,
+    bridge_integration_id: String,
+    chatwoot_base_url: String,
+    chatwoot_account_id: i64,
+    /// In plaintext: whoever holds this instance's token can read it.
+    chatwoot_api_token: String,
+    chatwoot_inbox_id: i64,
+    chatwoot_inbox_name: String,
+    last_error: String,
+    created_at: String,
+    sign_messages: bool,
+    ignore_groups: bool,
+    start_as_pending: bool,
+    reopen_resolved: bool,
+}
+
+/// The integration and its live state.
+#[utoipa::path(get, path = "/api/chatwoot/list/{instance}", tag = "chatwoot",
+    params(("instance" = String, Path)),
+    responses(
+        (status = 200, body = InfoOut),
+        (status = 404, description = "instance not found / no chatwoot integration for this instance", body = ErrorOut),
+        (status = 503, description = "integration gateway not configured", body = ErrorOut),
+    ),
+    security(("token" = [])))]
+async fn info(
+    State(state): State<AppState>,
+    Module(chatwoot): Module,
+    Caller(principal): Caller,
+    Path(name): Path<String>,
+) -> ApiResult<Json<InfoOut>> {
+    let instance = instance(&state, &principal, &name).await?;
+    let connected = state.instances.is_connected(&instance);
+    let info = chatwoot.info(&instance, connected).await?;
+    let i = info.integration;
+    Ok(Json(InfoOut {
+        instance_name: instance.name,
+        status: info.status.as_str(),
+        bridge_integration_id: i.id,
+        chatwoot_base_url: i.base_url,
+        chatwoot_account_id: i.account_id,
+        chatwoot_api_token: i.api_token.expose().to_owned(),
+        chatwoot_inbox_id: i.inbox_id,
+        chatwoot_inbox_name: i.inbox_name,
+        last_error: i.last_error,
+        created_at: rfc3339(i.created_at_ms),
+        sign_messages: i.flags.sign_messages,
+        ignore_groups: i.flags.ignore_groups,
+        start_as_pending: i.flags.start_as_pending,
+        reopen_resolved: i.flags.reopen_resolved,
+    }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeactivatedOut {
+    message: &'static str,
+}
+
+/// Deactivate: Chatwoot stops calling us, the row goes; the inbox and its
+/// conversations stay in Chatwoot.
+#[utoipa::path(delete, path = "/api/chatwoot/delete/{instance}", tag = "chatwoot",
+    params(("instance" = String, Path)),
+    responses(
+        (status = 200, body = DeactivatedOut),
+        (status = 404, description = "instance not found / no chatwoot integration to delete", body = ErrorOut),
+        (status = 503, description = "integration gateway not configured", body = ErrorOut),
+    ),
+    security(("token" = [])))]
+async fn remove(
+    State(state): State<AppState>,
+    Module(chatwoot): Module,
+    Caller(principal): Caller,
+    Path(name): Path<String>,
+) -> ApiResult<Json<DeactivatedOut>> {
+    let instance = instance(&state, &principal, &name).await?;
+    chatwoot.deactivate(&instance).await?;
+    Ok(Json(DeactivatedOut {
+        message: DEACTIVATED,
+    }))
+}

@@ -1,0 +1,207 @@
+//! Chatwoot integrations: one row per instance, the API token, our webhook
+//! secret, Chatwoot's signing secret and the registered webhook URL sealed
+//! (the URL embeds our secret).
+
+use sqlx::any::AnyRow;
+use zapgate_core::{
+    Error, Result,
+    chatwoot::{ChatwootFlags, Integration, IntegrationStatus, IntegrationSummary},
+    error::Cause,
+    token::Token,
+};
+
+use crate::{SqlStore, rows::get};
+
+const COLUMNS: &str = "bridge_integration_id, instance_id, chatwoot_base_url, \
+    chatwoot_account_id, api_token_sealed, chatwoot_inbox_id, chatwoot_inbox_name, \
+    inbox_identifier, webhook_secret_sealed, inbox_secret_sealed, webhook_url_sealed, status, \
+    last_error, sign_messages, ignore_groups, start_as_pending, reopen_resolved, created_at";
+
+/// Associated data for a sealed column of an integration row.
+pub(crate) fn aad(integration_id: &str, column: &str) -> String {
+    format!("chatwoot_integrations/{integration_id}/{column}")
+}
+
+/// The sealed columns, for key rotation.
+pub(crate) const SEALED_COLUMNS: [&str; 4] = [
+    "api_token_sealed",
+    "webhook_secret_sealed",
+    "inbox_secret_sealed",
+    "webhook_url_sealed",
+];
+
+pub(crate) async fn save(store: &SqlStore, i: &Integration) -> Result<()> {
+    let seal =
+        |column: &str, value: &str| store.secrets.seal(&aad(&i.id, column), value.as_bytes());
+    let mut tx = store.pool.begin().await.map_err(Error::internal)?;
+    // Replacing, not upserting: a new activation may bring a new id.
+    sqlx::query("DELETE FROM chatwoot_integrations WHERE instance_id = $1")
+        .bind(&i.instance_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(Error::internal)?;
+    sqlx::query(&format!(
+        "INSERT INTO chatwoot_integrations ({COLUMNS}) VALUES \
+         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
+    ))
+    .bind(&i.id)
+    .bind(&i.instance_id)
+    .bind(&i.base_url)
+    .bind(i.account_id)
+    .bind(seal("api_token_sealed", i.api_token.expose()))
+    .bind(i.inbox_id)
+    .bind(&i.inbox_name)
+    .bind(i.inbox_identifier.clone())
+    .bind(seal("webhook_secret_sealed", i.webhook_secret.expose()))
+    .bind(
+        i.inbox_secret
+            .as_ref()
+            .map(|s| seal("inbox_secret_sealed", s.expose())),
+    )
+    .bind(seal("webhook_url_sealed", &i.webhook_url))
+    .bind(i.status.as_str())
+    .bind(&i.last_error)
+    .bind(i64::from(i.flags.sign_messages))
+    .bind(i64::from(i.flags.ignore_groups))
+    .bind(i64::from(i.flags.start_as_pending))
+    .bind(i64::from(i.flags.reopen_resolved))
+    .bind(i.created_at_ms)
+    .execute(&mut *tx)
+    .await
+    .map_err(Error::internal)?;
+    tx.commit().await.map_err(Error::internal)
+}
+
+pub(crate) async fn find_by(
+    store: &SqlStore,
+    column: &str,
+    value: &str,
+) -> Result<Option<Integration>> {
+    let sql = format!("SELECT {COLUMNS} FROM chatwoot_integrations WHERE {column} = $1");
+    let row = sqlx::query(&sql)
+        .bind(value)
+        .fetch_optional(&store.pool)
+        .await
+        .map_err(Error::internal)?;
+    row.map(|r| integration(store, &r)).transpose()
+}
+
+pub(crate) async fn list(store: &SqlStore) -> Result<Vec<Integration>> {
+    let sql = format!("SELECT {COLUMNS} FROM chatwoot_integrations ORDER BY created_at");
+    let rows = sqlx::query(&sql)
+        .fetch_all(&store.pool)
+        .await
+        .map_err(Error::internal)?;
+    rows.iter().map(|r| integration(store, r)).collect()
+}
+
+pub(crate) async fn summaries(
+    store: &SqlStore,
+    account_id: &str,
+) -> Result<Vec<IntegrationSummary>> {
+    let rows = sqlx::query(
+        "SELECT c.instance_id, c.status, c.chatwoot_inbox_id FROM chatwoot_integrations c \
+         JOIN instances i ON i.id = c.instance_id WHERE i.account_id = $1",
+    )
+    .bind(account_id)
+    .fetch_all(&store.pool)
+    .await
+    .map_err(Error::internal)?;
+    rows.iter()
+        .map(|r| {
+            Ok(IntegrationSummary {
+                instance_id: get(r, "instance_id")?,
+                status: status(&get::<String>(r, "status")?)?,
+                inbox_id: get(r, "chatwoot_inbox_id")?,
+            })
+        })
+        .collect()
+}
+
+pub(crate) async fn set_status(
+    store: &SqlStore,
+    integration_id: &str,
+    status: IntegrationStatus,
+    last_error: &str,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE chatwoot_integrations SET status = $1, last_error = $2 \
+         WHERE bridge_integration_id = $3",
+    )
+    .bind(status.as_str())
+    .bind(last_error)
+    .bind(integration_id)
+    .execute(&store.pool)
+    .await
+    .map_err(Error::internal)?;
+    Ok(())
+}
+
+pub(crate) async fn set_webhook_url(
+    store: &SqlStore,
+    integration_id: &str,
+    url: &str,
+) -> Result<()> {
+    let sealed = store
+        .secrets
+        .seal(&aad(integration_id, "webhook_url_sealed"), url.as_bytes());
+    sqlx::query(
+        "UPDATE chatwoot_integrations SET webhook_url_sealed = $1 WHERE bridge_integration_id = $2",
+    )
+    .bind(sealed)
+    .bind(integration_id)
+    .execute(&store.pool)
+    .await
+    .map_err(Error::internal)?;
+    Ok(())
+}
+
+pub(crate) async fn delete(store: &SqlStore, instance_id: &str) -> Result<bool> {
+    let done = sqlx::query("DELETE FROM chatwoot_integrations WHERE instance_id = $1")
+        .bind(instance_id)
+        .execute(&store.pool)
+        .await
+        .map_err(Error::internal)?;
+    Ok(done.rows_affected() > 0)
+}
+
+fn status(raw: &str) -> Result<IntegrationStatus> {
+    IntegrationStatus::parse(raw)
+        .ok_or_else(|| Error::internal(Cause(format!("unknown integration status {raw:?}"))))
+}
+
+fn integration(store: &SqlStore, row: &AnyRow) -> Result<Integration> {
+    let id: String = get(row, "bridge_integration_id")?;
+    let open = |column: &str| -> Result<String> {
+        let sealed: Vec<u8> = get(row, column)?;
+        let plain = store.secrets.open(&aad(&id, column), &sealed)?;
+        String::from_utf8(plain).map_err(Error::internal)
+    };
+    let inbox_secret = match get::<Option<Vec<u8>>>(row, "inbox_secret_sealed")? {
+        Some(_) => Some(Token::new(open("inbox_secret_sealed")?)),
+        None => None,
+    };
+    let flag = |column: &str| -> Result<bool> { Ok(get::<i64>(row, column)? != 0) };
+    Ok(Integration {
+        instance_id: get(row, "instance_id")?,
+        base_url: get(row, "chatwoot_base_url")?,
+        account_id: get(row, "chatwoot_account_id")?,
+        api_token: Token::new(open("api_token_sealed")?),
+        inbox_id: get(row, "chatwoot_inbox_id")?,
+        inbox_name: get(row, "chatwoot_inbox_name")?,
+        inbox_identifier: get(row, "inbox_identifier")?,
+        webhook_secret: Token::new(open("webhook_secret_sealed")?),
+        inbox_secret,
+        webhook_url: open("webhook_url_sealed")?,
+        status: status(&get::<String>(row, "status")?)?,
+        last_error: get(row, "last_error")?,
+        flags: ChatwootFlags {
+            sign_messages: flag("sign_messages")?,
+            ignore_groups: flag("ignore_groups")?,
+            start_as_pending: flag("start_as_pending")?,
+            reopen_resolved: flag("reopen_resolved")?,
+        },
+        created_at_ms: get(row, "created_at")?,
+        id,
+    })
+}
