@@ -28,10 +28,12 @@ pub enum ChatwootError {
     /// No HTTP answer: refused, DNS, TLS.
     Unreachable(String),
     Timeout,
-    /// Chatwoot answered with an error status; `body` is its raw text.
+    /// Chatwoot answered with an error status; `body` is its raw text,
+    /// `retry_after` its `Retry-After` seconds when it sent one.
     Status {
         status: u16,
         body: String,
+        retry_after: Option<u64>,
     },
     /// A success status with a body that is not what Chatwoot sends (the URL
     /// is probably not a Chatwoot).
@@ -134,6 +136,11 @@ impl ChatwootHttp {
         self.policy
     }
 
+    /// The guarded reqwest client itself, for downloads.
+    pub(crate) fn raw(&self) -> &reqwest::Client {
+        &self.client
+    }
+
     /// A client for one Chatwoot account.
     pub fn account(&self, base_url: &str, account_id: i64, token: Token) -> ChatwootClient {
         ChatwootClient {
@@ -200,6 +207,30 @@ pub struct Message {
     pub status: Option<String>,
     #[serde(default)]
     pub content_attributes: Value,
+    /// Unix seconds.
+    #[serde(default)]
+    pub created_at: i64,
+    #[serde(default)]
+    pub sender: Option<Sender>,
+    #[serde(default)]
+    pub attachments: Vec<AttachmentInfo>,
+}
+
+/// Who wrote a message (an agent, a bot, the contact).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Sender {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+}
+
+/// A stored attachment: `data_url` redirects to the file.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AttachmentInfo {
+    pub data_url: String,
+    #[serde(default)]
+    pub file_type: Option<String>,
 }
 
 /// A contact to create.
@@ -299,12 +330,18 @@ impl ChatwootClient {
             .await
             .map_err(classify)?;
         let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
         let bytes = read_bounded(response).await?;
         let text = String::from_utf8_lossy(&bytes).into_owned();
         if !status.is_success() {
             return Err(ChatwootError::Status {
                 status: status.as_u16(),
                 body: text,
+                retry_after,
             });
         }
         if status == StatusCode::NO_CONTENT {
@@ -562,6 +599,8 @@ impl ChatwootClient {
     }
 
     /// Messages after `after_id`, oldest first (Chatwoot returns up to 100).
+    /// Chatwoot's `after` is inclusive (`id >= after`), so the message
+    /// `after_id` itself is dropped here.
     pub async fn messages_after(
         &self,
         conversation_id: i64,
@@ -571,6 +610,23 @@ impl ChatwootClient {
             .send(
                 Method::GET,
                 &format!("/conversations/{conversation_id}/messages?after={after_id}"),
+                None,
+            )
+            .await?;
+        let mut messages = list.payload;
+        messages.retain(|m| m.id > after_id);
+        Ok(messages)
+    }
+
+    /// The conversation's latest messages (Chatwoot returns 20), oldest first.
+    pub async fn latest_messages(
+        &self,
+        conversation_id: i64,
+    ) -> Result<Vec<Message>, ChatwootError> {
+        let list: Payload<Vec<Message>> = self
+            .send(
+                Method::GET,
+                &format!("/conversations/{conversation_id}/messages"),
                 None,
             )
             .await?;

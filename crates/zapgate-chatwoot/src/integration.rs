@@ -20,6 +20,7 @@ use zapgate_core::{
 };
 
 use crate::{
+    bridge::payload::{self, JobPayload},
     client::{ChatwootClient, ChatwootError, ChatwootHttp, Inbox},
     guard::GuardError,
 };
@@ -295,10 +296,9 @@ impl ChatwootService {
             .unwrap_or_else(|| instance.name.clone());
         let map = |e: ChatwootError| activation_error(e, &request, self.timeouts.activate);
 
-        let existing = self
-            .store
-            .find_integration(&instance.id)
-            .await?
+        let previous = self.store.find_integration(&instance.id).await?;
+        let existing = previous
+            .clone()
             .filter(|e| e.base_url == request.base_url && e.account_id == request.account_id);
         let kept = match &existing {
             Some(current) => match client.get_inbox(current.inbox_id).await {
@@ -337,6 +337,16 @@ impl ChatwootService {
             self.integration_from(instance, &request, id, secret, created_at_ms, inbox);
         self.store.save_integration(&integration).await?;
         self.forget_live(&integration.id);
+        if let Some(moved) = previous.filter(|p| p.id != integration.id) {
+            // The old inbox would keep calling a URL that no longer exists.
+            self.cancel_jobs(&moved).await;
+            self.stop_webhook(&moved).await;
+        }
+        // Deliveries held back while Chatwoot refused us go now.
+        let now = now_ms();
+        for direction in [payload::INBOUND, payload::OUTBOUND] {
+            self.store.wake_jobs(&instance.id, direction, now).await?;
+        }
         tracing::info!(
             instance_id = %instance.id,
             integration_id = %integration.id,
@@ -416,6 +426,15 @@ impl ChatwootService {
             integration.status = live.status;
             integration.last_error = live.last_error;
         }
+        if integration.last_error.is_empty() {
+            let (dead, last) = self.store.dead_job_summary(&integration.id).await?;
+            if dead > 0 {
+                integration.last_error = format!(
+                    "{dead} message(s) could not be delivered after every retry (last error: {}); replay them with `zapgate jobs replay` or POST /admin/jobs/replay",
+                    last.unwrap_or_default()
+                );
+            }
+        }
         Ok(IntegrationInfo {
             status: shown_status(integration.status, whatsapp_connected),
             integration,
@@ -489,11 +508,56 @@ impl ChatwootService {
             .find_integration(&instance.id)
             .await?
             .ok_or_else(|| Error::not_found(NO_INTEGRATION_TO_DELETE))?;
+        self.cancel_jobs(&integration).await;
         self.stop_webhook(&integration).await;
         self.store.delete_integration(&instance.id).await?;
         self.forget_live(&integration.id);
         tracing::info!(instance_id = %instance.id, integration_id = %integration.id, "chatwoot integration deactivated");
         Ok(())
+    }
+
+    /// Drops the integration's pending deliveries; agent replies that never
+    /// reached WhatsApp are marked failed in Chatwoot, with why. Best effort
+    /// within the deactivation deadline.
+    async fn cancel_jobs(&self, integration: &Integration) {
+        let jobs = match self.store.take_jobs(&integration.id).await {
+            Ok(jobs) => jobs,
+            Err(e) => {
+                tracing::warn!(integration_id = %integration.id, error = %e, "could not cancel the integration's jobs");
+                return;
+            }
+        };
+        let client = self.client(integration);
+        let report = async {
+            for job in &jobs {
+                let Ok(JobPayload::AgentMessage(message)) = JobPayload::from_json(&job.payload)
+                else {
+                    continue;
+                };
+                let outcome = client
+                    .update_message_status(
+                        message.conversation_id,
+                        message.message_id,
+                        "failed",
+                        Some(
+                            "The WhatsApp integration was deactivated before this message was sent",
+                        ),
+                    )
+                    .await;
+                if let Err(e) = outcome {
+                    tracing::warn!(integration_id = %integration.id, message_id = message.message_id, error = %e, "could not mark a queued reply failed");
+                }
+            }
+        };
+        if tokio::time::timeout(self.timeouts.deactivate, report)
+            .await
+            .is_err()
+        {
+            tracing::warn!(integration_id = %integration.id, "Chatwoot did not answer while failing queued replies");
+        }
+        if !jobs.is_empty() {
+            tracing::info!(integration_id = %integration.id, cancelled = jobs.len(), "pending deliveries cancelled");
+        }
     }
 
     /// Clears the inbox's webhook URL so Chatwoot stops calling us. Best

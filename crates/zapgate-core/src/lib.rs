@@ -6,6 +6,7 @@ pub mod chatwoot;
 pub mod error;
 pub mod instance;
 pub mod jid;
+pub mod jobs;
 pub mod messages;
 pub mod service;
 pub mod store;

@@ -11,6 +11,7 @@ use crate::{
     account::{Account, NewAccount},
     chatwoot::{Integration, IntegrationStatus, IntegrationSummary},
     instance::{Instance, NewInstance, SessionStatus},
+    jobs::{ChatLink, Job, MessageLink, NewJob},
     token::{Token, TokenHash},
 };
 
@@ -92,6 +93,67 @@ pub trait Store: Send + Sync + 'static {
     async fn set_integration_webhook_url(&self, integration_id: &str, url: &str) -> Result<()>;
     /// `false` when the instance had none.
     async fn delete_integration(&self, instance_id: &str) -> Result<bool>;
+
+    /// Stores jobs; one whose `dedupe_key` is already stored is skipped.
+    /// Returns how many were new.
+    async fn enqueue_jobs(&self, jobs: &[NewJob]) -> Result<u64>;
+    /// Leases up to `limit` runnable jobs until `lease_until_ms`: each the
+    /// oldest unfinished job of its chat, queued and due (or running with an
+    /// expired lease: its worker died). Safe across processes.
+    async fn claim_jobs(&self, now_ms: i64, lease_until_ms: i64, limit: u32) -> Result<Vec<Job>>;
+    /// Done: the job row goes.
+    async fn complete_job(&self, job_id: i64) -> Result<()>;
+    /// Back to the queue, due at `run_at_ms`, with one more attempt counted.
+    async fn retry_job(&self, job_id: i64, run_at_ms: i64, error: &str) -> Result<()>;
+    /// Back to the queue without counting an attempt (waiting, not failing).
+    async fn defer_job(&self, job_id: i64, run_at_ms: i64, reason: &str) -> Result<()>;
+    /// A dead letter: kept for the operator, no longer run.
+    async fn park_job(&self, job_id: i64, error: &str) -> Result<()>;
+    /// Makes every queued job of the instance's `direction` due now (a
+    /// reconnect, a fixed integration).
+    async fn wake_jobs(&self, instance_id: &str, direction: &str, now_ms: i64) -> Result<u64>;
+    /// Dead letters back to the queue (of one integration, or all).
+    async fn replay_dead_jobs(&self, integration_id: Option<&str>, now_ms: i64) -> Result<u64>;
+    /// Dead letters of an integration: how many and the newest error.
+    async fn dead_job_summary(&self, integration_id: &str) -> Result<(u64, Option<String>)>;
+    /// Removes every job of the integration and returns them.
+    async fn take_jobs(&self, integration_id: &str) -> Result<Vec<Job>>;
+
+    async fn save_message_link(&self, link: &MessageLink) -> Result<()>;
+    async fn find_message_by_wa(
+        &self,
+        integration_id: &str,
+        wa_message_id: &str,
+    ) -> Result<Option<MessageLink>>;
+    /// Every WhatsApp message sent for one Chatwoot message (media split).
+    async fn find_messages_by_chatwoot(
+        &self,
+        integration_id: &str,
+        chatwoot_message_id: i64,
+    ) -> Result<Vec<MessageLink>>;
+
+    async fn find_chat(&self, integration_id: &str, chat_jid: &str) -> Result<Option<ChatLink>>;
+    async fn find_chat_by_conversation(
+        &self,
+        integration_id: &str,
+        conversation_id: i64,
+    ) -> Result<Option<ChatLink>>;
+    /// Creates or replaces the link of `(integration_id, chat_jid)`.
+    async fn save_chat(&self, link: &ChatLink) -> Result<()>;
+    async fn set_conversation_status(
+        &self,
+        integration_id: &str,
+        conversation_id: i64,
+        status: &str,
+    ) -> Result<()>;
+    /// Forgets links to a conversation Chatwoot no longer has.
+    async fn forget_conversation(&self, integration_id: &str, conversation_id: i64) -> Result<()>;
+    async fn set_reconciled(
+        &self,
+        integration_id: &str,
+        conversation_id: i64,
+        message_id: i64,
+    ) -> Result<()>;
 
     /// Re-encrypts every secret under the current key; returns how many.
     async fn rekey_secrets(&self) -> Result<u64>;

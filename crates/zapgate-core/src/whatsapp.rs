@@ -120,8 +120,48 @@ pub struct SentMessage {
     pub timestamp: i64,
 }
 
+/// What a message carries besides text and media: the kinds Chatwoot has no
+/// native form for, which the bridge renders as readable text.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Extra {
+    /// An emoji reaction to `target_id`; an empty emoji removes it.
+    Reaction {
+        target_id: String,
+        emoji: String,
+    },
+    /// `target_id` now reads `text`.
+    Edit {
+        target_id: String,
+        text: String,
+    },
+    /// `target_id` was deleted for everyone.
+    Revoke {
+        target_id: String,
+    },
+    Location {
+        latitude: f64,
+        longitude: f64,
+        name: Option<String>,
+    },
+    ContactCard {
+        name: String,
+        vcard: Option<String>,
+    },
+    Poll {
+        question: String,
+        options: Vec<String>,
+    },
+    Call {
+        video: bool,
+    },
+    /// Anything else WhatsApp sends, named.
+    Unsupported {
+        kind: String,
+    },
+}
+
 /// A message from WhatsApp, as every provider reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct InboundMessage {
     /// WhatsApp's message id; the same id again is a redelivery.
     pub id: String,
@@ -138,6 +178,7 @@ pub struct InboundMessage {
     pub text: Option<String>,
     pub media: Option<Media>,
     pub quoted_id: Option<String>,
+    pub extra: Option<Extra>,
     /// Unix seconds.
     pub timestamp: i64,
 }
@@ -148,7 +189,7 @@ pub enum ReceiptStatus {
     Read,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     Session(SessionStatus),
     Message(Box<InboundMessage>),
@@ -158,7 +199,7 @@ pub enum Event {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct WhatsAppEvent {
     pub instance_id: String,
     pub event: Event,
@@ -186,7 +227,15 @@ pub trait WhatsApp: Send + Sync + 'static {
     /// The live session state, when this process runs a session for it.
     fn status(&self, instance_id: &str) -> Option<SessionStatus>;
 
-    async fn send(&self, instance_id: &str, message: Outgoing) -> Result<SentMessage>;
+    /// Sends `message`. With `id`, the message carries that WhatsApp id, so
+    /// sending it again after a crash is recognised as the same message and
+    /// not delivered twice.
+    async fn send(
+        &self,
+        instance_id: &str,
+        message: Outgoing,
+        id: Option<&str>,
+    ) -> Result<SentMessage>;
 
     /// Unlinks the phone and wipes the session keys.
     async fn logout(&self, instance_id: &str) -> Result<()>;

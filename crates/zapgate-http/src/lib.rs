@@ -26,7 +26,7 @@ use tower_http::{
 };
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
-use zapgate_chatwoot::ChatwootService;
+use zapgate_chatwoot::{Bridge, ChatwootService, download::Downloader};
 use zapgate_core::{Error, messages, service::InstanceService, store::Store, token::TokenHash};
 use zapgate_whatsapp::SandboxProvider;
 
@@ -61,6 +61,10 @@ pub struct AppState {
     pub instances: InstanceService,
     /// The Chatwoot module; `None` when the operator switched it off.
     pub chatwoot: Option<Arc<ChatwootService>>,
+    /// The bridge; present with the Chatwoot module.
+    pub bridge: Option<Arc<Bridge>>,
+    /// Fetches customer-given media URLs behind the address guard.
+    pub downloader: Downloader,
     /// Present only when the sandbox is the WhatsApp provider.
     pub sandbox: Option<Arc<SandboxProvider>>,
     pub limiter: Arc<RateLimiter>,
@@ -77,6 +81,7 @@ pub fn router(state: AppState) -> Router {
     let mut api = Router::new()
         .merge(routes::instance::router())
         .merge(routes::chatwoot::router())
+        .merge(routes::message::router(state.body_limits.media))
         .merge(routes::admin::router());
     if state.sandbox.is_some() {
         api = api.merge(routes::sandbox::router(state.body_limits.media));
@@ -92,6 +97,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(routes::system::router())
         .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
+        .merge(routes::webhook::router().layer(DefaultBodyLimit::max(state.body_limits.default)))
         .merge(api)
         .layer(middleware::from_fn(metrics::track))
         .layer(

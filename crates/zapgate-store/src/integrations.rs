@@ -156,12 +156,28 @@ pub(crate) async fn set_webhook_url(
     Ok(())
 }
 
+/// Deletes the integration with its chat and message links, in one
+/// transaction. Its jobs stay: the bridge takes them first (`take_jobs`).
+/// Every statement writes, so SQLite takes the write lock at the first one
+/// instead of failing to upgrade a read.
 pub(crate) async fn delete(store: &SqlStore, instance_id: &str) -> Result<bool> {
-    let done = sqlx::query("DELETE FROM chatwoot_integrations WHERE instance_id = $1")
+    let mut tx = store.pool.begin().await.map_err(Error::internal)?;
+    for links in ["chat_links", "message_links"] {
+        sqlx::query(&format!(
+            "DELETE FROM {links} WHERE integration_id IN \
+             (SELECT bridge_integration_id FROM chatwoot_integrations WHERE instance_id = $1)"
+        ))
         .bind(instance_id)
-        .execute(&store.pool)
+        .execute(&mut *tx)
         .await
         .map_err(Error::internal)?;
+    }
+    let done = sqlx::query("DELETE FROM chatwoot_integrations WHERE instance_id = $1")
+        .bind(instance_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(Error::internal)?;
+    tx.commit().await.map_err(Error::internal)?;
     Ok(done.rows_affected() > 0)
 }
 

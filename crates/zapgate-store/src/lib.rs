@@ -7,6 +7,8 @@ mod backend;
 mod db_error;
 mod instances;
 mod integrations;
+mod jobs;
+mod links;
 mod rate_limit;
 mod rekey;
 mod rows;

@@ -59,7 +59,7 @@ where
     row.try_get(column).map_err(Error::internal)
 }
 
-fn to_u32(value: i64, column: &str) -> Result<u32> {
+pub(crate) fn to_u32(value: i64, column: &str) -> Result<u32> {
     u32::try_from(value)
         .map_err(|_| Error::internal(Cause(format!("{column} out of range: {value}"))))
 }

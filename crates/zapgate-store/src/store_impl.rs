@@ -7,11 +7,12 @@ use zapgate_core::{
     account::{Account, NewAccount},
     chatwoot::{Integration, IntegrationStatus, IntegrationSummary},
     instance::{Instance, NewInstance, SessionStatus},
+    jobs::{ChatLink, Job, MessageLink, NewJob},
     store::{Principal, Store},
     token::{Token, TokenHash},
 };
 
-use crate::{SqlStore, accounts, instances, integrations, rate_limit, rekey};
+use crate::{SqlStore, accounts, instances, integrations, jobs, links, rate_limit, rekey};
 
 #[async_trait]
 impl Store for SqlStore {
@@ -122,6 +123,104 @@ impl Store for SqlStore {
 
     async fn delete_integration(&self, instance_id: &str) -> Result<bool> {
         integrations::delete(self, instance_id).await
+    }
+
+    async fn enqueue_jobs(&self, new: &[NewJob]) -> Result<u64> {
+        jobs::enqueue(self, new).await
+    }
+
+    async fn claim_jobs(&self, now_ms: i64, lease_until_ms: i64, limit: u32) -> Result<Vec<Job>> {
+        jobs::claim(self, now_ms, lease_until_ms, limit).await
+    }
+
+    async fn complete_job(&self, job_id: i64) -> Result<()> {
+        jobs::complete(self, job_id).await
+    }
+
+    async fn retry_job(&self, job_id: i64, run_at_ms: i64, error: &str) -> Result<()> {
+        jobs::requeue(self, job_id, run_at_ms, error, 1).await
+    }
+
+    async fn defer_job(&self, job_id: i64, run_at_ms: i64, reason: &str) -> Result<()> {
+        jobs::requeue(self, job_id, run_at_ms, reason, 0).await
+    }
+
+    async fn park_job(&self, job_id: i64, error: &str) -> Result<()> {
+        jobs::park(self, job_id, error).await
+    }
+
+    async fn wake_jobs(&self, instance_id: &str, direction: &str, now_ms: i64) -> Result<u64> {
+        jobs::wake(self, instance_id, direction, now_ms).await
+    }
+
+    async fn replay_dead_jobs(&self, integration_id: Option<&str>, now_ms: i64) -> Result<u64> {
+        jobs::replay_dead(self, integration_id, now_ms).await
+    }
+
+    async fn dead_job_summary(&self, integration_id: &str) -> Result<(u64, Option<String>)> {
+        jobs::dead_summary(self, integration_id).await
+    }
+
+    async fn take_jobs(&self, integration_id: &str) -> Result<Vec<Job>> {
+        jobs::take(self, integration_id).await
+    }
+
+    async fn save_message_link(&self, link: &MessageLink) -> Result<()> {
+        links::save_message(self, link).await
+    }
+
+    async fn find_message_by_wa(
+        &self,
+        integration_id: &str,
+        wa_message_id: &str,
+    ) -> Result<Option<MessageLink>> {
+        links::find_message_by_wa(self, integration_id, wa_message_id).await
+    }
+
+    async fn find_messages_by_chatwoot(
+        &self,
+        integration_id: &str,
+        chatwoot_message_id: i64,
+    ) -> Result<Vec<MessageLink>> {
+        links::find_messages_by_chatwoot(self, integration_id, chatwoot_message_id).await
+    }
+
+    async fn find_chat(&self, integration_id: &str, chat_jid: &str) -> Result<Option<ChatLink>> {
+        links::find_chat(self, integration_id, chat_jid).await
+    }
+
+    async fn find_chat_by_conversation(
+        &self,
+        integration_id: &str,
+        conversation_id: i64,
+    ) -> Result<Option<ChatLink>> {
+        links::find_chat_by_conversation(self, integration_id, conversation_id).await
+    }
+
+    async fn save_chat(&self, link: &ChatLink) -> Result<()> {
+        links::save_chat(self, link).await
+    }
+
+    async fn set_conversation_status(
+        &self,
+        integration_id: &str,
+        conversation_id: i64,
+        status: &str,
+    ) -> Result<()> {
+        links::set_conversation_status(self, integration_id, conversation_id, status).await
+    }
+
+    async fn forget_conversation(&self, integration_id: &str, conversation_id: i64) -> Result<()> {
+        links::forget_conversation(self, integration_id, conversation_id).await
+    }
+
+    async fn set_reconciled(
+        &self,
+        integration_id: &str,
+        conversation_id: i64,
+        message_id: i64,
+    ) -> Result<()> {
+        links::set_reconciled(self, integration_id, conversation_id, message_id).await
     }
 }
 

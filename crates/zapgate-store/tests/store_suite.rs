@@ -13,9 +13,11 @@ use sqlx::{AnyConnection, AnyPool, Connection as _, Executor as _, Row as _, any
 use zapgate_core::{
     Error,
     account::{Account, NewAccount},
+    chatwoot::{ChatwootFlags, Integration, IntegrationStatus},
     instance::{
         ConnectionState, InstanceName, InstanceSettings, NewInstance, SessionStatus, WebhookConfig,
     },
+    jobs::{ChatLink, Job, JobStatus, MessageLink, NewJob},
     messages,
     store::{Principal, Store},
     token::{Token, random_hex},
@@ -168,6 +170,21 @@ suite!(
     rekey_moves_secrets_to_the_current_key,
     secrets_are_absent_from_raw_rows,
     a_sealed_token_copied_to_another_row_does_not_decrypt,
+    enqueue_skips_duplicate_dedupe_keys,
+    claim_returns_only_the_head_of_each_chat,
+    jobs_not_yet_due_are_not_claimed,
+    expired_leases_are_reclaimed_live_ones_are_not,
+    concurrent_claims_never_share_a_job,
+    retry_counts_attempts_and_defer_does_not,
+    wake_jobs_makes_queued_jobs_due_now,
+    replay_dead_jobs_requeues_dead_letters,
+    dead_job_summary_counts_and_shows_the_newest_error,
+    take_jobs_removes_and_returns_every_job,
+    deleting_an_instance_deletes_its_jobs,
+    message_links_round_trip_and_ignore_duplicates,
+    chat_links_upsert_and_follow_their_conversation,
+    reconciled_watermark_only_grows,
+    delete_integration_clears_its_links,
 );
 
 // ---------------------------------------------------------------- helpers
@@ -827,4 +844,672 @@ async fn a_sealed_token_copied_to_another_row_does_not_decrypt(db: Db) {
     assert!(store.webhook_authorization(&thief.id).await.is_err());
     assert!(store.webhook_authorization(&victim.id).await.is_err());
     assert!(store.instance_token(&victim.id).await.is_ok());
+}
+
+// ---------------------------------------------------------------- bridge jobs and links
+
+const NOW: i64 = 1_800_000_000_000;
+const LEASE: i64 = 30_000;
+
+/// An instance to hang jobs on (jobs reference their instance).
+async fn job_instance(store: &SqlStore, name: &str) -> String {
+    let (acc, _) = account(store, &format!("Jobs {name}"), 5).await;
+    store
+        .create_instance(&acc, &new_instance(name))
+        .await
+        .unwrap()
+        .id
+}
+
+fn new_job(instance_id: &str, integration_id: &str, chat: &str, key: &str, run_at: i64) -> NewJob {
+    NewJob {
+        integration_id: integration_id.to_owned(),
+        instance_id: instance_id.to_owned(),
+        direction: "inbound",
+        chat_key: chat.to_owned(),
+        dedupe_key: key.to_owned(),
+        payload: format!("{{\"key\":\"{key}\"}}"),
+        run_at_ms: run_at,
+    }
+}
+
+async fn claim(store: &SqlStore, now: i64) -> Vec<Job> {
+    store.claim_jobs(now, now + LEASE, 100).await.unwrap()
+}
+
+fn keys(jobs: &[Job]) -> Vec<&str> {
+    jobs.iter().map(|j| j.dedupe_key.as_str()).collect()
+}
+
+/// The id of the job stored under `key`, claiming nothing.
+async fn job_id(db: &Db, key: &str) -> i64 {
+    let raw = db.raw().await;
+    let id = sqlx::query_scalar("SELECT id FROM bridge_jobs WHERE dedupe_key = $1")
+        .bind(key)
+        .fetch_one(&raw)
+        .await
+        .unwrap();
+    raw.close().await;
+    id
+}
+
+async fn enqueue_skips_duplicate_dedupe_keys(db: Db) {
+    let store = db.store().await;
+    let ins = job_instance(&store, "dedupe").await;
+    let a = new_job(&ins, "int_1", "chat", "a", NOW);
+    let again = NewJob {
+        payload: "other".into(),
+        ..a.clone()
+    };
+    let b = new_job(&ins, "int_1", "other-chat", "b", NOW);
+    assert_eq!(store.enqueue_jobs(&[]).await.unwrap(), 0);
+    // A duplicate within the batch and one across batches are both skipped.
+    assert_eq!(
+        store
+            .enqueue_jobs(&[a.clone(), b.clone(), again.clone()])
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(store.enqueue_jobs(&[again, b]).await.unwrap(), 0);
+
+    let before = zapgate_core::time::now_ms();
+    let jobs = claim(&store, NOW).await;
+    assert_eq!(keys(&jobs), ["a", "b"]);
+    let got = &jobs[0];
+    assert!(jobs[0].id < jobs[1].id);
+    assert_eq!(got.integration_id, "int_1");
+    assert_eq!(got.instance_id, ins);
+    assert_eq!(got.direction, "inbound");
+    assert_eq!(got.chat_key, "chat");
+    assert_eq!(got.payload, a.payload, "the first payload is kept");
+    assert_eq!(got.status, JobStatus::Running);
+    assert_eq!(got.attempts, 0);
+    assert_eq!(got.last_error, "");
+    assert!(got.created_at_ms > 0 && got.created_at_ms <= before + 1000);
+
+    // Once the job is gone its key may be used again.
+    store.complete_job(got.id).await.unwrap();
+    assert_eq!(store.enqueue_jobs(&[a]).await.unwrap(), 1);
+}
+
+async fn claim_returns_only_the_head_of_each_chat(db: Db) {
+    let store = db.store().await;
+    let ins = job_instance(&store, "heads").await;
+    let jobs = [
+        new_job(&ins, "int_1", "A", "a1", NOW),
+        new_job(&ins, "int_1", "A", "a2", NOW),
+        new_job(&ins, "int_1", "B", "b1", NOW),
+        new_job(&ins, "int_1", "A", "a3", NOW),
+        // The same chat key on another integration is another chat.
+        new_job(&ins, "int_2", "A", "other", NOW),
+    ];
+    assert_eq!(store.enqueue_jobs(&jobs).await.unwrap(), 5);
+
+    let first = claim(&store, NOW).await;
+    assert_eq!(keys(&first), ["a1", "b1", "other"]);
+    // A1 is running: A2 waits behind it.
+    assert!(claim(&store, NOW).await.is_empty());
+    for done in &first[1..] {
+        store.complete_job(done.id).await.unwrap();
+    }
+
+    store.complete_job(first[0].id).await.unwrap();
+    let a2 = claim(&store, NOW).await;
+    assert_eq!(keys(&a2), ["a2"]);
+
+    // Retried into the future, A2 still holds A3 back.
+    store
+        .retry_job(a2[0].id, NOW + 60_000, "chatwoot 502")
+        .await
+        .unwrap();
+    assert!(claim(&store, NOW + 1).await.is_empty());
+    let again = claim(&store, NOW + 60_000).await;
+    assert_eq!(keys(&again), ["a2"]);
+    assert_eq!(again[0].attempts, 1);
+    assert_eq!(again[0].last_error, "chatwoot 502");
+
+    // Dead, it no longer does.
+    store.park_job(a2[0].id, "gave up").await.unwrap();
+    assert_eq!(keys(&claim(&store, NOW + 60_000).await), ["a3"]);
+
+    // The limit is honoured, in id order.
+    let more: Vec<_> = (0..5)
+        .map(|n| new_job(&ins, "int_3", &format!("c{n}"), &format!("c{n}"), NOW))
+        .collect();
+    store.enqueue_jobs(&more).await.unwrap();
+    let two = store.claim_jobs(NOW, NOW + LEASE, 2).await.unwrap();
+    assert_eq!(keys(&two), ["c0", "c1"]);
+    assert!(
+        store
+            .claim_jobs(NOW, NOW + LEASE, 0)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn jobs_not_yet_due_are_not_claimed(db: Db) {
+    let store = db.store().await;
+    let ins = job_instance(&store, "due").await;
+    store
+        .enqueue_jobs(&[new_job(&ins, "int_1", "A", "later", NOW + 5_000)])
+        .await
+        .unwrap();
+    assert!(claim(&store, NOW).await.is_empty());
+    assert!(claim(&store, NOW + 4_999).await.is_empty());
+    assert_eq!(keys(&claim(&store, NOW + 5_000).await), ["later"]);
+}
+
+async fn expired_leases_are_reclaimed_live_ones_are_not(db: Db) {
+    let store = db.store().await;
+    let ins = job_instance(&store, "lease").await;
+    store
+        .enqueue_jobs(&[
+            new_job(&ins, "int_1", "A", "crashed", NOW),
+            new_job(&ins, "int_1", "A", "behind", NOW),
+        ])
+        .await
+        .unwrap();
+    let first = claim(&store, NOW).await;
+    assert_eq!(keys(&first), ["crashed"]);
+    // The lease runs until NOW + LEASE.
+    assert!(claim(&store, NOW + 10_000).await.is_empty());
+    assert!(claim(&store, NOW + LEASE).await.is_empty());
+    let reclaimed = claim(&store, NOW + LEASE + 1).await;
+    assert_eq!(keys(&reclaimed), ["crashed"]);
+    assert_eq!(reclaimed[0].id, first[0].id);
+    assert_eq!(reclaimed[0].status, JobStatus::Running);
+    assert_eq!(reclaimed[0].attempts, 0);
+    // Leased again: live until NOW + 2 * LEASE + 1.
+    assert!(claim(&store, NOW + 2 * LEASE).await.is_empty());
+}
+
+async fn concurrent_claims_never_share_a_job(db: Db) {
+    let one = db.store().await;
+    let two = db.store().await;
+    let ins = job_instance(&one, "race").await;
+    let total = 120;
+    let jobs: Vec<_> = (0..total)
+        .map(|n| new_job(&ins, "int_1", &format!("chat{n}"), &format!("job{n}"), NOW))
+        .collect();
+    assert_eq!(one.enqueue_jobs(&jobs).await.unwrap(), total);
+
+    async fn drain(store: &SqlStore) -> Vec<i64> {
+        let mut ids = Vec::new();
+        loop {
+            let claimed = store.claim_jobs(NOW, NOW + LEASE, 7).await.unwrap();
+            if claimed.is_empty() {
+                return ids;
+            }
+            ids.extend(claimed.iter().map(|j| j.id));
+        }
+    }
+    let (a, b) = tokio::join!(drain(&one), drain(&two));
+    let all: BTreeSet<i64> = a.iter().chain(&b).copied().collect();
+    assert_eq!(all.len(), a.len() + b.len(), "a job was claimed twice");
+    assert_eq!(all.len() as u64, total);
+    assert!(claim(&one, NOW).await.is_empty());
+}
+
+async fn retry_counts_attempts_and_defer_does_not(db: Db) {
+    let store = db.store().await;
+    let ins = job_instance(&store, "retry").await;
+    store
+        .enqueue_jobs(&[new_job(&ins, "int_1", "A", "flaky", NOW)])
+        .await
+        .unwrap();
+    let id = claim(&store, NOW).await[0].id;
+
+    store.retry_job(id, NOW, "timeout").await.unwrap();
+    let job = &claim(&store, NOW).await[0];
+    assert_eq!((job.attempts, job.last_error.as_str()), (1, "timeout"));
+
+    store
+        .defer_job(id, NOW + 1_000, "not connected")
+        .await
+        .unwrap();
+    assert!(claim(&store, NOW).await.is_empty());
+    let job = &claim(&store, NOW + 1_000).await[0];
+    assert_eq!(
+        (job.attempts, job.last_error.as_str()),
+        (1, "not connected")
+    );
+
+    store.retry_job(id, NOW, "timeout again").await.unwrap();
+    assert_eq!(claim(&store, NOW).await[0].attempts, 2);
+
+    store.park_job(id, "giving up").await.unwrap();
+    assert!(claim(&store, NOW + 1_000_000).await.is_empty());
+    assert_eq!(
+        store.dead_job_summary("int_1").await.unwrap(),
+        (1, Some("giving up".into()))
+    );
+    let taken = store.take_jobs("int_1").await.unwrap();
+    assert_eq!(taken[0].status, JobStatus::Dead);
+    assert_eq!(taken[0].attempts, 3);
+}
+
+async fn wake_jobs_makes_queued_jobs_due_now(db: Db) {
+    let store = db.store().await;
+    let ins = job_instance(&store, "wake").await;
+    let other = job_instance(&store, "sleepy").await;
+    let later = NOW + 600_000;
+    let outbound = |chat: &str, key: &str| NewJob {
+        direction: "outbound",
+        ..new_job(&ins, "int_1", chat, key, later)
+    };
+    store
+        .enqueue_jobs(&[
+            outbound("A", "out-a"),
+            outbound("B", "out-b"),
+            outbound("C", "out-due"),
+            new_job(&ins, "int_1", "D", "in-later", later),
+            new_job(&other, "int_2", "E", "other-later", later),
+        ])
+        .await
+        .unwrap();
+    // One is already due: it does not count.
+    let due = job_id(&db, "out-due").await;
+    store.defer_job(due, NOW - 5, "").await.unwrap();
+    assert_eq!(store.wake_jobs(&ins, "outbound", NOW).await.unwrap(), 2);
+    let woken = claim(&store, NOW).await;
+    assert_eq!(keys(&woken), ["out-a", "out-b", "out-due"]);
+    for job in &woken {
+        store.complete_job(job.id).await.unwrap();
+    }
+
+    // Running jobs are not woken either.
+    store.enqueue_jobs(&[outbound("F", "out-f")]).await.unwrap();
+    let running = claim(&store, later).await;
+    assert_eq!(keys(&running), ["in-later", "other-later", "out-f"]);
+    assert_eq!(store.wake_jobs(&ins, "outbound", NOW).await.unwrap(), 0);
+    assert_eq!(store.wake_jobs(&ins, "inbound", NOW).await.unwrap(), 0);
+}
+
+async fn replay_dead_jobs_requeues_dead_letters(db: Db) {
+    let store = db.store().await;
+    let ins = job_instance(&store, "replay").await;
+    store
+        .enqueue_jobs(&[
+            new_job(&ins, "int_1", "A", "dead-1", NOW),
+            new_job(&ins, "int_1", "B", "alive", NOW),
+            new_job(&ins, "int_2", "A", "dead-2", NOW),
+        ])
+        .await
+        .unwrap();
+    let claimed = claim(&store, NOW).await;
+    store.park_job(claimed[0].id, "bad").await.unwrap();
+    store
+        .retry_job(claimed[1].id, NOW + 1_000_000, "later")
+        .await
+        .unwrap();
+    store.park_job(claimed[2].id, "worse").await.unwrap();
+    assert!(claim(&store, NOW + 10).await.is_empty());
+
+    assert_eq!(
+        store
+            .replay_dead_jobs(Some("int_1"), NOW + 10)
+            .await
+            .unwrap(),
+        1
+    );
+    let replayed = claim(&store, NOW + 10).await;
+    assert_eq!(keys(&replayed), ["dead-1"]);
+    assert_eq!(replayed[0].attempts, 0);
+    assert_eq!(store.dead_job_summary("int_1").await.unwrap(), (0, None));
+
+    store.park_job(replayed[0].id, "still bad").await.unwrap();
+    assert_eq!(store.replay_dead_jobs(None, NOW + 20).await.unwrap(), 2);
+    assert_eq!(keys(&claim(&store, NOW + 20).await), ["dead-1", "dead-2"]);
+    assert_eq!(store.replay_dead_jobs(None, NOW + 20).await.unwrap(), 0);
+}
+
+async fn dead_job_summary_counts_and_shows_the_newest_error(db: Db) {
+    let store = db.store().await;
+    let ins = job_instance(&store, "summary").await;
+    assert_eq!(store.dead_job_summary("int_1").await.unwrap(), (0, None));
+    store
+        .enqueue_jobs(&[
+            new_job(&ins, "int_1", "A", "one", NOW),
+            new_job(&ins, "int_1", "B", "two", NOW),
+            new_job(&ins, "int_1", "C", "three", NOW),
+            new_job(&ins, "int_2", "A", "elsewhere", NOW),
+        ])
+        .await
+        .unwrap();
+    let claimed = claim(&store, NOW).await;
+    // Parked out of id order: the newest by id wins.
+    store.park_job(claimed[1].id, "second").await.unwrap();
+    store.park_job(claimed[0].id, "first").await.unwrap();
+    store.park_job(claimed[3].id, "other").await.unwrap();
+    assert_eq!(
+        store.dead_job_summary("int_1").await.unwrap(),
+        (2, Some("second".into()))
+    );
+    assert_eq!(
+        store.dead_job_summary("int_2").await.unwrap(),
+        (1, Some("other".into()))
+    );
+}
+
+async fn take_jobs_removes_and_returns_every_job(db: Db) {
+    let store = db.store().await;
+    let ins = job_instance(&store, "take").await;
+    store
+        .enqueue_jobs(&[
+            new_job(&ins, "int_1", "A", "running", NOW),
+            new_job(&ins, "int_1", "B", "dead", NOW),
+            new_job(&ins, "int_1", "A", "queued", NOW),
+            new_job(&ins, "int_2", "A", "kept", NOW + 1),
+        ])
+        .await
+        .unwrap();
+    let claimed = claim(&store, NOW).await;
+    assert_eq!(keys(&claimed), ["running", "dead"]);
+    store.park_job(claimed[1].id, "boom").await.unwrap();
+
+    let taken = store.take_jobs("int_1").await.unwrap();
+    assert_eq!(keys(&taken), ["running", "dead", "queued"]);
+    let statuses: Vec<_> = taken.iter().map(|j| j.status).collect();
+    assert_eq!(
+        statuses,
+        [JobStatus::Running, JobStatus::Dead, JobStatus::Queued]
+    );
+    assert_eq!(taken[1].last_error, "boom");
+    assert!(store.take_jobs("int_1").await.unwrap().is_empty());
+    assert_eq!(store.dead_job_summary("int_1").await.unwrap(), (0, None));
+    assert_eq!(keys(&claim(&store, NOW + 1).await), ["kept"]);
+}
+
+async fn deleting_an_instance_deletes_its_jobs(db: Db) {
+    let store = db.store().await;
+    let (acc, _) = account(&store, "Cascade", 5).await;
+    let doomed = store
+        .create_instance(&acc, &new_instance("doomed"))
+        .await
+        .unwrap();
+    let kept = store
+        .create_instance(&acc, &new_instance("kept"))
+        .await
+        .unwrap();
+    store
+        .enqueue_jobs(&[
+            new_job(&doomed.id, "int_1", "A", "d1", NOW),
+            new_job(&doomed.id, "int_1", "B", "d2", NOW),
+            new_job(&kept.id, "int_2", "A", "k1", NOW),
+        ])
+        .await
+        .unwrap();
+    assert!(store.delete_instance(&acc.id, &doomed.id).await.unwrap());
+    assert!(store.take_jobs("int_1").await.unwrap().is_empty());
+    assert_eq!(keys(&store.take_jobs("int_2").await.unwrap()), ["k1"]);
+    // And with the account.
+    store
+        .enqueue_jobs(&[new_job(&kept.id, "int_2", "A", "k2", NOW)])
+        .await
+        .unwrap();
+    assert!(store.delete_account(&acc.id).await.unwrap());
+    assert!(store.take_jobs("int_2").await.unwrap().is_empty());
+}
+
+fn message_link(integration: &str, wa: &str, chatwoot: i64) -> MessageLink {
+    MessageLink {
+        integration_id: integration.to_owned(),
+        wa_message_id: wa.to_owned(),
+        chatwoot_message_id: chatwoot,
+        chatwoot_conversation_id: 77,
+        direction: "outbound".to_owned(),
+    }
+}
+
+fn chat_link(integration: &str, jid: &str, conversation: i64) -> ChatLink {
+    ChatLink {
+        integration_id: integration.to_owned(),
+        chat_jid: jid.to_owned(),
+        contact_id: 10,
+        source_id: format!("src-{jid}"),
+        conversation_id: conversation,
+        conversation_status: "open".to_owned(),
+        reconciled_message_id: 0,
+    }
+}
+
+async fn message_links_round_trip_and_ignore_duplicates(db: Db) {
+    let store = db.store().await;
+    let first = message_link("int_1", "WA1", 500);
+    store.save_message_link(&first).await.unwrap();
+    assert_eq!(
+        store.find_message_by_wa("int_1", "WA1").await.unwrap(),
+        Some(first.clone())
+    );
+    assert_eq!(
+        store.find_message_by_wa("int_2", "WA1").await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.find_message_by_wa("int_1", "WA9").await.unwrap(),
+        None
+    );
+
+    // The same WhatsApp message again: ignored, the first link stays.
+    store
+        .save_message_link(&message_link("int_1", "WA1", 999))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.find_message_by_wa("int_1", "WA1").await.unwrap(),
+        Some(first.clone())
+    );
+
+    // One Chatwoot message split into several WhatsApp messages.
+    let parts = [
+        message_link("int_1", "WA3", 600),
+        message_link("int_1", "WA2", 600),
+        message_link("int_1", "WA4", 600),
+    ];
+    for part in &parts {
+        store.save_message_link(part).await.unwrap();
+    }
+    store
+        .save_message_link(&message_link("int_2", "WA5", 600))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.find_messages_by_chatwoot("int_1", 600).await.unwrap(),
+        parts
+    );
+    assert_eq!(
+        store.find_messages_by_chatwoot("int_1", 500).await.unwrap(),
+        [first]
+    );
+    assert!(
+        store
+            .find_messages_by_chatwoot("int_1", 1)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn chat_links_upsert_and_follow_their_conversation(db: Db) {
+    let store = db.store().await;
+    let person = chat_link("int_1", "5511@s.whatsapp.net", 7);
+    store.save_chat(&person).await.unwrap();
+    assert_eq!(
+        store.find_chat("int_1", &person.chat_jid).await.unwrap(),
+        Some(person.clone())
+    );
+    assert_eq!(
+        store.find_chat("int_2", &person.chat_jid).await.unwrap(),
+        None
+    );
+
+    // Saving again replaces every column.
+    let moved = ChatLink {
+        contact_id: 11,
+        source_id: "new-source".into(),
+        conversation_id: 8,
+        conversation_status: "pending".into(),
+        reconciled_message_id: 40,
+        ..person.clone()
+    };
+    store.save_chat(&moved).await.unwrap();
+    assert_eq!(
+        store.find_chat("int_1", &person.chat_jid).await.unwrap(),
+        Some(moved.clone())
+    );
+    assert_eq!(
+        store.find_chat_by_conversation("int_1", 7).await.unwrap(),
+        None
+    );
+
+    // Two chats in one conversation: the one saved last is found.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let lid = chat_link("int_1", "123@lid", 8);
+    store.save_chat(&lid).await.unwrap();
+    let other = chat_link("int_1", "group@g.us", 9);
+    store.save_chat(&other).await.unwrap();
+    store
+        .save_chat(&chat_link("int_2", "x@g.us", 8))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.find_chat_by_conversation("int_1", 8).await.unwrap(),
+        Some(lid.clone())
+    );
+    assert_eq!(
+        store.find_chat_by_conversation("int_1", 99).await.unwrap(),
+        None
+    );
+
+    store
+        .set_conversation_status("int_1", 8, "resolved")
+        .await
+        .unwrap();
+    for jid in [&moved.chat_jid, &lid.chat_jid] {
+        let found = store.find_chat("int_1", jid).await.unwrap().unwrap();
+        assert_eq!(found.conversation_status, "resolved", "{jid}");
+    }
+    let untouched = store.find_chat("int_1", "group@g.us").await.unwrap();
+    assert_eq!(untouched, Some(other.clone()));
+    let elsewhere = store.find_chat("int_2", "x@g.us").await.unwrap().unwrap();
+    assert_eq!(elsewhere.conversation_status, "open");
+
+    store.forget_conversation("int_1", 8).await.unwrap();
+    assert_eq!(
+        store.find_chat("int_1", &moved.chat_jid).await.unwrap(),
+        None
+    );
+    assert_eq!(store.find_chat("int_1", &lid.chat_jid).await.unwrap(), None);
+    assert_eq!(
+        store.find_chat_by_conversation("int_1", 8).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.find_chat("int_1", "group@g.us").await.unwrap(),
+        Some(other)
+    );
+    assert!(store.find_chat("int_2", "x@g.us").await.unwrap().is_some());
+}
+
+async fn reconciled_watermark_only_grows(db: Db) {
+    let store = db.store().await;
+    store
+        .save_chat(&chat_link("int_1", "a@s.whatsapp.net", 5))
+        .await
+        .unwrap();
+    store
+        .save_chat(&chat_link("int_1", "b@lid", 5))
+        .await
+        .unwrap();
+    store
+        .save_chat(&chat_link("int_1", "c@g.us", 6))
+        .await
+        .unwrap();
+    let watermark = |jid: &'static str| {
+        let store = &store;
+        async move {
+            store
+                .find_chat("int_1", jid)
+                .await
+                .unwrap()
+                .unwrap()
+                .reconciled_message_id
+        }
+    };
+
+    store.set_reconciled("int_1", 5, 100).await.unwrap();
+    assert_eq!(watermark("a@s.whatsapp.net").await, 100);
+    assert_eq!(watermark("b@lid").await, 100);
+    assert_eq!(watermark("c@g.us").await, 0);
+
+    store.set_reconciled("int_1", 5, 90).await.unwrap();
+    assert_eq!(watermark("a@s.whatsapp.net").await, 100);
+    store.set_reconciled("int_1", 5, 150).await.unwrap();
+    assert_eq!(watermark("b@lid").await, 150);
+    store.set_reconciled("int_2", 6, 500).await.unwrap();
+    assert_eq!(watermark("c@g.us").await, 0);
+}
+
+async fn delete_integration_clears_its_links(db: Db) {
+    let store = db.store().await;
+    let ins = job_instance(&store, "unlinked").await;
+    let integration = Integration {
+        id: "int_doomed".into(),
+        instance_id: ins.clone(),
+        base_url: "https://chatwoot.example.test".into(),
+        account_id: 1,
+        api_token: Token::new("api-token"),
+        inbox_id: 2,
+        inbox_name: "WhatsApp".into(),
+        inbox_identifier: None,
+        webhook_secret: Token::new("hook-secret"),
+        inbox_secret: None,
+        webhook_url: "https://zapgate.example.test/chatwoot/webhook/int_doomed/hook-secret".into(),
+        status: IntegrationStatus::Active,
+        last_error: String::new(),
+        flags: ChatwootFlags::default(),
+        created_at_ms: NOW,
+    };
+    store.save_integration(&integration).await.unwrap();
+    for id in ["int_doomed", "int_other"] {
+        store
+            .save_message_link(&message_link(id, "WA1", 1))
+            .await
+            .unwrap();
+        store.save_chat(&chat_link(id, "a@lid", 3)).await.unwrap();
+    }
+    store
+        .enqueue_jobs(&[new_job(&ins, "int_doomed", "A", "pending", NOW)])
+        .await
+        .unwrap();
+
+    assert!(store.delete_integration(&ins).await.unwrap());
+    assert!(store.find_integration(&ins).await.unwrap().is_none());
+    assert_eq!(
+        store.find_message_by_wa("int_doomed", "WA1").await.unwrap(),
+        None
+    );
+    assert_eq!(store.find_chat("int_doomed", "a@lid").await.unwrap(), None);
+    assert!(
+        store
+            .find_message_by_wa("int_other", "WA1")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        store
+            .find_chat("int_other", "a@lid")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // Jobs are the bridge's to take.
+    assert_eq!(
+        keys(&store.take_jobs("int_doomed").await.unwrap()),
+        ["pending"]
+    );
+    assert!(!store.delete_integration(&ins).await.unwrap());
 }

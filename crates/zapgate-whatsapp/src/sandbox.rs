@@ -26,8 +26,8 @@ use zapgate_core::{
     messages,
     time::now_secs,
     whatsapp::{
-        Event, EventSink, InboundMessage, LoginCode, LoginMethod, Media, Outgoing, ReceiptStatus,
-        SentMessage, WhatsApp, WhatsAppEvent,
+        Event, EventSink, Extra, InboundMessage, LoginCode, LoginMethod, Media, Outgoing,
+        ReceiptStatus, SentMessage, WhatsApp, WhatsAppEvent,
     },
 };
 
@@ -48,6 +48,8 @@ pub const PAIRING_CODE_OTHER_NUMBER: &str = "Pairing code was issued for another
 pub const NOTHING_TO_RECONNECT: &str = "No paired session to reconnect: pair the phone first";
 pub const SEND_FAILED: &str = "WhatsApp send failed (sandbox fault)";
 pub const MESSAGE_NOT_FOUND: &str = "Message not found";
+pub const NOTHING_TO_DELIVER: &str =
+    "text, media or one of reaction, edit, revoke, location, contact, poll, call is required";
 
 /// How `send` behaves, so clients can rehearse WhatsApp's failures.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -81,7 +83,7 @@ impl SendFault {
 }
 
 /// A message "arriving from WhatsApp", as the sandbox API describes it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct SandboxInbound {
     /// WhatsApp's message id; generated when absent. Reusing one simulates a
     /// redelivery.
@@ -98,6 +100,8 @@ pub struct SandboxInbound {
     pub group: Option<(Jid, Option<String>)>,
     pub media: Option<Media>,
     pub quoted_id: Option<String>,
+    /// A reaction, edit, revocation, location, contact card, poll or call.
+    pub extra: Option<Extra>,
     /// Unix seconds; the sandbox clock when absent.
     pub timestamp: Option<i64>,
 }
@@ -373,6 +377,7 @@ impl SandboxProvider {
             group,
             media,
             quoted_id,
+            extra,
             timestamp,
         } = message;
 
@@ -381,8 +386,8 @@ impl SandboxProvider {
             .or_else(|| lid.clone())
             .ok_or_else(|| Error::bad_request("from or lid is required"))?;
         let text = text.filter(|t| !t.is_empty());
-        if text.is_none() && media.is_none() {
-            return Err(Error::bad_request("text or media is required"));
+        if text.is_none() && media.is_none() && extra.is_none() {
+            return Err(Error::bad_request(NOTHING_TO_DELIVER));
         }
         if lid.as_ref().is_some_and(|l| !l.is_lid()) {
             return Err(Error::bad_request("lid must be an @lid id"));
@@ -437,6 +442,7 @@ impl SandboxProvider {
                 text,
                 media,
                 quoted_id,
+                extra,
                 timestamp,
             }
         };
@@ -652,12 +658,25 @@ impl WhatsApp for SandboxProvider {
             .and_then(|s| s.session.clone())
     }
 
-    async fn send(&self, instance_id: &str, message: Outgoing) -> Result<SentMessage> {
+    async fn send(
+        &self,
+        instance_id: &str,
+        message: Outgoing,
+        id: Option<&str>,
+    ) -> Result<SentMessage> {
         let mut slots = self.slots();
         let slot = slots
             .get_mut(instance_id)
             .filter(|s| s.is_connected())
             .ok_or_else(|| Error::bad_request(messages::INSTANCE_NOT_CONNECTED))?;
+        // WhatsApp drops a message whose id it already delivered: a resend
+        // after a crash is the same message, not a second one.
+        if let Some(existing) = id.and_then(|id| slot.outbox.iter().find(|e| e.id == id)) {
+            return Ok(SentMessage {
+                id: existing.id.clone(),
+                timestamp: existing.timestamp,
+            });
+        }
         match slot.fault {
             SendFault::Ok => {}
             SendFault::NotOnWhatsApp => {
@@ -668,8 +687,13 @@ impl WhatsApp for SandboxProvider {
             }
             SendFault::Error => return Err(Error::BadGateway(SEND_FAILED.to_owned())),
         }
-        let n = slot.next_counter();
-        let id = self.sent_id(instance_id, n);
+        let id = match id {
+            Some(id) => id.to_owned(),
+            None => {
+                let n = slot.next_counter();
+                self.sent_id(instance_id, n)
+            }
+        };
         let timestamp = slot.next_timestamp();
         if slot.outbox.len() >= OUTBOX_LIMIT {
             slot.outbox.pop_front();

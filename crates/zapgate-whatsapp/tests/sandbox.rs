@@ -237,11 +237,11 @@ async fn sending_needs_a_connected_session() {
         text: "hi".into(),
         quoted_id: None,
     };
-    let err = provider.send(ID, message()).await.unwrap_err();
+    let err = provider.send(ID, message(), None).await.unwrap_err();
     assert_bad_request(err, messages::INSTANCE_NOT_CONNECTED);
 
     provider.connect(ID, LoginMethod::QrCode).await.unwrap();
-    let err = provider.send(ID, message()).await.unwrap_err();
+    let err = provider.send(ID, message(), None).await.unwrap_err();
     assert_bad_request(err, messages::INSTANCE_NOT_CONNECTED);
 }
 
@@ -263,6 +263,7 @@ async fn sends_land_in_the_outbox_in_order() {
                 text: "hello".into(),
                 quoted_id: Some("Q1".into()),
             },
+            None,
         )
         .await
         .unwrap();
@@ -304,7 +305,7 @@ async fn sends_land_in_the_outbox_in_order() {
     ];
     let mut ids = vec![first.id.clone()];
     for message in sends {
-        ids.push(provider.send(ID, message).await.unwrap().id);
+        ids.push(provider.send(ID, message, None).await.unwrap().id);
     }
 
     let outbox = provider.outbox(ID);
@@ -352,6 +353,7 @@ async fn sends_land_in_the_outbox_in_order() {
                 text: "other".into(),
                 quoted_id: None,
             },
+            None,
         )
         .await
         .unwrap();
@@ -376,18 +378,18 @@ async fn send_faults_fail_without_recording_until_cleared() {
         .set_send_fault(ID, SendFault::NotOnWhatsApp)
         .unwrap();
     for _ in 0..2 {
-        let err = provider.send(ID, message()).await.unwrap_err();
+        let err = provider.send(ID, message(), None).await.unwrap_err();
         assert_bad_request(err, "Number not on WhatsApp: 5511977776666@s.whatsapp.net");
     }
 
     provider.set_send_fault(ID, SendFault::Error).unwrap();
-    let err = provider.send(ID, message()).await.unwrap_err();
+    let err = provider.send(ID, message(), None).await.unwrap_err();
     assert!(matches!(err, Error::BadGateway(_)), "{err:?}");
     assert_eq!(err.public_message(), "WhatsApp send failed (sandbox fault)");
     assert!(provider.outbox(ID).is_empty());
 
     provider.set_send_fault(ID, SendFault::Ok).unwrap();
-    provider.send(ID, message()).await.unwrap();
+    provider.send(ID, message(), None).await.unwrap();
     assert_eq!(provider.outbox(ID).len(), 1);
 }
 
@@ -407,9 +409,9 @@ async fn inbound_is_validated() {
                 text: None,
                 ..text("")
             },
-            "text or media is required",
+            zapgate_whatsapp::sandbox::NOTHING_TO_DELIVER,
         ),
-        (text(""), "text or media is required"),
+        (text(""), zapgate_whatsapp::sandbox::NOTHING_TO_DELIVER),
         (
             SandboxInbound {
                 lid: Some(jid("5511977776666")),
@@ -583,6 +585,7 @@ async fn receipts_need_a_sent_message() {
                 text: "hi".into(),
                 quoted_id: None,
             },
+            None,
         )
         .await
         .unwrap();
@@ -617,6 +620,7 @@ async fn logout_unlinks_and_stops_sending() {
                 text: "hi".into(),
                 quoted_id: None,
             },
+            None,
         )
         .await
         .unwrap_err();

@@ -6,11 +6,14 @@ use std::{future::Future, net::SocketAddr, path::Path, sync::Arc};
 use anyhow::Context;
 use base64::Engine;
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
-use zapgate_chatwoot::{AddressPolicy, ChatwootHttp, ChatwootService};
+use zapgate_chatwoot::{
+    AddressPolicy, Bridge, BridgeSink, ChatwootHttp, ChatwootService, download::Downloader,
+};
 use zapgate_core::{
     service::{InstanceService, SessionRecorder},
     store::Store,
     token::TokenHash,
+    whatsapp::{EventSink, WhatsApp},
 };
 use zapgate_http::{AppState, RateLimiter};
 use zapgate_store::{Backend, SecretBox, SqlStore, redact_url};
@@ -124,19 +127,34 @@ async fn build(config: &Config) -> anyhow::Result<axum::Router> {
         );
     }
 
-    let sink = Arc::new(SessionRecorder::new(store.clone()));
+    let chatwoot_http = ChatwootHttp::new(
+        AddressPolicy {
+            allow_private: config.allow_private_urls,
+        },
+        config.chatwoot_timeouts.activate,
+    )
+    .context("building the Chatwoot HTTP client")?;
+    // The bridge routes only while the module is on.
+    let bridge = config
+        .chatwoot_enabled
+        .then(|| Bridge::new(store.clone(), chatwoot_http.clone(), config.bridge));
+    let sink: Arc<dyn EventSink> = match &bridge {
+        Some(bridge) => Arc::new(BridgeSink::new(store.clone(), bridge.clone())),
+        None => Arc::new(SessionRecorder::new(store.clone())),
+    };
     let (whatsapp, sandbox) = match config.provider {
         Provider::Sandbox => {
             // Salted with the boot time so message ids never repeat across
             // restarts (a repeat would look like a WhatsApp redelivery).
             let salt = zapgate_core::time::now_ms().to_string();
             let sandbox = Arc::new(SandboxProvider::with_salt(sink, salt));
-            (
-                sandbox.clone() as Arc<dyn zapgate_core::whatsapp::WhatsApp>,
-                Some(sandbox),
-            )
+            (sandbox.clone() as Arc<dyn WhatsApp>, Some(sandbox))
         }
     };
+    if let Some(bridge) = &bridge {
+        bridge.attach_whatsapp(whatsapp.clone());
+        bridge.start();
+    }
     let instances = InstanceService::new(store.clone(), whatsapp, config.connect_timeout);
     let resumed = instances.resume_paired().await?;
     tracing::info!(resumed, "sessions resumed");
@@ -146,14 +164,9 @@ async fn build(config: &Config) -> anyhow::Result<axum::Router> {
         Backend::Sqlite => RateLimiter::in_memory(config.rate_limit),
     };
     let chatwoot = if config.chatwoot_enabled {
-        let policy = AddressPolicy {
-            allow_private: config.allow_private_urls,
-        };
-        let http = ChatwootHttp::new(policy, config.chatwoot_timeouts.activate)
-            .context("building the Chatwoot HTTP client")?;
         let service = Arc::new(ChatwootService::new(
             store.clone(),
-            http,
+            chatwoot_http.clone(),
             config.public_url.as_str(),
             config.chatwoot_timeouts,
         ));
@@ -175,6 +188,8 @@ async fn build(config: &Config) -> anyhow::Result<axum::Router> {
     };
     let state = AppState {
         chatwoot,
+        bridge,
+        downloader: Downloader::new(chatwoot_http, config.body_limits.media),
         store,
         instances,
         sandbox,

@@ -30,6 +30,19 @@ pub enum Command {
     /// Manage secrets at rest.
     #[command(subcommand)]
     Secrets(SecretsCommand),
+    /// Manage the bridge's delivery queue.
+    #[command(subcommand)]
+    Jobs(JobsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// Put deliveries that failed every retry (dead letters) back in the queue.
+    Replay {
+        /// Only this integration's (`int_...`, as GET /api/chatwoot/list shows it).
+        #[arg(long)]
+        integration: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

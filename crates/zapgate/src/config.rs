@@ -6,7 +6,7 @@ use std::{fmt, net::SocketAddr, path::PathBuf, time::Duration};
 
 use base64::Engine;
 use url::Url;
-use zapgate_chatwoot::ChatwootTimeouts;
+use zapgate_chatwoot::{BridgeConfig, ChatwootTimeouts};
 use zapgate_http::{BodyLimits, RateLimitConfig};
 
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
@@ -56,6 +56,7 @@ pub struct Config {
     pub body_limits: BodyLimits,
     pub connect_timeout: Duration,
     pub chatwoot_timeouts: ChatwootTimeouts,
+    pub bridge: BridgeConfig,
 }
 
 /// A bad variable and what is wrong with it.
@@ -326,6 +327,43 @@ impl Config {
             )?),
         };
 
+        let b = BridgeConfig::default();
+        let millis = |variable: &'static str,
+                      default: Duration,
+                      min: u64|
+         -> Result<Duration, ConfigError> {
+            Ok(Duration::from_millis(number(
+                &get,
+                variable,
+                default.as_millis() as u64,
+                min,
+            )?))
+        };
+        let bridge = BridgeConfig {
+            retry_base: millis("ZAPGATE_BRIDGE_RETRY_BASE_MS", b.retry_base, 1)?,
+            retry_max: millis("ZAPGATE_BRIDGE_RETRY_MAX_MS", b.retry_max, 1)?,
+            max_attempts: number(&get, "ZAPGATE_BRIDGE_MAX_ATTEMPTS", b.max_attempts, 1)?,
+            lease: seconds("ZAPGATE_BRIDGE_LEASE_SECS", b.lease)?,
+            poll: millis("ZAPGATE_BRIDGE_POLL_MS", b.poll, 1)?,
+            batch: b.batch,
+            wait_poll: millis("ZAPGATE_BRIDGE_WAIT_POLL_MS", b.wait_poll, 1)?,
+            outbound_expiry: seconds("ZAPGATE_OUTBOUND_EXPIRY_SECS", b.outbound_expiry)?,
+            refused_retry: seconds("ZAPGATE_BRIDGE_REFUSED_RETRY_SECS", b.refused_retry)?,
+            reconcile_interval: Duration::from_secs(number(
+                &get,
+                "ZAPGATE_RECONCILE_INTERVAL_SECS",
+                b.reconcile_interval.as_secs(),
+                0,
+            )?),
+            reconcile_grace: Duration::from_secs(number(
+                &get,
+                "ZAPGATE_RECONCILE_GRACE_SECS",
+                b.reconcile_grace.as_secs(),
+                0,
+            )?),
+            media_limit: body_limits.media,
+        };
+
         Ok(Self {
             addr,
             database_url,
@@ -341,6 +379,7 @@ impl Config {
             body_limits,
             connect_timeout,
             chatwoot_timeouts,
+            bridge,
         })
     }
 

@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::Parser;
 use zapgate::{
     app,
-    cli::{AccountCommand, Cli, Command, SecretsCommand},
+    cli::{AccountCommand, Cli, Command, JobsCommand, SecretsCommand},
     config::{Config, LogFormat},
 };
 use zapgate_core::{account::NewAccount, store::Store, time::rfc3339, token::Token};
@@ -84,6 +84,14 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let store = app::open_store(&config).await?;
             store.migrate().await.context("running migrations")?;
             account(command, &store).await
+        }
+        Command::Jobs(JobsCommand::Replay { integration }) => {
+            let store = app::open_store(&config).await?;
+            store.migrate().await.context("running migrations")?;
+            let now = zapgate_core::time::now_ms();
+            let replayed = store.replay_dead_jobs(integration.as_deref(), now).await?;
+            println!("{replayed} jobs replayed");
+            Ok(())
         }
         Command::Secrets(SecretsCommand::Rekey) => {
             let store = app::open_store(&config).await?;

@@ -12,7 +12,7 @@ use crate::{
     messages,
     store::{Principal, Store},
     token::Token,
-    whatsapp::{LoginCode, LoginMethod, WhatsApp},
+    whatsapp::{LoginCode, LoginMethod, Outgoing, SentMessage, WhatsApp},
 };
 
 /// What a caller asks for in `POST /api/instance/new`, before validation.
@@ -161,6 +161,17 @@ impl InstanceService {
         self.whatsapp
             .status(&instance.id)
             .unwrap_or_else(|| instance.session.clone())
+    }
+
+    /// Sends a message through the instance's session; `503` when it is not
+    /// connected.
+    pub async fn send(&self, instance: &Instance, message: Outgoing) -> Result<SentMessage> {
+        match self.whatsapp.send(&instance.id, message, None).await {
+            Err(Error::BadRequest(m)) if m == messages::INSTANCE_NOT_CONNECTED => {
+                Err(Error::Unavailable(m))
+            }
+            other => other,
+        }
     }
 
     /// Whether the instance's WhatsApp session is up right now.

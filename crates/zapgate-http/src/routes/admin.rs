@@ -4,7 +4,7 @@ use axum::{
     Json, Router,
     extract::{Path, State},
     http::StatusCode,
-    routing::{delete, get},
+    routing::{delete, get, post},
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -22,6 +22,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/admin/accounts", get(list).post(create))
         .route("/admin/accounts/{id}", delete(remove))
+        .route("/admin/jobs/replay", post(replay))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -135,4 +136,41 @@ async fn remove(
     }
     tracing::info!(account_id = %id, "account deleted");
     Ok(Json(MessageOut::new("Account deleted")))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ReplayIn {
+    /// Only this integration's dead letters (`int_...`); all when absent.
+    integration_id: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReplayOut {
+    success: bool,
+    message: String,
+    replayed: u64,
+}
+
+/// Puts dead-lettered bridge deliveries back in the queue.
+#[utoipa::path(post, path = "/admin/jobs/replay", tag = "admin",
+    request_body = ReplayIn,
+    responses((status = 200, body = ReplayOut), (status = 401, body = ErrorOut)),
+    security(("admin" = []))
+)]
+async fn replay(
+    State(state): State<AppState>,
+    _: Admin,
+    JsonBody(body): JsonBody<ReplayIn>,
+) -> ApiResult<Json<ReplayOut>> {
+    let replayed = state
+        .store
+        .replay_dead_jobs(body.integration_id.as_deref(), zapgate_core::time::now_ms())
+        .await?;
+    tracing::info!(replayed, "dead letters replayed");
+    Ok(Json(ReplayOut {
+        success: true,
+        message: format!("{replayed} jobs replayed"),
+        replayed,
+    }))
 }

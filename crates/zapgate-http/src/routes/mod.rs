@@ -1,5 +1,7 @@
 pub mod admin;
 pub mod chatwoot;
 pub mod instance;
+pub mod message;
 pub mod sandbox;
 pub mod system;
+pub mod webhook;

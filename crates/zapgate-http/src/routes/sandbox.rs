@@ -17,7 +17,7 @@ use zapgate_core::{
     instance::{Instance, SessionStatus},
     jid::{Jid, parse_phone_number},
     store::Principal,
-    whatsapp::{Media, MediaKind, ReceiptStatus},
+    whatsapp::{Extra, Media, MediaKind, ReceiptStatus},
 };
 use zapgate_whatsapp::{OutboxEntry, SandboxInbound, SandboxProvider, SendFault};
 
@@ -147,8 +147,64 @@ pub struct InboundIn {
     quoted_id: Option<String>,
     /// A hidden-number id, `<digits>@lid`.
     lid: Option<String>,
+    /// `{"targetId","emoji"}`: a reaction (empty emoji removes it).
+    reaction: Option<ReactionIn>,
+    /// `{"targetId","text"}`: the sender edited an earlier message.
+    edit: Option<EditIn>,
+    /// `{"targetId"}`: the sender deleted an earlier message for everyone.
+    revoke: Option<RevokeIn>,
+    location: Option<LocationIn>,
+    contact: Option<ContactIn>,
+    poll: Option<PollIn>,
+    /// `{"video":false}`: a missed call.
+    call: Option<CallIn>,
     /// Unix seconds.
     timestamp: Option<i64>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReactionIn {
+    target_id: String,
+    emoji: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EditIn {
+    target_id: String,
+    text: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RevokeIn {
+    target_id: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct LocationIn {
+    latitude: f64,
+    longitude: f64,
+    name: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ContactIn {
+    name: String,
+    vcard: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PollIn {
+    question: String,
+    options: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CallIn {
+    #[serde(default)]
+    video: bool,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -184,7 +240,76 @@ fn bounded(field: &str, value: Option<String>, max: usize) -> Result<Option<Stri
 }
 
 impl InboundIn {
-    fn into_message(self) -> Result<SandboxInbound, Error> {
+    /// At most one of the special kinds, bounded.
+    fn extra(&mut self) -> Result<Option<Extra>, Error> {
+        let mut extras = Vec::new();
+        if let Some(r) = self.reaction.take() {
+            extras.push(Extra::Reaction {
+                target_id: bounded("reaction.targetId", Some(r.target_id), MAX_ID_LEN)?
+                    .unwrap_or_default(),
+                emoji: bounded("reaction.emoji", Some(r.emoji), 16)?.unwrap_or_default(),
+            });
+        }
+        if let Some(e) = self.edit.take() {
+            extras.push(Extra::Edit {
+                target_id: bounded("edit.targetId", Some(e.target_id), MAX_ID_LEN)?
+                    .unwrap_or_default(),
+                text: bounded("edit.text", Some(e.text), MAX_TEXT_LEN)?.unwrap_or_default(),
+            });
+        }
+        if let Some(r) = self.revoke.take() {
+            extras.push(Extra::Revoke {
+                target_id: bounded("revoke.targetId", Some(r.target_id), MAX_ID_LEN)?
+                    .unwrap_or_default(),
+            });
+        }
+        if let Some(l) = self.location.take() {
+            if !(-90.0..=90.0).contains(&l.latitude) || !(-180.0..=180.0).contains(&l.longitude) {
+                return Err(Error::bad_request(
+                    "Invalid location: latitude -90..90, longitude -180..180",
+                ));
+            }
+            extras.push(Extra::Location {
+                latitude: l.latitude,
+                longitude: l.longitude,
+                name: bounded("location.name", l.name, 256)?,
+            });
+        }
+        if let Some(c) = self.contact.take() {
+            extras.push(Extra::ContactCard {
+                name: bounded("contact.name", Some(c.name), 256)?.unwrap_or_default(),
+                vcard: bounded("contact.vcard", c.vcard, 8192)?,
+            });
+        }
+        if let Some(p) = self.poll.take() {
+            if p.options.len() > 12 {
+                return Err(Error::bad_request(
+                    "Invalid poll.options: at most 12 options",
+                ));
+            }
+            let options = p
+                .options
+                .into_iter()
+                .map(|o| bounded("poll.options", Some(o), 256).map(Option::unwrap_or_default))
+                .collect::<Result<Vec<_>, _>>()?;
+            extras.push(Extra::Poll {
+                question: bounded("poll.question", Some(p.question), 1024)?.unwrap_or_default(),
+                options,
+            });
+        }
+        if let Some(c) = self.call.take() {
+            extras.push(Extra::Call { video: c.video });
+        }
+        if extras.len() > 1 {
+            return Err(Error::bad_request(
+                "Only one of reaction, edit, revoke, location, contact, poll, call per message",
+            ));
+        }
+        Ok(extras.pop())
+    }
+
+    fn into_message(mut self) -> Result<SandboxInbound, Error> {
+        let extra = self.extra()?;
         let group = match self.group {
             Some(g) => {
                 let jid = Jid::parse(&g.jid)?;
@@ -226,6 +351,7 @@ impl InboundIn {
             group,
             media,
             quoted_id: bounded("quotedId", self.quoted_id, MAX_ID_LEN)?,
+            extra,
             timestamp: self.timestamp,
         })
     }

@@ -1,0 +1,437 @@
+//! WhatsApp → Chatwoot: a message (or receipt) becomes one Chatwoot call in
+//! steady state. The chat's contact and conversation are cached as a chat
+//! link; a first message from a new contact costs three calls (contact,
+//! conversation, message).
+
+use serde_json::json;
+use zapgate_core::{
+    chatwoot::Integration,
+    jid::Jid,
+    jobs::{ChatLink, Job, MessageLink},
+};
+
+use super::{
+    Bridge, Failure,
+    identity::ChatIdentity,
+    payload::{INBOUND, InboundJob},
+    render,
+};
+use crate::client::{Attachment, ChatwootClient, ChatwootError, NewContact, NewMessage};
+
+impl Bridge {
+    pub(super) async fn post_inbound(
+        &self,
+        job: &Job,
+        integration: &Integration,
+        message: &InboundJob,
+    ) -> Result<(), Failure> {
+        // Posted before (a WhatsApp redelivery, or a retry after a crash).
+        if self
+            .store
+            .find_message_by_wa(&integration.id, &message.id)
+            .await?
+            .is_some()
+        {
+            return Ok(());
+        }
+        let client = self.client(integration);
+        let chat = Jid::parse(&message.chat).map_err(|e| Failure::Rejected {
+            error: e.to_string(),
+        })?;
+        let lid = match (&message.sender_lid, chat.is_group() || message.from_me) {
+            (Some(lid), false) => Jid::parse(lid).ok(),
+            _ => None,
+        };
+        let identity = ChatIdentity::of(&chat, lid.as_ref());
+        let link = self
+            .chat_link(&client, integration, &identity, message)
+            .await?;
+        let source_id = format!("WAID:{}", message.id);
+
+        // Chatwoot does not dedupe source_id: a try that timed out may have
+        // landed, so look before posting again.
+        if job.attempts > 0
+            && let Some(existing) = find_posted(&client, link.conversation_id, &source_id).await?
+        {
+            return self.remember(integration, message, &link, existing).await;
+        }
+
+        let new = self.new_message(integration, message, source_id).await?;
+        match client.create_message(link.conversation_id, new).await {
+            Ok(created) => self.remember(integration, message, &link, created.id).await,
+            Err(ChatwootError::Status { status: 404, .. }) => {
+                // The conversation was deleted in Chatwoot: rebuild the link.
+                self.store
+                    .forget_conversation(&integration.id, link.conversation_id)
+                    .await?;
+                Err(Failure::Transient {
+                    error: format!("conversation {} no longer exists", link.conversation_id),
+                    after: Some(std::time::Duration::ZERO),
+                })
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn remember(
+        &self,
+        integration: &Integration,
+        message: &InboundJob,
+        link: &ChatLink,
+        chatwoot_message_id: i64,
+    ) -> Result<(), Failure> {
+        self.store
+            .save_message_link(&MessageLink {
+                integration_id: integration.id.clone(),
+                wa_message_id: message.id.clone(),
+                chatwoot_message_id,
+                chatwoot_conversation_id: link.conversation_id,
+                direction: INBOUND.to_owned(),
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn new_message(
+        &self,
+        integration: &Integration,
+        message: &InboundJob,
+        source_id: String,
+    ) -> Result<NewMessage, Failure> {
+        let quoted = message
+            .extra
+            .as_ref()
+            .and_then(render::extra_target)
+            .or(message.quoted_id.as_deref());
+        let content_attributes = match quoted {
+            Some(quoted) => {
+                let mut attributes = json!({"in_reply_to_external_id": format!("WAID:{quoted}")});
+                if let Some(target) = self
+                    .store
+                    .find_message_by_wa(&integration.id, quoted)
+                    .await?
+                {
+                    attributes["in_reply_to"] = json!(target.chatwoot_message_id);
+                }
+                Some(attributes)
+            }
+            None => None,
+        };
+        let attachments = match &message.media {
+            Some(media) => vec![Attachment {
+                file_name: media
+                    .file_name
+                    .clone()
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or_else(|| default_file_name(&media.kind, &media.mimetype)),
+                mimetype: media.mimetype.clone(),
+                data: media.bytes()?,
+            }],
+            None => Vec::new(),
+        };
+        Ok(NewMessage {
+            content: render::inbound_content(message),
+            message_type: if message.from_me {
+                "outgoing"
+            } else {
+                "incoming"
+            },
+            source_id: Some(source_id),
+            private: false,
+            content_attributes,
+            attachments,
+        })
+    }
+
+    /// The chat's contact and usable conversation: from the cached link when
+    /// there is one, else found or created in Chatwoot.
+    async fn chat_link(
+        &self,
+        client: &ChatwootClient,
+        integration: &Integration,
+        identity: &ChatIdentity,
+        message: &InboundJob,
+    ) -> Result<ChatLink, Failure> {
+        let mut cached = None;
+        for jid in identity.all_jids() {
+            if let Some(link) = self.store.find_chat(&integration.id, &jid).await? {
+                cached = Some(link);
+                break;
+            }
+        }
+        let link = match cached {
+            Some(link) => self.usable_conversation(client, integration, link).await?,
+            None => {
+                self.build_link(client, integration, identity, message)
+                    .await?
+            }
+        };
+        for jid in identity.all_jids() {
+            if jid != link.chat_jid || link.chat_jid != identity.chat_jid {
+                self.store
+                    .save_chat(&ChatLink {
+                        chat_jid: jid,
+                        ..link.clone()
+                    })
+                    .await?;
+            }
+        }
+        Ok(link)
+    }
+
+    /// A linked conversation, reopened or replaced when it was resolved.
+    async fn usable_conversation(
+        &self,
+        client: &ChatwootClient,
+        integration: &Integration,
+        mut link: ChatLink,
+    ) -> Result<ChatLink, Failure> {
+        if link.conversation_status != "resolved" {
+            return Ok(link);
+        }
+        if integration.flags.reopen_resolved {
+            match client.toggle_status(link.conversation_id, "open").await {
+                Ok(()) => {
+                    link.conversation_status = "open".to_owned();
+                    self.store
+                        .set_conversation_status(&integration.id, link.conversation_id, "open")
+                        .await?;
+                    return Ok(link);
+                }
+                Err(ChatwootError::Status { status: 404, .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let status = initial_status(integration);
+        let conversation = client
+            .create_conversation(
+                integration.inbox_id,
+                link.contact_id,
+                &link.source_id,
+                status,
+            )
+            .await?;
+        link.conversation_id = conversation.id;
+        link.conversation_status = conversation.status;
+        link.reconciled_message_id = 0;
+        Ok(link)
+    }
+
+    async fn build_link(
+        &self,
+        client: &ChatwootClient,
+        integration: &Integration,
+        identity: &ChatIdentity,
+        message: &InboundJob,
+    ) -> Result<ChatLink, Failure> {
+        let source_id = identity.chat_jid.clone();
+        let (contact_id, created) = self
+            .find_or_create_contact(client, integration, identity, message, &source_id)
+            .await?;
+        let mut existing = None;
+        if !created {
+            let conversations = client.contact_conversations(contact_id).await?;
+            let ours: Vec<_> = conversations
+                .into_iter()
+                .filter(|c| c.inbox_id == integration.inbox_id)
+                .collect();
+            existing = ours
+                .iter()
+                .find(|c| c.status != "resolved")
+                .or_else(|| ours.first())
+                .cloned();
+        }
+        let link = match existing {
+            Some(conversation) => ChatLink {
+                integration_id: integration.id.clone(),
+                chat_jid: identity.chat_jid.clone(),
+                contact_id,
+                source_id,
+                conversation_id: conversation.id,
+                conversation_status: conversation.status,
+                reconciled_message_id: 0,
+            },
+            None => {
+                let conversation = client
+                    .create_conversation(
+                        integration.inbox_id,
+                        contact_id,
+                        &source_id,
+                        initial_status(integration),
+                    )
+                    .await?;
+                ChatLink {
+                    integration_id: integration.id.clone(),
+                    chat_jid: identity.chat_jid.clone(),
+                    contact_id,
+                    source_id,
+                    conversation_id: conversation.id,
+                    conversation_status: conversation.status,
+                    reconciled_message_id: 0,
+                }
+            }
+        };
+        let link = self.usable_conversation(client, integration, link).await?;
+        self.store.save_chat(&link).await?;
+        Ok(link)
+    }
+
+    /// Creates the contact; when Chatwoot says it exists (its identifier or
+    /// phone is taken), finds it under any of the person's identifiers and
+    /// phone forms, merging duplicates into the one with a phone number.
+    async fn find_or_create_contact(
+        &self,
+        client: &ChatwootClient,
+        integration: &Integration,
+        identity: &ChatIdentity,
+        message: &InboundJob,
+        source_id: &str,
+    ) -> Result<(i64, bool), Failure> {
+        let name = contact_name(identity, message);
+        let new = NewContact {
+            inbox_id: integration.inbox_id,
+            name: Some(name.clone()),
+            phone_number: identity.phone.clone(),
+            identifier: Some(identity.identifier.clone()),
+            source_id: Some(source_id.to_owned()),
+        };
+        match client.create_contact(&new).await {
+            Ok((contact, _)) => return Ok((contact.id, true)),
+            Err(ChatwootError::Status { status: 422, .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let mut found = client
+            .filter_contacts("identifier", &identity.identifier_variants)
+            .await?;
+        for contact in client
+            .filter_contacts("phone_number", &identity.phone_variants)
+            .await?
+        {
+            if !found.iter().any(|c| c.id == contact.id) {
+                found.push(contact);
+            }
+        }
+        // The one with a phone number (the person's real identity) wins.
+        found.sort_by_key(|c| (c.phone_number.is_none(), c.id));
+        let Some(base) = found.first().cloned() else {
+            return Err(Failure::Rejected {
+                error: format!(
+                    "Chatwoot refused the contact {} and none matches it",
+                    identity.identifier
+                ),
+            });
+        };
+        for duplicate in found.iter().skip(1) {
+            tracing::info!(
+                base = base.id,
+                duplicate = duplicate.id,
+                "merging duplicate Chatwoot contacts"
+            );
+            client.merge_contacts(base.id, duplicate.id).await?;
+        }
+        let mut changes = serde_json::Map::new();
+        if base.name.as_deref().is_none_or(|n| n.trim().is_empty()) {
+            changes.insert("name".into(), json!(name));
+        }
+        if base.phone_number.is_none()
+            && let Some(phone) = &identity.phone
+        {
+            // A contact known only by its hidden number learns its phone.
+            changes.insert("phone_number".into(), json!(phone));
+            changes.insert("identifier".into(), json!(identity.identifier));
+        }
+        if !changes.is_empty()
+            && let Err(e) = client.update_contact(base.id, changes.into()).await
+        {
+            tracing::info!(contact_id = base.id, error = %e, "could not complete the contact");
+        }
+        Ok((base.id, false))
+    }
+
+    pub(super) async fn post_receipt(
+        &self,
+        integration: &Integration,
+        wa_message_id: &str,
+        status: &str,
+    ) -> Result<(), Failure> {
+        let Some(link) = self
+            .store
+            .find_message_by_wa(&integration.id, wa_message_id)
+            .await?
+        else {
+            return Ok(());
+        };
+        let client = self.client(integration);
+        match client
+            .update_message_status(
+                link.chatwoot_conversation_id,
+                link.chatwoot_message_id,
+                status,
+                None,
+            )
+            .await
+        {
+            // The message or conversation is gone: nothing left to update.
+            Ok(()) | Err(ChatwootError::Status { status: 404, .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+fn initial_status(integration: &Integration) -> &'static str {
+    if integration.flags.start_as_pending {
+        "pending"
+    } else {
+        "open"
+    }
+}
+
+/// The push name, or the number: never the owner's own name on a message
+/// the owner sent.
+fn contact_name(identity: &ChatIdentity, message: &InboundJob) -> String {
+    if identity.is_group {
+        return message
+            .group_subject
+            .clone()
+            .filter(|s| !s.trim().is_empty())
+            .unwrap_or_else(|| identity.identifier.clone());
+    }
+    let push = (!message.from_me)
+        .then(|| message.push_name.clone())
+        .flatten()
+        .filter(|n| !n.trim().is_empty());
+    push.or_else(|| identity.phone.clone())
+        .unwrap_or_else(|| identity.identifier.clone())
+}
+
+/// The id of a message with `source_id` among the conversation's latest.
+async fn find_posted(
+    client: &ChatwootClient,
+    conversation_id: i64,
+    source_id: &str,
+) -> Result<Option<i64>, Failure> {
+    match client.latest_messages(conversation_id).await {
+        Ok(messages) => Ok(messages
+            .iter()
+            .find(|m| m.source_id.as_deref() == Some(source_id))
+            .map(|m| m.id)),
+        Err(ChatwootError::Status { status: 404, .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn default_file_name(kind: &str, mimetype: &str) -> String {
+    let extension = match mimetype.split(';').next().unwrap_or("").trim() {
+        "image/jpeg" => "jpg",
+        "image/png" => "png",
+        "image/webp" => "webp",
+        "image/gif" => "gif",
+        "video/mp4" => "mp4",
+        "audio/ogg" => "ogg",
+        "audio/mpeg" => "mp3",
+        "audio/mp4" => "m4a",
+        "application/pdf" => "pdf",
+        _ => "bin",
+    };
+    format!("{kind}.{extension}")
+}

@@ -1,0 +1,214 @@
+//! The bridge: WhatsApp ⇄ Chatwoot routing, exactly once as people see it.
+//!
+//! ```text
+//! provider ─► BridgeSink ─► job row (inbound) ─► worker ─► Chatwoot REST
+//! Chatwoot ─► webhook ─────► job row (outbound) ─► worker ─► provider
+//! reconciler: reads recent agent messages whose webhook never came ─► job row
+//! ```
+//! Every job is stored before it is acknowledged; workers claim the oldest
+//! job of each chat, so a chat's messages keep their order; idempotency keys
+//! (the WhatsApp id inbound, the Chatwoot id outbound) and the message links
+//! make retries and redeliveries harmless.
+
+mod identity;
+mod inbound;
+mod outbound;
+pub mod payload;
+mod reconciler;
+mod render;
+mod sink;
+pub mod webhook;
+mod worker;
+
+use std::{
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
+
+use tokio::sync::Notify;
+use zapgate_core::{Error, chatwoot::Integration, store::Store, whatsapp::WhatsApp};
+
+pub use self::{
+    identity::{ChatIdentity, canonical_phone, phone_variants},
+    sink::BridgeSink,
+};
+use crate::{
+    client::{ChatwootClient, ChatwootError, ChatwootHttp},
+    download::{self, Downloader},
+};
+
+/// Every delay and limit of the bridge, so tests can run fast.
+#[derive(Debug, Clone, Copy)]
+pub struct BridgeConfig {
+    /// First retry delay; doubles per attempt up to `retry_max`, ±20 % jitter.
+    pub retry_base: Duration,
+    pub retry_max: Duration,
+    /// Attempts before a job is parked as a dead letter.
+    pub max_attempts: u32,
+    /// How long a claimed job is owned before another worker may take it.
+    pub lease: Duration,
+    /// How often an idle worker looks for due jobs.
+    pub poll: Duration,
+    /// Jobs claimed at once (at most one per chat).
+    pub batch: u32,
+    /// How often an agent reply waiting for WhatsApp to reconnect looks again.
+    pub wait_poll: Duration,
+    /// How long an agent reply may wait for WhatsApp before it is failed.
+    pub outbound_expiry: Duration,
+    /// Retry delay while Chatwoot refuses the credentials (until a new `set`).
+    pub refused_retry: Duration,
+    /// How often the reconciler looks for agent messages whose webhook never
+    /// came; zero turns it off.
+    pub reconcile_interval: Duration,
+    /// How old an agent message must be before the reconciler sends it (the
+    /// webhook normally comes first).
+    pub reconcile_grace: Duration,
+    /// Largest attachment downloaded from Chatwoot.
+    pub media_limit: usize,
+}
+
+impl Default for BridgeConfig {
+    fn default() -> Self {
+        Self {
+            retry_base: Duration::from_secs(1),
+            retry_max: Duration::from_secs(300),
+            max_attempts: 10,
+            lease: Duration::from_secs(60),
+            poll: Duration::from_millis(200),
+            batch: 32,
+            wait_poll: Duration::from_secs(30),
+            outbound_expiry: Duration::from_secs(24 * 3600),
+            refused_retry: Duration::from_secs(60),
+            reconcile_interval: Duration::from_secs(60),
+            reconcile_grace: Duration::from_secs(15),
+            media_limit: 64 * 1024 * 1024,
+        }
+    }
+}
+
+pub struct Bridge {
+    store: Arc<dyn Store>,
+    http: ChatwootHttp,
+    downloader: Downloader,
+    /// Set once at start: the provider needs the bridge's sink before it exists.
+    whatsapp: OnceLock<Arc<dyn WhatsApp>>,
+    config: BridgeConfig,
+    /// Wakes the worker when a job was stored.
+    wake: Notify,
+}
+
+impl Bridge {
+    pub fn new(store: Arc<dyn Store>, http: ChatwootHttp, config: BridgeConfig) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            downloader: Downloader::new(http.clone(), config.media_limit),
+            http,
+            whatsapp: OnceLock::new(),
+            config,
+            wake: Notify::new(),
+        })
+    }
+
+    /// Connects the bridge to the WhatsApp provider (once, at start).
+    pub fn attach_whatsapp(&self, whatsapp: Arc<dyn WhatsApp>) {
+        if self.whatsapp.set(whatsapp).is_err() {
+            tracing::warn!("the bridge's WhatsApp provider was already attached");
+        }
+    }
+
+    fn whatsapp(&self) -> Result<&Arc<dyn WhatsApp>, Failure> {
+        self.whatsapp.get().ok_or_else(|| Failure::Wait {
+            reason: "the WhatsApp provider is not attached yet".to_owned(),
+            after: Duration::from_secs(1),
+        })
+    }
+
+    pub fn config(&self) -> &BridgeConfig {
+        &self.config
+    }
+
+    /// Starts the worker and the reconciler; they run until the process ends
+    /// (a job cut off mid-way is taken again once its lease expires).
+    pub fn start(self: &Arc<Self>) {
+        tokio::spawn(worker::run(self.clone()));
+        if !self.config.reconcile_interval.is_zero() {
+            tokio::spawn(reconciler::run(self.clone()));
+        }
+    }
+
+    fn nudge(&self) {
+        self.wake.notify_one();
+    }
+
+    fn client(&self, integration: &Integration) -> ChatwootClient {
+        self.http.account(
+            &integration.base_url,
+            integration.account_id,
+            integration.api_token.clone(),
+        )
+    }
+}
+
+/// Why a job did not finish, and what to do about it.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// Try again later (counts an attempt); not before `after` when given.
+    Transient {
+        error: String,
+        after: Option<Duration>,
+    },
+    /// Chatwoot refuses our credentials: the integration is in error until
+    /// a new `set`; the job waits without counting attempts.
+    Refused { error: String },
+    /// Waiting for something else (WhatsApp to reconnect); no attempt counted.
+    Wait { reason: String, after: Duration },
+    /// The other side said no for good (number not on WhatsApp, ...): report
+    /// it and finish.
+    Rejected { error: String },
+}
+
+impl From<ChatwootError> for Failure {
+    fn from(err: ChatwootError) -> Self {
+        let error = err.to_string();
+        match &err {
+            ChatwootError::Status {
+                status: 401 | 403, ..
+            } => Self::Refused { error },
+            ChatwootError::Status {
+                retry_after: Some(secs),
+                ..
+            } => Self::Transient {
+                error,
+                after: Some(Duration::from_secs(*secs)),
+            },
+            // Chatwoot's flood brake: 200 messages a minute per conversation.
+            ChatwootError::Status {
+                status: 422, body, ..
+            } if body.contains("Too many messages") => Self::Transient {
+                error,
+                after: Some(Duration::from_secs(60)),
+            },
+            e if e.is_transient() => Self::Transient { error, after: None },
+            _ => Self::Rejected { error },
+        }
+    }
+}
+
+impl From<download::Failure> for Failure {
+    fn from(err: download::Failure) -> Self {
+        match err {
+            download::Failure::Transient { error } => Self::Transient { error, after: None },
+            download::Failure::Rejected { error } => Self::Rejected { error },
+        }
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(err: Error) -> Self {
+        // Our own failures (database) are worth retrying; the message is logged.
+        Self::Transient {
+            error: err.to_string(),
+            after: None,
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! What a bridge job carries, stored as JSON in the job row. Everything the
+//! worker needs is in the payload, so a job survives restarts and does not
+//! depend on memory.
+
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use zapgate_core::{
+    Error, Result,
+    whatsapp::{Extra, InboundMessage, Media, MediaKind},
+};
+
+pub const INBOUND: &str = "inbound";
+pub const OUTBOUND: &str = "outbound";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum JobPayload {
+    /// A WhatsApp message to post into Chatwoot.
+    Inbound(Box<InboundJob>),
+    /// A WhatsApp receipt for a message we sent: update its Chatwoot status.
+    Receipt {
+        wa_message_id: String,
+        /// `delivered` or `read`.
+        status: String,
+    },
+    /// An agent's message to send to WhatsApp.
+    AgentMessage(Box<AgentMessageJob>),
+    /// An agent deleted a message: revoke what we sent for it.
+    AgentDelete {
+        conversation_id: i64,
+        message_id: i64,
+    },
+}
+
+impl JobPayload {
+    pub fn to_json(&self) -> Result<String> {
+        serde_json::to_string(self).map_err(Error::internal)
+    }
+
+    pub fn from_json(raw: &str) -> Result<Self> {
+        serde_json::from_str(raw).map_err(Error::internal)
+    }
+}
+
+/// A WhatsApp message, with media inline (base64) so the job is whole.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InboundJob {
+    pub id: String,
+    pub chat: String,
+    pub sender: String,
+    pub sender_lid: Option<String>,
+    pub push_name: Option<String>,
+    pub from_me: bool,
+    pub group_subject: Option<String>,
+    pub text: Option<String>,
+    pub media: Option<MediaJob>,
+    pub quoted_id: Option<String>,
+    pub extra: Option<ExtraJob>,
+    pub timestamp: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MediaJob {
+    /// `image`, `video`, `audio`, `document` or `sticker`.
+    pub kind: String,
+    pub mimetype: String,
+    pub file_name: Option<String>,
+    pub base64: String,
+}
+
+impl MediaJob {
+    pub fn bytes(&self) -> Result<Vec<u8>> {
+        base64::engine::general_purpose::STANDARD
+            .decode(&self.base64)
+            .map_err(Error::internal)
+    }
+}
+
+/// `Extra` as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ExtraJob {
+    Reaction {
+        target_id: String,
+        emoji: String,
+    },
+    Edit {
+        target_id: String,
+        text: String,
+    },
+    Revoke {
+        target_id: String,
+    },
+    Location {
+        latitude: f64,
+        longitude: f64,
+        name: Option<String>,
+    },
+    Contact {
+        name: String,
+        vcard: Option<String>,
+    },
+    Poll {
+        question: String,
+        options: Vec<String>,
+    },
+    Call {
+        video: bool,
+    },
+    Unsupported {
+        kind: String,
+    },
+}
+
+impl From<&Extra> for ExtraJob {
+    fn from(extra: &Extra) -> Self {
+        match extra.clone() {
+            Extra::Reaction { target_id, emoji } => Self::Reaction { target_id, emoji },
+            Extra::Edit { target_id, text } => Self::Edit { target_id, text },
+            Extra::Revoke { target_id } => Self::Revoke { target_id },
+            Extra::Location {
+                latitude,
+                longitude,
+                name,
+            } => Self::Location {
+                latitude,
+                longitude,
+                name,
+            },
+            Extra::ContactCard { name, vcard } => Self::Contact { name, vcard },
+            Extra::Poll { question, options } => Self::Poll { question, options },
+            Extra::Call { video } => Self::Call { video },
+            Extra::Unsupported { kind } => Self::Unsupported { kind },
+        }
+    }
+}
+
+impl From<&InboundMessage> for InboundJob {
+    fn from(m: &InboundMessage) -> Self {
+        Self {
+            id: m.id.clone(),
+            chat: m.chat.to_string(),
+            sender: m.sender.to_string(),
+            sender_lid: m.sender_lid.as_ref().map(ToString::to_string),
+            push_name: m.push_name.clone(),
+            from_me: m.from_me,
+            group_subject: m.group_subject.clone(),
+            text: m.text.clone(),
+            media: m.media.as_ref().map(media_job),
+            quoted_id: m.quoted_id.clone(),
+            extra: m.extra.as_ref().map(ExtraJob::from),
+            timestamp: m.timestamp,
+        }
+    }
+}
+
+pub fn media_job(media: &Media) -> MediaJob {
+    MediaJob {
+        kind: media.kind.as_str().to_owned(),
+        mimetype: media.mimetype.clone(),
+        file_name: media.file_name.clone(),
+        base64: base64::engine::general_purpose::STANDARD.encode(&media.data),
+    }
+}
+
+/// An agent's outgoing message, as Chatwoot's webhook (or the reconciler)
+/// described it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentMessageJob {
+    pub message_id: i64,
+    pub conversation_id: i64,
+    pub content: Option<String>,
+    pub sender_name: Option<String>,
+    pub attachments: Vec<AgentAttachment>,
+    /// The Chatwoot message it replies to.
+    pub in_reply_to: Option<i64>,
+    /// `WAID:<id>` of the message it replies to, when Chatwoot knew it.
+    pub in_reply_to_external_id: Option<String>,
+    /// Where to send, when the conversation is not one the bridge linked:
+    /// the contact's identifier (a JID) or phone number.
+    pub contact_identifier: Option<String>,
+    pub contact_phone: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentAttachment {
+    pub data_url: String,
+    /// Chatwoot's `file_type`: `image`, `audio`, `video`, `file`, ...
+    pub file_type: String,
+}
+
+/// The WhatsApp media kind for a Chatwoot attachment type.
+pub fn media_kind_for(file_type: &str, mimetype: &str) -> MediaKind {
+    match file_type {
+        "image" if mimetype == "image/webp" => MediaKind::Sticker,
+        "image" => MediaKind::Image,
+        "video" => MediaKind::Video,
+        "audio" => MediaKind::Audio,
+        _ => MediaKind::Document,
+    }
+}

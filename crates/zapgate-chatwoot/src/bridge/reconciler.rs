@@ -1,0 +1,157 @@
+//! Chatwoot sends each webhook once. When zapgate was down or the network
+//! dropped it, an agent's reply would be lost; the reconciler reads the
+//! recent messages of the bridge's open conversations and queues every
+//! agent message that has not been sent, under the same idempotency key the
+//! webhook uses, so each is sent exactly once.
+
+use std::sync::Arc;
+
+use zapgate_core::{
+    Result,
+    chatwoot::{Integration, IntegrationStatus},
+    time::now_secs,
+};
+
+use super::{
+    Bridge,
+    payload::{AgentAttachment, AgentMessageJob, JobPayload},
+    webhook::outbound_job,
+};
+use crate::client::Message;
+
+const OUTGOING: i64 = 1;
+
+pub(super) async fn run(bridge: Arc<Bridge>) {
+    let mut tick = tokio::time::interval(bridge.config.reconcile_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(err) = bridge.reconcile_all().await {
+            tracing::warn!(error = %err, "reconciler pass failed");
+        }
+    }
+}
+
+impl Bridge {
+    /// One pass over every integration; returns how many messages it queued.
+    pub async fn reconcile_all(&self) -> Result<usize> {
+        let mut queued = 0;
+        for integration in self.store.list_integrations().await? {
+            if integration.status == IntegrationStatus::Error {
+                continue;
+            }
+            match self.reconcile(&integration).await {
+                Ok(n) => queued += n,
+                Err(err) => {
+                    tracing::info!(integration_id = %integration.id, error = %err, "reconciliation skipped")
+                }
+            }
+        }
+        if queued > 0 {
+            tracing::info!(
+                queued,
+                "reconciler queued agent messages whose webhook never came"
+            );
+            self.nudge();
+        }
+        Ok(queued)
+    }
+
+    async fn reconcile(&self, integration: &Integration) -> Result<usize> {
+        let client = self.client(integration);
+        let cutoff = now_secs() - self.config.reconcile_grace.as_secs() as i64;
+        let since = integration.created_at_ms / 1000;
+        let mut queued = 0;
+        for status in ["open", "pending"] {
+            let conversations = client
+                .list_conversations(integration.inbox_id, status, 1)
+                .await
+                .map_err(zapgate_core::Error::internal)?;
+            for conversation in conversations {
+                let Some(link) = self
+                    .store
+                    .find_chat_by_conversation(&integration.id, conversation.id)
+                    .await?
+                else {
+                    continue;
+                };
+                let messages = client
+                    .latest_messages(conversation.id)
+                    .await
+                    .map_err(zapgate_core::Error::internal)?;
+                let mut watermark = link.reconciled_message_id;
+                for message in messages
+                    .iter()
+                    .filter(|m| m.id > link.reconciled_message_id)
+                {
+                    if message.created_at > cutoff {
+                        // Too fresh: its webhook may still be on the way.
+                        break;
+                    }
+                    watermark = message.id;
+                    if !is_agent_reply(message) || message.created_at < since {
+                        continue;
+                    }
+                    let sent = self
+                        .store
+                        .find_messages_by_chatwoot(&integration.id, message.id)
+                        .await?;
+                    if !sent.is_empty() {
+                        continue;
+                    }
+                    let job = agent_job(conversation.id, message);
+                    let new = outbound_job(
+                        integration,
+                        "out",
+                        &job,
+                        JobPayload::AgentMessage(Box::new(job.clone())),
+                    )?;
+                    queued += self.store.enqueue_jobs(&[new]).await? as usize;
+                }
+                if watermark > link.reconciled_message_id {
+                    self.store
+                        .set_reconciled(&integration.id, conversation.id, watermark)
+                        .await?;
+                }
+            }
+        }
+        Ok(queued)
+    }
+}
+
+fn is_agent_reply(message: &Message) -> bool {
+    let ours = message
+        .source_id
+        .as_deref()
+        .is_some_and(|s| s.starts_with("WAID:"));
+    let deleted = message
+        .content_attributes
+        .get("deleted")
+        .and_then(serde_json::Value::as_bool)
+        .unwrap_or(false);
+    message.message_type == OUTGOING && !message.private && !ours && !deleted
+}
+
+fn agent_job(conversation_id: i64, message: &Message) -> AgentMessageJob {
+    let attribute = |key: &str| message.content_attributes.get(key);
+    AgentMessageJob {
+        message_id: message.id,
+        conversation_id,
+        content: message.content.clone().filter(|c| !c.is_empty()),
+        sender_name: message.sender.as_ref().and_then(|s| s.name.clone()),
+        attachments: message
+            .attachments
+            .iter()
+            .map(|a| AgentAttachment {
+                data_url: a.data_url.clone(),
+                file_type: a.file_type.clone().unwrap_or_else(|| "file".to_owned()),
+            })
+            .collect(),
+        in_reply_to: attribute("in_reply_to").and_then(serde_json::Value::as_i64),
+        in_reply_to_external_id: attribute("in_reply_to_external_id")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned),
+        contact_identifier: None,
+        contact_phone: None,
+    }
+}

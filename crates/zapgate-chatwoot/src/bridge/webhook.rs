@@ -1,0 +1,324 @@
+//! Chatwoot's inbox webhook. Chatwoot waits at most 5 s and never retries,
+//! so the answer comes right after the job is stored; the work happens in
+//! the worker. Only an agent's public outgoing message is sent, never a
+//! private note and never a message the bridge itself wrote (`WAID:`).
+
+use hmac::{Hmac, Mac};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use zapgate_core::{
+    Error, Result,
+    chatwoot::Integration,
+    jobs::NewJob,
+    time::{now_ms, now_secs},
+};
+
+use super::{
+    Bridge,
+    payload::{AgentAttachment, AgentMessageJob, JobPayload, OUTBOUND},
+};
+
+pub const INVALID_WEBHOOK: &str = "Invalid webhook credentials";
+/// How far a signed webhook's timestamp may be from our clock.
+const SIGNATURE_TOLERANCE_SECS: i64 = 300;
+
+/// Chatwoot's signature headers, when it sent them (v4.13+).
+pub struct Signature<'a> {
+    pub timestamp: &'a str,
+    /// `sha256=<hex>`.
+    pub signature: &'a str,
+}
+
+/// What the webhook did with a delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookOutcome {
+    /// A job was stored (or was already stored).
+    Queued,
+    /// Nothing to do (a note, an echo, an event we do not route).
+    Ignored,
+}
+
+impl Bridge {
+    /// Authenticates a delivery and stores what it asks for.
+    pub async fn accept_webhook(
+        &self,
+        integration_id: &str,
+        secret: &str,
+        signature: Option<Signature<'_>>,
+        body: &[u8],
+    ) -> Result<WebhookOutcome> {
+        let integration = self
+            .store
+            .find_integration_by_id(integration_id)
+            .await?
+            .filter(|i| same_secret(i.webhook_secret.expose(), secret))
+            .ok_or_else(|| Error::unauthorized(INVALID_WEBHOOK))?;
+        if let (Some(key), Some(signature)) = (&integration.inbox_secret, signature) {
+            verify_signature(key.expose(), &signature, body)?;
+        }
+        let event: Value = serde_json::from_slice(body)
+            .map_err(|e| Error::bad_request(format!("Invalid webhook body: {e}")))?;
+        match event.get("event").and_then(Value::as_str).unwrap_or("") {
+            "message_created" => self.agent_message(&integration, &event).await,
+            "message_updated" => self.agent_deletion(&integration, &event).await,
+            "conversation_status_changed" => {
+                let (Some(id), Some(status)) = (
+                    event.get("id").and_then(Value::as_i64),
+                    event.get("status").and_then(Value::as_str),
+                ) else {
+                    return Ok(WebhookOutcome::Ignored);
+                };
+                self.store
+                    .set_conversation_status(&integration.id, id, status)
+                    .await?;
+                Ok(WebhookOutcome::Ignored)
+            }
+            _ => Ok(WebhookOutcome::Ignored),
+        }
+    }
+
+    async fn agent_message(
+        &self,
+        integration: &Integration,
+        event: &Value,
+    ) -> Result<WebhookOutcome> {
+        let Some(message) = agent_message_job(event) else {
+            return Ok(WebhookOutcome::Ignored);
+        };
+        let job = outbound_job(
+            integration,
+            "out",
+            &message,
+            JobPayload::AgentMessage(Box::new(message.clone())),
+        )?;
+        self.store.enqueue_jobs(&[job]).await?;
+        self.nudge();
+        Ok(WebhookOutcome::Queued)
+    }
+
+    async fn agent_deletion(
+        &self,
+        integration: &Integration,
+        event: &Value,
+    ) -> Result<WebhookOutcome> {
+        let deleted = event
+            .pointer("/content_attributes/deleted")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let Some(message) = agent_message_job(event).filter(|_| deleted) else {
+            return Ok(WebhookOutcome::Ignored);
+        };
+        let payload = JobPayload::AgentDelete {
+            conversation_id: message.conversation_id,
+            message_id: message.message_id,
+        };
+        let job = outbound_job(integration, "del", &message, payload)?;
+        self.store.enqueue_jobs(&[job]).await?;
+        self.nudge();
+        Ok(WebhookOutcome::Queued)
+    }
+}
+
+/// The job of an agent's message; `None` for everything not to be sent.
+pub(super) fn agent_message_job(event: &Value) -> Option<AgentMessageJob> {
+    let outgoing = event.get("message_type").and_then(Value::as_str) == Some("outgoing");
+    let private = event
+        .get("private")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let ours = event
+        .get("source_id")
+        .and_then(Value::as_str)
+        .is_some_and(|s| s.starts_with("WAID:"));
+    if !outgoing || private || ours {
+        return None;
+    }
+    let str_at = |pointer: &str| {
+        event
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .filter(|s| !s.is_empty())
+    };
+    let attachments = event
+        .get("attachments")
+        .and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .filter_map(|a| {
+                    Some(AgentAttachment {
+                        data_url: a.get("data_url")?.as_str()?.to_owned(),
+                        file_type: a
+                            .get("file_type")
+                            .and_then(Value::as_str)
+                            .unwrap_or("file")
+                            .to_owned(),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Some(AgentMessageJob {
+        message_id: event.get("id")?.as_i64()?,
+        conversation_id: event.pointer("/conversation/id")?.as_i64()?,
+        content: str_at("/content"),
+        sender_name: str_at("/sender/name"),
+        attachments,
+        in_reply_to: event
+            .pointer("/content_attributes/in_reply_to")
+            .and_then(Value::as_i64),
+        in_reply_to_external_id: str_at("/content_attributes/in_reply_to_external_id"),
+        contact_identifier: str_at("/conversation/meta/sender/identifier")
+            .or_else(|| str_at("/conversation/contact_inbox/source_id")),
+        contact_phone: str_at("/conversation/meta/sender/phone_number"),
+    })
+}
+
+pub(super) fn outbound_job(
+    integration: &Integration,
+    prefix: &str,
+    message: &AgentMessageJob,
+    payload: JobPayload,
+) -> Result<NewJob> {
+    Ok(NewJob {
+        integration_id: integration.id.clone(),
+        instance_id: integration.instance_id.clone(),
+        direction: OUTBOUND,
+        chat_key: format!("conv:{}", message.conversation_id),
+        dedupe_key: format!("{prefix}:{}:{}", integration.id, message.message_id),
+        payload: payload.to_json()?,
+        run_at_ms: now_ms(),
+    })
+}
+
+/// Compares digests, so the comparison's time says nothing about the secret.
+fn same_secret(expected: &str, given: &str) -> bool {
+    Sha256::digest(expected.as_bytes()) == Sha256::digest(given.as_bytes())
+}
+
+/// `sha256=HMAC-SHA256(secret, "<timestamp>.<raw body>")`, within five
+/// minutes of our clock.
+fn verify_signature(secret: &str, signature: &Signature<'_>, body: &[u8]) -> Result<()> {
+    let invalid = || Error::unauthorized("Invalid webhook signature");
+    let timestamp: i64 = signature.timestamp.trim().parse().map_err(|_| invalid())?;
+    if (now_secs() - timestamp).abs() > SIGNATURE_TOLERANCE_SECS {
+        return Err(invalid());
+    }
+    let given = signature
+        .signature
+        .trim()
+        .strip_prefix("sha256=")
+        .and_then(|hex_sig| hex::decode(hex_sig).ok())
+        .ok_or_else(invalid)?;
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).map_err(|_| invalid())?;
+    mac.update(signature.timestamp.trim().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    mac.verify_slice(&given).map_err(|_| invalid())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn agent_reply() -> Value {
+        json!({
+            "event": "message_created", "id": 10, "content": "Olá", "message_type": "outgoing",
+            "private": false, "source_id": null, "sender": {"name": "Ana", "type": "user"},
+            "conversation": {"id": 3, "meta": {"sender": {"identifier": "5511988887777@s.whatsapp.net"}}},
+            "attachments": [{"data_url": "https://cw/x.jpg", "file_type": "image"}],
+            "content_attributes": {"in_reply_to": 9}
+        })
+    }
+
+    #[test]
+    fn an_agent_reply_becomes_a_job() {
+        let job = agent_message_job(&agent_reply()).unwrap();
+        assert_eq!((job.message_id, job.conversation_id), (10, 3));
+        assert_eq!(job.sender_name.as_deref(), Some("Ana"));
+        assert_eq!(job.attachments.len(), 1);
+        assert_eq!(job.in_reply_to, Some(9));
+        assert_eq!(
+            job.contact_identifier.as_deref(),
+            Some("5511988887777@s.whatsapp.net")
+        );
+    }
+
+    #[test]
+    fn notes_echoes_and_incoming_are_not_sent() {
+        let mut note = agent_reply();
+        note["private"] = json!(true);
+        assert!(agent_message_job(&note).is_none());
+        let mut echo = agent_reply();
+        echo["source_id"] = json!("WAID:ABC");
+        assert!(agent_message_job(&echo).is_none());
+        let mut incoming = agent_reply();
+        incoming["message_type"] = json!("incoming");
+        assert!(agent_message_job(&incoming).is_none());
+    }
+
+    #[test]
+    fn signatures_are_checked_over_timestamp_and_body() {
+        let body = br#"{"event":"message_created"}"#;
+        let ts = now_secs().to_string();
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"k").unwrap();
+        mac.update(format!("{ts}.").as_bytes());
+        mac.update(body);
+        let good = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+        let sig = |s: &str| {
+            Signature {
+                timestamp: &ts,
+                signature: s,
+            }
+            .signature
+            .to_owned()
+        };
+        assert!(
+            verify_signature(
+                "k",
+                &Signature {
+                    timestamp: &ts,
+                    signature: &sig(&good)
+                },
+                body
+            )
+            .is_ok()
+        );
+        assert!(
+            verify_signature(
+                "other",
+                &Signature {
+                    timestamp: &ts,
+                    signature: &good
+                },
+                body
+            )
+            .is_err()
+        );
+        assert!(
+            verify_signature(
+                "k",
+                &Signature {
+                    timestamp: &ts,
+                    signature: &good
+                },
+                b"{}"
+            )
+            .is_err()
+        );
+        let old = (now_secs() - 3600).to_string();
+        assert!(
+            verify_signature(
+                "k",
+                &Signature {
+                    timestamp: &old,
+                    signature: &good
+                },
+                body
+            )
+            .is_err()
+        );
+    }
+}

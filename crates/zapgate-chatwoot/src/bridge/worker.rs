@@ -1,0 +1,163 @@
+//! The worker: claims due jobs (the oldest of each chat), runs them
+//! concurrently, and records each outcome: done, retried with backoff,
+//! waiting, or parked as a dead letter.
+
+use std::{sync::Arc, time::Duration};
+
+use tokio::task::JoinSet;
+use zapgate_core::{
+    Result, chatwoot::IntegrationStatus, jobs::Job, time::now_ms, token::random_bytes,
+};
+
+use super::{
+    Bridge, Failure,
+    payload::{INBOUND, JobPayload},
+};
+
+pub(super) async fn run(bridge: Arc<Bridge>) {
+    loop {
+        match bridge.run_due_jobs().await {
+            Ok(0) => {
+                let _ = tokio::time::timeout(bridge.config.poll, bridge.wake.notified()).await;
+            }
+            Ok(_) => {}
+            Err(err) => {
+                tracing::warn!(error = %err, "bridge worker: could not claim jobs");
+                tokio::time::sleep(bridge.config.poll.max(Duration::from_secs(1))).await;
+            }
+        }
+    }
+}
+
+impl Bridge {
+    /// Claims and runs one batch; returns how many jobs ran.
+    pub async fn run_due_jobs(self: &Arc<Self>) -> Result<usize> {
+        let now = now_ms();
+        let lease_until = now + self.config.lease.as_millis() as i64;
+        let jobs = self
+            .store
+            .claim_jobs(now, lease_until, self.config.batch)
+            .await?;
+        let count = jobs.len();
+        let mut running = JoinSet::new();
+        for job in jobs {
+            let bridge = self.clone();
+            running.spawn(async move { bridge.run_job(job).await });
+        }
+        while let Some(joined) = running.join_next().await {
+            if let Err(err) = joined {
+                tracing::error!(error = %err, "bridge job panicked");
+            }
+        }
+        Ok(count)
+    }
+
+    async fn run_job(&self, job: Job) {
+        // Finish well inside the lease, so no other worker takes it meanwhile.
+        let budget = self.config.lease.mul_f32(0.8);
+        let outcome = match tokio::time::timeout(budget, self.execute(&job)).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(Failure::Transient {
+                error: format!("took longer than {}s", budget.as_secs()),
+                after: None,
+            }),
+        };
+        if let Err(err) = self.record(&job, outcome).await {
+            // The lease runs out and the job is taken again: nothing is lost.
+            tracing::warn!(job_id = job.id, error = %err, "could not record a job outcome");
+        }
+    }
+
+    async fn execute(&self, job: &Job) -> Result<(), Failure> {
+        let Some(integration) = self
+            .store
+            .find_integration_by_id(&job.integration_id)
+            .await?
+        else {
+            // Deactivated meanwhile: deactivation already dealt with its jobs.
+            return Ok(());
+        };
+        match JobPayload::from_json(&job.payload)? {
+            JobPayload::Inbound(message) => self.post_inbound(job, &integration, &message).await,
+            JobPayload::Receipt {
+                wa_message_id,
+                status,
+            } => {
+                self.post_receipt(&integration, &wa_message_id, &status)
+                    .await
+            }
+            JobPayload::AgentMessage(message) => {
+                self.send_agent_message(job, &integration, &message).await
+            }
+            JobPayload::AgentDelete {
+                conversation_id,
+                message_id,
+            } => {
+                self.revoke_agent_message(&integration, conversation_id, message_id)
+                    .await
+            }
+        }
+    }
+
+    async fn record(&self, job: &Job, outcome: Result<(), Failure>) -> Result<()> {
+        let now = now_ms();
+        match outcome {
+            Ok(()) => self.store.complete_job(job.id).await,
+            Err(Failure::Wait { reason, after }) => {
+                self.store
+                    .defer_job(job.id, now + after.as_millis() as i64, &reason)
+                    .await
+            }
+            Err(Failure::Refused { error }) => {
+                tracing::warn!(job_id = job.id, integration_id = %job.integration_id, %error, "Chatwoot refuses the integration's credentials");
+                let reason = format!(
+                    "Chatwoot refuses the API token - fix it with POST /api/chatwoot/set. Detail: {error}"
+                );
+                self.store
+                    .set_integration_status(&job.integration_id, IntegrationStatus::Error, &reason)
+                    .await?;
+                let after = self.config.refused_retry.as_millis() as i64;
+                self.store.defer_job(job.id, now + after, &reason).await
+            }
+            Err(Failure::Transient { error, after }) => {
+                if job.attempts + 1 >= self.config.max_attempts {
+                    return self.give_up(job, &error).await;
+                }
+                let backoff = self.backoff(job.attempts);
+                let delay = after.map_or(backoff, |a| a.max(backoff));
+                tracing::info!(job_id = job.id, attempt = job.attempts + 1, delay_ms = delay.as_millis() as u64, %error, "bridge job will be retried");
+                self.store
+                    .retry_job(job.id, now + delay.as_millis() as i64, &error)
+                    .await
+            }
+            Err(Failure::Rejected { error }) if job.direction == INBOUND => {
+                // Chatwoot will not take it as it is: keep it for the operator.
+                self.give_up(job, &error).await
+            }
+            Err(Failure::Rejected { error }) => {
+                tracing::info!(job_id = job.id, %error, "agent message rejected by WhatsApp");
+                self.report_failed(job, &error).await;
+                self.store.complete_job(job.id).await
+            }
+        }
+    }
+
+    /// Parks a job that keeps failing; an agent message is marked failed in
+    /// Chatwoot so the agent sees it.
+    async fn give_up(&self, job: &Job, error: &str) -> Result<()> {
+        tracing::warn!(job_id = job.id, attempts = job.attempts + 1, %error, "bridge job parked as a dead letter");
+        self.report_failed(job, error).await;
+        self.store.park_job(job.id, error).await
+    }
+
+    /// `2^attempts × base`, capped, with ±20 % jitter so retries of many
+    /// jobs do not arrive together.
+    fn backoff(&self, attempts: u32) -> Duration {
+        let base = self.config.retry_base.as_millis() as f64;
+        let max = self.config.retry_max.as_millis() as f64;
+        let raw = (base * 2f64.powi(attempts.min(30) as i32)).min(max);
+        let [byte] = random_bytes::<1>();
+        let jitter = 0.8 + 0.4 * (f64::from(byte) / 255.0);
+        Duration::from_millis((raw * jitter) as u64)
+    }
+}

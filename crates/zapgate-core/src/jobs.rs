@@ -1,0 +1,93 @@
+//! The bridge's durable work: every message crossing between WhatsApp and
+//! Chatwoot is a job row before anyone acts on it. Jobs of one chat run one
+//! at a time in the order they were stored; a job that keeps failing is
+//! parked as a dead letter and no longer holds its chat back.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobStatus {
+    Queued,
+    Running,
+    Dead,
+}
+
+impl JobStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Dead => "dead",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Some(match raw {
+            "queued" => Self::Queued,
+            "running" => Self::Running,
+            "dead" => Self::Dead,
+            _ => return None,
+        })
+    }
+}
+
+/// A job to store. `dedupe_key` makes enqueueing idempotent: a second job
+/// with the same key is ignored while the first exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewJob {
+    pub integration_id: String,
+    pub instance_id: String,
+    /// `inbound` (WhatsApp → Chatwoot) or `outbound` (Chatwoot → WhatsApp).
+    pub direction: &'static str,
+    /// Jobs with the same key run in order, one at a time.
+    pub chat_key: String,
+    pub dedupe_key: String,
+    /// The work itself, as JSON (the bridge's job payload type).
+    pub payload: String,
+    /// Unix ms before which the job is not run.
+    pub run_at_ms: i64,
+}
+
+/// A stored job, as a worker claims it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    pub id: i64,
+    pub integration_id: String,
+    pub instance_id: String,
+    pub direction: String,
+    pub chat_key: String,
+    pub dedupe_key: String,
+    pub payload: String,
+    pub status: JobStatus,
+    /// Attempts made before this one.
+    pub attempts: u32,
+    pub last_error: String,
+    pub created_at_ms: i64,
+}
+
+/// A WhatsApp message and its Chatwoot counterpart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageLink {
+    pub integration_id: String,
+    pub wa_message_id: String,
+    pub chatwoot_message_id: i64,
+    pub chatwoot_conversation_id: i64,
+    /// `inbound` (posted into Chatwoot) or `outbound` (sent to WhatsApp).
+    pub direction: String,
+}
+
+/// Where a WhatsApp chat lives in Chatwoot: the contact, its contact-inbox
+/// source id, the conversation in use and its last known status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatLink {
+    pub integration_id: String,
+    /// The WhatsApp chat (`5511988887777@s.whatsapp.net`, `<id>@g.us`, `<id>@lid`).
+    pub chat_jid: String,
+    pub contact_id: i64,
+    pub source_id: String,
+    pub conversation_id: i64,
+    pub conversation_status: String,
+    /// The newest Chatwoot message id the reconciler has looked at.
+    pub reconciled_message_id: i64,
+}

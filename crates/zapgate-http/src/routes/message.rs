@@ -1,0 +1,314 @@
+//! Sending messages (`/api/message/text`, `/api/message/media`). What the API
+//! sends also shows in the instance's Chatwoot inbox, as outgoing.
+
+use axum::{
+    Json, Router,
+    extract::{DefaultBodyLimit, Path, State},
+    routing::post,
+};
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use zapgate_core::{
+    Error,
+    instance::Instance,
+    jid::Jid,
+    store::Principal,
+    whatsapp::{InboundMessage, Media, MediaKind, Outgoing, SentMessage},
+};
+
+use crate::{AppState, auth::Caller, envelope::ErrorOut, error::ApiResult, extract::JsonBody};
+
+const MAX_TEXT_LEN: usize = 65_536;
+const MAX_ID_LEN: usize = 128;
+
+pub fn router(media_body_limit: usize) -> Router<AppState> {
+    Router::new()
+        .route("/api/message/text/{instance}", post(text))
+        .route(
+            "/api/message/media/{instance}",
+            post(media).layer(DefaultBodyLimit::max(media_body_limit)),
+        )
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TextIn {
+    /// A phone number in international format, or a JID (`...@g.us` for groups).
+    number: Option<String>,
+    message: Option<String>,
+    /// The WhatsApp id of the message this one replies to.
+    reply_to: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SentOut {
+    success: bool,
+    message: &'static str,
+    status: &'static str,
+    message_id: String,
+    data: SentData,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SentData {
+    message_id: String,
+    direction: &'static str,
+    chat: String,
+    from_me: bool,
+    /// Unix seconds.
+    timestamp: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reply_to: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message_type: Option<&'static str>,
+}
+
+fn recipient(number: Option<&str>) -> Result<Jid, Error> {
+    let number = number
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| Error::bad_request("number is required"))?;
+    Jid::parse(number)
+}
+
+fn reply_to(raw: Option<String>) -> Result<Option<String>, Error> {
+    match raw.filter(|r| !r.is_empty()) {
+        Some(r) if r.len() > MAX_ID_LEN => Err(Error::bad_request("Invalid replyTo")),
+        other => Ok(other),
+    }
+}
+
+/// Sends a text message.
+#[utoipa::path(post, path = "/api/message/text/{instance}", tag = "message",
+    params(("instance" = String, Path)), request_body = TextIn,
+    responses(
+        (status = 200, body = SentOut),
+        (status = 400, description = "number is required / message is required / Invalid phone number", body = ErrorOut),
+        (status = 404, description = "Instance not found", body = ErrorOut),
+        (status = 503, description = "Instance is not connected to WhatsApp", body = ErrorOut),
+    ),
+    security(("token" = [])))]
+async fn text(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    Path(name): Path<String>,
+    JsonBody(body): JsonBody<TextIn>,
+) -> ApiResult<Json<SentOut>> {
+    let instance = state.instances.visible(&principal, &name).await?;
+    let to = recipient(body.number.as_deref())?;
+    let text = body
+        .message
+        .filter(|m| !m.is_empty())
+        .ok_or_else(|| Error::bad_request("message is required"))?;
+    if text.chars().count() > MAX_TEXT_LEN {
+        return Err(
+            Error::bad_request(format!("message: at most {MAX_TEXT_LEN} characters")).into(),
+        );
+    }
+    let quoted_id = reply_to(body.reply_to)?;
+    let outgoing = Outgoing::Text {
+        to: to.clone(),
+        text: text.clone(),
+        quoted_id: quoted_id.clone(),
+    };
+    let sent = state.instances.send(&instance, outgoing).await?;
+    let echo = own_message(&sent, &to, Some(text), None, quoted_id.clone());
+    mirror(&state, &instance, &principal, echo).await;
+    Ok(Json(sent_out(sent, to, quoted_id, None)))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MediaIn {
+    number: Option<String>,
+    /// `image`, `video`, `document` or `audio`.
+    media_type: Option<String>,
+    /// An http(s) URL to fetch (or a base64 data URL). Send this or `mediaBase64`.
+    media_url: Option<String>,
+    media_base64: Option<String>,
+    /// The caption.
+    message: Option<String>,
+    mime_type: Option<String>,
+    file_name: Option<String>,
+    reply_to: Option<String>,
+}
+
+/// Sends an image, video, document or audio, from a URL or base64.
+#[utoipa::path(post, path = "/api/message/media/{instance}", tag = "message",
+    params(("instance" = String, Path)), request_body = MediaIn,
+    responses(
+        (status = 200, body = SentOut),
+        (status = 400, description = "number is required / mediaType ... / send mediaUrl or mediaBase64, not both", body = ErrorOut),
+        (status = 404, description = "Instance not found", body = ErrorOut),
+        (status = 502, description = "the media URL could not be fetched", body = ErrorOut),
+        (status = 503, description = "Instance is not connected to WhatsApp", body = ErrorOut),
+    ),
+    security(("token" = [])))]
+async fn media(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    Path(name): Path<String>,
+    JsonBody(body): JsonBody<MediaIn>,
+) -> ApiResult<Json<SentOut>> {
+    let instance = state.instances.visible(&principal, &name).await?;
+    let to = recipient(body.number.as_deref())?;
+    let kind = match body.media_type.as_deref() {
+        Some("image") => MediaKind::Image,
+        Some("video") => MediaKind::Video,
+        Some("document") => MediaKind::Document,
+        Some("audio") => MediaKind::Audio,
+        _ => {
+            return Err(
+                Error::bad_request("mediaType must be image, video, document or audio").into(),
+            );
+        }
+    };
+    let (data, fetched_mimetype, fetched_name) = media_bytes(
+        &state,
+        body.media_url.as_deref(),
+        body.media_base64.as_deref(),
+    )
+    .await?;
+    let mimetype = body
+        .mime_type
+        .filter(|m| !m.is_empty() && m.len() <= 128)
+        .or(fetched_mimetype)
+        .unwrap_or_else(|| default_mimetype(kind).to_owned());
+    let file_name = body
+        .file_name
+        .filter(|n| !n.is_empty() && n.len() <= 256)
+        .or(fetched_name);
+    let caption = body.message.filter(|m| !m.is_empty());
+    let quoted_id = reply_to(body.reply_to)?;
+    let media = Media {
+        kind,
+        mimetype,
+        file_name,
+        data,
+    };
+    let outgoing = Outgoing::Media {
+        to: to.clone(),
+        media: media.clone(),
+        caption: caption.clone(),
+        quoted_id: quoted_id.clone(),
+    };
+    let sent = state.instances.send(&instance, outgoing).await?;
+    let echo = own_message(&sent, &to, caption, Some(media), quoted_id.clone());
+    mirror(&state, &instance, &principal, echo).await;
+    Ok(Json(sent_out(sent, to, quoted_id, Some(kind.as_str()))))
+}
+
+/// The bytes from exactly one of `mediaUrl` (an http(s) URL, fetched with
+/// the address guard, or a base64 data URL) and `mediaBase64`.
+async fn media_bytes(
+    state: &AppState,
+    url: Option<&str>,
+    base64: Option<&str>,
+) -> Result<(Vec<u8>, Option<String>, Option<String>), Error> {
+    let decode = |raw: &str| {
+        let payload = raw.split_once("base64,").map_or(raw, |(_, b)| b);
+        base64::engine::general_purpose::STANDARD
+            .decode(payload.trim())
+            .map_err(|_| Error::bad_request("mediaBase64 is not valid base64"))
+    };
+    match (
+        url.filter(|u| !u.is_empty()),
+        base64.filter(|b| !b.is_empty()),
+    ) {
+        (Some(_), Some(_)) => Err(Error::bad_request("send mediaUrl or mediaBase64, not both")),
+        (None, None) => Err(Error::bad_request("mediaUrl or mediaBase64 is required")),
+        (None, Some(b)) => Ok((decode(b)?, None, None)),
+        (Some(u), None) if u.starts_with("data:") => Ok((decode(u)?, None, None)),
+        (Some(u), None) => {
+            let download = state.downloader.fetch(u).await.map_err(|e| match e {
+                zapgate_chatwoot::download::Failure::Rejected { error } => {
+                    Error::bad_request(format!("mediaUrl: {error}"))
+                }
+                zapgate_chatwoot::download::Failure::Transient { error } => {
+                    Error::BadGateway(format!("mediaUrl could not be fetched: {error}"))
+                }
+            })?;
+            Ok((
+                download.data,
+                Some(download.mimetype),
+                Some(download.file_name),
+            ))
+        }
+    }
+}
+
+fn default_mimetype(kind: MediaKind) -> &'static str {
+    match kind {
+        MediaKind::Image => "image/jpeg",
+        MediaKind::Video => "video/mp4",
+        MediaKind::Audio => "audio/ogg",
+        MediaKind::Sticker => "image/webp",
+        MediaKind::Document => "application/octet-stream",
+    }
+}
+
+/// What was sent, as the owner's own message.
+fn own_message(
+    sent: &SentMessage,
+    to: &Jid,
+    text: Option<String>,
+    media: Option<Media>,
+    quoted_id: Option<String>,
+) -> InboundMessage {
+    InboundMessage {
+        id: sent.id.clone(),
+        chat: to.clone(),
+        sender: to.clone(),
+        sender_lid: None,
+        push_name: None,
+        from_me: true,
+        group_subject: None,
+        text,
+        media,
+        quoted_id,
+        extra: None,
+        timestamp: sent.timestamp,
+    }
+}
+
+/// Shows the message in Chatwoot. The send itself succeeded, so a failure
+/// here is logged, not returned.
+async fn mirror(
+    state: &AppState,
+    instance: &Instance,
+    principal: &Principal,
+    message: InboundMessage,
+) {
+    let Some(bridge) = &state.bridge else {
+        return;
+    };
+    if let Err(err) = bridge.mirror_sent(&instance.id, &message).await {
+        tracing::warn!(instance_id = %instance.id, account_id = %principal.account().id, error = %err, "could not queue the sent message for Chatwoot");
+    }
+}
+
+fn sent_out(
+    sent: SentMessage,
+    to: Jid,
+    reply_to: Option<String>,
+    message_type: Option<&'static str>,
+) -> SentOut {
+    SentOut {
+        success: true,
+        message: "Message sent successfully",
+        status: "sent",
+        message_id: sent.id.clone(),
+        data: SentData {
+            message_id: sent.id,
+            direction: "outgoing",
+            chat: to.to_string(),
+            from_me: true,
+            timestamp: sent.timestamp,
+            reply_to,
+            message_type,
+        },
+    }
+}
