@@ -90,8 +90,11 @@ impl TestServer {
         database_url: String,
         database: Option<TempDatabase>,
     ) -> Self {
+        let port = free_port();
         let mut vars = Env::default()
-            .with("ZAPGATE_ADDR", "127.0.0.1:0")
+            // A known port, so the public URL Chatwoot calls back is right.
+            .with("ZAPGATE_ADDR", &format!("127.0.0.1:{port}"))
+            .with("ZAPGATE_PUBLIC_URL", &format!("http://127.0.0.1:{port}"))
             .with("ZAPGATE_DATABASE_URL", &database_url)
             .with("ZAPGATE_ENCRYPTION_KEY", &test_key_base64())
             .with("ZAPGATE_ADMIN_TOKEN", ADMIN_TOKEN)
@@ -329,4 +332,12 @@ impl Drop for TempDatabase {
         })
         .join();
     }
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
 }

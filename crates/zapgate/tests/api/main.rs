@@ -4,6 +4,7 @@
 
 mod admin;
 mod auth;
+mod bridge;
 mod chatwoot;
 mod harness;
 mod hygiene;
