@@ -159,24 +159,64 @@ impl Bridge {
                 break;
             }
         }
-        let link = match cached {
-            Some(link) => self.usable_conversation(client, integration, link).await?,
-            None => {
-                self.build_link(client, integration, identity, message)
-                    .await?
+        let (link, found_under) = match cached {
+            Some(found) => {
+                let under = found.chat_jid.clone();
+                let mut link = found.clone();
+                if under.ends_with("@lid") && identity.phone.is_some() {
+                    link.contact_id = self.learn_phone(client, identity, link.contact_id).await?;
+                }
+                let link = self.usable_conversation(client, integration, link).await?;
+                // Unchanged and filed under the key we looked up: no write.
+                let unchanged = link == found;
+                (link, unchanged.then_some(under))
             }
+            None => (self.build_link(client, integration, identity, message).await?, None),
         };
+        // File the link under every JID of the person (phone and LID), so a
+        // later message under either form finds the same conversation.
         for jid in identity.all_jids() {
-            if jid != link.chat_jid || link.chat_jid != identity.chat_jid {
-                self.store
-                    .save_chat(&ChatLink {
-                        chat_jid: jid,
-                        ..link.clone()
-                    })
-                    .await?;
+            if found_under.as_deref() == Some(jid.as_str()) {
+                continue;
+            }
+            let wanted = ChatLink {
+                chat_jid: jid.clone(),
+                ..link.clone()
+            };
+            if self.store.find_chat(&integration.id, &jid).await?.as_ref() != Some(&wanted) {
+                self.store.save_chat(&wanted).await?;
             }
         }
         Ok(link)
+    }
+
+    /// A contact known only by its hidden number (LID) now shows its phone:
+    /// the contact gets it, or, when another contact already has that
+    /// number, the two are merged into that one. Returns the contact to use.
+    async fn learn_phone(
+        &self,
+        client: &ChatwootClient,
+        identity: &ChatIdentity,
+        contact_id: i64,
+    ) -> Result<i64, Failure> {
+        let changes = json!({"phone_number": identity.phone, "identifier": identity.identifier});
+        match client.update_contact(contact_id, changes).await {
+            Ok(_) => return Ok(contact_id),
+            Err(ChatwootError::Status { status: 422, .. }) => {}
+            Err(ChatwootError::Status { status: 404, .. }) => return Ok(contact_id),
+            Err(e) => return Err(e.into()),
+        }
+        let owners = client
+            .filter_contacts("phone_number", &identity.phone_variants)
+            .await?;
+        match owners.into_iter().find(|c| c.id != contact_id) {
+            Some(base) => {
+                tracing::info!(base = base.id, duplicate = contact_id, "merging a LID contact into the contact with its phone");
+                client.merge_contacts(base.id, contact_id).await?;
+                Ok(base.id)
+            }
+            None => Ok(contact_id),
+        }
     }
 
     /// A linked conversation, reopened or replaced when it was resolved.
@@ -271,9 +311,7 @@ impl Bridge {
                 }
             }
         };
-        let link = self.usable_conversation(client, integration, link).await?;
-        self.store.save_chat(&link).await?;
-        Ok(link)
+        self.usable_conversation(client, integration, link).await
     }
 
     /// Creates the contact; when Chatwoot says it exists (its identifier or
