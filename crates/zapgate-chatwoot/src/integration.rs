@@ -14,6 +14,7 @@ use zapgate_core::{
     Error, Result,
     chatwoot::{ChatwootFlags, Integration, IntegrationStatus, webhook_url},
     instance::Instance,
+    jobs::{Job, NewJob},
     store::Store,
     time::now_ms,
     token::{Token, new_id, random_hex},
@@ -338,8 +339,8 @@ impl ChatwootService {
         self.store.save_integration(&integration).await?;
         self.forget_live(&integration.id);
         if let Some(moved) = previous.filter(|p| p.id != integration.id) {
+            self.hand_over_jobs(&moved, &integration).await?;
             // The old inbox would keep calling a URL that no longer exists.
-            self.cancel_jobs(&moved).await;
             self.stop_webhook(&moved).await;
         }
         // Deliveries held back while Chatwoot refused us go now.
@@ -516,6 +517,40 @@ impl ChatwootService {
         Ok(())
     }
 
+    /// When a new inbox replaces the old one, WhatsApp messages not yet
+    /// posted go to the new inbox; agent replies from the old inbox that never
+    /// went out are marked failed there.
+    async fn hand_over_jobs(&self, old: &Integration, new: &Integration) -> Result<()> {
+        let jobs = self.store.take_jobs(&old.id).await?;
+        let mut moved = Vec::new();
+        let mut dropped = Vec::new();
+        for job in jobs {
+            match JobPayload::from_json(&job.payload) {
+                Ok(JobPayload::Inbound(message)) => moved.push(NewJob {
+                    integration_id: new.id.clone(),
+                    instance_id: job.instance_id,
+                    direction: payload::INBOUND,
+                    chat_key: job.chat_key,
+                    dedupe_key: format!("in:{}:{}", new.id, message.id),
+                    payload: job.payload,
+                    run_at_ms: now_ms(),
+                }),
+                _ => dropped.push(job),
+            }
+        }
+        if !moved.is_empty() {
+            tracing::info!(from = %old.id, to = %new.id, count = moved.len(), "pending WhatsApp messages moved to the new inbox");
+            self.store.enqueue_jobs(&moved).await?;
+        }
+        self.fail_agent_replies(
+            old,
+            &dropped,
+            "The WhatsApp integration moved to another inbox before this message was sent",
+        )
+        .await;
+        Ok(())
+    }
+
     /// Drops the integration's pending deliveries; agent replies that never
     /// reached WhatsApp are marked failed in Chatwoot, with why. Best effort
     /// within the deactivation deadline.
@@ -527,9 +562,23 @@ impl ChatwootService {
                 return;
             }
         };
+        self.fail_agent_replies(
+            integration,
+            &jobs,
+            "The WhatsApp integration was deactivated before this message was sent",
+        )
+        .await;
+        if !jobs.is_empty() {
+            tracing::info!(integration_id = %integration.id, cancelled = jobs.len(), "pending deliveries cancelled");
+        }
+    }
+
+    /// Marks the agent replies among `jobs` failed in Chatwoot, within the
+    /// deactivation deadline.
+    async fn fail_agent_replies(&self, integration: &Integration, jobs: &[Job], reason: &str) {
         let client = self.client(integration);
         let report = async {
-            for job in &jobs {
+            for job in jobs {
                 let Ok(JobPayload::AgentMessage(message)) = JobPayload::from_json(&job.payload)
                 else {
                     continue;
@@ -539,9 +588,7 @@ impl ChatwootService {
                         message.conversation_id,
                         message.message_id,
                         "failed",
-                        Some(
-                            "The WhatsApp integration was deactivated before this message was sent",
-                        ),
+                        Some(reason),
                     )
                     .await;
                 if let Err(e) = outcome {

@@ -171,7 +171,11 @@ impl Bridge {
                 let unchanged = link == found;
                 (link, unchanged.then_some(under))
             }
-            None => (self.build_link(client, integration, identity, message).await?, None),
+            None => (
+                self.build_link(client, integration, identity, message)
+                    .await?,
+                None,
+            ),
         };
         // File the link under every JID of the person (phone and LID), so a
         // later message under either form finds the same conversation.
@@ -211,11 +215,47 @@ impl Bridge {
             .await?;
         match owners.into_iter().find(|c| c.id != contact_id) {
             Some(base) => {
-                tracing::info!(base = base.id, duplicate = contact_id, "merging a LID contact into the contact with its phone");
+                tracing::info!(
+                    base = base.id,
+                    duplicate = contact_id,
+                    "merging a LID contact into the contact with its phone"
+                );
                 client.merge_contacts(base.id, contact_id).await?;
                 Ok(base.id)
             }
             None => Ok(contact_id),
+        }
+    }
+
+    /// Creating a conversation answered 404: either the inbox was deleted
+    /// (the integration is in error until a new `set`) or the contact was (the
+    /// stale link is forgotten and the chat rebuilt on the next try).
+    async fn creation_failed(
+        &self,
+        client: &ChatwootClient,
+        integration: &Integration,
+        err: ChatwootError,
+        stale_conversation: Option<i64>,
+    ) -> Failure {
+        if !matches!(err, ChatwootError::Status { status: 404, .. }) {
+            return err.into();
+        }
+        if let Err(ChatwootError::Status { status: 404, .. }) =
+            client.get_inbox(integration.inbox_id).await
+        {
+            return Failure::inbox_gone(integration);
+        }
+        if let Some(conversation) = stale_conversation
+            && let Err(e) = self
+                .store
+                .forget_conversation(&integration.id, conversation)
+                .await
+        {
+            return e.into();
+        }
+        Failure::Transient {
+            error: "the contact no longer exists in Chatwoot".to_owned(),
+            after: Some(std::time::Duration::ZERO),
         }
     }
 
@@ -243,14 +283,22 @@ impl Bridge {
             }
         }
         let status = initial_status(integration);
-        let conversation = client
+        let conversation = match client
             .create_conversation(
                 integration.inbox_id,
                 link.contact_id,
                 &link.source_id,
                 status,
             )
-            .await?;
+            .await
+        {
+            Ok(conversation) => conversation,
+            Err(e) => {
+                return Err(self
+                    .creation_failed(client, integration, e, Some(link.conversation_id))
+                    .await);
+            }
+        };
         link.conversation_id = conversation.id;
         link.conversation_status = conversation.status;
         link.reconciled_message_id = 0;
@@ -292,14 +340,18 @@ impl Bridge {
                 reconciled_message_id: 0,
             },
             None => {
-                let conversation = client
+                let created = client
                     .create_conversation(
                         integration.inbox_id,
                         contact_id,
                         &source_id,
                         initial_status(integration),
                     )
-                    .await?;
+                    .await;
+                let conversation = match created {
+                    Ok(conversation) => conversation,
+                    Err(e) => return Err(self.creation_failed(client, integration, e, None).await),
+                };
                 ChatLink {
                     integration_id: integration.id.clone(),
                     chat_jid: identity.chat_jid.clone(),
@@ -336,6 +388,9 @@ impl Bridge {
         match client.create_contact(&new).await {
             Ok((contact, _)) => return Ok((contact.id, true)),
             Err(ChatwootError::Status { status: 422, .. }) => {}
+            Err(ChatwootError::Status { status: 404, .. }) => {
+                return Err(Failure::inbox_gone(integration));
+            }
             Err(e) => return Err(e.into()),
         }
         let mut found = client

@@ -157,8 +157,9 @@ pub(crate) enum Failure {
         error: String,
         after: Option<Duration>,
     },
-    /// Chatwoot refuses our credentials: the integration is in error until
-    /// a new `set`; the job waits without counting attempts.
+    /// Chatwoot refuses us (token revoked, inbox deleted): the integration
+    /// is in error until a new `set`, with `error` as its `last_error`; the
+    /// job waits without counting attempts.
     Refused { error: String },
     /// Waiting for something else (WhatsApp to reconnect); no attempt counted.
     Wait { reason: String, after: Duration },
@@ -173,7 +174,12 @@ impl From<ChatwootError> for Failure {
         match &err {
             ChatwootError::Status {
                 status: 401 | 403, ..
-            } => Self::Refused { error },
+            } => Self::Refused {
+                error: format!(
+                    "Chatwoot refuses the API token - fix it with POST /api/chatwoot/set. Detail: {}",
+                    err.detail()
+                ),
+            },
             ChatwootError::Status {
                 retry_after: Some(secs),
                 ..
@@ -190,6 +196,18 @@ impl From<ChatwootError> for Failure {
             },
             e if e.is_transient() => Self::Transient { error, after: None },
             _ => Self::Rejected { error },
+        }
+    }
+}
+
+impl Failure {
+    /// The inbox is gone from Chatwoot: nothing can be posted until a new `set`.
+    pub(crate) fn inbox_gone(integration: &Integration) -> Self {
+        Self::Refused {
+            error: format!(
+                "Chatwoot inbox {} no longer exists - call POST /api/chatwoot/set to create a new one",
+                integration.inbox_id
+            ),
         }
     }
 }

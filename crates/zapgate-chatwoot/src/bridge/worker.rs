@@ -109,15 +109,12 @@ impl Bridge {
                     .await
             }
             Err(Failure::Refused { error }) => {
-                tracing::warn!(job_id = job.id, integration_id = %job.integration_id, %error, "Chatwoot refuses the integration's credentials");
-                let reason = format!(
-                    "Chatwoot refuses the API token - fix it with POST /api/chatwoot/set. Detail: {error}"
-                );
+                tracing::warn!(job_id = job.id, integration_id = %job.integration_id, %error, "Chatwoot refuses the integration");
                 self.store
-                    .set_integration_status(&job.integration_id, IntegrationStatus::Error, &reason)
+                    .set_integration_status(&job.integration_id, IntegrationStatus::Error, &error)
                     .await?;
                 let after = self.config.refused_retry.as_millis() as i64;
-                self.store.defer_job(job.id, now + after, &reason).await
+                self.store.defer_job(job.id, now + after, &error).await
             }
             Err(Failure::Transient { error, after }) => {
                 if job.attempts + 1 >= self.config.max_attempts {
