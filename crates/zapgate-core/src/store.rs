@@ -99,7 +99,8 @@ pub trait Store: Send + Sync + 'static {
     async fn enqueue_jobs(&self, jobs: &[NewJob]) -> Result<u64>;
     /// Leases up to `limit` runnable jobs until `lease_until_ms`: each the
     /// oldest unfinished job of its chat, queued and due (or running with an
-    /// expired lease: its worker died). Safe across processes.
+    /// expired lease: its worker died, which counts as an attempt, so the
+    /// retry checks whether that attempt landed). Safe across processes.
     async fn claim_jobs(&self, now_ms: i64, lease_until_ms: i64, limit: u32) -> Result<Vec<Job>>;
     /// Done: the job row goes.
     async fn complete_job(&self, job_id: i64) -> Result<()>;

@@ -85,7 +85,8 @@ pub(crate) async fn claim(
     .map_err(Error::internal)?;
 
     let lease = format!(
-        "UPDATE bridge_jobs SET status = 'running', locked_until = $2 \
+        "UPDATE bridge_jobs SET status = 'running', locked_until = $2, \
+         attempts = attempts + CASE WHEN status = 'running' THEN 1 ELSE 0 END \
          WHERE bridge_jobs.id = $3 AND {CLAIMABLE} RETURNING {COLUMNS}"
     );
     let mut claimed = Vec::with_capacity(candidates.len());

@@ -48,8 +48,9 @@ impl Bridge {
             .await?;
         let source_id = format!("WAID:{}", message.id);
 
-        // Chatwoot does not dedupe source_id: a try that timed out may have
-        // landed, so look before posting again.
+        // Chatwoot does not dedupe source_id: an earlier try (one that timed
+        // out, or whose worker died mid-post) may have landed, so look
+        // before posting again.
         if job.attempts > 0
             && let Some(existing) = find_posted(&client, link.conversation_id, &source_id).await?
         {

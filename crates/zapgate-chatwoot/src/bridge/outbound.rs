@@ -19,6 +19,7 @@ use super::{
     Bridge, Failure,
     payload::{AgentMessageJob, JobPayload, OUTBOUND, media_kind_for},
     render,
+    webhook::DELETED,
 };
 use crate::client::ChatwootError;
 
@@ -29,11 +30,13 @@ impl Bridge {
         integration: &Integration,
         message: &AgentMessageJob,
     ) -> Result<(), Failure> {
-        let sent = self
+        // Sent before (a retry, a duplicate webhook), or deleted before it
+        // could go (a tombstone).
+        let settled = self
             .store
             .find_messages_by_chatwoot(&integration.id, message.message_id)
             .await?;
-        if !sent.is_empty() {
+        if !settled.is_empty() {
             return Ok(());
         }
         let to = self.recipient(integration, message).await?;
@@ -170,7 +173,10 @@ impl Bridge {
             .store
             .find_messages_by_chatwoot(&integration.id, reply_to)
             .await?;
-        Ok(links.into_iter().next().map(|l| l.wa_message_id))
+        Ok(links
+            .into_iter()
+            .find(|l| l.direction != DELETED)
+            .map(|l| l.wa_message_id))
     }
 
     pub(super) async fn revoke_agent_message(
@@ -179,10 +185,13 @@ impl Bridge {
         conversation_id: i64,
         message_id: i64,
     ) -> Result<(), Failure> {
-        let sent = self
+        let sent: Vec<_> = self
             .store
             .find_messages_by_chatwoot(&integration.id, message_id)
-            .await?;
+            .await?
+            .into_iter()
+            .filter(|link| link.direction != DELETED)
+            .collect();
         if sent.is_empty() {
             return Ok(());
         }

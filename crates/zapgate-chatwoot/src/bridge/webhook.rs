@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use zapgate_core::{
     Error, Result,
     chatwoot::Integration,
-    jobs::NewJob,
+    jobs::{MessageLink, NewJob},
     time::{now_ms, now_secs},
 };
 
@@ -19,6 +19,10 @@ use super::{
 };
 
 pub const INVALID_WEBHOOK: &str = "Invalid webhook credentials";
+/// The direction of a tombstone link: an agent message deleted before it
+/// was sent.
+pub(super) const DELETED: &str = "deleted";
+const DELETED_PREFIX: &str = "deleted:";
 /// How far a signed webhook's timestamp may be from our clock.
 const SIGNATURE_TOLERANCE_SECS: i64 = 300;
 
@@ -53,7 +57,11 @@ impl Bridge {
             .await?
             .filter(|i| same_secret(i.webhook_secret.expose(), secret))
             .ok_or_else(|| Error::unauthorized(INVALID_WEBHOOK))?;
-        if let (Some(key), Some(signature)) = (&integration.inbox_secret, signature) {
+        // Chatwoot signs every delivery once the inbox has a secret (v4.13+):
+        // an unsigned one then is a forgery or a downgrade.
+        if let Some(key) = &integration.inbox_secret {
+            let signature =
+                signature.ok_or_else(|| Error::unauthorized("Invalid webhook signature"))?;
             verify_signature(key.expose(), &signature, body)?;
         }
         let event: Value = serde_json::from_slice(body)
@@ -108,6 +116,23 @@ impl Bridge {
         let Some(message) = agent_message_job(event).filter(|_| deleted) else {
             return Ok(WebhookOutcome::Ignored);
         };
+        // Not sent yet (waiting for the phone): leave a tombstone, so the
+        // queued send finds the message settled and never goes out.
+        let sent = self
+            .store
+            .find_messages_by_chatwoot(&integration.id, message.message_id)
+            .await?;
+        if sent.is_empty() {
+            self.store
+                .save_message_link(&MessageLink {
+                    integration_id: integration.id.clone(),
+                    wa_message_id: format!("{DELETED_PREFIX}{}", message.message_id),
+                    chatwoot_message_id: message.message_id,
+                    chatwoot_conversation_id: message.conversation_id,
+                    direction: DELETED.to_owned(),
+                })
+                .await?;
+        }
         let payload = JobPayload::AgentDelete {
             conversation_id: message.conversation_id,
             message_id: message.message_id,

@@ -82,9 +82,15 @@ impl Fixture {
     pub async fn outbox(&self) -> Vec<Value> {
         let reply = self
             .server
-            .get(&format!("/api/sandbox/{}/outbox", self.instance), Some(&self.token))
+            .get(
+                &format!("/api/sandbox/{}/outbox", self.instance),
+                Some(&self.token),
+            )
             .await;
-        reply.body["messages"].as_array().cloned().unwrap_or_default()
+        reply.body["messages"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
     }
 
     pub fn conversations(&self) -> Vec<Value> {
@@ -128,7 +134,11 @@ async fn a_customer_message_reaches_chatwoot_and_the_agent_reply_reaches_whatsap
         .await;
     let conversation_id = conversation["id"].as_i64().unwrap();
     let posted = f
-        .until("the message", || chat_messages(&f.messages(conversation_id)).into_iter().next())
+        .until("the message", || {
+            chat_messages(&f.messages(conversation_id))
+                .into_iter()
+                .next()
+        })
         .await;
     assert_eq!(posted["content"], json!("Olá!"));
     assert_eq!(posted["message_type"], json!(0));

@@ -5,6 +5,9 @@
 mod admin;
 mod auth;
 mod bridge;
+mod bridge_faults;
+mod bridge_inbound;
+mod bridge_outbound;
 mod chatwoot;
 mod harness;
 mod hygiene;
