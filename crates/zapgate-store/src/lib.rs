@@ -15,7 +15,9 @@ mod rows;
 pub mod secret_box;
 mod sql_store;
 mod store_impl;
+mod wa_session;
 
 pub use backend::{Backend, redact_url};
 pub use secret_box::{KeyId, SecretBox};
 pub use sql_store::SqlStore;
+pub use wa_session::WaSessionStore;

@@ -77,6 +77,7 @@ pub(crate) async fn rekey_secrets(store: &SqlStore) -> Result<u64> {
             rewritten += done.rows_affected();
         }
     }
+    rewritten += crate::wa_session::rekey(store).await?;
     if rewritten > 0 {
         tracing::info!(rewritten, "secrets re-sealed under the current key");
     }
