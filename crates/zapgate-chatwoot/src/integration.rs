@@ -344,10 +344,7 @@ impl ChatwootService {
             self.stop_webhook(&moved).await;
         }
         // Deliveries held back while Chatwoot refused us go now.
-        let now = now_ms();
-        for direction in [payload::INBOUND, payload::OUTBOUND] {
-            self.store.wake_jobs(&instance.id, direction, now).await?;
-        }
+        self.wake_jobs(&instance.id).await?;
         tracing::info!(
             instance_id = %instance.id,
             integration_id = %integration.id,
@@ -423,6 +420,9 @@ impl ChatwootService {
                 .await?;
             if live.status == IntegrationStatus::Error {
                 tracing::warn!(integration_id = %integration.id, reason = %live.last_error, "chatwoot integration in error");
+            } else {
+                // Chatwoot accepts us again: held deliveries go now.
+                self.wake_jobs(&instance.id).await?;
             }
             integration.status = live.status;
             integration.last_error = live.last_error;
@@ -514,6 +514,14 @@ impl ChatwootService {
         self.store.delete_integration(&instance.id).await?;
         self.forget_live(&integration.id);
         tracing::info!(instance_id = %instance.id, integration_id = %integration.id, "chatwoot integration deactivated");
+        Ok(())
+    }
+
+    async fn wake_jobs(&self, instance_id: &str) -> Result<()> {
+        let now = now_ms();
+        for direction in [payload::INBOUND, payload::OUTBOUND] {
+            self.store.wake_jobs(instance_id, direction, now).await?;
+        }
         Ok(())
     }
 

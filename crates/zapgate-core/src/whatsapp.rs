@@ -121,8 +121,10 @@ pub struct SentMessage {
 }
 
 /// What a message carries besides text and media: the kinds Chatwoot has no
-/// native form for, which the bridge renders as readable text.
-#[derive(Debug, Clone, PartialEq)]
+/// native form for, which the bridge renders as readable text. Serialisable,
+/// because the bridge stores it in its job rows.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum Extra {
     /// An emoji reaction to `target_id`; an empty emoji removes it.
     Reaction {

@@ -55,7 +55,7 @@ pub struct InboundJob {
     pub text: Option<String>,
     pub media: Option<MediaJob>,
     pub quoted_id: Option<String>,
-    pub extra: Option<ExtraJob>,
+    pub extra: Option<Extra>,
     pub timestamp: i64,
 }
 
@@ -76,65 +76,6 @@ impl MediaJob {
     }
 }
 
-/// `Extra` as stored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum ExtraJob {
-    Reaction {
-        target_id: String,
-        emoji: String,
-    },
-    Edit {
-        target_id: String,
-        text: String,
-    },
-    Revoke {
-        target_id: String,
-    },
-    Location {
-        latitude: f64,
-        longitude: f64,
-        name: Option<String>,
-    },
-    Contact {
-        name: String,
-        vcard: Option<String>,
-    },
-    Poll {
-        question: String,
-        options: Vec<String>,
-    },
-    Call {
-        video: bool,
-    },
-    Unsupported {
-        kind: String,
-    },
-}
-
-impl From<&Extra> for ExtraJob {
-    fn from(extra: &Extra) -> Self {
-        match extra.clone() {
-            Extra::Reaction { target_id, emoji } => Self::Reaction { target_id, emoji },
-            Extra::Edit { target_id, text } => Self::Edit { target_id, text },
-            Extra::Revoke { target_id } => Self::Revoke { target_id },
-            Extra::Location {
-                latitude,
-                longitude,
-                name,
-            } => Self::Location {
-                latitude,
-                longitude,
-                name,
-            },
-            Extra::ContactCard { name, vcard } => Self::Contact { name, vcard },
-            Extra::Poll { question, options } => Self::Poll { question, options },
-            Extra::Call { video } => Self::Call { video },
-            Extra::Unsupported { kind } => Self::Unsupported { kind },
-        }
-    }
-}
-
 impl From<&InboundMessage> for InboundJob {
     fn from(m: &InboundMessage) -> Self {
         Self {
@@ -148,7 +89,7 @@ impl From<&InboundMessage> for InboundJob {
             text: m.text.clone(),
             media: m.media.as_ref().map(media_job),
             quoted_id: m.quoted_id.clone(),
-            extra: m.extra.as_ref().map(ExtraJob::from),
+            extra: m.extra.clone(),
             timestamp: m.timestamp,
         }
     }

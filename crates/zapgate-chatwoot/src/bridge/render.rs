@@ -2,7 +2,9 @@
 //! Chatwoot cannot show rendered as readable placeholders (never dropped),
 //! agent signatures.
 
-use super::payload::{ExtraJob, InboundJob};
+use zapgate_core::whatsapp::Extra;
+
+use super::payload::InboundJob;
 
 /// The Chatwoot content of a WhatsApp message.
 pub fn inbound_content(message: &InboundJob) -> Option<String> {
@@ -39,13 +41,13 @@ fn sender_label(message: &InboundJob) -> String {
     }
 }
 
-fn extra_text(extra: &ExtraJob, caption: Option<&str>) -> String {
+fn extra_text(extra: &Extra, caption: Option<&str>) -> String {
     match extra {
-        ExtraJob::Reaction { emoji, .. } if emoji.is_empty() => "Removed a reaction".to_owned(),
-        ExtraJob::Reaction { emoji, .. } => format!("Reacted {emoji}"),
-        ExtraJob::Edit { text, .. } => format!("✏️ Edited: {text}"),
-        ExtraJob::Revoke { .. } => "🚫 The sender deleted this message".to_owned(),
-        ExtraJob::Location {
+        Extra::Reaction { emoji, .. } if emoji.is_empty() => "Removed a reaction".to_owned(),
+        Extra::Reaction { emoji, .. } => format!("Reacted {emoji}"),
+        Extra::Edit { text, .. } => format!("✏️ Edited: {text}"),
+        Extra::Revoke { .. } => "🚫 The sender deleted this message".to_owned(),
+        Extra::Location {
             latitude,
             longitude,
             name,
@@ -53,7 +55,7 @@ fn extra_text(extra: &ExtraJob, caption: Option<&str>) -> String {
             let place = name.as_deref().map(|n| format!(" {n}")).unwrap_or_default();
             format!("📍 Location:{place}\nhttps://www.google.com/maps?q={latitude},{longitude}")
         }
-        ExtraJob::Contact { name, vcard } => {
+        Extra::ContactCard { name, vcard } => {
             let numbers: Vec<&str> = vcard
                 .as_deref()
                 .unwrap_or("")
@@ -67,16 +69,16 @@ fn extra_text(extra: &ExtraJob, caption: Option<&str>) -> String {
                 format!("👤 Contact card: {name} ({})", numbers.join(", "))
             }
         }
-        ExtraJob::Poll { question, options } => {
+        Extra::Poll { question, options } => {
             let mut text = format!("📊 Poll: {question}");
             for option in options {
                 text.push_str(&format!("\n- {option}"));
             }
             text
         }
-        ExtraJob::Call { video: true } => "📹 Missed video call".to_owned(),
-        ExtraJob::Call { video: false } => "📞 Missed voice call".to_owned(),
-        ExtraJob::Unsupported { kind } => {
+        Extra::Call { video: true } => "📹 Missed video call".to_owned(),
+        Extra::Call { video: false } => "📞 Missed voice call".to_owned(),
+        Extra::Unsupported { kind } => {
             let note =
                 format!("⚠️ A {kind} message that Chatwoot cannot show: open WhatsApp to see it");
             match caption {
@@ -89,11 +91,11 @@ fn extra_text(extra: &ExtraJob, caption: Option<&str>) -> String {
 
 /// The WhatsApp message an earlier one points at (reactions, edits and
 /// revocations thread under it in Chatwoot).
-pub fn extra_target(extra: &ExtraJob) -> Option<&str> {
+pub fn extra_target(extra: &Extra) -> Option<&str> {
     match extra {
-        ExtraJob::Reaction { target_id, .. }
-        | ExtraJob::Edit { target_id, .. }
-        | ExtraJob::Revoke { target_id } => Some(target_id),
+        Extra::Reaction { target_id, .. }
+        | Extra::Edit { target_id, .. }
+        | Extra::Revoke { target_id } => Some(target_id),
         _ => None,
     }
 }
@@ -145,18 +147,18 @@ mod tests {
     #[test]
     fn unrenderable_kinds_become_readable_text() {
         let mut m = message("5511988887777@s.whatsapp.net", "");
-        m.extra = Some(ExtraJob::Location {
+        m.extra = Some(Extra::Location {
             latitude: -23.5,
             longitude: -46.6,
             name: Some("Paulista".into()),
         });
         assert!(inbound_content(&m).unwrap().contains("maps?q=-23.5,-46.6"));
-        m.extra = Some(ExtraJob::Poll {
+        m.extra = Some(Extra::Poll {
             question: "Pizza?".into(),
             options: vec!["Yes".into(), "No".into()],
         });
         assert_eq!(inbound_content(&m).unwrap(), "📊 Poll: Pizza?\n- Yes\n- No");
-        m.extra = Some(ExtraJob::Contact {
+        m.extra = Some(Extra::ContactCard {
             name: "João".into(),
             vcard: Some("BEGIN:VCARD\nTEL;type=CELL:+55 11 91234-5678\nEND:VCARD".into()),
         });
@@ -164,7 +166,7 @@ mod tests {
             inbound_content(&m).unwrap(),
             "👤 Contact card: João (+55 11 91234-5678)"
         );
-        m.extra = Some(ExtraJob::Call { video: false });
+        m.extra = Some(Extra::Call { video: false });
         assert_eq!(inbound_content(&m).unwrap(), "📞 Missed voice call");
     }
 

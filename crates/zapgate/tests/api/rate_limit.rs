@@ -7,7 +7,6 @@
 //! to end, so a burst never straddles two windows.
 
 use std::{
-    net::TcpListener,
     path::Path,
     process::{Child, Command, Stdio},
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
@@ -377,16 +376,8 @@ impl Drop for ServeProcess {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 async fn spawn_serve(database_url: &str, work_dir: &Path, log_name: &str) -> ServeProcess {
-    let port = free_port();
+    let port = crate::harness::free_port();
     let log = std::fs::File::create(work_dir.join(log_name)).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_zapgate"))
         .arg("serve")
