@@ -37,7 +37,9 @@ impl Fixture {
             .with("ZAPGATE_BRIDGE_RETRY_MAX_MS", "400")
             .with("ZAPGATE_BRIDGE_POLL_MS", "20")
             .with("ZAPGATE_BRIDGE_WAIT_POLL_MS", "200")
-            .with("ZAPGATE_RECONCILE_INTERVAL_SECS", "0");
+            .with("ZAPGATE_RECONCILE_INTERVAL_SECS", "0")
+            // Tests poll the outbox more often than 100 times a minute.
+            .with("ZAPGATE_RATE_LIMIT", "off");
         vars.0.extend(env.0);
         let server = TestServer::start_with(vars).await;
         let (_, account_token) = server.create_account("acme", 10).await;

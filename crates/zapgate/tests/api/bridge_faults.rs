@@ -644,7 +644,8 @@ async fn postgres_fixture() -> Option<Fixture> {
         .with("ZAPGATE_BRIDGE_RETRY_MAX_MS", "400")
         .with("ZAPGATE_BRIDGE_POLL_MS", "20")
         .with("ZAPGATE_BRIDGE_WAIT_POLL_MS", "200")
-        .with("ZAPGATE_RECONCILE_INTERVAL_SECS", "0");
+        .with("ZAPGATE_RECONCILE_INTERVAL_SECS", "0")
+        .with("ZAPGATE_RATE_LIMIT", "off");
     let server = TestServer::start_postgres(env).await?;
     let (_, account_token) = server.create_account("acme", 10).await;
     let token = server.create_instance(&account_token, "suporte").await;
