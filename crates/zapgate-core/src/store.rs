@@ -134,6 +134,18 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<MessageLink>>;
 
     async fn find_chat(&self, integration_id: &str, chat_jid: &str) -> Result<Option<ChatLink>>;
+    /// The links stored under any of `chat_jids`, in no particular order.
+    async fn find_chats(
+        &self,
+        integration_id: &str,
+        chat_jids: &[String],
+    ) -> Result<Vec<ChatLink>> {
+        let mut found = Vec::new();
+        for jid in chat_jids {
+            found.extend(self.find_chat(integration_id, jid).await?);
+        }
+        Ok(found)
+    }
     async fn find_chat_by_conversation(
         &self,
         integration_id: &str,

@@ -2,6 +2,15 @@
 //! secret, Chatwoot's signing secret and the registered webhook URL sealed
 //! (the URL embeds our secret).
 
+use std::{
+    collections::HashMap,
+    sync::{
+        Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
 use sqlx::any::AnyRow;
 use zapgate_core::{
     Error, Result,
@@ -20,6 +29,55 @@ const COLUMNS: &str = "bridge_integration_id, instance_id, chatwoot_base_url, \
 /// Associated data for a sealed column of an integration row.
 pub(crate) fn aad(integration_id: &str, column: &str) -> String {
     format!("chatwoot_integrations/{integration_id}/{column}")
+}
+
+/// How long a decrypted integration read by id or instance is reused without
+/// asking the database again. Every write through this store forgets them all
+/// at once, so within one process a change is seen by the next read; another
+/// process on the same database sees a change at most this long after it
+/// committed (a token or flag updated elsewhere, a deactivation elsewhere:
+/// its jobs are taken from the queue at once, a job already running here may
+/// still use the old row for up to this long).
+const CACHE_TTL: Duration = Duration::from_secs(2);
+/// More integrations than this and the cache starts over (it is per process).
+const CACHE_MAX: usize = 10_000;
+
+/// The integrations recently found by [`find_by`], keyed by column and value.
+/// Only found rows are kept: an activation is seen at once.
+#[derive(Default)]
+pub(crate) struct IntegrationCache {
+    /// Bumped by every write: a read that began before it does not fill in.
+    generation: AtomicU64,
+    entries: Mutex<HashMap<(String, String), (Instant, Integration)>>,
+}
+
+impl IntegrationCache {
+    fn get(&self, column: &str, value: &str) -> Option<Integration> {
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let (at, found) = entries.get(&(column.to_owned(), value.to_owned()))?;
+        (at.elapsed() < CACHE_TTL).then(|| found.clone())
+    }
+
+    fn put(&self, generation: u64, column: &str, value: &str, found: &Integration) {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if self.generation.load(Ordering::Acquire) != generation {
+            return;
+        }
+        if entries.len() >= CACHE_MAX {
+            entries.clear();
+        }
+        entries.insert(
+            (column.to_owned(), value.to_owned()),
+            (Instant::now(), found.clone()),
+        );
+    }
+
+    /// After every write to `chatwoot_integrations` (committed or not).
+    pub(crate) fn forget_all(&self) {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        entries.clear();
+    }
 }
 
 /// The sealed columns, for key rotation.
@@ -77,13 +135,22 @@ pub(crate) async fn find_by(
     column: &str,
     value: &str,
 ) -> Result<Option<Integration>> {
+    let cache = &store.integration_cache;
+    if let Some(found) = cache.get(column, value) {
+        return Ok(Some(found));
+    }
+    let generation = cache.generation.load(Ordering::Acquire);
     let sql = format!("SELECT {COLUMNS} FROM chatwoot_integrations WHERE {column} = $1");
     let row = sqlx::query(&sql)
         .bind(value)
         .fetch_optional(&store.pool)
         .await
         .map_err(Error::internal)?;
-    row.map(|r| integration(store, &r)).transpose()
+    let found = row.map(|r| integration(store, &r)).transpose()?;
+    if let Some(found) = &found {
+        cache.put(generation, column, value, found);
+    }
+    Ok(found)
 }
 
 pub(crate) async fn list(store: &SqlStore) -> Result<Vec<Integration>> {

@@ -13,6 +13,7 @@ use zapgate_core::{
 
 use crate::{
     SqlStore,
+    backend::Backend,
     rows::{get, to_u32},
 };
 
@@ -31,20 +32,16 @@ const CLAIMABLE: &str = "((bridge_jobs.status = 'queued' AND bridge_jobs.run_at 
            AND older.id < bridge_jobs.id \
            AND older.status IN ('queued', 'running'))";
 
-pub(crate) async fn enqueue(store: &SqlStore, jobs: &[NewJob]) -> Result<u64> {
-    if jobs.is_empty() {
-        return Ok(0);
-    }
-    let created_at = now_ms();
-    let mut inserted = 0;
-    let mut tx = store.pool.begin().await.map_err(Error::internal)?;
-    for new in jobs {
-        let done = sqlx::query(
-            "INSERT INTO bridge_jobs (integration_id, instance_id, direction, chat_key, \
-             dedupe_key, payload, status, attempts, run_at, locked_until, last_error, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, 'queued', 0, $7, NULL, '', $8) \
-             ON CONFLICT (dedupe_key) DO NOTHING",
-        )
+const INSERT: &str = "INSERT INTO bridge_jobs (integration_id, instance_id, direction, chat_key, \
+     dedupe_key, payload, status, attempts, run_at, locked_until, last_error, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, 'queued', 0, $7, NULL, '', $8) \
+     ON CONFLICT (dedupe_key) DO NOTHING";
+
+fn insert<'q>(
+    new: &'q NewJob,
+    created_at: i64,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    sqlx::query(INSERT)
         .bind(&new.integration_id)
         .bind(&new.instance_id)
         .bind(new.direction)
@@ -53,59 +50,84 @@ pub(crate) async fn enqueue(store: &SqlStore, jobs: &[NewJob]) -> Result<u64> {
         .bind(&new.payload)
         .bind(new.run_at_ms)
         .bind(created_at)
-        .execute(&mut *tx)
-        .await
-        .map_err(Error::internal)?;
-        inserted += done.rows_affected();
-    }
-    tx.commit().await.map_err(Error::internal)?;
-    Ok(inserted)
 }
 
-/// Picks the candidates, then leases each with a compare-and-set update that
-/// re-checks the whole claim rule: a job another process leased (or whose
-/// chat gained a runnable older job) in between is simply not returned.
+pub(crate) async fn enqueue(store: &SqlStore, jobs: &[NewJob]) -> Result<u64> {
+    let _turn = store.write_turn().await;
+    let created_at = now_ms();
+    match jobs {
+        [] => Ok(0),
+        // One statement commits on its own: no transaction's round trips.
+        [new] => Ok(insert(new, created_at)
+            .execute(&store.pool)
+            .await
+            .map_err(Error::internal)?
+            .rows_affected()),
+        _ => {
+            let mut inserted = 0;
+            let mut tx = store.pool.begin().await.map_err(Error::internal)?;
+            for new in jobs {
+                inserted += insert(new, created_at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(Error::internal)?
+                    .rows_affected();
+            }
+            tx.commit().await.map_err(Error::internal)?;
+            Ok(inserted)
+        }
+    }
+}
+
+/// Leases up to `limit` claimable jobs, oldest first, in one statement: the
+/// outer `WHERE` re-checks the whole claim rule on each picked row, so it is
+/// a compare-and-set per row. On PostgreSQL a row another process is leasing
+/// at the same moment is locked: the subquery skips it (`SKIP LOCKED`), and
+/// should it still be picked, the update re-reads it after the other commit
+/// and the re-check leaves it out. On SQLite the statement holds the write
+/// lock. A job leased elsewhere meanwhile is simply not returned.
 pub(crate) async fn claim(
     store: &SqlStore,
     now_ms: i64,
     lease_until_ms: i64,
     limit: u32,
 ) -> Result<Vec<Job>> {
+    const LEASE: &str = "UPDATE bridge_jobs SET status = 'running', locked_until = $2, \
+         attempts = attempts + CASE WHEN status = 'running' THEN 1 ELSE 0 END";
     if limit == 0 {
         return Ok(Vec::new());
     }
-    let candidates: Vec<i64> = sqlx::query_scalar(&format!(
-        "SELECT bridge_jobs.id FROM bridge_jobs WHERE {CLAIMABLE} \
-         ORDER BY bridge_jobs.id LIMIT $2"
-    ))
-    .bind(now_ms)
-    .bind(i64::from(limit))
-    .fetch_all(&store.pool)
-    .await
-    .map_err(Error::internal)?;
-
-    let lease = format!(
-        "UPDATE bridge_jobs SET status = 'running', locked_until = $2, \
-         attempts = attempts + CASE WHEN status = 'running' THEN 1 ELSE 0 END \
-         WHERE bridge_jobs.id = $3 AND {CLAIMABLE} RETURNING {COLUMNS}"
-    );
-    let mut claimed = Vec::with_capacity(candidates.len());
-    for id in candidates {
-        let row = sqlx::query(&lease)
-            .bind(now_ms)
-            .bind(lease_until_ms)
-            .bind(id)
-            .fetch_optional(&store.pool)
-            .await
-            .map_err(Error::internal)?;
-        if let Some(row) = row {
-            claimed.push(job(&row)?);
-        }
-    }
+    let _turn = store.write_turn().await;
+    let sql = match store.backend {
+        // A CTE that locks is evaluated once, so the limit holds (an `IN`
+        // subquery may be run again per row).
+        Backend::Postgres => format!(
+            "WITH picked (picked_id) AS (SELECT bridge_jobs.id FROM bridge_jobs \
+                 WHERE {CLAIMABLE} ORDER BY bridge_jobs.id LIMIT $3 FOR UPDATE SKIP LOCKED) \
+             {LEASE} FROM picked WHERE bridge_jobs.id = picked.picked_id AND {CLAIMABLE} \
+             RETURNING {COLUMNS}"
+        ),
+        Backend::Sqlite => format!(
+            "{LEASE} WHERE bridge_jobs.id IN (SELECT bridge_jobs.id FROM bridge_jobs \
+                 WHERE {CLAIMABLE} ORDER BY bridge_jobs.id LIMIT $3) \
+             AND {CLAIMABLE} RETURNING {COLUMNS}"
+        ),
+    };
+    let rows = sqlx::query(&sql)
+        .bind(now_ms)
+        .bind(lease_until_ms)
+        .bind(i64::from(limit))
+        .fetch_all(&store.pool)
+        .await
+        .map_err(Error::internal)?;
+    let mut claimed = rows.iter().map(job).collect::<Result<Vec<_>>>()?;
+    // RETURNING promises no order.
+    claimed.sort_by_key(|j| j.id);
     Ok(claimed)
 }
 
 pub(crate) async fn complete(store: &SqlStore, job_id: i64) -> Result<()> {
+    let _turn = store.write_turn().await;
     sqlx::query("DELETE FROM bridge_jobs WHERE id = $1")
         .bind(job_id)
         .execute(&store.pool)
@@ -123,6 +145,7 @@ pub(crate) async fn requeue(
     error: &str,
     attempts_added: i64,
 ) -> Result<()> {
+    let _turn = store.write_turn().await;
     sqlx::query(
         "UPDATE bridge_jobs SET status = 'queued', attempts = attempts + $1, run_at = $2, \
          last_error = $3, locked_until = NULL WHERE id = $4",
@@ -138,6 +161,7 @@ pub(crate) async fn requeue(
 }
 
 pub(crate) async fn park(store: &SqlStore, job_id: i64, error: &str) -> Result<()> {
+    let _turn = store.write_turn().await;
     sqlx::query(
         "UPDATE bridge_jobs SET status = 'dead', attempts = attempts + 1, last_error = $1, \
          locked_until = NULL WHERE id = $2",

@@ -20,6 +20,7 @@ const CHAT_COLUMNS: &str = "integration_id, chat_jid, contact_id, source_id, con
 
 /// A link already stored for the WhatsApp message is kept as it is.
 pub(crate) async fn save_message(store: &SqlStore, link: &MessageLink) -> Result<()> {
+    let _turn = store.write_turn().await;
     sqlx::query(&format!(
         "INSERT INTO message_links ({MESSAGE_COLUMNS}, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6) \
@@ -94,6 +95,35 @@ pub(crate) async fn find_chat(
     .transpose()
 }
 
+/// One query for every form of a person's JID.
+pub(crate) async fn find_chats(
+    store: &SqlStore,
+    integration_id: &str,
+    chat_jids: &[String],
+) -> Result<Vec<ChatLink>> {
+    if chat_jids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let params = (0..chat_jids.len())
+        .map(|i| format!("${}", i + 2))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        "SELECT {CHAT_COLUMNS} FROM chat_links WHERE integration_id = $1 AND chat_jid IN ({params})"
+    );
+    let mut query = sqlx::query(&sql).bind(integration_id);
+    for jid in chat_jids {
+        query = query.bind(jid);
+    }
+    query
+        .fetch_all(&store.pool)
+        .await
+        .map_err(Error::internal)?
+        .iter()
+        .map(chat)
+        .collect()
+}
+
 /// The link most recently saved (`save_chat`) for the conversation.
 pub(crate) async fn find_chat_by_conversation(
     store: &SqlStore,
@@ -115,6 +145,7 @@ pub(crate) async fn find_chat_by_conversation(
 }
 
 pub(crate) async fn save_chat(store: &SqlStore, link: &ChatLink) -> Result<()> {
+    let _turn = store.write_turn().await;
     sqlx::query(&format!(
         "INSERT INTO chat_links ({CHAT_COLUMNS}, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \

@@ -12,6 +12,7 @@ use zapgate_core::{Error, Result, error::Cause};
 
 use crate::{
     backend::{Backend, redact_url},
+    integrations::IntegrationCache,
     secret_box::SecretBox,
 };
 
@@ -28,6 +29,12 @@ pub struct SqlStore {
     pub(crate) pool: AnyPool,
     pub(crate) backend: Backend,
     pub(crate) secrets: Arc<SecretBox>,
+    /// Decrypted integrations read recently (see [`IntegrationCache`]).
+    pub(crate) integration_cache: Arc<IntegrationCache>,
+    /// SQLite: the bridge's hot writes take turns here instead of colliding
+    /// on the database's write lock, whose busy handler sleeps (1, 2, 5 ms
+    /// ...) before trying again. Other processes still meet the busy timeout.
+    write_gate: Arc<tokio::sync::Mutex<()>>,
     redacted_url: Arc<str>,
 }
 
@@ -63,6 +70,8 @@ impl SqlStore {
             pool,
             backend,
             secrets: Arc::new(secrets),
+            integration_cache: Arc::default(),
+            write_gate: Arc::default(),
             redacted_url,
         })
     }
@@ -74,6 +83,14 @@ impl SqlStore {
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
         migrator.run(&self.pool).await.map_err(Error::internal)
+    }
+
+    /// Held while a hot write runs (SQLite only; PostgreSQL locks rows).
+    pub(crate) async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match self.backend {
+            Backend::Sqlite => Some(self.write_gate.lock().await),
+            Backend::Postgres => None,
+        }
     }
 
     pub fn backend(&self) -> Backend {

@@ -37,7 +37,10 @@ impl Store for SqlStore {
     }
 
     async fn delete_account(&self, account_id: &str) -> Result<bool> {
-        accounts::delete_account(self, account_id).await
+        // Cascades to the account's integrations.
+        let done = accounts::delete_account(self, account_id).await;
+        self.integration_cache.forget_all();
+        done
     }
 
     async fn find_principal(&self, token: &TokenHash) -> Result<Option<Principal>> {
@@ -77,7 +80,10 @@ impl Store for SqlStore {
     }
 
     async fn delete_instance(&self, account_id: &str, instance_id: &str) -> Result<bool> {
-        instances::delete_instance(self, account_id, instance_id).await
+        // Cascades to the instance's integration.
+        let done = instances::delete_instance(self, account_id, instance_id).await;
+        self.integration_cache.forget_all();
+        done
     }
 
     async fn count_request(&self, bucket: &str, window_start: i64) -> Result<u64> {
@@ -89,7 +95,9 @@ impl Store for SqlStore {
     }
 
     async fn save_integration(&self, integration: &Integration) -> Result<()> {
-        integrations::save(self, integration).await
+        let done = integrations::save(self, integration).await;
+        self.integration_cache.forget_all();
+        done
     }
 
     async fn find_integration(&self, instance_id: &str) -> Result<Option<Integration>> {
@@ -114,15 +122,21 @@ impl Store for SqlStore {
         status: IntegrationStatus,
         last_error: &str,
     ) -> Result<()> {
-        integrations::set_status(self, integration_id, status, last_error).await
+        let done = integrations::set_status(self, integration_id, status, last_error).await;
+        self.integration_cache.forget_all();
+        done
     }
 
     async fn set_integration_webhook_url(&self, integration_id: &str, url: &str) -> Result<()> {
-        integrations::set_webhook_url(self, integration_id, url).await
+        let done = integrations::set_webhook_url(self, integration_id, url).await;
+        self.integration_cache.forget_all();
+        done
     }
 
     async fn delete_integration(&self, instance_id: &str) -> Result<bool> {
-        integrations::delete(self, instance_id).await
+        let done = integrations::delete(self, instance_id).await;
+        self.integration_cache.forget_all();
+        done
     }
 
     async fn enqueue_jobs(&self, new: &[NewJob]) -> Result<u64> {
@@ -187,6 +201,14 @@ impl Store for SqlStore {
 
     async fn find_chat(&self, integration_id: &str, chat_jid: &str) -> Result<Option<ChatLink>> {
         links::find_chat(self, integration_id, chat_jid).await
+    }
+
+    async fn find_chats(
+        &self,
+        integration_id: &str,
+        chat_jids: &[String],
+    ) -> Result<Vec<ChatLink>> {
+        links::find_chats(self, integration_id, chat_jids).await
     }
 
     async fn find_chat_by_conversation(

@@ -153,13 +153,14 @@ impl Bridge {
         identity: &ChatIdentity,
         message: &InboundJob,
     ) -> Result<ChatLink, Failure> {
-        let mut cached = None;
-        for jid in identity.all_jids() {
-            if let Some(link) = self.store.find_chat(&integration.id, &jid).await? {
-                cached = Some(link);
-                break;
-            }
-        }
+        let jids = identity.all_jids();
+        // Every form at once: the first one found wins, the others tell
+        // below whether they need a write.
+        let stored = self.store.find_chats(&integration.id, &jids).await?;
+        let cached = jids
+            .iter()
+            .find_map(|jid| stored.iter().find(|l| &l.chat_jid == jid))
+            .cloned();
         let (link, found_under) = match cached {
             Some(found) => {
                 let under = found.chat_jid.clone();
@@ -180,7 +181,7 @@ impl Bridge {
         };
         // File the link under every JID of the person (phone and LID), so a
         // later message under either form finds the same conversation.
-        for jid in identity.all_jids() {
+        for jid in jids {
             if found_under.as_deref() == Some(jid.as_str()) {
                 continue;
             }
@@ -188,7 +189,13 @@ impl Bridge {
                 chat_jid: jid.clone(),
                 ..link.clone()
             };
-            if self.store.find_chat(&integration.id, &jid).await?.as_ref() != Some(&wanted) {
+            // A found link was read above and nothing of this chat was
+            // written since; a new one may have been filed while built.
+            let current = match &found_under {
+                Some(_) => stored.iter().find(|l| l.chat_jid == jid).cloned(),
+                None => self.store.find_chat(&integration.id, &jid).await?,
+            };
+            if current.as_ref() != Some(&wanted) {
                 self.store.save_chat(&wanted).await?;
             }
         }

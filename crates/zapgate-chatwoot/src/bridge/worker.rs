@@ -14,18 +14,54 @@ use super::{
     payload::{INBOUND, JobPayload},
 };
 
+/// Keeps up to `batch` jobs running: claims again as soon as a slot frees
+/// (a finished job may have released the next one of its chat) or a job is
+/// stored, instead of waiting for a whole batch to finish.
 pub(super) async fn run(bridge: Arc<Bridge>) {
+    let slots = bridge.config.batch.max(1) as usize;
+    let mut running = JoinSet::new();
     loop {
-        match bridge.run_due_jobs().await {
-            Ok(0) => {
-                let _ = tokio::time::timeout(bridge.config.poll, bridge.wake.notified()).await;
-            }
-            Ok(_) => {}
-            Err(err) => {
-                tracing::warn!(error = %err, "bridge worker: could not claim jobs");
-                tokio::time::sleep(bridge.config.poll.max(Duration::from_secs(1))).await;
+        while let Some(joined) = running.try_join_next() {
+            log_panic(joined);
+        }
+        let free = slots.saturating_sub(running.len());
+        if free > 0 {
+            let now = now_ms();
+            let lease_until = now + bridge.config.lease.as_millis() as i64;
+            match bridge.store.claim_jobs(now, lease_until, free as u32).await {
+                Ok(jobs) => {
+                    for job in jobs {
+                        let bridge = bridge.clone();
+                        running.spawn(async move { bridge.run_job(job).await });
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "bridge worker: could not claim jobs");
+                    tokio::time::sleep(bridge.config.poll.max(Duration::from_secs(1))).await;
+                    continue;
+                }
             }
         }
+        if running.len() >= slots {
+            // Full: only a finished job makes room.
+            if let Some(joined) = running.join_next().await {
+                log_panic(joined);
+            }
+            continue;
+        }
+        // Everything due is running: wait for a job to finish (its chat's
+        // next one may be due), a new job, or the poll.
+        tokio::select! {
+            Some(joined) = running.join_next(), if !running.is_empty() => log_panic(joined),
+            () = bridge.wake.notified() => {}
+            () = tokio::time::sleep(bridge.config.poll) => {}
+        }
+    }
+}
+
+fn log_panic(joined: Result<(), tokio::task::JoinError>) {
+    if let Err(err) = joined {
+        tracing::error!(error = %err, "bridge job panicked");
     }
 }
 
@@ -45,9 +81,7 @@ impl Bridge {
             running.spawn(async move { bridge.run_job(job).await });
         }
         while let Some(joined) = running.join_next().await {
-            if let Err(err) = joined {
-                tracing::error!(error = %err, "bridge job panicked");
-            }
+            log_panic(joined);
         }
         Ok(count)
     }
