@@ -55,7 +55,8 @@ impl ChatIdentity {
     /// The identity of the chat `chat`, whose sender may also be known by
     /// `lid` (only meaningful for one-to-one chats).
     pub fn of(chat: &Jid, lid: Option<&Jid>) -> Self {
-        if chat.server == GROUP_SERVER {
+        // A group, or a person known only by a hidden number: the JID is all.
+        if chat.server == GROUP_SERVER || chat.server == LID_SERVER {
             return Self {
                 chat_jid: chat.to_string(),
                 aliases: Vec::new(),
@@ -63,18 +64,7 @@ impl ChatIdentity {
                 phone: None,
                 identifier_variants: vec![chat.to_string()],
                 phone_variants: Vec::new(),
-                is_group: true,
-            };
-        }
-        if chat.server == LID_SERVER {
-            return Self {
-                chat_jid: chat.to_string(),
-                aliases: Vec::new(),
-                identifier: chat.to_string(),
-                phone: None,
-                identifier_variants: vec![chat.to_string()],
-                phone_variants: Vec::new(),
-                is_group: false,
+                is_group: chat.server == GROUP_SERVER,
             };
         }
         let variants = phone_variants(&chat.user);

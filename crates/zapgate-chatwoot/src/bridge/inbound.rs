@@ -337,16 +337,8 @@ impl Bridge {
                 .or_else(|| ours.first())
                 .cloned();
         }
-        let link = match existing {
-            Some(conversation) => ChatLink {
-                integration_id: integration.id.clone(),
-                chat_jid: identity.chat_jid.clone(),
-                contact_id,
-                source_id,
-                conversation_id: conversation.id,
-                conversation_status: conversation.status,
-                reconciled_message_id: 0,
-            },
+        let conversation = match existing {
+            Some(conversation) => conversation,
             None => {
                 let created = client
                     .create_conversation(
@@ -356,20 +348,20 @@ impl Bridge {
                         initial_status(integration),
                     )
                     .await;
-                let conversation = match created {
+                match created {
                     Ok(conversation) => conversation,
                     Err(e) => return Err(self.creation_failed(client, integration, e, None).await),
-                };
-                ChatLink {
-                    integration_id: integration.id.clone(),
-                    chat_jid: identity.chat_jid.clone(),
-                    contact_id,
-                    source_id,
-                    conversation_id: conversation.id,
-                    conversation_status: conversation.status,
-                    reconciled_message_id: 0,
                 }
             }
+        };
+        let link = ChatLink {
+            integration_id: integration.id.clone(),
+            chat_jid: identity.chat_jid.clone(),
+            contact_id,
+            source_id,
+            conversation_id: conversation.id,
+            conversation_status: conversation.status,
+            reconciled_message_id: 0,
         };
         self.usable_conversation(client, integration, link).await
     }
