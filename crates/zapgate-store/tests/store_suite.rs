@@ -7,9 +7,11 @@
 //! PostgreSQL variants print `SKIPPED` and pass, unless
 //! `ZAPGATE_TEST_REQUIRE_POSTGRES=1`, in which case they fail.
 
+mod common;
+
 use std::{collections::BTreeSet, future::Future, sync::Arc, time::Duration};
 
-use sqlx::{AnyConnection, AnyPool, Connection as _, Executor as _, Row as _, any::AnyPoolOptions};
+use sqlx::{AnyPool, Row as _, any::AnyPoolOptions};
 use zapgate_core::{
     Error,
     account::{Account, NewAccount},
@@ -20,13 +22,12 @@ use zapgate_core::{
     jobs::{ChatLink, Job, JobStatus, MessageLink, NewJob},
     messages,
     store::{Principal, Store},
-    token::{Token, random_hex},
+    token::Token,
 };
-use zapgate_store::{Backend, SecretBox, SqlStore, redact_url};
+use zapgate_store::{Backend, SecretBox, SqlStore};
 
 const KEY_A: [u8; 32] = [0xa1; 32];
 const KEY_B: [u8; 32] = [0xb2; 32];
-const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
 // ---------------------------------------------------------------- harness
 
@@ -80,55 +81,17 @@ where
 
 async fn on_postgres<F, Fut>(test: F)
 where
-    F: FnOnce(Db) -> Fut,
+    F: FnOnce(Db) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let admin_url = std::env::var("ZAPGATE_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned());
-    let required = std::env::var("ZAPGATE_TEST_REQUIRE_POSTGRES").as_deref() == Ok("1");
-    sqlx::any::install_default_drivers();
-    let connected =
-        tokio::time::timeout(Duration::from_secs(5), AnyConnection::connect(&admin_url)).await;
-    let mut admin = match connected {
-        Ok(Ok(conn)) => conn,
-        failed => {
-            let reason = match failed {
-                Ok(Err(e)) => e.to_string(),
-                _ => "connection timed out".to_owned(),
-            };
-            let shown = redact_url(&admin_url);
-            if required {
-                panic!("PostgreSQL required but not reachable at {shown}: {reason}");
-            }
-            eprintln!(
-                "\n!!!!! SKIPPED: PostgreSQL not reachable at {shown} ({reason}); \
-                 set ZAPGATE_TEST_REQUIRE_POSTGRES=1 to fail instead !!!!!\n"
-            );
-            return;
-        }
-    };
-    let name = format!("zg_{}", random_hex(8));
-    admin
-        .execute(format!("CREATE DATABASE {name}").as_str())
-        .await
-        .expect("create test database");
-    let mut url = url::Url::parse(&admin_url).expect("postgres URL");
-    url.set_path(&name);
-    let db = Db {
-        url: url.to_string(),
-        backend: Backend::Postgres,
-        _dir: None,
-    };
-    // Run on a task so a failing test still gets its database dropped.
-    let outcome = tokio::spawn(test(db)).await;
-    admin
-        .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
-        .await
-        .expect("drop test database");
-    admin.close().await.ok();
-    if let Err(e) = outcome {
-        std::panic::resume_unwind(e.into_panic());
-    }
+    common::with_postgres_database("zg", move |url| {
+        test(Db {
+            url,
+            backend: Backend::Postgres,
+            _dir: None,
+        })
+    })
+    .await;
 }
 
 /// Declares every test twice: `sqlite::<name>` and `postgres::<name>`.

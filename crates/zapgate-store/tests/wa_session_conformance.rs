@@ -11,9 +11,11 @@
 //! When it cannot be reached the PostgreSQL variants print `SKIPPED` and
 //! pass, unless `ZAPGATE_TEST_REQUIRE_POSTGRES=1`.
 
-use std::{collections::BTreeMap, future::Future, sync::Arc, time::Duration};
+mod common;
 
-use sqlx::{AnyConnection, Connection as _, Executor as _, Row as _, any::AnyPoolOptions};
+use std::{collections::BTreeMap, future::Future, sync::Arc};
+
+use sqlx::{Row as _, any::AnyPoolOptions};
 use whatsapp_rust::{
     bytes::Bytes,
     wacore::{
@@ -32,12 +34,11 @@ use zapgate_core::{
     account::{Account, NewAccount},
     instance::{InstanceName, InstanceSettings, NewInstance, WebhookConfig},
     store::Store as _,
-    token::{Token, random_hex},
+    token::Token,
 };
-use zapgate_store::{SecretBox, SqlStore, WaSessionStore, redact_url};
+use zapgate_store::{SecretBox, SqlStore, WaSessionStore};
 
 const KEY: [u8; 32] = [0x5a; 32];
-const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
 // ---------------------------------------------------------------- harness
 
@@ -147,51 +148,13 @@ where
 
 async fn on_postgres<F, Fut>(test: F)
 where
-    F: FnOnce(Env) -> Fut,
+    F: FnOnce(Env) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let admin_url = std::env::var("ZAPGATE_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned());
-    let required = std::env::var("ZAPGATE_TEST_REQUIRE_POSTGRES").as_deref() == Ok("1");
-    sqlx::any::install_default_drivers();
-    let connected =
-        tokio::time::timeout(Duration::from_secs(5), AnyConnection::connect(&admin_url)).await;
-    let mut admin = match connected {
-        Ok(Ok(conn)) => conn,
-        failed => {
-            let reason = match failed {
-                Ok(Err(e)) => e.to_string(),
-                _ => "connection timed out".to_owned(),
-            };
-            let shown = redact_url(&admin_url);
-            if required {
-                panic!("PostgreSQL required but not reachable at {shown}: {reason}");
-            }
-            eprintln!(
-                "\n!!!!! SKIPPED: PostgreSQL not reachable at {shown} ({reason}); \
-                 set ZAPGATE_TEST_REQUIRE_POSTGRES=1 to fail instead !!!!!\n"
-            );
-            return;
-        }
-    };
-    let name = format!("zg_wa_{}", random_hex(8));
-    admin
-        .execute(format!("CREATE DATABASE {name}").as_str())
-        .await
-        .expect("create test database");
-    let mut url = url::Url::parse(&admin_url).expect("postgres URL");
-    url.set_path(&name);
-    let env = Env::on_database(url.to_string(), None).await;
-    // On a task, so a failing test still gets its database dropped.
-    let outcome = tokio::spawn(test(env)).await;
-    admin
-        .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
-        .await
-        .expect("drop test database");
-    admin.close().await.ok();
-    if let Err(e) = outcome {
-        std::panic::resume_unwind(e.into_panic());
-    }
+    common::with_postgres_database("zg_wa", move |url| async move {
+        test(Env::on_database(url, None).await).await;
+    })
+    .await;
 }
 
 /// Declares the conformance tests on all three backends and the tests of
