@@ -11,7 +11,7 @@ mod openapi;
 mod rate_limit;
 mod routes;
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use axum::{
     Router,
@@ -125,6 +125,3 @@ async fn method_not_allowed() -> ApiError {
         messages::METHOD_NOT_ALLOWED.to_owned(),
     ))
 }
-
-/// How long the server waits for in-flight requests on shutdown.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);

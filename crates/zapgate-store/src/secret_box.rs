@@ -15,7 +15,6 @@ use aes_gcm::{
     Aes256Gcm, Key, KeyInit, Nonce,
     aead::{Aead, AeadCore, OsRng, Payload},
 };
-use base64::Engine as _;
 use sha2::{Digest, Sha256};
 use zapgate_core::{Error, Result, error::Cause};
 
@@ -95,20 +94,6 @@ impl SecretBox {
             current: SealingKey::new(current),
             retired: retired.into_iter().map(SealingKey::new).collect(),
         }
-    }
-
-    /// Decodes a key given as standard base64 of exactly 32 bytes (what
-    /// `openssl rand -base64 32` prints). The error never echoes the input.
-    pub fn decode_key(encoded: &str) -> Result<[u8; 32]> {
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(encoded.trim())
-            .map_err(|_| Error::internal(Cause("secret key is not valid base64".into())))?;
-        <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| {
-            Error::internal(Cause(format!(
-                "secret key must be 32 bytes, got {}",
-                bytes.len()
-            )))
-        })
     }
 
     /// The id of the key that seals.
@@ -271,13 +256,5 @@ mod tests {
         assert!(!shown.contains("7, 7"), "{shown}");
         assert!(!shown.contains("0707"), "{shown}");
         assert!(!shown.contains("9, 9"), "{shown}");
-    }
-
-    #[test]
-    fn decodes_base64_keys() {
-        let encoded = base64::engine::general_purpose::STANDARD.encode(A);
-        assert_eq!(SecretBox::decode_key(&encoded).unwrap(), A);
-        assert!(SecretBox::decode_key("c2hvcnQ=").is_err());
-        assert!(SecretBox::decode_key("not base64!").is_err());
     }
 }

@@ -12,6 +12,9 @@ use zapgate::{
 };
 use zapgate_core::{account::NewAccount, store::Store, time::rfc3339, token::Token};
 
+/// How long `serve` waits for in-flight requests on shutdown.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // A missing .env is normal; a broken one is not.
@@ -64,7 +67,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let running = app::start(config).await?;
             shutdown_signal().await;
             tracing::info!("shutting down: finishing in-flight requests");
-            match tokio::time::timeout(zapgate_http::SHUTDOWN_GRACE, running.stop()).await {
+            match tokio::time::timeout(SHUTDOWN_GRACE, running.stop()).await {
                 Ok(result) => result,
                 Err(_) => {
                     tracing::warn!(
