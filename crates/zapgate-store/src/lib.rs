@@ -15,6 +15,7 @@ mod rows;
 pub mod secret_box;
 mod sql_store;
 mod store_impl;
+mod wa_lease;
 mod wa_session;
 
 pub use backend::{Backend, redact_url};

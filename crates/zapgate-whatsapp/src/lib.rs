@@ -1,8 +1,10 @@
-//! zapgate's WhatsApp providers behind the core `WhatsApp` trait. For now the
-//! in-process sandbox, which lets people try integrations without a phone and
-//! lets every test drive "WhatsApp" deterministically.
+//! zapgate's WhatsApp providers behind the core `WhatsApp` trait: `web`, a
+//! linked device of a real phone over the WhatsApp Web multi-device protocol,
+//! and the in-process sandbox, which lets people try integrations without a
+//! phone and lets every test drive "WhatsApp" deterministically.
 
 pub mod qr;
 pub mod sandbox;
+pub mod web;
 
 pub use sandbox::{OutboxEntry, OutboxMedia, SandboxInbound, SandboxProvider, SendFault};

@@ -17,7 +17,7 @@ use zapgate_core::{
 };
 use zapgate_http::{AppState, RateLimiter};
 use zapgate_store::{Backend, SecretBox, SqlStore, redact_url};
-use zapgate_whatsapp::SandboxProvider;
+use zapgate_whatsapp::{SandboxProvider, web::WebProvider};
 
 use crate::config::{Config, KeySource, Provider};
 
@@ -94,10 +94,19 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .with_context(|| format!("binding {}", config.addr))?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = oneshot::channel::<()>();
-    let app = build(&config).await?;
-    let task = tokio::spawn(serve(listener, app, async {
-        let _ = stopped.await;
-    }));
+    let (app, web) = build(&config).await?;
+    let task = tokio::spawn(async move {
+        let served = serve(listener, app, async {
+            let _ = stopped.await;
+        })
+        .await;
+        // Sessions stop after the last request, keeping their keys, and give
+        // their leases up so another process can take over at once.
+        if let Some(web) = web {
+            web.shutdown().await;
+        }
+        served
+    });
     tracing::info!(%addr, "zapgate listening");
     Ok(Running {
         addr,
@@ -106,15 +115,17 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     })
 }
 
-async fn build(config: &Config) -> anyhow::Result<axum::Router> {
+/// The router, and the web provider when it runs (it must be shut down).
+async fn build(config: &Config) -> anyhow::Result<(axum::Router, Option<Arc<WebProvider>>)> {
     let store = open_store(config).await?;
     store.migrate().await.context("running migrations")?;
     let backend = store.backend();
+    let sql_store = store.clone();
     let store: Arc<dyn Store> = Arc::new(store);
     tracing::info!(
         database = %redact_url(&config.database_url),
         backend = backend.name(),
-        provider = ?config.provider,
+        provider = config.provider.name(),
         chatwoot_enabled = config.chatwoot_enabled,
         allow_private_urls = config.allow_private_urls,
         rate_limit = config.rate_limit.enabled,
@@ -142,13 +153,17 @@ async fn build(config: &Config) -> anyhow::Result<axum::Router> {
         Some(bridge) => Arc::new(BridgeSink::new(store.clone(), bridge.clone())),
         None => Arc::new(SessionRecorder::new(store.clone())),
     };
-    let (whatsapp, sandbox) = match config.provider {
+    let (whatsapp, sandbox, web) = match &config.provider {
+        Provider::Web(settings) => {
+            let web = Arc::new(WebProvider::new(sql_store.clone(), sink, settings.clone()));
+            (web.clone() as Arc<dyn WhatsApp>, None, Some(web))
+        }
         Provider::Sandbox => {
             // Salted with the boot time so message ids never repeat across
             // restarts (a repeat would look like a WhatsApp redelivery).
             let salt = zapgate_core::time::now_ms().to_string();
             let sandbox = Arc::new(SandboxProvider::with_salt(sink, salt));
-            (sandbox.clone() as Arc<dyn WhatsApp>, Some(sandbox))
+            (sandbox.clone() as Arc<dyn WhatsApp>, Some(sandbox), None)
         }
     };
     if let Some(bridge) = &bridge {
@@ -198,7 +213,7 @@ async fn build(config: &Config) -> anyhow::Result<axum::Router> {
         metrics: zapgate_http::install_recorder(),
         body_limits: config.body_limits,
     };
-    Ok(zapgate_http::router(state))
+    Ok((zapgate_http::router(state), web))
 }
 
 async fn serve(

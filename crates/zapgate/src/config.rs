@@ -8,6 +8,7 @@ use base64::Engine;
 use url::Url;
 use zapgate_chatwoot::{BridgeConfig, ChatwootTimeouts};
 use zapgate_http::{BodyLimits, RateLimitConfig};
+use zapgate_whatsapp::web::{DEFAULT_VERSION, WebConfig};
 
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://./data/zapgate.db";
@@ -18,8 +19,11 @@ pub enum LogFormat {
     Json,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Provider {
+    /// WhatsApp Web: a real phone links this server as a device.
+    Web(WebConfig),
+    /// The in-process stand-in, for trying things out and for tests.
     Sandbox,
 }
 
@@ -121,8 +125,23 @@ pub const VARIABLES: &[Variable] = &[
     },
     Variable {
         name: "ZAPGATE_WHATSAPP_PROVIDER",
-        default: "sandbox",
-        meaning: "sandbox (in-process, no phone)",
+        default: "web",
+        meaning: "web (WhatsApp Web: link a real phone) or sandbox (in-process, no phone)",
+    },
+    Variable {
+        name: "ZAPGATE_WA_VERSION",
+        default: "2.3000.1026131876",
+        meaning: "WhatsApp Web client version the web provider announces; raise it when the log says WhatsApp refuses the client version",
+    },
+    Variable {
+        name: "ZAPGATE_WA_SOCKET_URL",
+        default: "(WhatsApp's own)",
+        meaning: "WhatsApp Web socket URL (web provider), for a relay",
+    },
+    Variable {
+        name: "ZAPGATE_WA_LEASE_SECS",
+        default: "30",
+        meaning: "how long a WhatsApp session stays with a process that stopped renewing its lease before another process takes it over",
     },
     Variable {
         name: "ZAPGATE_CHATWOOT_ENABLED",
@@ -170,6 +189,15 @@ pub const VARIABLES: &[Variable] = &[
         meaning: "how long connect waits for the first QR or pairing code",
     },
 ];
+
+impl Provider {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Web(_) => "web",
+            Self::Sandbox => "sandbox",
+        }
+    }
+}
 
 impl Config {
     /// Reads the process environment.
@@ -240,22 +268,6 @@ impl Config {
                 )
             })?;
 
-        let provider = match get("ZAPGATE_WHATSAPP_PROVIDER").as_deref() {
-            None | Some("sandbox") => Provider::Sandbox,
-            Some("web") => {
-                return Err(bad(
-                    "ZAPGATE_WHATSAPP_PROVIDER",
-                    "'web' is not available in this build yet; use 'sandbox'",
-                ));
-            }
-            Some(other) => {
-                return Err(bad(
-                    "ZAPGATE_WHATSAPP_PROVIDER",
-                    format!("unknown provider '{other}' (sandbox)"),
-                ));
-            }
-        };
-
         let log_format = match get("ZAPGATE_LOG_FORMAT").as_deref() {
             None | Some("pretty") => LogFormat::Pretty,
             Some("json") => LogFormat::Json,
@@ -302,6 +314,31 @@ impl Config {
                 1024,
             )?,
         };
+        let provider = match get("ZAPGATE_WHATSAPP_PROVIDER").as_deref() {
+            None | Some("web") => Provider::Web(WebConfig {
+                socket_url: get("ZAPGATE_WA_SOCKET_URL"),
+                version: match get("ZAPGATE_WA_VERSION") {
+                    Some(raw) => parse_version(&raw).ok_or_else(|| {
+                        bad(
+                            "ZAPGATE_WA_VERSION",
+                            format!("'{raw}' is not three numbers like 2.3000.1026131876"),
+                        )
+                    })?,
+                    None => DEFAULT_VERSION,
+                },
+                // Inbound media may be as large as what the API accepts.
+                media_limit: body_limits.media,
+                lease_ttl: Duration::from_secs(number(&get, "ZAPGATE_WA_LEASE_SECS", 30u64, 3)?),
+            }),
+            Some("sandbox") => Provider::Sandbox,
+            Some(other) => {
+                return Err(bad(
+                    "ZAPGATE_WHATSAPP_PROVIDER",
+                    format!("unknown provider '{other}' (web or sandbox)"),
+                ));
+            }
+        };
+
         let connect_timeout =
             Duration::from_secs(number(&get, "ZAPGATE_CONNECT_TIMEOUT_SECS", 60u64, 1)?);
 
@@ -439,6 +476,13 @@ fn boolean(
     }
 }
 
+/// `2.3000.1026131876` as its three numbers.
+fn parse_version(raw: &str) -> Option<(u32, u32, u32)> {
+    let mut parts = raw.split('.').map(|p| p.parse::<u32>().ok());
+    let version = (parts.next()??, parts.next()??, parts.next()??);
+    parts.next().is_none().then_some(version)
+}
+
 fn number<T>(
     get: &impl Fn(&str) -> Option<String>,
     variable: &'static str,
@@ -485,6 +529,31 @@ mod tests {
         assert!(c.chatwoot_enabled && !c.allow_private_urls && c.rate_limit.enabled);
         assert_eq!(c.admin_token, None);
         assert_eq!(c.connect_timeout, Duration::from_secs(60));
+        let Provider::Web(web) = &c.provider else {
+            panic!("web is the default provider, got {:?}", c.provider);
+        };
+        assert_eq!(web.version, DEFAULT_VERSION);
+        assert_eq!(web.socket_url, None);
+        assert_eq!(web.media_limit, c.body_limits.media);
+        assert_eq!(web.lease_ttl, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn the_sandbox_and_the_web_settings_are_selectable() {
+        let c = config(&[("ZAPGATE_WHATSAPP_PROVIDER", "sandbox")]).unwrap();
+        assert!(matches!(c.provider, Provider::Sandbox));
+        let c = config(&[
+            ("ZAPGATE_WA_VERSION", "2.3000.42"),
+            ("ZAPGATE_WA_SOCKET_URL", "ws://127.0.0.1:9/ws/chat"),
+            ("ZAPGATE_WA_LEASE_SECS", "12"),
+        ])
+        .unwrap();
+        let Provider::Web(web) = c.provider else {
+            panic!("expected web");
+        };
+        assert_eq!(web.version, (2, 3000, 42));
+        assert_eq!(web.socket_url.as_deref(), Some("ws://127.0.0.1:9/ws/chat"));
+        assert_eq!(web.lease_ttl, Duration::from_secs(12));
     }
 
     #[test]
@@ -510,6 +579,9 @@ mod tests {
             ("ZAPGATE_ENCRYPTION_KEYS_OLD", "!!"),
             ("ZAPGATE_PUBLIC_URL", "ftp://x"),
             ("ZAPGATE_WHATSAPP_PROVIDER", "telegram"),
+            ("ZAPGATE_WA_VERSION", "2.3000"),
+            ("ZAPGATE_WA_VERSION", "2.3000.1.4"),
+            ("ZAPGATE_WA_LEASE_SECS", "1"),
             ("ZAPGATE_CHATWOOT_ENABLED", "maybe"),
             ("ZAPGATE_ALLOW_PRIVATE_URLS", "2"),
             ("ZAPGATE_LOG_FORMAT", "xml"),

@@ -16,3 +16,4 @@ mod rate_limit;
 mod sandbox;
 mod secrets;
 mod smoke;
+mod web;

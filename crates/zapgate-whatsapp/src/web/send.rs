@@ -1,0 +1,130 @@
+//! Sending through a live session: media is uploaded first, then the message
+//! goes out under the id the caller chose, so a retry after a crash is the
+//! same message to WhatsApp, not a second one.
+
+use whatsapp_rust::{
+    send::{RevokeType, SendError, SendOptions},
+    upload::UploadOptions,
+};
+use zapgate_core::{Error, Result, messages, whatsapp::Outgoing};
+
+use super::{
+    outbound::{self, Quote},
+    session::Session,
+};
+
+/// Sends `message`, returning the WhatsApp id it went out under.
+pub(super) async fn send(session: &Session, message: Outgoing, id: Option<&str>) -> Result<String> {
+    let client = session.client();
+    let options = || match id {
+        Some(id) => SendOptions::default().with_message_id(id),
+        None => SendOptions::default(),
+    };
+    let quote = |chat: &whatsapp_rust::Jid, quoted_id: Option<String>| {
+        quoted_id.map(|id| Quote {
+            id,
+            chat: chat.clone(),
+            participant: None,
+            message: None,
+        })
+    };
+    match message {
+        Outgoing::Text {
+            to,
+            text,
+            quoted_id,
+        } => {
+            let to = outbound::wa_jid(&to)?;
+            let quote = quote(&to, quoted_id);
+            let message = outbound::text(&text, quote.as_ref());
+            let sent = client
+                .send_message_with_options(to, message, options())
+                .await
+                .map_err(send_failed)?;
+            Ok(sent.message_id)
+        }
+        Outgoing::Media {
+            to,
+            media,
+            caption,
+            quoted_id,
+        } => {
+            let to = outbound::wa_jid(&to)?;
+            let upload = client
+                .upload(
+                    media.data.clone(),
+                    outbound::media_type(media.kind),
+                    UploadOptions::default(),
+                )
+                .await
+                .map_err(|err| {
+                    Error::Unavailable(format!("WhatsApp media upload failed: {err}"))
+                })?;
+            let quote = quote(&to, quoted_id);
+            let message =
+                outbound::media(&media, upload.into(), caption.as_deref(), quote.as_ref());
+            let sent = client
+                .send_message_with_options(to, message, options())
+                .await
+                .map_err(send_failed)?;
+            Ok(sent.message_id)
+        }
+        Outgoing::Reaction {
+            to,
+            target_id,
+            emoji,
+        } => {
+            let to = outbound::wa_jid(&to)?;
+            // Agents react to what the customer wrote, so the target is
+            // theirs, not ours.
+            let key = outbound::reaction_key(&to, &target_id, false, None);
+            let sent = client
+                .send_reaction(to, key, &emoji)
+                .await
+                .map_err(send_failed)?;
+            Ok(sent.message_id)
+        }
+        Outgoing::Edit {
+            to,
+            target_id,
+            text,
+        } => {
+            let to = outbound::wa_jid(&to)?;
+            client
+                .edit_message(to, target_id, outbound::text(&text, None))
+                .await
+                .map_err(send_failed)
+        }
+        Outgoing::Revoke { to, target_id } => {
+            let to = outbound::wa_jid(&to)?;
+            client
+                .revoke_message(to, target_id.clone(), RevokeType::Sender)
+                .await
+                .map_err(send_failed)?;
+            Ok(target_id)
+        }
+        Outgoing::Read { chat, target_id } => {
+            let chat = outbound::wa_jid(&chat)?;
+            client
+                .mark_as_read(&chat, None, &[target_id.as_str()])
+                .await
+                .map_err(|err| {
+                    Error::Unavailable(format!("WhatsApp read receipt failed: {err}"))
+                })?;
+            Ok(target_id)
+        }
+    }
+}
+
+/// A session that lost its login reads as "not connected" (the bridge then
+/// waits); a request WhatsApp can never accept is final; the rest is worth
+/// retrying.
+fn send_failed(err: SendError) -> Error {
+    match err {
+        SendError::NotLoggedIn => Error::bad_request(messages::INSTANCE_NOT_CONNECTED),
+        SendError::InvalidRequest(reason) => {
+            Error::bad_request(format!("WhatsApp refused the message: {reason}"))
+        }
+        other => Error::Unavailable(format!("WhatsApp send failed: {other}")),
+    }
+}

@@ -1,0 +1,448 @@
+//! One instance's WhatsApp Web session: the crate's bot with our storage,
+//! our transport watch and our event handling, and the state the API reads.
+//!
+//! Inbound messages go through the crate's durability hook: a message is
+//! mapped, its media downloaded, and the event stored by the sink before the
+//! hook returns, and only then does the crate acknowledge it to WhatsApp. A
+//! crash in between makes WhatsApp deliver it again, and the sink knows the
+//! id, so nothing is lost or doubled. Every other event goes through one
+//! queue in arrival order, so a session change never overtakes an earlier one.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
+
+use tokio::sync::{mpsc, watch};
+use whatsapp_rust::{
+    Client, InboundDurabilityHook, async_trait,
+    bot::{Bot, BotHandle},
+    pair_code::PairCodeOptions,
+    transport::TokioWebSocketTransportFactory,
+    types::events::{Event as WaEvent, EventHandler, InboundMessage as WaInbound},
+};
+use zapgate_core::{
+    Error, Result,
+    instance::{ConnectionState, SessionStatus},
+    jid::Jid,
+    whatsapp::{Event, EventSink, LoginCode, LoginMethod, Media, WhatsAppEvent},
+};
+use zapgate_store::{SqlStore, WaSessionStore};
+
+use super::{WebConfig, inbound, transport::ObservedTransportFactory};
+use crate::qr;
+
+/// How long a stopping session may take to flush its state.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// Where a `connect` call stands, as the session reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Login {
+    Waiting,
+    /// The latest code; a new one replaces it.
+    Code(LoginCode),
+    /// The phone is linked and the session is up.
+    Linked,
+    /// No code is coming, with the reason for the caller.
+    Failed(String),
+}
+
+/// What a running session tells its provider when it ends by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Ended {
+    /// The phone unlinked us (or WhatsApp did): keys are void.
+    LoggedOut,
+    /// Nothing more will happen without a new `connect`.
+    Stopped,
+}
+
+pub(super) type OnEnded = Arc<dyn Fn(&str, Ended) + Send + Sync>;
+
+/// State shared by the session and its event handlers.
+struct Shared {
+    instance_id: String,
+    sink: Arc<dyn EventSink>,
+    status: Mutex<SessionStatus>,
+    login: watch::Sender<Login>,
+    /// Group subjects already looked up, so a busy group costs one query.
+    subjects: Mutex<HashMap<String, String>>,
+    media_limit: usize,
+    on_ended: OnEnded,
+}
+
+impl Shared {
+    fn status(&self) -> SessionStatus {
+        self.status
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Records and reports a state change; repeats are not reported.
+    async fn set_status(&self, state: ConnectionState, number_jid: Option<String>) {
+        let status = SessionStatus { state, number_jid };
+        {
+            let mut current = self.status.lock().unwrap_or_else(PoisonError::into_inner);
+            if *current == status {
+                return;
+            }
+            *current = status.clone();
+        }
+        self.emit(Event::Session(status)).await;
+    }
+
+    async fn emit(&self, event: Event) {
+        let event = WhatsAppEvent {
+            instance_id: self.instance_id.clone(),
+            event,
+        };
+        if let Err(err) = self.sink.deliver(event).await {
+            tracing::warn!(instance_id = %self.instance_id, error = %err, "could not record a WhatsApp event");
+        }
+    }
+
+    fn set_login(&self, login: Login) {
+        self.login.send_replace(login);
+    }
+
+    /// Fails a waiting `connect` without touching a code already shown.
+    fn fail_login(&self, reason: String) {
+        self.login.send_if_modified(|login| match login {
+            Login::Waiting => {
+                *login = Login::Failed(reason);
+                true
+            }
+            _ => false,
+        });
+    }
+}
+
+pub(super) struct Session {
+    shared: Arc<Shared>,
+    client: Arc<Client>,
+    handle: tokio::sync::Mutex<Option<BotHandle>>,
+}
+
+impl Session {
+    /// Builds and starts the bot. With `login`, an unlinked session asks for
+    /// that kind of code; a linked one simply connects.
+    pub(super) async fn start(
+        store: &SqlStore,
+        sink: Arc<dyn EventSink>,
+        config: &WebConfig,
+        instance_id: &str,
+        initial: SessionStatus,
+        login: Option<&LoginMethod>,
+        on_ended: OnEnded,
+    ) -> Result<Arc<Self>> {
+        let (login_tx, _) = watch::channel(Login::Waiting);
+        let shared = Arc::new(Shared {
+            instance_id: instance_id.to_owned(),
+            sink,
+            status: Mutex::new(initial.clone()),
+            login: login_tx,
+            subjects: Mutex::new(HashMap::new()),
+            media_limit: config.media_limit,
+            on_ended,
+        });
+
+        let mut socket = TokioWebSocketTransportFactory::new();
+        if let Some(url) = &config.socket_url {
+            socket = socket.with_url(url.clone());
+        }
+        let dial_watch = shared.clone();
+        let transport = ObservedTransportFactory::new(
+            Arc::new(socket),
+            Arc::new(move |reason| dial_watch.fail_login(reason)),
+        );
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let mut builder = Bot::builder()
+            .with_backend(WaSessionStore::new(store.clone(), instance_id))
+            .with_transport_factory(transport)
+            .with_version(config.version)
+            .skip_history_sync()
+            .with_inbound_durability_hook(DurableInbound {
+                shared: shared.clone(),
+            })
+            .with_event_handler(QueuedEvents { queue: events_tx });
+        if let Some(LoginMethod::PairingCode { phone }) = login {
+            builder = builder.with_pair_code(PairCodeOptions {
+                phone_number: phone.clone(),
+                ..Default::default()
+            });
+        }
+        let bot = builder
+            .build()
+            .await
+            .map_err(|err| Error::internal_with("Could not open the WhatsApp session", err))?;
+        let client = bot.client();
+        shared.emit(Event::Session(initial)).await;
+        tokio::spawn(handle_events(shared.clone(), client.clone(), events_rx));
+        let handle = bot.spawn();
+        tracing::info!(instance_id, "WhatsApp session started");
+        Ok(Arc::new(Self {
+            shared,
+            client,
+            handle: tokio::sync::Mutex::new(Some(handle)),
+        }))
+    }
+
+    pub(super) fn client(&self) -> &Arc<Client> {
+        &self.client
+    }
+
+    pub(super) fn status(&self) -> SessionStatus {
+        self.shared.status()
+    }
+
+    pub(super) fn is_connected(&self) -> bool {
+        self.client.is_connected() && self.client.is_logged_in()
+    }
+
+    /// Waits until the session has a code to show or is linked; the error
+    /// is the reason no code is coming.
+    pub(super) async fn first_login(&self) -> std::result::Result<LoginCode, String> {
+        let mut login = self.shared.login.subscribe();
+        let outcome = login
+            .wait_for(|l| !matches!(l, Login::Waiting))
+            .await
+            .map(|l| l.clone());
+        match outcome {
+            Ok(Login::Code(code)) => Ok(code),
+            Ok(Login::Linked) => Ok(LoginCode::AlreadyConnected),
+            Ok(Login::Failed(reason)) => Err(reason),
+            Ok(Login::Waiting) | Err(_) => Err("the session stopped".to_owned()),
+        }
+    }
+
+    /// Stops the bot, keeping the keys (shutdown, lease lost, failed
+    /// connect). The crate flushes its state first; a dial hanging on a
+    /// silent network would hold that up forever, so it gets a bound.
+    pub(super) async fn stop(&self) {
+        let Some(mut handle) = self.handle.lock().await.take() else {
+            return;
+        };
+        self.client.disconnect().await;
+        if tokio::time::timeout(STOP_GRACE, &mut handle).await.is_err() {
+            tracing::warn!(instance_id = %self.shared.instance_id, "WhatsApp session did not stop in time; aborted");
+            handle.abort();
+        }
+        tracing::info!(instance_id = %self.shared.instance_id, "WhatsApp session stopped");
+    }
+
+    /// Unlinks the companion device on WhatsApp's side (best effort while
+    /// offline) and stops. The caller wipes the keys.
+    pub(super) async fn logout(&self) {
+        self.client.logout().await;
+        self.stop().await;
+    }
+}
+
+/// The subject of group `chat`, looked up once per session.
+async fn group_subject(shared: &Shared, client: &Client, chat: &Jid) -> Option<String> {
+    let key = chat.to_string();
+    if let Some(subject) = shared
+        .subjects
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(&key)
+    {
+        return Some(subject.clone());
+    }
+    let jid = key.parse().ok()?;
+    match client.groups().get_metadata(&jid).await {
+        Ok(info) => {
+            let subject = info.subject;
+            shared
+                .subjects
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(key, subject.clone());
+            Some(subject)
+        }
+        Err(err) => {
+            tracing::debug!(instance_id = %shared.instance_id, error = %err, "group subject lookup failed");
+            None
+        }
+    }
+}
+
+/// Hands every event to one task, in order, without blocking the crate.
+struct QueuedEvents {
+    queue: mpsc::UnboundedSender<Arc<WaEvent>>,
+}
+
+impl EventHandler for QueuedEvents {
+    fn handle_event(&self, event: Arc<WaEvent>) {
+        // Fails only once the session task has ended: nothing to report to.
+        let _ = self.queue.send(event);
+    }
+}
+
+async fn handle_events(
+    shared: Arc<Shared>,
+    client: Arc<Client>,
+    mut events: mpsc::UnboundedReceiver<Arc<WaEvent>>,
+) {
+    let id = shared.instance_id.clone();
+    while let Some(event) = events.recv().await {
+        match &*event {
+            WaEvent::PairingQrCode(qr) => match qr::png_data_url(&qr.code) {
+                Ok(png_data_url) => {
+                    shared.set_login(Login::Code(LoginCode::QrCode {
+                        code: qr.code.clone(),
+                        png_data_url,
+                    }));
+                    shared.set_status(ConnectionState::Connecting, None).await;
+                }
+                Err(err) => shared.fail_login(format!("could not render the QR code: {err}")),
+            },
+            WaEvent::PairingCode(code) => {
+                shared.set_login(Login::Code(LoginCode::PairingCode(code.code.clone())));
+                shared.set_status(ConnectionState::Connecting, None).await;
+            }
+            WaEvent::PairingCodeError(err) => {
+                tracing::warn!(instance_id = %id, error = %err.error, "pairing code refused");
+                shared.fail_login(format!("pairing code refused: {}", err.error));
+            }
+            WaEvent::PairSuccess(_) => tracing::info!(instance_id = %id, "phone linked"),
+            WaEvent::PairError(err) => {
+                tracing::warn!(instance_id = %id, error = %err.error, "pairing failed");
+                shared.fail_login(format!("pairing failed: {}", err.error));
+            }
+            WaEvent::Connected(_) => {
+                let number = client.pn().map(|jid| jid.to_non_ad_string());
+                shared.set_login(Login::Linked);
+                shared.set_status(ConnectionState::Connected, number).await;
+                tracing::info!(instance_id = %id, "WhatsApp connected");
+            }
+            WaEvent::Disconnected(why) => {
+                // The crate reconnects by itself, with backoff.
+                tracing::info!(instance_id = %id, reason = %why.reason, "WhatsApp connection lost; reconnecting");
+                let number = shared.status().number_jid;
+                shared.set_status(ConnectionState::Connecting, number).await;
+            }
+            WaEvent::LoggedOut(out) => {
+                tracing::warn!(instance_id = %id, reason = ?out.reason, "WhatsApp logged this session out");
+                shared.fail_login("the phone unlinked this session".to_owned());
+                shared.set_status(ConnectionState::LoggedOut, None).await;
+                (shared.on_ended)(&id, Ended::LoggedOut);
+            }
+            WaEvent::StreamReplaced(_) => {
+                tracing::warn!(instance_id = %id, "another client opened this WhatsApp session; stopping here");
+                end(&shared, "another client opened this session").await;
+            }
+            WaEvent::TemporaryBan(ban) => {
+                tracing::warn!(instance_id = %id, code = ?ban.code, "WhatsApp banned this number temporarily");
+                end(&shared, "WhatsApp banned this number temporarily").await;
+            }
+            WaEvent::ClientOutdated(_) => {
+                tracing::error!(instance_id = %id, "WhatsApp refuses this client version: set ZAPGATE_WA_VERSION to a current WhatsApp Web version");
+                end(
+                    &shared,
+                    "WhatsApp refuses this client version (ZAPGATE_WA_VERSION)",
+                )
+                .await;
+            }
+            WaEvent::PairingQrCodesExhausted(_) => {
+                tracing::info!(instance_id = %id, "QR codes expired unscanned");
+                end(&shared, "QR codes expired unscanned").await;
+            }
+            WaEvent::ConnectFailure(failure) => {
+                let reason = failure
+                    .message
+                    .clone()
+                    .unwrap_or_else(|| format!("{:?}", failure.reason));
+                tracing::warn!(instance_id = %id, %reason, "WhatsApp refused the connection");
+                shared.fail_login(format!("WhatsApp refused the connection: {reason}"));
+            }
+            WaEvent::Receipt(receipt) => {
+                for (message_id, status) in inbound::map_receipt(receipt) {
+                    shared.emit(Event::Receipt { message_id, status }).await;
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The session cannot go on: report it stopped, keeping the phone number of
+/// a linked session so a later `connect` can resume it.
+async fn end(shared: &Shared, reason: &str) {
+    shared.fail_login(reason.to_owned());
+    let number = shared.status().number_jid;
+    shared
+        .set_status(ConnectionState::Disconnected, number)
+        .await;
+    (shared.on_ended)(&shared.instance_id, Ended::Stopped);
+}
+
+/// Stores each inbound message before WhatsApp gets its acknowledgement.
+struct DurableInbound {
+    shared: Arc<Shared>,
+}
+
+#[async_trait]
+impl InboundDurabilityHook for DurableInbound {
+    async fn on_messages(
+        &self,
+        client: Arc<Client>,
+        batch: &[WaInbound],
+    ) -> whatsapp_rust::anyhow::Result<()> {
+        for item in batch {
+            let Some(mapped) = inbound::map_message(&item.message, &item.info) else {
+                continue;
+            };
+            let mut message = mapped.message;
+            if let Some(pending) = mapped.media {
+                match client.download(pending.source.as_ref()).await {
+                    Ok(data) if data.len() <= self.shared.media_limit => {
+                        message.media = Some(Media {
+                            kind: pending.kind,
+                            mimetype: pending.mimetype,
+                            file_name: pending.file_name,
+                            data,
+                        });
+                    }
+                    Ok(data) => tracing::warn!(
+                        instance_id = %self.shared.instance_id,
+                        message_id = %message.id,
+                        bytes = data.len(),
+                        limit = self.shared.media_limit,
+                        "inbound media over the size limit; delivered without it"
+                    ),
+                    // Retrying cannot help an expired or purged file; the
+                    // message still goes through, marked as missing media.
+                    Err(err) => tracing::warn!(
+                        instance_id = %self.shared.instance_id,
+                        message_id = %message.id,
+                        error = %err,
+                        "inbound media could not be downloaded; delivered without it"
+                    ),
+                }
+                if message.media.is_none() && message.text.is_none() && message.extra.is_none() {
+                    message.extra = Some(zapgate_core::whatsapp::Extra::Unsupported {
+                        kind: format!("{} (media unavailable)", pending.kind.as_str()),
+                    });
+                }
+            }
+            if message.chat.is_group() {
+                message.group_subject = group_subject(&self.shared, &client, &message.chat).await;
+            }
+            // An error here withholds the acknowledgement: WhatsApp delivers
+            // the message again later.
+            self.shared
+                .sink
+                .deliver(WhatsAppEvent {
+                    instance_id: self.shared.instance_id.clone(),
+                    event: Event::Message(Box::new(message)),
+                })
+                .await
+                .map_err(|err| {
+                    whatsapp_rust::anyhow::anyhow!("storing an inbound message: {err}")
+                })?;
+        }
+        Ok(())
+    }
+}
