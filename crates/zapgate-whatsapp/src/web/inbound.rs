@@ -229,6 +229,11 @@ fn content(m: &wa::Message) -> Option<Content> {
     if let Some(protocol) = m.protocol_message.as_option() {
         return protocol_content(protocol);
     }
+    // A poll vote is an encrypted tally update, not something a person
+    // wrote: posting each one would flood the conversation.
+    if m.poll_update_message.is_set() {
+        return None;
+    }
     if let Some(reaction) = m.reaction_message.as_option() {
         let extra = Extra::Reaction {
             target_id: key_id(&reaction.key)?,
@@ -1209,11 +1214,9 @@ mod tests {
             }),
             ..Default::default()
         };
-        assert_eq!(
-            extra(&vote),
-            Some(Extra::Unsupported {
-                kind: "poll_update_message".to_owned()
-            })
+        assert!(
+            map_message(&vote, &from_contact("3A5B9C2D1E0F4A6B8C7D", CONTACT)).is_none(),
+            "poll votes are not messages"
         );
     }
 

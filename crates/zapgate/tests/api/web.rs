@@ -163,13 +163,19 @@ async fn a_silent_endpoint_answers_at_the_connect_deadline_and_shutdown_does_not
     silent.abort();
 }
 
-/// One "process": its own pool on the shared database and its own provider.
-async fn process(url: &str, socket_url: &str) -> (SqlStore, WebProvider) {
+/// A process's own pool on the shared database.
+async fn open_store(url: &str) -> SqlStore {
     let key: [u8; 32] = [9; 32];
     let store = SqlStore::connect(url, SecretBox::new(key, vec![]))
         .await
         .unwrap();
     store.migrate().await.unwrap();
+    store
+}
+
+/// One "process": its own pool on the shared database and its own provider.
+async fn process(url: &str, socket_url: &str) -> (SqlStore, WebProvider) {
+    let store = open_store(url).await;
     let sink = Arc::new(SessionRecorder::new(Arc::new(store.clone())));
     let config = WebConfig {
         socket_url: Some(socket_url.to_owned()),
@@ -271,4 +277,88 @@ async fn the_session_lease_moves_between_processes_on_postgres() {
         return;
     };
     lease_moves_between_processes(&database.url).await;
+}
+
+/// The lease statements alone (no provider, whose keeper would compete).
+async fn one_owner_per_lease(url: &str) {
+    let first = open_store(url).await;
+    let second = open_store(url).await;
+    let id = linked_instance(&first).await;
+    let now = 1_000_000;
+    let until = now + 30_000;
+
+    // Ten processes asking at once: exactly one wins.
+    let mut attempts = tokio::task::JoinSet::new();
+    for n in 0..10 {
+        let store = if n % 2 == 0 {
+            first.clone()
+        } else {
+            second.clone()
+        };
+        let id = id.clone();
+        attempts.spawn(async move {
+            store
+                .acquire_wa_lease(&id, &format!("owner-{n}"), now, until)
+                .await
+                .unwrap()
+        });
+    }
+    let won = attempts.join_all().await;
+    assert_eq!(won.iter().filter(|w| **w).count(), 1, "{won:?}");
+
+    // Nobody else takes a live lease; anyone takes an expired one.
+    assert!(
+        !second
+            .acquire_wa_lease(&id, "late", until - 1, until + 30_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        second
+            .acquire_wa_lease(&id, "late", until + 1, until + 30_000)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        second
+            .renew_wa_leases("late", until + 60_000)
+            .await
+            .unwrap(),
+        vec![id.clone()]
+    );
+    assert!(
+        first
+            .renew_wa_leases("owner-0", until + 60_000)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Live, so not an orphan; released, it is one (it is linked).
+    assert!(
+        first
+            .orphaned_wa_sessions(until + 2)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    second.release_wa_lease(&id, "late").await.unwrap();
+    assert_eq!(
+        first.orphaned_wa_sessions(until + 2).await.unwrap(),
+        vec![id]
+    );
+}
+
+#[tokio::test]
+async fn one_process_wins_a_lease_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("zapgate.db").display());
+    one_owner_per_lease(&url).await;
+}
+
+#[tokio::test]
+async fn one_process_wins_a_lease_on_postgres() {
+    let Some(database) = TempDatabase::create().await else {
+        return;
+    };
+    one_owner_per_lease(&database.url).await;
 }
