@@ -106,10 +106,23 @@ async fn unreachable_whatsapp_fails_connect_at_once_with_the_reason_and_stops_cl
         send.body
     );
 
+    // Opening the session made the device's keys, sealed in our store.
+    let pool = sqlx::SqlitePool::connect(&server.database_url)
+        .await
+        .unwrap();
+    let session_rows = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM wa_session")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    };
+    assert!(session_rows().await > 0, "no device keys were stored");
+
     let logout = server
         .delete("/api/instance/logout/shop", Some(&account))
         .await;
     assert_eq!(logout.status, StatusCode::OK, "{}", logout.body);
+    assert_eq!(session_rows().await, 0, "logout left session keys behind");
     assert_eq!(instance_state(&server, &account, "shop").await, "loggedout");
     let delete = server
         .delete("/api/instance/delete/shop", Some(&account))
