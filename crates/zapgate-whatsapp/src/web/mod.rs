@@ -148,11 +148,16 @@ impl Inner {
             return Err(Error::conflict(SESSION_OWNED_ELSEWHERE));
         }
         let weak = Arc::downgrade(self);
-        let on_ended = Arc::new(move |id: &str, ended: Ended| {
-            if let Some(inner) = weak.upgrade() {
-                let id = id.to_owned();
+        let id = instance_id.to_owned();
+        // Filled once the session exists, so `ended` can tell it from a
+        // newer session of the same instance.
+        let this: Arc<std::sync::OnceLock<Weak<Session>>> = Arc::default();
+        let ended_session = this.clone();
+        let on_ended = Arc::new(move |ended: Ended| {
+            if let (Some(inner), Some(session)) = (weak.upgrade(), ended_session.get().cloned()) {
+                let id = id.clone();
                 // Off the session's own event task, which `stop` waits for.
-                tokio::spawn(async move { inner.ended(&id, ended).await });
+                tokio::spawn(async move { inner.ended(&id, &session, ended).await });
             }
         });
         let session = Session::start(
@@ -170,6 +175,7 @@ impl Inner {
         .await;
         match session {
             Ok(session) => {
+                let _ = this.set(Arc::downgrade(&session));
                 self.sessions()
                     .insert(instance_id.to_owned(), session.clone());
                 Ok(session)
@@ -217,9 +223,14 @@ impl Inner {
         self.store.end_wa_lease(instance_id).await
     }
 
-    /// A session ended by itself (see [`Ended`]).
-    async fn ended(&self, instance_id: &str, ended: Ended) {
+    /// A session ended by itself (see [`Ended`]). Nothing to do when it is
+    /// no longer the instance's session (stopped, or replaced meanwhile).
+    async fn ended(&self, instance_id: &str, session: &Weak<Session>, ended: Ended) {
         let _turn = self.lifecycle.lock().await;
+        let current = self.session(instance_id);
+        if !current.is_some_and(|c| std::ptr::eq(Arc::as_ptr(&c), session.as_ptr())) {
+            return;
+        }
         let result = match ended {
             Ended::LoggedOut => self.logout(instance_id).await,
             Ended::Stopped => {

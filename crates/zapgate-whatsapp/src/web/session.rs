@@ -10,7 +10,10 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex, PoisonError},
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Duration,
 };
 
@@ -57,7 +60,8 @@ pub(super) enum Ended {
     Stopped,
 }
 
-pub(super) type OnEnded = Arc<dyn Fn(&str, Ended) + Send + Sync>;
+/// Called with how the session ended; the provider knows which one it is.
+pub(super) type OnEnded = Arc<dyn Fn(Ended) + Send + Sync>;
 
 /// State shared by the session and its event handlers.
 struct Shared {
@@ -69,6 +73,10 @@ struct Shared {
     subjects: Mutex<HashMap<String, String>>,
     media_limit: usize,
     on_ended: OnEnded,
+    /// Set when zapgate stops or logs out the session itself: the crate's
+    /// events from then on (disconnected, logged out) are echoes of that,
+    /// not news to report.
+    stopping: AtomicBool,
 }
 
 impl Shared {
@@ -145,6 +153,7 @@ impl Session {
             subjects: Mutex::new(HashMap::new()),
             media_limit: config.media_limit,
             on_ended,
+            stopping: AtomicBool::new(false),
         });
 
         let mut socket = TokioWebSocketTransportFactory::new();
@@ -178,7 +187,13 @@ impl Session {
             .map_err(|err| Error::internal_with("Could not open the WhatsApp session", err))?;
         let client = bot.client();
         shared.emit(Event::Session(initial)).await;
-        tokio::spawn(handle_events(shared.clone(), client.clone(), events_rx));
+        // Weak: the task ends when the client (which holds the sending side
+        // of the queue) is gone, instead of keeping it alive.
+        tokio::spawn(handle_events(
+            shared.clone(),
+            Arc::downgrade(&client),
+            events_rx,
+        ));
         let handle = bot.spawn();
         tracing::info!(instance_id, "WhatsApp session started");
         Ok(Arc::new(Self {
@@ -220,6 +235,7 @@ impl Session {
     /// connect). The crate flushes its state first; a dial hanging on a
     /// silent network would hold that up forever, so it gets a bound.
     pub(super) async fn stop(&self) {
+        self.shared.stopping.store(true, Ordering::SeqCst);
         let Some(mut handle) = self.handle.lock().await.take() else {
             return;
         };
@@ -234,6 +250,7 @@ impl Session {
     /// Unlinks the companion device on WhatsApp's side (best effort while
     /// offline) and stops. The caller wipes the keys.
     pub(super) async fn logout(&self) {
+        self.shared.stopping.store(true, Ordering::SeqCst);
         self.client.logout().await;
         self.stop().await;
     }
@@ -282,11 +299,14 @@ impl EventHandler for QueuedEvents {
 
 async fn handle_events(
     shared: Arc<Shared>,
-    client: Arc<Client>,
+    client: std::sync::Weak<Client>,
     mut events: mpsc::UnboundedReceiver<Arc<WaEvent>>,
 ) {
     let id = shared.instance_id.clone();
     while let Some(event) = events.recv().await {
+        if shared.stopping.load(Ordering::SeqCst) {
+            continue;
+        }
         match &*event {
             WaEvent::PairingQrCode(qr) => match qr::png_data_url(&qr.code) {
                 Ok(png_data_url) => {
@@ -312,7 +332,10 @@ async fn handle_events(
                 shared.fail_login(format!("pairing failed: {}", err.error));
             }
             WaEvent::Connected(_) => {
-                let number = client.pn().map(|jid| jid.to_non_ad_string());
+                let number = client
+                    .upgrade()
+                    .and_then(|c| c.pn())
+                    .map(|jid| jid.to_non_ad_string());
                 shared.set_login(Login::Linked);
                 shared.set_status(ConnectionState::Connected, number).await;
                 tracing::info!(instance_id = %id, "WhatsApp connected");
@@ -327,7 +350,7 @@ async fn handle_events(
                 tracing::warn!(instance_id = %id, reason = ?out.reason, "WhatsApp logged this session out");
                 shared.fail_login("the phone unlinked this session".to_owned());
                 shared.set_status(ConnectionState::LoggedOut, None).await;
-                (shared.on_ended)(&id, Ended::LoggedOut);
+                (shared.on_ended)(Ended::LoggedOut);
             }
             WaEvent::StreamReplaced(_) => {
                 tracing::warn!(instance_id = %id, "another client opened this WhatsApp session; stopping here");
@@ -375,7 +398,7 @@ async fn end(shared: &Shared, reason: &str) {
     shared
         .set_status(ConnectionState::Disconnected, number)
         .await;
-    (shared.on_ended)(&shared.instance_id, Ended::Stopped);
+    (shared.on_ended)(Ended::Stopped);
 }
 
 /// Stores each inbound message before WhatsApp gets its acknowledgement.
