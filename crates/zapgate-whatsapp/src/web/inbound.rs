@@ -478,6 +478,34 @@ fn default_mimetype(kind: MediaKind) -> &'static str {
     }
 }
 
+/// Gives a person WhatsApp named only by their hidden-number id (`@lid`)
+/// the phone number the client learned for it (`phone_of`), so the same
+/// person is one contact whichever id a message carried. The 1:1 chat and
+/// the author of a message that is not ours are looked up; the lid stays in
+/// `sender_lid`.
+pub(crate) fn with_phone_number(
+    message: &mut InboundMessage,
+    phone_of: impl Fn(&Jid) -> Option<Jid>,
+) {
+    if message.chat.is_lid()
+        && let Some(phone) = phone_of(&message.chat)
+    {
+        let lid = std::mem::replace(&mut message.chat, phone.clone());
+        if !message.from_me && message.sender == lid {
+            message.sender = phone;
+            message.sender_lid = Some(lid);
+        }
+        return;
+    }
+    if !message.from_me
+        && message.sender.is_lid()
+        && let Some(phone) = phone_of(&message.sender)
+    {
+        let lid = std::mem::replace(&mut message.sender, phone);
+        message.sender_lid = Some(lid);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use whatsapp_rust::{
@@ -1434,5 +1462,47 @@ mod tests {
         assert_eq!(jid_of(&wa("5511988887777:99@hosted")), Some(ours(CONTACT)));
         assert_eq!(jid_of(&wa("5511988887777@c.us")), Some(ours(CONTACT)));
         assert_eq!(jid_of(&wa("867051314767696@bot")), None);
+    }
+
+    fn known_number(jid: &Jid) -> Option<Jid> {
+        (*jid == ours(CONTACT_LID)).then(|| ours(CONTACT))
+    }
+
+    #[test]
+    fn a_lid_chat_gets_the_number_the_client_learned() {
+        let info = from_contact("3A5B9C2D1E0F4A6B8C7E", CONTACT_LID);
+        let mut message = map_message(&text("oi"), &info).unwrap().message;
+        assert_eq!(
+            message.chat,
+            ours(CONTACT_LID),
+            "no alt: the lid, as mapped"
+        );
+        with_phone_number(&mut message, known_number);
+        assert_eq!(message.chat, ours(CONTACT));
+        assert_eq!(message.sender, ours(CONTACT));
+        assert_eq!(message.sender_lid, Some(ours(CONTACT_LID)));
+
+        // Unknown lids stay as they are.
+        let mut unknown = map_message(&text("oi"), &info).unwrap().message;
+        with_phone_number(&mut unknown, |_| None);
+        assert_eq!(unknown.chat, ours(CONTACT_LID));
+        assert_eq!(unknown.sender, ours(CONTACT_LID));
+    }
+
+    #[test]
+    fn a_lid_group_member_gets_the_number_and_our_own_messages_keep_their_sender() {
+        let info = in_group("3A5B9C2D1E0F4A6B8C7F", CONTACT_LID, None);
+        let mut message = map_message(&text("bom dia"), &info).unwrap().message;
+        with_phone_number(&mut message, known_number);
+        assert_eq!(message.chat, ours(GROUP));
+        assert_eq!(message.sender, ours(CONTACT));
+        assert_eq!(message.sender_lid, Some(ours(CONTACT_LID)));
+
+        let mut mine = message.clone();
+        mine.from_me = true;
+        mine.sender = ours(OWN);
+        mine.sender_lid = None;
+        with_phone_number(&mut mine, |_| panic!("our own sender needs no lookup"));
+        assert_eq!(mine.sender, ours(OWN));
     }
 }

@@ -29,11 +29,11 @@ use zapgate_core::{
     Error, Result,
     instance::{ConnectionState, SessionStatus},
     jid::Jid,
-    whatsapp::{Event, EventSink, LoginCode, LoginMethod, Media, WhatsAppEvent},
+    whatsapp::{Event, EventSink, InboundMessage, LoginCode, LoginMethod, Media, WhatsAppEvent},
 };
 use zapgate_store::{SqlStore, WaSessionStore};
 
-use super::{WebConfig, inbound, transport::ObservedTransportFactory};
+use super::{WebConfig, inbound, outbound, transport::ObservedTransportFactory};
 use crate::qr;
 
 /// How long a stopping session may take to flush its state.
@@ -401,6 +401,23 @@ async fn end(shared: &Shared, reason: &str) {
     (shared.on_ended)(Ended::Stopped);
 }
 
+/// The phone numbers the client knows for the lids a message names.
+async fn phone_numbers(client: &Client, message: &InboundMessage) -> HashMap<Jid, Jid> {
+    let mut found = HashMap::new();
+    for lid in [&message.chat, &message.sender]
+        .into_iter()
+        .filter(|j| j.is_lid())
+    {
+        let Ok(wa_lid) = outbound::wa_jid(lid) else {
+            continue;
+        };
+        if let Ok(Some(entry)) = client.get_lid_pn_entry(&wa_lid).await {
+            found.insert(lid.clone(), Jid::user(&entry.phone_number));
+        }
+    }
+    found
+}
+
 /// Stores each inbound message before WhatsApp gets its acknowledgement.
 struct DurableInbound {
     shared: Arc<Shared>,
@@ -418,6 +435,8 @@ impl InboundDurabilityHook for DurableInbound {
                 continue;
             };
             let mut message = mapped.message;
+            let phones = phone_numbers(&client, &message).await;
+            inbound::with_phone_number(&mut message, |lid| phones.get(lid).cloned());
             if let Some(pending) = mapped.media {
                 match client.download(pending.source.as_ref()).await {
                     Ok(data) if data.len() <= self.shared.media_limit => {
