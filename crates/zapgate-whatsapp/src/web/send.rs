@@ -3,8 +3,10 @@
 //! same message to WhatsApp, not a second one.
 
 use whatsapp_rust::{
+    Client,
     send::{RevokeType, SendError, SendOptions},
     upload::UploadOptions,
+    waproto::whatsapp as wa,
 };
 use zapgate_core::{Error, Result, messages, whatsapp::Outgoing};
 
@@ -16,10 +18,6 @@ use super::{
 /// Sends `message`, returning the WhatsApp id it went out under.
 pub(super) async fn send(session: &Session, message: Outgoing, id: Option<&str>) -> Result<String> {
     let client = session.client();
-    let options = || match id {
-        Some(id) => SendOptions::default().with_message_id(id),
-        None => SendOptions::default(),
-    };
     let quote = |chat: &whatsapp_rust::Jid, quoted_id: Option<String>| {
         quoted_id.map(|id| Quote {
             id,
@@ -37,11 +35,7 @@ pub(super) async fn send(session: &Session, message: Outgoing, id: Option<&str>)
             let to = outbound::wa_jid(&to)?;
             let quote = quote(&to, quoted_id);
             let message = outbound::text(&text, quote.as_ref());
-            let sent = client
-                .send_message_with_options(to, message, options())
-                .await
-                .map_err(send_failed)?;
-            Ok(sent.message_id)
+            send_with_id(client, to, message, id).await
         }
         Outgoing::Media {
             to,
@@ -63,11 +57,7 @@ pub(super) async fn send(session: &Session, message: Outgoing, id: Option<&str>)
             let quote = quote(&to, quoted_id);
             let message =
                 outbound::media(&media, upload.into(), caption.as_deref(), quote.as_ref());
-            let sent = client
-                .send_message_with_options(to, message, options())
-                .await
-                .map_err(send_failed)?;
-            Ok(sent.message_id)
+            send_with_id(client, to, message, id).await
         }
         Outgoing::Reaction {
             to,
@@ -114,6 +104,24 @@ pub(super) async fn send(session: &Session, message: Outgoing, id: Option<&str>)
             Ok(target_id)
         }
     }
+}
+
+/// Sends a new message, under `id` when the caller chose one.
+async fn send_with_id(
+    client: &Client,
+    to: whatsapp_rust::Jid,
+    message: wa::Message,
+    id: Option<&str>,
+) -> Result<String> {
+    let options = match id {
+        Some(id) => SendOptions::default().with_message_id(id),
+        None => SendOptions::default(),
+    };
+    let sent = client
+        .send_message_with_options(to, message, options)
+        .await
+        .map_err(send_failed)?;
+    Ok(sent.message_id)
 }
 
 /// A session that lost its login reads as "not connected" (the bridge then
