@@ -70,7 +70,8 @@ struct Inner {
     /// This process's name on its leases.
     owner: String,
     sessions: Mutex<HashMap<String, Arc<Session>>>,
-    /// One lifecycle change per instance at a time (connect, logout, adopt).
+    /// Lifecycle changes (connect, logout, adopt, end) take turns, so two
+    /// never race on one instance; none holds it while waiting on WhatsApp.
     lifecycle: tokio::sync::Mutex<()>,
     /// Set by shutdown: no session starts here any more.
     closed: AtomicBool,
@@ -100,10 +101,12 @@ impl WebProvider {
         let _turn = self.inner.lifecycle.lock().await;
         self.inner.closed.store(true, Ordering::SeqCst);
         let sessions: Vec<(String, Arc<Session>)> = self.inner.sessions().drain().collect();
-        for (instance_id, session) in sessions {
+        // All at once: each may take its grace period on a silent network.
+        let stops = sessions.iter().map(|(instance_id, session)| async move {
             session.stop().await;
-            self.inner.release(&instance_id).await;
-        }
+            self.inner.release(instance_id).await;
+        });
+        whatsapp_rust::futures::future::join_all(stops).await;
     }
 }
 
