@@ -48,7 +48,9 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes the account and everything it owns; `false` when there was none.
     async fn delete_account(&self, account_id: &str) -> Result<bool>;
 
-    /// Resolves a token hash to its owner, account tokens first.
+    /// Resolves a token hash to its owner, account tokens first. The answer
+    /// may be remembered briefly, but never past this store's own deletion
+    /// of the owner.
     async fn find_principal(&self, token: &TokenHash) -> Result<Option<Principal>>;
 
     /// Creates the instance, enforcing the name's uniqueness in the account,
@@ -102,8 +104,10 @@ pub trait Store: Send + Sync + 'static {
     /// expired lease: its worker died, which counts as an attempt, so the
     /// retry checks whether that attempt landed). Safe across processes.
     async fn claim_jobs(&self, now_ms: i64, lease_until_ms: i64, limit: u32) -> Result<Vec<Job>>;
-    /// Done: the job row goes.
-    async fn complete_job(&self, job_id: i64) -> Result<()>;
+    /// Done: the job row goes, and `link` (the message the job posted), when
+    /// given, is saved no later. Completions that arrive together are stored
+    /// together.
+    async fn complete_job(&self, job_id: i64, link: Option<&MessageLink>) -> Result<()>;
     /// Back to the queue, due at `run_at_ms`, with one more attempt counted.
     async fn retry_job(&self, job_id: i64, run_at_ms: i64, error: &str) -> Result<()>;
     /// Back to the queue without counting an attempt (waiting, not failing).

@@ -56,24 +56,13 @@ pub async fn gate(State(state): State<AppState>, mut req: Request, next: Next) -
         }
     }
 
-    let config = state.limiter.config();
-    let is_create = req.method() == Method::POST && req.uri().path() == "/api/instance/new";
-    let (bucket, limit) = match (&identity.principal, &token_hash) {
-        (Some(principal), Some(hash)) => {
-            let per_minute = principal
-                .account()
-                .rate_limit_per_minute
-                .unwrap_or(config.per_minute);
-            if is_create {
-                (format!("create:{}", hash.0), config.create_per_minute)
-            } else {
-                (format!("token:{}", hash.0), per_minute)
-            }
-        }
-        (None, Some(hash)) if identity.admin => (format!("admin:{}", hash.0), config.per_minute),
-        _ => (format!("ip:{}", client_ip(&req)), config.per_minute),
+    // With limits off, no bucket name is built either.
+    let verdict = if state.limiter.config().enabled {
+        let (bucket, limit) = bucket(&req, &identity, token_hash.as_ref(), &state);
+        state.limiter.hit(&bucket, limit).await
+    } else {
+        None
     };
-    let verdict = state.limiter.hit(&bucket, limit).await;
 
     let mut response = match verdict {
         Some(v) if !v.allowed => {
@@ -88,6 +77,32 @@ pub async fn gate(State(state): State<AppState>, mut req: Request, next: Next) -
         set_rate_limit_headers(response.headers_mut(), v);
     }
     response
+}
+
+/// The rate-limit bucket the request counts in, and its limit per minute.
+fn bucket(
+    req: &Request,
+    identity: &Identity,
+    token_hash: Option<&TokenHash>,
+    state: &AppState,
+) -> (String, u32) {
+    let config = state.limiter.config();
+    let is_create = req.method() == Method::POST && req.uri().path() == "/api/instance/new";
+    match (&identity.principal, token_hash) {
+        (Some(principal), Some(hash)) => {
+            let per_minute = principal
+                .account()
+                .rate_limit_per_minute
+                .unwrap_or(config.per_minute);
+            if is_create {
+                (format!("create:{}", hash.0), config.create_per_minute)
+            } else {
+                (format!("token:{}", hash.0), per_minute)
+            }
+        }
+        (None, Some(hash)) if identity.admin => (format!("admin:{}", hash.0), config.per_minute),
+        _ => (format!("ip:{}", client_ip(req)), config.per_minute),
+    }
 }
 
 fn client_ip(req: &Request) -> String {

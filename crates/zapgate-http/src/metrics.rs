@@ -1,6 +1,9 @@
 //! Prometheus metrics: request counts and latencies by route and status.
 
-use std::{sync::OnceLock, time::Instant};
+use std::{
+    sync::OnceLock,
+    time::{Duration, Instant},
+};
 
 use axum::{
     extract::{MatchedPath, Request},
@@ -8,6 +11,9 @@ use axum::{
     response::Response,
 };
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+/// How often recorded latencies are folded into their summaries.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
 
 /// The process-wide recorder; installed once, whatever the number of
 /// servers built in this process (tests build many).
@@ -20,6 +26,20 @@ pub fn install_recorder() -> PrometheusHandle {
             // Fails only if another recorder was installed first; then ours
             // still renders (empty) and the other keeps working.
             let _ = metrics::set_global_recorder(recorder);
+            // Histogram samples pile up in memory until upkeep drains them,
+            // and nothing else does when nobody scrapes `/metrics`.
+            let upkept = handle.clone();
+            let upkeep = std::thread::Builder::new()
+                .name("metrics-upkeep".to_owned())
+                .spawn(move || {
+                    loop {
+                        std::thread::sleep(UPKEEP_EVERY);
+                        upkept.run_upkeep();
+                    }
+                });
+            if let Err(err) = upkeep {
+                tracing::warn!(error = %err, "no metrics upkeep: latencies are kept until scraped");
+            }
             handle
         })
         .clone()

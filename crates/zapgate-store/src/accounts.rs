@@ -1,6 +1,8 @@
 //! Accounts and token resolution. An account's token is stored only as its
-//! SHA-256 hash; resolving a token means finding that hash among accounts,
-//! then among instances.
+//! SHA-256 hash; resolving a token means finding that hash among accounts and
+//! instances, and is cached for a moment (every request does it).
+
+use std::time::Duration;
 
 use zapgate_core::{
     Error, Result,
@@ -12,7 +14,10 @@ use zapgate_core::{
 };
 
 use crate::{
-    SqlStore, db_error,
+    SqlStore,
+    cache::TtlCache,
+    conn::StoreQuery,
+    db_error,
     rows::{self, ACCOUNT_COLUMNS, from_u32},
 };
 
@@ -63,9 +68,8 @@ pub(crate) async fn create_account(
 pub(crate) async fn list_accounts(store: &SqlStore) -> Result<Vec<Account>> {
     let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts a ORDER BY a.created_at, a.id");
     sqlx::query(&sql)
-        .fetch_all(&store.pool)
-        .await
-        .map_err(Error::internal)?
+        .fetch_all_on(store)
+        .await?
         .iter()
         .map(rows::account)
         .collect()
@@ -75,40 +79,55 @@ pub(crate) async fn list_accounts(store: &SqlStore) -> Result<Vec<Account>> {
 pub(crate) async fn delete_account(store: &SqlStore, account_id: &str) -> Result<bool> {
     let done = sqlx::query("DELETE FROM accounts WHERE id = $1")
         .bind(account_id)
-        .execute(&store.pool)
-        .await
-        .map_err(Error::internal)?;
+        .execute_on(store)
+        .await?;
     Ok(done.rows_affected() > 0)
 }
 
+/// How long a resolved token is trusted without asking the database again
+/// (see [`crate::cache`]). Deleting an account or an instance through this
+/// store forgets every resolved token at once; a deletion by another process
+/// on the same database (a fleet on PostgreSQL, `zapgate account delete`)
+/// revokes its tokens here at most this late.
+pub(crate) const PRINCIPAL_CACHE_TTL: Duration = Duration::from_secs(1);
+
+/// Resolved tokens, keyed by token hash.
+pub(crate) type PrincipalCache = TtlCache<String, Principal>;
+
+/// One query for both kinds of token. Tokens are unique across accounts and
+/// instances; should two rows still match, the account's comes first.
 pub(crate) async fn find_principal(
     store: &SqlStore,
     token: &TokenHash,
 ) -> Result<Option<Principal>> {
-    let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts a WHERE a.token_hash = $1");
-    let row = sqlx::query(&sql)
-        .bind(&token.0)
-        .fetch_optional(&store.pool)
-        .await
-        .map_err(Error::internal)?;
-    if let Some(row) = row {
-        return Ok(Some(Principal::Account(rows::account(&row)?)));
+    let cache = &store.principal_cache;
+    if let Some(found) = cache.get(&token.0) {
+        return Ok(Some(found));
     }
+    let generation = cache.generation();
     let sql = format!(
-        "SELECT {ACCOUNT_COLUMNS}, i.id AS instance_id \
-         FROM instances i JOIN accounts a ON a.id = i.account_id \
-         WHERE i.token_hash = $1"
+        "SELECT {ACCOUNT_COLUMNS}, NULL AS instance_id, 0 AS kind \
+         FROM accounts a WHERE a.token_hash = $1 \
+         UNION ALL \
+         SELECT {ACCOUNT_COLUMNS}, i.id AS instance_id, 1 AS kind \
+         FROM instances i JOIN accounts a ON a.id = i.account_id WHERE i.token_hash = $1 \
+         ORDER BY kind LIMIT 1"
     );
     let row = sqlx::query(&sql)
         .bind(&token.0)
-        .fetch_optional(&store.pool)
-        .await
-        .map_err(Error::internal)?;
-    row.map(|row| {
-        Ok(Principal::Instance {
-            account: rows::account(&row)?,
-            instance_id: rows::get(&row, "instance_id")?,
-        })
-    })
-    .transpose()
+        .fetch_optional_on(store)
+        .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let account = rows::account(&row)?;
+    let principal = match rows::get::<Option<String>>(&row, "instance_id")? {
+        Some(instance_id) => Principal::Instance {
+            account,
+            instance_id,
+        },
+        None => Principal::Account(account),
+    };
+    cache.put(generation, token.0.clone(), principal.clone());
+    Ok(Some(principal))
 }

@@ -16,6 +16,7 @@ use zapgate_core::{
 use crate::{
     SqlStore,
     backend::Backend,
+    conn::StoreQuery,
     db_error,
     rows::{self, INSTANCE_COLUMNS, get},
 };
@@ -158,9 +159,8 @@ pub(crate) async fn list_instances(
         query = query.bind(name);
     }
     query
-        .fetch_all(&store.pool)
-        .await
-        .map_err(Error::internal)?
+        .fetch_all_on(store)
+        .await?
         .iter()
         .map(rows::instance)
         .collect()
@@ -177,9 +177,8 @@ pub(crate) async fn find_instance(
     sqlx::query(&sql)
         .bind(account_id)
         .bind(name)
-        .fetch_optional(&store.pool)
-        .await
-        .map_err(Error::internal)?
+        .fetch_optional_on(store)
+        .await?
         .as_ref()
         .map(rows::instance)
         .transpose()
@@ -192,21 +191,20 @@ pub(crate) async fn find_instance_by_id(
     let sql = format!("SELECT {INSTANCE_COLUMNS} FROM instances i WHERE i.id = $1");
     sqlx::query(&sql)
         .bind(instance_id)
-        .fetch_optional(&store.pool)
-        .await
-        .map_err(Error::internal)?
+        .fetch_optional_on(store)
+        .await?
         .as_ref()
         .map(rows::instance)
         .transpose()
 }
 
 pub(crate) async fn instance_token(store: &SqlStore, instance_id: &str) -> Result<Token> {
-    let sealed: Vec<u8> = sqlx::query_scalar("SELECT token_sealed FROM instances WHERE id = $1")
+    let row = sqlx::query("SELECT token_sealed FROM instances WHERE id = $1")
         .bind(instance_id)
-        .fetch_optional(&store.pool)
-        .await
-        .map_err(Error::internal)?
+        .fetch_optional_on(store)
+        .await?
         .ok_or_else(|| Error::not_found(messages::INSTANCE_NOT_FOUND))?;
+    let sealed: Vec<u8> = get(&row, "token_sealed")?;
     let plain = store.secrets.open(&token_aad(instance_id), &sealed)?;
     String::from_utf8(plain)
         .map(Token::new)
@@ -220,9 +218,8 @@ pub(crate) async fn webhook_authorization(
 ) -> Result<Option<String>> {
     let row = sqlx::query("SELECT webhook_authorization_sealed FROM instances WHERE id = $1")
         .bind(instance_id)
-        .fetch_optional(&store.pool)
-        .await
-        .map_err(Error::internal)?
+        .fetch_optional_on(store)
+        .await?
         .ok_or_else(|| Error::not_found(messages::INSTANCE_NOT_FOUND))?;
     let Some(sealed) = get::<Option<Vec<u8>>>(&row, "webhook_authorization_sealed")? else {
         return Ok(None);
@@ -246,9 +243,8 @@ pub(crate) async fn set_session_status(
         .bind(status.state.as_str())
         .bind(status.number_jid.clone())
         .bind(instance_id)
-        .execute(&store.pool)
-        .await
-        .map_err(Error::internal)?;
+        .execute_on(store)
+        .await?;
     Ok(())
 }
 
@@ -262,9 +258,8 @@ pub(crate) async fn paired_instances(store: &SqlStore) -> Result<Vec<Instance>> 
     sqlx::query(&sql)
         .bind(ConnectionState::Connected.as_str())
         .bind(ConnectionState::LoggedOut.as_str())
-        .fetch_all(&store.pool)
-        .await
-        .map_err(Error::internal)?
+        .fetch_all_on(store)
+        .await?
         .iter()
         .map(rows::instance)
         .collect()
@@ -278,8 +273,7 @@ pub(crate) async fn delete_instance(
     let done = sqlx::query("DELETE FROM instances WHERE id = $1 AND account_id = $2")
         .bind(instance_id)
         .bind(account_id)
-        .execute(&store.pool)
-        .await
-        .map_err(Error::internal)?;
+        .execute_on(store)
+        .await?;
     Ok(done.rows_affected() > 0)
 }

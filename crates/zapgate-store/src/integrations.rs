@@ -2,14 +2,7 @@
 //! secret, Chatwoot's signing secret and the registered webhook URL sealed
 //! (the URL embeds our secret).
 
-use std::{
-    collections::HashMap,
-    sync::{
-        Mutex,
-        atomic::{AtomicU64, Ordering},
-    },
-    time::{Duration, Instant},
-};
+use std::time::Duration;
 
 use sqlx::any::AnyRow;
 use zapgate_core::{
@@ -19,7 +12,7 @@ use zapgate_core::{
     token::Token,
 };
 
-use crate::{SqlStore, rows::get};
+use crate::{SqlStore, cache::TtlCache, conn::StoreQuery, rows::get};
 
 const COLUMNS: &str = "bridge_integration_id, instance_id, chatwoot_base_url, \
     chatwoot_account_id, api_token_sealed, chatwoot_inbox_id, chatwoot_inbox_name, \
@@ -32,53 +25,14 @@ pub(crate) fn aad(integration_id: &str, column: &str) -> String {
 }
 
 /// How long a decrypted integration read by id or instance is reused without
-/// asking the database again. Every write through this store forgets them all
-/// at once, so within one process a change is seen by the next read; another
-/// process on the same database sees a change at most this long after it
-/// committed (a token or flag updated elsewhere, a deactivation elsewhere:
-/// its jobs are taken from the queue at once, a job already running here may
-/// still use the old row for up to this long).
-const CACHE_TTL: Duration = Duration::from_secs(2);
-/// More integrations than this and the cache starts over (it is per process).
-const CACHE_MAX: usize = 10_000;
+/// asking the database again (see [`crate::cache`]): another process's change
+/// (a token or flag updated elsewhere, a deactivation elsewhere: its jobs are
+/// taken from the queue at once) reaches a job already running here at most
+/// this late.
+pub(crate) const CACHE_TTL: Duration = Duration::from_secs(2);
 
 /// The integrations recently found by [`find_by`], keyed by column and value.
-/// Only found rows are kept: an activation is seen at once.
-#[derive(Default)]
-pub(crate) struct IntegrationCache {
-    /// Bumped by every write: a read that began before it does not fill in.
-    generation: AtomicU64,
-    entries: Mutex<HashMap<(String, String), (Instant, Integration)>>,
-}
-
-impl IntegrationCache {
-    fn get(&self, column: &str, value: &str) -> Option<Integration> {
-        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        let (at, found) = entries.get(&(column.to_owned(), value.to_owned()))?;
-        (at.elapsed() < CACHE_TTL).then(|| found.clone())
-    }
-
-    fn put(&self, generation: u64, column: &str, value: &str, found: &Integration) {
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        if self.generation.load(Ordering::Acquire) != generation {
-            return;
-        }
-        if entries.len() >= CACHE_MAX {
-            entries.clear();
-        }
-        entries.insert(
-            (column.to_owned(), value.to_owned()),
-            (Instant::now(), found.clone()),
-        );
-    }
-
-    /// After every write to `chatwoot_integrations` (committed or not).
-    pub(crate) fn forget_all(&self) {
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        entries.clear();
-    }
-}
+pub(crate) type IntegrationCache = TtlCache<(&'static str, String), Integration>;
 
 /// The sealed columns, for key rotation.
 pub(crate) const SEALED_COLUMNS: [&str; 4] = [
@@ -132,33 +86,30 @@ pub(crate) async fn save(store: &SqlStore, i: &Integration) -> Result<()> {
 
 pub(crate) async fn find_by(
     store: &SqlStore,
-    column: &str,
+    column: &'static str,
     value: &str,
 ) -> Result<Option<Integration>> {
     let cache = &store.integration_cache;
-    if let Some(found) = cache.get(column, value) {
+    let key = (column, value.to_owned());
+    if let Some(found) = cache.get(&key) {
         return Ok(Some(found));
     }
-    let generation = cache.generation.load(Ordering::Acquire);
+    let generation = cache.generation();
     let sql = format!("SELECT {COLUMNS} FROM chatwoot_integrations WHERE {column} = $1");
     let row = sqlx::query(&sql)
         .bind(value)
-        .fetch_optional(&store.pool)
-        .await
-        .map_err(Error::internal)?;
+        .fetch_optional_on(store)
+        .await?;
     let found = row.map(|r| integration(store, &r)).transpose()?;
     if let Some(found) = &found {
-        cache.put(generation, column, value, found);
+        cache.put(generation, key, found.clone());
     }
     Ok(found)
 }
 
 pub(crate) async fn list(store: &SqlStore) -> Result<Vec<Integration>> {
     let sql = format!("SELECT {COLUMNS} FROM chatwoot_integrations ORDER BY created_at");
-    let rows = sqlx::query(&sql)
-        .fetch_all(&store.pool)
-        .await
-        .map_err(Error::internal)?;
+    let rows = sqlx::query(&sql).fetch_all_on(store).await?;
     rows.iter().map(|r| integration(store, r)).collect()
 }
 
@@ -171,9 +122,8 @@ pub(crate) async fn summaries(
          JOIN instances i ON i.id = c.instance_id WHERE i.account_id = $1",
     )
     .bind(account_id)
-    .fetch_all(&store.pool)
-    .await
-    .map_err(Error::internal)?;
+    .fetch_all_on(store)
+    .await?;
     rows.iter()
         .map(|r| {
             Ok(IntegrationSummary {
@@ -198,9 +148,8 @@ pub(crate) async fn set_status(
     .bind(status.as_str())
     .bind(last_error)
     .bind(integration_id)
-    .execute(&store.pool)
-    .await
-    .map_err(Error::internal)?;
+    .execute_on(store)
+    .await?;
     Ok(())
 }
 
@@ -217,9 +166,8 @@ pub(crate) async fn set_webhook_url(
     )
     .bind(sealed)
     .bind(integration_id)
-    .execute(&store.pool)
-    .await
-    .map_err(Error::internal)?;
+    .execute_on(store)
+    .await?;
     Ok(())
 }
 

@@ -3,17 +3,22 @@
 //! run one at a time in id order; a claim leases a job with a compare-and-set
 //! update, so two processes claiming at once never both get it.
 
+use std::collections::HashSet;
+
 use sqlx::any::AnyRow;
 use zapgate_core::{
     Error, Result,
     error::Cause,
-    jobs::{Job, JobStatus, NewJob},
+    jobs::{Job, JobStatus, MessageLink, NewJob},
     time::now_ms,
 };
 
 use crate::{
     SqlStore,
     backend::Backend,
+    conn::{AnyQuery, StoreQuery},
+    group::{self, Batch, GroupCommit},
+    links,
     rows::{get, to_u32},
 };
 
@@ -24,7 +29,9 @@ const COLUMNS: &str = "id, integration_id, instance_id, direction, chat_key, ded
 /// Whether the job of the row in scope (`bridge_jobs`) may be leased at `$1`:
 /// queued and due, or running under an expired lease, and no older job of
 /// its chat is still queued or running (dead ones no longer hold it back).
-const CLAIMABLE: &str = "((bridge_jobs.status = 'queued' AND bridge_jobs.run_at <= $1) \
+/// The first term lets SQLite use the partial indexes of unfinished jobs.
+const CLAIMABLE: &str = "bridge_jobs.status IN ('queued', 'running') \
+     AND ((bridge_jobs.status = 'queued' AND bridge_jobs.run_at <= $1) \
       OR (bridge_jobs.status = 'running' AND bridge_jobs.locked_until < $1)) \
      AND NOT EXISTS (SELECT 1 FROM bridge_jobs older \
          WHERE older.integration_id = bridge_jobs.integration_id \
@@ -32,51 +39,98 @@ const CLAIMABLE: &str = "((bridge_jobs.status = 'queued' AND bridge_jobs.run_at 
            AND older.id < bridge_jobs.id \
            AND older.status IN ('queued', 'running'))";
 
-const INSERT: &str = "INSERT INTO bridge_jobs (integration_id, instance_id, direction, chat_key, \
-     dedupe_key, payload, status, attempts, run_at, locked_until, last_error, created_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, 'queued', 0, $7, NULL, '', $8) \
-     ON CONFLICT (dedupe_key) DO NOTHING";
+/// Stored jobs, batched (see [`crate::group`]): one caller's jobs are one
+/// item, stored in order in the same statement.
+pub(crate) struct Enqueues;
 
-fn insert<'q>(
-    new: &'q NewJob,
-    created_at: i64,
-) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
-    sqlx::query(INSERT)
-        .bind(&new.integration_id)
-        .bind(&new.instance_id)
-        .bind(new.direction)
-        .bind(&new.chat_key)
-        .bind(&new.dedupe_key)
-        .bind(&new.payload)
-        .bind(new.run_at_ms)
-        .bind(created_at)
+impl Batch for Enqueues {
+    type Item = Vec<NewJob>;
+    /// How many of the item's jobs were new.
+    type Outcome = u64;
+
+    fn queue(store: &SqlStore) -> &GroupCommit<Self> {
+        &store.enqueues
+    }
+
+    async fn store(store: &SqlStore, items: &[Vec<NewJob>]) -> Result<Vec<u64>> {
+        let jobs: Vec<&NewJob> = items.iter().flatten().collect();
+        let created_at = now_ms();
+        let mut turn = store.write_turn().await;
+        let mut stored = Vec::new();
+        if jobs.len() <= MAX_INSERT_ROWS {
+            let sql = insert_sql(jobs.len());
+            stored = turn.fetch_all(bind_jobs(&sql, &jobs, created_at)).await?;
+        } else {
+            // A hand-over of a long queue: several statements, one transaction.
+            let mut tx = turn.begin().await?;
+            for chunk in jobs.chunks(MAX_INSERT_ROWS) {
+                let sql = insert_sql(chunk.len());
+                let rows = bind_jobs(&sql, chunk, created_at).fetch_all(&mut *tx).await;
+                stored.extend(rows.map_err(Error::internal)?);
+            }
+            tx.commit().await.map_err(Error::internal)?;
+        }
+        // A key stored twice in the batch counts once, for its first job.
+        let mut new_keys = stored
+            .iter()
+            .map(|row| get::<String>(row, "dedupe_key"))
+            .collect::<Result<HashSet<_>>>()?;
+        Ok(items
+            .iter()
+            .map(|item| {
+                let new = item.iter().filter(|j| new_keys.remove(&j.dedupe_key));
+                new.count() as u64
+            })
+            .collect())
+    }
+}
+
+/// Rows one insert statement takes (8 parameters each).
+const MAX_INSERT_ROWS: usize = 512;
+
+/// Inserts `rows` jobs in order (ids only grow), skipping stored dedupe
+/// keys, and returns the keys it stored.
+fn insert_sql(rows: usize) -> String {
+    let values = (0..rows)
+        .map(|i| format!("({}, 'queued', 0, NULL, '')", params(i * 8 + 1, 8)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "INSERT INTO bridge_jobs (integration_id, instance_id, direction, chat_key, \
+         dedupe_key, payload, run_at, created_at, status, attempts, locked_until, last_error) \
+         VALUES {values} ON CONFLICT (dedupe_key) DO NOTHING RETURNING dedupe_key"
+    )
+}
+
+/// `$first, ..., $(first + n - 1)`.
+fn params(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|k| format!("${k}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn bind_jobs<'q>(sql: &'q str, jobs: &[&'q NewJob], created_at: i64) -> AnyQuery<'q> {
+    let mut query = sqlx::query(sql);
+    for new in jobs {
+        query = query
+            .bind(&new.integration_id)
+            .bind(&new.instance_id)
+            .bind(new.direction)
+            .bind(&new.chat_key)
+            .bind(&new.dedupe_key)
+            .bind(&new.payload)
+            .bind(new.run_at_ms)
+            .bind(created_at);
+    }
+    query
 }
 
 pub(crate) async fn enqueue(store: &SqlStore, jobs: &[NewJob]) -> Result<u64> {
-    let _turn = store.write_turn().await;
-    let created_at = now_ms();
-    match jobs {
-        [] => Ok(0),
-        // One statement commits on its own: no transaction's round trips.
-        [new] => Ok(insert(new, created_at)
-            .execute(&store.pool)
-            .await
-            .map_err(Error::internal)?
-            .rows_affected()),
-        _ => {
-            let mut inserted = 0;
-            let mut tx = store.pool.begin().await.map_err(Error::internal)?;
-            for new in jobs {
-                inserted += insert(new, created_at)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(Error::internal)?
-                    .rows_affected();
-            }
-            tx.commit().await.map_err(Error::internal)?;
-            Ok(inserted)
-        }
+    if jobs.is_empty() {
+        return Ok(0);
     }
+    group::submit::<Enqueues>(store, jobs.to_vec()).await
 }
 
 /// Leases up to `limit` claimable jobs, oldest first, in one statement: the
@@ -86,6 +140,11 @@ pub(crate) async fn enqueue(store: &SqlStore, jobs: &[NewJob]) -> Result<u64> {
 /// should it still be picked, the update re-reads it after the other commit
 /// and the re-check leaves it out. On SQLite the statement holds the write
 /// lock. A job leased elsewhere meanwhile is simply not returned.
+///
+/// Both walk unfinished jobs in id order and stop at the limit, and update
+/// the picked rows by id: a backlog of queued jobs does not make each claim
+/// read all of them (SQLite's planner would otherwise sort every claimable
+/// job first, PostgreSQL's hash-join the picked ids against them).
 pub(crate) async fn claim(
     store: &SqlStore,
     now_ms: i64,
@@ -97,42 +156,100 @@ pub(crate) async fn claim(
     if limit == 0 {
         return Ok(Vec::new());
     }
-    let _turn = store.write_turn().await;
+    let mut turn = store.write_turn().await;
     let sql = match store.backend {
         // A CTE that locks is evaluated once, so the limit holds (an `IN`
         // subquery may be run again per row).
         Backend::Postgres => format!(
             "WITH picked (picked_id) AS (SELECT bridge_jobs.id FROM bridge_jobs \
                  WHERE {CLAIMABLE} ORDER BY bridge_jobs.id LIMIT $3 FOR UPDATE SKIP LOCKED) \
-             {LEASE} FROM picked WHERE bridge_jobs.id = picked.picked_id AND {CLAIMABLE} \
-             RETURNING {COLUMNS}"
+             {LEASE} WHERE bridge_jobs.id = ANY (ARRAY(SELECT picked_id FROM picked)) \
+             AND {CLAIMABLE} RETURNING {COLUMNS}"
         ),
         Backend::Sqlite => format!(
             "{LEASE} WHERE bridge_jobs.id IN (SELECT bridge_jobs.id FROM bridge_jobs \
+                 INDEXED BY bridge_jobs_unfinished_idx \
                  WHERE {CLAIMABLE} ORDER BY bridge_jobs.id LIMIT $3) \
              AND {CLAIMABLE} RETURNING {COLUMNS}"
         ),
     };
-    let rows = sqlx::query(&sql)
+    let query = sqlx::query(&sql)
         .bind(now_ms)
         .bind(lease_until_ms)
-        .bind(i64::from(limit))
-        .fetch_all(&store.pool)
-        .await
-        .map_err(Error::internal)?;
+        .bind(i64::from(limit));
+    let rows = turn.fetch_all(query).await?;
     let mut claimed = rows.iter().map(job).collect::<Result<Vec<_>>>()?;
     // RETURNING promises no order.
     claimed.sort_by_key(|j| j.id);
     Ok(claimed)
 }
 
-pub(crate) async fn complete(store: &SqlStore, job_id: i64) -> Result<()> {
-    let _turn = store.write_turn().await;
-    sqlx::query("DELETE FROM bridge_jobs WHERE id = $1")
-        .bind(job_id)
-        .execute(&store.pool)
-        .await
-        .map_err(Error::internal)?;
+/// Finished jobs, batched (see [`crate::group`]): the job's id and the link
+/// of the message it posted.
+pub(crate) struct Completions;
+
+impl Batch for Completions {
+    type Item = (i64, Option<MessageLink>);
+    type Outcome = ();
+
+    fn queue(store: &SqlStore) -> &GroupCommit<Self> {
+        &store.completions
+    }
+
+    async fn store(store: &SqlStore, items: &[Self::Item]) -> Result<Vec<()>> {
+        store_completions(store, items).await?;
+        Ok(vec![(); items.len()])
+    }
+}
+
+pub(crate) async fn complete(
+    store: &SqlStore,
+    job_id: i64,
+    link: Option<&MessageLink>,
+) -> Result<()> {
+    group::submit::<Completions>(store, (job_id, link.cloned())).await
+}
+
+/// One round trip: the links first, then the job rows. On PostgreSQL one
+/// statement (atomic); on SQLite two in one call, so should the second fail,
+/// the job runs again and finds its link (the idempotency check every job
+/// starts with).
+async fn store_completions(store: &SqlStore, batch: &[(i64, Option<MessageLink>)]) -> Result<()> {
+    let links: Vec<&MessageLink> = batch.iter().filter_map(|(_, link)| link.as_ref()).collect();
+    let values = (0..links.len())
+        .map(|i| format!("({})", params(i * 6 + 1, 6)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let ids = params(links.len() * 6 + 1, batch.len());
+    let delete = format!("DELETE FROM bridge_jobs WHERE id IN ({ids})");
+    let sql = if links.is_empty() {
+        delete
+    } else {
+        let insert = format!(
+            "INSERT INTO message_links ({}, created_at) VALUES {values} \
+             ON CONFLICT (integration_id, wa_message_id) DO NOTHING",
+            links::MESSAGE_COLUMNS
+        );
+        match store.backend {
+            Backend::Postgres => format!("WITH done AS ({delete}) {insert}"),
+            Backend::Sqlite => format!("{insert}; {delete}"),
+        }
+    };
+    let created_at = now_ms();
+    let mut query = sqlx::query(&sql);
+    for link in &links {
+        query = query
+            .bind(&link.integration_id)
+            .bind(&link.wa_message_id)
+            .bind(link.chatwoot_message_id)
+            .bind(link.chatwoot_conversation_id)
+            .bind(&link.direction)
+            .bind(created_at);
+    }
+    for (job_id, _) in batch {
+        query = query.bind(job_id);
+    }
+    store.write_turn().await.execute(query).await?;
     Ok(())
 }
 
@@ -145,32 +262,26 @@ pub(crate) async fn requeue(
     error: &str,
     attempts_added: i64,
 ) -> Result<()> {
-    let _turn = store.write_turn().await;
-    sqlx::query(
+    let query = sqlx::query(
         "UPDATE bridge_jobs SET status = 'queued', attempts = attempts + $1, run_at = $2, \
          last_error = $3, locked_until = NULL WHERE id = $4",
     )
     .bind(attempts_added)
     .bind(run_at_ms)
     .bind(error)
-    .bind(job_id)
-    .execute(&store.pool)
-    .await
-    .map_err(Error::internal)?;
+    .bind(job_id);
+    store.write_turn().await.execute(query).await?;
     Ok(())
 }
 
 pub(crate) async fn park(store: &SqlStore, job_id: i64, error: &str) -> Result<()> {
-    let _turn = store.write_turn().await;
-    sqlx::query(
+    let query = sqlx::query(
         "UPDATE bridge_jobs SET status = 'dead', attempts = attempts + 1, last_error = $1, \
          locked_until = NULL WHERE id = $2",
     )
     .bind(error)
-    .bind(job_id)
-    .execute(&store.pool)
-    .await
-    .map_err(Error::internal)?;
+    .bind(job_id);
+    store.write_turn().await.execute(query).await?;
     Ok(())
 }
 
@@ -187,9 +298,8 @@ pub(crate) async fn wake(
     .bind(now_ms)
     .bind(instance_id)
     .bind(direction)
-    .execute(&store.pool)
-    .await
-    .map_err(Error::internal)?;
+    .execute_on(store)
+    .await?;
     Ok(done.rows_affected())
 }
 
@@ -228,9 +338,8 @@ pub(crate) async fn dead_summary(
          FROM bridge_jobs WHERE integration_id = $1 AND status = 'dead'",
     )
     .bind(integration_id)
-    .fetch_one(&store.pool)
-    .await
-    .map_err(Error::internal)?;
+    .fetch_one_on(store)
+    .await?;
     let count: i64 = get(&row, "dead")?;
     Ok((u64::try_from(count).unwrap_or(0), get(&row, "last_error")?))
 }
@@ -242,9 +351,8 @@ pub(crate) async fn take(store: &SqlStore, integration_id: &str) -> Result<Vec<J
         "DELETE FROM bridge_jobs WHERE integration_id = $1 RETURNING {COLUMNS}"
     ))
     .bind(integration_id)
-    .fetch_all(&store.pool)
-    .await
-    .map_err(Error::internal)?;
+    .fetch_all_on(store)
+    .await?;
     let mut jobs = rows.iter().map(job).collect::<Result<Vec<_>>>()?;
     // RETURNING promises no order.
     jobs.sort_by_key(|j| j.id);

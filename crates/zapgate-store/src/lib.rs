@@ -4,7 +4,10 @@
 
 mod accounts;
 mod backend;
+mod cache;
+mod conn;
 mod db_error;
+mod group;
 mod instances;
 mod integrations;
 mod jobs;

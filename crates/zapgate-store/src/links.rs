@@ -5,14 +5,14 @@
 
 use sqlx::any::AnyRow;
 use zapgate_core::{
-    Error, Result,
+    Result,
     jobs::{ChatLink, MessageLink},
     time::now_ms,
 };
 
-use crate::{SqlStore, rows::get};
+use crate::{SqlStore, conn::StoreQuery, rows::get};
 
-const MESSAGE_COLUMNS: &str =
+pub(crate) const MESSAGE_COLUMNS: &str =
     "integration_id, wa_message_id, chatwoot_message_id, chatwoot_conversation_id, direction";
 
 const CHAT_COLUMNS: &str = "integration_id, chat_jid, contact_id, source_id, conversation_id, \
@@ -20,21 +20,19 @@ const CHAT_COLUMNS: &str = "integration_id, chat_jid, contact_id, source_id, con
 
 /// A link already stored for the WhatsApp message is kept as it is.
 pub(crate) async fn save_message(store: &SqlStore, link: &MessageLink) -> Result<()> {
-    let _turn = store.write_turn().await;
-    sqlx::query(&format!(
+    let sql = format!(
         "INSERT INTO message_links ({MESSAGE_COLUMNS}, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6) \
          ON CONFLICT (integration_id, wa_message_id) DO NOTHING"
-    ))
-    .bind(&link.integration_id)
-    .bind(&link.wa_message_id)
-    .bind(link.chatwoot_message_id)
-    .bind(link.chatwoot_conversation_id)
-    .bind(&link.direction)
-    .bind(now_ms())
-    .execute(&store.pool)
-    .await
-    .map_err(Error::internal)?;
+    );
+    let query = sqlx::query(&sql)
+        .bind(&link.integration_id)
+        .bind(&link.wa_message_id)
+        .bind(link.chatwoot_message_id)
+        .bind(link.chatwoot_conversation_id)
+        .bind(&link.direction)
+        .bind(now_ms());
+    store.write_turn().await.execute(query).await?;
     Ok(())
 }
 
@@ -49,9 +47,8 @@ pub(crate) async fn find_message_by_wa(
     ))
     .bind(integration_id)
     .bind(wa_message_id)
-    .fetch_optional(&store.pool)
-    .await
-    .map_err(Error::internal)?
+    .fetch_optional_on(store)
+    .await?
     .as_ref()
     .map(message)
     .transpose()
@@ -69,9 +66,8 @@ pub(crate) async fn find_messages_by_chatwoot(
     ))
     .bind(integration_id)
     .bind(chatwoot_message_id)
-    .fetch_all(&store.pool)
-    .await
-    .map_err(Error::internal)?
+    .fetch_all_on(store)
+    .await?
     .iter()
     .map(message)
     .collect()
@@ -87,9 +83,8 @@ pub(crate) async fn find_chat(
     ))
     .bind(integration_id)
     .bind(chat_jid)
-    .fetch_optional(&store.pool)
-    .await
-    .map_err(Error::internal)?
+    .fetch_optional_on(store)
+    .await?
     .as_ref()
     .map(chat)
     .transpose()
@@ -115,13 +110,7 @@ pub(crate) async fn find_chats(
     for jid in chat_jids {
         query = query.bind(jid);
     }
-    query
-        .fetch_all(&store.pool)
-        .await
-        .map_err(Error::internal)?
-        .iter()
-        .map(chat)
-        .collect()
+    query.fetch_all_on(store).await?.iter().map(chat).collect()
 }
 
 /// The link most recently saved (`save_chat`) for the conversation.
@@ -136,17 +125,15 @@ pub(crate) async fn find_chat_by_conversation(
     ))
     .bind(integration_id)
     .bind(conversation_id)
-    .fetch_optional(&store.pool)
-    .await
-    .map_err(Error::internal)?
+    .fetch_optional_on(store)
+    .await?
     .as_ref()
     .map(chat)
     .transpose()
 }
 
 pub(crate) async fn save_chat(store: &SqlStore, link: &ChatLink) -> Result<()> {
-    let _turn = store.write_turn().await;
-    sqlx::query(&format!(
+    let sql = format!(
         "INSERT INTO chat_links ({CHAT_COLUMNS}, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
          ON CONFLICT (integration_id, chat_jid) DO UPDATE SET \
@@ -155,18 +142,17 @@ pub(crate) async fn save_chat(store: &SqlStore, link: &ChatLink) -> Result<()> {
          conversation_status = excluded.conversation_status, \
          reconciled_message_id = excluded.reconciled_message_id, \
          updated_at = excluded.updated_at"
-    ))
-    .bind(&link.integration_id)
-    .bind(&link.chat_jid)
-    .bind(link.contact_id)
-    .bind(&link.source_id)
-    .bind(link.conversation_id)
-    .bind(&link.conversation_status)
-    .bind(link.reconciled_message_id)
-    .bind(now_ms())
-    .execute(&store.pool)
-    .await
-    .map_err(Error::internal)?;
+    );
+    let query = sqlx::query(&sql)
+        .bind(&link.integration_id)
+        .bind(&link.chat_jid)
+        .bind(link.contact_id)
+        .bind(&link.source_id)
+        .bind(link.conversation_id)
+        .bind(&link.conversation_status)
+        .bind(link.reconciled_message_id)
+        .bind(now_ms());
+    store.write_turn().await.execute(query).await?;
     Ok(())
 }
 
@@ -185,9 +171,8 @@ pub(crate) async fn set_conversation_status(
     .bind(status)
     .bind(integration_id)
     .bind(conversation_id)
-    .execute(&store.pool)
-    .await
-    .map_err(Error::internal)?;
+    .execute_on(store)
+    .await?;
     Ok(())
 }
 
@@ -199,9 +184,8 @@ pub(crate) async fn forget_conversation(
     sqlx::query("DELETE FROM chat_links WHERE integration_id = $1 AND conversation_id = $2")
         .bind(integration_id)
         .bind(conversation_id)
-        .execute(&store.pool)
-        .await
-        .map_err(Error::internal)?;
+        .execute_on(store)
+        .await?;
     Ok(())
 }
 
@@ -219,9 +203,8 @@ pub(crate) async fn set_reconciled(
     .bind(message_id)
     .bind(integration_id)
     .bind(conversation_id)
-    .execute(&store.pool)
-    .await
-    .map_err(Error::internal)?;
+    .execute_on(store)
+    .await?;
     Ok(())
 }
 

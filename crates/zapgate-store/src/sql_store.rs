@@ -11,8 +11,12 @@ use sqlx::{
 use zapgate_core::{Error, Result, error::Cause};
 
 use crate::{
+    accounts::{self, PrincipalCache},
     backend::{Backend, redact_url},
-    integrations::IntegrationCache,
+    conn::{Conns, WriteTurn},
+    group::GroupCommit,
+    integrations::{self, IntegrationCache},
+    jobs::{Completions, Enqueues},
     secret_box::SecretBox,
 };
 
@@ -31,10 +35,14 @@ pub struct SqlStore {
     pub(crate) secrets: Arc<SecretBox>,
     /// Decrypted integrations read recently (see [`IntegrationCache`]).
     pub(crate) integration_cache: Arc<IntegrationCache>,
-    /// SQLite: the bridge's hot writes take turns here instead of colliding
-    /// on the database's write lock, whose busy handler sleeps (1, 2, 5 ms
-    /// ...) before trying again. Other processes still meet the busy timeout.
-    write_gate: Arc<tokio::sync::Mutex<()>>,
+    /// Tokens resolved recently (see [`PrincipalCache`]).
+    pub(crate) principal_cache: Arc<PrincipalCache>,
+    /// Jobs waiting to be stored together (see [`crate::group`]).
+    pub(crate) enqueues: Arc<GroupCommit<Enqueues>>,
+    /// Finished jobs waiting to be stored together.
+    pub(crate) completions: Arc<GroupCommit<Completions>>,
+    /// Connections kept out of the pool between queries (see [`crate::conn`]).
+    pub(crate) conns: Arc<Conns>,
     redacted_url: Arc<str>,
 }
 
@@ -58,9 +66,8 @@ impl SqlStore {
         let redacted_url: Arc<str> = redact_url(url).into();
         let pool = match backend {
             Backend::Sqlite => connect_sqlite(url).await?,
-            Backend::Postgres => AnyPoolOptions::new()
+            Backend::Postgres => pool_options()
                 .max_connections(POSTGRES_POOL_SIZE)
-                .acquire_timeout(ACQUIRE_TIMEOUT)
                 .connect(url)
                 .await
                 .map_err(|e| connect_error(&redacted_url, e))?,
@@ -70,8 +77,16 @@ impl SqlStore {
             pool,
             backend,
             secrets: Arc::new(secrets),
-            integration_cache: Arc::default(),
-            write_gate: Arc::default(),
+            integration_cache: Arc::new(IntegrationCache::new(integrations::CACHE_TTL)),
+            principal_cache: Arc::new(PrincipalCache::new(accounts::PRINCIPAL_CACHE_TTL)),
+            enqueues: Arc::default(),
+            completions: Arc::default(),
+            conns: Arc::new(Conns::new(match backend {
+                // Its pool has only one connection, which must go back.
+                Backend::Sqlite if is_in_memory(url) => 0,
+                Backend::Sqlite => SQLITE_POOL_SIZE as usize / 2,
+                Backend::Postgres => POSTGRES_POOL_SIZE as usize / 2,
+            })),
             redacted_url,
         })
     }
@@ -85,12 +100,9 @@ impl SqlStore {
         migrator.run(&self.pool).await.map_err(Error::internal)
     }
 
-    /// Held while a hot write runs (SQLite only; PostgreSQL locks rows).
-    pub(crate) async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
-        match self.backend {
-            Backend::Sqlite => Some(self.write_gate.lock().await),
-            Backend::Postgres => None,
-        }
+    /// Held while a hot write runs (see [`WriteTurn`]).
+    pub(crate) async fn write_turn(&self) -> WriteTurn<'_> {
+        WriteTurn::take(self).await
     }
 
     pub fn backend(&self) -> Backend {
@@ -99,17 +111,31 @@ impl SqlStore {
 
     /// Closes every pooled connection; later calls fail.
     pub async fn close(&self) {
+        // The pool waits for every connection to come back.
+        self.conns.release_all().await;
         self.pool.close().await;
     }
 }
 
+fn is_in_memory(url: &str) -> bool {
+    url.contains(":memory:") || url.contains("mode=memory")
+}
+
+/// Pool options of both backends. sqlx pings a connection as it leaves the
+/// idle queue unless told not to (and again as it comes back): a round trip
+/// per query for nothing, since a broken connection fails its query anyway.
+fn pool_options() -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .test_before_acquire(false)
+}
+
 async fn connect_sqlite(url: &str) -> Result<AnyPool> {
     let url = prepare_sqlite_url(url)?;
-    let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-    let pool = AnyPoolOptions::new()
+    let in_memory = is_in_memory(&url);
+    let pool = pool_options()
         // Each in-memory connection would be a database of its own.
         .max_connections(if in_memory { 1 } else { SQLITE_POOL_SIZE })
-        .acquire_timeout(ACQUIRE_TIMEOUT)
         .after_connect(|conn, _meta| {
             Box::pin(async move {
                 conn.execute(

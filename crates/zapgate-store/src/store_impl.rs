@@ -37,8 +37,9 @@ impl Store for SqlStore {
     }
 
     async fn delete_account(&self, account_id: &str) -> Result<bool> {
-        // Cascades to the account's integrations.
+        // Cascades to the account's instances (their tokens) and integrations.
         let done = accounts::delete_account(self, account_id).await;
+        self.principal_cache.forget_all();
         self.integration_cache.forget_all();
         done
     }
@@ -80,8 +81,9 @@ impl Store for SqlStore {
     }
 
     async fn delete_instance(&self, account_id: &str, instance_id: &str) -> Result<bool> {
-        // Cascades to the instance's integration.
+        // Revokes the instance's token; cascades to its integration.
         let done = instances::delete_instance(self, account_id, instance_id).await;
+        self.principal_cache.forget_all();
         self.integration_cache.forget_all();
         done
     }
@@ -147,8 +149,8 @@ impl Store for SqlStore {
         jobs::claim(self, now_ms, lease_until_ms, limit).await
     }
 
-    async fn complete_job(&self, job_id: i64) -> Result<()> {
-        jobs::complete(self, job_id).await
+    async fn complete_job(&self, job_id: i64, link: Option<&MessageLink>) -> Result<()> {
+        jobs::complete(self, job_id, link).await
     }
 
     async fn retry_job(&self, job_id: i64, run_at_ms: i64, error: &str) -> Result<()> {

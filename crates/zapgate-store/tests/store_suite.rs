@@ -120,6 +120,7 @@ suite!(
     migrations_are_idempotent,
     accounts_are_created_listed_and_deleted_with_their_instances,
     principals_resolve_both_token_kinds,
+    resolved_tokens_go_with_their_owner,
     account_tokens_are_unique_and_concurrent_creates_succeed,
     create_instance_enforces_names_tokens_and_quota,
     concurrent_creates_never_exceed_the_quota,
@@ -134,10 +135,12 @@ suite!(
     secrets_are_absent_from_raw_rows,
     a_sealed_token_copied_to_another_row_does_not_decrypt,
     enqueue_skips_duplicate_dedupe_keys,
+    concurrent_enqueues_keep_each_callers_order_and_count,
     claim_returns_only_the_head_of_each_chat,
     jobs_not_yet_due_are_not_claimed,
     expired_leases_are_reclaimed_live_ones_are_not,
     concurrent_claims_never_share_a_job,
+    completions_store_their_links_and_free_the_chat,
     retry_counts_attempts_and_defer_does_not,
     wake_jobs_makes_queued_jobs_due_now,
     replay_dead_jobs_requeues_dead_letters,
@@ -345,6 +348,61 @@ async fn principals_resolve_both_token_kinds(db: Db) {
             .unwrap()
             .is_none()
     );
+}
+
+/// Resolved tokens are cached: a deletion through the same store revokes
+/// them at once, one through another process (another store on the same
+/// database) within the documented second.
+async fn resolved_tokens_go_with_their_owner(db: Db) {
+    let store = db.store().await;
+    let elsewhere = db.store().await;
+    let (acc, acc_token) = account(&store, "Acme", 3).await;
+    let doomed = new_instance("doomed");
+    let instance = store.create_instance(&acc, &doomed).await.unwrap();
+    let kept = new_instance("kept");
+    store.create_instance(&acc, &kept).await.unwrap();
+    for token in [&acc_token, &doomed.token, &kept.token] {
+        for resolver in [&store, &elsewhere] {
+            assert!(
+                resolver
+                    .find_principal(&token.hash())
+                    .await
+                    .unwrap()
+                    .is_some()
+            );
+        }
+    }
+
+    assert!(store.delete_instance(&acc.id, &instance.id).await.unwrap());
+    assert!(
+        store
+            .find_principal(&doomed.token.hash())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .find_principal(&kept.token.hash())
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(store.delete_account(&acc.id).await.unwrap());
+    for token in [&acc_token, &kept.token] {
+        assert!(store.find_principal(&token.hash()).await.unwrap().is_none());
+    }
+
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    for token in [&acc_token, &doomed.token, &kept.token] {
+        assert!(
+            elsewhere
+                .find_principal(&token.hash())
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
 }
 
 async fn create_instance_enforces_names_tokens_and_quota(db: Db) {
@@ -892,8 +950,56 @@ async fn enqueue_skips_duplicate_dedupe_keys(db: Db) {
     assert!(got.created_at_ms > 0 && got.created_at_ms <= before + 1000);
 
     // Once the job is gone its key may be used again.
-    store.complete_job(got.id).await.unwrap();
+    store.complete_job(got.id, None).await.unwrap();
     assert_eq!(store.enqueue_jobs(&[a]).await.unwrap(), 1);
+}
+
+/// Enqueues arriving together are stored together: each caller's jobs keep
+/// their order, each caller learns how many of its jobs were new, and a
+/// hand-over longer than one statement holds is stored whole.
+async fn concurrent_enqueues_keep_each_callers_order_and_count(db: Db) {
+    let store = Arc::new(db.store().await);
+    let ins = job_instance(&store, "together").await;
+    let callers: Vec<_> = (0..30)
+        .map(|c| {
+            let store = store.clone();
+            // Two callers share each `shared` key: only one stores it.
+            let jobs = [
+                new_job(&ins, "int_1", &format!("chat{c}"), &format!("c{c}-a"), NOW),
+                new_job(&ins, "int_1", &format!("chat{c}"), &format!("c{c}-b"), NOW),
+                new_job(&ins, "int_1", "shared", &format!("shared{}", c / 2), NOW),
+            ];
+            tokio::spawn(async move { store.enqueue_jobs(&jobs).await })
+        })
+        .collect();
+    let mut new = 0;
+    for caller in callers {
+        new += caller.await.unwrap().unwrap();
+    }
+    assert_eq!(new, 75, "each stored key counted once");
+
+    // Taken in id order: each caller's jobs kept their order.
+    let stored = store.take_jobs("int_1").await.unwrap();
+    assert_eq!(stored.len(), 75);
+    for c in 0..30 {
+        let chat = format!("chat{c}");
+        let keys: Vec<_> = stored
+            .iter()
+            .filter(|j| j.chat_key == chat)
+            .map(|j| j.dedupe_key.clone())
+            .collect();
+        assert_eq!(keys, [format!("c{c}-a"), format!("c{c}-b")]);
+    }
+
+    let long: Vec<_> = (0..1_200)
+        .map(|n| new_job(&ins, "int_2", "long", &format!("long{n}"), NOW))
+        .collect();
+    assert_eq!(store.enqueue_jobs(&long).await.unwrap(), 1_200);
+    assert_eq!(store.enqueue_jobs(&long[..10]).await.unwrap(), 0);
+    let taken = store.take_jobs("int_2").await.unwrap();
+    let keys: Vec<_> = taken.iter().map(|j| j.dedupe_key.clone()).collect();
+    let expected: Vec<_> = (0..1_200).map(|n| format!("long{n}")).collect();
+    assert_eq!(keys, expected, "stored in order");
 }
 
 async fn claim_returns_only_the_head_of_each_chat(db: Db) {
@@ -914,10 +1020,10 @@ async fn claim_returns_only_the_head_of_each_chat(db: Db) {
     // A1 is running: A2 waits behind it.
     assert!(claim(&store, NOW).await.is_empty());
     for done in &first[1..] {
-        store.complete_job(done.id).await.unwrap();
+        store.complete_job(done.id, None).await.unwrap();
     }
 
-    store.complete_job(first[0].id).await.unwrap();
+    store.complete_job(first[0].id, None).await.unwrap();
     let a2 = claim(&store, NOW).await;
     assert_eq!(keys(&a2), ["a2"]);
 
@@ -1016,6 +1122,58 @@ async fn concurrent_claims_never_share_a_job(db: Db) {
     assert!(claim(&one, NOW).await.is_empty());
 }
 
+/// Completions arriving together are stored together; each saves its link,
+/// a link already stored stays as it was, and the chat's next job is free.
+async fn completions_store_their_links_and_free_the_chat(db: Db) {
+    let store = Arc::new(db.store().await);
+    let ins = job_instance(&store, "done").await;
+    let total = 40;
+    let mut jobs: Vec<_> = (0..total)
+        .map(|n| new_job(&ins, "int_1", &format!("chat{n}"), &format!("job{n}"), NOW))
+        .collect();
+    jobs.push(new_job(&ins, "int_1", "chat0", "next", NOW));
+    store.enqueue_jobs(&jobs).await.unwrap();
+    let first = message_link("int_1", "WA0", 1);
+    store.save_message_link(&first).await.unwrap();
+
+    let claimed = claim(&store, NOW).await;
+    assert_eq!(claimed.len(), total as usize);
+    // All spawned before any is awaited, so they meet in the store.
+    let done: Vec<_> = claimed
+        .iter()
+        .enumerate()
+        .map(|(n, job)| {
+            let store = store.clone();
+            let id = job.id;
+            // Every other job posted nothing (a receipt, a redelivery).
+            let link =
+                (n % 2 == 0).then(|| message_link("int_1", &format!("WA{n}"), 100 + n as i64));
+            tokio::spawn(async move { store.complete_job(id, link.as_ref()).await })
+        })
+        .collect();
+    for finished in done {
+        finished.await.unwrap().unwrap();
+    }
+
+    assert_eq!(keys(&claim(&store, NOW).await), ["next"]);
+    assert_eq!(
+        store.find_message_by_wa("int_1", "WA0").await.unwrap(),
+        Some(first)
+    );
+    for n in (2..total as usize).step_by(2) {
+        let link = store
+            .find_message_by_wa("int_1", &format!("WA{n}"))
+            .await
+            .unwrap()
+            .expect("link stored with its completion");
+        assert_eq!(link.chatwoot_message_id, 100 + n as i64);
+    }
+    assert_eq!(
+        store.find_message_by_wa("int_1", "WA1").await.unwrap(),
+        None
+    );
+}
+
 async fn retry_counts_attempts_and_defer_does_not(db: Db) {
     let store = db.store().await;
     let ins = job_instance(&store, "retry").await;
@@ -1080,7 +1238,7 @@ async fn wake_jobs_makes_queued_jobs_due_now(db: Db) {
     let woken = claim(&store, NOW).await;
     assert_eq!(keys(&woken), ["out-a", "out-b", "out-due"]);
     for job in &woken {
-        store.complete_job(job.id).await.unwrap();
+        store.complete_job(job.id, None).await.unwrap();
     }
 
     // Running jobs are not woken either.

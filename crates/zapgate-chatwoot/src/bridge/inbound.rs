@@ -19,12 +19,14 @@ use super::{
 use crate::client::{Attachment, ChatwootClient, ChatwootError, NewContact, NewMessage};
 
 impl Bridge {
+    /// Posts the message; returns its link, which the worker stores with the
+    /// job's completion.
     pub(super) async fn post_inbound(
         &self,
         job: &Job,
         integration: &Integration,
         message: &InboundJob,
-    ) -> Result<(), Failure> {
+    ) -> Result<Option<MessageLink>, Failure> {
         // Posted before (a WhatsApp redelivery, or a retry after a crash).
         if self
             .store
@@ -32,7 +34,7 @@ impl Bridge {
             .await?
             .is_some()
         {
-            return Ok(());
+            return Ok(None);
         }
         let client = self.client(integration);
         let chat = Jid::parse(&message.chat).map_err(|e| Failure::Rejected {
@@ -54,12 +56,12 @@ impl Bridge {
         if job.attempts > 0
             && let Some(existing) = find_posted(&client, link.conversation_id, &source_id).await?
         {
-            return self.remember(integration, message, &link, existing).await;
+            return Ok(Some(posted(integration, message, &link, existing)));
         }
 
         let new = self.new_message(integration, message, source_id).await?;
         match client.create_message(link.conversation_id, new).await {
-            Ok(created) => self.remember(integration, message, &link, created.id).await,
+            Ok(created) => Ok(Some(posted(integration, message, &link, created.id))),
             Err(ChatwootError::Status { status: 404, .. }) => {
                 // The conversation was deleted in Chatwoot: rebuild the link.
                 self.store
@@ -72,25 +74,6 @@ impl Bridge {
             }
             Err(e) => Err(e.into()),
         }
-    }
-
-    async fn remember(
-        &self,
-        integration: &Integration,
-        message: &InboundJob,
-        link: &ChatLink,
-        chatwoot_message_id: i64,
-    ) -> Result<(), Failure> {
-        self.store
-            .save_message_link(&MessageLink {
-                integration_id: integration.id.clone(),
-                wa_message_id: message.id.clone(),
-                chatwoot_message_id,
-                chatwoot_conversation_id: link.conversation_id,
-                direction: INBOUND.to_owned(),
-            })
-            .await?;
-        Ok(())
     }
 
     async fn new_message(
@@ -468,6 +451,22 @@ impl Bridge {
             Ok(()) | Err(ChatwootError::Status { status: 404, .. }) => Ok(()),
             Err(e) => Err(e.into()),
         }
+    }
+}
+
+/// The link of a message now in Chatwoot.
+fn posted(
+    integration: &Integration,
+    message: &InboundJob,
+    link: &ChatLink,
+    chatwoot_message_id: i64,
+) -> MessageLink {
+    MessageLink {
+        integration_id: integration.id.clone(),
+        wa_message_id: message.id.clone(),
+        chatwoot_message_id,
+        chatwoot_conversation_id: link.conversation_id,
+        direction: INBOUND.to_owned(),
     }
 }
 

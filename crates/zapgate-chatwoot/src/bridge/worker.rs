@@ -2,11 +2,18 @@
 //! concurrently, and records each outcome: done, retried with backoff,
 //! waiting, or parked as a dead letter.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use tokio::task::JoinSet;
 use zapgate_core::{
-    Result, chatwoot::IntegrationStatus, jobs::Job, time::now_ms, token::random_bytes,
+    Result,
+    chatwoot::IntegrationStatus,
+    jobs::{Job, MessageLink},
+    time::now_ms,
+    token::random_bytes,
 };
 
 use super::{
@@ -14,22 +21,33 @@ use super::{
     payload::{INBOUND, JobPayload},
 };
 
+/// After a claim that found less than it could take, the next one waits
+/// this long: under load the jobs stored and released meanwhile are claimed
+/// together, instead of one claim (a write) for each of them.
+const CLAIM_GAP: Duration = Duration::from_millis(1);
+
 /// Keeps up to `batch` jobs running: claims again as soon as a slot frees
 /// (a finished job may have released the next one of its chat) or a job is
 /// stored, instead of waiting for a whole batch to finish.
 pub(super) async fn run(bridge: Arc<Bridge>) {
     let slots = bridge.config.batch.max(1) as usize;
     let mut running = JoinSet::new();
+    let mut drained_at: Option<Instant> = None;
     loop {
         while let Some(joined) = running.try_join_next() {
             log_panic(joined);
         }
         let free = slots.saturating_sub(running.len());
         if free > 0 {
+            let gap = drained_at.map(|at| CLAIM_GAP.saturating_sub(at.elapsed()));
+            if let Some(gap) = gap.filter(|g| !g.is_zero()) {
+                tokio::time::sleep(gap).await;
+            }
             let now = now_ms();
             let lease_until = now + bridge.config.lease.as_millis() as i64;
             match bridge.store.claim_jobs(now, lease_until, free as u32).await {
                 Ok(jobs) => {
+                    drained_at = (jobs.len() < free).then(Instant::now);
                     for job in jobs {
                         let bridge = bridge.clone();
                         running.spawn(async move { bridge.run_job(job).await });
@@ -102,17 +120,21 @@ impl Bridge {
         }
     }
 
-    async fn execute(&self, job: &Job) -> Result<(), Failure> {
+    /// Done, with the message link to store along with the completion (an
+    /// inbound message posted), or why not.
+    async fn execute(&self, job: &Job) -> Result<Option<MessageLink>, Failure> {
         let Some(integration) = self
             .store
             .find_integration_by_id(&job.integration_id)
             .await?
         else {
             // Deactivated meanwhile: deactivation already dealt with its jobs.
-            return Ok(());
+            return Ok(None);
         };
-        match JobPayload::from_json(&job.payload)? {
-            JobPayload::Inbound(message) => self.post_inbound(job, &integration, &message).await,
+        let done = match JobPayload::from_json(&job.payload)? {
+            JobPayload::Inbound(message) => {
+                return self.post_inbound(job, &integration, &message).await;
+            }
             JobPayload::Receipt {
                 wa_message_id,
                 status,
@@ -130,13 +152,14 @@ impl Bridge {
                 self.revoke_agent_message(&integration, conversation_id, message_id)
                     .await
             }
-        }
+        };
+        done.map(|()| None)
     }
 
-    async fn record(&self, job: &Job, outcome: Result<(), Failure>) -> Result<()> {
+    async fn record(&self, job: &Job, outcome: Result<Option<MessageLink>, Failure>) -> Result<()> {
         let now = now_ms();
         match outcome {
-            Ok(()) => self.store.complete_job(job.id).await,
+            Ok(link) => self.store.complete_job(job.id, link.as_ref()).await,
             Err(Failure::Wait { reason, after }) => {
                 self.store
                     .defer_job(job.id, now + after.as_millis() as i64, &reason)
@@ -168,7 +191,7 @@ impl Bridge {
             Err(Failure::Rejected { error }) => {
                 tracing::info!(job_id = job.id, %error, "agent message rejected by WhatsApp");
                 self.report_failed(job, &error).await;
-                self.store.complete_job(job.id).await
+                self.store.complete_job(job.id, None).await
             }
         }
     }

@@ -4,7 +4,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::harness::{Reply, TestServer};
+use crate::harness::{ADMIN_TOKEN, Env, Reply, TestServer};
 
 /// Every REST route that takes a token, with a valid body where it needs one.
 fn routes(instance: &str) -> Vec<(Method, String, Option<Value>)> {
@@ -300,5 +300,79 @@ async fn an_instance_token_cannot_reach_a_sibling_instance_of_its_account() {
 
     assert_untouched(&server, &account, "b", "5511944443333").await;
     assert_untouched(&server, &token_b, "b", "5511944443333").await;
+    server.stop().await;
+}
+
+/// Tokens are resolved once and remembered for a moment: a deletion in this
+/// server must still revoke them at once, even right after they were used.
+async fn deleted_owners_tokens_stop_working_at_once(server: &TestServer) {
+    let (id, account) = server.create_account("acme", 10).await;
+    let token_one = server.create_instance(&account, "one").await;
+    let token_two = server.create_instance(&account, "two").await;
+    let (_, other) = server.create_account("other", 10).await;
+    let token_other = server.create_instance(&other, "one").await;
+    let use_all = [&account, &token_one, &token_two, &other, &token_other];
+    for token in use_all {
+        let list = server.get("/api/instance/list", Some(token)).await;
+        assert_eq!(list.status, StatusCode::OK, "{}", list.text);
+    }
+
+    let deleted = server
+        .delete("/api/instance/delete/one", Some(&account))
+        .await;
+    assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.text);
+    server
+        .get("/api/instance/list", Some(&token_one))
+        .await
+        .assert_error(401, "Invalid token");
+    server
+        .get("/api/instance/connect/one", Some(&token_one))
+        .await
+        .assert_error(401, "Invalid token");
+    let list = server.get("/api/instance/list", Some(&account)).await;
+    assert_eq!(
+        list.body["message"],
+        json!("1 Instance found"),
+        "{}",
+        list.text
+    );
+    let own = server.get("/api/instance/list", Some(&token_two)).await;
+    assert_eq!(own.status, StatusCode::OK, "{}", own.text);
+
+    let deleted = server
+        .delete(&format!("/admin/accounts/{id}"), Some(ADMIN_TOKEN))
+        .await;
+    assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.text);
+    for token in [&account, &token_two] {
+        server
+            .get("/api/instance/list", Some(token))
+            .await
+            .assert_error(401, "Invalid token");
+        server
+            .post("/api/instance/new", Some(token), json!({"name": "again"}))
+            .await
+            .assert_error(401, "Invalid token");
+    }
+    // The other account's tokens were not disturbed.
+    for token in [&other, &token_other] {
+        let list = server.get("/api/instance/list", Some(token)).await;
+        assert_eq!(list.status, StatusCode::OK, "{}", list.text);
+        assert_eq!(list.body["instances"][0]["name"], json!("one"));
+    }
+}
+
+#[tokio::test]
+async fn a_deleted_instance_or_account_is_refused_at_once_even_right_after_use() {
+    let server = TestServer::start().await;
+    deleted_owners_tokens_stop_working_at_once(&server).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_deleted_instance_or_account_is_refused_at_once_on_postgres() {
+    let Some(server) = TestServer::start_postgres(Env::default()).await else {
+        return;
+    };
+    deleted_owners_tokens_stop_working_at_once(&server).await;
     server.stop().await;
 }
