@@ -34,6 +34,36 @@ pub struct Opts {
     pub api_duration: Duration,
     pub big: usize,
     pub idle: Duration,
+    /// The phases to run (`--only`, for profiling one of them); all by default.
+    pub only: Vec<Phase>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Inbound,
+    Outbound,
+    Api,
+    Memory,
+}
+
+impl Phase {
+    pub const ALL: [Phase; 4] = [Phase::Inbound, Phase::Outbound, Phase::Api, Phase::Memory];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Inbound => "inbound",
+            Phase::Outbound => "outbound",
+            Phase::Api => "api",
+            Phase::Memory => "memory",
+        }
+    }
+
+    fn parse(raw: &str) -> anyhow::Result<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|phase| phase.name() == raw)
+            .with_context(|| format!("unknown phase {raw} (inbound, outbound, api, memory)"))
+    }
 }
 
 fn parse_opts() -> anyhow::Result<Opts> {
@@ -43,6 +73,7 @@ fn parse_opts() -> anyhow::Result<Opts> {
         std::env::var("ZAPGATE_BENCH_POSTGRES_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned()),
     );
+    let mut only = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -50,10 +81,20 @@ fn parse_opts() -> anyhow::Result<Opts> {
             "--out" => out = PathBuf::from(args.next().context("--out needs a path")?),
             "--no-postgres" => pg_admin = None,
             "--postgres" => pg_admin = Some(args.next().context("--postgres needs a URL")?),
+            "--only" => {
+                let phases = args.next().context("--only needs a phase list")?;
+                for phase in phases.split(',') {
+                    only.push(Phase::parse(phase)?);
+                }
+            }
             other => anyhow::bail!(
-                "unknown argument {other} (--quick, --out FILE, --postgres URL, --no-postgres)"
+                "unknown argument {other} (--quick, --out FILE, --postgres URL, --no-postgres, \
+                 --only inbound,outbound,api,memory)"
             ),
         }
+    }
+    if only.is_empty() {
+        only = Phase::ALL.to_vec();
     }
     let exe = std::env::current_exe()?;
     let bin = exe.with_file_name("zapgate");
@@ -76,6 +117,7 @@ fn parse_opts() -> anyhow::Result<Opts> {
             api_duration: Duration::from_secs(2),
             big: 2_000,
             idle: Duration::from_secs(2),
+            only,
         }
     } else {
         Opts {
@@ -91,6 +133,7 @@ fn parse_opts() -> anyhow::Result<Opts> {
             api_duration: Duration::from_secs(5),
             big: 10_000,
             idle: Duration::from_secs(4),
+            only,
         }
     })
 }
@@ -121,11 +164,19 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
     }
     for backend in backends {
         eprintln!("== {} ==", backend.name());
-        rows.extend(phases::bridge(&opts, backend, phases::Direction::Inbound).await?);
-        rows.extend(phases::bridge(&opts, backend, phases::Direction::Outbound).await?);
-        rows.extend(phases::api(&opts, backend).await?);
+        if opts.only.contains(&Phase::Inbound) {
+            rows.extend(phases::bridge(&opts, backend, phases::Direction::Inbound).await?);
+        }
+        if opts.only.contains(&Phase::Outbound) {
+            rows.extend(phases::bridge(&opts, backend, phases::Direction::Outbound).await?);
+        }
+        if opts.only.contains(&Phase::Api) {
+            rows.extend(phases::api(&opts, backend).await?);
+        }
     }
-    rows.extend(phases::memory(&opts).await?);
+    if opts.only.contains(&Phase::Memory) {
+        rows.extend(phases::memory(&opts).await?);
+    }
     notes.push(format!("run took {:.0} s", started.elapsed().as_secs_f64()));
     let table = report::render(&opts, &rows, &notes);
     println!("{table}");

@@ -1,6 +1,6 @@
 //! The results table (Markdown), with the machine, date and commit.
 
-use crate::Opts;
+use crate::{Opts, Phase};
 
 #[derive(Debug, Clone)]
 pub struct Row {
@@ -114,6 +114,10 @@ pub fn render(opts: &Opts, rows: &[Row], notes: &[String]) -> String {
     out.push_str("- Command: `bench/run.sh");
     if opts.quick {
         out.push_str(" --quick");
+    }
+    if opts.only.len() < Phase::ALL.len() {
+        let names: Vec<&str> = opts.only.iter().map(|p| p.name()).collect();
+        out.push_str(&format!(" --only {}", names.join(",")));
     }
     out.push_str("`\n\n");
     out.push_str("| Figure | Backend | zapgate | baseline | zapgate / baseline | target | |\n");

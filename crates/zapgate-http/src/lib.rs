@@ -54,9 +54,27 @@ impl Default for BodyLimits {
     }
 }
 
-/// Everything a handler may reach.
+/// Everything a handler may reach. Axum clones the state for every extractor
+/// and middleware that asks for it, so it is one shared pointer.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppParts>);
+
+impl AppState {
+    pub fn new(parts: AppParts) -> Self {
+        Self(Arc::new(parts))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = AppParts;
+
+    fn deref(&self) -> &AppParts {
+        &self.0
+    }
+}
+
+/// What [`AppState`] holds.
+pub struct AppParts {
     pub store: Arc<dyn Store>,
     pub instances: InstanceService,
     /// The Chatwoot module; `None` when the operator switched it off.

@@ -2,8 +2,6 @@
 //! SHA-256 hash; resolving a token means finding that hash among accounts and
 //! instances, and is cached for a moment (every request does it).
 
-use std::time::Duration;
-
 use zapgate_core::{
     Error, Result,
     account::{Account, NewAccount},
@@ -15,7 +13,6 @@ use zapgate_core::{
 
 use crate::{
     SqlStore,
-    cache::TtlCache,
     conn::StoreQuery,
     db_error,
     rows::{self, ACCOUNT_COLUMNS, from_u32},
@@ -84,50 +81,42 @@ pub(crate) async fn delete_account(store: &SqlStore, account_id: &str) -> Result
     Ok(done.rows_affected() > 0)
 }
 
-/// How long a resolved token is trusted without asking the database again
-/// (see [`crate::cache`]). Deleting an account or an instance through this
-/// store forgets every resolved token at once; a deletion by another process
-/// on the same database (a fleet on PostgreSQL, `zapgate account delete`)
-/// revokes its tokens here at most this late.
-pub(crate) const PRINCIPAL_CACHE_TTL: Duration = Duration::from_secs(1);
-
-/// Resolved tokens, keyed by token hash.
-pub(crate) type PrincipalCache = TtlCache<String, Principal>;
-
 /// One query for both kinds of token. Tokens are unique across accounts and
 /// instances; should two rows still match, the account's comes first.
 pub(crate) async fn find_principal(
     store: &SqlStore,
     token: &TokenHash,
 ) -> Result<Option<Principal>> {
-    let cache = &store.principal_cache;
-    if let Some(found) = cache.get(&token.0) {
-        return Ok(Some(found));
-    }
-    let generation = cache.generation();
-    let sql = format!(
-        "SELECT {ACCOUNT_COLUMNS}, NULL AS instance_id, 0 AS kind \
-         FROM accounts a WHERE a.token_hash = $1 \
-         UNION ALL \
-         SELECT {ACCOUNT_COLUMNS}, i.id AS instance_id, 1 AS kind \
-         FROM instances i JOIN accounts a ON a.id = i.account_id WHERE i.token_hash = $1 \
-         ORDER BY kind LIMIT 1"
-    );
-    let row = sqlx::query(&sql)
-        .bind(&token.0)
-        .fetch_optional_on(store)
-        .await?;
-    let Some(row) = row else {
-        return Ok(None);
+    let load = async {
+        let sql = format!(
+            "SELECT {ACCOUNT_COLUMNS}, NULL AS instance_id, 0 AS kind \
+             FROM accounts a WHERE a.token_hash = $1 \
+             UNION ALL \
+             SELECT {ACCOUNT_COLUMNS}, i.id AS instance_id, 1 AS kind \
+             FROM instances i JOIN accounts a ON a.id = i.account_id WHERE i.token_hash = $1 \
+             ORDER BY kind LIMIT 1"
+        );
+        let row = sqlx::query(&sql)
+            .bind(&token.0)
+            .fetch_optional_on(store)
+            .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let account = rows::account(&row)?;
+        Ok(Some(
+            match rows::get::<Option<String>>(&row, "instance_id")? {
+                Some(instance_id) => Principal::Instance {
+                    account,
+                    instance_id,
+                },
+                None => Principal::Account(account),
+            },
+        ))
     };
-    let account = rows::account(&row)?;
-    let principal = match rows::get::<Option<String>>(&row, "instance_id")? {
-        Some(instance_id) => Principal::Instance {
-            account,
-            instance_id,
-        },
-        None => Principal::Account(account),
-    };
-    cache.put(generation, token.0.clone(), principal.clone());
-    Ok(Some(principal))
+    store
+        .caches
+        .principals
+        .get_or_load(token.0.clone(), load)
+        .await
 }

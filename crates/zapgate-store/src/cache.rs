@@ -1,20 +1,89 @@
 //! Per-process read caches for rows read on every request or message and
-//! rarely written (token owners, decrypted integrations). Every write through
-//! this store that can change such a row forgets the whole cache, so within
-//! one process a change is seen by the next read; another process on the same
-//! database sees it at most `ttl` after it committed. Only found rows are
-//! kept: a row created anywhere is seen at once.
+//! rarely written (token owners, instances, decrypted integrations, the
+//! summaries the list routes show). Every write through this store that can
+//! change such a row forgets every cache, so within one process a change is
+//! seen by the next read; another process on the same database sees it at
+//! most `ttl` after it committed. Single rows are kept only when found, so a
+//! row created anywhere is seen at once; a cached list may miss, for up to
+//! `ttl`, an instance another process just created.
 
 use std::{
     borrow::Borrow,
     collections::HashMap,
     hash::Hash,
     sync::{
-        Mutex,
+        Arc, Mutex,
         atomic::{AtomicU64, Ordering},
     },
     time::{Duration, Instant},
 };
+
+use zapgate_core::{
+    Result,
+    chatwoot::{Integration, IntegrationSummary},
+    instance::Instance,
+    store::Principal,
+};
+
+/// How long a resolved token, an instance or a list is trusted without asking
+/// the database again. Deleting an account or an instance through this store
+/// forgets it at once; a deletion by another process on the same database (a
+/// fleet on PostgreSQL, `zapgate account delete`) revokes its tokens here at
+/// most this late.
+const ROW_TTL: Duration = Duration::from_secs(1);
+
+/// How long a decrypted integration is reused: another process's change (a
+/// token or flag updated elsewhere, a deactivation elsewhere: its jobs are
+/// taken from the queue at once) reaches a job already running here at most
+/// this late.
+const INTEGRATION_TTL: Duration = Duration::from_secs(2);
+
+/// Every read cache of one store, forgotten together on any write that can
+/// change what one of them holds: writes of these rows are rare, and one rule
+/// leaves no write site that forgets too little.
+pub(crate) struct ReadCaches {
+    /// Resolved tokens, by token hash.
+    pub(crate) principals: TtlCache<String, Principal>,
+    /// Decrypted integrations, by (column, value).
+    pub(crate) integrations: TtlCache<(&'static str, String), Integration>,
+    /// Instances, by id ([`InstanceKey::Id`]) or by account and name.
+    pub(crate) instances: TtlCache<InstanceKey, Instance>,
+    /// An account's whole instance list, by account id.
+    pub(crate) instance_lists: TtlCache<String, Arc<[Instance]>>,
+    /// An account's integration summaries, by account id.
+    pub(crate) summaries: TtlCache<String, Arc<[IntegrationSummary]>>,
+    /// An integration's dead-letter count and newest error, by integration id.
+    pub(crate) dead_jobs: TtlCache<String, (u64, Option<String>)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum InstanceKey {
+    Id(String),
+    Name { account_id: String, name: String },
+}
+
+impl ReadCaches {
+    pub(crate) fn new() -> Self {
+        Self {
+            principals: TtlCache::new(ROW_TTL),
+            integrations: TtlCache::new(INTEGRATION_TTL),
+            instances: TtlCache::new(ROW_TTL),
+            instance_lists: TtlCache::new(ROW_TTL),
+            summaries: TtlCache::new(ROW_TTL),
+            dead_jobs: TtlCache::new(ROW_TTL),
+        }
+    }
+
+    /// After every write that may change a cached row (committed or not).
+    pub(crate) fn forget_all(&self) {
+        self.principals.forget_all();
+        self.integrations.forget_all();
+        self.instances.forget_all();
+        self.instance_lists.forget_all();
+        self.summaries.forget_all();
+        self.dead_jobs.forget_all();
+    }
+}
 
 /// More entries than this and the cache starts over.
 const MAX_ENTRIES: usize = 10_000;
@@ -45,6 +114,24 @@ impl<K: Eq + Hash, V: Clone> TtlCache<K, V> {
         (at.elapsed() < self.ttl).then(|| value.clone())
     }
 
+    /// The value cached for `key`, else what `load` reads, kept when found.
+    pub(crate) async fn get_or_load(
+        &self,
+        key: K,
+        load: impl Future<Output = Result<Option<V>>>,
+    ) -> Result<Option<V>> {
+        if let Some(found) = self.get(&key) {
+            return Ok(Some(found));
+        }
+        // Futures are lazy: the read starts after the generation is taken.
+        let generation = self.generation();
+        let found = load.await?;
+        if let Some(found) = &found {
+            self.put(generation, key, found.clone());
+        }
+        Ok(found)
+    }
+
     /// Taken before the database read whose result goes to [`Self::put`].
     pub(crate) fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
@@ -63,7 +150,6 @@ impl<K: Eq + Hash, V: Clone> TtlCache<K, V> {
         entries.insert(key, (Instant::now(), value));
     }
 
-    /// After every write that may change a cached row (committed or not).
     pub(crate) fn forget_all(&self) {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         self.generation.fetch_add(1, Ordering::AcqRel);

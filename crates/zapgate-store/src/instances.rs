@@ -2,6 +2,8 @@
 //! lookups that always filter by account, session state, and the sealed
 //! secrets (instance token, webhook authorization).
 
+use std::sync::Arc;
+
 use sqlx::{Any, Transaction};
 use zapgate_core::{
     Error, Result,
@@ -16,6 +18,7 @@ use zapgate_core::{
 use crate::{
     SqlStore,
     backend::Backend,
+    cache::InstanceKey,
     conn::StoreQuery,
     db_error,
     rows::{self, INSTANCE_COLUMNS, get},
@@ -140,22 +143,45 @@ async fn lock_account(
         .ok_or_else(|| Error::not_found("Account not found"))
 }
 
+/// The account's instances, oldest first; the whole list is cached, a list
+/// filtered by name is not.
 pub(crate) async fn list_instances(
     store: &SqlStore,
     account_id: &str,
     names: Option<&[String]>,
 ) -> Result<Vec<Instance>> {
+    let Some(names) = names else {
+        let load = async {
+            let all = select_instances(store, account_id, &[]).await?;
+            Ok(Some(Arc::<[Instance]>::from(all)))
+        };
+        let all = store
+            .caches
+            .instance_lists
+            .get_or_load(account_id.to_owned(), load)
+            .await?;
+        return Ok(all.map(|all| all.to_vec()).unwrap_or_default());
+    };
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    select_instances(store, account_id, names).await
+}
+
+/// The account's instances, only those named in `names` unless it is empty.
+async fn select_instances(
+    store: &SqlStore,
+    account_id: &str,
+    names: &[String],
+) -> Result<Vec<Instance>> {
     let mut sql = format!("SELECT {INSTANCE_COLUMNS} FROM instances i WHERE i.account_id = $1");
-    if let Some(names) = names {
-        if names.is_empty() {
-            return Ok(Vec::new());
-        }
+    if !names.is_empty() {
         let placeholders: Vec<String> = (0..names.len()).map(|n| format!("${}", n + 2)).collect();
         sql.push_str(&format!(" AND i.name IN ({})", placeholders.join(", ")));
     }
     sql.push_str(" ORDER BY i.created_at, i.name");
     let mut query = sqlx::query(&sql).bind(account_id);
-    for name in names.unwrap_or_default() {
+    for name in names {
         query = query.bind(name);
     }
     query
@@ -171,31 +197,42 @@ pub(crate) async fn find_instance(
     account_id: &str,
     name: &str,
 ) -> Result<Option<Instance>> {
-    let sql = format!(
-        "SELECT {INSTANCE_COLUMNS} FROM instances i WHERE i.account_id = $1 AND i.name = $2"
-    );
-    sqlx::query(&sql)
-        .bind(account_id)
-        .bind(name)
-        .fetch_optional_on(store)
-        .await?
-        .as_ref()
-        .map(rows::instance)
-        .transpose()
+    let load = async {
+        let sql = format!(
+            "SELECT {INSTANCE_COLUMNS} FROM instances i WHERE i.account_id = $1 AND i.name = $2"
+        );
+        sqlx::query(&sql)
+            .bind(account_id)
+            .bind(name)
+            .fetch_optional_on(store)
+            .await?
+            .as_ref()
+            .map(rows::instance)
+            .transpose()
+    };
+    let key = InstanceKey::Name {
+        account_id: account_id.to_owned(),
+        name: name.to_owned(),
+    };
+    store.caches.instances.get_or_load(key, load).await
 }
 
 pub(crate) async fn find_instance_by_id(
     store: &SqlStore,
     instance_id: &str,
 ) -> Result<Option<Instance>> {
-    let sql = format!("SELECT {INSTANCE_COLUMNS} FROM instances i WHERE i.id = $1");
-    sqlx::query(&sql)
-        .bind(instance_id)
-        .fetch_optional_on(store)
-        .await?
-        .as_ref()
-        .map(rows::instance)
-        .transpose()
+    let load = async {
+        let sql = format!("SELECT {INSTANCE_COLUMNS} FROM instances i WHERE i.id = $1");
+        sqlx::query(&sql)
+            .bind(instance_id)
+            .fetch_optional_on(store)
+            .await?
+            .as_ref()
+            .map(rows::instance)
+            .transpose()
+    };
+    let key = InstanceKey::Id(instance_id.to_owned());
+    store.caches.instances.get_or_load(key, load).await
 }
 
 pub(crate) async fn instance_token(store: &SqlStore, instance_id: &str) -> Result<Token> {

@@ -2,7 +2,7 @@
 //! secret, Chatwoot's signing secret and the registered webhook URL sealed
 //! (the URL embeds our secret).
 
-use std::time::Duration;
+use std::sync::Arc;
 
 use sqlx::any::AnyRow;
 use zapgate_core::{
@@ -12,7 +12,7 @@ use zapgate_core::{
     token::Token,
 };
 
-use crate::{SqlStore, cache::TtlCache, conn::StoreQuery, rows::get};
+use crate::{SqlStore, conn::StoreQuery, rows::get};
 
 const COLUMNS: &str = "bridge_integration_id, instance_id, chatwoot_base_url, \
     chatwoot_account_id, api_token_sealed, chatwoot_inbox_id, chatwoot_inbox_name, \
@@ -23,16 +23,6 @@ const COLUMNS: &str = "bridge_integration_id, instance_id, chatwoot_base_url, \
 pub(crate) fn aad(integration_id: &str, column: &str) -> String {
     format!("chatwoot_integrations/{integration_id}/{column}")
 }
-
-/// How long a decrypted integration read by id or instance is reused without
-/// asking the database again (see [`crate::cache`]): another process's change
-/// (a token or flag updated elsewhere, a deactivation elsewhere: its jobs are
-/// taken from the queue at once) reaches a job already running here at most
-/// this late.
-pub(crate) const CACHE_TTL: Duration = Duration::from_secs(2);
-
-/// The integrations recently found by [`find_by`], keyed by column and value.
-pub(crate) type IntegrationCache = TtlCache<(&'static str, String), Integration>;
 
 /// The sealed columns, for key rotation.
 pub(crate) const SEALED_COLUMNS: [&str; 4] = [
@@ -89,22 +79,16 @@ pub(crate) async fn find_by(
     column: &'static str,
     value: &str,
 ) -> Result<Option<Integration>> {
-    let cache = &store.integration_cache;
+    let load = async {
+        let sql = format!("SELECT {COLUMNS} FROM chatwoot_integrations WHERE {column} = $1");
+        let row = sqlx::query(&sql)
+            .bind(value)
+            .fetch_optional_on(store)
+            .await?;
+        row.map(|r| integration(store, &r)).transpose()
+    };
     let key = (column, value.to_owned());
-    if let Some(found) = cache.get(&key) {
-        return Ok(Some(found));
-    }
-    let generation = cache.generation();
-    let sql = format!("SELECT {COLUMNS} FROM chatwoot_integrations WHERE {column} = $1");
-    let row = sqlx::query(&sql)
-        .bind(value)
-        .fetch_optional_on(store)
-        .await?;
-    let found = row.map(|r| integration(store, &r)).transpose()?;
-    if let Some(found) = &found {
-        cache.put(generation, key, found.clone());
-    }
-    Ok(found)
+    store.caches.integrations.get_or_load(key, load).await
 }
 
 pub(crate) async fn list(store: &SqlStore) -> Result<Vec<Integration>> {
@@ -117,22 +101,32 @@ pub(crate) async fn summaries(
     store: &SqlStore,
     account_id: &str,
 ) -> Result<Vec<IntegrationSummary>> {
-    let rows = sqlx::query(
-        "SELECT c.instance_id, c.status, c.chatwoot_inbox_id FROM chatwoot_integrations c \
-         JOIN instances i ON i.id = c.instance_id WHERE i.account_id = $1",
-    )
-    .bind(account_id)
-    .fetch_all_on(store)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(IntegrationSummary {
-                instance_id: get(r, "instance_id")?,
-                status: status(&get::<String>(r, "status")?)?,
-                inbox_id: get(r, "chatwoot_inbox_id")?,
+    let load = async {
+        let rows = sqlx::query(
+            "SELECT c.instance_id, c.status, c.chatwoot_inbox_id FROM chatwoot_integrations c \
+             JOIN instances i ON i.id = c.instance_id WHERE i.account_id = $1",
+        )
+        .bind(account_id)
+        .fetch_all_on(store)
+        .await?;
+        let all = rows
+            .iter()
+            .map(|r| {
+                Ok(IntegrationSummary {
+                    instance_id: get(r, "instance_id")?,
+                    status: status(&get::<String>(r, "status")?)?,
+                    inbox_id: get(r, "chatwoot_inbox_id")?,
+                })
             })
-        })
-        .collect()
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Some(Arc::<[IntegrationSummary]>::from(all)))
+    };
+    let all = store
+        .caches
+        .summaries
+        .get_or_load(account_id.to_owned(), load)
+        .await?;
+    Ok(all.map(|all| all.to_vec()).unwrap_or_default())
 }
 
 pub(crate) async fn set_status(

@@ -330,18 +330,29 @@ pub(crate) async fn dead_summary(
     store: &SqlStore,
     integration_id: &str,
 ) -> Result<(u64, Option<String>)> {
-    let row = sqlx::query(
-        "SELECT COUNT(*) AS dead, \
-            (SELECT newest.last_error FROM bridge_jobs newest \
-             WHERE newest.integration_id = $1 AND newest.status = 'dead' \
-             ORDER BY newest.id DESC LIMIT 1) AS last_error \
-         FROM bridge_jobs WHERE integration_id = $1 AND status = 'dead'",
-    )
-    .bind(integration_id)
-    .fetch_one_on(store)
-    .await?;
-    let count: i64 = get(&row, "dead")?;
-    Ok((u64::try_from(count).unwrap_or(0), get(&row, "last_error")?))
+    let load = async {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS dead, \
+                (SELECT newest.last_error FROM bridge_jobs newest \
+                 WHERE newest.integration_id = $1 AND newest.status = 'dead' \
+                 ORDER BY newest.id DESC LIMIT 1) AS last_error \
+             FROM bridge_jobs WHERE integration_id = $1 AND status = 'dead'",
+        )
+        .bind(integration_id)
+        .fetch_one_on(store)
+        .await?;
+        let count: i64 = get(&row, "dead")?;
+        Ok(Some((
+            u64::try_from(count).unwrap_or(0),
+            get(&row, "last_error")?,
+        )))
+    };
+    let summary = store
+        .caches
+        .dead_jobs
+        .get_or_load(integration_id.to_owned(), load)
+        .await?;
+    Ok(summary.unwrap_or_default())
 }
 
 /// One statement, so atomic on both backends without a read-then-write

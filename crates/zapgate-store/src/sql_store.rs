@@ -11,11 +11,10 @@ use sqlx::{
 use zapgate_core::{Error, Result, error::Cause};
 
 use crate::{
-    accounts::{self, PrincipalCache},
     backend::{Backend, redact_url},
+    cache::ReadCaches,
     conn::{Conns, WriteTurn},
     group::GroupCommit,
-    integrations::{self, IntegrationCache},
     jobs::{Completions, Enqueues},
     secret_box::SecretBox,
 };
@@ -33,10 +32,8 @@ pub struct SqlStore {
     pub(crate) pool: AnyPool,
     pub(crate) backend: Backend,
     pub(crate) secrets: Arc<SecretBox>,
-    /// Decrypted integrations read recently (see [`IntegrationCache`]).
-    pub(crate) integration_cache: Arc<IntegrationCache>,
-    /// Tokens resolved recently (see [`PrincipalCache`]).
-    pub(crate) principal_cache: Arc<PrincipalCache>,
+    /// Rows read recently (see [`crate::cache`]).
+    pub(crate) caches: Arc<ReadCaches>,
     /// Jobs waiting to be stored together (see [`crate::group`]).
     pub(crate) enqueues: Arc<GroupCommit<Enqueues>>,
     /// Finished jobs waiting to be stored together.
@@ -77,8 +74,7 @@ impl SqlStore {
             pool,
             backend,
             secrets: Arc::new(secrets),
-            integration_cache: Arc::new(IntegrationCache::new(integrations::CACHE_TTL)),
-            principal_cache: Arc::new(PrincipalCache::new(accounts::PRINCIPAL_CACHE_TTL)),
+            caches: Arc::new(ReadCaches::new()),
             enqueues: Arc::default(),
             completions: Arc::default(),
             conns: Arc::new(Conns::new(match backend {

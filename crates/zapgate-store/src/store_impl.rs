@@ -39,8 +39,7 @@ impl Store for SqlStore {
     async fn delete_account(&self, account_id: &str) -> Result<bool> {
         // Cascades to the account's instances (their tokens) and integrations.
         let done = accounts::delete_account(self, account_id).await;
-        self.principal_cache.forget_all();
-        self.integration_cache.forget_all();
+        self.caches.forget_all();
         done
     }
 
@@ -49,7 +48,9 @@ impl Store for SqlStore {
     }
 
     async fn create_instance(&self, account: &Account, new: &NewInstance) -> Result<Instance> {
-        instances::create_instance(self, account, new).await
+        let done = instances::create_instance(self, account, new).await;
+        self.caches.forget_all();
+        done
     }
 
     async fn list_instances(
@@ -73,7 +74,9 @@ impl Store for SqlStore {
     }
 
     async fn set_session_status(&self, instance_id: &str, status: &SessionStatus) -> Result<()> {
-        instances::set_session_status(self, instance_id, status).await
+        let done = instances::set_session_status(self, instance_id, status).await;
+        self.caches.forget_all();
+        done
     }
 
     async fn paired_instances(&self) -> Result<Vec<Instance>> {
@@ -83,8 +86,7 @@ impl Store for SqlStore {
     async fn delete_instance(&self, account_id: &str, instance_id: &str) -> Result<bool> {
         // Revokes the instance's token; cascades to its integration.
         let done = instances::delete_instance(self, account_id, instance_id).await;
-        self.principal_cache.forget_all();
-        self.integration_cache.forget_all();
+        self.caches.forget_all();
         done
     }
 
@@ -98,7 +100,7 @@ impl Store for SqlStore {
 
     async fn save_integration(&self, integration: &Integration) -> Result<()> {
         let done = integrations::save(self, integration).await;
-        self.integration_cache.forget_all();
+        self.caches.forget_all();
         done
     }
 
@@ -125,19 +127,19 @@ impl Store for SqlStore {
         last_error: &str,
     ) -> Result<()> {
         let done = integrations::set_status(self, integration_id, status, last_error).await;
-        self.integration_cache.forget_all();
+        self.caches.forget_all();
         done
     }
 
     async fn set_integration_webhook_url(&self, integration_id: &str, url: &str) -> Result<()> {
         let done = integrations::set_webhook_url(self, integration_id, url).await;
-        self.integration_cache.forget_all();
+        self.caches.forget_all();
         done
     }
 
     async fn delete_integration(&self, instance_id: &str) -> Result<bool> {
         let done = integrations::delete(self, instance_id).await;
-        self.integration_cache.forget_all();
+        self.caches.forget_all();
         done
     }
 
@@ -162,7 +164,9 @@ impl Store for SqlStore {
     }
 
     async fn park_job(&self, job_id: i64, error: &str) -> Result<()> {
-        jobs::park(self, job_id, error).await
+        let done = jobs::park(self, job_id, error).await;
+        self.caches.forget_all();
+        done
     }
 
     async fn wake_jobs(&self, instance_id: &str, direction: &str, now_ms: i64) -> Result<u64> {
@@ -170,7 +174,9 @@ impl Store for SqlStore {
     }
 
     async fn replay_dead_jobs(&self, integration_id: Option<&str>, now_ms: i64) -> Result<u64> {
-        jobs::replay_dead(self, integration_id, now_ms).await
+        let done = jobs::replay_dead(self, integration_id, now_ms).await;
+        self.caches.forget_all();
+        done
     }
 
     async fn dead_job_summary(&self, integration_id: &str) -> Result<(u64, Option<String>)> {
@@ -178,7 +184,9 @@ impl Store for SqlStore {
     }
 
     async fn take_jobs(&self, integration_id: &str) -> Result<Vec<Job>> {
-        jobs::take(self, integration_id).await
+        let done = jobs::take(self, integration_id).await;
+        self.caches.forget_all();
+        done
     }
 
     async fn save_message_link(&self, link: &MessageLink) -> Result<()> {

@@ -151,6 +151,7 @@ suite!(
     chat_links_upsert_and_follow_their_conversation,
     reconciled_watermark_only_grows,
     delete_integration_clears_its_links,
+    cached_reads_follow_writes_here_at_once_and_elsewhere_within_a_second,
 );
 
 // ---------------------------------------------------------------- helpers
@@ -1574,12 +1575,10 @@ async fn reconciled_watermark_only_grows(db: Db) {
     assert_eq!(watermark("c@g.us").await, 0);
 }
 
-async fn delete_integration_clears_its_links(db: Db) {
-    let store = db.store().await;
-    let ins = job_instance(&store, "unlinked").await;
-    let integration = Integration {
-        id: "int_doomed".into(),
-        instance_id: ins.clone(),
+fn integration(id: &str, instance_id: &str) -> Integration {
+    Integration {
+        id: id.into(),
+        instance_id: instance_id.into(),
         base_url: "https://chatwoot.example.test".into(),
         account_id: 1,
         api_token: Token::new("api-token"),
@@ -1588,13 +1587,21 @@ async fn delete_integration_clears_its_links(db: Db) {
         inbox_identifier: None,
         webhook_secret: Token::new("hook-secret"),
         inbox_secret: None,
-        webhook_url: "https://zapgate.example.test/chatwoot/webhook/int_doomed/hook-secret".into(),
+        webhook_url: format!("https://zapgate.example.test/chatwoot/webhook/{id}/hook-secret"),
         status: IntegrationStatus::Active,
         last_error: String::new(),
         flags: ChatwootFlags::default(),
         created_at_ms: NOW,
-    };
-    store.save_integration(&integration).await.unwrap();
+    }
+}
+
+async fn delete_integration_clears_its_links(db: Db) {
+    let store = db.store().await;
+    let ins = job_instance(&store, "unlinked").await;
+    store
+        .save_integration(&integration("int_doomed", &ins))
+        .await
+        .unwrap();
     for id in ["int_doomed", "int_other"] {
         store
             .save_message_link(&message_link(id, "WA1", 1))
@@ -1634,4 +1641,120 @@ async fn delete_integration_clears_its_links(db: Db) {
         ["pending"]
     );
     assert!(!store.delete_integration(&ins).await.unwrap());
+}
+
+/// Instances, lists, integration summaries and dead-letter counts are cached:
+/// every write through the same store is seen by its next read; a write by
+/// another process (another store on the same database) within the
+/// documented second. An instance created elsewhere is found by name at once.
+async fn cached_reads_follow_writes_here_at_once_and_elsewhere_within_a_second(db: Db) {
+    let store = db.store().await;
+    let elsewhere = db.store().await;
+    let (acc, _) = account(&store, "Cached", 5).await;
+    let a = store
+        .create_instance(&acc, &new_instance("a"))
+        .await
+        .unwrap();
+    for reader in [&store, &elsewhere] {
+        assert_eq!(
+            names(&reader.list_instances(&acc.id, None).await.unwrap()),
+            ["a"]
+        );
+        assert_eq!(reader.integration_summaries(&acc.id).await.unwrap(), []);
+        assert_eq!(reader.dead_job_summary("int_a").await.unwrap(), (0, None));
+        let found = reader.find_instance_by_id(&a.id).await.unwrap().unwrap();
+        assert_eq!(found.session, SessionStatus::disconnected());
+    }
+    assert!(
+        elsewhere
+            .find_instance(&acc.id, "b")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    let b = store
+        .create_instance(&acc, &new_instance("b"))
+        .await
+        .unwrap();
+    let connected = SessionStatus {
+        state: ConnectionState::Connected,
+        number_jid: Some("5511999990000@s.whatsapp.net".into()),
+    };
+    store.set_session_status(&a.id, &connected).await.unwrap();
+    store
+        .save_integration(&integration("int_a", &a.id))
+        .await
+        .unwrap();
+    store
+        .enqueue_jobs(&[new_job(&a.id, "int_a", "A", "doomed", NOW)])
+        .await
+        .unwrap();
+    let job = claim(&store, NOW).await.remove(0);
+    store.park_job(job.id, "gone").await.unwrap();
+
+    let written = |reader: &SqlStore| {
+        let reader = reader.clone();
+        let (acc_id, a_id) = (acc.id.clone(), a.id.clone());
+        async move {
+            (
+                names(&reader.list_instances(&acc_id, None).await.unwrap())
+                    .into_iter()
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>(),
+                reader
+                    .find_instance_by_id(&a_id)
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .session,
+                reader.integration_summaries(&acc_id).await.unwrap().len(),
+                reader.dead_job_summary("int_a").await.unwrap(),
+            )
+        }
+    };
+    let expected = (
+        vec!["a".to_owned(), "b".to_owned()],
+        connected.clone(),
+        1,
+        (1, Some("gone".to_owned())),
+    );
+    assert_eq!(written(&store).await, expected);
+    assert_eq!(
+        elsewhere
+            .find_instance(&acc.id, "b")
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        b.id
+    );
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert_eq!(written(&elsewhere).await, expected);
+
+    assert!(store.delete_instance(&acc.id, &b.id).await.unwrap());
+    assert!(store.find_instance(&acc.id, "b").await.unwrap().is_none());
+    assert!(store.find_instance_by_id(&b.id).await.unwrap().is_none());
+    assert_eq!(
+        names(&store.list_instances(&acc.id, None).await.unwrap()),
+        ["a"]
+    );
+    assert_eq!(store.replay_dead_jobs(Some("int_a"), NOW).await.unwrap(), 1);
+    assert_eq!(store.dead_job_summary("int_a").await.unwrap(), (0, None));
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert!(
+        elsewhere
+            .find_instance(&acc.id, "b")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        names(&elsewhere.list_instances(&acc.id, None).await.unwrap()),
+        ["a"]
+    );
+    assert_eq!(
+        elsewhere.dead_job_summary("int_a").await.unwrap(),
+        (0, None)
+    );
 }

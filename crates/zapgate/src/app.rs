@@ -15,7 +15,7 @@ use zapgate_core::{
     token::TokenHash,
     whatsapp::{EventSink, WhatsApp},
 };
-use zapgate_http::{AppState, RateLimiter};
+use zapgate_http::{AppParts, AppState, RateLimiter};
 use zapgate_store::{Backend, SecretBox, SqlStore, redact_url};
 use zapgate_whatsapp::{SandboxProvider, web::WebProvider};
 
@@ -201,7 +201,7 @@ async fn build(config: &Config) -> anyhow::Result<(axum::Router, Option<Arc<WebP
     } else {
         None
     };
-    let state = AppState {
+    let state = AppState::new(AppParts {
         chatwoot,
         bridge,
         downloader: Downloader::new(chatwoot_http, config.body_limits.media),
@@ -212,7 +212,7 @@ async fn build(config: &Config) -> anyhow::Result<(axum::Router, Option<Arc<WebP
         admin_token: config.admin_token.as_deref().map(TokenHash::of),
         metrics: zapgate_http::install_recorder(),
         body_limits: config.body_limits,
-    };
+    });
     Ok((zapgate_http::router(state), web))
 }
 
