@@ -6,7 +6,8 @@
 //! - a few spare connections any query may take and give back
 //!   ([`StoreQuery`]), and
 //! - on SQLite, the one connection the hot writes take turns on
-//!   ([`WriteTurn`]).
+//!   ([`WriteTurn`]), and
+//! - on PostgreSQL, the connection job claims run on ([`Conns::claim`]).
 //!
 //! A connection whose query failed for another reason than the statement
 //! itself, or whose query was dropped half-way, goes back to the pool
@@ -15,7 +16,7 @@
 use std::sync::Mutex as SyncMutex;
 
 use sqlx::{
-    Any, Connection as _, Transaction,
+    Any, AnyConnection, Connection as _, Executor as _, Transaction,
     any::{AnyArguments, AnyQueryResult, AnyRow},
     pool::PoolConnection,
     query::Query,
@@ -37,7 +38,21 @@ pub(crate) struct Conns {
     /// (1, 2, 5 ms ...) before trying again. Other processes still meet the
     /// busy timeout.
     writer: Mutex<Option<PoolConnection<Any>>>,
+    /// PostgreSQL: the connection job claims run on, with [`QUEUE_PLANNER`].
+    /// Detached from the pool, so those settings never reach another query.
+    claimer: Mutex<Option<AnyConnection>>,
 }
+
+/// The job queue swings from empty to thousands of rows within a second, so
+/// its statistics never describe it: planned from them, a claim may sort or
+/// bitmap-scan every unfinished job and check each against all the others,
+/// which grows with the backlog until the queue collapses under load. The
+/// right plan walks the unfinished jobs' index in id order, probes the chat
+/// index per candidate and stops at the limit. These settings leave the
+/// planner no other walk, and the claim is not prepared: a plan cached while
+/// the table was small would scan the whole chat index for each candidate.
+const QUEUE_PLANNER: &str = "SET enable_seqscan = off; SET enable_bitmapscan = off; \
+    SET enable_sort = off; SET enable_hashjoin = off; SET enable_mergejoin = off";
 
 impl Conns {
     /// `max_spare` 0 keeps no connection out of the pool, not even the writer.
@@ -46,7 +61,29 @@ impl Conns {
             spare: SyncMutex::new(Vec::new()),
             max_spare,
             writer: Mutex::new(None),
+            claimer: Mutex::new(None),
         }
+    }
+
+    /// Runs a job claim on the claim connection (PostgreSQL), one at a time.
+    pub(crate) async fn claim(&self, store: &SqlStore, query: AnyQuery<'_>) -> Result<Vec<AnyRow>> {
+        let mut slot = self.claimer.lock().await;
+        let conn = match slot.take() {
+            Some(conn) => conn,
+            None => {
+                let pooled = store.pool.acquire().await.map_err(Error::internal)?;
+                let mut conn = pooled.detach();
+                conn.execute(QUEUE_PLANNER).await.map_err(Error::internal)?;
+                conn
+            }
+        };
+        let conn = slot.insert(conn);
+        let done = query.persistent(false).fetch_all(&mut *conn).await;
+        if !sound(&done) {
+            // Dropped, it closes; the next claim opens another.
+            slot.take();
+        }
+        done.map_err(Error::internal)
     }
 
     async fn take(&self, store: &SqlStore) -> Result<PoolConnection<Any>> {
@@ -71,6 +108,9 @@ impl Conns {
     /// Before the pool closes: it waits for every connection to come back.
     pub(crate) async fn release_all(&self) {
         self.writer.lock().await.take();
+        if let Some(claimer) = self.claimer.lock().await.take() {
+            let _ = claimer.close().await;
+        }
         self.spare.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 }

@@ -144,7 +144,9 @@ pub(crate) async fn enqueue(store: &SqlStore, jobs: &[NewJob]) -> Result<u64> {
 /// Both walk unfinished jobs in id order and stop at the limit, and update
 /// the picked rows by id: a backlog of queued jobs does not make each claim
 /// read all of them (SQLite's planner would otherwise sort every claimable
-/// job first, PostgreSQL's hash-join the picked ids against them).
+/// job first, PostgreSQL's hash-join the picked ids against them). SQLite is
+/// held to that plan by `INDEXED BY`, PostgreSQL by running claims on a
+/// connection whose planner may only walk indexes ([`crate::conn`]).
 pub(crate) async fn claim(
     store: &SqlStore,
     now_ms: i64,
@@ -177,7 +179,10 @@ pub(crate) async fn claim(
         .bind(now_ms)
         .bind(lease_until_ms)
         .bind(i64::from(limit));
-    let rows = turn.fetch_all(query).await?;
+    let rows = match store.backend {
+        Backend::Sqlite => turn.fetch_all(query).await?,
+        Backend::Postgres => store.conns.claim(store, query).await?,
+    };
     let mut claimed = rows.iter().map(job).collect::<Result<Vec<_>>>()?;
     // RETURNING promises no order.
     claimed.sort_by_key(|j| j.id);
