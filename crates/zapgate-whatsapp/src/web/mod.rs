@@ -402,8 +402,8 @@ impl WhatsApp for WebProvider {
         self.inner.logout(instance_id).await
     }
 
+    /// Removing an instance unlinks its phone and wipes its keys: a logout.
     async fn remove(&self, instance_id: &str) -> Result<()> {
-        let _turn = self.inner.lifecycle.lock().await;
-        self.inner.logout(instance_id).await
+        self.logout(instance_id).await
     }
 }
