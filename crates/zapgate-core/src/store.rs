@@ -4,6 +4,8 @@
 //! Every method on tenant data takes the account id, and the SQL filters on
 //! it: there is no way to reach another account's instance by name.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
 use crate::{
@@ -58,11 +60,12 @@ pub trait Store: Send + Sync + 'static {
     /// one transaction.
     async fn create_instance(&self, account: &Account, new: &NewInstance) -> Result<Instance>;
     /// The account's instances, by name; all of them when `names` is `None`.
+    /// Shared, so a cached list is handed out without a copy.
     async fn list_instances(
         &self,
         account_id: &str,
         names: Option<&[String]>,
-    ) -> Result<Vec<Instance>>;
+    ) -> Result<Arc<[Instance]>>;
     async fn find_instance(&self, account_id: &str, name: &str) -> Result<Option<Instance>>;
     async fn find_instance_by_id(&self, instance_id: &str) -> Result<Option<Instance>>;
     /// The instance's plaintext TokenInstance (decrypted).
@@ -85,7 +88,7 @@ pub trait Store: Send + Sync + 'static {
     /// Every integration on the server (start-up maintenance).
     async fn list_integrations(&self) -> Result<Vec<Integration>>;
     /// The integrations of the account's instances, secrets left out.
-    async fn integration_summaries(&self, account_id: &str) -> Result<Vec<IntegrationSummary>>;
+    async fn integration_summaries(&self, account_id: &str) -> Result<Arc<[IntegrationSummary]>>;
     async fn set_integration_status(
         &self,
         integration_id: &str,

@@ -149,7 +149,7 @@ pub(crate) async fn list_instances(
     store: &SqlStore,
     account_id: &str,
     names: Option<&[String]>,
-) -> Result<Vec<Instance>> {
+) -> Result<Arc<[Instance]>> {
     let Some(names) = names else {
         let load = async {
             let all = select_instances(store, account_id, &[]).await?;
@@ -160,12 +160,12 @@ pub(crate) async fn list_instances(
             .instance_lists
             .get_or_load(account_id.to_owned(), load)
             .await?;
-        return Ok(all.map(|all| all.to_vec()).unwrap_or_default());
+        return Ok(all.unwrap_or_default());
     };
     if names.is_empty() {
-        return Ok(Vec::new());
+        return Ok(Arc::default());
     }
-    select_instances(store, account_id, names).await
+    Ok(select_instances(store, account_id, names).await?.into())
 }
 
 /// The account's instances, only those named in `names` unless it is empty.

@@ -100,7 +100,7 @@ pub(crate) async fn list(store: &SqlStore) -> Result<Vec<Integration>> {
 pub(crate) async fn summaries(
     store: &SqlStore,
     account_id: &str,
-) -> Result<Vec<IntegrationSummary>> {
+) -> Result<Arc<[IntegrationSummary]>> {
     let load = async {
         let rows = sqlx::query(
             "SELECT c.instance_id, c.status, c.chatwoot_inbox_id FROM chatwoot_integrations c \
@@ -126,7 +126,7 @@ pub(crate) async fn summaries(
         .summaries
         .get_or_load(account_id.to_owned(), load)
         .await?;
-    Ok(all.map(|all| all.to_vec()).unwrap_or_default())
+    Ok(all.unwrap_or_default())
 }
 
 pub(crate) async fn set_status(

@@ -1,6 +1,8 @@
 //! `impl Store for SqlStore`: the trait's entry points, each delegating to
 //! the module that owns the concern.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use zapgate_core::{
     Error, Result,
@@ -57,7 +59,7 @@ impl Store for SqlStore {
         &self,
         account_id: &str,
         names: Option<&[String]>,
-    ) -> Result<Vec<Instance>> {
+    ) -> Result<Arc<[Instance]>> {
         instances::list_instances(self, account_id, names).await
     }
 
@@ -116,7 +118,7 @@ impl Store for SqlStore {
         integrations::list(self).await
     }
 
-    async fn integration_summaries(&self, account_id: &str) -> Result<Vec<IntegrationSummary>> {
+    async fn integration_summaries(&self, account_id: &str) -> Result<Arc<[IntegrationSummary]>> {
         integrations::summaries(self, account_id).await
     }
 

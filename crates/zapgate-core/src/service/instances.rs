@@ -32,11 +32,26 @@ pub struct Created {
     pub token: Token,
 }
 
-/// An instance with its live session state.
+/// Instances with their live session states, in the same order. The
+/// instances are shared with the store's cache, not copied.
 #[derive(Debug, Clone)]
-pub struct InstanceView {
-    pub instance: Instance,
-    pub session: SessionStatus,
+pub struct InstanceViews {
+    pub instances: Arc<[Instance]>,
+    pub sessions: Vec<SessionStatus>,
+}
+
+impl InstanceViews {
+    pub fn len(&self) -> usize {
+        self.instances.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.instances.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&Instance, &SessionStatus)> {
+        self.instances.iter().zip(&self.sessions)
+    }
 }
 
 #[derive(Clone)]
@@ -129,9 +144,9 @@ impl InstanceService {
         &self,
         principal: &Principal,
         names: Option<Vec<String>>,
-    ) -> Result<Vec<InstanceView>> {
+    ) -> Result<InstanceViews> {
         let account_id = &principal.account().id;
-        let instances = match principal {
+        let instances: Arc<[Instance]> = match principal {
             Principal::Instance { instance_id, .. } => self
                 .store
                 .find_instance_by_id(instance_id)
@@ -141,19 +156,17 @@ impl InstanceService {
             Principal::Account(_) => match names {
                 Some(names) if names.len() == 1 => {
                     let found = self.store.find_instance(account_id, &names[0]).await?;
-                    vec![found.ok_or_else(|| Error::not_found(messages::INSTANCE_NOT_FOUND))?]
+                    Arc::new([found.ok_or_else(|| Error::not_found(messages::INSTANCE_NOT_FOUND))?])
                 }
                 Some(names) => self.store.list_instances(account_id, Some(&names)).await?,
                 None => self.store.list_instances(account_id, None).await?,
             },
         };
-        Ok(instances
-            .into_iter()
-            .map(|instance| InstanceView {
-                session: self.live_status(&instance),
-                instance,
-            })
-            .collect())
+        let sessions = instances.iter().map(|i| self.live_status(i)).collect();
+        Ok(InstanceViews {
+            instances,
+            sessions,
+        })
     }
 
     /// The provider's live state when it runs a session, else the persisted one.

@@ -3,5 +3,5 @@
 mod instances;
 mod session_recorder;
 
-pub use instances::{CreateInstance, Created, InstanceService, InstanceView};
+pub use instances::{CreateInstance, Created, InstanceService, InstanceViews};
 pub use session_recorder::SessionRecorder;

@@ -128,8 +128,8 @@ async fn remove(
     _: Admin,
     Path(id): Path<String>,
 ) -> ApiResult<Json<MessageOut>> {
-    for instance in state.store.list_instances(&id, None).await? {
-        state.instances.forget_session(&instance).await;
+    for instance in state.store.list_instances(&id, None).await?.iter() {
+        state.instances.forget_session(instance).await;
     }
     if !state.store.delete_account(&id).await? {
         return Err(Error::not_found("Account not found").into());

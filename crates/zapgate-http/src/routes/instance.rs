@@ -4,6 +4,7 @@ use axum::{
     Json, Router,
     extract::{Path, Query, State},
     http::StatusCode,
+    response::{IntoResponse, Response},
     routing::{delete, get, post},
 };
 use std::collections::HashMap;
@@ -14,10 +15,10 @@ use zapgate_chatwoot::integration::shown_status;
 use zapgate_core::{
     Error,
     chatwoot::IntegrationSummary,
-    instance::{ConnectionState, InstanceSettings, WebhookConfig},
+    instance::{ConnectionState, Instance, InstanceSettings, SessionStatus, WebhookConfig},
     jid::parse_phone_number,
     messages,
-    service::{CreateInstance, InstanceView},
+    service::CreateInstance,
     time::rfc3339,
     whatsapp::{LoginCode, LoginMethod},
 };
@@ -346,31 +347,32 @@ pub struct ListQuery {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ListOut {
+pub struct ListOut<'a> {
     success: bool,
     message: String,
-    instances: Vec<InstanceOut>,
+    instances: Vec<InstanceOut<'a>>,
 }
 
+/// Borrows from the (cached, shared) instances: listing copies nothing.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct InstanceOut {
-    id: String,
-    name: String,
+pub struct InstanceOut<'a> {
+    id: &'a str,
+    name: &'a str,
     created_at: String,
-    connection: ConnectionOut,
+    connection: ConnectionOut<'a>,
     profile: ProfileOut,
-    webhook: WebhookOut,
-    settings: SettingsOut,
+    webhook: WebhookOut<'a>,
+    settings: SettingsOut<'a>,
     chatwoot: ChatwootSummaryOut,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct ConnectionOut {
+pub struct ConnectionOut<'a> {
     /// `connected`, `connecting`, `disconnected` or `loggedout`.
     state: &'static str,
-    number_jid: Option<String>,
+    number_jid: Option<&'a str>,
     presence_status: &'static str,
     display_status: &'static str,
 }
@@ -386,19 +388,19 @@ pub struct ProfileOut {
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct WebhookOut {
+pub struct WebhookOut<'a> {
     enabled: bool,
-    url: String,
+    url: &'a str,
     by_events: bool,
-    events: Vec<String>,
+    events: &'a [String],
     media_base64: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct SettingsOut {
+pub struct SettingsOut<'a> {
     auto_reject_calls: bool,
-    call_reject_message: String,
+    call_reject_message: &'a str,
     ignore_group_messages: bool,
     keep_online_status: bool,
     auto_read_messages: bool,
@@ -417,9 +419,12 @@ pub struct ChatwootSummaryOut {
     inbox_id: Option<i64>,
 }
 
-impl InstanceOut {
-    fn new(view: InstanceView, chatwoot: Option<&IntegrationSummary>) -> Self {
-        let InstanceView { instance, session } = view;
+impl<'a> InstanceOut<'a> {
+    fn new(
+        instance: &'a Instance,
+        session: &'a SessionStatus,
+        chatwoot: Option<&IntegrationSummary>,
+    ) -> Self {
         let chatwoot = match chatwoot {
             Some(summary) => ChatwootSummaryOut {
                 enabled: true,
@@ -441,15 +446,15 @@ impl InstanceOut {
             ConnectionState::Disconnected => ("unavailable", "Disconnected"),
             ConnectionState::LoggedOut => ("unavailable", "Logged out"),
         };
-        let s = instance.settings;
-        let w = instance.webhook;
+        let s = &instance.settings;
+        let w = &instance.webhook;
         Self {
-            id: instance.id,
-            name: instance.name,
+            id: &instance.id,
+            name: &instance.name,
             created_at: rfc3339(instance.created_at_ms),
             connection: ConnectionOut {
                 state: session.state.as_str(),
-                number_jid: session.number_jid,
+                number_jid: session.number_jid.as_deref(),
                 presence_status: presence,
                 display_status: display,
             },
@@ -461,14 +466,14 @@ impl InstanceOut {
             },
             webhook: WebhookOut {
                 enabled: w.enabled,
-                url: w.url,
+                url: &w.url,
                 by_events: w.by_events,
-                events: w.events,
+                events: &w.events,
                 media_base64: w.media_base64,
             },
             settings: SettingsOut {
                 auto_reject_calls: s.auto_reject_calls,
-                call_reject_message: s.call_reject_message,
+                call_reject_message: &s.call_reject_message,
                 ignore_group_messages: s.ignore_group_messages,
                 keep_online_status: s.keep_online_status,
                 auto_read_messages: s.auto_read_messages,
@@ -494,7 +499,7 @@ async fn list(
     State(state): State<AppState>,
     Caller(principal): Caller,
     Query(query): Query<ListQuery>,
-) -> ApiResult<Json<ListOut>> {
+) -> ApiResult<Response> {
     let names: Option<Vec<String>> = query.instance_name.map(|raw| {
         raw.split(',')
             .map(str::trim)
@@ -505,28 +510,31 @@ async fn list(
     });
     let names = names.filter(|n| !n.is_empty());
     let views = state.instances.list(&principal, names).await?;
-    let summaries: HashMap<String, IntegrationSummary> = state
+    let summaries = state
         .store
         .integration_summaries(&principal.account().id)
-        .await?
-        .into_iter()
-        .map(|s| (s.instance_id.clone(), s))
+        .await?;
+    let summaries: HashMap<&str, &IntegrationSummary> = summaries
+        .iter()
+        .map(|s| (s.instance_id.as_str(), s))
         .collect();
     let message = match views.len() {
         1 => "1 Instance found".to_owned(),
         n => format!("{n} Instances found"),
     };
-    Ok(Json(ListOut {
+    let out = ListOut {
         success: true,
         message,
         instances: views
-            .into_iter()
-            .map(|view| {
-                let summary = summaries.get(&view.instance.id);
-                InstanceOut::new(view, summary)
+            .iter()
+            .map(|(instance, session)| {
+                let summary = summaries.get(instance.id.as_str()).copied();
+                InstanceOut::new(instance, session, summary)
             })
             .collect(),
-    }))
+    };
+    // Rendered here, while `out` still borrows the instances.
+    Ok(Json(out).into_response())
 }
 
 #[derive(Debug, Serialize, ToSchema)]

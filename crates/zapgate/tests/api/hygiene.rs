@@ -337,6 +337,31 @@ async fn the_openapi_document_is_openapi_3_1_and_lists_the_instance_routes() {
             .get("delete")
             .is_some()
     );
+    // The list's body is described down to its borrowed fields.
+    let listed = &paths["/api/instance/list"]["get"]["responses"]["200"]["content"]["application/json"]
+        ["schema"]["$ref"];
+    assert_eq!(listed, "#/components/schemas/ListOut");
+    let schemas = &reply.body["components"]["schemas"];
+    for field in [
+        "id",
+        "name",
+        "createdAt",
+        "connection",
+        "webhook",
+        "settings",
+        "chatwoot",
+    ] {
+        assert!(
+            schemas["InstanceOut"]["properties"].get(field).is_some(),
+            "InstanceOut.{field} missing: {}",
+            schemas["InstanceOut"]
+        );
+    }
+    assert_eq!(
+        schemas["WebhookOut"]["properties"]["events"]["type"], "array",
+        "{}",
+        schemas["WebhookOut"]
+    );
     server.stop().await;
 }
 
