@@ -158,7 +158,6 @@ pub(crate) async fn claim(
     if limit == 0 {
         return Ok(Vec::new());
     }
-    let mut turn = store.write_turn().await;
     let sql = match store.backend {
         // A CTE that locks is evaluated once, so the limit holds (an `IN`
         // subquery may be run again per row).
@@ -180,7 +179,7 @@ pub(crate) async fn claim(
         .bind(lease_until_ms)
         .bind(i64::from(limit));
     let rows = match store.backend {
-        Backend::Sqlite => turn.fetch_all(query).await?,
+        Backend::Sqlite => store.write_turn().await.fetch_all(query).await?,
         Backend::Postgres => store.conns.claim(store, query).await?,
     };
     let mut claimed = rows.iter().map(job).collect::<Result<Vec<_>>>()?;

@@ -152,6 +152,7 @@ suite!(
     reconciled_watermark_only_grows,
     delete_integration_clears_its_links,
     cached_reads_follow_writes_here_at_once_and_elsewhere_within_a_second,
+    claims_recover_after_the_database_drops_their_connections,
 );
 
 // ---------------------------------------------------------------- helpers
@@ -1763,4 +1764,47 @@ async fn cached_reads_follow_writes_here_at_once_and_elsewhere_within_a_second(d
         elsewhere.dead_job_summary("int_a").await.unwrap(),
         (0, None)
     );
+}
+
+/// PostgreSQL claims run on a connection of their own, outside the pool: when
+/// the server drops it (a restart, a failover), the next claim opens another
+/// and the job is still there to take. On SQLite nothing is dropped and the
+/// claims simply run.
+async fn claims_recover_after_the_database_drops_their_connections(db: Db) {
+    let store = db.store().await;
+    let ins = job_instance(&store, "dropped").await;
+    store
+        .enqueue_jobs(&[
+            new_job(&ins, "int_1", "A", "first", NOW),
+            new_job(&ins, "int_1", "B", "second", NOW),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        keys(&store.claim_jobs(NOW, NOW + LEASE, 1).await.unwrap()),
+        ["first"]
+    );
+
+    if db.backend == Backend::Postgres {
+        let raw = db.raw().await;
+        let dropped: Vec<bool> = sqlx::query_scalar(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .fetch_all(&raw)
+        .await
+        .unwrap();
+        raw.close().await;
+        assert!(dropped.iter().any(|d| *d), "the claim connection was open");
+    }
+    // The claim that meets the dropped connection may fail; one after it
+    // must not, and must find the job nobody took.
+    let mut claimed = Vec::new();
+    for _ in 0..3 {
+        if let Ok(jobs) = store.claim_jobs(NOW, NOW + LEASE, 10).await {
+            claimed = jobs;
+            break;
+        }
+    }
+    assert_eq!(keys(&claimed), ["second"]);
 }
