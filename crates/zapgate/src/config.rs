@@ -7,6 +7,7 @@ use std::{fmt, net::SocketAddr, path::PathBuf, time::Duration};
 use base64::Engine;
 use url::Url;
 use zapgate_chatwoot::{BridgeConfig, ChatwootTimeouts};
+use zapgate_events::DeliverySettings;
 use zapgate_http::{BodyLimits, RateLimitConfig};
 use zapgate_whatsapp::web::{DEFAULT_VERSION, WebConfig};
 
@@ -61,6 +62,7 @@ pub struct Config {
     pub connect_timeout: Duration,
     pub chatwoot_timeouts: ChatwootTimeouts,
     pub bridge: BridgeConfig,
+    pub deliveries: DeliverySettings,
 }
 
 /// A bad variable and what is wrong with it.
@@ -400,6 +402,21 @@ impl Config {
             )?),
             media_limit: body_limits.media,
         };
+        let deliveries = DeliverySettings {
+            timeout: seconds("ZAPGATE_WEBHOOK_TIMEOUT_SECS", Duration::from_secs(30))?,
+            retry_base: millis("ZAPGATE_WEBHOOK_RETRY_BASE_MS", Duration::from_secs(1), 1)?,
+            retry_max: millis("ZAPGATE_WEBHOOK_RETRY_MAX_MS", Duration::from_secs(3600), 1)?,
+            retry_for: seconds(
+                "ZAPGATE_WEBHOOK_RETRY_FOR_SECS",
+                Duration::from_secs(86_400),
+            )?,
+            per_webhook: number(&get, "ZAPGATE_WEBHOOK_CONCURRENCY", 8u32, 1)?,
+            max_in_flight: 256,
+            poll: millis("ZAPGATE_WEBHOOK_POLL_MS", Duration::from_millis(200), 1)?,
+            retention: Duration::from_secs(
+                number(&get, "ZAPGATE_EVENT_RETENTION_HOURS", 72u64, 1)? * 3600,
+            ),
+        };
 
         Ok(Self {
             addr,
@@ -417,6 +434,7 @@ impl Config {
             connect_timeout,
             chatwoot_timeouts,
             bridge,
+            deliveries,
         })
     }
 

@@ -27,7 +27,6 @@ use async_trait::async_trait;
 use zapgate_core::{
     Error, Result,
     instance::{ConnectionState, SessionStatus},
-    messages,
     store::Store,
     time::{now_ms, now_secs},
     whatsapp::{
@@ -389,7 +388,7 @@ impl WhatsApp for WebProvider {
             .inner
             .session(instance_id)
             .filter(|s| s.is_connected())
-            .ok_or_else(|| Error::bad_request(messages::INSTANCE_NOT_CONNECTED))?;
+            .ok_or(Error::NotConnected)?;
         let id = send::send(&session, message, id).await?;
         Ok(SentMessage {
             id,
