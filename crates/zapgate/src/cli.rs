@@ -4,12 +4,20 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::VARIABLES;
 
+/// `0.1.0 (commit 1a2b3c4)`: the commit comes from `build.rs`.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("GIT_COMMIT"),
+    ")"
+);
+
 const SEE_LONG_HELP: &str = "Environment variables: see --help.";
 
 #[derive(Debug, Parser)]
 #[command(
     name = "zapgate",
-    version,
+    version = VERSION,
     about = "Self-hosted WhatsApp HTTP API server with a native two-way Chatwoot integration",
     long_about = None,
     after_help = SEE_LONG_HELP,

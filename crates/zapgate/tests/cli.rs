@@ -129,6 +129,26 @@ fn help_mentions_every_subcommand_and_every_variable_with_its_default() {
 }
 
 #[test]
+fn version_names_the_commit_it_was_built_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(dir.path(), &[], &["--version"]);
+    assert_success(&output);
+    // The same question build.rs asked; "unknown" outside a git checkout.
+    let commit = Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8(o.stdout).unwrap().trim().to_owned())
+        .unwrap_or_else(|| "unknown".to_owned());
+    assert_eq!(
+        stdout(&output),
+        format!("zapgate {} (commit {commit})\n", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
 fn account_create_json_prints_exactly_one_line_with_id_name_max_instances_and_token() {
     let dir = tempfile::tempdir().unwrap();
     let account = create_account(dir.path(), &[], "acme");
