@@ -1,6 +1,6 @@
-//! Configuration from `ZAPGATE_*` environment variables (a `.env` file is
-//! read first when present), validated once at start. Every error names the
-//! variable at fault.
+//! Configuration from the environment variables in [`VARIABLES`] (a `.env`
+//! file is read first when present), validated once at start. Every error
+//! names the variable at fault.
 
 use std::{fmt, net::SocketAddr, path::PathBuf, time::Duration};
 
