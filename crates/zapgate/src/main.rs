@@ -31,7 +31,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(config.log_format);
+    init_logging(&config);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(err) => {
@@ -50,12 +50,13 @@ fn main() -> ExitCode {
 }
 
 /// Logs go to stderr, so `--json` output on stdout stays clean.
-fn init_logging(format: LogFormat) {
+fn init_logging(config: &Config) {
     use tracing_subscriber::{EnvFilter, fmt};
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
-    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    match format {
+    // `RUST_LOG` is read, and checked, with the rest of the configuration.
+    let builder = fmt()
+        .with_env_filter(EnvFilter::new(&config.log_filter))
+        .with_writer(std::io::stderr);
+    match config.log_format {
         LogFormat::Pretty => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
