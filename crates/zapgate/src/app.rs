@@ -177,13 +177,8 @@ async fn build(config: &Config) -> anyhow::Result<(axum::Router, Option<Arc<WebP
         Backend::Postgres => RateLimiter::shared(config.rate_limit, store.clone()),
         Backend::Sqlite => RateLimiter::in_memory(config.rate_limit),
     };
-    let chatwoot = if config.chatwoot_enabled {
-        let service = Arc::new(ChatwootService::new(
-            store.clone(),
-            chatwoot_http.clone(),
-            config.public_url.as_str(),
-            config.chatwoot_timeouts,
-        ));
+    let chatwoot = chatwoot_service(config, &store, &chatwoot_http);
+    if let Some(service) = &chatwoot {
         // Chatwoot may be slow or away: never hold the start-up for it.
         let refresher = service.clone();
         tokio::spawn(async move {
@@ -196,10 +191,7 @@ async fn build(config: &Config) -> anyhow::Result<(axum::Router, Option<Arc<WebP
                 Err(err) => tracing::warn!(error = %err, "could not refresh inbox webhook URLs"),
             }
         });
-        Some(service)
-    } else {
-        None
-    };
+    }
 
     let event_store: Arc<dyn EventStore> = Arc::new(sql_store.clone());
     let hub = Arc::new(Hub::new());
@@ -253,6 +245,43 @@ async fn build(config: &Config) -> anyhow::Result<(axum::Router, Option<Arc<WebP
         body_limits: config.body_limits,
     });
     Ok((zapgate_http::router(state), web))
+}
+
+/// The Chatwoot module's service, when the module is on.
+fn chatwoot_service(
+    config: &Config,
+    store: &Arc<dyn Store>,
+    http: &ChatwootHttp,
+) -> Option<Arc<ChatwootService>> {
+    config.chatwoot_enabled.then(|| {
+        Arc::new(ChatwootService::new(
+            store.clone(),
+            http.clone(),
+            config.public_url.as_str(),
+            config.chatwoot_timeouts,
+        ))
+    })
+}
+
+/// Account deletion for the CLI: the same service and subscribers as over
+/// HTTP, but for the sessions, which live in the `serve` process (it ends a
+/// session whose lease went with the instance).
+pub fn account_service(config: &Config, store: SqlStore) -> anyhow::Result<AccountService> {
+    let store: Arc<dyn Store> = Arc::new(store);
+    let http = ChatwootHttp::new(
+        AddressPolicy {
+            allow_private: config.allow_private_urls,
+        },
+        config.chatwoot_timeouts.activate,
+    )
+    .context("building the Chatwoot HTTP client")?;
+    let bus = Arc::new(EventBus::new());
+    let mut subscribers: Vec<Arc<dyn Subscriber>> = Vec::new();
+    if let Some(service) = chatwoot_service(config, &store, &http) {
+        subscribers.push(Arc::new(ChatwootLifecycle::new(service)));
+    }
+    bus.attach(subscribers);
+    Ok(AccountService::new(store, bus))
 }
 
 /// The client webhook deliveries go out on: every connection checked by the

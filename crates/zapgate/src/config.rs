@@ -199,6 +199,20 @@ variables! {
         "how often lost agent replies are looked for (`0`: off)";
     RECONCILE_GRACE_SECS = "ZAPGATE_RECONCILE_GRACE_SECS", Value("15"),
         "how old a reply must be before the reconciler sends it";
+    WEBHOOK_TIMEOUT_SECS = "ZAPGATE_WEBHOOK_TIMEOUT_SECS", Value("30"),
+        "how long one webhook delivery attempt may take";
+    WEBHOOK_RETRY_BASE_MS = "ZAPGATE_WEBHOOK_RETRY_BASE_MS", Value("1000"),
+        "first retry delay of a webhook delivery (doubling, ±20% jitter)";
+    WEBHOOK_RETRY_MAX_MS = "ZAPGATE_WEBHOOK_RETRY_MAX_MS", Value("3600000"),
+        "longest retry delay of a webhook delivery";
+    WEBHOOK_RETRY_FOR_SECS = "ZAPGATE_WEBHOOK_RETRY_FOR_SECS", Value("86400"),
+        "how long after its event a webhook delivery is retried before it is parked";
+    WEBHOOK_CONCURRENCY = "ZAPGATE_WEBHOOK_CONCURRENCY", Value("8"),
+        "deliveries running at once per webhook (a slow receiver holds back only its own)";
+    WEBHOOK_POLL_MS = "ZAPGATE_WEBHOOK_POLL_MS", Value("200"),
+        "how often an idle delivery worker looks for due work (new work wakes it at once)";
+    EVENT_RETENTION_HOURS = "ZAPGATE_EVENT_RETENTION_HOURS", Value("72"),
+        "how long the event log keeps events and their delivery history";
 }
 
 /// The shortest admin token accepted: a short one is guessable.
@@ -373,19 +387,15 @@ impl Config {
             ..BridgeConfig::default()
         };
         let deliveries = DeliverySettings {
-            timeout: seconds("ZAPGATE_WEBHOOK_TIMEOUT_SECS", Duration::from_secs(30))?,
-            retry_base: millis("ZAPGATE_WEBHOOK_RETRY_BASE_MS", Duration::from_secs(1), 1)?,
-            retry_max: millis("ZAPGATE_WEBHOOK_RETRY_MAX_MS", Duration::from_secs(3600), 1)?,
-            retry_for: seconds(
-                "ZAPGATE_WEBHOOK_RETRY_FOR_SECS",
-                Duration::from_secs(86_400),
-            )?,
-            per_webhook: number(&get, "ZAPGATE_WEBHOOK_CONCURRENCY", 8u32, 1)?,
+            timeout: env.seconds(WEBHOOK_TIMEOUT_SECS, 1)?,
+            retry_base: env.millis(WEBHOOK_RETRY_BASE_MS, 1)?,
+            retry_max: env.millis(WEBHOOK_RETRY_MAX_MS, 1)?,
+            retry_for: env.seconds(WEBHOOK_RETRY_FOR_SECS, 1)?,
+            per_webhook: env.number(WEBHOOK_CONCURRENCY, 1)?,
+            // Not a knob: deliveries in flight in this process.
             max_in_flight: 256,
-            poll: millis("ZAPGATE_WEBHOOK_POLL_MS", Duration::from_millis(200), 1)?,
-            retention: Duration::from_secs(
-                number(&get, "ZAPGATE_EVENT_RETENTION_HOURS", 72u64, 1)? * 3600,
-            ),
+            poll: env.millis(WEBHOOK_POLL_MS, 1)?,
+            retention: Duration::from_secs(env.number::<u64>(EVENT_RETENTION_HOURS, 1)? * 3600),
         };
 
         Ok(Self {
@@ -446,6 +456,7 @@ impl fmt::Debug for Config {
             connect_timeout,
             chatwoot_timeouts,
             bridge,
+            deliveries,
         } = self;
         f.debug_struct("Config")
             .field("addr", addr)
@@ -470,6 +481,7 @@ impl fmt::Debug for Config {
             .field("connect_timeout", connect_timeout)
             .field("chatwoot_timeouts", chatwoot_timeouts)
             .field("bridge", bridge)
+            .field("deliveries", deliveries)
             .finish()
     }
 }

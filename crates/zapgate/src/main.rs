@@ -10,7 +10,9 @@ use zapgate::{
     cli::{AccountCommand, Cli, Command, JobsCommand, SecretsCommand},
     config::{Config, LogFormat},
 };
-use zapgate_core::{account::NewAccount, store::Store, time::rfc3339, token::Token};
+use zapgate_core::{
+    account::NewAccount, service::AccountService, store::Store, time::rfc3339, token::Token,
+};
 
 /// How long `serve` waits for in-flight requests on shutdown.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
@@ -87,7 +89,8 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Account(command) => {
             let store = app::open_store(&config).await?;
             store.migrate().await.context("running migrations")?;
-            account(command, &store).await
+            let accounts = app::account_service(&config, store.clone())?;
+            account(command, &store, &accounts).await
         }
         Command::Jobs(JobsCommand::Replay { integration }) => {
             let store = app::open_store(&config).await?;
@@ -107,7 +110,11 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     }
 }
 
-async fn account(command: AccountCommand, store: &dyn Store) -> anyhow::Result<()> {
+async fn account(
+    command: AccountCommand,
+    store: &dyn Store,
+    accounts: &AccountService,
+) -> anyhow::Result<()> {
     match command {
         AccountCommand::Create(args) => {
             let new =
@@ -160,7 +167,7 @@ async fn account(command: AccountCommand, store: &dyn Store) -> anyhow::Result<(
             }
         }
         AccountCommand::Delete { id } => {
-            if !store.delete_account(&id).await? {
+            if !accounts.delete(&id).await? {
                 anyhow::bail!("no account with id {id}");
             }
             println!("Account {id} deleted");
