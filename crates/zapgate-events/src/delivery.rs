@@ -9,7 +9,6 @@
 use std::{sync::Arc, time::Duration};
 
 use reqwest::{StatusCode, header};
-use serde_json::{Value, json};
 use tokio::sync::{Notify, Semaphore};
 use zapgate_core::{
     Result,
@@ -75,6 +74,11 @@ impl Deliveries {
             wake: Notify::new(),
             in_flight: Arc::new(Semaphore::new(settings.max_in_flight as usize)),
         })
+    }
+
+    /// What `instanceData.baseUrl` says in every envelope.
+    pub fn public_url(&self) -> &str {
+        &self.public_url
     }
 
     /// New work is stored: look now instead of at the next poll.
@@ -186,22 +190,13 @@ impl Deliveries {
             });
         };
         let token = self.store.instance_token(&instance.id).await?;
-        let mut data: Value =
-            serde_json::from_str(&work.event.data).map_err(zapgate_core::Error::internal)?;
-        if !work.webhook.settings.media_base64 {
-            data = payload::without_media_bytes(data);
-        }
-        let envelope = json!({
-            "event": work.event.name.as_str(),
-            "data": data,
-            "instanceData": {
-                "baseUrl": self.public_url,
-                "instance": instance.name,
-                "token": token.expose(),
-            },
-            "id": work.event.id,
-            "sequence": work.event.sequence,
-        });
+        let envelope = payload::envelope(
+            &work.event,
+            work.webhook.settings.media_base64,
+            &self.public_url,
+            &instance.name,
+            token.expose(),
+        );
         let body = serde_json::to_vec(&envelope).map_err(zapgate_core::Error::internal)?;
         let url = target_url(
             &work.webhook.settings.url,

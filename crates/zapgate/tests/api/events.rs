@@ -560,3 +560,113 @@ async fn instance_creation_webhook_fields_make_the_default_webhook() {
         "{queued:?}"
     );
 }
+
+mod websocket {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::{connect_async, tungstenite::Message};
+
+    use super::*;
+
+    type Socket = tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >;
+
+    fn ws_url(server: &TestServer, query: &str) -> String {
+        format!(
+            "{}/ws/suporte{query}",
+            server.base.replacen("http", "ws", 1)
+        )
+    }
+
+    /// The next JSON text frame.
+    async fn next_event(socket: &mut Socket) -> Value {
+        loop {
+            let frame = tokio::time::timeout(Duration::from_secs(10), socket.next())
+                .await
+                .expect("a frame within 10 s")
+                .expect("the socket is open")
+                .expect("a frame");
+            if let Message::Text(text) = frame {
+                return serde_json::from_str(&text).unwrap();
+            }
+        }
+    }
+
+    /// The upgrade's refusal: status and error message.
+    async fn refused(url: String) -> (u16, String) {
+        match connect_async(url).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                let body: Value =
+                    serde_json::from_slice(response.body().as_deref().unwrap_or_default()).unwrap();
+                (
+                    response.status().as_u16(),
+                    body["error"]["message"].as_str().unwrap().to_owned(),
+                )
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn events_stream_in_order_and_resume_without_gap_or_duplicate() {
+        let server = TestServer::start_with(env()).await;
+        let (_, instance) = paired(&server).await;
+
+        assert_eq!(
+            refused(ws_url(&server, "")).await,
+            (
+                401,
+                "Missing token in header, Authorization header, or query parameter".to_owned()
+            )
+        );
+        assert_eq!(
+            refused(ws_url(&server, &format!("?token={instance}"))).await,
+            (
+                400,
+                "WebSocket is not enabled for this instance. Configure it first using POST /api/events/websocket/suporte".to_owned()
+            )
+        );
+        ok(&server
+            .post(
+                "/api/events/websocket/suporte",
+                Some(&instance),
+                json!({"enabled": true, "events": ["message.exchange"]}),
+            )
+            .await);
+
+        let (mut socket, _) = connect_async(ws_url(&server, &format!("?token={instance}")))
+            .await
+            .unwrap();
+        let mut sent = Vec::new();
+        for n in 0..3 {
+            sent.push(inbound(&server, &instance, &format!("msg {n}")).await);
+        }
+        let mut first = Vec::new();
+        for id in &sent {
+            let event = next_event(&mut socket).await;
+            assert_eq!(event["event"], "message.exchange");
+            assert_eq!(&event["data"]["id"], id);
+            assert_eq!(event["instanceData"]["instance"], "suporte");
+            first.push(event["sequence"].as_i64().unwrap());
+        }
+        assert!(first.windows(2).all(|w| w[1] == w[0] + 1), "{first:?}");
+        socket.close(None).await.unwrap();
+
+        // Away: two more events; back with ?after= the first one seen.
+        sent.push(inbound(&server, &instance, "while away 1").await);
+        sent.push(inbound(&server, &instance, "while away 2").await);
+        let (mut socket, _) = connect_async(ws_url(
+            &server,
+            &format!("?token={instance}&after={}", first[0]),
+        ))
+        .await
+        .unwrap();
+        sent.push(inbound(&server, &instance, "live again").await);
+        let mut ids = Vec::new();
+        for _ in 1..sent.len() {
+            ids.push(next_event(&mut socket).await["data"]["id"].clone());
+        }
+        assert_eq!(ids, sent[1..].to_vec(), "replayed then live, each once");
+        socket.close(None).await.unwrap();
+    }
+}
