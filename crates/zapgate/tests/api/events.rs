@@ -562,7 +562,7 @@ async fn instance_creation_webhook_fields_make_the_default_webhook() {
 }
 
 mod websocket {
-    use futures_util::{SinkExt, StreamExt};
+    use futures_util::StreamExt;
     use tokio_tungstenite::{connect_async, tungstenite::Message};
 
     use super::*;
