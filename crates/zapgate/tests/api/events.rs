@@ -27,6 +27,8 @@ struct Receiver {
     seen: Arc<Mutex<Vec<(String, HeaderMap, Bytes)>>>,
     /// The status to answer with; 0 means 200.
     answer: Arc<Mutex<u16>>,
+    /// How long to wait before answering.
+    delay: Arc<Mutex<Duration>>,
 }
 
 impl Receiver {
@@ -83,6 +85,8 @@ async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> StatusCode {
+    let delay = *receiver.delay.lock().unwrap();
+    tokio::time::sleep(delay).await;
     receiver
         .seen
         .lock()
@@ -559,6 +563,122 @@ async fn instance_creation_webhook_fields_make_the_default_webhook() {
         queued.iter().all(|d| d["event"] == "instance.state"),
         "{queued:?}"
     );
+}
+
+#[tokio::test]
+async fn deliveries_wait_out_an_unreachable_receiver_and_reach_it_once_fixed() {
+    let server = TestServer::start_with(env()).await;
+    let (_, instance) = paired(&server).await;
+    // Nothing listens on port 9 (discard) here: every attempt is refused.
+    let save = |url: String| {
+        server.post(
+            "/api/events/webhook/suporte",
+            Some(&instance),
+            json!({"enabled": true, "url": url, "events": ["message.exchange"]}),
+        )
+    };
+    ok(&save("http://127.0.0.1:9/down".to_owned()).await);
+    let mut sent = Vec::new();
+    for n in 0..5 {
+        sent.push(inbound(&server, &instance, &format!("while down {n}")).await);
+    }
+    let mut retried = false;
+    for _ in 0..200 {
+        let list = server
+            .get(
+                "/api/events/deliveries/suporte?status=queued",
+                Some(&instance),
+            )
+            .await;
+        let queued = ok(&list)["deliveries"].as_array().unwrap().clone();
+        if queued.len() == 5
+            && queued.iter().all(|d| {
+                d["attempts"].as_u64() >= Some(1)
+                    && d["error"]
+                        .as_str()
+                        .unwrap()
+                        .starts_with("the receiver could not be reached")
+            })
+        {
+            retried = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(
+        retried,
+        "every delivery failed at least once and waits to retry"
+    );
+
+    // The owner points the webhook at a receiver that answers: the queued
+    // deliveries go there, each event once.
+    let (receiver, url) = Receiver::start().await;
+    ok(&save(format!("{url}/up")).await);
+    let delivered = receiver.wait_for("message.exchange", 5).await;
+    let mut ids: Vec<String> = delivered
+        .iter()
+        .map(|(_, _, b)| b["data"]["id"].as_str().unwrap().to_owned())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    sent.sort();
+    assert_eq!(ids, sent);
+}
+
+#[tokio::test]
+async fn a_slow_receiver_delays_only_its_own_deliveries() {
+    let server = TestServer::start_with(env()).await;
+    let (_, account) = server.create_account("acme", 10).await;
+    let slow_token = server.create_instance(&account, "slow").await;
+    let fast_token = server.create_instance(&account, "suporte").await;
+    server.pair(&slow_token, "slow", "5511999990001").await;
+    server.pair(&fast_token, "suporte", "5511999990000").await;
+    let (slow, slow_url) = Receiver::start().await;
+    *slow.delay.lock().unwrap() = Duration::from_secs(20);
+    let (fast, fast_url) = Receiver::start().await;
+    for (name, token, url) in [
+        ("slow", &slow_token, slow_url),
+        ("suporte", &fast_token, fast_url),
+    ] {
+        ok(&server
+            .post(
+                &format!("/api/events/webhook/{name}"),
+                Some(token),
+                json!({"enabled": true, "url": format!("{url}/hook"), "events": ["message.exchange"]}),
+            )
+            .await);
+    }
+    // Far more than the slow receiver may take at once.
+    for n in 0..30 {
+        let reply = server
+            .post(
+                "/api/sandbox/slow/inbound",
+                Some(&slow_token),
+                json!({"from": "5511988887777", "text": format!("slow {n}")}),
+            )
+            .await;
+        assert_eq!(reply.status.as_u16(), 200, "{}", reply.text);
+    }
+    let started = std::time::Instant::now();
+    inbound(&server, &fast_token, "on time").await;
+    fast.wait_for("message.exchange", 1).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the other instance's delivery waited {:?}",
+        started.elapsed()
+    );
+    let running = server
+        .get(
+            "/api/events/deliveries/slow?status=running",
+            Some(&slow_token),
+        )
+        .await;
+    let running = ok(&running)["deliveries"].as_array().unwrap().len();
+    assert!(
+        running <= 8,
+        "{running} deliveries run at once against one webhook"
+    );
+    assert!(slow.bodies().len() <= 8);
 }
 
 mod websocket {
