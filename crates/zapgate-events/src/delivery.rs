@@ -41,6 +41,8 @@ pub struct DeliverySettings {
 
 /// The longest `Retry-After` we honour: a receiver cannot park its queue for days.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+/// How long past an attempt's timeout its lease lasts.
+const LEASE_MARGIN: Duration = Duration::from_secs(5);
 /// How often old events are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
 
@@ -118,7 +120,9 @@ impl Deliveries {
             return 1;
         }
         let now = now_ms();
-        let lease = now + (self.settings.timeout + Duration::from_secs(30)).as_millis() as i64;
+        // An attempt ends by its timeout; past that and a margin to record
+        // the outcome, its process died and another may take the delivery.
+        let lease = now + (self.settings.timeout + LEASE_MARGIN).as_millis() as i64;
         let claimed = match self
             .events
             .claim_deliveries(now, lease, free as u32, self.settings.per_webhook)
