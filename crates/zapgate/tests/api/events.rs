@@ -592,6 +592,100 @@ async fn a_slow_receiver_delays_only_its_own_deliveries() {
     assert!(slow.bodies().len() <= 8);
 }
 
+#[tokio::test]
+async fn a_receiver_that_never_answers_is_retried_after_the_attempt_timeout() {
+    let server = TestServer::start_with(env().with("ZAPGATE_WEBHOOK_TIMEOUT_SECS", "1")).await;
+    let (_, instance) = paired(&server).await;
+    let (receiver, url) = Receiver::start().await;
+    *receiver.delay.lock().unwrap() = Duration::from_secs(30);
+    ok(&server
+        .post(
+            "/api/events/webhook/suporte",
+            Some(&instance),
+            json!({"enabled": true, "url": format!("{url}/hook"), "events": ["message.exchange"]}),
+        )
+        .await);
+    inbound(&server, &instance, "anyone there?").await;
+    let mut error = Value::Null;
+    for _ in 0..200 {
+        let list = server
+            .get(
+                "/api/events/deliveries/suporte?status=queued",
+                Some(&instance),
+            )
+            .await;
+        error = ok(&list)["deliveries"][0]["error"].clone();
+        if !error.is_null() && error != "" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(error, "the receiver did not answer within 1s");
+}
+
+#[tokio::test]
+async fn three_webhooks_each_get_their_own_events_at_their_own_urls() {
+    let server = TestServer::start_with(env()).await;
+    let (_, instance) = paired(&server).await;
+    let (receiver, url) = Receiver::start().await;
+    for (label, events, by_events) in [
+        ("messages", json!(["message.exchange"]), false),
+        ("statuses", json!(["message.status"]), false),
+        ("everything", json!([]), true),
+    ] {
+        ok(&server
+            .post(
+                "/api/events/webhook/suporte",
+                Some(&instance),
+                json!({"label": label, "enabled": true, "url": format!("{url}/{label}"),
+                       "events": events, "byEvents": by_events}),
+            )
+            .await);
+    }
+    inbound(&server, &instance, "Olá").await;
+    let sent = server
+        .post(
+            "/api/message/text/suporte",
+            Some(&instance),
+            json!({"number": "5511988887777", "message": "Oi"}),
+        )
+        .await;
+    let sent_id = ok(&sent)["data"]["messageId"].clone();
+    ok(&server
+        .post(
+            "/api/sandbox/suporte/receipt",
+            Some(&instance),
+            json!({"id": sent_id, "status": "delivered"}),
+        )
+        .await);
+    // Two messages and a receipt: 2 + 1 + 3 deliveries.
+    let mut paths = Vec::new();
+    for _ in 0..200 {
+        paths = receiver
+            .bodies()
+            .into_iter()
+            .map(|(path, _, body)| (path, body["event"].as_str().unwrap().to_owned()))
+            .collect::<Vec<_>>();
+        if paths.len() >= 6 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    paths.sort();
+    let expected: Vec<(String, String)> = [
+        ("/everything/message.exchange", "message.exchange"),
+        ("/everything/message.exchange", "message.exchange"),
+        ("/everything/message.status", "message.status"),
+        ("/messages", "message.exchange"),
+        ("/messages", "message.exchange"),
+        ("/statuses", "message.status"),
+    ]
+    .iter()
+    .map(|(p, e)| ((*p).to_owned(), (*e).to_owned()))
+    .collect();
+    assert_eq!(paths, expected);
+}
+
 mod websocket {
     use futures_util::StreamExt;
     use tokio_tungstenite::{connect_async, tungstenite::Message};
