@@ -143,8 +143,14 @@ async fn build(config: &Config) -> anyhow::Result<(axum::Router, Option<Arc<WebP
             allow_private: config.allow_private_urls,
         },
         config.chatwoot_timeouts.activate,
+        config.honor_proxy_env,
     )
     .context("building the Chatwoot HTTP client")?;
+    if config.honor_proxy_env {
+        tracing::warn!(
+            "ZAPGATE_HONOR_PROXY_ENV: customer URLs go through the proxy, which must refuse private destinations itself"
+        );
+    }
     // The bridge routes only while the module is on.
     let bridge = config
         .chatwoot_enabled

@@ -61,6 +61,9 @@ pub struct Config {
     pub connect_timeout: Duration,
     pub chatwoot_timeouts: ChatwootTimeouts,
     pub bridge: BridgeConfig,
+    /// Outbound clients use `HTTP(S)_PROXY`/`ALL_PROXY` (off: the address
+    /// guard cannot see through a proxy).
+    pub honor_proxy_env: bool,
 }
 
 /// A bad variable and what is wrong with it.
@@ -187,6 +190,11 @@ pub const VARIABLES: &[Variable] = &[
         name: "ZAPGATE_CONNECT_TIMEOUT_SECS",
         default: "60",
         meaning: "how long connect waits for the first QR or pairing code",
+    },
+    Variable {
+        name: "ZAPGATE_HONOR_PROXY_ENV",
+        default: "false",
+        meaning: "fetch customer URLs (Chatwoot, media) through HTTP(S)_PROXY/ALL_PROXY; the private-address guard then sees only IP literals",
     },
 ];
 
@@ -417,6 +425,7 @@ impl Config {
             connect_timeout,
             chatwoot_timeouts,
             bridge,
+            honor_proxy_env: boolean(&get, "ZAPGATE_HONOR_PROXY_ENV", false)?,
         })
     }
 
@@ -536,6 +545,7 @@ mod tests {
         assert_eq!(web.socket_url, None);
         assert_eq!(web.media_limit, c.body_limits.media);
         assert_eq!(web.lease_ttl, Duration::from_secs(30));
+        assert!(!c.honor_proxy_env);
     }
 
     #[test]
@@ -589,6 +599,7 @@ mod tests {
             ("ZAPGATE_RATE_LIMIT_PER_MINUTE", "0"),
             ("ZAPGATE_MAX_BODY_BYTES", "-1"),
             ("ZAPGATE_CONNECT_TIMEOUT_SECS", "soon"),
+            ("ZAPGATE_HONOR_PROXY_ENV", "perhaps"),
         ] {
             let err = config(&[(variable, value)]).unwrap_err();
             assert_eq!(err.variable, variable, "{value}: {err}");
