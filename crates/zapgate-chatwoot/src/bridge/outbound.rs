@@ -224,10 +224,7 @@ impl Bridge {
                             after: self.config.wait_poll,
                         }
                     }
-                    other => Failure::Transient {
-                        error: other.to_string(),
-                        after: None,
-                    },
+                    other => Failure::from(other),
                 })?;
         }
         Ok(())
