@@ -1,11 +1,27 @@
 //! Wiring: configuration in, a running server out. `main` calls it for
 //! `serve`; the integration tests call it to run a real server in-process.
 
-use std::{future::Future, net::SocketAddr, path::Path, sync::Arc};
+use std::{future::Future, net::SocketAddr, path::Path, sync::Arc, time::Duration};
 
 use anyhow::Context;
+use axum::{
+    extract::ConnectInfo,
+    http::{Request, StatusCode},
+};
 use base64::Engine;
-use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+use hyper::{body::Incoming, server::conn::http1};
+use hyper_util::{
+    rt::{TokioIo, TokioTimer},
+    server::graceful::GracefulShutdown,
+    service::TowerToHyperService,
+};
+use tokio::{
+    net::TcpListener,
+    sync::{Semaphore, oneshot},
+    task::JoinHandle,
+};
+use tower::{Layer, ServiceExt};
+use tower_http::timeout::TimeoutLayer;
 use zapgate_chatwoot::{
     AddressPolicy, Bridge, BridgeSink, ChatwootHttp, ChatwootService, download::Downloader,
 };
@@ -19,7 +35,7 @@ use zapgate_http::{AppParts, AppState, RateLimiter};
 use zapgate_store::{Backend, SecretBox, SqlStore, redact_url};
 use zapgate_whatsapp::{SandboxProvider, web::WebProvider};
 
-use crate::config::{Config, KeySource, Provider};
+use crate::config::{Config, KeySource, Provider, ServerLimits};
 
 /// Opens the database the configuration names, with the secret box.
 /// Migrations are not run here: `serve` and `migrate` do that.
@@ -95,8 +111,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let addr = listener.local_addr()?;
     let (stop, stopped) = oneshot::channel::<()>();
     let (app, web) = build(&config).await?;
+    let limits = config.server;
     let task = tokio::spawn(async move {
-        let served = serve(listener, app, async {
+        let served = serve(listener, app, limits, async {
             let _ = stopped.await;
         })
         .await;
@@ -222,18 +239,62 @@ async fn build(config: &Config) -> anyhow::Result<(axum::Router, Option<Arc<WebP
     Ok((zapgate_http::router(state), web))
 }
 
+/// Serves HTTP/1 until `shutdown`, then lets open requests finish. Each
+/// connection must send its headers within `header_timeout` (idle
+/// keep-alive connections close after it too) and gets every answer within
+/// `request_timeout`; past `max_connections` the next one waits in the
+/// listen backlog until a connection ends.
 async fn serve(
     listener: TcpListener,
     app: axum::Router,
+    limits: ServerLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
-    .context("serving HTTP")?;
+    let app = TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limits.request_timeout)
+        .layer(app);
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let connections = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot.context("connection slots closed")?,
+            () = &mut shutdown => break,
+        };
+        let (stream, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    // Out of file descriptors, or a connection reset before
+                    // it was accepted: wait a little rather than spin.
+                    tracing::warn!(error = %err, "could not accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        if let Err(err) = stream.set_nodelay(true) {
+            tracing::debug!(error = %err, "could not set TCP_NODELAY");
+        }
+        // What `ConnectInfo<SocketAddr>` reads (rate limits by client IP).
+        let service = app.clone().map_request(move |mut req: Request<Incoming>| {
+            req.extensions_mut().insert(ConnectInfo(remote));
+            req
+        });
+        let connection = connections
+            .watch(http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service)));
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                tracing::debug!(error = %err, "connection closed with an error");
+            }
+            drop(slot);
+        });
+    }
+    drop(listener);
+    connections.shutdown().await;
     tracing::info!("zapgate stopped");
     Ok(())
 }

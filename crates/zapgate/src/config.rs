@@ -61,9 +61,34 @@ pub struct Config {
     pub connect_timeout: Duration,
     pub chatwoot_timeouts: ChatwootTimeouts,
     pub bridge: BridgeConfig,
+    pub server: ServerLimits,
     /// Outbound clients use `HTTP(S)_PROXY`/`ALL_PROXY` (off: the address
     /// guard cannot see through a proxy).
     pub honor_proxy_env: bool,
+}
+
+/// What one client may hold of the HTTP server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerLimits {
+    /// A request's headers must arrive within this (also closes idle
+    /// keep-alive connections): a slowloris holds a connection no longer.
+    pub header_timeout: Duration,
+    /// A whole request, body included, answers within this (408 after).
+    pub request_timeout: Duration,
+    /// Connections served at once; more wait in the listen backlog.
+    pub max_connections: usize,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        Self {
+            header_timeout: Duration::from_secs(10),
+            // Above the 60 s deadlines of connect and chatwoot/set, and long
+            // enough for a 64 MiB media body at ~2 Mbit/s.
+            request_timeout: Duration::from_secs(300),
+            max_connections: 1024,
+        }
+    }
 }
 
 /// A bad variable and what is wrong with it.
@@ -190,6 +215,21 @@ pub const VARIABLES: &[Variable] = &[
         name: "ZAPGATE_CONNECT_TIMEOUT_SECS",
         default: "60",
         meaning: "how long connect waits for the first QR or pairing code",
+    },
+    Variable {
+        name: "ZAPGATE_HEADER_TIMEOUT_SECS",
+        default: "10",
+        meaning: "a request's headers must arrive within this; idle keep-alive connections close after it",
+    },
+    Variable {
+        name: "ZAPGATE_REQUEST_TIMEOUT_SECS",
+        default: "300",
+        meaning: "a whole request (body included) is answered within this, else 408",
+    },
+    Variable {
+        name: "ZAPGATE_MAX_CONNECTIONS",
+        default: "1024",
+        meaning: "HTTP connections served at once; more wait to be accepted",
     },
     Variable {
         name: "ZAPGATE_HONOR_PROXY_ENV",
@@ -409,6 +449,13 @@ impl Config {
             media_limit: body_limits.media,
         };
 
+        let limits = ServerLimits::default();
+        let server = ServerLimits {
+            header_timeout: seconds("ZAPGATE_HEADER_TIMEOUT_SECS", limits.header_timeout)?,
+            request_timeout: seconds("ZAPGATE_REQUEST_TIMEOUT_SECS", limits.request_timeout)?,
+            max_connections: number(&get, "ZAPGATE_MAX_CONNECTIONS", limits.max_connections, 1)?,
+        };
+
         Ok(Self {
             addr,
             database_url,
@@ -425,6 +472,7 @@ impl Config {
             connect_timeout,
             chatwoot_timeouts,
             bridge,
+            server,
             honor_proxy_env: boolean(&get, "ZAPGATE_HONOR_PROXY_ENV", false)?,
         })
     }
@@ -545,6 +593,7 @@ mod tests {
         assert_eq!(web.socket_url, None);
         assert_eq!(web.media_limit, c.body_limits.media);
         assert_eq!(web.lease_ttl, Duration::from_secs(30));
+        assert_eq!(c.server, ServerLimits::default());
         assert!(!c.honor_proxy_env);
     }
 
@@ -599,6 +648,8 @@ mod tests {
             ("ZAPGATE_RATE_LIMIT_PER_MINUTE", "0"),
             ("ZAPGATE_MAX_BODY_BYTES", "-1"),
             ("ZAPGATE_CONNECT_TIMEOUT_SECS", "soon"),
+            ("ZAPGATE_HEADER_TIMEOUT_SECS", "0"),
+            ("ZAPGATE_MAX_CONNECTIONS", "0"),
             ("ZAPGATE_HONOR_PROXY_ENV", "perhaps"),
         ] {
             let err = config(&[(variable, value)]).unwrap_err();
