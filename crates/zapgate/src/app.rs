@@ -12,12 +12,11 @@ use base64::Engine;
 use hyper::{body::Incoming, server::conn::http1};
 use hyper_util::{
     rt::{TokioIo, TokioTimer},
-    server::graceful::GracefulShutdown,
     service::TowerToHyperService,
 };
 use tokio::{
     net::TcpListener,
-    sync::{Semaphore, oneshot},
+    sync::{Semaphore, oneshot, watch},
     task::JoinHandle,
 };
 use tower::{Layer, ServiceExt};
@@ -239,11 +238,12 @@ async fn build(config: &Config) -> anyhow::Result<(axum::Router, Option<Arc<WebP
     Ok((zapgate_http::router(state), web))
 }
 
-/// Serves HTTP/1 until `shutdown`, then lets open requests finish. Each
-/// connection must send its headers within `header_timeout` (idle
-/// keep-alive connections close after it too) and gets every answer within
-/// `request_timeout`; past `max_connections` the next one waits in the
-/// listen backlog until a connection ends.
+/// Serves HTTP/1 (with upgrades) until `shutdown`, then lets open requests
+/// finish. Each connection must send its headers within `header_timeout`
+/// (idle keep-alive connections close after it too) and gets every answer
+/// within `request_timeout`; past `max_connections` the next one waits in
+/// the listen backlog until a connection ends. (`axum::serve` sets no
+/// header-read timeout and no cap.)
 async fn serve(
     listener: TcpListener,
     app: axum::Router,
@@ -255,8 +255,10 @@ async fn serve(
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout);
+    // Every connection holds a slot until it ends, so getting all of them
+    // back is also how shutdown knows the last one finished.
     let slots = Arc::new(Semaphore::new(limits.max_connections));
-    let connections = GracefulShutdown::new();
+    let (stop, stopping) = watch::channel(());
     tokio::pin!(shutdown);
     loop {
         let slot = tokio::select! {
@@ -284,17 +286,30 @@ async fn serve(
             req.extensions_mut().insert(ConnectInfo(remote));
             req
         });
-        let connection = connections
-            .watch(http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service)));
+        let connection = http
+            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
+            .with_upgrades();
+        let mut stopping = stopping.clone();
         tokio::spawn(async move {
-            if let Err(err) = connection.await {
+            tokio::pin!(connection);
+            let ended = tokio::select! {
+                ended = connection.as_mut() => ended,
+                _ = stopping.changed() => {
+                    // Finishes the request in flight, closes if idle.
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(err) = ended {
                 tracing::debug!(error = %err, "connection closed with an error");
             }
             drop(slot);
         });
     }
     drop(listener);
-    connections.shutdown().await;
+    let _ = stop.send(());
+    let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
+    let _drained = slots.acquire_many(all).await;
     tracing::info!("zapgate stopped");
     Ok(())
 }

@@ -126,6 +126,21 @@ async fn connections_over_the_cap_wait_while_the_open_ones_keep_working() {
     assert!(late.starts_with("HTTP/1.1 200"), "{late}");
 }
 
+#[tokio::test]
+async fn stopping_closes_idle_connections_instead_of_waiting_for_them() {
+    let server = TestServer::start().await;
+    let mut idle = TcpStream::connect(host(&server)).await.unwrap();
+    idle.write_all(HEALTH).await.unwrap();
+    assert!(read_response(&mut idle).await.is_some());
+    let _silent = TcpStream::connect(host(&server)).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), server.stop())
+        .await
+        .expect("stop waited for idle connections");
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(5), idle.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "the idle connection is still open");
+}
+
 /// The integration's webhook path and its secret.
 fn webhook_path(f: &Fixture) -> (String, String) {
     let url = f.double.inboxes(f.account_id)[0]["webhook_url"]
