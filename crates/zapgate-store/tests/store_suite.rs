@@ -121,6 +121,7 @@ suite!(
     accounts_are_created_listed_and_deleted_with_their_instances,
     principals_resolve_both_token_kinds,
     resolved_tokens_go_with_their_owner,
+    an_unknown_token_is_not_looked_up_again_until_a_write_here,
     account_tokens_are_unique_and_concurrent_creates_succeed,
     create_instance_enforces_names_tokens_and_quota,
     concurrent_creates_never_exceed_the_quota,
@@ -405,6 +406,51 @@ async fn resolved_tokens_go_with_their_owner(db: Db) {
                 .is_none()
         );
     }
+}
+
+/// A token found nowhere is remembered: asking again makes no query (so an
+/// account another process creates meanwhile is not seen here yet, the
+/// documented delay), while a token created through this store works at once.
+async fn an_unknown_token_is_not_looked_up_again_until_a_write_here(db: Db) {
+    let store = db.store().await;
+    let elsewhere = db.store().await;
+    let token = Token::generate_account();
+    assert!(store.find_principal(&token.hash()).await.unwrap().is_none());
+    let new = NewAccount::parse("Later", 2, None).unwrap();
+    let acc = elsewhere.create_account(&new, &token).await.unwrap();
+    assert!(
+        elsewhere
+            .find_principal(&token.hash())
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        store.find_principal(&token.hash()).await.unwrap().is_none(),
+        "the unknown token was looked up in the database again"
+    );
+
+    // An instance created here: its token, unknown a moment ago, works at
+    // once, and the account's token too (every write forgets the unknowns).
+    let created = new_instance("later");
+    assert!(
+        store
+            .find_principal(&created.token.hash())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    store.create_instance(&acc, &created).await.unwrap();
+    for token in [&created.token, &token] {
+        assert!(store.find_principal(&token.hash()).await.unwrap().is_some());
+    }
+
+    // An account created here works at once too.
+    let mine = Token::generate_account();
+    assert!(store.find_principal(&mine.hash()).await.unwrap().is_none());
+    let new = NewAccount::parse("Mine", 1, None).unwrap();
+    store.create_account(&new, &mine).await.unwrap();
+    assert!(store.find_principal(&mine.hash()).await.unwrap().is_some());
 }
 
 async fn create_instance_enforces_names_tokens_and_quota(db: Db) {
