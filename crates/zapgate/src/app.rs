@@ -139,6 +139,16 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
 async fn build(config: &Config) -> anyhow::Result<(axum::Router, Option<Arc<WebProvider>>)> {
     let store = open_store(config).await?;
     store.migrate().await.context("running migrations")?;
+    let adopted = store
+        .adopt_instance_webhooks()
+        .await
+        .context("adopting instance webhook blocks")?;
+    if adopted > 0 {
+        tracing::info!(
+            adopted,
+            "instance webhook blocks now deliver as default webhooks"
+        );
+    }
     let backend = store.backend();
     let sql_store = store.clone();
     let store: Arc<dyn Store> = Arc::new(store);
