@@ -211,10 +211,10 @@ variables! {
         "attempts before a delivery is parked as a dead letter";
     BRIDGE_LEASE_SECS = "ZAPGATE_BRIDGE_LEASE_SECS", Value("60"),
         "how long a worker owns a delivery; a crashed worker's work is taken again after it";
-    BRIDGE_POLL_MS = "ZAPGATE_BRIDGE_POLL_MS", Value("200"),
-        "how often an idle worker looks for work (stored work wakes it at once)";
     BRIDGE_DRAIN_MS = "ZAPGATE_BRIDGE_DRAIN_MS", Value("4000"),
         "on shutdown, how long running deliveries may finish before they are released to the next start (inside the 10 s grace of `serve`)";
+    BRIDGE_POLL_MS = "ZAPGATE_BRIDGE_POLL_MS", Value("200"),
+        "how often an idle worker looks for work (stored work wakes it at once)";
     BRIDGE_WAIT_POLL_MS = "ZAPGATE_BRIDGE_WAIT_POLL_MS", Value("30000"),
         "how often a reply waiting for WhatsApp looks again (a reconnect wakes it)";
     OUTBOUND_EXPIRY_SECS = "ZAPGATE_OUTBOUND_EXPIRY_SECS", Value("86400"),
