@@ -637,7 +637,7 @@ async fn secrets_rekey_moves_every_secret_to_the_new_key() {
 /// A proxy that only counts the connections it gets, and answers none.
 fn counting_proxy() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
     use std::sync::{Arc, atomic::AtomicUsize};
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let hits = Arc::new(AtomicUsize::new(0));
     let count = hits.clone();

@@ -551,7 +551,7 @@ async fn an_internal_error_reaches_chatwoot_and_the_list_as_a_public_text_only()
         if links > 0 {
             break;
         }
-        settle(20).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     sqlx::query("ALTER TABLE message_links RENAME TO message_links_away")
         .execute(&pool)
