@@ -106,23 +106,26 @@ async fn one(
     let secret = Token::new(random_hex(24));
     let url = webhook_url(public_url, &id, &secret);
     store
-        .save_integration(&Integration {
-            id,
-            instance_id: instance.id.clone(),
-            base_url: chatwoot_base.to_owned(),
-            account_id: 1,
-            api_token: Token::new(chatwoot_token),
-            inbox_id: 100_000 + i as i64,
-            inbox_name: format!("WhatsApp seed{i:05}"),
-            inbox_identifier: Some(random_hex(12)),
-            webhook_secret: secret,
-            inbox_secret: Some(Token::new(random_hex(16))),
-            webhook_url: url,
-            status: IntegrationStatus::Active,
-            last_error: String::new(),
-            flags: ChatwootFlags::default(),
-            created_at_ms: zapgate_core::time::now_ms(),
-        })
+        .save_integration(
+            &Integration {
+                id,
+                instance_id: instance.id.clone(),
+                base_url: chatwoot_base.to_owned(),
+                account_id: 1,
+                api_token: Token::new(chatwoot_token),
+                inbox_id: 100_000 + i as i64,
+                inbox_name: format!("WhatsApp seed{i:05}"),
+                inbox_identifier: Some(random_hex(12)),
+                webhook_secret: secret,
+                inbox_secret: Some(Token::new(random_hex(16))),
+                webhook_url: url,
+                status: IntegrationStatus::Active,
+                last_error: String::new(),
+                flags: ChatwootFlags::default(),
+                created_at_ms: zapgate_core::time::now_ms(),
+            },
+            None,
+        )
         .await?;
     Ok(())
 }

@@ -14,7 +14,7 @@ use zapgate_core::{
     Error, Result,
     chatwoot::{ChatwootFlags, Integration, IntegrationStatus, webhook_url},
     instance::Instance,
-    jobs::{Job, NewJob},
+    jobs::Job,
     store::Store,
     time::now_ms,
     token::{Token, new_id, random_hex},
@@ -336,12 +336,19 @@ impl ChatwootService {
         };
         let integration =
             self.integration_from(instance, &request, id, secret, created_at_ms, inbox);
-        self.store.save_integration(&integration).await?;
+        // WhatsApp messages not yet posted move to the new inbox with the row.
+        let moved = self
+            .store
+            .save_integration(&integration, Some(payload::INBOUND))
+            .await?;
         self.forget_live(&integration.id);
-        if let Some(moved) = previous.filter(|p| p.id != integration.id) {
-            self.hand_over_jobs(&moved, &integration).await?;
+        if let Some(old) = previous.filter(|p| p.id != integration.id) {
+            if moved > 0 {
+                tracing::info!(from = %old.id, to = %integration.id, count = moved, "pending WhatsApp messages moved to the new inbox");
+            }
+            self.fail_old_replies(&old).await;
             // The old inbox would keep calling a URL that no longer exists.
-            self.stop_webhook(&moved).await;
+            self.stop_webhook(&old).await;
         }
         // Deliveries held back while Chatwoot refused us go now.
         self.wake_jobs(&instance.id).await?;
@@ -509,7 +516,11 @@ impl ChatwootService {
             .find_integration(&instance.id)
             .await?
             .ok_or_else(|| Error::not_found(NO_INTEGRATION_TO_DELETE))?;
-        self.cancel_jobs(&integration).await;
+        self.cancel_jobs(
+            &integration,
+            "The WhatsApp integration was deactivated before this message was sent",
+        )
+        .await;
         self.stop_webhook(&integration).await;
         self.store.delete_integration(&instance.id).await?;
         self.forget_live(&integration.id);
@@ -525,44 +536,21 @@ impl ChatwootService {
         Ok(())
     }
 
-    /// When a new inbox replaces the old one, WhatsApp messages not yet
-    /// posted go to the new inbox; agent replies from the old inbox that never
-    /// went out are marked failed there.
-    async fn hand_over_jobs(&self, old: &Integration, new: &Integration) -> Result<()> {
-        let jobs = self.store.take_jobs(&old.id).await?;
-        let mut moved = Vec::new();
-        let mut dropped = Vec::new();
-        for job in jobs {
-            match JobPayload::from_json(&job.payload) {
-                Ok(JobPayload::Inbound(message)) => moved.push(NewJob {
-                    integration_id: new.id.clone(),
-                    instance_id: job.instance_id,
-                    direction: payload::INBOUND,
-                    chat_key: job.chat_key,
-                    dedupe_key: format!("in:{}:{}", new.id, message.id),
-                    payload: job.payload,
-                    run_at_ms: now_ms(),
-                }),
-                _ => dropped.push(job),
-            }
-        }
-        if !moved.is_empty() {
-            tracing::info!(from = %old.id, to = %new.id, count = moved.len(), "pending WhatsApp messages moved to the new inbox");
-            self.store.enqueue_jobs(&moved).await?;
-        }
-        self.fail_agent_replies(
+    /// Agent replies from the old inbox that never went out are marked
+    /// failed there. Should this process stop first, they stay queued under
+    /// an integration that no longer exists, and the worker parks them.
+    async fn fail_old_replies(&self, old: &Integration) {
+        self.cancel_jobs(
             old,
-            &dropped,
             "The WhatsApp integration moved to another inbox before this message was sent",
         )
         .await;
-        Ok(())
     }
 
     /// Drops the integration's pending deliveries; agent replies that never
     /// reached WhatsApp are marked failed in Chatwoot, with why. Best effort
     /// within the deactivation deadline.
-    async fn cancel_jobs(&self, integration: &Integration) {
+    async fn cancel_jobs(&self, integration: &Integration, reason: &str) {
         let jobs = match self.store.take_jobs(&integration.id).await {
             Ok(jobs) => jobs,
             Err(e) => {
@@ -570,15 +558,7 @@ impl ChatwootService {
                 return;
             }
         };
-        self.fail_agent_replies(
-            integration,
-            &jobs,
-            "The WhatsApp integration was deactivated before this message was sent",
-        )
-        .await;
-        if !jobs.is_empty() {
-            tracing::info!(integration_id = %integration.id, cancelled = jobs.len(), "pending deliveries cancelled");
-        }
+        self.fail_agent_replies(integration, &jobs, reason).await;
     }
 
     /// Marks the agent replies among `jobs` failed in Chatwoot, within the

@@ -82,7 +82,15 @@ pub trait Store: Send + Sync + 'static {
     async fn count_request(&self, bucket: &str, window_start: i64) -> Result<u64>;
 
     /// Creates or replaces the instance's integration (one per instance).
-    async fn save_integration(&self, integration: &Integration) -> Result<()>;
+    /// Stores the instance's integration, replacing the one it had. When that
+    /// one had another id, its jobs of `move_direction` (when given) move to
+    /// the new one (dedupe keys re-keyed, dead ones queued again) in the same
+    /// transaction, so no crash in between loses them. Returns how many moved.
+    async fn save_integration(
+        &self,
+        integration: &Integration,
+        move_direction: Option<&str>,
+    ) -> Result<u64>;
     async fn find_integration(&self, instance_id: &str) -> Result<Option<Integration>>;
     async fn find_integration_by_id(&self, integration_id: &str) -> Result<Option<Integration>>;
     /// Every integration on the server (start-up maintenance).
@@ -117,6 +125,10 @@ pub trait Store: Send + Sync + 'static {
     async fn defer_job(&self, job_id: i64, run_at_ms: i64, reason: &str) -> Result<()>;
     /// A dead letter: kept for the operator, no longer run.
     async fn park_job(&self, job_id: i64, error: &str) -> Result<()>;
+    /// Parks the job while it still belongs to `integration_id` and that
+    /// integration no longer exists; `false` when it moved meanwhile.
+    async fn park_orphan_job(&self, job_id: i64, integration_id: &str, error: &str)
+    -> Result<bool>;
     /// Makes every queued job of the instance's `direction` due now (a
     /// reconnect, a fixed integration).
     async fn wake_jobs(&self, instance_id: &str, direction: &str, now_ms: i64) -> Result<u64>;

@@ -9,10 +9,11 @@ use zapgate_core::{
     Error, Result,
     chatwoot::{ChatwootFlags, Integration, IntegrationStatus, IntegrationSummary},
     error::Cause,
+    time::now_ms,
     token::Token,
 };
 
-use crate::{SqlStore, conn::StoreQuery, rows::get};
+use crate::{SqlStore, conn::StoreQuery, jobs, rows::get};
 
 const COLUMNS: &str = "bridge_integration_id, instance_id, chatwoot_base_url, \
     chatwoot_account_id, api_token_sealed, chatwoot_inbox_id, chatwoot_inbox_name, \
@@ -32,16 +33,24 @@ pub(crate) const SEALED_COLUMNS: [&str; 4] = [
     "webhook_url_sealed",
 ];
 
-pub(crate) async fn save(store: &SqlStore, i: &Integration) -> Result<()> {
+pub(crate) async fn save(
+    store: &SqlStore,
+    i: &Integration,
+    move_direction: Option<&str>,
+) -> Result<u64> {
     let seal =
         |column: &str, value: &str| store.secrets.seal(&aad(&i.id, column), value.as_bytes());
     let mut tx = store.pool.begin().await.map_err(Error::internal)?;
-    // Replacing, not upserting: a new activation may bring a new id.
-    sqlx::query("DELETE FROM chatwoot_integrations WHERE instance_id = $1")
-        .bind(&i.instance_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(Error::internal)?;
+    // Replacing, not upserting: a new activation may bring a new id. A write
+    // first, so SQLite takes the write lock at once.
+    let replaced: Vec<String> = sqlx::query_scalar(
+        "DELETE FROM chatwoot_integrations WHERE instance_id = $1 \
+         RETURNING bridge_integration_id",
+    )
+    .bind(&i.instance_id)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(Error::internal)?;
     sqlx::query(&format!(
         "INSERT INTO chatwoot_integrations ({COLUMNS}) VALUES \
          ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
@@ -71,7 +80,14 @@ pub(crate) async fn save(store: &SqlStore, i: &Integration) -> Result<()> {
     .execute(&mut *tx)
     .await
     .map_err(Error::internal)?;
-    tx.commit().await.map_err(Error::internal)
+    let mut moved = 0;
+    if let Some(direction) = move_direction {
+        for old in replaced.iter().filter(|old| **old != i.id) {
+            moved += jobs::move_to(&mut tx, old, &i.id, direction, now_ms()).await?;
+        }
+    }
+    tx.commit().await.map_err(Error::internal)?;
+    Ok(moved)
 }
 
 pub(crate) async fn find_by(
@@ -85,7 +101,8 @@ pub(crate) async fn find_by(
             .bind(value)
             .fetch_optional_on(store)
             .await?;
-        row.map(|r| integration(store, &r)).transpose()
+        row.map(|r| integration(store, &r).map_err(unreadable))
+            .transpose()
     };
     let key = (column, value.to_owned());
     store.caches.integrations.get_or_load(key, load).await
@@ -94,8 +111,32 @@ pub(crate) async fn find_by(
 pub(crate) async fn list(store: &SqlStore) -> Result<Vec<Integration>> {
     let sql = format!("SELECT {COLUMNS} FROM chatwoot_integrations ORDER BY created_at");
     let rows = sqlx::query(&sql).fetch_all_on(store).await?;
-    rows.iter().map(|r| integration(store, r)).collect()
+    // One row that does not open (sealed under a key this server lacks)
+    // must not stop the maintenance of every other integration.
+    let mut all = Vec::with_capacity(rows.len());
+    for row in &rows {
+        match integration(store, row) {
+            Ok(integration) => all.push(integration),
+            Err(err) => {
+                let id = get::<String>(row, "bridge_integration_id").unwrap_or_default();
+                tracing::warn!(integration_id = %id, error = %err, "skipping a Chatwoot integration that cannot be read");
+            }
+        }
+    }
+    Ok(all)
 }
+
+/// The public face of an integration row that does not open.
+fn unreadable(err: Error) -> Error {
+    match err {
+        Error::Internal { cause, .. } => Error::internal_with(UNREADABLE, cause),
+        other => other,
+    }
+}
+
+/// What a tenant sees for an integration whose secrets do not decrypt.
+const UNREADABLE: &str = "The Chatwoot integration cannot be read with this server's encryption key; \
+     the operator must restore the key it was saved with";
 
 pub(crate) async fn summaries(
     store: &SqlStore,
@@ -166,7 +207,8 @@ pub(crate) async fn set_webhook_url(
 }
 
 /// Deletes the integration with its chat and message links, in one
-/// transaction. Its jobs stay: the bridge takes them first (`take_jobs`).
+/// transaction. Its jobs stay: the bridge takes them first (`take_jobs`);
+/// one stored meanwhile is parked by the worker, never lost silently.
 /// Every statement writes, so SQLite takes the write lock at the first one
 /// instead of failing to upgrade a read.
 pub(crate) async fn delete(store: &SqlStore, instance_id: &str) -> Result<bool> {

@@ -289,6 +289,52 @@ pub(crate) async fn park(store: &SqlStore, job_id: i64, error: &str) -> Result<(
     Ok(())
 }
 
+pub(crate) async fn park_orphan(
+    store: &SqlStore,
+    job_id: i64,
+    integration_id: &str,
+    error: &str,
+) -> Result<bool> {
+    let query = sqlx::query(
+        "UPDATE bridge_jobs SET status = 'dead', attempts = attempts + 1, last_error = $1, \
+         locked_until = NULL WHERE id = $2 AND integration_id = $3 AND NOT EXISTS \
+         (SELECT 1 FROM chatwoot_integrations WHERE bridge_integration_id = $3)",
+    )
+    .bind(error)
+    .bind(job_id)
+    .bind(integration_id);
+    let done = store.write_turn().await.execute(query).await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Inside the transaction that replaces `from` by `to`: moves `from`'s jobs
+/// of `direction` over, re-keying their dedupe keys (integration ids are
+/// unique random strings, so the replacement touches only the id). Dead ones
+/// are queued again, due at `now_ms`; running ones keep their lease.
+pub(crate) async fn move_to(
+    conn: &mut sqlx::AnyConnection,
+    from: &str,
+    to: &str,
+    direction: &str,
+    now_ms: i64,
+) -> Result<u64> {
+    let done = sqlx::query(
+        "UPDATE bridge_jobs SET integration_id = $1, dedupe_key = REPLACE(dedupe_key, $2, $1), \
+         attempts = CASE WHEN status = 'dead' THEN 0 ELSE attempts END, \
+         run_at = CASE WHEN status = 'dead' THEN $4 ELSE run_at END, \
+         status = CASE WHEN status = 'dead' THEN 'queued' ELSE status END \
+         WHERE integration_id = $2 AND direction = $3",
+    )
+    .bind(to)
+    .bind(from)
+    .bind(direction)
+    .bind(now_ms)
+    .execute(conn)
+    .await
+    .map_err(Error::internal)?;
+    Ok(done.rows_affected())
+}
+
 pub(crate) async fn wake(
     store: &SqlStore,
     instance_id: &str,

@@ -5,7 +5,9 @@ use sqlx::Row as _;
 use zapgate_core::{Error, Result};
 
 use crate::{
-    SqlStore, events,
+    SqlStore,
+    backend::Backend,
+    events,
     instances::{token_aad, webhook_authorization_aad},
     integrations,
     rows::get,
@@ -94,4 +96,44 @@ pub(crate) async fn rekey_secrets(store: &SqlStore) -> Result<u64> {
         tracing::info!(rewritten, "secrets re-sealed under the current key");
     }
     Ok(rewritten)
+}
+
+/// Whether any secret is stored (an instance token, an integration, a
+/// WhatsApp session): then a missing key must not be replaced by a new one.
+/// A database not migrated yet has none.
+pub(crate) async fn holds_secrets(store: &SqlStore) -> Result<bool> {
+    let mut sealed: Vec<(&str, &str)> = sealed_columns()
+        .iter()
+        .map(|s| (s.table, s.column))
+        .collect();
+    sealed.push(("wa_session", "value"));
+    for (table, column) in sealed {
+        let exists = match store.backend {
+            Backend::Sqlite => {
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = $1"
+            }
+            Backend::Postgres => {
+                "SELECT COUNT(*) FROM information_schema.tables \
+                 WHERE table_schema = current_schema() AND table_name = $1"
+            }
+        };
+        let tables: i64 = sqlx::query_scalar(exists)
+            .bind(table)
+            .fetch_one(&store.pool)
+            .await
+            .map_err(Error::internal)?;
+        if tables == 0 {
+            continue;
+        }
+        let found = sqlx::query(&format!(
+            "SELECT 1 AS found FROM {table} WHERE {column} IS NOT NULL LIMIT 1"
+        ))
+        .fetch_optional(&store.pool)
+        .await
+        .map_err(Error::internal)?;
+        if found.is_some() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }

@@ -105,6 +105,11 @@ impl SqlStore {
         self.backend
     }
 
+    /// Whether the database holds anything sealed (see [`crate::rekey`]).
+    pub async fn holds_secrets(&self) -> Result<bool> {
+        crate::rekey::holds_secrets(self).await
+    }
+
     /// Closes every pooled connection; later calls fail.
     pub async fn close(&self) {
         // The pool waits for every connection to come back.

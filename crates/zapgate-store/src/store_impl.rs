@@ -103,8 +103,12 @@ impl Store for SqlStore {
         rekey::rekey_secrets(self).await
     }
 
-    async fn save_integration(&self, integration: &Integration) -> Result<()> {
-        let done = integrations::save(self, integration).await;
+    async fn save_integration(
+        &self,
+        integration: &Integration,
+        move_direction: Option<&str>,
+    ) -> Result<u64> {
+        let done = integrations::save(self, integration, move_direction).await;
         self.caches.forget_all();
         done
     }
@@ -170,6 +174,17 @@ impl Store for SqlStore {
 
     async fn park_job(&self, job_id: i64, error: &str) -> Result<()> {
         let done = jobs::park(self, job_id, error).await;
+        self.caches.forget_all();
+        done
+    }
+
+    async fn park_orphan_job(
+        &self,
+        job_id: i64,
+        integration_id: &str,
+        error: &str,
+    ) -> Result<bool> {
+        let done = jobs::park_orphan(self, job_id, integration_id, error).await;
         self.caches.forget_all();
         done
     }

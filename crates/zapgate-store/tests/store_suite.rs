@@ -153,6 +153,8 @@ suite!(
     chat_links_upsert_and_follow_their_conversation,
     reconciled_watermark_only_grows,
     delete_integration_clears_its_links,
+    replacing_an_integration_moves_its_jobs_of_the_direction_with_the_row,
+    a_job_is_parked_as_an_orphan_only_while_its_integration_is_missing,
     cached_reads_follow_writes_here_at_once_and_elsewhere_within_a_second,
     claims_recover_after_the_database_drops_their_connections,
     events_get_consecutive_sequences_and_are_stored_once,
@@ -1650,7 +1652,7 @@ async fn delete_integration_clears_its_links(db: Db) {
     let store = db.store().await;
     let ins = job_instance(&store, "unlinked").await;
     store
-        .save_integration(&integration("int_doomed", &ins))
+        .save_integration(&integration("int_doomed", &ins), None)
         .await
         .unwrap();
     for id in ["int_doomed", "int_other"] {
@@ -1692,6 +1694,138 @@ async fn delete_integration_clears_its_links(db: Db) {
         ["pending"]
     );
     assert!(!store.delete_integration(&ins).await.unwrap());
+}
+
+/// Re-activation onto a new inbox: the row is replaced and the old
+/// integration's inbound jobs move over in one transaction (dead ones queued
+/// again, keys re-keyed); other directions stay behind for the bridge to fail.
+async fn replacing_an_integration_moves_its_jobs_of_the_direction_with_the_row(db: Db) {
+    let store = db.store().await;
+    let ins = job_instance(&store, "moved").await;
+    assert_eq!(
+        store
+            .save_integration(&integration("int_old", &ins), Some("inbound"))
+            .await
+            .unwrap(),
+        0
+    );
+    let mut reply = new_job(&ins, "int_old", "conv:7", "out:int_old:7:1", NOW);
+    reply.direction = "outbound";
+    store
+        .enqueue_jobs(&[
+            new_job(&ins, "int_old", "A", "in:int_old:W1", NOW),
+            new_job(&ins, "int_old", "B", "in:int_old:W2", NOW),
+            reply,
+        ])
+        .await
+        .unwrap();
+    let claimed = claim(&store, NOW).await;
+    assert_eq!(
+        keys(&claimed),
+        ["in:int_old:W1", "in:int_old:W2", "out:int_old:7:1"]
+    );
+    store.park_job(claimed[1].id, "gave up").await.unwrap();
+    store
+        .defer_job(claimed[0].id, NOW, "waiting")
+        .await
+        .unwrap();
+    store
+        .defer_job(claimed[2].id, NOW, "waiting")
+        .await
+        .unwrap();
+
+    let moved = store
+        .save_integration(&integration("int_new", &ins), Some("inbound"))
+        .await
+        .unwrap();
+    assert_eq!(moved, 2);
+    assert_eq!(
+        store.find_integration(&ins).await.unwrap().unwrap().id,
+        "int_new"
+    );
+    assert_eq!(store.dead_job_summary("int_old").await.unwrap(), (0, None));
+    let now_due = claim(&store, NOW + 10).await;
+    let by_new: Vec<_> = now_due
+        .iter()
+        .filter(|j| j.integration_id == "int_new")
+        .collect();
+    assert_eq!(
+        by_new
+            .iter()
+            .map(|j| j.dedupe_key.as_str())
+            .collect::<Vec<_>>(),
+        ["in:int_new:W1", "in:int_new:W2"]
+    );
+    assert!(by_new.iter().all(|j| j.attempts == 0), "{by_new:?}");
+    // The agent reply stays with the old inbox's integration.
+    assert_eq!(
+        keys(&store.take_jobs("int_old").await.unwrap()),
+        ["out:int_old:7:1"]
+    );
+
+    // Saving the same integration again moves nothing.
+    assert_eq!(
+        store
+            .save_integration(&integration("int_new", &ins), Some("inbound"))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(store.take_jobs("int_new").await.unwrap().len(), 2);
+}
+
+/// A job whose integration is gone is a dead letter with its reason, not a
+/// deleted row; one whose integration exists, or that moved to another, is
+/// left alone.
+async fn a_job_is_parked_as_an_orphan_only_while_its_integration_is_missing(db: Db) {
+    let store = db.store().await;
+    let ins = job_instance(&store, "orphan").await;
+    store
+        .save_integration(&integration("int_live", &ins), None)
+        .await
+        .unwrap();
+    store
+        .enqueue_jobs(&[
+            new_job(&ins, "int_gone", "A", "orphan", NOW),
+            new_job(&ins, "int_live", "B", "live", NOW),
+        ])
+        .await
+        .unwrap();
+    let claimed = claim(&store, NOW).await;
+    assert_eq!(keys(&claimed), ["orphan", "live"]);
+
+    // Claimed while it belonged elsewhere: it moved, so it is not parked.
+    assert!(
+        !store
+            .park_orphan_job(claimed[1].id, "int_gone", "why")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .park_orphan_job(claimed[1].id, "int_live", "why")
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .park_orphan_job(claimed[0].id, "int_gone", "integration gone")
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.dead_job_summary("int_gone").await.unwrap(),
+        (1, Some("integration gone".to_owned()))
+    );
+    assert_eq!(store.dead_job_summary("int_live").await.unwrap(), (0, None));
+    // Kept: replay brings it back.
+    assert_eq!(
+        store
+            .replay_dead_jobs(Some("int_gone"), NOW + 1)
+            .await
+            .unwrap(),
+        1
+    );
 }
 
 /// Instances, lists, integration summaries and dead-letter counts are cached:
@@ -1740,7 +1874,7 @@ async fn cached_reads_follow_writes_here_at_once_and_elsewhere_within_a_second(d
     };
     store.set_session_status(&a.id, &connected).await.unwrap();
     store
-        .save_integration(&integration("int_a", &a.id))
+        .save_integration(&integration("int_a", &a.id), None)
         .await
         .unwrap();
     store

@@ -158,6 +158,10 @@ struct Slot {
     pending: PendingLogin,
     outbox: VecDeque<OutboxEntry>,
     fault: SendFault,
+    /// Sends that still succeed before `fault` applies.
+    fault_after: u32,
+    /// Sends `fault` applies to before sends succeed again; `None`: until changed.
+    fault_times: Option<u32>,
     /// Feeds message ids.
     counter: u64,
     /// Feeds login codes, so each connect shows a fresh code.
@@ -172,6 +176,8 @@ impl Slot {
             pending: PendingLogin::None,
             outbox: VecDeque::new(),
             fault: SendFault::Ok,
+            fault_after: 0,
+            fault_times: None,
             counter: 0,
             attempts: 0,
             last_timestamp: 0,
@@ -184,6 +190,26 @@ impl Slot {
 
     fn is_connected(&self) -> bool {
         self.state() == Some(ConnectionState::Connected)
+    }
+
+    /// How this send ends, counting it against the fault's plan.
+    fn next_fault(&mut self) -> SendFault {
+        if self.fault == SendFault::Ok {
+            return SendFault::Ok;
+        }
+        if self.fault_after > 0 {
+            self.fault_after -= 1;
+            return SendFault::Ok;
+        }
+        let fault = self.fault;
+        if let Some(times) = self.fault_times.as_mut() {
+            *times = times.saturating_sub(1);
+            if *times == 0 {
+                self.fault = SendFault::Ok;
+                self.fault_times = None;
+            }
+        }
+        fault
     }
 
     fn next_counter(&mut self) -> u64 {
@@ -490,10 +516,30 @@ impl SandboxProvider {
 
     /// Makes later sends fail (or succeed again) until changed.
     pub fn set_send_fault(&self, instance_id: &str, fault: SendFault) -> Result<()> {
-        self.slots()
+        self.set_send_faults(instance_id, fault, 0, None)
+    }
+
+    /// Lets the next `after` sends succeed, then ends `times` sends (every
+    /// one when `None`) with `fault`, then succeeds again: a failure in the
+    /// middle of a run of sends.
+    pub fn set_send_faults(
+        &self,
+        instance_id: &str,
+        fault: SendFault,
+        after: u32,
+        times: Option<u32>,
+    ) -> Result<()> {
+        let mut slots = self.slots();
+        let slot = slots
             .entry(instance_id.to_owned())
-            .or_insert_with(Slot::new)
-            .fault = fault;
+            .or_insert_with(Slot::new);
+        slot.fault = if times == Some(0) {
+            SendFault::Ok
+        } else {
+            fault
+        };
+        slot.fault_after = after;
+        slot.fault_times = times;
         Ok(())
     }
 
@@ -681,7 +727,7 @@ impl WhatsApp for SandboxProvider {
                 timestamp: existing.timestamp,
             });
         }
-        match slot.fault {
+        match slot.next_fault() {
             SendFault::Ok => {}
             SendFault::NotOnWhatsApp => {
                 return Err(Error::bad_request(format!(

@@ -16,7 +16,7 @@ use hyper_util::{
 };
 use tokio::{
     net::TcpListener,
-    sync::{Semaphore, oneshot, watch},
+    sync::{Semaphore, watch},
     task::JoinHandle,
 };
 use tower::{Layer, ServiceExt};
@@ -43,32 +43,48 @@ use crate::config::{Config, KeySource, Provider, ServerLimits};
 /// Opens the database the configuration names, with the secret box.
 /// Migrations are not run here: `serve` and `migrate` do that.
 pub async fn open_store(config: &Config) -> anyhow::Result<SqlStore> {
-    let key = load_key(&config.key)?;
+    let (key, new_key_file) = load_key(&config.key)?;
     let secrets = SecretBox::new(key, config.retired_keys.clone());
-    SqlStore::connect(&config.database_url, secrets)
+    let store = SqlStore::connect(&config.database_url, secrets)
         .await
-        .with_context(|| format!("opening {}", redact_url(&config.database_url)))
+        .with_context(|| format!("opening {}", redact_url(&config.database_url)))?;
+    if let Some(path) = new_key_file {
+        // A new key would make every stored secret unreadable, and the next
+        // start would find that key and carry on with them lost for good.
+        if store.holds_secrets().await? {
+            store.close().await;
+            anyhow::bail!(
+                "the key file {} is missing, but the database {} holds secrets sealed with a key: \
+                 refusing to generate a new one. Restore the key file from your backup (or set \
+                 ZAPGATE_ENCRYPTION_KEY to the key, base64) and start again",
+                path.display(),
+                redact_url(&config.database_url)
+            );
+        }
+        write_private_file(path, &base64::engine::general_purpose::STANDARD.encode(key))?;
+        tracing::warn!(
+            path = %path.display(),
+            "no ZAPGATE_ENCRYPTION_KEY given: generated a new key into this file; back it up, secrets cannot be read without it"
+        );
+    }
+    Ok(store)
 }
 
-/// The key the configuration gives, or the embedded default's key file,
-/// generated (mode 0600) on first start.
-fn load_key(source: &KeySource) -> anyhow::Result<[u8; 32]> {
+/// The key the configuration gives, or the embedded default's key file; a
+/// missing file gets a new key, with the path to write it to once the
+/// database is known to hold no secret.
+fn load_key(source: &KeySource) -> anyhow::Result<([u8; 32], Option<&Path>)> {
     match source {
-        KeySource::Given(key) => Ok(*key),
+        KeySource::Given(key) => Ok((*key, None)),
         KeySource::File(path) => {
             if path.exists() {
                 let raw = std::fs::read_to_string(path)
                     .with_context(|| format!("reading {}", path.display()))?;
-                return crate::config::decode_key("ZAPGATE_ENCRYPTION_KEY", &raw)
-                    .with_context(|| format!("key file {}", path.display()));
+                let key = crate::config::decode_key("ZAPGATE_ENCRYPTION_KEY", &raw)
+                    .with_context(|| format!("key file {}", path.display()))?;
+                return Ok((key, None));
             }
-            let key: [u8; 32] = zapgate_core::token::random_bytes();
-            write_private_file(path, &base64::engine::general_purpose::STANDARD.encode(key))?;
-            tracing::warn!(
-                path = %path.display(),
-                "no ZAPGATE_ENCRYPTION_KEY given: generated a new key into this file; back it up, secrets cannot be read without it"
-            );
-            Ok(key)
+            Ok((zapgate_core::token::random_bytes(), Some(path)))
         }
     }
 }
@@ -92,36 +108,52 @@ fn write_private_file(path: &Path, contents: &str) -> anyhow::Result<()> {
 /// A server accepting requests until `shutdown` completes.
 pub struct Running {
     pub addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
+    /// The Chatwoot bridge, when the module is on.
+    pub bridge: Option<Arc<Bridge>>,
+    /// Set (or dropped) to stop.
+    stop: watch::Sender<bool>,
     task: JoinHandle<anyhow::Result<()>>,
 }
 
 impl Running {
-    /// Stops accepting, lets in-flight requests finish, and waits.
-    pub async fn stop(mut self) -> anyhow::Result<()> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+    /// Stops accepting, lets in-flight requests finish, drains the bridge,
+    /// and waits.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.stop.send_replace(true);
         self.task.await?
     }
 }
 
 /// Migrates, builds every part, binds and starts serving in the background.
-pub async fn start(config: Config) -> anyhow::Result<Running> {
+/// Port 0 takes a free port; a public URL that follows the address gets it.
+pub async fn start(mut config: Config) -> anyhow::Result<Running> {
     let listener = TcpListener::bind(config.addr)
         .await
         .with_context(|| format!("binding {}", config.addr))?;
     let addr = listener.local_addr()?;
-    let (stop, stopped) = oneshot::channel::<()>();
-    let (app, web) = build(&config).await?;
+    if config.public_url.port() == Some(0) {
+        let _ = config.public_url.set_port(Some(addr.port()));
+    }
+    let (stop, stopped) = watch::channel(false);
+    let Built { app, web, bridge } = build(&config).await?;
+    let draining = bridge.clone();
     let limits = config.server;
     let task = tokio::spawn(async move {
-        let served = serve(listener, app, limits, async {
-            let _ = stopped.await;
-        })
-        .await;
-        // Sessions stop after the last request, keeping their keys, and give
-        // their leases up so another process can take over at once.
+        let mut http_stopped = stopped.clone();
+        let served = serve(listener, app, limits, async move {
+            let _ = http_stopped.wait_for(|stop| *stop).await;
+        });
+        // The bridge stops taking work when the server stops accepting.
+        let mut stopped = stopped;
+        let bridge_stopped = async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+            if let Some(bridge) = draining {
+                bridge.shutdown().await;
+            }
+        };
+        let (served, ()) = tokio::join!(served, bridge_stopped);
+        // Sessions stop after the last request and delivery, keeping their
+        // keys, and give their leases up so another process can take over.
         if let Some(web) = web {
             web.shutdown().await;
         }
@@ -130,13 +162,21 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     tracing::info!(%addr, "zapgate listening");
     Ok(Running {
         addr,
-        stop: Some(stop),
+        bridge,
+        stop,
         task,
     })
 }
 
-/// The router, and the web provider when it runs (it must be shut down).
-async fn build(config: &Config) -> anyhow::Result<(axum::Router, Option<Arc<WebProvider>>)> {
+/// What `start` runs: the router, the web provider when it runs and the
+/// bridge when the module is on (both must be shut down).
+struct Built {
+    app: axum::Router,
+    web: Option<Arc<WebProvider>>,
+    bridge: Option<Arc<Bridge>>,
+}
+
+async fn build(config: &Config) -> anyhow::Result<Built> {
     let store = open_store(config).await?;
     store.migrate().await.context("running migrations")?;
     let adopted = store
@@ -269,7 +309,7 @@ async fn build(config: &Config) -> anyhow::Result<(axum::Router, Option<Arc<WebP
         events: EventsService::new(event_store, recorder, deliveries, hub),
         url_policy,
         chatwoot,
-        bridge,
+        bridge: bridge.clone(),
         downloader: Downloader::new(chatwoot_http, config.body_limits.media),
         store,
         instances,
@@ -279,7 +319,11 @@ async fn build(config: &Config) -> anyhow::Result<(axum::Router, Option<Arc<WebP
         metrics: zapgate_http::install_recorder(),
         body_limits: config.body_limits,
     });
-    Ok((zapgate_http::router(state), web))
+    Ok(Built {
+        app: zapgate_http::router(state),
+        web,
+        bridge,
+    })
 }
 
 /// The Chatwoot module's service, when the module is on.

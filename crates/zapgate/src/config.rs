@@ -147,7 +147,7 @@ use Fallback::{Absent, Value};
 
 variables! {
     ADDR = "ZAPGATE_ADDR", Value("127.0.0.1:8080"),
-        "listen address";
+        "listen address (port `0`: any free port, logged as `zapgate listening addr=...`)";
     DATABASE_URL = "ZAPGATE_DATABASE_URL", Value("sqlite://./data/zapgate.db"),
         "`sqlite://<file>` (folder and file created) or `postgres://...`";
     ENCRYPTION_KEY = "ZAPGATE_ENCRYPTION_KEY",
@@ -211,6 +211,8 @@ variables! {
         "attempts before a delivery is parked as a dead letter";
     BRIDGE_LEASE_SECS = "ZAPGATE_BRIDGE_LEASE_SECS", Value("60"),
         "how long a worker owns a delivery; a crashed worker's work is taken again after it";
+    BRIDGE_DRAIN_MS = "ZAPGATE_BRIDGE_DRAIN_MS", Value("4000"),
+        "on shutdown, how long running deliveries may finish before they are released to the next start (inside the 10 s grace of `serve`)";
     BRIDGE_POLL_MS = "ZAPGATE_BRIDGE_POLL_MS", Value("200"),
         "how often an idle worker looks for work (stored work wakes it at once)";
     BRIDGE_WAIT_POLL_MS = "ZAPGATE_BRIDGE_WAIT_POLL_MS", Value("30000"),
@@ -407,6 +409,7 @@ impl Config {
             reconcile_interval: env.seconds(RECONCILE_INTERVAL_SECS, 0)?,
             reconcile_grace: env.seconds(RECONCILE_GRACE_SECS, 0)?,
             media_limit: body_limits.media,
+            drain: env.millis(BRIDGE_DRAIN_MS, 0)?,
             // Not a knob: how many jobs a worker claims at once.
             ..BridgeConfig::default()
         };

@@ -7,7 +7,6 @@ mod harness;
 
 use std::{
     collections::BTreeSet,
-    net::TcpListener,
     os::unix::fs::PermissionsExt,
     path::Path,
     process::{Child, Command, ExitStatus, Output, Stdio},
@@ -349,42 +348,50 @@ struct Serve {
 }
 
 impl Serve {
+    /// On port 0: the address it got is read from its log, so no other
+    /// process can take a port picked for it first.
     async fn start(dir: &Path, env: &[(&str, &str)]) -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let addr = format!("127.0.0.1:{port}");
         let mut all = vec![
-            ("ZAPGATE_ADDR", addr.as_str()),
+            ("ZAPGATE_ADDR", "127.0.0.1:0"),
             ("ZAPGATE_ADMIN_TOKEN", ADMIN_TOKEN),
+            ("ZAPGATE_LOG_FORMAT", "json"),
+            ("RUST_LOG", "warn,zapgate::app=info"),
         ];
         all.extend_from_slice(env);
-        let log = std::fs::File::create(dir.join(format!("serve-{port}.log"))).unwrap();
-        let child = zapgate(dir, &all)
+        let log_path = dir.join(format!("serve-{}.log", zapgate_core::token::random_hex(4)));
+        let log = std::fs::File::create(&log_path).unwrap();
+        let mut child = zapgate(dir, &all)
             .arg("serve")
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .expect("zapgate serve starts");
-        let mut serve = Self {
+        let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let addr = loop {
+            if let Some(addr) = harness::listening_addr(&log()) {
+                break addr;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("zapgate serve exited with {status}:\n{}", log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "not listening in 30 s:\n{}",
+                log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let serve = Self {
             child,
             base: format!("http://{addr}"),
         };
         let client = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(resp) = client.get(format!("{}/health", serve.base)).send().await
                 && resp.status().as_u16() == 200
             {
                 return serve;
-            }
-            let log = || {
-                std::fs::read_to_string(dir.join(format!("serve-{port}.log"))).unwrap_or_default()
-            };
-            if let Ok(Some(status)) = serve.child.try_wait() {
-                panic!("zapgate serve exited with {status}:\n{}", log());
             }
             assert!(Instant::now() < deadline, "not healthy in 30 s:\n{}", log());
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -417,6 +424,65 @@ impl Drop for Serve {
             let _ = self.child.wait();
         }
     }
+}
+
+/// The embedded default's key file lost while the database holds secrets:
+/// `serve` must not seal new secrets under a new key (the old ones would be
+/// lost for good); it stops and says how to restore the key.
+#[tokio::test]
+async fn serve_refuses_to_start_when_the_key_file_is_gone_but_secrets_are_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut serve = Serve::start(dir.path(), &[]).await;
+    let (status, created) = post(
+        &serve.base,
+        "/admin/accounts",
+        ADMIN_TOKEN,
+        json!({"name": "acme", "maxInstances": 5}),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let account_token = created["token"].as_str().unwrap().to_owned();
+    let (status, instance) = post(
+        &serve.base,
+        "/api/instance/new",
+        &account_token,
+        json!({"name": "suporte"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{instance}");
+    assert_eq!(serve.terminate().await.code(), Some(0));
+
+    let key_file = dir.path().join("data/secret.key");
+    std::fs::remove_file(&key_file).unwrap();
+    let mut child = zapgate(dir.path(), &[("ZAPGATE_ADDR", "127.0.0.1:0")])
+        .arg("serve")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            panic!("serve started without its key file");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(!status.success(), "{err}");
+    for needed in [
+        "secret.key",
+        "missing",
+        "holds secrets",
+        "Restore the key file",
+    ] {
+        assert!(err.contains(needed), "{needed:?} not in: {err}");
+    }
+    assert!(!key_file.exists(), "a new key file was written");
 }
 
 #[tokio::test]
@@ -571,7 +637,7 @@ async fn secrets_rekey_moves_every_secret_to_the_new_key() {
 /// A proxy that only counts the connections it gets, and answers none.
 fn counting_proxy() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
     use std::sync::{Arc, atomic::AtomicUsize};
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let hits = Arc::new(AtomicUsize::new(0));
     let count = hits.clone();

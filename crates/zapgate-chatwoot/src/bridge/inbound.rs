@@ -51,9 +51,10 @@ impl Bridge {
         let source_id = format!("WAID:{}", message.id);
 
         // Chatwoot does not dedupe source_id: an earlier try (one that timed
-        // out, or whose worker died mid-post) may have landed, so look
-        // before posting again.
-        if job.attempts > 0
+        // out, whose worker died mid-post, or that shutdown cut off and
+        // released with a `last_error`) may have landed, so look before
+        // posting again.
+        if (job.attempts > 0 || !job.last_error.is_empty())
             && let Some(existing) = find_posted(&client, link.conversation_id, &source_id).await?
         {
             return Ok(Some(posted(integration, message, &link, existing)));

@@ -21,11 +21,14 @@ pub mod webhook;
 mod worker;
 
 use std::{
-    sync::{Arc, OnceLock},
+    sync::{Arc, Mutex, OnceLock, atomic::AtomicU64},
     time::Duration,
 };
 
-use tokio::sync::Notify;
+use tokio::{
+    sync::{Notify, watch},
+    task::JoinHandle,
+};
 use zapgate_core::{Error, chatwoot::Integration, store::Store, whatsapp::WhatsApp};
 
 pub use self::{
@@ -65,6 +68,9 @@ pub struct BridgeConfig {
     pub reconcile_grace: Duration,
     /// Largest attachment downloaded from Chatwoot.
     pub media_limit: usize,
+    /// On shutdown, how long running jobs may take to finish before they are
+    /// cut off and released.
+    pub drain: Duration,
 }
 
 impl Default for BridgeConfig {
@@ -82,6 +88,7 @@ impl Default for BridgeConfig {
             reconcile_interval: Duration::from_secs(60),
             reconcile_grace: Duration::from_secs(15),
             media_limit: 64 * 1024 * 1024,
+            drain: Duration::from_secs(4),
         }
     }
 }
@@ -95,6 +102,19 @@ pub struct Bridge {
     config: BridgeConfig,
     /// Wakes the worker when a job was stored.
     wake: Notify,
+    /// Set once by [`Bridge::shutdown`].
+    stop: watch::Sender<bool>,
+    idle: Idle,
+    /// The worker and the reconciler, awaited by shutdown.
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// How [`Bridge::until_idle`] meets the worker: waits ask with a number, and
+/// the worker publishes the newest number an idle claim answered.
+#[derive(Default)]
+struct Idle {
+    asked: AtomicU64,
+    seen: watch::Sender<u64>,
 }
 
 impl Bridge {
@@ -106,6 +126,9 @@ impl Bridge {
             whatsapp: OnceLock::new(),
             config,
             wake: Notify::new(),
+            stop: watch::Sender::new(false),
+            idle: Idle::default(),
+            tasks: Mutex::new(Vec::new()),
         })
     }
 
@@ -127,12 +150,25 @@ impl Bridge {
         &self.config
     }
 
-    /// Starts the worker and the reconciler; they run until the process ends
-    /// (a job cut off mid-way is taken again once its lease expires).
+    /// Starts the worker and the reconciler; they run until [`Bridge::shutdown`]
+    /// (a job cut off by a crash is taken again once its lease expires).
     pub fn start(self: &Arc<Self>) {
-        tokio::spawn(worker::run(self.clone()));
+        let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        tasks.push(tokio::spawn(worker::run(self.clone())));
         if !self.config.reconcile_interval.is_zero() {
-            tokio::spawn(reconciler::run(self.clone()));
+            tasks.push(tokio::spawn(reconciler::run(self.clone())));
+        }
+    }
+
+    /// Stops taking work and waits for the worker and the reconciler: running
+    /// jobs finish within `drain` or are released (see the worker).
+    pub async fn shutdown(&self) {
+        self.stop.send_replace(true);
+        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
+        for task in tasks {
+            if let Err(err) = task.await {
+                tracing::error!(error = %err, "bridge task failed at shutdown");
+            }
         }
     }
 
@@ -166,6 +202,8 @@ pub(crate) enum Failure {
     /// The other side said no for good (number not on WhatsApp, ...): report
     /// it and finish.
     Rejected { error: String },
+    /// The job's integration no longer exists: a dead letter, with why.
+    Orphaned,
 }
 
 impl From<ChatwootError> for Failure {

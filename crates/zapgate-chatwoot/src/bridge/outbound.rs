@@ -30,13 +30,32 @@ impl Bridge {
         integration: &Integration,
         message: &AgentMessageJob,
     ) -> Result<(), Failure> {
-        // Sent before (a retry, a duplicate webhook), or deleted before it
-        // could go (a tombstone).
-        let settled = self
+        // Deleted before it (or its rest) could go: a tombstone.
+        let links = self
             .store
             .find_messages_by_chatwoot(&integration.id, message.message_id)
             .await?;
-        if !settled.is_empty() {
+        if links.iter().any(|l| l.direction == DELETED) {
+            return Ok(());
+        }
+        // Each attachment is its own WhatsApp message (the text alone is one
+        // part): after a failure mid-way, only the parts not yet sent go.
+        let text = render::signed(
+            message.content.as_deref(),
+            message.sender_name.as_deref(),
+            integration.flags.sign_messages,
+        );
+        let parts = match message.attachments.len() {
+            0 => usize::from(text.is_some()),
+            n => n,
+        };
+        let pending: Vec<usize> = (0..parts)
+            .filter(|&part| {
+                let id = whatsapp_id(&integration.id, message.message_id, part);
+                !links.iter().any(|l| l.wa_message_id == id)
+            })
+            .collect();
+        if pending.is_empty() {
             return Ok(());
         }
         let to = self.recipient(integration, message).await?;
@@ -49,41 +68,33 @@ impl Bridge {
             return self.wait_for_whatsapp(job);
         }
 
-        let text = render::signed(
-            message.content.as_deref(),
-            message.sender_name.as_deref(),
-            integration.flags.sign_messages,
-        );
         let quoted_id = self.quoted_wa_id(integration, message).await?;
-        let mut parts = Vec::new();
-        for (i, attachment) in message.attachments.iter().enumerate() {
-            let download = self.downloader.fetch(&attachment.data_url).await?;
-            parts.push(Outgoing::Media {
-                to: to.clone(),
-                media: Media {
-                    kind: media_kind_for(&attachment.file_type, &download.mimetype),
-                    mimetype: download.mimetype,
-                    file_name: Some(download.file_name),
-                    data: download.data,
+        for part in pending {
+            let outgoing = match message.attachments.get(part) {
+                Some(attachment) => {
+                    let download = self.downloader.fetch(&attachment.data_url).await?;
+                    Outgoing::Media {
+                        to: to.clone(),
+                        media: Media {
+                            kind: media_kind_for(&attachment.file_type, &download.mimetype),
+                            mimetype: download.mimetype,
+                            file_name: Some(download.file_name),
+                            data: download.data,
+                        },
+                        // The text rides on the first attachment as its caption.
+                        caption: if part == 0 { text.clone() } else { None },
+                        quoted_id: if part == 0 { quoted_id.clone() } else { None },
+                    }
+                }
+                None => Outgoing::Text {
+                    to: to.clone(),
+                    text: text.clone().unwrap_or_default(),
+                    quoted_id: quoted_id.clone(),
                 },
-                // The text rides on the first attachment as its caption.
-                caption: if i == 0 { text.clone() } else { None },
-                quoted_id: if i == 0 { quoted_id.clone() } else { None },
-            });
-        }
-        if parts.is_empty() {
-            let Some(text) = text else {
-                return Ok(());
             };
-            parts.push(Outgoing::Text {
-                to: to.clone(),
-                text,
-                quoted_id,
-            });
-        }
-
-        for (part, outgoing) in parts.into_iter().enumerate() {
             let id = whatsapp_id(&integration.id, message.message_id, part);
+            // Providers send under the id asked for, so the link is how the
+            // next attempt recognises the part as sent.
             let sent = whatsapp
                 .send(instance_id, outgoing, Some(&id))
                 .await

@@ -21,13 +21,22 @@ use crate::client::Message;
 
 const OUTGOING: i64 = 1;
 
+/// Passes until shutdown; a pass cut off by it is simply dropped (what it
+/// queued is stored, the rest is found by the next process's pass).
 pub(super) async fn run(bridge: Arc<Bridge>) {
     let mut tick = tokio::time::interval(bridge.config.reconcile_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut stop = bridge.stop.subscribe();
     loop {
-        tick.tick().await;
-        if let Err(err) = bridge.reconcile_all().await {
-            tracing::warn!(error = %err, "reconciler pass failed");
+        let pass = async {
+            tick.tick().await;
+            if let Err(err) = bridge.reconcile_all().await {
+                tracing::warn!(error = %err, "reconciler pass failed");
+            }
+        };
+        tokio::select! {
+            () = pass => {}
+            _ = stop.wait_for(|stopped| *stopped) => return,
         }
     }
 }

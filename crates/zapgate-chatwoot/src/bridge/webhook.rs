@@ -124,23 +124,18 @@ impl Bridge {
         let Some(message) = agent_message_job(event).filter(|_| deleted) else {
             return Ok(WebhookOutcome::Ignored);
         };
-        // Not sent yet (waiting for the phone): leave a tombstone, so the
-        // queued send finds the message settled and never goes out.
-        let sent = self
-            .store
-            .find_messages_by_chatwoot(&integration.id, message.message_id)
+        // A tombstone: a queued send (waiting for the phone, or with parts
+        // still to go) finds the message settled and sends nothing more;
+        // the revocation takes back what went.
+        self.store
+            .save_message_link(&MessageLink {
+                integration_id: integration.id.clone(),
+                wa_message_id: format!("{DELETED_PREFIX}{}", message.message_id),
+                chatwoot_message_id: message.message_id,
+                chatwoot_conversation_id: message.conversation_id,
+                direction: DELETED.to_owned(),
+            })
             .await?;
-        if sent.is_empty() {
-            self.store
-                .save_message_link(&MessageLink {
-                    integration_id: integration.id.clone(),
-                    wa_message_id: format!("{DELETED_PREFIX}{}", message.message_id),
-                    chatwoot_message_id: message.message_id,
-                    chatwoot_conversation_id: message.conversation_id,
-                    direction: DELETED.to_owned(),
-                })
-                .await?;
-        }
         let payload = JobPayload::AgentDelete {
             conversation_id: message.conversation_id,
             message_id: message.message_id,

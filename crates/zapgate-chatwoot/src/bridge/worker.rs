@@ -3,11 +3,12 @@
 //! waiting, or parked as a dead letter.
 
 use std::{
-    sync::Arc,
+    collections::HashMap,
+    sync::{Arc, atomic::Ordering},
     time::{Duration, Instant},
 };
 
-use tokio::task::JoinSet;
+use tokio::task::{JoinError, JoinSet};
 use zapgate_core::{
     Result,
     chatwoot::IntegrationStatus,
@@ -26,82 +27,166 @@ use super::{
 /// together, instead of one claim (a write) for each of them.
 const CLAIM_GAP: Duration = Duration::from_millis(1);
 
+/// The `last_error` of a job whose integration is gone (deactivated or
+/// replaced while it was stored): kept as a dead letter, never dropped.
+const ORPHANED: &str = "its Chatwoot integration no longer exists (deactivated or replaced)";
+
+/// The `last_error` of a job cut off by shutdown.
+pub(super) const INTERRUPTED: &str = "interrupted by shutdown before it finished";
+
 /// Keeps up to `batch` jobs running: claims again as soon as a slot frees
 /// (a finished job may have released the next one of its chat) or a job is
-/// stored, instead of waiting for a whole batch to finish.
+/// stored, instead of waiting for a whole batch to finish. On shutdown it
+/// claims nothing more, lets running jobs finish for up to `drain`, and
+/// releases the rest (see [`Bridge::release`]).
 pub(super) async fn run(bridge: Arc<Bridge>) {
     let slots = bridge.config.batch.max(1) as usize;
-    let mut running = JoinSet::new();
+    let mut running = Running::default();
     let mut drained_at: Option<Instant> = None;
+    let mut stop = bridge.stop.subscribe();
     loop {
-        while let Some(joined) = running.try_join_next() {
-            log_panic(joined);
+        if *stop.borrow() {
+            break;
         }
-        let free = slots.saturating_sub(running.len());
+        while let Some(joined) = running.set.try_join_next_with_id() {
+            running.finished(joined);
+        }
+        let free = slots.saturating_sub(running.set.len());
         if free > 0 {
             let gap = drained_at.map(|at| CLAIM_GAP.saturating_sub(at.elapsed()));
             if let Some(gap) = gap.filter(|g| !g.is_zero()) {
                 tokio::time::sleep(gap).await;
             }
+            // Read before the claim: an idle wait that began earlier is
+            // answered only by a claim that began after it.
+            let asked = bridge.idle.asked.load(Ordering::SeqCst);
             let now = now_ms();
             let lease_until = now + bridge.config.lease.as_millis() as i64;
             match bridge.store.claim_jobs(now, lease_until, free as u32).await {
                 Ok(jobs) => {
                     drained_at = (jobs.len() < free).then(Instant::now);
+                    if jobs.is_empty() && running.set.is_empty() {
+                        bridge.idle.seen.send_if_modified(|seen| {
+                            let newer = asked > *seen;
+                            *seen = (*seen).max(asked);
+                            newer
+                        });
+                    }
                     for job in jobs {
-                        let bridge = bridge.clone();
-                        running.spawn(async move { bridge.run_job(job).await });
+                        running.spawn(&bridge, job, lease_until);
                     }
                 }
                 Err(err) => {
                     tracing::warn!(error = %err, "bridge worker: could not claim jobs");
-                    tokio::time::sleep(bridge.config.poll.max(Duration::from_secs(1))).await;
+                    tokio::select! {
+                        () = tokio::time::sleep(bridge.config.poll.max(Duration::from_secs(1))) => {}
+                        _ = stop.changed() => {}
+                    }
                     continue;
                 }
             }
         }
-        if running.len() >= slots {
+        if running.set.len() >= slots {
             // Full: only a finished job makes room.
-            if let Some(joined) = running.join_next().await {
-                log_panic(joined);
+            tokio::select! {
+                Some(joined) = running.set.join_next_with_id() => running.finished(joined),
+                _ = stop.changed() => {}
             }
             continue;
         }
         // Everything due is running: wait for a job to finish (its chat's
-        // next one may be due), a new job, or the poll.
+        // next one may be due), a new job, the poll, or shutdown.
         tokio::select! {
-            Some(joined) = running.join_next(), if !running.is_empty() => log_panic(joined),
+            Some(joined) = running.set.join_next_with_id(), if !running.set.is_empty() => {
+                running.finished(joined);
+            }
             () = bridge.wake.notified() => {}
             () = tokio::time::sleep(bridge.config.poll) => {}
+            _ = stop.changed() => {}
         }
     }
+    running.drain(&bridge).await;
 }
 
-fn log_panic(joined: Result<(), tokio::task::JoinError>) {
-    if let Err(err) = joined {
-        tracing::error!(error = %err, "bridge job panicked");
+/// The jobs running now, by task: their id and lease end.
+#[derive(Default)]
+struct Running {
+    set: JoinSet<()>,
+    jobs: HashMap<tokio::task::Id, (i64, i64)>,
+}
+
+impl Running {
+    fn spawn(&mut self, bridge: &Arc<Bridge>, job: Job, lease_until: i64) {
+        let job_id = job.id;
+        let bridge = bridge.clone();
+        let task = self.set.spawn(async move { bridge.run_job(job).await });
+        self.jobs.insert(task.id(), (job_id, lease_until));
+    }
+
+    fn finished(&mut self, joined: Result<(tokio::task::Id, ()), JoinError>) {
+        let id = match joined {
+            Ok((id, ())) => id,
+            Err(err) => {
+                tracing::error!(error = %err, "bridge job panicked");
+                err.id()
+            }
+        };
+        self.jobs.remove(&id);
+    }
+
+    /// Shutdown: running jobs get `drain` to finish; the rest are cut off
+    /// and released.
+    async fn drain(mut self, bridge: &Bridge) {
+        let finish = async {
+            while let Some(joined) = self.set.join_next_with_id().await {
+                self.finished(joined);
+            }
+        };
+        if tokio::time::timeout(bridge.config.drain, finish)
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        self.set.abort_all();
+        while let Some(joined) = self.set.join_next_with_id().await {
+            let cut = joined
+                .as_ref()
+                .err()
+                .filter(|e| e.is_cancelled())
+                .and_then(|e| self.jobs.get(&e.id()).copied());
+            self.finished(joined);
+            if let Some((job_id, lease_until)) = cut {
+                bridge.release(job_id, lease_until).await;
+            }
+        }
     }
 }
 
 impl Bridge {
-    /// Claims and runs one batch; returns how many jobs ran.
-    pub async fn run_due_jobs(self: &Arc<Self>) -> Result<usize> {
-        let now = now_ms();
-        let lease_until = now + self.config.lease.as_millis() as i64;
-        let jobs = self
-            .store
-            .claim_jobs(now, lease_until, self.config.batch)
-            .await?;
-        let count = jobs.len();
-        let mut running = JoinSet::new();
-        for job in jobs {
-            let bridge = self.clone();
-            running.spawn(async move { bridge.run_job(job).await });
+    /// Returns once the worker has run every due job: a claim that began
+    /// after this call found nothing to take while no job was running.
+    /// Tests use it to assert that nothing (more) happens.
+    pub async fn until_idle(&self) {
+        let asked = self.idle.asked.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut seen = self.idle.seen.subscribe();
+        self.nudge();
+        // The sender lives as long as the bridge.
+        let _ = seen.wait_for(|seen| *seen >= asked).await;
+    }
+
+    /// A job cut off by shutdown goes back to the queue without an attempt
+    /// counted. The call it was making may still land, so it is due when its
+    /// lease ends (as after a crash, that call is over by then), and
+    /// `last_error` records the cut: an inbound job with a `last_error` looks
+    /// for its message before it posts again.
+    async fn release(&self, job_id: i64, lease_until: i64) {
+        let outcome = self.store.defer_job(job_id, lease_until, INTERRUPTED).await;
+        match outcome {
+            Ok(()) => tracing::info!(job_id, "bridge job released at shutdown"),
+            // Its lease runs out and it is taken again: nothing is lost.
+            Err(err) => tracing::warn!(job_id, error = %err, "could not release a bridge job"),
         }
-        while let Some(joined) = running.join_next().await {
-            log_panic(joined);
-        }
-        Ok(count)
     }
 
     async fn run_job(&self, job: Job) {
@@ -128,8 +213,7 @@ impl Bridge {
             .find_integration_by_id(&job.integration_id)
             .await?
         else {
-            // Deactivated meanwhile: deactivation already dealt with its jobs.
-            return Ok(None);
+            return Err(Failure::Orphaned);
         };
         let done = match JobPayload::from_json(&job.payload)? {
             JobPayload::Inbound(message) => {
@@ -160,6 +244,20 @@ impl Bridge {
         let now = now_ms();
         match outcome {
             Ok(link) => self.store.complete_job(job.id, link.as_ref()).await,
+            Err(Failure::Orphaned) => {
+                let parked = self
+                    .store
+                    .park_orphan_job(job.id, &job.integration_id, ORPHANED)
+                    .await?;
+                if parked {
+                    tracing::warn!(job_id = job.id, integration_id = %job.integration_id, "bridge job parked: {ORPHANED}");
+                    return Ok(());
+                }
+                // Moved to the instance's new integration meanwhile: run it there.
+                self.store
+                    .defer_job(job.id, now, "moved to a new integration")
+                    .await
+            }
             Err(Failure::Wait { reason, after }) => {
                 self.store
                     .defer_job(job.id, now + after.as_millis() as i64, &reason)

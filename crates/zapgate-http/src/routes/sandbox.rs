@@ -430,6 +430,13 @@ async fn outbox(
 pub struct FaultsIn {
     /// How the next sends end: `ok`, `not_on_whatsapp` or `error`.
     send: String,
+    /// Sends that still succeed before the fault applies (default 0).
+    #[serde(default)]
+    after: Option<u32>,
+    /// Sends the fault applies to before sends succeed again (default: all,
+    /// until changed).
+    #[serde(default)]
+    times: Option<u32>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -453,7 +460,7 @@ async fn faults(
     let (sandbox, instance) = resolve(&state, &principal, &name).await?;
     let fault = SendFault::parse(&body.send)
         .ok_or_else(|| Error::bad_request("Invalid send: ok, not_on_whatsapp or error"))?;
-    sandbox.set_send_fault(&instance.id, fault)?;
+    sandbox.set_send_faults(&instance.id, fault, body.after.unwrap_or(0), body.times)?;
     Ok(Json(FaultsOut {
         success: true,
         message: "Send faults set",

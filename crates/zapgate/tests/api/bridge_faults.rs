@@ -13,7 +13,7 @@ use chatwoot_double::{ChatwootDouble, Role};
 use serde_json::{Value, json};
 
 use crate::{
-    bridge::{CUSTOMER, Fixture, PHONE, chat_messages},
+    bridge::{CUSTOMER, Fixture, PHONE, bridge_env, chat_messages},
     harness::{ADMIN_TOKEN, Env, TestServer},
 };
 
@@ -29,6 +29,26 @@ async fn wait_for<T>(what: &str, secs: u64, mut check: impl FnMut() -> Option<T>
         assert!(
             Instant::now() < deadline,
             "timed out after {secs} s waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until the async `count` is zero, for up to `secs` seconds.
+async fn wait_for_async<F: std::future::Future<Output = i64>>(
+    what: &str,
+    secs: u64,
+    mut count: impl FnMut() -> F,
+) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let left = count().await;
+        if left == 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {secs} s waiting for {what} ({left} left)"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -103,8 +123,9 @@ async fn assert_each_once(f: &Fixture, ids: &[String], secs: u64) {
         ids.iter().all(|id| times_posted(f, id) >= 1).then_some(())
     })
     .await;
-    // Late retries would show up now.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Every job finished: a late retry would still be queued.
+    wait_for_async("every job finished", secs, || f.server.unfinished_jobs()).await;
+    f.quiesce().await;
     let counts = posted_counts(f);
     for id in ids {
         assert_eq!(
@@ -194,7 +215,7 @@ async fn chatwoot_down_for_a_while_loses_nothing_duplicates_nothing_and_keeps_ea
             started.elapsed()
         );
     }
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    f.quiesce().await;
     assert!(
         ids.iter().all(|id| times_posted(&f, id) == 0),
         "posted while Chatwoot was down?"
@@ -244,6 +265,7 @@ async fn a_429_is_retried_no_sooner_than_its_retry_after_and_delivers_once() {
         (message_posts(&f) > posts).then_some(())
     })
     .await;
+    // Time itself is under test here: the retry must wait it out.
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(times_posted(&f, &id), 0, "retried before Retry-After");
     assert_eq!(
@@ -359,7 +381,7 @@ async fn a_post_whose_answer_was_lost_is_found_by_its_source_id_and_not_posted_a
             .then_some(())
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    f.quiesce().await;
     assert_eq!(message_posts(&f), posts, "the bridge posted again");
     assert_eq!(times_posted(&f, &id), 1);
 
@@ -506,7 +528,10 @@ async fn a_reply_whose_webhook_was_lost_is_sent_once_by_the_reconciler() {
 
     wait_for_outbox(&f, &["entregue pelo webhook", "webhook perdido"], 10).await;
     // Several more reconciler passes: still once each.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    for _ in 0..3 {
+        f.server.bridge().reconcile_all().await.unwrap();
+        f.quiesce().await;
+    }
     assert_eq!(
         outbox_texts(&f).await,
         ["entregue pelo webhook", "webhook perdido"]
@@ -578,7 +603,7 @@ async fn a_webhook_delivered_twice_sends_the_reply_once() {
             .unwrap();
         assert_eq!(reply.status().as_u16(), 200);
     }
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    f.quiesce().await;
     assert_eq!(outbox_texts(&f).await, ["uma vez só"]);
 }
 
@@ -607,7 +632,7 @@ async fn a_refused_token_puts_the_integration_in_error_and_a_new_set_delivers_th
         last_error.contains("token") && last_error.contains("/api/chatwoot/set"),
         "{last_error}"
     );
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    f.quiesce().await;
     assert_eq!(times_posted(&f, &id), 0, "delivered while refused");
 
     // The operator fixes the token: the held message goes, once.
@@ -692,6 +717,78 @@ async fn a_round_trip_with_a_5xx_on_the_way_works_on_postgresql() {
         None,
     );
     wait_for_outbox(&f, &["resposta no postgres"], 10).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    f.quiesce().await;
     assert_eq!(outbox_texts(&f).await, ["resposta no postgres"]);
+}
+
+/// Shutdown while a delivery is in flight against a slow Chatwoot: `stop`
+/// returns within the drain, not the call; the job is released (queued, no
+/// lease, no attempt counted, the cut recorded), and after a restart on the
+/// same data the message is in Chatwoot exactly once.
+#[tokio::test]
+async fn a_delivery_in_flight_at_shutdown_is_released_and_arrives_once_after_a_restart() {
+    let env = Env::default()
+        .with("ZAPGATE_BRIDGE_DRAIN_MS", "200")
+        .with("ZAPGATE_BRIDGE_LEASE_SECS", "2");
+    let f = Fixture::start_with(json!({}), env.clone()).await;
+    warm_up(&f, CUSTOMER).await;
+    f.double.set_delay(Duration::from_millis(1200));
+    let before = message_posts(&f);
+    let id = text_from(&f, CUSTOMER, "no meio do desligamento").await;
+    wait_for("the post in flight", 10, || {
+        (message_posts(&f) > before).then_some(())
+    })
+    .await;
+
+    let Fixture {
+        server,
+        double,
+        account_id,
+        agent_id,
+        token,
+        instance,
+    } = f;
+    let stopping = Instant::now();
+    let dir = server.stop_keeping_data().await;
+    assert!(
+        stopping.elapsed() < Duration::from_millis(1000),
+        "stop waited {:?} for the slow call",
+        stopping.elapsed()
+    );
+    let file = dir.path().join("zapgate.db");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", file.display()))
+        .await
+        .unwrap();
+    let (status, attempts, locked, last_error): (String, i64, Option<i64>, String) =
+        sqlx::query_as(
+            "SELECT status, attempts, locked_until, last_error FROM bridge_jobs \
+             WHERE direction = 'inbound'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    assert_eq!(status, "queued");
+    assert_eq!(attempts, 0, "shutdown counted an attempt");
+    assert_eq!(locked, None);
+    assert!(last_error.contains("shutdown"), "{last_error}");
+
+    double.set_delay(Duration::ZERO);
+    let mut vars = bridge_env();
+    vars.0.extend(env.0);
+    let server = TestServer::start_in(dir.path(), vars).await;
+    let f = Fixture {
+        server,
+        double,
+        account_id,
+        agent_id,
+        token,
+        instance,
+    };
+    assert_each_once(&f, std::slice::from_ref(&id), 15).await;
+    let (_, contents) = conversation_of(&f, &id);
+    assert_eq!(
+        contents.last().map(String::as_str),
+        Some("no meio do desligamento")
+    );
 }

@@ -1,8 +1,6 @@
 //! WhatsApp → Chatwoot end to end: what a customer (or the owner's phone, or
 //! the send API) does on WhatsApp, as the Chatwoot double records it.
 
-use std::time::Duration;
-
 use base64::Engine;
 use chatwoot_double::Role;
 use serde_json::{Value, json};
@@ -23,9 +21,7 @@ fn jid(number: &str) -> String {
 
 /// Lets the worker and the double's webhooks finish whatever is under way.
 async fn settle(f: &Fixture) {
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(f.double.webhooks_idle(Duration::from_secs(5)).await);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    f.quiesce().await;
 }
 
 fn contacts(f: &Fixture) -> Vec<Value> {
@@ -465,7 +461,6 @@ async fn a_message_the_owner_types_on_the_phone_is_outgoing_and_never_sent_back(
     assert_eq!(answer["content"], json!("abrimos às 9h"));
     assert_eq!(answer["conversation_id"], question["conversation_id"]);
     settle(&f).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(f.outbox().await.is_empty(), "{:?}", f.outbox().await);
     assert_eq!(all_chat_messages(&f).len(), 2);
     let all = contacts(&f);
@@ -549,7 +544,6 @@ async fn a_message_sent_through_the_api_shows_as_outgoing_and_goes_out_once() {
     assert_eq!(fetch_attachment(&media["attachments"][0]).await, bytes);
 
     settle(&f).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
     let outbox = f.outbox().await;
     assert_eq!(outbox.len(), 2, "sent twice? {outbox:?}");
     assert_eq!(all_chat_messages(&f).len(), 2);

@@ -82,11 +82,6 @@ async fn until_status(f: &Fixture, conversation_id: i64, id: i64, status: &str) 
     .await
 }
 
-/// Leaves the worker time to do what it should not.
-async fn settle(ms: u64) {
-    tokio::time::sleep(Duration::from_millis(ms)).await;
-}
-
 async fn sandbox(f: &Fixture, action: &str, body: Value) -> Reply {
     let reply = f
         .server
@@ -118,7 +113,7 @@ async fn delivery_of(f: &Fixture, id: i64) -> chatwoot_double::Delivery {
         if let Some(delivery) = found {
             return delivery;
         }
-        settle(20).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     panic!(
         "no message_created delivery for {id}: {:?}",
@@ -170,7 +165,7 @@ async fn an_agent_reply_is_sent_once_signed_with_the_agents_name_when_asked() {
     let chat = customer_writes(&f).await;
     agent_says(&f, chat.conversation_id, "Claro, qual o pedido?");
     let sent = loop_until_outbox(&f, 1).await;
-    settle(500).await;
+    f.quiesce().await;
     let sent_after = f.outbox().await;
     assert_eq!(sent_after.len(), 1, "{sent_after:?}");
     assert_eq!(sent[0]["kind"], json!("text"));
@@ -184,7 +179,7 @@ async fn an_agent_reply_is_sent_as_plain_text_by_default() {
     let chat = customer_writes(&f).await;
     agent_says(&f, chat.conversation_id, "Claro, qual o pedido?");
     loop_until_outbox(&f, 1).await;
-    settle(500).await;
+    f.quiesce().await;
     let sent = f.outbox().await;
     assert_eq!(sent.len(), 1, "{sent:?}");
     assert_eq!(sent[0]["kind"], json!("text"));
@@ -209,7 +204,7 @@ async fn a_private_note_never_reaches_whatsapp() {
     let delivered = delivery_of(&f, note["id"].as_i64().unwrap()).await;
     assert_eq!(delivered.body["private"], json!(true));
     assert_eq!(delivered.status_code, Some(200), "{:?}", delivered.error);
-    settle(800).await;
+    f.quiesce().await;
     assert!(f.outbox().await.is_empty(), "{:?}", f.outbox().await);
 
     // A public reply afterwards still goes out: the note did not block the chat.
@@ -255,7 +250,7 @@ async fn messages_the_bridge_created_in_chatwoot_are_not_echoed_to_whatsapp() {
         incoming.body["source_id"],
         json!(format!("WAID:{}", chat.wa_id))
     );
-    settle(800).await;
+    f.quiesce().await;
     assert!(f.outbox().await.is_empty(), "{:?}", f.outbox().await);
     // Neither message was marked failed by the webhook.
     for m in chat_messages(&f.messages(chat.conversation_id)) {
@@ -278,7 +273,7 @@ async fn an_agent_attachment_goes_out_with_its_bytes_type_and_caption() {
         None,
     );
     let sent = loop_until_outbox(&f, 1).await;
-    settle(300).await;
+    f.quiesce().await;
     assert_eq!(f.outbox().await.len(), 1);
     let entry = &sent[0];
     assert_eq!(entry["kind"], json!("media"), "{entry}");
@@ -310,7 +305,7 @@ async fn an_agent_reply_with_two_files_sends_both_with_the_caption_on_the_first(
         None,
     );
     let sent = loop_until_outbox(&f, 2).await;
-    settle(300).await;
+    f.quiesce().await;
     assert_eq!(f.outbox().await.len(), 2, "{:?}", f.outbox().await);
     assert_eq!(sent[0]["kind"], json!("media"));
     assert_eq!(sent[0]["text"], json!("*Ana*:\nFoto e nota"));
@@ -333,6 +328,58 @@ async fn an_agent_reply_with_two_files_sends_both_with_the_caption_on_the_first(
         assert_eq!(entry["to"], json!(customer_jid()));
     }
     assert_ne!(sent[0]["id"], sent[1]["id"]);
+}
+
+#[tokio::test]
+async fn a_reply_whose_second_file_fails_once_sends_each_file_exactly_once() {
+    let f = Fixture::start(json!({})).await;
+    let chat = customer_writes(&f).await;
+    // The first send goes through, the second fails once, then all succeed.
+    sandbox(
+        &f,
+        "faults",
+        json!({"send": "error", "after": 1, "times": 1}),
+    )
+    .await;
+    let files: Vec<(String, String, Vec<u8>)> = ["um", "dois", "tres"]
+        .iter()
+        .map(|name| {
+            let body = format!("%PDF-1.4 {name}\n").repeat(20).into_bytes();
+            (format!("{name}.pdf"), "application/pdf".to_owned(), body)
+        })
+        .collect();
+    let reply = f.double.agent_reply(
+        f.account_id,
+        chat.conversation_id,
+        f.agent_id,
+        "Seus documentos",
+        files.clone(),
+        false,
+        None,
+    )["id"]
+        .as_i64()
+        .unwrap();
+    loop_until_outbox(&f, 3).await;
+    f.quiesce().await;
+    let sent = f.outbox().await;
+    let names: Vec<_> = sent
+        .iter()
+        .map(|m| {
+            m["media"]["fileName"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(names, ["um.pdf", "dois.pdf", "tres.pdf"], "{sent:?}");
+    assert_eq!(sent[0]["text"], json!("Seus documentos"));
+    for (entry, (_, _, body)) in sent.iter().zip(&files) {
+        assert_eq!(entry["media"]["sha256"], json!(sha256_hex(body)));
+    }
+    assert_ne!(
+        message(&f, chat.conversation_id, reply)["status"],
+        json!("failed")
+    );
 }
 
 #[tokio::test]
@@ -364,7 +411,7 @@ async fn an_agent_deleting_a_sent_reply_revokes_it_on_whatsapp() {
     f.double
         .agent_delete(f.account_id, chat.conversation_id, reply);
     let outbox = loop_until_outbox(&f, 2).await;
-    settle(400).await;
+    f.quiesce().await;
     assert_eq!(f.outbox().await.len(), 2, "{:?}", f.outbox().await);
     assert_eq!(outbox[1]["kind"], json!("revoke"), "{}", outbox[1]);
     assert_eq!(outbox[1]["to"], json!(customer_jid()));
@@ -389,7 +436,7 @@ async fn whatsapp_receipts_become_the_chatwoot_message_status() {
     let read = until_status(&f, chat.conversation_id, reply, "read").await;
     assert!(read["content_attributes"].get("external_error").is_none());
     // The status updates did not make anything go out again.
-    settle(300).await;
+    f.quiesce().await;
     assert_eq!(f.outbox().await.len(), 1);
 }
 
@@ -410,7 +457,7 @@ async fn a_reply_to_a_number_not_on_whatsapp_is_marked_failed_in_chatwoot() {
     );
     // Final: not retried once the number would work.
     sandbox(&f, "faults", json!({"send": "ok"})).await;
-    settle(600).await;
+    f.quiesce().await;
     assert!(f.outbox().await.is_empty(), "{:?}", f.outbox().await);
 }
 
@@ -440,7 +487,7 @@ async fn a_transient_whatsapp_error_is_retried_and_the_reply_sent_exactly_once()
         if attempts >= 3 {
             break;
         }
-        settle(20).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(attempts >= 3, "only {attempts} attempts");
     assert!(f.outbox().await.is_empty());
@@ -451,7 +498,7 @@ async fn a_transient_whatsapp_error_is_retried_and_the_reply_sent_exactly_once()
 
     sandbox(&f, "faults", json!({"send": "ok"})).await;
     let sent = loop_until_outbox(&f, 1).await;
-    settle(1000).await;
+    f.quiesce().await;
     let after = f.outbox().await;
     assert_eq!(after.len(), 1, "{after:?}");
     assert_eq!(sent[0]["text"], json!("Tentando de novo"));
@@ -479,7 +526,7 @@ async fn a_reply_that_keeps_failing_is_marked_failed_once_the_attempts_run_out()
         "{failed}"
     );
     sandbox(&f, "faults", json!({"send": "ok"})).await;
-    settle(800).await;
+    f.quiesce().await;
     assert!(f.outbox().await.is_empty(), "{:?}", f.outbox().await);
 }
 
@@ -504,7 +551,7 @@ async fn an_internal_error_reaches_chatwoot_and_the_list_as_a_public_text_only()
         if links > 0 {
             break;
         }
-        settle(20).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     sqlx::query("ALTER TABLE message_links RENAME TO message_links_away")
         .execute(&pool)
@@ -547,7 +594,7 @@ async fn a_reply_waits_while_the_phone_is_offline_and_goes_out_once_on_reconnect
     let reply = agent_says(&f, chat.conversation_id, "Responde quando puder");
     let delivered = delivery_of(&f, reply).await;
     assert_eq!(delivered.status_code, Some(200), "{:?}", delivered.error);
-    settle(800).await;
+    f.quiesce().await;
     assert!(f.outbox().await.is_empty(), "{:?}", f.outbox().await);
     assert_ne!(
         message(&f, chat.conversation_id, reply)["status"],
@@ -567,7 +614,7 @@ async fn a_reply_waits_while_the_phone_is_offline_and_goes_out_once_on_reconnect
     let sent = loop_until_outbox(&f, 1).await;
     assert_eq!(sent[0]["text"], json!("Responde quando puder"));
     assert_eq!(sent[0]["to"], json!(customer_jid()));
-    settle(800).await;
+    f.quiesce().await;
     assert_eq!(f.outbox().await.len(), 1, "{:?}", f.outbox().await);
 }
 
@@ -592,7 +639,7 @@ async fn a_reply_that_waits_past_the_expiry_is_failed_and_never_sent() {
     );
 
     sandbox(&f, "reconnect", json!({})).await;
-    settle(1000).await;
+    f.quiesce().await;
     assert!(f.outbox().await.is_empty(), "{:?}", f.outbox().await);
 }
 
@@ -611,7 +658,7 @@ async fn the_same_webhook_delivered_again_sends_the_reply_only_once() {
         let (status, text) = post_webhook(&f, &url, &body, signed_now(&secret, &body)).await;
         assert_eq!(status, 200, "{text}");
     }
-    settle(800).await;
+    f.quiesce().await;
     let sent = f.outbox().await;
     assert_eq!(sent.len(), 1, "{sent:?}");
     assert_eq!(sent[0]["text"], json!("Só uma vez"));
@@ -633,7 +680,7 @@ async fn the_same_webhook_delivered_again_while_waiting_sends_the_reply_only_onc
     }
     sandbox(&f, "reconnect", json!({})).await;
     loop_until_outbox(&f, 1).await;
-    settle(800).await;
+    f.quiesce().await;
     let sent = f.outbox().await;
     assert_eq!(sent.len(), 1, "{sent:?}");
 }
@@ -691,7 +738,7 @@ async fn the_webhook_checks_the_secret_the_integration_and_the_signature() {
     assert_eq!(status, 200, "{text}");
 
     let sent = loop_until_outbox(&f, 2).await;
-    settle(800).await;
+    f.quiesce().await;
     let sent_after = f.outbox().await;
     assert_eq!(sent_after.len(), 2, "{sent_after:?}");
     assert_eq!(texts(&sent), vec![json!("Primeira"), json!("assinada")]);
@@ -705,7 +752,7 @@ async fn deactivating_fails_the_queued_replies_in_chatwoot_and_never_sends_them(
     let reply = agent_says(&f, chat.conversation_id, "Na fila");
     let delivered = delivery_of(&f, reply).await;
     assert_eq!(delivered.status_code, Some(200), "{:?}", delivered.error);
-    settle(300).await;
+    f.quiesce().await;
 
     let removed = f
         .server
@@ -724,7 +771,7 @@ async fn deactivating_fails_the_queued_replies_in_chatwoot_and_never_sends_them(
     assert_eq!(inbox(&f)["webhook_url"], json!(""));
 
     sandbox(&f, "reconnect", json!({})).await;
-    settle(1000).await;
+    f.quiesce().await;
     assert!(f.outbox().await.is_empty(), "{:?}", f.outbox().await);
 }
 
@@ -773,7 +820,7 @@ async fn a_reply_in_a_conversation_the_bridge_never_linked_goes_to_the_contacts_
 
     agent_says(&f, conversation_id, "Olá João, tudo bem?");
     let sent = loop_until_outbox(&f, 1).await;
-    settle(300).await;
+    f.quiesce().await;
     assert_eq!(f.outbox().await.len(), 1);
     assert_eq!(sent[0]["to"], json!(format!("{other}@s.whatsapp.net")));
     assert_eq!(sent[0]["text"], json!("Olá João, tudo bem?"));
@@ -804,7 +851,7 @@ async fn deleting_a_reply_with_two_files_revokes_both_parts() {
         reply["id"].as_i64().unwrap(),
     );
     let outbox = loop_until_outbox(&f, 4).await;
-    settle(400).await;
+    f.quiesce().await;
     assert_eq!(f.outbox().await.len(), 4, "{:?}", f.outbox().await);
     let mut revoked: Vec<Value> = outbox[2..]
         .iter()
@@ -826,9 +873,9 @@ async fn a_reply_deleted_while_waiting_for_the_phone_is_never_left_visible() {
     delivery_of(&f, reply).await;
     f.double
         .agent_delete(f.account_id, chat.conversation_id, reply);
-    settle(300).await;
+    f.quiesce().await;
     sandbox(&f, "reconnect", json!({})).await;
-    settle(1500).await;
+    f.quiesce().await;
     let outbox = f.outbox().await;
     // Either never sent, or sent and revoked: the customer never keeps it.
     for entry in outbox.iter().filter(|e| e["kind"] != json!("revoke")) {

@@ -93,11 +93,10 @@ impl TestServer {
         database_url: String,
         database: Option<TempDatabase>,
     ) -> Self {
-        let port = free_port();
         let mut vars = Env::default()
-            // A known port, so the public URL Chatwoot calls back is right.
-            .with("ZAPGATE_ADDR", &format!("127.0.0.1:{port}"))
-            .with("ZAPGATE_PUBLIC_URL", &format!("http://127.0.0.1:{port}"))
+            // Port 0: the server binds a free port and its public URL (which
+            // follows the address) names the port it got.
+            .with("ZAPGATE_ADDR", "127.0.0.1:0")
             .with("ZAPGATE_DATABASE_URL", &database_url)
             .with("ZAPGATE_ENCRYPTION_KEY", &test_key_base64())
             .with("ZAPGATE_ADMIN_TOKEN", ADMIN_TOKEN)
@@ -124,6 +123,50 @@ impl TestServer {
         if let Some(running) = self.running.take() {
             running.stop().await.expect("clean stop");
         }
+    }
+
+    /// Stops the server and hands its data folder over (its SQLite file
+    /// stays), for a restart on the same data with [`TestServer::start_in`].
+    pub async fn stop_keeping_data(mut self) -> tempfile::TempDir {
+        if let Some(running) = self.running.take() {
+            running.stop().await.expect("clean stop");
+        }
+        let unused = tempfile::tempdir().expect("temp dir");
+        std::mem::replace(&mut self.data_dir, unused)
+    }
+
+    /// Bridge jobs still queued or running (dead letters not counted).
+    pub async fn unfinished_jobs(&self) -> i64 {
+        const SQL: &str = "SELECT COUNT(*) FROM bridge_jobs WHERE status IN ('queued', 'running')";
+        if self.database_url.starts_with("sqlite://") {
+            let pool = sqlx::SqlitePool::connect(&self.database_url).await.unwrap();
+            let n = sqlx::query_scalar(SQL).fetch_one(&pool).await.unwrap();
+            pool.close().await;
+            n
+        } else {
+            let pool = sqlx::PgPool::connect(&self.database_url).await.unwrap();
+            let n = sqlx::query_scalar(SQL).fetch_one(&pool).await.unwrap();
+            pool.close().await;
+            n
+        }
+    }
+
+    /// The running server's Chatwoot bridge.
+    pub fn bridge(&self) -> std::sync::Arc<zapgate_chatwoot::Bridge> {
+        self.running
+            .as_ref()
+            .and_then(|r| r.bridge.clone())
+            .expect("a running server with the Chatwoot module on")
+    }
+
+    /// Returns once the bridge has run every due job (a claim made after
+    /// this call found nothing while nothing ran): what a test asserts next
+    /// did not happen for want of waiting. At most 10 s.
+    pub async fn bridge_idle(&self) {
+        let bridge = self.bridge();
+        tokio::time::timeout(Duration::from_secs(10), bridge.until_idle())
+            .await
+            .expect("the bridge went idle within 10 s");
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -337,7 +380,21 @@ impl Drop for TempDatabase {
     }
 }
 
-/// A port nobody listens on right now.
+/// The address a `zapgate serve` child logged it listens on (with
+/// `ZAPGATE_LOG_FORMAT=json` and `zapgate::app` at info), once it has:
+/// children bind port 0, so no port is picked for them and released first.
+pub fn listening_addr(log: &str) -> Option<String> {
+    log.lines().find_map(|line| {
+        let entry: Value = serde_json::from_str(line).ok()?;
+        let fields = entry.get("fields")?;
+        if fields["message"] != json!("zapgate listening") {
+            return None;
+        }
+        fields["addr"].as_str().map(str::to_owned)
+    })
+}
+
+/// A port nobody listens on right now (for a URL that must refuse).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())

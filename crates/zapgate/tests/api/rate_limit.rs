@@ -376,29 +376,46 @@ impl Drop for ServeProcess {
     }
 }
 
+/// On port 0; the address it got is read from its log.
 async fn spawn_serve(database_url: &str, work_dir: &Path, log_name: &str) -> ServeProcess {
-    let port = crate::harness::free_port();
     let log = std::fs::File::create(work_dir.join(log_name)).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_zapgate"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_zapgate"))
         .arg("serve")
         .current_dir(work_dir)
         .env_clear()
-        .env("ZAPGATE_ADDR", format!("127.0.0.1:{port}"))
+        .env("ZAPGATE_ADDR", "127.0.0.1:0")
         .env("ZAPGATE_DATABASE_URL", database_url)
         .env("ZAPGATE_ENCRYPTION_KEY", test_key_base64())
         .env("ZAPGATE_ADMIN_TOKEN", ADMIN_TOKEN)
         .env("ZAPGATE_WHATSAPP_PROVIDER", "sandbox")
+        .env("ZAPGATE_LOG_FORMAT", "json")
+        .env("RUST_LOG", "warn,zapgate::app=info")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
         .expect("zapgate serve starts");
+    let log = || std::fs::read_to_string(work_dir.join(log_name)).unwrap_or_default();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let addr = loop {
+        if let Some(addr) = crate::harness::listening_addr(&log()) {
+            break addr;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("zapgate serve exited with {status}:\n{}", log());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not listening within 30 s:\n{}",
+            log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     let mut process = ServeProcess {
         child,
-        base: format!("http://127.0.0.1:{port}"),
+        base: format!("http://{addr}"),
     };
     let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Ok(resp) = client.get(format!("{}/health", process.base)).send().await
             && resp.status().as_u16() == 200
@@ -406,13 +423,13 @@ async fn spawn_serve(database_url: &str, work_dir: &Path, log_name: &str) -> Ser
             return process;
         }
         if let Ok(Some(status)) = process.child.try_wait() {
-            let log = std::fs::read_to_string(work_dir.join(log_name)).unwrap_or_default();
-            panic!("zapgate serve exited with {status}:\n{log}");
+            panic!("zapgate serve exited with {status}:\n{}", log());
         }
-        if Instant::now() > deadline {
-            let log = std::fs::read_to_string(work_dir.join(log_name)).unwrap_or_default();
-            panic!("zapgate serve not healthy within 30 s:\n{log}");
-        }
+        assert!(
+            Instant::now() < deadline,
+            "not healthy within 30 s:\n{}",
+            log()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
