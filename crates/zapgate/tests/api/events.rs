@@ -38,6 +38,25 @@ async fn inbound(server: &TestServer, token: &str, text: &str) -> String {
     reply.body["id"].as_str().unwrap().to_owned()
 }
 
+/// Waits until no delivery of the instance is queued or running.
+async fn settled(server: &TestServer, token: &str) {
+    for _ in 0..1200 {
+        let list = server
+            .get("/api/events/deliveries/suporte", Some(token))
+            .await;
+        let busy = ok(&list)["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["status"] == "queued" || d["status"] == "running");
+        if !busy {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("deliveries still pending");
+}
+
 fn ok(reply: &Reply) -> &Value {
     assert_eq!(reply.status.as_u16(), 200, "{}", reply.text);
     assert_eq!(reply.body["success"], json!(true), "{}", reply.text);
@@ -174,7 +193,7 @@ async fn run(server: TestServer) {
     receiver.answer(503);
     inbound(&server, &instance, "retry me").await;
     let before = receiver.bodies().len();
-    for _ in 0..200 {
+    for _ in 0..1200 {
         if receiver.bodies().len() >= before + 2 {
             break;
         }
@@ -182,6 +201,7 @@ async fn run(server: TestServer) {
     }
     assert!(receiver.bodies().len() >= before + 2, "retried");
     receiver.answer(0);
+    settled(&server, &instance).await;
     let retried = receiver.wait_for("message.exchange", 4).await;
     let ids: Vec<_> = retried
         .iter()
@@ -197,7 +217,7 @@ async fn run(server: TestServer) {
     receiver.answer(401);
     let refused_id = inbound(&server, &instance, "refused").await;
     let mut dead = Value::Null;
-    for _ in 0..200 {
+    for _ in 0..1200 {
         let list = server
             .get(
                 "/api/events/deliveries/suporte?status=failed",
@@ -222,7 +242,7 @@ async fn run(server: TestServer) {
         )
         .await;
     assert_eq!(ok(&replayed)["replayed"], 1);
-    for _ in 0..200 {
+    for _ in 0..1200 {
         if receiver
             .bodies()
             .iter()
@@ -494,7 +514,7 @@ async fn deliveries_wait_out_an_unreachable_receiver_and_reach_it_once_fixed() {
         sent.push(inbound(&server, &instance, &format!("while down {n}")).await);
     }
     let mut retried = false;
-    for _ in 0..200 {
+    for _ in 0..1200 {
         let list = server
             .get(
                 "/api/events/deliveries/suporte?status=queued",
@@ -607,7 +627,7 @@ async fn a_receiver_that_never_answers_is_retried_after_the_attempt_timeout() {
         .await);
     inbound(&server, &instance, "anyone there?").await;
     let mut error = Value::Null;
-    for _ in 0..200 {
+    for _ in 0..1200 {
         let list = server
             .get(
                 "/api/events/deliveries/suporte?status=queued",
@@ -660,7 +680,7 @@ async fn three_webhooks_each_get_their_own_events_at_their_own_urls() {
         .await);
     // Two messages and a receipt: 2 + 1 + 3 deliveries.
     let mut paths = Vec::new();
-    for _ in 0..200 {
+    for _ in 0..1200 {
         paths = receiver
             .bodies()
             .into_iter()

@@ -446,7 +446,7 @@ impl Receiver {
 
     /// Waits until `count` deliveries matching `event` arrived.
     pub async fn wait_for(&self, event: &str, count: usize) -> Vec<(String, HeaderMap, Value)> {
-        for _ in 0..200 {
+        for _ in 0..600 {
             let matching: Vec<_> = self
                 .bodies()
                 .into_iter()
