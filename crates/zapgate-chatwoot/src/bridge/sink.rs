@@ -8,7 +8,7 @@ use zapgate_core::{
     Result,
     chatwoot::Integration,
     instance::ConnectionState,
-    jid::Jid,
+    jid::{BROADCAST_SERVER, Jid},
     jobs::NewJob,
     service::SessionRecorder,
     store::Store,
@@ -98,6 +98,9 @@ impl EventSink for BridgeSink {
                 self.bridge.nudge();
                 Ok(())
             }
+            // A missed call reaches Chatwoot as the call-log message WhatsApp
+            // sends with it; the signalling itself is for the event layer.
+            Event::Call(_) => self.recorder.deliver(event).await,
         }
     }
 }
@@ -124,7 +127,7 @@ pub(crate) fn inbound_job(
     integration: &Integration,
     message: &InboundMessage,
 ) -> Result<Option<NewJob>> {
-    if message.chat.server == "broadcast" {
+    if message.chat.server == BROADCAST_SERVER {
         return Ok(None);
     }
     if message.chat.is_group() && integration.flags.ignore_groups {

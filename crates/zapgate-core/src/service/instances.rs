@@ -7,7 +7,7 @@ use crate::{
     Error, Result,
     instance::{
         ConnectionState, Instance, InstanceName, InstanceSettings, NewInstance, SessionStatus,
-        WebhookConfig, parse_custom_token,
+        SettingsPatch, WebhookConfig, parse_custom_token,
     },
     messages,
     store::{Principal, Store},
@@ -20,7 +20,8 @@ use crate::{
 pub struct CreateInstance {
     pub name: String,
     pub token: Option<String>,
-    pub settings: InstanceSettings,
+    /// Over the defaults.
+    pub settings: SettingsPatch,
     pub webhook: WebhookConfig,
     pub webhook_authorization: Option<String>,
 }
@@ -108,11 +109,14 @@ impl InstanceService {
         let new = NewInstance {
             name,
             token: token.clone(),
-            settings: request.settings,
+            settings: request.settings.apply(&InstanceSettings::default())?,
             webhook: request.webhook,
             webhook_authorization: request.webhook_authorization,
         };
         let instance = self.store.create_instance(account, &new).await?;
+        self.whatsapp
+            .apply_settings(&instance.id, &instance.settings)
+            .await;
         tracing::info!(instance_id = %instance.id, account_id = %account.id, "instance created");
         Ok(Created { instance, token })
     }
@@ -120,6 +124,9 @@ impl InstanceService {
     /// Starts linking a phone and waits for the first code, bounded by the
     /// connect deadline.
     pub async fn connect(&self, instance: &Instance, method: LoginMethod) -> Result<LoginCode> {
+        self.whatsapp
+            .apply_settings(&instance.id, &instance.settings)
+            .await;
         let attempt = self.whatsapp.connect(&instance.id, method);
         match tokio::time::timeout(self.connect_timeout, attempt).await {
             Ok(Ok(code)) => Ok(code),
@@ -192,6 +199,35 @@ impl InstanceService {
         self.live_status(instance).state == ConnectionState::Connected
     }
 
+    /// The settings of the instance `name` as seen by `principal`.
+    pub async fn settings(&self, principal: &Principal, name: &str) -> Result<InstanceSettings> {
+        self.visible(principal, name)
+            .await
+            .map(|instance| instance.settings)
+            .map_err(|err| failed(err, messages::FAILED_TO_GET_SETTINGS))
+    }
+
+    /// Changes the fields `patch` names (`400` when it names none) and has
+    /// the provider apply the result at once.
+    pub async fn update_settings(
+        &self,
+        instance: &Instance,
+        patch: &SettingsPatch,
+    ) -> Result<InstanceSettings> {
+        if patch.is_empty() {
+            return Err(Error::bad_request(messages::NO_SETTING_PROVIDED));
+        }
+        let settings = self
+            .store
+            .update_settings(&instance.account_id, &instance.id, patch)
+            .await
+            .map_err(|err| failed(err, messages::FAILED_TO_UPDATE_SETTINGS))?
+            .ok_or_else(|| Error::not_found(messages::INSTANCE_NOT_FOUND))?;
+        self.whatsapp.apply_settings(&instance.id, &settings).await;
+        tracing::info!(instance_id = %instance.id, "settings updated");
+        Ok(settings)
+    }
+
     pub async fn logout(&self, instance: &Instance) -> Result<()> {
         self.whatsapp
             .logout(&instance.id)
@@ -239,6 +275,9 @@ impl InstanceService {
         let paired = self.store.paired_instances().await?;
         let mut resumed = 0;
         for instance in &paired {
+            self.whatsapp
+                .apply_settings(&instance.id, &instance.settings)
+                .await;
             match self.whatsapp.resume(&instance.id, &instance.session).await {
                 Ok(()) => resumed += 1,
                 Err(err) => {
@@ -247,5 +286,13 @@ impl InstanceService {
             }
         }
         Ok(resumed)
+    }
+}
+
+/// An internal failure shown as the route's own text (RyzeAPI's wording).
+fn failed(err: Error, public: &str) -> Error {
+    match err {
+        Error::Internal { cause, .. } => Error::internal_with(public, cause),
+        other => other,
     }
 }

@@ -47,6 +47,12 @@ impl EventSink for SessionRecorder {
                 ?status,
                 "receipt received"
             ),
+            Event::Call(call) => tracing::debug!(
+                instance_id = %event.instance_id,
+                call_id = %call.id,
+                status = call.status.as_str(),
+                "call"
+            ),
         }
         Ok(())
     }
