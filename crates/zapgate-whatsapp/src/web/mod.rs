@@ -155,13 +155,6 @@ impl Inner {
         if !self.acquire(instance_id).await? {
             return Err(Error::conflict(SESSION_OWNED_ELSEWHERE));
         }
-        let settings = match self.store.find_instance_by_id(instance_id).await {
-            Ok(found) => found.map(|i| i.settings).unwrap_or_default(),
-            Err(err) => {
-                self.release(instance_id).await;
-                return Err(err);
-            }
-        };
         let weak = Arc::downgrade(self);
         let id = instance_id.to_owned();
         // Filled once the session exists, so `ended` can tell it from a
@@ -184,7 +177,6 @@ impl Inner {
                 state: ConnectionState::Connecting,
                 number_jid,
             },
-            settings,
             login,
             on_ended,
         )

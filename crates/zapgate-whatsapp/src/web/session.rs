@@ -36,6 +36,7 @@ use zapgate_core::{
     Error, Result,
     instance::{ConnectionState, InstanceSettings, SessionStatus},
     jid::Jid,
+    store::Store,
     whatsapp::{
         CallEvent, CallStatus, Event, EventSink, InboundMessage, LoginCode, LoginMethod, Media,
         WhatsAppEvent,
@@ -156,18 +157,23 @@ pub(super) struct Session {
 }
 
 impl Session {
-    /// Builds and starts the bot. With `login`, an unlinked session asks for
-    /// that kind of code; a linked one simply connects.
+    /// Builds and starts the bot with the instance's stored settings. With
+    /// `login`, an unlinked session asks for that kind of code; a linked one
+    /// simply connects.
     pub(super) async fn start(
         store: &SqlStore,
         sink: Arc<dyn EventSink>,
         config: &WebConfig,
         instance_id: &str,
         initial: SessionStatus,
-        settings: InstanceSettings,
         login: Option<&LoginMethod>,
         on_ended: OnEnded,
     ) -> Result<Arc<Self>> {
+        let settings = store
+            .find_instance_by_id(instance_id)
+            .await?
+            .map(|i| i.settings)
+            .unwrap_or_default();
         let (login_tx, _) = watch::channel(Login::Waiting);
         let shared = Arc::new(Shared {
             instance_id: instance_id.to_owned(),
