@@ -285,6 +285,10 @@ async fn mirror(
     let Some(bridge) = &state.bridge else {
         return;
     };
+    // What WhatsApp's echo of it would be: dropped for an ignored chat.
+    if !instance.settings.delivers(&message.chat) {
+        return;
+    }
     if let Err(err) = bridge.mirror_sent(&instance.id, &message).await {
         tracing::warn!(instance_id = %instance.id, account_id = %principal.account().id, error = %err, "could not queue the sent message for Chatwoot");
     }

@@ -507,6 +507,14 @@ pub(crate) fn with_phone_number(
     }
 }
 
+/// What a read receipt for the message needs: its chat, its author when the
+/// chat is a group (WhatsApp wants the participant there), and its id.
+pub(crate) fn read_mark(info: &MessageInfo) -> (WaJid, Option<WaJid>, String) {
+    let source = &info.source;
+    let sender = source.is_group.then(|| source.sender.clone());
+    (source.chat.clone(), sender, info.id.clone())
+}
+
 #[cfg(test)]
 mod tests {
     use whatsapp_rust::{
@@ -1405,6 +1413,20 @@ mod tests {
             ..Default::default()
         };
         assert!(map_message(&text("news"), &channel).is_none());
+    }
+
+    #[test]
+    fn a_read_mark_names_the_author_only_in_a_group() {
+        let direct = from_contact("3A5B9C2D1E0F4A6B8C7D", "5511988887777:12@s.whatsapp.net");
+        assert_eq!(
+            read_mark(&direct),
+            (wa(CONTACT), None, "3A5B9C2D1E0F4A6B8C7D".to_owned())
+        );
+        let group = in_group("3A11", CONTACT_LID, Some(CONTACT));
+        assert_eq!(
+            read_mark(&group),
+            (wa(GROUP), Some(wa(CONTACT_LID)), "3A11".to_owned())
+        );
     }
 
     fn receipt(kind: ReceiptType, ids: &[&str]) -> Receipt {

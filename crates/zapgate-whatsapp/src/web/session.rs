@@ -613,7 +613,7 @@ impl InboundDurabilityHook for DurableInbound {
                     whatsapp_rust::anyhow::anyhow!("storing an inbound message: {err}")
                 })?;
             if read {
-                reads.push(read_mark(&item.info));
+                reads.push(inbound::read_mark(&item.info));
             }
         }
         if !reads.is_empty() {
@@ -630,13 +630,4 @@ impl InboundDurabilityHook for DurableInbound {
         }
         Ok(())
     }
-}
-
-/// What a read receipt needs: the chat, the author in a group, the id.
-fn read_mark(
-    info: &whatsapp_rust::types::message::MessageInfo,
-) -> (whatsapp_rust::Jid, Option<whatsapp_rust::Jid>, String) {
-    let source = &info.source;
-    let sender = source.is_group.then(|| source.sender.clone());
-    (source.chat.clone(), sender, info.id.clone())
 }

@@ -443,6 +443,16 @@ async fn ignored_group_messages_and_status_posts_never_reach_chatwoot() {
     let status = json!({"from": CUSTOMER, "text": "meu status", "statusPost": true});
     let dropped = inbound(&f, status.clone()).await;
     assert_eq!(dropped.body["delivered"], json!(false), "{}", dropped.text);
+    // What the API sends to the group stays out of Chatwoot as well.
+    let sent = f
+        .server
+        .post(
+            "/api/message/text/suporte",
+            Some(&f.token),
+            json!({"number": GROUP, "message": "para o grupo"}),
+        )
+        .await;
+    assert_eq!(sent.status.as_u16(), 200, "{}", sent.text);
     // A direct message still goes through, and it is the only one.
     inbound(&f, json!({"from": CUSTOMER, "text": "direto"})).await;
     let conversations = settle_conversations(&f, 1).await;
