@@ -7,8 +7,10 @@ pub mod client;
 pub mod download;
 pub mod guard;
 pub mod integration;
+pub mod lifecycle;
 
 pub use bridge::{Bridge, BridgeConfig, BridgeSink};
 pub use client::{ChatwootClient, ChatwootError, ChatwootHttp};
 pub use guard::AddressPolicy;
 pub use integration::{ActivateRequest, ChatwootService, ChatwootTimeouts, IntegrationInfo};
+pub use lifecycle::ChatwootLifecycle;

@@ -33,6 +33,9 @@ pub enum Error {
     Unavailable(String),
     #[error("{0}")]
     GatewayTimeout(String),
+    /// The instance's WhatsApp session is not up: a send waits or fails.
+    #[error("the instance is not connected to WhatsApp")]
+    NotConnected,
     /// A failure that is ours (database, encryption, a bug). The client sees
     /// `public` only; `cause` goes to the log.
     #[error("{public}: {cause}")]
@@ -94,6 +97,7 @@ impl Error {
             | Self::BadGateway(m)
             | Self::Unavailable(m)
             | Self::GatewayTimeout(m) => m,
+            Self::NotConnected => crate::messages::INSTANCE_NOT_CONNECTED,
             Self::Internal { public, .. } => public,
         }
     }

@@ -4,6 +4,8 @@
 pub mod account;
 pub mod chatwoot;
 pub mod error;
+pub mod event_log;
+pub mod events;
 pub mod instance;
 pub mod jid;
 pub mod jobs;

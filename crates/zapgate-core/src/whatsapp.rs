@@ -239,6 +239,8 @@ pub enum Event {
     Receipt {
         message_id: String,
         status: ReceiptStatus,
+        /// The chat the message went to, when the provider knows it.
+        chat: Option<Jid>,
     },
     Call(CallEvent),
 }

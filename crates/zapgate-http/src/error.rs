@@ -37,7 +37,7 @@ pub fn status_of(err: &Error) -> StatusCode {
         Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         Error::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
         Error::BadGateway(_) => StatusCode::BAD_GATEWAY,
-        Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        Error::Unavailable(_) | Error::NotConnected => StatusCode::SERVICE_UNAVAILABLE,
         Error::GatewayTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
         Error::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
     }

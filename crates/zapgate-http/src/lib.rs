@@ -26,8 +26,14 @@ use tower_http::{
 };
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
-use zapgate_chatwoot::{Bridge, ChatwootService, download::Downloader};
-use zapgate_core::{Error, messages, service::InstanceService, store::Store, token::TokenHash};
+use zapgate_chatwoot::{AddressPolicy, Bridge, ChatwootService, download::Downloader};
+use zapgate_core::{
+    Error, messages,
+    service::{AccountService, InstanceService},
+    store::Store,
+    token::TokenHash,
+};
+use zapgate_events::EventsService;
 use zapgate_whatsapp::SandboxProvider;
 
 pub use crate::{
@@ -77,6 +83,11 @@ impl std::ops::Deref for AppState {
 pub struct AppParts {
     pub store: Arc<dyn Store>,
     pub instances: InstanceService,
+    pub accounts: AccountService,
+    /// The events module: webhooks, the WebSocket setting, the event log.
+    pub events: EventsService,
+    /// Which customer URLs may be called (`ZAPGATE_ALLOW_PRIVATE_URLS`).
+    pub url_policy: AddressPolicy,
     /// The Chatwoot module; `None` when the operator switched it off.
     pub chatwoot: Option<Arc<ChatwootService>>,
     /// The bridge; present with the Chatwoot module.
@@ -99,6 +110,7 @@ pub fn router(state: AppState) -> Router {
     let mut api = Router::new()
         .merge(routes::instance::router())
         .merge(routes::chatwoot::router())
+        .merge(routes::events::router())
         .merge(routes::message::router(state.body_limits.media))
         .merge(routes::admin::router());
     if state.sandbox.is_some() {

@@ -5,7 +5,7 @@ use sqlx::Row as _;
 use zapgate_core::{Error, Result};
 
 use crate::{
-    SqlStore,
+    SqlStore, events,
     instances::{token_aad, webhook_authorization_aad},
     integrations,
     rows::get,
@@ -32,6 +32,18 @@ fn sealed_columns() -> Vec<SealedColumn> {
             id_column: "id",
             column: "webhook_authorization_sealed",
             aad: |id, _| webhook_authorization_aad(id),
+        },
+        SealedColumn {
+            table: "webhooks",
+            id_column: "id",
+            column: "authorization_sealed",
+            aad: |id, _| events::authorization_aad(id),
+        },
+        SealedColumn {
+            table: "webhooks",
+            id_column: "id",
+            column: "signing_secret_sealed",
+            aad: |id, _| events::signing_secret_aad(id),
         },
     ];
     columns.extend(

@@ -582,18 +582,22 @@ impl SandboxProvider {
         message_id: &str,
         status: ReceiptStatus,
     ) -> Result<()> {
-        let known = self
+        let chat = self
             .slots()
             .get(instance_id)
-            .is_some_and(|s| s.outbox.iter().any(|e| e.id == message_id));
-        if !known {
-            return Err(Error::not_found(MESSAGE_NOT_FOUND));
-        }
+            .and_then(|s| {
+                s.outbox
+                    .iter()
+                    .find(|e| e.id == message_id)
+                    .map(|e| e.to.clone())
+            })
+            .ok_or_else(|| Error::not_found(MESSAGE_NOT_FOUND))?;
         self.emit(
             instance_id,
             Event::Receipt {
                 message_id: message_id.to_owned(),
                 status,
+                chat: Jid::parse(&chat).ok(),
             },
         )
         .await
@@ -814,7 +818,7 @@ impl WhatsApp for SandboxProvider {
         let slot = slots
             .get_mut(instance_id)
             .filter(|s| s.is_connected())
-            .ok_or_else(|| Error::bad_request(messages::INSTANCE_NOT_CONNECTED))?;
+            .ok_or_else(|| Error::NotConnected)?;
         // WhatsApp drops a message whose id it already delivered: a resend
         // after a crash is the same message, not a second one.
         if let Some(existing) = id.and_then(|id| slot.outbox.iter().find(|e| e.id == id)) {

@@ -7,14 +7,18 @@ use anyhow::Context;
 use base64::Engine;
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use zapgate_chatwoot::{
-    AddressPolicy, Bridge, BridgeSink, ChatwootHttp, ChatwootService, download::Downloader,
+    AddressPolicy, Bridge, BridgeSink, ChatwootHttp, ChatwootLifecycle, ChatwootService,
+    download::Downloader,
 };
 use zapgate_core::{
-    service::{InstanceService, SessionRecorder},
+    event_log::EventStore,
+    events::{EventBus, Subscriber},
+    service::{AccountService, InstanceService, SessionCloser, SessionRecorder},
     store::Store,
     token::TokenHash,
     whatsapp::{EventSink, WhatsApp},
 };
+use zapgate_events::{Deliveries, EventRecorder, EventsService, Hub};
 use zapgate_http::{AppParts, AppState, RateLimiter};
 use zapgate_store::{Backend, SecretBox, SqlStore, redact_url};
 use zapgate_whatsapp::{SandboxProvider, web::WebProvider};
@@ -138,21 +142,19 @@ async fn build(config: &Config) -> anyhow::Result<(axum::Router, Option<Arc<WebP
         );
     }
 
-    let chatwoot_http = ChatwootHttp::new(
-        AddressPolicy {
-            allow_private: config.allow_private_urls,
-        },
-        config.chatwoot_timeouts.activate,
-    )
-    .context("building the Chatwoot HTTP client")?;
+    let url_policy = AddressPolicy {
+        allow_private: config.allow_private_urls,
+    };
+    let chatwoot_http = ChatwootHttp::new(url_policy, config.chatwoot_timeouts.activate)
+        .context("building the Chatwoot HTTP client")?;
     // The bridge routes only while the module is on.
     let bridge = config
         .chatwoot_enabled
         .then(|| Bridge::new(store.clone(), chatwoot_http.clone(), config.bridge));
-    let sink: Arc<dyn EventSink> = match &bridge {
-        Some(bridge) => Arc::new(BridgeSink::new(store.clone(), bridge.clone())),
-        None => Arc::new(SessionRecorder::new(store.clone())),
-    };
+    // Providers hand their events to the bus; its subscribers are attached
+    // below, once everything they need exists.
+    let bus = Arc::new(EventBus::new());
+    let sink: Arc<dyn EventSink> = bus.clone();
     let (whatsapp, sandbox, web) = match &config.provider {
         Provider::Web(settings) => {
             let web = Arc::new(WebProvider::new(sql_store.clone(), sink, settings.clone()));
@@ -170,21 +172,13 @@ async fn build(config: &Config) -> anyhow::Result<(axum::Router, Option<Arc<WebP
         bridge.attach_whatsapp(whatsapp.clone());
         bridge.start();
     }
-    let instances = InstanceService::new(store.clone(), whatsapp, config.connect_timeout);
-    let resumed = instances.resume_paired().await?;
-    tracing::info!(resumed, "sessions resumed");
 
     let limiter = match backend {
         Backend::Postgres => RateLimiter::shared(config.rate_limit, store.clone()),
         Backend::Sqlite => RateLimiter::in_memory(config.rate_limit),
     };
-    let chatwoot = if config.chatwoot_enabled {
-        let service = Arc::new(ChatwootService::new(
-            store.clone(),
-            chatwoot_http.clone(),
-            config.public_url.as_str(),
-            config.chatwoot_timeouts,
-        ));
+    let chatwoot = chatwoot_service(config, &store, &chatwoot_http);
+    if let Some(service) = &chatwoot {
         // Chatwoot may be slow or away: never hold the start-up for it.
         let refresher = service.clone();
         tokio::spawn(async move {
@@ -197,11 +191,48 @@ async fn build(config: &Config) -> anyhow::Result<(axum::Router, Option<Arc<WebP
                 Err(err) => tracing::warn!(error = %err, "could not refresh inbox webhook URLs"),
             }
         });
-        Some(service)
-    } else {
-        None
-    };
+    }
+
+    let event_store: Arc<dyn EventStore> = Arc::new(sql_store.clone());
+    let hub = Arc::new(Hub::new());
+    let deliveries = Deliveries::new(
+        store.clone(),
+        event_store.clone(),
+        webhook_client(url_policy)?,
+        config.deliveries,
+        config.public_url.as_str().trim_end_matches('/').to_owned(),
+    );
+    let recorder = Arc::new(EventRecorder::new(
+        store.clone(),
+        event_store.clone(),
+        hub.clone(),
+        deliveries.clone(),
+    ));
+    // The order every event is heard in: the session state first, then the
+    // Chatwoot module (an instance's deactivation before its session ends),
+    // the event log and its deliveries, and last the session's end.
+    let mut subscribers: Vec<Arc<dyn Subscriber>> =
+        vec![Arc::new(SessionRecorder::new(store.clone()))];
+    if let Some(service) = &chatwoot {
+        subscribers.push(Arc::new(ChatwootLifecycle::new(service.clone())));
+    }
+    if let Some(bridge) = &bridge {
+        subscribers.push(Arc::new(BridgeSink::new(store.clone(), bridge.clone())));
+    }
+    subscribers.push(recorder.clone());
+    subscribers.push(Arc::new(SessionCloser::new(whatsapp.clone())));
+    bus.attach(subscribers);
+    deliveries.start();
+
+    let instances =
+        InstanceService::new(store.clone(), whatsapp, bus.clone(), config.connect_timeout);
+    let resumed = instances.resume_paired().await?;
+    tracing::info!(resumed, "sessions resumed");
+
     let state = AppState::new(AppParts {
+        accounts: AccountService::new(store.clone(), bus),
+        events: EventsService::new(event_store, recorder, deliveries, hub),
+        url_policy,
         chatwoot,
         bridge,
         downloader: Downloader::new(chatwoot_http, config.body_limits.media),
@@ -214,6 +245,56 @@ async fn build(config: &Config) -> anyhow::Result<(axum::Router, Option<Arc<WebP
         body_limits: config.body_limits,
     });
     Ok((zapgate_http::router(state), web))
+}
+
+/// The Chatwoot module's service, when the module is on.
+fn chatwoot_service(
+    config: &Config,
+    store: &Arc<dyn Store>,
+    http: &ChatwootHttp,
+) -> Option<Arc<ChatwootService>> {
+    config.chatwoot_enabled.then(|| {
+        Arc::new(ChatwootService::new(
+            store.clone(),
+            http.clone(),
+            config.public_url.as_str(),
+            config.chatwoot_timeouts,
+        ))
+    })
+}
+
+/// Account deletion for the CLI: the same service and subscribers as over
+/// HTTP, but for the sessions, which live in the `serve` process (it ends a
+/// session whose lease went with the instance).
+pub fn account_service(config: &Config, store: SqlStore) -> anyhow::Result<AccountService> {
+    let store: Arc<dyn Store> = Arc::new(store);
+    let http = ChatwootHttp::new(
+        AddressPolicy {
+            allow_private: config.allow_private_urls,
+        },
+        config.chatwoot_timeouts.activate,
+    )
+    .context("building the Chatwoot HTTP client")?;
+    let bus = Arc::new(EventBus::new());
+    let mut subscribers: Vec<Arc<dyn Subscriber>> = Vec::new();
+    if let Some(service) = chatwoot_service(config, &store, &http) {
+        subscribers.push(Arc::new(ChatwootLifecycle::new(service)));
+    }
+    bus.attach(subscribers);
+    Ok(AccountService::new(store, bus))
+}
+
+/// The client webhook deliveries go out on: every connection checked by the
+/// address guard, no redirect followed (a 3xx is a failed attempt), and no
+/// proxy from the environment (a proxy would connect for us, past the guard).
+fn webhook_client(policy: AddressPolicy) -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .dns_resolver(policy.resolver())
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .user_agent(concat!("zapgate/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .context("building the webhook HTTP client")
 }
 
 async fn serve(

@@ -4,12 +4,23 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::VARIABLES;
 
+/// `0.1.0 (commit 1a2b3c4)`: the commit comes from `build.rs`.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("GIT_COMMIT"),
+    ")"
+);
+
+const SEE_LONG_HELP: &str = "Environment variables: see --help.";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "zapgate",
-    version,
+    version = VERSION,
     about = "Self-hosted WhatsApp HTTP API server with a native two-way Chatwoot integration",
     long_about = None,
+    after_help = SEE_LONG_HELP,
     after_long_help = variables_help(),
 )]
 pub struct Cli {
@@ -19,8 +30,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the HTTP server (migrates the database first). Configured by the
-    /// ZAPGATE_* environment variables listed in `zapgate --help`.
+    /// Run the HTTP server (migrates the database first), configured by the
+    /// environment variables below.
+    #[command(after_help = SEE_LONG_HELP, after_long_help = variables_help())]
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
@@ -85,12 +97,17 @@ pub enum SecretsCommand {
     Rekey,
 }
 
+/// Every variable the configuration reads, from its own table.
 fn variables_help() -> String {
-    let mut help = String::from("Environment (a .env file in the working folder is read first):\n");
+    let mut help = String::from(
+        "Environment (a .env file in the working folder is read first; empty counts as unset):\n",
+    );
     for v in VARIABLES {
         help.push_str(&format!(
-            "  {:<38} {}\n  {:<38} default: {}\n",
-            v.name, v.meaning, "", v.default
+            "  {}\n      {}\n      [default: {}]\n",
+            v.name,
+            v.meaning,
+            v.default_text()
         ));
     }
     help

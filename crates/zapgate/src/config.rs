@@ -1,17 +1,17 @@
-//! Configuration from `ZAPGATE_*` environment variables (a `.env` file is
-//! read first when present), validated once at start. Every error names the
-//! variable at fault.
+//! Configuration from the environment variables in [`VARIABLES`] (a `.env`
+//! file is read first when present), validated once at start. Every error
+//! names the variable at fault.
 
 use std::{fmt, net::SocketAddr, path::PathBuf, time::Duration};
 
 use base64::Engine;
+use tracing_subscriber::EnvFilter;
 use url::Url;
 use zapgate_chatwoot::{BridgeConfig, ChatwootTimeouts};
+use zapgate_events::DeliverySettings;
 use zapgate_http::{BodyLimits, RateLimitConfig};
-use zapgate_whatsapp::web::{DEFAULT_VERSION, WebConfig};
-
-pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
-pub const DEFAULT_DATABASE_URL: &str = "sqlite://./data/zapgate.db";
+use zapgate_store::redact_url;
+use zapgate_whatsapp::web::WebConfig;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -44,7 +44,7 @@ impl fmt::Debug for KeySource {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Config {
     pub addr: SocketAddr,
     pub database_url: String,
@@ -56,11 +56,14 @@ pub struct Config {
     pub chatwoot_enabled: bool,
     pub allow_private_urls: bool,
     pub log_format: LogFormat,
+    /// `RUST_LOG`, checked at start.
+    pub log_filter: String,
     pub rate_limit: RateLimitConfig,
     pub body_limits: BodyLimits,
     pub connect_timeout: Duration,
     pub chatwoot_timeouts: ChatwootTimeouts,
     pub bridge: BridgeConfig,
+    pub deliveries: DeliverySettings,
 }
 
 /// A bad variable and what is wrong with it.
@@ -85,110 +88,135 @@ fn bad(variable: &'static str, problem: impl Into<String>) -> ConfigError {
     }
 }
 
-/// One row of the table `zapgate --help` and the README show.
+/// One environment variable the server reads. The loader reads variables
+/// only through these rows, and `--help` and the README's table are
+/// rendered from them, so none can be missing from either.
+#[derive(Debug, Clone, Copy)]
 pub struct Variable {
     pub name: &'static str,
-    pub default: &'static str,
+    pub default: Fallback,
+    /// Markdown (backticks only), shown in `--help` and the README.
     pub meaning: &'static str,
 }
 
-pub const VARIABLES: &[Variable] = &[
-    Variable {
-        name: "ZAPGATE_ADDR",
-        default: DEFAULT_ADDR,
-        meaning: "address the HTTP server listens on",
-    },
-    Variable {
-        name: "ZAPGATE_DATABASE_URL",
-        default: DEFAULT_DATABASE_URL,
-        meaning: "sqlite://<file> (folder and file created) or postgres://...",
-    },
-    Variable {
-        name: "ZAPGATE_ENCRYPTION_KEY",
-        default: "(generated into <data dir>/secret.key on SQLite; required on PostgreSQL)",
-        meaning: "base64 of 32 bytes: the AES-256-GCM key for secrets at rest",
-    },
-    Variable {
-        name: "ZAPGATE_ENCRYPTION_KEYS_OLD",
-        default: "(none)",
-        meaning: "comma-separated retired keys, used only to decrypt; see `zapgate secrets rekey`",
-    },
-    Variable {
-        name: "ZAPGATE_PUBLIC_URL",
-        default: "http://<ZAPGATE_ADDR>",
-        meaning: "base URL at which Chatwoot reaches this server",
-    },
-    Variable {
-        name: "ZAPGATE_ADMIN_TOKEN",
-        default: "(none: admin API off)",
-        meaning: "operator token for /admin/*",
-    },
-    Variable {
-        name: "ZAPGATE_WHATSAPP_PROVIDER",
-        default: "web",
-        meaning: "web (WhatsApp Web: link a real phone) or sandbox (in-process, no phone)",
-    },
-    Variable {
-        name: "ZAPGATE_WA_VERSION",
-        default: "2.3000.1026131876",
-        meaning: "WhatsApp Web client version the web provider announces; raise it when the log says WhatsApp refuses the client version",
-    },
-    Variable {
-        name: "ZAPGATE_WA_SOCKET_URL",
-        default: "(WhatsApp's own)",
-        meaning: "WhatsApp Web socket URL (web provider), for a relay",
-    },
-    Variable {
-        name: "ZAPGATE_WA_LEASE_SECS",
-        default: "30",
-        meaning: "how long a WhatsApp session stays with a process that stopped renewing its lease before another process takes it over",
-    },
-    Variable {
-        name: "ZAPGATE_CHATWOOT_ENABLED",
-        default: "true",
-        meaning: "the Chatwoot module switch",
-    },
-    Variable {
-        name: "ZAPGATE_ALLOW_PRIVATE_URLS",
-        default: "false",
-        meaning: "allow customer URLs on loopback/private addresses",
-    },
-    Variable {
-        name: "ZAPGATE_LOG_FORMAT",
-        default: "pretty",
-        meaning: "pretty or json",
-    },
-    Variable {
-        name: "ZAPGATE_RATE_LIMIT",
-        default: "on",
-        meaning: "on or off (off for benchmarks)",
-    },
-    Variable {
-        name: "ZAPGATE_RATE_LIMIT_PER_MINUTE",
-        default: "100",
-        meaning: "requests per minute per token (per IP without a valid token)",
-    },
-    Variable {
-        name: "ZAPGATE_RATE_LIMIT_CREATE_PER_MINUTE",
-        default: "20",
-        meaning: "POST /api/instance/new per minute per token",
-    },
-    Variable {
-        name: "ZAPGATE_MAX_BODY_BYTES",
-        default: "1048576",
-        meaning: "request body limit",
-    },
-    Variable {
-        name: "ZAPGATE_MAX_MEDIA_BODY_BYTES",
-        default: "67108864",
-        meaning: "request body limit on media routes",
-    },
-    Variable {
-        name: "ZAPGATE_CONNECT_TIMEOUT_SECS",
-        default: "60",
-        meaning: "how long connect waits for the first QR or pairing code",
-    },
-];
+/// What an unset (or empty) variable means.
+#[derive(Debug, Clone, Copy)]
+pub enum Fallback {
+    /// This value, parsed exactly as if it had been set.
+    Value(&'static str),
+    /// No value; the text says what happens instead.
+    Absent(&'static str),
+}
+
+impl Variable {
+    /// The default as `--help` shows it.
+    pub fn default_text(&self) -> &'static str {
+        match self.default {
+            Fallback::Value(value) | Fallback::Absent(value) => value,
+        }
+    }
+}
+
+/// Declares one constant per variable and `VARIABLES`, the list of them
+/// all, in one place: a variable cannot exist outside the list.
+macro_rules! variables {
+    ($($id:ident = $name:literal, $default:expr, $meaning:literal;)*) => {
+        $(pub const $id: Variable = Variable { name: $name, default: $default, meaning: $meaning };)*
+        /// Every variable the server reads, in the order `--help` shows them.
+        pub const VARIABLES: &[Variable] = &[$($id),*];
+    };
+}
+
+use Fallback::{Absent, Value};
+
+variables! {
+    ADDR = "ZAPGATE_ADDR", Value("127.0.0.1:8080"),
+        "listen address";
+    DATABASE_URL = "ZAPGATE_DATABASE_URL", Value("sqlite://./data/zapgate.db"),
+        "`sqlite://<file>` (folder and file created) or `postgres://...`";
+    ENCRYPTION_KEY = "ZAPGATE_ENCRYPTION_KEY",
+        Absent("generated into `<data dir>/secret.key` on SQLite; required on PostgreSQL"),
+        "base64 of 32 bytes (`openssl rand -base64 32`): the key of secrets at rest";
+    ENCRYPTION_KEYS_OLD = "ZAPGATE_ENCRYPTION_KEYS_OLD", Absent("none"),
+        "comma-separated retired keys, used only to decrypt (see `zapgate secrets rekey`)";
+    PUBLIC_URL = "ZAPGATE_PUBLIC_URL", Absent("`http://<ZAPGATE_ADDR>`"),
+        "base URL at which Chatwoot reaches this server (a loopback address is logged as a warning)";
+    ADMIN_TOKEN = "ZAPGATE_ADMIN_TOKEN", Absent("none: the admin API is off"),
+        "operator token for `/admin/*`, at least 16 characters";
+    WHATSAPP_PROVIDER = "ZAPGATE_WHATSAPP_PROVIDER", Value("web"),
+        "`web` (WhatsApp Web: link a real phone) or `sandbox` (in-process, no phone)";
+    WA_VERSION = "ZAPGATE_WA_VERSION", Value("2.3000.1026131876"),
+        "the WhatsApp Web version the `web` provider announces (pinned, so nothing is fetched at start); raise it when the log says WhatsApp refuses the client version";
+    WA_SOCKET_URL = "ZAPGATE_WA_SOCKET_URL", Absent("WhatsApp's own"),
+        "the WhatsApp Web socket, for a relay";
+    WA_LEASE_SECS = "ZAPGATE_WA_LEASE_SECS", Value("30"),
+        "several processes on one PostgreSQL: how long a session stays with a process that stopped renewing its lease before another takes it over";
+    CHATWOOT_ENABLED = "ZAPGATE_CHATWOOT_ENABLED", Value("true"),
+        "the Chatwoot module switch";
+    ALLOW_PRIVATE_URLS = "ZAPGATE_ALLOW_PRIVATE_URLS", Value("false"),
+        "allow customer URLs on loopback/private addresses";
+    LOG_FORMAT = "ZAPGATE_LOG_FORMAT", Value("pretty"),
+        "`pretty` or `json`";
+    LOG_FILTER = "RUST_LOG", Value("info,sqlx=warn,tower_http=info"),
+        "log filter (`tracing` directives)";
+    RATE_LIMIT = "ZAPGATE_RATE_LIMIT", Value("on"),
+        "`off` for benchmarks";
+    RATE_LIMIT_PER_MINUTE = "ZAPGATE_RATE_LIMIT_PER_MINUTE", Value("100"),
+        "requests per minute per token (per client IP without a valid token); accounts can override (`rateLimitPerMinute`)";
+    RATE_LIMIT_CREATE_PER_MINUTE = "ZAPGATE_RATE_LIMIT_CREATE_PER_MINUTE", Value("20"),
+        "`POST /api/instance/new` per minute per token";
+    MAX_BODY_BYTES = "ZAPGATE_MAX_BODY_BYTES", Value("1048576"),
+        "request body limit (413 above)";
+    MAX_MEDIA_BODY_BYTES = "ZAPGATE_MAX_MEDIA_BODY_BYTES", Value("67108864"),
+        "body limit on media routes, and the largest media downloaded";
+    CONNECT_TIMEOUT_SECS = "ZAPGATE_CONNECT_TIMEOUT_SECS", Value("60"),
+        "how long connect waits for the first QR or pairing code";
+    CHATWOOT_SET_TIMEOUT_SECS = "ZAPGATE_CHATWOOT_SET_TIMEOUT_SECS", Value("60"),
+        "deadline of `POST /api/chatwoot/set` (504 after it)";
+    CHATWOOT_INFO_TIMEOUT_SECS = "ZAPGATE_CHATWOOT_INFO_TIMEOUT_SECS", Value("10"),
+        "deadline of the live check in `GET /api/chatwoot/list`";
+    CHATWOOT_DELETE_TIMEOUT_SECS = "ZAPGATE_CHATWOOT_DELETE_TIMEOUT_SECS", Value("30"),
+        "deadline of the webhook clean-up on deactivation";
+    CHATWOOT_CACHE_SECS = "ZAPGATE_CHATWOOT_CACHE_SECS", Value("30"),
+        "how long the live state may be served from memory";
+    BRIDGE_RETRY_BASE_MS = "ZAPGATE_BRIDGE_RETRY_BASE_MS", Value("1000"),
+        "first retry delay of a delivery (doubling, ±20% jitter)";
+    BRIDGE_RETRY_MAX_MS = "ZAPGATE_BRIDGE_RETRY_MAX_MS", Value("300000"),
+        "longest retry delay of a delivery";
+    BRIDGE_MAX_ATTEMPTS = "ZAPGATE_BRIDGE_MAX_ATTEMPTS", Value("10"),
+        "attempts before a delivery is parked as a dead letter";
+    BRIDGE_LEASE_SECS = "ZAPGATE_BRIDGE_LEASE_SECS", Value("60"),
+        "how long a worker owns a delivery; a crashed worker's work is taken again after it";
+    BRIDGE_POLL_MS = "ZAPGATE_BRIDGE_POLL_MS", Value("200"),
+        "how often an idle worker looks for work (stored work wakes it at once)";
+    BRIDGE_WAIT_POLL_MS = "ZAPGATE_BRIDGE_WAIT_POLL_MS", Value("30000"),
+        "how often a reply waiting for WhatsApp looks again (a reconnect wakes it)";
+    OUTBOUND_EXPIRY_SECS = "ZAPGATE_OUTBOUND_EXPIRY_SECS", Value("86400"),
+        "how long an agent reply waits for WhatsApp before it is marked failed";
+    BRIDGE_REFUSED_RETRY_SECS = "ZAPGATE_BRIDGE_REFUSED_RETRY_SECS", Value("60"),
+        "retry delay while Chatwoot refuses the token (a new `set` wakes it)";
+    RECONCILE_INTERVAL_SECS = "ZAPGATE_RECONCILE_INTERVAL_SECS", Value("60"),
+        "how often lost agent replies are looked for (`0`: off)";
+    RECONCILE_GRACE_SECS = "ZAPGATE_RECONCILE_GRACE_SECS", Value("15"),
+        "how old a reply must be before the reconciler sends it";
+    WEBHOOK_TIMEOUT_SECS = "ZAPGATE_WEBHOOK_TIMEOUT_SECS", Value("30"),
+        "how long one webhook delivery attempt may take";
+    WEBHOOK_RETRY_BASE_MS = "ZAPGATE_WEBHOOK_RETRY_BASE_MS", Value("1000"),
+        "first retry delay of a webhook delivery (doubling, ±20% jitter)";
+    WEBHOOK_RETRY_MAX_MS = "ZAPGATE_WEBHOOK_RETRY_MAX_MS", Value("3600000"),
+        "longest retry delay of a webhook delivery";
+    WEBHOOK_RETRY_FOR_SECS = "ZAPGATE_WEBHOOK_RETRY_FOR_SECS", Value("86400"),
+        "how long after its event a webhook delivery is retried before it is parked";
+    WEBHOOK_CONCURRENCY = "ZAPGATE_WEBHOOK_CONCURRENCY", Value("8"),
+        "deliveries running at once per webhook (a slow receiver holds back only its own)";
+    WEBHOOK_POLL_MS = "ZAPGATE_WEBHOOK_POLL_MS", Value("200"),
+        "how often an idle delivery worker looks for due work (new work wakes it at once)";
+    EVENT_RETENTION_HOURS = "ZAPGATE_EVENT_RETENTION_HOURS", Value("72"),
+        "how long the event log keeps events and their delivery history";
+}
+
+/// The shortest admin token accepted: a short one is guessable.
+pub const MIN_ADMIN_TOKEN_LEN: usize = 16;
 
 impl Provider {
     pub fn name(&self) -> &'static str {
@@ -208,197 +236,166 @@ impl Config {
     /// Reads variables through `lookup`, so tests need not touch the process
     /// environment. Empty values count as unset.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &str| {
-            lookup(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
+        let env = Env(lookup);
 
-        let addr_raw = get("ZAPGATE_ADDR").unwrap_or_else(|| DEFAULT_ADDR.to_owned());
+        let addr_raw = env.value(ADDR);
         let addr: SocketAddr = addr_raw.parse().map_err(|_| {
             bad(
-                "ZAPGATE_ADDR",
+                ADDR.name,
                 format!("'{addr_raw}' is not host:port (e.g. 127.0.0.1:8080)"),
             )
         })?;
 
-        let database_url =
-            get("ZAPGATE_DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
+        let database_url = env.value(DATABASE_URL);
         let sqlite_file = sqlite_file(&database_url);
         let is_postgres =
             database_url.starts_with("postgres://") || database_url.starts_with("postgresql://");
         if sqlite_file.is_none() && !is_postgres {
             return Err(bad(
-                "ZAPGATE_DATABASE_URL",
+                DATABASE_URL.name,
                 "expected sqlite://<file> or postgres://...",
             ));
         }
 
-        let key = match get("ZAPGATE_ENCRYPTION_KEY") {
-            Some(raw) => KeySource::Given(decode_key("ZAPGATE_ENCRYPTION_KEY", &raw)?),
+        let key = match env.get(ENCRYPTION_KEY) {
+            Some(raw) => KeySource::Given(decode_key(ENCRYPTION_KEY.name, &raw)?),
             None => match &sqlite_file {
                 Some(file) => KeySource::File(data_dir(file).join("secret.key")),
                 None => {
                     return Err(bad(
-                        "ZAPGATE_ENCRYPTION_KEY",
+                        ENCRYPTION_KEY.name,
                         "required with PostgreSQL (base64 of 32 bytes, e.g. `openssl rand -base64 32`)",
                     ));
                 }
             },
         };
-        let retired_keys = get("ZAPGATE_ENCRYPTION_KEYS_OLD")
+        let retired_keys = env
+            .get(ENCRYPTION_KEYS_OLD)
             .map(|raw| {
                 raw.split(',')
                     .map(str::trim)
                     .filter(|k| !k.is_empty())
-                    .map(|k| decode_key("ZAPGATE_ENCRYPTION_KEYS_OLD", k))
+                    .map(|k| decode_key(ENCRYPTION_KEYS_OLD.name, k))
                     .collect::<Result<Vec<_>, _>>()
             })
             .transpose()?
             .unwrap_or_default();
 
-        let public_raw = get("ZAPGATE_PUBLIC_URL").unwrap_or_else(|| format!("http://{addr}"));
+        let public_raw = env
+            .get(PUBLIC_URL)
+            .unwrap_or_else(|| format!("http://{addr}"));
         let public_url = Url::parse(public_raw.trim_end_matches('/'))
             .ok()
             .filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
             .ok_or_else(|| {
                 bad(
-                    "ZAPGATE_PUBLIC_URL",
+                    PUBLIC_URL.name,
                     format!("'{public_raw}' is not an absolute http(s) URL"),
                 )
             })?;
 
-        let log_format = match get("ZAPGATE_LOG_FORMAT").as_deref() {
-            None | Some("pretty") => LogFormat::Pretty,
-            Some("json") => LogFormat::Json,
-            Some(other) => {
+        let admin_token = env.get(ADMIN_TOKEN);
+        if let Some(token) = &admin_token
+            && token.chars().count() < MIN_ADMIN_TOKEN_LEN
+        {
+            return Err(bad(
+                ADMIN_TOKEN.name,
+                format!(
+                    "{} characters; at least {MIN_ADMIN_TOKEN_LEN} are required (e.g. `openssl rand -hex 24`)",
+                    token.chars().count()
+                ),
+            ));
+        }
+
+        let log_format = match env.value(LOG_FORMAT).as_str() {
+            "pretty" => LogFormat::Pretty,
+            "json" => LogFormat::Json,
+            other => {
                 return Err(bad(
-                    "ZAPGATE_LOG_FORMAT",
+                    LOG_FORMAT.name,
                     format!("'{other}' is not pretty or json"),
                 ));
             }
         };
+        let log_filter = env.value(LOG_FILTER);
+        if let Err(err) = EnvFilter::try_new(&log_filter) {
+            return Err(bad(
+                LOG_FILTER.name,
+                format!("'{log_filter}' is not a log filter: {err}"),
+            ));
+        }
 
-        let defaults = RateLimitConfig::default();
         let rate_limit = RateLimitConfig {
-            enabled: match get("ZAPGATE_RATE_LIMIT").as_deref() {
-                None | Some("on") => true,
-                Some("off") => false,
-                Some(other) => {
-                    return Err(bad(
-                        "ZAPGATE_RATE_LIMIT",
-                        format!("'{other}' is not on or off"),
-                    ));
+            enabled: match env.value(RATE_LIMIT).as_str() {
+                "on" => true,
+                "off" => false,
+                other => {
+                    return Err(bad(RATE_LIMIT.name, format!("'{other}' is not on or off")));
                 }
             },
-            per_minute: number(
-                &get,
-                "ZAPGATE_RATE_LIMIT_PER_MINUTE",
-                defaults.per_minute,
-                1,
-            )?,
-            create_per_minute: number(
-                &get,
-                "ZAPGATE_RATE_LIMIT_CREATE_PER_MINUTE",
-                defaults.create_per_minute,
-                1,
-            )?,
+            per_minute: env.number(RATE_LIMIT_PER_MINUTE, 1)?,
+            create_per_minute: env.number(RATE_LIMIT_CREATE_PER_MINUTE, 1)?,
         };
-        let body_defaults = BodyLimits::default();
         let body_limits = BodyLimits {
-            default: number(&get, "ZAPGATE_MAX_BODY_BYTES", body_defaults.default, 1024)?,
-            media: number(
-                &get,
-                "ZAPGATE_MAX_MEDIA_BODY_BYTES",
-                body_defaults.media,
-                1024,
-            )?,
+            default: env.number(MAX_BODY_BYTES, 1024)?,
+            media: env.number(MAX_MEDIA_BODY_BYTES, 1024)?,
         };
-        let provider = match get("ZAPGATE_WHATSAPP_PROVIDER").as_deref() {
-            None | Some("web") => Provider::Web(WebConfig {
-                socket_url: get("ZAPGATE_WA_SOCKET_URL"),
-                version: match get("ZAPGATE_WA_VERSION") {
-                    Some(raw) => parse_version(&raw).ok_or_else(|| {
+        let provider = match env.value(WHATSAPP_PROVIDER).as_str() {
+            "web" => Provider::Web(WebConfig {
+                socket_url: env.get(WA_SOCKET_URL),
+                version: {
+                    let raw = env.value(WA_VERSION);
+                    parse_version(&raw).ok_or_else(|| {
                         bad(
-                            "ZAPGATE_WA_VERSION",
+                            WA_VERSION.name,
                             format!("'{raw}' is not three numbers like 2.3000.1026131876"),
                         )
-                    })?,
-                    None => DEFAULT_VERSION,
+                    })?
                 },
                 // Inbound media may be as large as what the API accepts.
                 media_limit: body_limits.media,
-                lease_ttl: Duration::from_secs(number(&get, "ZAPGATE_WA_LEASE_SECS", 30u64, 3)?),
+                lease_ttl: env.seconds(WA_LEASE_SECS, 3)?,
             }),
-            Some("sandbox") => Provider::Sandbox,
-            Some(other) => {
+            "sandbox" => Provider::Sandbox,
+            other => {
                 return Err(bad(
-                    "ZAPGATE_WHATSAPP_PROVIDER",
+                    WHATSAPP_PROVIDER.name,
                     format!("unknown provider '{other}' (web or sandbox)"),
                 ));
             }
         };
 
-        let connect_timeout =
-            Duration::from_secs(number(&get, "ZAPGATE_CONNECT_TIMEOUT_SECS", 60u64, 1)?);
-
-        let cw = ChatwootTimeouts::default();
-        let seconds =
-            |variable: &'static str, default: Duration| -> Result<Duration, ConfigError> {
-                Ok(Duration::from_secs(number(
-                    &get,
-                    variable,
-                    default.as_secs(),
-                    1,
-                )?))
-            };
         let chatwoot_timeouts = ChatwootTimeouts {
-            activate: seconds("ZAPGATE_CHATWOOT_SET_TIMEOUT_SECS", cw.activate)?,
-            info: seconds("ZAPGATE_CHATWOOT_INFO_TIMEOUT_SECS", cw.info)?,
-            deactivate: seconds("ZAPGATE_CHATWOOT_DELETE_TIMEOUT_SECS", cw.deactivate)?,
-            info_cache: Duration::from_secs(number(
-                &get,
-                "ZAPGATE_CHATWOOT_CACHE_SECS",
-                cw.info_cache.as_secs(),
-                0,
-            )?),
-        };
-
-        let b = BridgeConfig::default();
-        let millis = |variable: &'static str,
-                      default: Duration,
-                      min: u64|
-         -> Result<Duration, ConfigError> {
-            Ok(Duration::from_millis(number(
-                &get,
-                variable,
-                default.as_millis() as u64,
-                min,
-            )?))
+            activate: env.seconds(CHATWOOT_SET_TIMEOUT_SECS, 1)?,
+            info: env.seconds(CHATWOOT_INFO_TIMEOUT_SECS, 1)?,
+            deactivate: env.seconds(CHATWOOT_DELETE_TIMEOUT_SECS, 1)?,
+            info_cache: env.seconds(CHATWOOT_CACHE_SECS, 0)?,
         };
         let bridge = BridgeConfig {
-            retry_base: millis("ZAPGATE_BRIDGE_RETRY_BASE_MS", b.retry_base, 1)?,
-            retry_max: millis("ZAPGATE_BRIDGE_RETRY_MAX_MS", b.retry_max, 1)?,
-            max_attempts: number(&get, "ZAPGATE_BRIDGE_MAX_ATTEMPTS", b.max_attempts, 1)?,
-            lease: seconds("ZAPGATE_BRIDGE_LEASE_SECS", b.lease)?,
-            poll: millis("ZAPGATE_BRIDGE_POLL_MS", b.poll, 1)?,
-            batch: b.batch,
-            wait_poll: millis("ZAPGATE_BRIDGE_WAIT_POLL_MS", b.wait_poll, 1)?,
-            outbound_expiry: seconds("ZAPGATE_OUTBOUND_EXPIRY_SECS", b.outbound_expiry)?,
-            refused_retry: seconds("ZAPGATE_BRIDGE_REFUSED_RETRY_SECS", b.refused_retry)?,
-            reconcile_interval: Duration::from_secs(number(
-                &get,
-                "ZAPGATE_RECONCILE_INTERVAL_SECS",
-                b.reconcile_interval.as_secs(),
-                0,
-            )?),
-            reconcile_grace: Duration::from_secs(number(
-                &get,
-                "ZAPGATE_RECONCILE_GRACE_SECS",
-                b.reconcile_grace.as_secs(),
-                0,
-            )?),
+            retry_base: env.millis(BRIDGE_RETRY_BASE_MS, 1)?,
+            retry_max: env.millis(BRIDGE_RETRY_MAX_MS, 1)?,
+            max_attempts: env.number(BRIDGE_MAX_ATTEMPTS, 1)?,
+            lease: env.seconds(BRIDGE_LEASE_SECS, 1)?,
+            poll: env.millis(BRIDGE_POLL_MS, 1)?,
+            wait_poll: env.millis(BRIDGE_WAIT_POLL_MS, 1)?,
+            outbound_expiry: env.seconds(OUTBOUND_EXPIRY_SECS, 1)?,
+            refused_retry: env.seconds(BRIDGE_REFUSED_RETRY_SECS, 1)?,
+            reconcile_interval: env.seconds(RECONCILE_INTERVAL_SECS, 0)?,
+            reconcile_grace: env.seconds(RECONCILE_GRACE_SECS, 0)?,
             media_limit: body_limits.media,
+            // Not a knob: how many jobs a worker claims at once.
+            ..BridgeConfig::default()
+        };
+        let deliveries = DeliverySettings {
+            timeout: env.seconds(WEBHOOK_TIMEOUT_SECS, 1)?,
+            retry_base: env.millis(WEBHOOK_RETRY_BASE_MS, 1)?,
+            retry_max: env.millis(WEBHOOK_RETRY_MAX_MS, 1)?,
+            retry_for: env.seconds(WEBHOOK_RETRY_FOR_SECS, 1)?,
+            per_webhook: env.number(WEBHOOK_CONCURRENCY, 1)?,
+            // Not a knob: deliveries in flight in this process.
+            max_in_flight: 256,
+            poll: env.millis(WEBHOOK_POLL_MS, 1)?,
+            retention: Duration::from_secs(env.number::<u64>(EVENT_RETENTION_HOURS, 1)? * 3600),
         };
 
         Ok(Self {
@@ -407,16 +404,18 @@ impl Config {
             key,
             retired_keys,
             public_url,
-            admin_token: get("ZAPGATE_ADMIN_TOKEN"),
+            admin_token,
             provider,
-            chatwoot_enabled: boolean(&get, "ZAPGATE_CHATWOOT_ENABLED", true)?,
-            allow_private_urls: boolean(&get, "ZAPGATE_ALLOW_PRIVATE_URLS", false)?,
+            chatwoot_enabled: env.boolean(CHATWOOT_ENABLED)?,
+            allow_private_urls: env.boolean(ALLOW_PRIVATE_URLS)?,
             log_format,
+            log_filter,
             rate_limit,
             body_limits,
-            connect_timeout,
+            connect_timeout: env.seconds(CONNECT_TIMEOUT_SECS, 1)?,
             chatwoot_timeouts,
             bridge,
+            deliveries,
         })
     }
 
@@ -431,6 +430,112 @@ impl Config {
             Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
             Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
             None => false,
+        }
+    }
+}
+
+/// Secrets stay out of logs and panics: the admin token is hidden and the
+/// database URL's password masked.
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Destructured, so a new field cannot be forgotten here.
+        let Self {
+            addr,
+            database_url,
+            key,
+            retired_keys,
+            public_url,
+            admin_token,
+            provider,
+            chatwoot_enabled,
+            allow_private_urls,
+            log_format,
+            log_filter,
+            rate_limit,
+            body_limits,
+            connect_timeout,
+            chatwoot_timeouts,
+            bridge,
+            deliveries,
+        } = self;
+        f.debug_struct("Config")
+            .field("addr", addr)
+            .field("database_url", &redact_url(database_url))
+            .field("key", key)
+            .field(
+                "retired_keys",
+                &format_args!("<{} redacted>", retired_keys.len()),
+            )
+            .field("public_url", &public_url.as_str())
+            .field(
+                "admin_token",
+                &admin_token.as_ref().map(|_| format_args!("<redacted>")),
+            )
+            .field("provider", provider)
+            .field("chatwoot_enabled", chatwoot_enabled)
+            .field("allow_private_urls", allow_private_urls)
+            .field("log_format", log_format)
+            .field("log_filter", log_filter)
+            .field("rate_limit", rate_limit)
+            .field("body_limits", body_limits)
+            .field("connect_timeout", connect_timeout)
+            .field("chatwoot_timeouts", chatwoot_timeouts)
+            .field("bridge", bridge)
+            .field("deliveries", deliveries)
+            .finish()
+    }
+}
+
+/// The environment, read only through the table's rows.
+struct Env<F>(F);
+
+impl<F: Fn(&str) -> Option<String>> Env<F> {
+    /// The set value, else the row's default value; empty counts as unset.
+    fn get(&self, variable: Variable) -> Option<String> {
+        (self.0)(variable.name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+            .or_else(|| match variable.default {
+                Value(value) => Some(value.to_owned()),
+                Absent(_) => None,
+            })
+    }
+
+    /// For rows with a default value, which always give one.
+    fn value(&self, variable: Variable) -> String {
+        self.get(variable).unwrap_or_default()
+    }
+
+    fn number<T>(&self, variable: Variable, min: T) -> Result<T, ConfigError>
+    where
+        T: std::str::FromStr + PartialOrd + fmt::Display,
+    {
+        let raw = self.value(variable);
+        match raw.parse::<T>() {
+            Ok(value) if value >= min => Ok(value),
+            _ => Err(bad(
+                variable.name,
+                format!("'{raw}' is not a whole number >= {min}"),
+            )),
+        }
+    }
+
+    fn seconds(&self, variable: Variable, min: u64) -> Result<Duration, ConfigError> {
+        self.number(variable, min).map(Duration::from_secs)
+    }
+
+    fn millis(&self, variable: Variable, min: u64) -> Result<Duration, ConfigError> {
+        self.number(variable, min).map(Duration::from_millis)
+    }
+
+    fn boolean(&self, variable: Variable) -> Result<bool, ConfigError> {
+        match self.value(variable).as_str() {
+            "true" | "1" | "yes" | "on" => Ok(true),
+            "false" | "0" | "no" | "off" => Ok(false),
+            other => Err(bad(
+                variable.name,
+                format!("'{other}' is not true or false"),
+            )),
         }
     }
 }
@@ -463,19 +568,6 @@ pub fn decode_key(variable: &'static str, raw: &str) -> Result<[u8; 32], ConfigE
     })
 }
 
-fn boolean(
-    get: &impl Fn(&str) -> Option<String>,
-    variable: &'static str,
-    default: bool,
-) -> Result<bool, ConfigError> {
-    match get(variable).as_deref() {
-        None => Ok(default),
-        Some("true" | "1" | "yes" | "on") => Ok(true),
-        Some("false" | "0" | "no" | "off") => Ok(false),
-        Some(other) => Err(bad(variable, format!("'{other}' is not true or false"))),
-    }
-}
-
 /// `2.3000.1026131876` as its three numbers.
 fn parse_version(raw: &str) -> Option<(u32, u32, u32)> {
     let mut parts = raw.split('.').map(|p| p.parse::<u32>().ok());
@@ -483,30 +575,14 @@ fn parse_version(raw: &str) -> Option<(u32, u32, u32)> {
     parts.next().is_none().then_some(version)
 }
 
-fn number<T>(
-    get: &impl Fn(&str) -> Option<String>,
-    variable: &'static str,
-    default: T,
-    min: T,
-) -> Result<T, ConfigError>
-where
-    T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
-{
-    let Some(raw) = get(variable) else {
-        return Ok(default);
-    };
-    match raw.parse::<T>() {
-        Ok(value) if value >= min => Ok(value),
-        _ => Err(bad(
-            variable,
-            format!("'{raw}' is not a whole number >= {min}"),
-        )),
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
+    use std::{
+        cell::RefCell,
+        collections::{BTreeSet, HashMap},
+    };
+
+    use zapgate_whatsapp::web::DEFAULT_VERSION;
 
     use super::*;
 
@@ -536,6 +612,84 @@ mod tests {
         assert_eq!(web.socket_url, None);
         assert_eq!(web.media_limit, c.body_limits.media);
         assert_eq!(web.lease_ttl, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn the_table_defaults_are_the_defaults_of_the_crates() {
+        let c = config(&[]).unwrap();
+        // No PartialEq on these; their Debug shows every field.
+        let same = |ours: &dyn fmt::Debug, theirs: &dyn fmt::Debug| {
+            assert_eq!(format!("{ours:?}"), format!("{theirs:?}"));
+        };
+        same(&c.rate_limit, &RateLimitConfig::default());
+        same(&c.body_limits, &BodyLimits::default());
+        same(&c.chatwoot_timeouts, &ChatwootTimeouts::default());
+        same(&c.bridge, &BridgeConfig::default());
+        assert_eq!(c.log_filter, "info,sqlx=warn,tower_http=info");
+        assert_eq!(c.log_format, LogFormat::Pretty);
+    }
+
+    #[test]
+    fn the_loader_reads_every_variable_of_the_table_and_no_other() {
+        for provider in ["web", "sandbox"] {
+            let asked = RefCell::new(BTreeSet::new());
+            Config::from_lookup(|name| {
+                asked.borrow_mut().insert(name.to_owned());
+                (name == WHATSAPP_PROVIDER.name).then(|| provider.to_owned())
+            })
+            .unwrap();
+            let asked = asked.into_inner();
+            let table: BTreeSet<String> = VARIABLES.iter().map(|v| v.name.to_owned()).collect();
+            assert!(asked.is_subset(&table), "{provider}: {asked:?}");
+            if provider == "web" {
+                assert_eq!(asked, table, "a row the loader never reads");
+            }
+        }
+        let unique: BTreeSet<_> = VARIABLES.iter().map(|v| v.name).collect();
+        assert_eq!(unique.len(), VARIABLES.len(), "a variable listed twice");
+    }
+
+    #[test]
+    fn the_admin_token_needs_16_characters() {
+        let err = config(&[("ZAPGATE_ADMIN_TOKEN", "fifteen-chars-x")]).unwrap_err();
+        assert_eq!(err.variable, "ZAPGATE_ADMIN_TOKEN");
+        assert!(
+            err.to_string()
+                .starts_with("ZAPGATE_ADMIN_TOKEN: 15 characters; at least 16 are required"),
+            "{err}"
+        );
+        let c = config(&[("ZAPGATE_ADMIN_TOKEN", "sixteen-chars-xx")]).unwrap();
+        assert_eq!(c.admin_token.as_deref(), Some("sixteen-chars-xx"));
+        // Unset or empty: the admin API is off, which is not an error.
+        assert_eq!(
+            config(&[("ZAPGATE_ADMIN_TOKEN", "")]).unwrap().admin_token,
+            None
+        );
+    }
+
+    #[test]
+    fn debug_hides_the_admin_token_and_the_database_password() {
+        let key = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+        let c = config(&[
+            ("ZAPGATE_ADMIN_TOKEN", "the-admin-token-itself"),
+            (
+                "ZAPGATE_DATABASE_URL",
+                "postgres://zap:db-pass-word@db:5432/zapgate?sslmode=disable",
+            ),
+            ("ZAPGATE_ENCRYPTION_KEY", &key),
+            ("ZAPGATE_ENCRYPTION_KEYS_OLD", &key),
+        ])
+        .unwrap();
+        let debug = format!("{c:?}");
+        for secret in ["the-admin-token-itself", "db-pass-word", key.as_str()] {
+            assert!(!debug.contains(secret), "{secret} in {debug}");
+        }
+        assert!(debug.contains("admin_token: Some(<redacted>)"), "{debug}");
+        assert!(
+            debug.contains("postgres://zap:***@db:5432/zapgate?sslmode=disable"),
+            "{debug}"
+        );
+        assert!(debug.contains("retired_keys: <1 redacted>"), "{debug}");
     }
 
     #[test]
@@ -589,6 +743,10 @@ mod tests {
             ("ZAPGATE_RATE_LIMIT_PER_MINUTE", "0"),
             ("ZAPGATE_MAX_BODY_BYTES", "-1"),
             ("ZAPGATE_CONNECT_TIMEOUT_SECS", "soon"),
+            ("ZAPGATE_ADMIN_TOKEN", "short"),
+            ("ZAPGATE_BRIDGE_POLL_MS", "0"),
+            ("ZAPGATE_CHATWOOT_CACHE_SECS", "-1"),
+            ("RUST_LOG", "info,sqlx=loud"),
         ] {
             let err = config(&[(variable, value)]).unwrap_err();
             assert_eq!(err.variable, variable, "{value}: {err}");

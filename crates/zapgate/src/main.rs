@@ -10,7 +10,9 @@ use zapgate::{
     cli::{AccountCommand, Cli, Command, JobsCommand, SecretsCommand},
     config::{Config, LogFormat},
 };
-use zapgate_core::{account::NewAccount, store::Store, time::rfc3339, token::Token};
+use zapgate_core::{
+    account::NewAccount, service::AccountService, store::Store, time::rfc3339, token::Token,
+};
 
 /// How long `serve` waits for in-flight requests on shutdown.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
@@ -31,7 +33,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(config.log_format);
+    init_logging(&config);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(err) => {
@@ -50,12 +52,13 @@ fn main() -> ExitCode {
 }
 
 /// Logs go to stderr, so `--json` output on stdout stays clean.
-fn init_logging(format: LogFormat) {
+fn init_logging(config: &Config) {
     use tracing_subscriber::{EnvFilter, fmt};
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
-    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    match format {
+    // `RUST_LOG` is read, and checked, with the rest of the configuration.
+    let builder = fmt()
+        .with_env_filter(EnvFilter::new(&config.log_filter))
+        .with_writer(std::io::stderr);
+    match config.log_format {
         LogFormat::Pretty => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
@@ -86,7 +89,8 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Account(command) => {
             let store = app::open_store(&config).await?;
             store.migrate().await.context("running migrations")?;
-            account(command, &store).await
+            let accounts = app::account_service(&config, store.clone())?;
+            account(command, &store, &accounts).await
         }
         Command::Jobs(JobsCommand::Replay { integration }) => {
             let store = app::open_store(&config).await?;
@@ -106,7 +110,11 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     }
 }
 
-async fn account(command: AccountCommand, store: &dyn Store) -> anyhow::Result<()> {
+async fn account(
+    command: AccountCommand,
+    store: &dyn Store,
+    accounts: &AccountService,
+) -> anyhow::Result<()> {
     match command {
         AccountCommand::Create(args) => {
             let new =
@@ -159,7 +167,7 @@ async fn account(command: AccountCommand, store: &dyn Store) -> anyhow::Result<(
             }
         }
         AccountCommand::Delete { id } => {
-            if !store.delete_account(&id).await? {
+            if !accounts.delete(&id).await? {
                 anyhow::bail!("no account with id {id}");
             }
             println!("Account {id} deleted");

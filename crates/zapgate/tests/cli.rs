@@ -16,29 +16,13 @@ use std::{
 
 use base64::Engine;
 use serde_json::{Value, json};
-use zapgate::{app, config::Config};
+use zapgate::{
+    app,
+    config::{Config, VARIABLES},
+};
 use zapgate_core::store::Store;
 
 const ADMIN_TOKEN: &str = "cli-test-admin-token-0123456789";
-
-const VARIABLES: [&str; 16] = [
-    "ZAPGATE_ADDR",
-    "ZAPGATE_DATABASE_URL",
-    "ZAPGATE_ENCRYPTION_KEY",
-    "ZAPGATE_ENCRYPTION_KEYS_OLD",
-    "ZAPGATE_PUBLIC_URL",
-    "ZAPGATE_ADMIN_TOKEN",
-    "ZAPGATE_WHATSAPP_PROVIDER",
-    "ZAPGATE_CHATWOOT_ENABLED",
-    "ZAPGATE_ALLOW_PRIVATE_URLS",
-    "ZAPGATE_LOG_FORMAT",
-    "ZAPGATE_RATE_LIMIT",
-    "ZAPGATE_RATE_LIMIT_PER_MINUTE",
-    "ZAPGATE_RATE_LIMIT_CREATE_PER_MINUTE",
-    "ZAPGATE_MAX_BODY_BYTES",
-    "ZAPGATE_MAX_MEDIA_BODY_BYTES",
-    "ZAPGATE_CONNECT_TIMEOUT_SECS",
-];
 
 fn key(byte: u8) -> String {
     base64::engine::general_purpose::STANDARD.encode([byte; 32])
@@ -112,22 +96,56 @@ fn list_accounts(dir: &Path, env: &[(&str, &str)]) -> (String, Vec<Value>) {
 }
 
 #[test]
-fn help_mentions_every_subcommand_and_every_variable() {
+fn help_mentions_every_subcommand_and_every_variable_with_its_default() {
     let dir = tempfile::tempdir().unwrap();
-    let output = run(dir.path(), &[], &["--help"]);
-    assert_success(&output);
-    let help = stdout(&output);
-    for subcommand in ["serve", "migrate", "account", "secrets"] {
-        assert!(
-            help.lines().any(|l| l.trim_start().starts_with(subcommand)),
-            "{subcommand} missing from:\n{help}"
-        );
-    }
-    for variable in VARIABLES {
-        assert!(help.contains(variable), "{variable} missing from:\n{help}");
+    for args in [&["--help"][..], &["serve", "--help"]] {
+        let output = run(dir.path(), &[], args);
+        assert_success(&output);
+        let help = stdout(&output);
+        if args.len() == 1 {
+            for subcommand in ["serve", "migrate", "account", "secrets", "jobs"] {
+                assert!(
+                    help.lines().any(|l| l.trim_start().starts_with(subcommand)),
+                    "{subcommand} missing from:\n{help}"
+                );
+            }
+        }
+        // The name, then its meaning and default on the lines below it.
+        for v in VARIABLES {
+            let entry = format!(
+                "\n  {}\n      {}\n      [default: {}]\n",
+                v.name,
+                v.meaning,
+                v.default_text()
+            );
+            assert!(
+                help.contains(&entry),
+                "{args:?}: {entry} missing from:\n{help}"
+            );
+        }
     }
     // Help needs no configuration and writes nothing.
     assert!(!dir.path().join("data").exists());
+}
+
+#[test]
+fn version_names_the_commit_it_was_built_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(dir.path(), &[], &["--version"]);
+    assert_success(&output);
+    // The same question build.rs asked; "unknown" outside a git checkout.
+    let commit = Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8(o.stdout).unwrap().trim().to_owned())
+        .unwrap_or_else(|| "unknown".to_owned());
+    assert_eq!(
+        stdout(&output),
+        format!("zapgate {} (commit {commit})\n", env!("CARGO_PKG_VERSION"))
+    );
 }
 
 #[test]
@@ -193,6 +211,7 @@ fn a_bad_variable_exits_non_zero_naming_the_variable() {
         ("ZAPGATE_ADDR", "nope"),
         ("ZAPGATE_RATE_LIMIT", "sometimes"),
         ("ZAPGATE_DATABASE_URL", "mysql://db/zapgate"),
+        ("ZAPGATE_ADMIN_TOKEN", "too-short"),
     ] {
         let output = run(dir.path(), &[(variable, value)], &["migrate"]);
         assert_eq!(
@@ -211,6 +230,40 @@ fn a_bad_variable_exits_non_zero_naming_the_variable() {
     assert!(
         !dir.path().join("data").exists(),
         "a failed start created files"
+    );
+}
+
+#[test]
+fn serve_refuses_a_short_admin_token_naming_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    // Port 0: were the token accepted, the server would run, not collide.
+    let env = [
+        ("ZAPGATE_ADDR", "127.0.0.1:0"),
+        ("ZAPGATE_ADMIN_TOKEN", "admin"),
+    ];
+    let mut child = zapgate(dir.path(), &env)
+        .arg("serve")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("zapgate runs");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("serve started with a 5-character admin token");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert_eq!(
+        stderr(&output),
+        "error: configuration: ZAPGATE_ADMIN_TOKEN: 5 characters; at least 16 are required (e.g. `openssl rand -hex 24`)\n"
+    );
+    assert!(
+        !dir.path().join("data").exists(),
+        "a refused start created files"
     );
 }
 

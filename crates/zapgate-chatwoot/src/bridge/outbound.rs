@@ -218,12 +218,10 @@ impl Bridge {
                 .send(&integration.instance_id, revoke, Some(&id))
                 .await
                 .map_err(|e| match e {
-                    Error::BadRequest(m) if m == messages::INSTANCE_NOT_CONNECTED => {
-                        Failure::Wait {
-                            reason: m,
-                            after: self.config.wait_poll,
-                        }
-                    }
+                    Error::NotConnected => Failure::Wait {
+                        reason: messages::INSTANCE_NOT_CONNECTED.to_owned(),
+                        after: self.config.wait_poll,
+                    },
                     other => Failure::Transient {
                         error: other.to_string(),
                         after: None,
@@ -271,8 +269,8 @@ pub(crate) fn whatsapp_id(integration_id: &str, message_id: i64, part: usize) ->
 /// final, anything else is retried.
 fn send_failure(err: Error, job: &Job) -> Failure {
     match err {
-        Error::BadRequest(m) if m == messages::INSTANCE_NOT_CONNECTED => Failure::Wait {
-            reason: m,
+        Error::NotConnected => Failure::Wait {
+            reason: messages::INSTANCE_NOT_CONNECTED.to_owned(),
             after: std::time::Duration::from_secs(1),
         },
         Error::BadRequest(m) | Error::NotFound(m) => Failure::Rejected { error: m },

@@ -1,5 +1,7 @@
-//! Where WhatsApp events enter the bridge. A message is acknowledged to the
-//! provider (and so to WhatsApp) only once its job is stored.
+//! Where WhatsApp events enter the bridge: its subscriber of the bus. A
+//! message is acknowledged to the provider (and so to WhatsApp) only once
+//! its job is stored. Messages the API sent reach it the same way, as the
+//! owner's own messages.
 
 use std::sync::Arc;
 
@@ -7,13 +9,13 @@ use async_trait::async_trait;
 use zapgate_core::{
     Result,
     chatwoot::Integration,
+    events::{AppEvent, Subscriber},
     instance::ConnectionState,
     jid::{BROADCAST_SERVER, Jid},
     jobs::NewJob,
-    service::SessionRecorder,
     store::Store,
     time::now_ms,
-    whatsapp::{Event, EventSink, InboundMessage, ReceiptStatus, WhatsAppEvent},
+    whatsapp::{Event, InboundMessage, ReceiptStatus},
 };
 
 use super::{
@@ -23,30 +25,26 @@ use super::{
 };
 
 pub struct BridgeSink {
-    recorder: SessionRecorder,
     store: Arc<dyn Store>,
     bridge: Arc<Bridge>,
 }
 
 impl BridgeSink {
     pub fn new(store: Arc<dyn Store>, bridge: Arc<Bridge>) -> Self {
-        Self {
-            recorder: SessionRecorder::new(store.clone()),
-            store,
-            bridge,
-        }
+        Self { store, bridge }
     }
 }
 
 #[async_trait]
-impl EventSink for BridgeSink {
-    async fn deliver(&self, event: WhatsAppEvent) -> Result<()> {
+impl Subscriber for BridgeSink {
+    async fn on_event(&self, event: &AppEvent) -> Result<()> {
+        let AppEvent::WhatsApp(event) = event else {
+            return Ok(());
+        };
         let instance_id = event.instance_id.clone();
         match &event.event {
             Event::Session(status) => {
-                let connected = status.state == ConnectionState::Connected;
-                self.recorder.deliver(event).await?;
-                if connected {
+                if status.state == ConnectionState::Connected {
                     // Agent replies that waited for the phone go out now.
                     self.store
                         .wake_jobs(&instance_id, OUTBOUND, now_ms())
@@ -57,7 +55,7 @@ impl EventSink for BridgeSink {
             }
             Event::Message(message) => {
                 let Some(integration) = self.store.find_integration(&instance_id).await? else {
-                    return self.recorder.deliver(event).await;
+                    return Ok(());
                 };
                 if let Some(job) = inbound_job(&integration, message)? {
                     self.store.enqueue_jobs(&[job]).await?;
@@ -65,7 +63,9 @@ impl EventSink for BridgeSink {
                 }
                 Ok(())
             }
-            Event::Receipt { message_id, status } => {
+            Event::Receipt {
+                message_id, status, ..
+            } => {
                 let Some(integration) = self.store.find_integration(&instance_id).await? else {
                     return Ok(());
                 };
@@ -100,24 +100,8 @@ impl EventSink for BridgeSink {
             }
             // A missed call reaches Chatwoot as the call-log message WhatsApp
             // sends with it; the signalling itself is for the event layer.
-            Event::Call(_) => self.recorder.deliver(event).await,
+            Event::Call(_) => Ok(()),
         }
-    }
-}
-
-impl Bridge {
-    /// A message the API sent on the owner's behalf shows in Chatwoot as
-    /// outgoing, like one the owner typed on the phone. Its WhatsApp id is
-    /// its idempotency key, so an echo from WhatsApp is not posted twice.
-    pub async fn mirror_sent(&self, instance_id: &str, message: &InboundMessage) -> Result<()> {
-        let Some(integration) = self.store.find_integration(instance_id).await? else {
-            return Ok(());
-        };
-        if let Some(job) = inbound_job(&integration, message)? {
-            self.store.enqueue_jobs(&[job]).await?;
-            self.nudge();
-        }
-        Ok(())
     }
 }
 

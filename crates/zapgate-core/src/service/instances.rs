@@ -5,6 +5,7 @@ use std::{sync::Arc, time::Duration};
 
 use crate::{
     Error, Result,
+    events::{AppEvent, EventBus},
     instance::{
         ConnectionState, Instance, InstanceName, InstanceSettings, NewInstance, SessionStatus,
         SettingsPatch, WebhookConfig, parse_custom_token,
@@ -12,7 +13,10 @@ use crate::{
     messages,
     store::{Principal, Store},
     token::Token,
-    whatsapp::{LoginCode, LoginMethod, Outgoing, SentMessage, WhatsApp},
+    whatsapp::{
+        Event, InboundMessage, LoginCode, LoginMethod, Outgoing, SentMessage, WhatsApp,
+        WhatsAppEvent,
+    },
 };
 
 /// What a caller asks for in `POST /api/instance/new`, before validation.
@@ -59,6 +63,7 @@ impl InstanceViews {
 pub struct InstanceService {
     store: Arc<dyn Store>,
     whatsapp: Arc<dyn WhatsApp>,
+    bus: Arc<EventBus>,
     connect_timeout: Duration,
 }
 
@@ -66,11 +71,13 @@ impl InstanceService {
     pub fn new(
         store: Arc<dyn Store>,
         whatsapp: Arc<dyn WhatsApp>,
+        bus: Arc<EventBus>,
         connect_timeout: Duration,
     ) -> Self {
         Self {
             store,
             whatsapp,
+            bus,
             connect_timeout,
         }
     }
@@ -129,7 +136,17 @@ impl InstanceService {
             .await;
         let attempt = self.whatsapp.connect(&instance.id, method);
         match tokio::time::timeout(self.connect_timeout, attempt).await {
-            Ok(Ok(code)) => Ok(code),
+            Ok(Ok(code)) => {
+                if let LoginCode::QrCode { .. } = code {
+                    let event = AppEvent::QrReady {
+                        instance_id: instance.id.clone(),
+                    };
+                    if let Err(err) = self.bus.publish(&event).await {
+                        tracing::warn!(instance_id = %instance.id, error = %err, "could not publish qr_ready");
+                    }
+                }
+                Ok(code)
+            }
             Ok(Err(err @ Error::Unavailable(_))) => Err(err),
             Ok(Err(err)) => {
                 tracing::warn!(instance_id = %instance.id, error = %err, "connect failed");
@@ -183,15 +200,33 @@ impl InstanceService {
             .unwrap_or_else(|| instance.session.clone())
     }
 
-    /// Sends a message through the instance's session; `503` when it is not
-    /// connected.
-    pub async fn send(&self, instance: &Instance, message: Outgoing) -> Result<SentMessage> {
-        match self.whatsapp.send(&instance.id, message, None).await {
-            Err(Error::BadRequest(m)) if m == messages::INSTANCE_NOT_CONNECTED => {
-                Err(Error::Unavailable(m))
-            }
-            other => other,
+    /// Sends a message through the instance's session (`NotConnected` when
+    /// it is not up), then publishes it as the owner's own message, so the
+    /// event log and Chatwoot show it as sent. `echo` is what was sent, as
+    /// the owner's message; its id and time are WhatsApp's.
+    pub async fn send(
+        &self,
+        instance: &Instance,
+        message: Outgoing,
+        mut echo: InboundMessage,
+    ) -> Result<SentMessage> {
+        let sent = self.whatsapp.send(&instance.id, message, None).await?;
+        // Like WhatsApp's own echo of it: nothing for an ignored chat.
+        if !instance.settings.delivers(&echo.chat) {
+            return Ok(sent);
         }
+        echo.id = sent.id.clone();
+        echo.timestamp = sent.timestamp;
+        echo.from_me = true;
+        let event = AppEvent::WhatsApp(WhatsAppEvent {
+            instance_id: instance.id.clone(),
+            event: Event::Message(Box::new(echo)),
+        });
+        // The message is out: a subscriber's failure is logged, not returned.
+        if let Err(err) = self.bus.publish(&event).await {
+            tracing::warn!(instance_id = %instance.id, error = %err, "could not publish a sent message");
+        }
+        Ok(sent)
     }
 
     /// Whether the instance's WhatsApp session is up right now.
@@ -242,32 +277,22 @@ impl InstanceService {
         Ok(())
     }
 
-    /// Logs the phone out, then removes the instance and all it owns.
+    /// Removes the instance and all it owns, once every subscriber let go
+    /// of it (the session is logged out, the Chatwoot inbox stops calling).
     pub async fn delete(&self, principal: &Principal, name: &str) -> Result<()> {
         let Principal::Account(account) = principal else {
             return Err(Error::unauthorized(messages::INVALID_TOKEN));
         };
         let instance = self.visible(principal, name).await?;
-        self.whatsapp.remove(&instance.id).await.map_err(|err| {
-            Error::internal_with(
-                format!("{}: {}", messages::FAILED_TO_DELETE, err.public_message()),
-                err,
-            )
-        })?;
-        self.store
-            .delete_instance(&account.id, &instance.id)
+        let instance_id = instance.id.clone();
+        self.bus
+            .publish(&AppEvent::InstanceDeleting(instance))
             .await?;
-        tracing::info!(instance_id = %instance.id, "instance deleted");
+        self.store
+            .delete_instance(&account.id, &instance_id)
+            .await?;
+        tracing::info!(%instance_id, "instance deleted");
         Ok(())
-    }
-
-    /// Drops the provider's session without touching the store, for callers
-    /// that delete the rows themselves (account deletion). Best effort: the
-    /// rows go either way, and a provider failure is only logged.
-    pub async fn forget_session(&self, instance: &Instance) {
-        if let Err(err) = self.whatsapp.remove(&instance.id).await {
-            tracing::warn!(instance_id = %instance.id, error = %err, "could not end session");
-        }
     }
 
     /// Re-opens every session that was linked when the server last stopped.

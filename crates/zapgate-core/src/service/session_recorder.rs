@@ -1,5 +1,5 @@
-//! The event sink that keeps the persisted session state in step with the
-//! provider, so a restart knows which phones were linked.
+//! The bus subscriber that keeps the persisted session state in step with
+//! the provider, so a restart knows which phones were linked.
 
 use std::sync::Arc;
 
@@ -7,8 +7,9 @@ use async_trait::async_trait;
 
 use crate::{
     Result,
+    events::{AppEvent, Subscriber},
     store::Store,
-    whatsapp::{Event, EventSink, WhatsAppEvent},
+    whatsapp::Event,
 };
 
 pub struct SessionRecorder {
@@ -22,8 +23,11 @@ impl SessionRecorder {
 }
 
 #[async_trait]
-impl EventSink for SessionRecorder {
-    async fn deliver(&self, event: WhatsAppEvent) -> Result<()> {
+impl Subscriber for SessionRecorder {
+    async fn on_event(&self, event: &AppEvent) -> Result<()> {
+        let AppEvent::WhatsApp(event) = event else {
+            return Ok(());
+        };
         match &event.event {
             Event::Session(status) => {
                 self.store
@@ -41,7 +45,9 @@ impl EventSink for SessionRecorder {
                 from_me = message.from_me,
                 "message received"
             ),
-            Event::Receipt { message_id, status } => tracing::debug!(
+            Event::Receipt {
+                message_id, status, ..
+            } => tracing::debug!(
                 instance_id = %event.instance_id,
                 %message_id,
                 ?status,

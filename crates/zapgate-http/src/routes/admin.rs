@@ -128,13 +128,9 @@ async fn remove(
     _: Admin,
     Path(id): Path<String>,
 ) -> ApiResult<Json<MessageOut>> {
-    for instance in state.store.list_instances(&id, None).await?.iter() {
-        state.instances.forget_session(instance).await;
-    }
-    if !state.store.delete_account(&id).await? {
+    if !state.accounts.delete(&id).await? {
         return Err(Error::not_found("Account not found").into());
     }
-    tracing::info!(account_id = %id, "account deleted");
     Ok(Json(MessageOut::new("Account deleted")))
 }
 

@@ -126,6 +126,21 @@ impl CreateInstanceIn {
     }
 }
 
+impl CreateInstanceIn {
+    /// The webhook block as the events module's webhook body.
+    fn default_webhook(&self) -> super::events::WebhookIn {
+        super::events::WebhookIn {
+            label: None,
+            enabled: self.webhook_enabled,
+            url: self.webhook_url.clone(),
+            authorization: self.webhook_authorization.clone(),
+            by_events: self.webhook_by_events,
+            events: self.webhook_events.clone(),
+            media_base64: self.webhook_media_base64,
+        }
+    }
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CreatedOut {
     success: bool,
@@ -222,9 +237,21 @@ async fn create(
 ) -> ApiResult<(StatusCode, Json<CreatedOut>)> {
     let body: CreateInstanceIn = serde_json::from_value(serde_json::Value::Object(raw.clone()))
         .map_err(|_| Error::bad_request(messages::INVALID_REQUEST_BODY))?;
-    let (webhook, webhook_authorization, webhook_error) = match body.webhook() {
-        Ok((config, authorization)) => (config, authorization, None),
-        Err(error) => (WebhookConfig::default(), None, Some(error)),
+    // The webhook block is the instance's `default` webhook of the events
+    // module, checked as that module checks it.
+    let checked = match body.webhook() {
+        Ok((config, authorization)) if config.enabled => {
+            match super::events::webhook_settings(&state, body.default_webhook()).await {
+                Ok(settings) => Ok((config, authorization, Some(settings))),
+                Err(err) => Err(err.public_message().to_owned()),
+            }
+        }
+        Ok((config, authorization)) => Ok((config, authorization, None)),
+        Err(error) => Err(error),
+    };
+    let (webhook, webhook_authorization, default_webhook, mut webhook_error) = match checked {
+        Ok((config, authorization, settings)) => (config, authorization, settings, None),
+        Err(error) => (WebhookConfig::default(), None, None, Some(error)),
     };
     let request = CreateInstance {
         name: body.name.clone().unwrap_or_default(),
@@ -235,6 +262,11 @@ async fn create(
     };
     let principal = zapgate_core::store::Principal::Account(account);
     let created = state.instances.create(&principal, request).await?;
+    if let Some(settings) = default_webhook
+        && let Err(err) = state.events.save_webhook(&created.instance, settings).await
+    {
+        webhook_error = Some(err.public_message().to_owned());
+    }
     let out = CreatedOut {
         success: true,
         message: "Instance created",
@@ -596,16 +628,6 @@ async fn remove(
     Path(name): Path<String>,
 ) -> ApiResult<Json<StatusChangeOut>> {
     let principal = zapgate_core::store::Principal::Account(account);
-    if let Some(chatwoot) = &state.chatwoot {
-        // Stop the inbox's webhook before the row goes with the instance.
-        let instance = state.instances.visible(&principal, &name).await?;
-        match chatwoot.deactivate(&instance).await {
-            Ok(()) | Err(Error::NotFound(_)) => {}
-            Err(err) => {
-                tracing::warn!(instance_id = %instance.id, error = %err, "chatwoot deactivation on delete failed")
-            }
-        }
-    }
     state.instances.delete(&principal, &name).await?;
     Ok(Json(StatusChangeOut {
         success: true,

@@ -11,9 +11,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use zapgate_core::{
     Error,
-    instance::Instance,
     jid::Jid,
-    store::Principal,
     whatsapp::{InboundMessage, Media, MediaKind, Outgoing, SentMessage},
 };
 
@@ -109,14 +107,13 @@ async fn text(
         );
     }
     let quoted_id = reply_to(body.reply_to)?;
+    let echo = own_message(&to, Some(text.clone()), None, quoted_id.clone());
     let outgoing = Outgoing::Text {
         to: to.clone(),
-        text: text.clone(),
+        text,
         quoted_id: quoted_id.clone(),
     };
-    let sent = state.instances.send(&instance, outgoing).await?;
-    let echo = own_message(&sent, &to, Some(text), None, quoted_id.clone());
-    mirror(&state, &instance, &principal, echo).await;
+    let sent = state.instances.send(&instance, outgoing, echo).await?;
     Ok(Json(sent_out(sent, to, quoted_id, None)))
 }
 
@@ -189,15 +186,14 @@ async fn media(
         file_name,
         data,
     };
+    let echo = own_message(&to, caption.clone(), Some(media.clone()), quoted_id.clone());
     let outgoing = Outgoing::Media {
         to: to.clone(),
-        media: media.clone(),
-        caption: caption.clone(),
+        media,
+        caption,
         quoted_id: quoted_id.clone(),
     };
-    let sent = state.instances.send(&instance, outgoing).await?;
-    let echo = own_message(&sent, &to, caption, Some(media), quoted_id.clone());
-    mirror(&state, &instance, &principal, echo).await;
+    let sent = state.instances.send(&instance, outgoing, echo).await?;
     Ok(Json(sent_out(sent, to, quoted_id, Some(kind.as_str()))))
 }
 
@@ -250,16 +246,16 @@ fn default_mimetype(kind: MediaKind) -> &'static str {
     }
 }
 
-/// What was sent, as the owner's own message.
+/// What is sent, as the owner's own message (WhatsApp's id and time are
+/// filled in once it is out).
 fn own_message(
-    sent: &SentMessage,
     to: &Jid,
     text: Option<String>,
     media: Option<Media>,
     quoted_id: Option<String>,
 ) -> InboundMessage {
     InboundMessage {
-        id: sent.id.clone(),
+        id: String::new(),
         chat: to.clone(),
         sender: to.clone(),
         sender_lid: None,
@@ -270,27 +266,7 @@ fn own_message(
         media,
         quoted_id,
         extra: None,
-        timestamp: sent.timestamp,
-    }
-}
-
-/// Shows the message in Chatwoot. The send itself succeeded, so a failure
-/// here is logged, not returned.
-async fn mirror(
-    state: &AppState,
-    instance: &Instance,
-    principal: &Principal,
-    message: InboundMessage,
-) {
-    let Some(bridge) = &state.bridge else {
-        return;
-    };
-    // What WhatsApp's echo of it would be: dropped for an ignored chat.
-    if !instance.settings.delivers(&message.chat) {
-        return;
-    }
-    if let Err(err) = bridge.mirror_sent(&instance.id, &message).await {
-        tracing::warn!(instance_id = %instance.id, account_id = %principal.account().id, error = %err, "could not queue the sent message for Chatwoot");
+        timestamp: 0,
     }
 }
 

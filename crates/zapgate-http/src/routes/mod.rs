@@ -1,5 +1,6 @@
 pub mod admin;
 pub mod chatwoot;
+pub mod events;
 pub mod instance;
 pub mod message;
 pub mod sandbox;

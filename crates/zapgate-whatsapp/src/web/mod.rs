@@ -32,7 +32,6 @@ use async_trait::async_trait;
 use zapgate_core::{
     Error, Result,
     instance::{ConnectionState, InstanceSettings, SessionStatus},
-    messages,
     store::Store,
     time::{now_ms, now_secs},
     whatsapp::{
@@ -411,7 +410,7 @@ impl WhatsApp for WebProvider {
             .inner
             .session(instance_id)
             .filter(|s| s.is_connected())
-            .ok_or_else(|| Error::bad_request(messages::INSTANCE_NOT_CONNECTED))?;
+            .ok_or(Error::NotConnected)?;
         let id = send::send(&session, message, id).await?;
         Ok(SentMessage {
             id,

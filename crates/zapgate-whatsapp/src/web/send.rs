@@ -8,7 +8,7 @@ use whatsapp_rust::{
     upload::UploadOptions,
     waproto::whatsapp as wa,
 };
-use zapgate_core::{Error, Result, messages, whatsapp::Outgoing};
+use zapgate_core::{Error, Result, whatsapp::Outgoing};
 
 use super::{
     outbound::{self, Quote},
@@ -129,7 +129,7 @@ pub(super) async fn send_with_id(
 /// retrying.
 fn send_failed(err: SendError) -> Error {
     match err {
-        SendError::NotLoggedIn => Error::bad_request(messages::INSTANCE_NOT_CONNECTED),
+        SendError::NotLoggedIn => Error::NotConnected,
         SendError::InvalidRequest(reason) => {
             Error::bad_request(format!("WhatsApp refused the message: {reason}"))
         }

@@ -502,8 +502,16 @@ async fn handle_events(
                 shared.fail_login(format!("WhatsApp refused the connection: {reason}"));
             }
             WaEvent::Receipt(receipt) => {
+                let chat = inbound::jid_of(&receipt.source.chat);
                 for (message_id, status) in inbound::map_receipt(receipt) {
-                    shared.emit(Event::Receipt { message_id, status }).await;
+                    let chat = chat.clone();
+                    shared
+                        .emit(Event::Receipt {
+                            message_id,
+                            status,
+                            chat,
+                        })
+                        .await;
                 }
             }
             _ => {}

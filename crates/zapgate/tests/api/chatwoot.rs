@@ -11,7 +11,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::{Row, SqlitePool, TypeInfo, ValueRef};
 
-use crate::harness::{Env, TestServer};
+use crate::harness::{ADMIN_TOKEN, Env, TestServer};
 
 const PUBLIC: &str = "https://zap.example.com";
 
@@ -1315,6 +1315,39 @@ async fn another_tenants_instance_looks_missing() {
         .get(&info_path("a1"), Some(&a1))
         .await
         .assert_error(404, "no chatwoot integration for this instance");
+}
+
+// -------------------------------------------------------- account delete
+
+#[tokio::test]
+async fn deleting_the_account_deactivates_its_integrations() {
+    let w = world(env()).await;
+    let (server, cw) = (&w.server, &w.cw);
+    let (account_id, token) = server.create_account("leaving", 5).await;
+    server.create_instance(&token, "suporte").await;
+    let set = server
+        .post(
+            &set_path("suporte"),
+            Some(&token),
+            body(&cw.base_url(), w.acc, &w.admin),
+        )
+        .await;
+    assert_eq!(set.status.as_u16(), 201, "{}", set.text);
+    let inbox_id = cw.inboxes(w.acc)[0]["id"].as_i64().unwrap();
+    assert_ne!(
+        inbox(cw, w.acc, inbox_id).unwrap()["webhook_url"],
+        json!("")
+    );
+    let reply = server
+        .delete(&format!("/admin/accounts/{account_id}"), Some(ADMIN_TOKEN))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let kept = inbox(cw, w.acc, inbox_id).expect("the inbox is kept");
+    assert_eq!(
+        kept["webhook_url"],
+        json!(""),
+        "Chatwoot no longer calls us"
+    );
 }
 
 // -------------------------------------------------------- instance delete

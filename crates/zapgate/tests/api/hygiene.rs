@@ -286,6 +286,35 @@ async fn health_answers_200() {
 }
 
 #[tokio::test]
+async fn the_front_page_is_html_that_links_to_docs_openapi_and_health() {
+    let server = TestServer::start().await;
+    let page = server.get("/", None).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    assert_eq!(
+        page.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    assert!(
+        page.text
+            .contains(&format!("<h1>zapgate {}</h1>", env!("CARGO_PKG_VERSION"))),
+        "{}",
+        page.text
+    );
+    for path in ["docs", "openapi.json", "health"] {
+        assert!(
+            page.text
+                .contains(&format!("<a href=\"{path}\">/{path}</a>")),
+            "{path}: {}",
+            page.text
+        );
+        // A relative link from `/` lands on `/<path>`, which answers.
+        let target = server.get(&format!("/{path}"), None).await;
+        assert_eq!(target.status, StatusCode::OK, "/{path}: {}", target.text);
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn metrics_count_http_requests_in_prometheus_format() {
     let server = TestServer::start().await;
     let (_, account) = server.create_account("acme", 10).await;

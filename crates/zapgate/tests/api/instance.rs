@@ -748,7 +748,7 @@ async fn the_webhook_block_is_persisted_and_shown_without_its_authorization() {
             "webhookURL": "https://hooks.example.com/zapgate",
             "webhookAuthorization": secret,
             "webhookByEvents": true,
-            "webhookEvents": ["messages.upsert", "connection.update"],
+            "webhookEvents": ["message.exchange", "instance.state"],
             "webhookMediaBase64": true
         }),
     )
@@ -766,7 +766,7 @@ async fn the_webhook_block_is_persisted_and_shown_without_its_authorization() {
             "enabled": true,
             "url": "https://hooks.example.com/zapgate",
             "byEvents": true,
-            "events": ["messages.upsert", "connection.update"],
+            "events": ["message.exchange", "instance.state"],
             "mediaBase64": true
         })
     );

@@ -1,4 +1,5 @@
-//! The README walk-through, end to end: account, instance, connect, pair, list.
+//! The newcomer path in-process: account, instance, connect, pair, list (the
+//! README's own walk-through is run by `.ci/walkthrough`).
 
 use serde_json::json;
 

@@ -12,6 +12,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 use zapgate_core::{
     account::NewAccount,
+    events::EventBus,
     instance::{
         ConnectionState, InstanceName, InstanceSettings, NewInstance, SessionStatus, WebhookConfig,
     },
@@ -189,7 +190,10 @@ async fn open_store(url: &str) -> SqlStore {
 /// One "process": its own pool on the shared database and its own provider.
 async fn process(url: &str, socket_url: &str) -> (SqlStore, WebProvider) {
     let store = open_store(url).await;
-    let sink = Arc::new(SessionRecorder::new(Arc::new(store.clone())));
+    let sink = Arc::new(EventBus::new());
+    sink.attach(vec![Arc::new(SessionRecorder::new(Arc::new(
+        store.clone(),
+    )))]);
     let config = WebConfig {
         socket_url: Some(socket_url.to_owned()),
         version: DEFAULT_VERSION,

@@ -1,0 +1,420 @@
+//! Webhook deliveries: a worker claims due deliveries from the durable queue
+//! (leased, so a crashed process's work is taken again), POSTs each event
+//! signed per Standard Webhooks, and records the outcome: delivered, retried
+//! with exponential backoff and jitter (`Retry-After` honoured, clamped), or
+//! parked as a dead letter once the retry window is over or the receiver
+//! refuses for good. At most a few deliveries per webhook run at once, so a
+//! slow receiver holds back only its own.
+
+use std::{sync::Arc, time::Duration};
+
+use reqwest::{StatusCode, header};
+use serde_json::{Value, json};
+use tokio::sync::{Notify, Semaphore};
+use zapgate_core::{
+    Result,
+    event_log::{DeliveryOutcome, DeliveryWork, EventStore},
+    store::Store,
+    time::now_ms,
+};
+
+use crate::{payload, signing};
+
+/// How deliveries are paced; every value comes from the configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct DeliverySettings {
+    /// One attempt's budget (receivers may take over 10 s to answer).
+    pub timeout: Duration,
+    /// First retry delay; doubles per attempt up to `retry_max`, ±20%.
+    pub retry_base: Duration,
+    pub retry_max: Duration,
+    /// How long after the event a delivery is still retried.
+    pub retry_for: Duration,
+    /// Deliveries running at once per webhook.
+    pub per_webhook: u32,
+    /// Deliveries running at once in this process.
+    pub max_in_flight: u32,
+    /// How often an idle worker looks for due work (new work wakes it).
+    pub poll: Duration,
+    /// How long the event log keeps events.
+    pub retention: Duration,
+}
+
+/// The longest `Retry-After` we honour: a receiver cannot park its queue for days.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+/// How often old events are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
+
+pub struct Deliveries {
+    store: Arc<dyn Store>,
+    events: Arc<dyn EventStore>,
+    client: reqwest::Client,
+    settings: DeliverySettings,
+    /// What `instanceData.baseUrl` says.
+    public_url: String,
+    wake: Notify,
+    in_flight: Arc<Semaphore>,
+}
+
+impl Deliveries {
+    /// `client` must refuse private addresses per the operator's policy and
+    /// follow no redirect (the wiring builds it).
+    pub fn new(
+        store: Arc<dyn Store>,
+        events: Arc<dyn EventStore>,
+        client: reqwest::Client,
+        settings: DeliverySettings,
+        public_url: String,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            events,
+            client,
+            settings,
+            public_url,
+            wake: Notify::new(),
+            in_flight: Arc::new(Semaphore::new(settings.max_in_flight as usize)),
+        })
+    }
+
+    /// New work is stored: look now instead of at the next poll.
+    pub fn nudge(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Runs the worker until the process ends.
+    pub fn start(self: &Arc<Self>) {
+        let worker = self.clone();
+        tokio::spawn(async move { worker.run().await });
+    }
+
+    async fn run(self: Arc<Self>) {
+        let mut last_prune = now_ms();
+        loop {
+            let claimed = self.run_due().await;
+            if now_ms() - last_prune > PRUNE_EVERY.as_millis() as i64 {
+                last_prune = now_ms();
+                self.prune().await;
+            }
+            if claimed == 0 {
+                let _ = tokio::time::timeout(self.settings.poll, self.wake.notified()).await;
+            }
+        }
+    }
+
+    /// Claims as many due deliveries as there are free slots and starts
+    /// them; returns how many.
+    pub async fn run_due(self: &Arc<Self>) -> usize {
+        let free = self.in_flight.available_permits();
+        if free == 0 {
+            // Wait for a slot rather than spin.
+            if let Ok(permit) = self.in_flight.clone().acquire_owned().await {
+                drop(permit);
+            }
+            return 1;
+        }
+        let now = now_ms();
+        let lease = now + (self.settings.timeout + Duration::from_secs(30)).as_millis() as i64;
+        let claimed = match self
+            .events
+            .claim_deliveries(now, lease, free as u32, self.settings.per_webhook)
+            .await
+        {
+            Ok(claimed) => claimed,
+            Err(err) => {
+                tracing::warn!(error = %err, "could not claim webhook deliveries");
+                return 0;
+            }
+        };
+        let count = claimed.len();
+        for work in claimed {
+            let Ok(permit) = self.in_flight.clone().acquire_owned().await else {
+                break;
+            };
+            let worker = self.clone();
+            tokio::spawn(async move {
+                worker.deliver(work).await;
+                drop(permit);
+            });
+        }
+        count
+    }
+
+    async fn prune(&self) {
+        let before = now_ms() - self.settings.retention.as_millis() as i64;
+        match self.events.prune_events(before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(pruned = n, "old events pruned from the event log"),
+            Err(err) => tracing::warn!(error = %err, "could not prune the event log"),
+        }
+    }
+
+    async fn deliver(&self, work: DeliveryWork) {
+        let delivery_id = work.delivery.id;
+        let outcome = match self.attempt(&work).await {
+            Ok(outcome) => outcome,
+            // Ours, not the receiver's (the instance's token could not be read...).
+            Err(err) => {
+                tracing::warn!(delivery_id, error = %err, "webhook delivery could not be prepared");
+                self.failed(&work, None, "internal error preparing the delivery", None)
+            }
+        };
+        match &outcome {
+            DeliveryOutcome::Delivered { .. } => {}
+            DeliveryOutcome::Retry { error, .. } => tracing::debug!(
+                delivery_id, webhook_id = %work.webhook.id, %error, "webhook delivery will be retried"
+            ),
+            DeliveryOutcome::Dead { error, .. } => tracing::warn!(
+                delivery_id, webhook_id = %work.webhook.id, %error, "webhook delivery parked as a dead letter"
+            ),
+        }
+        if let Err(err) = self.events.finish_delivery(delivery_id, &outcome).await {
+            // The lease runs out and the delivery is tried again: at least once.
+            tracing::warn!(delivery_id, error = %err, "could not record a webhook delivery");
+        }
+    }
+
+    async fn attempt(&self, work: &DeliveryWork) -> Result<DeliveryOutcome> {
+        let Some(instance) = self
+            .store
+            .find_instance_by_id(&work.event.instance_id)
+            .await?
+        else {
+            return Ok(DeliveryOutcome::Dead {
+                status: None,
+                error: "the instance was deleted".into(),
+            });
+        };
+        let token = self.store.instance_token(&instance.id).await?;
+        let mut data: Value =
+            serde_json::from_str(&work.event.data).map_err(zapgate_core::Error::internal)?;
+        if !work.webhook.settings.media_base64 {
+            data = payload::without_media_bytes(data);
+        }
+        let envelope = json!({
+            "event": work.event.name.as_str(),
+            "data": data,
+            "instanceData": {
+                "baseUrl": self.public_url,
+                "instance": instance.name,
+                "token": token.expose(),
+            },
+            "id": work.event.id,
+            "sequence": work.event.sequence,
+        });
+        let body = serde_json::to_vec(&envelope).map_err(zapgate_core::Error::internal)?;
+        let url = target_url(
+            &work.webhook.settings.url,
+            work.webhook.settings.by_events,
+            work.event.name.as_str(),
+        );
+        let timestamp = now_ms() / 1000;
+        let signature = signing::sign(
+            &work.webhook.signing_secret,
+            &work.event.id,
+            timestamp,
+            &body,
+        )?;
+        let mut request = self
+            .client
+            .post(url)
+            .timeout(self.settings.timeout)
+            .header(header::CONTENT_TYPE, "application/json")
+            .header("webhook-id", &work.event.id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header("webhook-signature", signature)
+            .body(body);
+        if let Some(authorization) = &work.webhook.settings.authorization {
+            request = request.header(header::AUTHORIZATION, authorization);
+        }
+        Ok(match request.send().await {
+            Ok(response) if response.status().is_success() => DeliveryOutcome::Delivered {
+                status: response.status().as_u16(),
+            },
+            Ok(response) => {
+                let status = response.status();
+                let retry_after = retry_after(response.headers());
+                let error = format!("the receiver answered HTTP {}", status.as_u16());
+                if refuses_for_good(status) {
+                    DeliveryOutcome::Dead {
+                        status: Some(status.as_u16()),
+                        error,
+                    }
+                } else {
+                    self.failed(work, Some(status.as_u16()), &error, retry_after)
+                }
+            }
+            Err(err) => {
+                let error = if err.is_timeout() {
+                    format!(
+                        "the receiver did not answer within {}s",
+                        self.settings.timeout.as_secs()
+                    )
+                } else {
+                    format!("the receiver could not be reached: {}", describe(err))
+                };
+                self.failed(work, None, &error, None)
+            }
+        })
+    }
+
+    /// A failed attempt: again later, or a dead letter once the event is
+    /// older than the retry window.
+    fn failed(
+        &self,
+        work: &DeliveryWork,
+        status: Option<u16>,
+        error: &str,
+        retry_after: Option<Duration>,
+    ) -> DeliveryOutcome {
+        let now = now_ms();
+        let age = now - work.event.created_at_ms;
+        if age > self.settings.retry_for.as_millis() as i64 {
+            return DeliveryOutcome::Dead {
+                status,
+                error: format!("{error}; gave up after {} attempts", work.delivery.attempts),
+            };
+        }
+        let delay = retry_after
+            .map(|d| d.min(MAX_RETRY_AFTER))
+            .unwrap_or_else(|| backoff(&self.settings, work.delivery.attempts));
+        DeliveryOutcome::Retry {
+            run_at_ms: now + delay.as_millis() as i64,
+            status,
+            error: error.to_owned(),
+        }
+    }
+}
+
+/// The URL a delivery goes to: with `by_events`, the event name is appended
+/// to the path (`https://app/wh` → `https://app/wh/message.exchange`).
+fn target_url(url: &str, by_events: bool, event: &str) -> String {
+    if !by_events {
+        return url.to_owned();
+    }
+    match url::Url::parse(url) {
+        Ok(mut parsed) => {
+            let path = format!("{}/{event}", parsed.path().trim_end_matches('/'));
+            parsed.set_path(&path);
+            parsed.to_string()
+        }
+        Err(_) => format!("{}/{event}", url.trim_end_matches('/')),
+    }
+}
+
+/// Statuses that no retry will change; the delivery waits as a dead letter
+/// for the owner to fix the receiver and replay it.
+fn refuses_for_good(status: StatusCode) -> bool {
+    status.is_client_error()
+        && !matches!(
+            status,
+            StatusCode::REQUEST_TIMEOUT
+                | StatusCode::CONFLICT
+                | StatusCode::TOO_EARLY
+                | StatusCode::TOO_MANY_REQUESTS
+        )
+}
+
+/// `Retry-After` in seconds (an HTTP date is read as "soon": the default
+/// backoff applies).
+fn retry_after(headers: &header::HeaderMap) -> Option<Duration> {
+    headers
+        .get(header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+}
+
+/// The delay before attempt `attempts + 1`: doubling from the base, capped, ±20%.
+fn backoff(settings: &DeliverySettings, attempts: u32) -> Duration {
+    let exponent = attempts.saturating_sub(1).min(30);
+    let raw = settings
+        .retry_base
+        .saturating_mul(1u32 << exponent)
+        .min(settings.retry_max);
+    let jitter = zapgate_core::token::random_bytes::<1>()[0] as f64 / 255.0 * 0.4 + 0.8;
+    raw.mul_f64(jitter)
+}
+
+/// The error's chain, without the URL (it may carry credentials).
+fn describe(err: reqwest::Error) -> String {
+    let err = err.without_url();
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(&err);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> DeliverySettings {
+        DeliverySettings {
+            timeout: Duration::from_secs(30),
+            retry_base: Duration::from_secs(1),
+            retry_max: Duration::from_secs(3600),
+            retry_for: Duration::from_secs(86_400),
+            per_webhook: 8,
+            max_in_flight: 64,
+            poll: Duration::from_millis(200),
+            retention: Duration::from_secs(72 * 3600),
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_with_jitter_up_to_the_cap() {
+        let s = settings();
+        for (attempts, base) in [(1, 1.0), (2, 2.0), (5, 16.0), (20, 3600.0)] {
+            let delay = backoff(&s, attempts).as_secs_f64();
+            assert!(
+                delay >= base * 0.8 - 1e-9 && delay <= base * 1.2 + 1e-9,
+                "attempt {attempts}: {delay}"
+            );
+        }
+    }
+
+    #[test]
+    fn by_events_appends_the_event_name() {
+        assert_eq!(
+            target_url("https://app.example/wh/", true, "message.exchange"),
+            "https://app.example/wh/message.exchange"
+        );
+        assert_eq!(
+            target_url("https://app.example/wh?k=1", true, "instance.state"),
+            "https://app.example/wh/instance.state?k=1"
+        );
+        assert_eq!(
+            target_url("https://app.example/wh", false, "instance.state"),
+            "https://app.example/wh"
+        );
+    }
+
+    #[test]
+    fn only_lasting_refusals_are_final() {
+        assert!(refuses_for_good(StatusCode::UNAUTHORIZED));
+        assert!(refuses_for_good(StatusCode::UNSUPPORTED_MEDIA_TYPE));
+        assert!(!refuses_for_good(StatusCode::TOO_MANY_REQUESTS));
+        assert!(!refuses_for_good(StatusCode::SERVICE_UNAVAILABLE));
+        assert!(!refuses_for_good(StatusCode::REQUEST_TIMEOUT));
+    }
+
+    #[test]
+    fn retry_after_is_read_in_seconds() {
+        let mut headers = header::HeaderMap::new();
+        headers.insert(header::RETRY_AFTER, "7".parse().unwrap());
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(7)));
+        headers.insert(
+            header::RETRY_AFTER,
+            "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
+        );
+        assert_eq!(retry_after(&headers), None);
+    }
+}

@@ -1,0 +1,179 @@
+//! The event-log subscriber: a durable subscriber of the bus. While an
+//! instance has an enabled webhook or WebSocket, each of its events is
+//! appended to the log with one queued delivery per subscribed webhook, in
+//! one transaction, before the bus lets the provider acknowledge WhatsApp;
+//! then the stored event goes to the live WebSocket clients.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use async_trait::async_trait;
+use zapgate_core::{
+    Result,
+    event_log::{EventName, EventStore, NewEvent, Webhook, WebsocketSettings, subscribed},
+    events::{AppEvent, Subscriber},
+    store::Store,
+};
+
+use crate::{
+    delivery::Deliveries,
+    hub::Hub,
+    payload::{self, Payload},
+};
+
+/// How long an instance's subscriptions are remembered. Saves through this
+/// process are seen at once; another process's within this.
+const SUBSCRIPTIONS_TTL: Duration = Duration::from_secs(1);
+
+/// Who listens to an instance's events.
+#[derive(Debug, Clone, Default)]
+struct Subscriptions {
+    webhooks: Vec<Webhook>,
+    websocket: Option<WebsocketSettings>,
+}
+
+impl Subscriptions {
+    fn websocket_wants(&self, name: EventName) -> Option<&WebsocketSettings> {
+        self.websocket
+            .as_ref()
+            .filter(|ws| ws.enabled && subscribed(&ws.events, name))
+    }
+
+    fn webhooks_for(&self, name: EventName) -> impl Iterator<Item = &Webhook> {
+        self.webhooks
+            .iter()
+            .filter(move |w| w.settings.enabled && subscribed(&w.settings.events, name))
+    }
+
+    fn anyone(&self) -> bool {
+        self.webhooks.iter().any(|w| w.settings.enabled)
+            || self.websocket.as_ref().is_some_and(|ws| ws.enabled)
+    }
+
+    /// Whether someone who hears `name` wants media bytes inline.
+    fn wants_media(&self, name: EventName) -> bool {
+        self.webhooks_for(name).any(|w| w.settings.media_base64)
+            || self.websocket_wants(name).is_some_and(|ws| ws.media_base64)
+    }
+}
+
+pub struct EventRecorder {
+    store: Arc<dyn Store>,
+    events: Arc<dyn EventStore>,
+    hub: Arc<Hub>,
+    deliveries: Arc<Deliveries>,
+    cache: Mutex<HashMap<String, (Instant, Arc<Subscriptions>)>>,
+}
+
+impl EventRecorder {
+    pub fn new(
+        store: Arc<dyn Store>,
+        events: Arc<dyn EventStore>,
+        hub: Arc<Hub>,
+        deliveries: Arc<Deliveries>,
+    ) -> Self {
+        Self {
+            store,
+            events,
+            hub,
+            deliveries,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Forgets what the instance's subscriptions were (they were just saved).
+    pub fn forget(&self, instance_id: &str) {
+        self.cache.lock().expect("cache lock").remove(instance_id);
+    }
+
+    async fn subscriptions(&self, instance_id: &str) -> Result<Arc<Subscriptions>> {
+        if let Some((at, subs)) = self.cache.lock().expect("cache lock").get(instance_id)
+            && at.elapsed() < SUBSCRIPTIONS_TTL
+        {
+            return Ok(subs.clone());
+        }
+        let subs = Arc::new(Subscriptions {
+            webhooks: self.events.webhooks(instance_id).await?,
+            websocket: self.events.websocket(instance_id).await?,
+        });
+        let mut cache = self.cache.lock().expect("cache lock");
+        if cache.len() > 100_000 {
+            cache.clear();
+        }
+        cache.insert(instance_id.to_owned(), (Instant::now(), subs.clone()));
+        Ok(subs)
+    }
+
+    /// Logs the event built by `build` (given whether media bytes are
+    /// wanted) for the instance's subscribers.
+    async fn record(
+        &self,
+        instance_id: &str,
+        build: impl Fn(bool) -> Option<Payload>,
+    ) -> Result<()> {
+        let subs = self.subscriptions(instance_id).await?;
+        if !subs.anyone() {
+            return Ok(());
+        }
+        let Some(probe) = build(false) else {
+            return Ok(());
+        };
+        let name = probe.name;
+        let payload = if subs.wants_media(name) {
+            build(true).unwrap_or(probe)
+        } else {
+            probe
+        };
+        let webhook_ids: Vec<String> = subs.webhooks_for(name).map(|w| w.id.clone()).collect();
+        if webhook_ids.is_empty() && subs.websocket_wants(name).is_none() {
+            return Ok(());
+        }
+        let new = NewEvent {
+            instance_id: instance_id.to_owned(),
+            name,
+            dedupe_key: payload.dedupe_key,
+            data: payload.data.to_string(),
+        };
+        let Some(stored) = self.events.append_event(&new, &webhook_ids).await? else {
+            return Ok(());
+        };
+        if !webhook_ids.is_empty() {
+            self.deliveries.nudge();
+        }
+        self.hub.publish(stored);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Subscriber for EventRecorder {
+    async fn on_event(&self, event: &AppEvent) -> Result<()> {
+        let instance_id = match event {
+            AppEvent::WhatsApp(e) => &e.instance_id,
+            AppEvent::QrReady { instance_id } => instance_id,
+            // Its rows go with it.
+            AppEvent::InstanceDeleting(_) => return Ok(()),
+        };
+        let Some(instance) = self.store.find_instance_by_id(instance_id).await? else {
+            return Ok(());
+        };
+        match event {
+            AppEvent::WhatsApp(e) => {
+                self.record(instance_id, |media| {
+                    payload::of_whatsapp(&instance.name, &e.event, media)
+                })
+                .await
+            }
+            AppEvent::QrReady { .. } => {
+                self.record(instance_id, |_| {
+                    Some(payload::instance_state(&instance.name, "qr_ready", None))
+                })
+                .await
+            }
+            AppEvent::InstanceDeleting(_) => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,537 @@
+//! `impl EventStore for SqlStore`: webhooks (their `Authorization` value and
+//! signing secret sealed), the WebSocket setting, the event log with its
+//! per-instance sequence, and the webhook delivery queue.
+
+use async_trait::async_trait;
+use sqlx::{Any, Transaction, any::AnyRow};
+use zapgate_core::{
+    Error, Result,
+    error::Cause,
+    event_log::{
+        DEFAULT_WEBHOOK_LABEL, Delivery, DeliveryOutcome, DeliveryStatus, DeliveryWork, EventName,
+        EventStore, MAX_ENABLED_WEBHOOKS, NewEvent, StoredEvent, Webhook, WebhookSettings,
+        WebsocketSettings, new_signing_secret,
+    },
+    instance::WebhookConfig,
+    time::now_ms,
+    token::new_id,
+};
+
+use crate::{SqlStore, backend::Backend, conn::StoreQuery, rows::get};
+
+const WEBHOOK_COLUMNS: &str = "w.id AS webhook_id, w.instance_id AS webhook_instance_id, \
+     w.label, w.enabled, w.url, w.authorization_sealed, w.by_events, w.events AS webhook_events, \
+     w.media_base64, w.signing_secret_sealed";
+const EVENT_COLUMNS: &str = "e.id AS event_id, e.instance_id AS event_instance_id, e.sequence, \
+     e.name AS event_name, e.data, e.created_at AS event_created_at";
+const DELIVERY_COLUMNS: &str = "d.id AS delivery_id, d.status, d.attempts, d.run_at, \
+     d.response_status, d.last_error, d.updated_at";
+
+/// Serialises delivery claims across processes on PostgreSQL (a claim picks
+/// per webhook with a window function, which cannot lock rows itself).
+const CLAIM_LOCK: i64 = 0x7a61_7067_6174_6501;
+
+pub(crate) fn authorization_aad(webhook_id: &str) -> String {
+    format!("webhooks/{webhook_id}/authorization")
+}
+
+pub(crate) fn signing_secret_aad(webhook_id: &str) -> String {
+    format!("webhooks/{webhook_id}/signing_secret")
+}
+
+fn to_bool(value: i64) -> bool {
+    value != 0
+}
+
+fn events_json(events: &[EventName]) -> Result<String> {
+    serde_json::to_string(events).map_err(Error::internal)
+}
+
+fn parse_events(raw: &str) -> Result<Vec<EventName>> {
+    serde_json::from_str(raw).map_err(Error::internal)
+}
+
+impl SqlStore {
+    fn webhook_row(&self, row: &AnyRow) -> Result<Webhook> {
+        let id: String = get(row, "webhook_id")?;
+        let authorization = get::<Option<Vec<u8>>>(row, "authorization_sealed")?
+            .map(|sealed| self.open_text(&authorization_aad(&id), &sealed))
+            .transpose()?;
+        let sealed_secret: Vec<u8> = get(row, "signing_secret_sealed")?;
+        Ok(Webhook {
+            instance_id: get(row, "webhook_instance_id")?,
+            settings: WebhookSettings {
+                label: get(row, "label")?,
+                enabled: to_bool(get(row, "enabled")?),
+                url: get(row, "url")?,
+                authorization,
+                by_events: to_bool(get(row, "by_events")?),
+                events: parse_events(&get::<String>(row, "webhook_events")?)?,
+                media_base64: to_bool(get(row, "media_base64")?),
+            },
+            signing_secret: self.open_text(&signing_secret_aad(&id), &sealed_secret)?,
+            id,
+        })
+    }
+
+    fn open_text(&self, aad: &str, sealed: &[u8]) -> Result<String> {
+        let plain = self.secrets.open(aad, sealed)?;
+        String::from_utf8(plain).map_err(Error::internal)
+    }
+}
+
+fn event_row(row: &AnyRow) -> Result<StoredEvent> {
+    let name: String = get(row, "event_name")?;
+    Ok(StoredEvent {
+        id: get(row, "event_id")?,
+        instance_id: get(row, "event_instance_id")?,
+        sequence: get(row, "sequence")?,
+        name: EventName::parse(&name)
+            .ok_or_else(|| Error::internal(Cause(format!("unknown event name {name:?}"))))?,
+        data: get(row, "data")?,
+        created_at_ms: get(row, "event_created_at")?,
+    })
+}
+
+fn delivery_row(row: &AnyRow) -> Result<Delivery> {
+    let status: String = get(row, "status")?;
+    let event_name: String = get(row, "event_name")?;
+    Ok(Delivery {
+        id: get(row, "delivery_id")?,
+        webhook_id: get(row, "webhook_id")?,
+        webhook_label: get(row, "label")?,
+        event_id: get(row, "event_id")?,
+        event_name: EventName::parse(&event_name)
+            .ok_or_else(|| Error::internal(Cause(format!("unknown event name {event_name:?}"))))?,
+        status: DeliveryStatus::parse(&status)
+            .ok_or_else(|| Error::internal(Cause(format!("unknown delivery status {status:?}"))))?,
+        attempts: u32::try_from(get::<i64>(row, "attempts")?).unwrap_or(u32::MAX),
+        run_at_ms: get(row, "run_at")?,
+        response_status: get::<Option<i64>>(row, "response_status")?
+            .and_then(|s| u16::try_from(s).ok()),
+        last_error: get(row, "last_error")?,
+        updated_at_ms: get(row, "updated_at")?,
+    })
+}
+
+/// Takes the instance's write lock for the rest of `tx`: PostgreSQL locks
+/// the instance row, SQLite takes the database write lock with a no-op
+/// write. Concurrent saves of one instance's webhooks then queue instead of
+/// both counting the old number of enabled ones.
+async fn lock_instance(
+    backend: Backend,
+    tx: &mut Transaction<'static, Any>,
+    instance_id: &str,
+) -> Result<()> {
+    let sql = match backend {
+        Backend::Postgres => "SELECT id FROM instances WHERE id = $1 FOR UPDATE",
+        Backend::Sqlite => "UPDATE instances SET name = name WHERE id = $1 RETURNING id",
+    };
+    sqlx::query(sql)
+        .bind(instance_id)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(Error::internal)?
+        .map(|_| ())
+        .ok_or_else(|| Error::not_found(zapgate_core::messages::INSTANCE_NOT_FOUND))
+}
+
+#[async_trait]
+impl EventStore for SqlStore {
+    async fn save_webhook(&self, instance_id: &str, settings: &WebhookSettings) -> Result<Webhook> {
+        let mut tx = self.pool.begin().await.map_err(Error::internal)?;
+        lock_instance(self.backend, &mut tx, instance_id).await?;
+        let existing: Option<String> =
+            sqlx::query_scalar("SELECT id FROM webhooks WHERE instance_id = $1 AND label = $2")
+                .bind(instance_id)
+                .bind(&settings.label)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(Error::internal)?;
+        if settings.enabled {
+            let others: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM webhooks WHERE instance_id = $1 AND enabled = 1 AND label <> $2",
+            )
+            .bind(instance_id)
+            .bind(&settings.label)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(Error::internal)?;
+            if others >= MAX_ENABLED_WEBHOOKS as i64 {
+                return Err(Error::conflict(format!(
+                    "Webhook limit reached: an instance can have at most {MAX_ENABLED_WEBHOOKS} enabled webhooks"
+                )));
+            }
+        }
+        let now = now_ms();
+        let id = existing.clone().unwrap_or_else(|| new_id("whk"));
+        let authorization = settings
+            .authorization
+            .as_ref()
+            .map(|a| self.secrets.seal(&authorization_aad(&id), a.as_bytes()));
+        let events = events_json(&settings.events)?;
+        if existing.is_some() {
+            sqlx::query(
+                "UPDATE webhooks SET enabled = $1, url = $2, authorization_sealed = $3, \
+                 by_events = $4, events = $5, media_base64 = $6, updated_at = $7 WHERE id = $8",
+            )
+            .bind(i64::from(settings.enabled))
+            .bind(&settings.url)
+            .bind(authorization)
+            .bind(i64::from(settings.by_events))
+            .bind(events)
+            .bind(i64::from(settings.media_base64))
+            .bind(now)
+            .bind(&id)
+            .execute(&mut *tx)
+            .await
+            .map_err(Error::internal)?;
+        } else {
+            let secret = new_signing_secret();
+            sqlx::query(
+                "INSERT INTO webhooks (id, instance_id, label, enabled, url, authorization_sealed, \
+                 by_events, events, media_base64, signing_secret_sealed, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)",
+            )
+            .bind(&id)
+            .bind(instance_id)
+            .bind(&settings.label)
+            .bind(i64::from(settings.enabled))
+            .bind(&settings.url)
+            .bind(authorization)
+            .bind(i64::from(settings.by_events))
+            .bind(events)
+            .bind(i64::from(settings.media_base64))
+            .bind(
+                self.secrets
+                    .seal(&signing_secret_aad(&id), secret.as_bytes()),
+            )
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(Error::internal)?;
+        }
+        if settings.label == DEFAULT_WEBHOOK_LABEL {
+            // The instance list shows the default webhook from the instance row.
+            let shown = WebhookConfig {
+                enabled: settings.enabled,
+                url: settings.url.clone(),
+                by_events: settings.by_events,
+                events: settings
+                    .events
+                    .iter()
+                    .map(|e| e.as_str().to_owned())
+                    .collect(),
+                media_base64: settings.media_base64,
+            };
+            sqlx::query("UPDATE instances SET webhook = $1 WHERE id = $2")
+                .bind(serde_json::to_string(&shown).map_err(Error::internal)?)
+                .bind(instance_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(Error::internal)?;
+        }
+        let row = sqlx::query(&format!(
+            "SELECT {WEBHOOK_COLUMNS} FROM webhooks w WHERE w.id = $1"
+        ))
+        .bind(&id)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(Error::internal)?;
+        let webhook = self.webhook_row(&row)?;
+        tx.commit().await.map_err(Error::internal)?;
+        self.caches.forget_all();
+        Ok(webhook)
+    }
+
+    async fn webhooks(&self, instance_id: &str) -> Result<Vec<Webhook>> {
+        sqlx::query(&format!(
+            "SELECT {WEBHOOK_COLUMNS} FROM webhooks w WHERE w.instance_id = $1 ORDER BY w.label"
+        ))
+        .bind(instance_id)
+        .fetch_all_on(self)
+        .await?
+        .iter()
+        .map(|row| self.webhook_row(row))
+        .collect()
+    }
+
+    async fn save_websocket(&self, instance_id: &str, settings: &WebsocketSettings) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO websocket_configs (instance_id, enabled, events, media_base64, updated_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (instance_id) DO UPDATE SET \
+             enabled = excluded.enabled, events = excluded.events, \
+             media_base64 = excluded.media_base64, updated_at = excluded.updated_at",
+        )
+        .bind(instance_id)
+        .bind(i64::from(settings.enabled))
+        .bind(events_json(&settings.events)?)
+        .bind(i64::from(settings.media_base64))
+        .bind(now_ms())
+        .execute_on(self)
+        .await
+        .map_err(|err| match err {
+            // The instance went between the lookup and the save.
+            Error::Internal { .. } => Error::not_found(zapgate_core::messages::INSTANCE_NOT_FOUND),
+            other => other,
+        })?;
+        Ok(())
+    }
+
+    async fn websocket(&self, instance_id: &str) -> Result<Option<WebsocketSettings>> {
+        let row = sqlx::query(
+            "SELECT enabled, events, media_base64 FROM websocket_configs WHERE instance_id = $1",
+        )
+        .bind(instance_id)
+        .fetch_optional_on(self)
+        .await?;
+        row.map(|row| {
+            Ok(WebsocketSettings {
+                enabled: to_bool(get(&row, "enabled")?),
+                events: parse_events(&get::<String>(&row, "events")?)?,
+                media_base64: to_bool(get(&row, "media_base64")?),
+            })
+        })
+        .transpose()
+    }
+
+    async fn append_event(
+        &self,
+        event: &NewEvent,
+        webhook_ids: &[String],
+    ) -> Result<Option<StoredEvent>> {
+        let mut turn = self.write_turn().await;
+        let mut tx = turn.begin().await?;
+        let sequence: i64 = sqlx::query_scalar(
+            "INSERT INTO event_sequences (instance_id, last_sequence) VALUES ($1, 1) \
+             ON CONFLICT (instance_id) DO UPDATE SET last_sequence = event_sequences.last_sequence + 1 \
+             RETURNING last_sequence",
+        )
+        .bind(&event.instance_id)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(Error::internal)?;
+        let stored = StoredEvent {
+            id: new_id("evt"),
+            instance_id: event.instance_id.clone(),
+            sequence,
+            name: event.name,
+            data: event.data.clone(),
+            created_at_ms: now_ms(),
+        };
+        let inserted = sqlx::query(
+            "INSERT INTO event_log (id, instance_id, sequence, name, dedupe_key, data, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (instance_id, dedupe_key) DO NOTHING",
+        )
+        .bind(&stored.id)
+        .bind(&stored.instance_id)
+        .bind(sequence)
+        .bind(stored.name.as_str())
+        .bind(&event.dedupe_key)
+        .bind(&stored.data)
+        .bind(stored.created_at_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(Error::internal)?;
+        if inserted.rows_affected() == 0 {
+            // Seen before: its sequence number is given back with the rollback.
+            tx.rollback().await.map_err(Error::internal)?;
+            return Ok(None);
+        }
+        for webhook_id in webhook_ids {
+            sqlx::query(
+                "INSERT INTO webhook_deliveries (webhook_id, instance_id, event_id, status, \
+                 attempts, run_at, locked_until, response_status, last_error, updated_at) \
+                 VALUES ($1, $2, $3, 'queued', 0, $4, NULL, NULL, '', $4)",
+            )
+            .bind(webhook_id)
+            .bind(&stored.instance_id)
+            .bind(&stored.id)
+            .bind(stored.created_at_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(Error::internal)?;
+        }
+        tx.commit().await.map_err(Error::internal)?;
+        Ok(Some(stored))
+    }
+
+    async fn events_after(
+        &self,
+        instance_id: &str,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>> {
+        sqlx::query(&format!(
+            "SELECT {EVENT_COLUMNS} FROM event_log e WHERE e.instance_id = $1 AND e.sequence > $2 \
+             ORDER BY e.sequence LIMIT $3"
+        ))
+        .bind(instance_id)
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all_on(self)
+        .await?
+        .iter()
+        .map(event_row)
+        .collect()
+    }
+
+    async fn prune_events(&self, before_ms: i64) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM event_log WHERE created_at < $1")
+            .bind(before_ms)
+            .execute_on(self)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn claim_deliveries(
+        &self,
+        now_ms: i64,
+        lease_until_ms: i64,
+        limit: u32,
+        per_webhook: u32,
+    ) -> Result<Vec<DeliveryWork>> {
+        // Due: queued and due, or running with a lease its worker let lapse
+        // (it died). Per webhook, the oldest few, so that with what already
+        // runs it stays within `per_webhook`.
+        let claim = "UPDATE webhook_deliveries SET status = 'running', locked_until = $2, \
+             attempts = attempts + 1, updated_at = $1 \
+             WHERE id IN (SELECT id FROM ( \
+                 SELECT d.id, ROW_NUMBER() OVER (PARTITION BY d.webhook_id ORDER BY d.id) AS turn, \
+                   (SELECT COUNT(*) FROM webhook_deliveries r WHERE r.webhook_id = d.webhook_id \
+                      AND r.status = 'running' AND r.locked_until > $1) AS busy \
+                 FROM webhook_deliveries d \
+                 WHERE (d.status = 'queued' AND d.run_at <= $1) \
+                    OR (d.status = 'running' AND d.locked_until <= $1)) due \
+               WHERE due.turn + due.busy <= $4 ORDER BY due.id LIMIT $3) \
+             RETURNING id";
+        let query = sqlx::query(claim)
+            .bind(now_ms)
+            .bind(lease_until_ms)
+            .bind(i64::from(limit))
+            .bind(i64::from(per_webhook));
+        let ids: Vec<i64> = match self.backend {
+            Backend::Sqlite => self.write_turn().await.fetch_all(query).await?,
+            Backend::Postgres => {
+                let mut tx = self.pool.begin().await.map_err(Error::internal)?;
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(CLAIM_LOCK)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(Error::internal)?;
+                let rows = query.fetch_all(&mut *tx).await.map_err(Error::internal)?;
+                tx.commit().await.map_err(Error::internal)?;
+                rows
+            }
+        }
+        .iter()
+        .map(|row| get(row, "id"))
+        .collect::<Result<_>>()?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let placeholders: Vec<String> = (1..=ids.len()).map(|n| format!("${n}")).collect();
+        let sql = format!(
+            "SELECT {DELIVERY_COLUMNS}, {WEBHOOK_COLUMNS}, {EVENT_COLUMNS} \
+             FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id \
+             JOIN event_log e ON e.id = d.event_id WHERE d.id IN ({}) ORDER BY d.id",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for id in &ids {
+            query = query.bind(id);
+        }
+        query
+            .fetch_all_on(self)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(DeliveryWork {
+                    delivery: delivery_row(row)?,
+                    webhook: self.webhook_row(row)?,
+                    event: event_row(row)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn finish_delivery(&self, delivery_id: i64, outcome: &DeliveryOutcome) -> Result<()> {
+        let now = now_ms();
+        let (status, run_at, response, error) = match outcome {
+            DeliveryOutcome::Delivered { status } => ("delivered", now, Some(*status), ""),
+            DeliveryOutcome::Retry {
+                run_at_ms,
+                status,
+                error,
+            } => ("queued", *run_at_ms, *status, error.as_str()),
+            DeliveryOutcome::Dead { status, error } => ("dead", now, *status, error.as_str()),
+        };
+        let query = sqlx::query(
+            "UPDATE webhook_deliveries SET status = $1, run_at = $2, locked_until = NULL, \
+             response_status = $3, last_error = $4, updated_at = $5 WHERE id = $6",
+        )
+        .bind(status)
+        .bind(run_at)
+        .bind(response.map(i64::from))
+        .bind(error)
+        .bind(now)
+        .bind(delivery_id);
+        self.write_turn().await.execute(query).await?;
+        Ok(())
+    }
+
+    async fn deliveries(
+        &self,
+        instance_id: &str,
+        status: Option<DeliveryStatus>,
+        limit: u32,
+    ) -> Result<Vec<Delivery>> {
+        let filter = if status.is_some() {
+            " AND d.status = $3"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "SELECT {DELIVERY_COLUMNS}, w.id AS webhook_id, w.label, e.id AS event_id, \
+             e.name AS event_name FROM webhook_deliveries d \
+             JOIN webhooks w ON w.id = d.webhook_id JOIN event_log e ON e.id = d.event_id \
+             WHERE d.instance_id = $1{filter} ORDER BY d.id DESC LIMIT $2"
+        );
+        let mut query = sqlx::query(&sql).bind(instance_id).bind(i64::from(limit));
+        if let Some(status) = status {
+            query = query.bind(status.as_str());
+        }
+        query
+            .fetch_all_on(self)
+            .await?
+            .iter()
+            .map(delivery_row)
+            .collect()
+    }
+
+    async fn replay_deliveries(
+        &self,
+        instance_id: &str,
+        delivery_id: Option<i64>,
+        now_ms: i64,
+    ) -> Result<u64> {
+        let mut sql = String::from(
+            "UPDATE webhook_deliveries SET status = 'queued', run_at = $1, attempts = 0, \
+             updated_at = $1 WHERE instance_id = $2 AND status = 'dead'",
+        );
+        if delivery_id.is_some() {
+            sql.push_str(" AND id = $3");
+        }
+        let mut query = sqlx::query(&sql).bind(now_ms).bind(instance_id);
+        if let Some(id) = delivery_id {
+            query = query.bind(id);
+        }
+        Ok(self
+            .write_turn()
+            .await
+            .execute(query)
+            .await?
+            .rows_affected())
+    }
+}
