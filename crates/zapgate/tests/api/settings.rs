@@ -514,3 +514,72 @@ async fn auto_read_marks_a_stored_message_read_on_whatsapp() {
     settle_conversations(&f, 1).await;
     f.server.stop().await;
 }
+
+#[tokio::test]
+async fn the_event_log_has_calls_and_only_the_chats_the_settings_keep() {
+    let server = TestServer::start().await;
+    let (_, account) = server.create_account("acme", 10).await;
+    let token = server.create_instance(&account, "suporte").await;
+    server.pair(&token, "suporte", "5511999990000").await;
+    // Events are logged for a consumer: a WebSocket taking every event.
+    let ws = server
+        .post(
+            "/api/events/websocket/suporte",
+            Some(&token),
+            json!({"enabled": true}),
+        )
+        .await;
+    assert_eq!(ws.status.as_u16(), 200, "{}", ws.text);
+    set(
+        &server,
+        &token,
+        "suporte",
+        json!({"ignoreGroupMessages": true, "autoRejectCalls": true}),
+    )
+    .await;
+    let sandbox = |action: &str| format!("/api/sandbox/suporte/{action}");
+    for body in [
+        json!({"from": CUSTOMER, "text": "no grupo", "group": {"jid": GROUP}}),
+        json!({"from": CUSTOMER, "text": "meu status", "statusPost": true}),
+    ] {
+        let reply = server.post(&sandbox("inbound"), Some(&token), body).await;
+        assert_eq!(reply.status.as_u16(), 200, "{}", reply.text);
+    }
+    let call = server
+        .post(&sandbox("call"), Some(&token), json!({"from": CUSTOMER}))
+        .await;
+    let call_id = call.body["call"]["id"].clone();
+
+    let log = server
+        .get("/api/events/log/suporte?after=0", Some(&token))
+        .await;
+    assert_eq!(log.status.as_u16(), 200, "{}", log.text);
+    let events = log.body["events"].as_array().unwrap();
+    let exchanged: Vec<String> = events
+        .iter()
+        .filter(|e| e["event"] == json!("message.exchange"))
+        .map(|e| e["data"].to_string())
+        .collect();
+    assert_eq!(exchanged.len(), 1, "{}", log.text);
+    assert!(
+        exchanged[0].contains("status@broadcast"),
+        "{}",
+        exchanged[0]
+    );
+    assert!(!log.text.contains(GROUP), "{}", log.text);
+    let calls: Vec<(Value, Value)> = events
+        .iter()
+        .filter(|e| e["event"] == json!("call.update"))
+        .map(|e| (e["data"]["id"].clone(), e["data"]["status"].clone()))
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            (call_id.clone(), json!("offer")),
+            (call_id, json!("rejected"))
+        ],
+        "{}",
+        log.text
+    );
+    server.stop().await;
+}
