@@ -313,7 +313,7 @@ pub(crate) async fn update_settings(
         .fetch_one(&mut *tx)
         .await
         .map_err(Error::internal)?;
-    let current: InstanceSettings = serde_json::from_str(&stored).map_err(Error::internal)?;
+    let current = rows::settings_of(&stored)?;
     let settings = patch.apply(&current)?;
     sqlx::query("UPDATE instances SET settings = $1 WHERE id = $2")
         .bind(serde_json::to_string(&settings).map_err(Error::internal)?)

@@ -824,6 +824,35 @@ async fn settings_updates_merge_invalidate_the_cache_and_stay_in_the_account(db:
         .unwrap();
     assert!(kept.settings.ignore_status);
 
+    // A row from before `disableHistorySync: false` was refused reads as
+    // what zapgate does (history sync off), and still takes updates.
+    let raw = db.raw().await;
+    let legacy = serde_json::to_string(&InstanceSettings {
+        disable_history_sync: false,
+        ..InstanceSettings::default()
+    })
+    .unwrap();
+    assert!(legacy.contains("\"disableHistorySync\":false"), "{legacy}");
+    sqlx::query("UPDATE instances SET settings = $1 WHERE id = $2")
+        .bind(&legacy)
+        .bind(&instance.id)
+        .execute(&raw)
+        .await
+        .unwrap();
+    let fresh = db.store().await;
+    let read = fresh
+        .find_instance_by_id(&instance.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(read.settings.disable_history_sync);
+    let updated = fresh
+        .update_settings(&acc.id, &instance.id, &status)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(updated.disable_history_sync && updated.ignore_status);
+
     // Another account's instance, or none, is not there.
     assert!(
         store

@@ -347,8 +347,16 @@ async fn announce_presence(shared: &Shared, client: &Client) {
     } else {
         presence.set_unavailable().await
     };
-    if let Err(err) = sent {
-        tracing::warn!(instance_id = %shared.instance_id, error = %err, "could not send the presence");
+    match sent {
+        Ok(()) => {}
+        // A freshly linked session learns its push name a moment later and
+        // announces again then (SelfPushNameUpdated).
+        Err(whatsapp_rust::PresenceError::PushNameEmpty) => {
+            tracing::debug!(instance_id = %shared.instance_id, "presence waits for the push name")
+        }
+        Err(err) => {
+            tracing::warn!(instance_id = %shared.instance_id, error = %err, "could not send the presence")
+        }
     }
 }
 
