@@ -9,7 +9,6 @@
 use std::{sync::Arc, time::Duration};
 
 use reqwest::{StatusCode, header};
-use serde_json::{Value, json};
 use tokio::sync::{Notify, Semaphore};
 use zapgate_core::{
     Result,
@@ -42,6 +41,8 @@ pub struct DeliverySettings {
 
 /// The longest `Retry-After` we honour: a receiver cannot park its queue for days.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+/// How long past an attempt's timeout its lease lasts.
+const LEASE_MARGIN: Duration = Duration::from_secs(5);
 /// How often old events are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
 
@@ -75,6 +76,11 @@ impl Deliveries {
             wake: Notify::new(),
             in_flight: Arc::new(Semaphore::new(settings.max_in_flight as usize)),
         })
+    }
+
+    /// What `instanceData.baseUrl` says in every envelope.
+    pub fn public_url(&self) -> &str {
+        &self.public_url
     }
 
     /// New work is stored: look now instead of at the next poll.
@@ -114,7 +120,9 @@ impl Deliveries {
             return 1;
         }
         let now = now_ms();
-        let lease = now + (self.settings.timeout + Duration::from_secs(30)).as_millis() as i64;
+        // An attempt ends by its timeout; past that and a margin to record
+        // the outcome, its process died and another may take the delivery.
+        let lease = now + (self.settings.timeout + LEASE_MARGIN).as_millis() as i64;
         let claimed = match self
             .events
             .claim_deliveries(now, lease, free as u32, self.settings.per_webhook)
@@ -186,22 +194,13 @@ impl Deliveries {
             });
         };
         let token = self.store.instance_token(&instance.id).await?;
-        let mut data: Value =
-            serde_json::from_str(&work.event.data).map_err(zapgate_core::Error::internal)?;
-        if !work.webhook.settings.media_base64 {
-            data = payload::without_media_bytes(data);
-        }
-        let envelope = json!({
-            "event": work.event.name.as_str(),
-            "data": data,
-            "instanceData": {
-                "baseUrl": self.public_url,
-                "instance": instance.name,
-                "token": token.expose(),
-            },
-            "id": work.event.id,
-            "sequence": work.event.sequence,
-        });
+        let envelope = payload::envelope(
+            &work.event,
+            work.webhook.settings.media_base64,
+            &self.public_url,
+            &instance.name,
+            token.expose(),
+        );
         let body = serde_json::to_vec(&envelope).map_err(zapgate_core::Error::internal)?;
         let url = target_url(
             &work.webhook.settings.url,

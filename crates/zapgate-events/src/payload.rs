@@ -263,6 +263,30 @@ fn extra_fields(extra: &Extra, body: &mut Map<String, Value>) -> &'static str {
     }
 }
 
+/// The envelope every consumer receives, webhook or WebSocket:
+/// `{event, data, instanceData{baseUrl, instance, token}, id, sequence}`.
+/// Media bytes are left in `data` only for a consumer that asked for them.
+pub fn envelope(
+    event: &zapgate_core::event_log::StoredEvent,
+    media: bool,
+    base_url: &str,
+    instance_name: &str,
+    token: &str,
+) -> Value {
+    let data: Value = serde_json::from_str(&event.data).unwrap_or(Value::Null);
+    json!({
+        "event": event.name.as_str(),
+        "data": if media { data } else { without_media_bytes(data) },
+        "instanceData": {
+            "baseUrl": base_url,
+            "instance": instance_name,
+            "token": token,
+        },
+        "id": event.id,
+        "sequence": event.sequence,
+    })
+}
+
 /// Whether the stored `data` carries media bytes.
 pub fn has_media_bytes(data: &Value) -> bool {
     data.pointer("/message/media")

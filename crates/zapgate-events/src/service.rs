@@ -15,7 +15,7 @@ use zapgate_core::{
     time::now_ms,
 };
 
-use crate::{delivery::Deliveries, hub::Hub, recorder::EventRecorder};
+use crate::{delivery::Deliveries, hub::Hub, payload, recorder::EventRecorder};
 
 pub const WEBHOOK_NOT_FOUND: &str = "Webhook not found";
 pub const WEBSOCKET_NOT_ENABLED: &str = "WebSocket is not enabled for this instance. Configure it first using POST /api/events/websocket/";
@@ -143,5 +143,22 @@ impl EventsService {
         limit: u32,
     ) -> Result<Vec<StoredEvent>> {
         self.events.events_after(&instance.id, after, limit).await
+    }
+
+    /// The envelope of a stored event as a consumer of `instance` receives it.
+    pub fn envelope(
+        &self,
+        event: &StoredEvent,
+        media: bool,
+        instance: &Instance,
+        token: &str,
+    ) -> serde_json::Value {
+        payload::envelope(
+            event,
+            media,
+            self.deliveries.public_url(),
+            &instance.name,
+            token,
+        )
     }
 }

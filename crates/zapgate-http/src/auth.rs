@@ -36,9 +36,27 @@ pub fn token_from_headers(headers: &HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
+/// The `token` query parameter, accepted only on the WebSocket upgrade
+/// (browsers cannot set headers there).
+fn token_from_websocket_query(req: &Request) -> Option<String> {
+    if !req.uri().path().starts_with("/ws/") {
+        return None;
+    }
+    url::form_urlencoded::parse(req.uri().query()?.as_bytes())
+        .find(|(key, _)| key == "token")
+        .map(|(_, value)| value.trim().to_owned())
+        .filter(|t| !t.is_empty())
+}
+
 /// Middleware on every rate-limited route.
 pub async fn gate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    let token_hash = token_from_headers(req.headers()).map(TokenHash::of);
+    let token_hash = token_from_headers(req.headers())
+        .map(TokenHash::of)
+        .or_else(|| {
+            token_from_websocket_query(&req)
+                .as_deref()
+                .map(TokenHash::of)
+        });
     let is_admin_route = req.uri().path().starts_with("/admin");
     let mut identity = Identity {
         token_present: token_hash.is_some(),
@@ -141,6 +159,27 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
         match identity.and_then(|i| i.principal.clone()) {
             Some(principal) => Ok(Self(principal)),
             None => Err(missing_or_invalid(identity)),
+        }
+    }
+}
+
+/// Any valid token on the WebSocket upgrade, whose missing-token message
+/// names every place a token may be.
+pub struct WsCaller(pub Principal);
+
+impl<S: Send + Sync> FromRequestParts<S> for WsCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let identity = identity(parts);
+        match identity.and_then(|i| i.principal.clone()) {
+            Some(principal) => Ok(Self(principal)),
+            None if identity.is_some_and(|i| i.token_present) => {
+                Err(ApiError(Error::unauthorized(messages::INVALID_TOKEN)))
+            }
+            None => Err(ApiError(Error::unauthorized(
+                messages::MISSING_TOKEN_WEBSOCKET,
+            ))),
         }
     }
 }

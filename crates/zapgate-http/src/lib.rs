@@ -111,6 +111,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::instance::router())
         .merge(routes::chatwoot::router())
         .merge(routes::events::router())
+        .merge(routes::ws::router())
         .merge(routes::message::router(state.body_limits.media))
         .merge(routes::admin::router());
     if state.sandbox.is_some() {

@@ -520,8 +520,10 @@ async fn secrets_rekey_moves_every_secret_to_the_new_key() {
     ];
     let output = run(dir.path(), &env, &["secrets", "rekey"]);
     assert_success(&output);
+    // The instance token and its webhook Authorization, and the default
+    // webhook's row in the events module: its Authorization and signing secret.
     assert!(
-        stderr(&output).contains("re-encrypted 2 secrets under the current key"),
+        stderr(&output).contains("re-encrypted 4 secrets under the current key"),
         "{}",
         stderr(&output)
     );

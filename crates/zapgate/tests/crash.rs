@@ -46,6 +46,10 @@ impl Serve {
             ("ZAPGATE_BRIDGE_WAIT_POLL_MS", "200"),
             ("ZAPGATE_RECONCILE_INTERVAL_SECS", "1"),
             ("ZAPGATE_RECONCILE_GRACE_SECS", "0"),
+            ("ZAPGATE_WEBHOOK_TIMEOUT_SECS", "2"),
+            ("ZAPGATE_WEBHOOK_RETRY_BASE_MS", "50"),
+            ("ZAPGATE_WEBHOOK_RETRY_MAX_MS", "400"),
+            ("ZAPGATE_WEBHOOK_POLL_MS", "20"),
             // The test polls the outbox far more often than 100 times a minute.
             ("ZAPGATE_RATE_LIMIT", "off"),
             ("RUST_LOG", "info"),
@@ -426,4 +430,93 @@ async fn outbound_links(dir: &Path) -> Vec<i64> {
     .unwrap();
     pool.close().await;
     ids
+}
+
+#[tokio::test]
+async fn zapgate_killed_mid_webhook_delivery_delivers_every_event_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = harness::free_port();
+    let (receiver, url) = harness::Receiver::start().await;
+    *receiver.delay.lock().unwrap() = Duration::from_millis(200);
+
+    let mut serve = Serve::start(dir.path(), port, 1).await;
+    let account = serve
+        .post(
+            "/admin/accounts",
+            ADMIN_TOKEN,
+            json!({"name": "acme", "maxInstances": 5}),
+        )
+        .await;
+    let account_token = account["token"].as_str().unwrap().to_owned();
+    let instance = serve
+        .post(
+            "/api/instance/new",
+            &account_token,
+            json!({"name": "suporte"}),
+        )
+        .await;
+    let token = instance["instance"]["token"].as_str().unwrap().to_owned();
+    serve.get("/api/instance/connect/suporte", &token).await;
+    serve
+        .post(
+            "/api/sandbox/suporte/pair",
+            &token,
+            json!({"number": PHONE}),
+        )
+        .await;
+    serve
+        .post(
+            "/api/events/webhook/suporte",
+            &token,
+            json!({"enabled": true, "url": format!("{url}/hook"), "events": ["message.exchange"]}),
+        )
+        .await;
+
+    let mut ids = Vec::new();
+    for i in 0..40 {
+        let reply = serve
+            .post(
+                "/api/sandbox/suporte/inbound",
+                &token,
+                json!({"from": CUSTOMERS[i % 3], "text": format!("mensagem {i}")}),
+            )
+            .await;
+        ids.push(reply["id"].as_str().unwrap().to_owned());
+    }
+    // Killed while deliveries are on the wire (the receiver takes 200 ms).
+    receiver.wait_for("message.exchange", 4).await;
+    serve.kill_hard();
+    let before_restart = receiver.bodies().len();
+    assert!(
+        before_restart < ids.len(),
+        "everything was delivered before the kill; the test proves nothing"
+    );
+
+    let _serve = Serve::start(dir.path(), port, 2).await;
+    // Deliveries running at the kill are taken again once their lease
+    // (timeout + 5 s) lapses.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut seen: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (_, headers, body) in receiver.bodies() {
+            seen.entry(body["data"]["id"].as_str().unwrap().to_owned())
+                .or_default()
+                .push(headers["webhook-id"].to_str().unwrap().to_owned());
+        }
+        if ids.iter().all(|id| seen.contains_key(id)) {
+            // At least once; a repeat is recognisable by its webhook-id.
+            for (id, webhook_ids) in &seen {
+                assert!(
+                    webhook_ids.iter().all(|w| *w == webhook_ids[0]),
+                    "{id} came with different webhook-ids: {webhook_ids:?}"
+                );
+            }
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not every event arrived after the restart"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -6,3 +6,4 @@ pub mod message;
 pub mod sandbox;
 pub mod system;
 pub mod webhook;
+pub mod ws;

@@ -3,96 +3,11 @@
 //! Standard Webhooks (checked with the specification's published library),
 //! retried through failures, listed, replayed, and read back from the log.
 
-use std::{
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::time::Duration;
 
-use axum::{
-    Router,
-    body::Bytes,
-    extract::State,
-    http::{HeaderMap, StatusCode},
-    routing::post,
-};
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
 
-use crate::harness::{Env, Reply, TestServer};
-
-/// A webhook receiver: records every delivery, answers with the status the
-/// test sets (200 by default).
-#[derive(Clone, Default)]
-struct Receiver {
-    seen: Arc<Mutex<Vec<(String, HeaderMap, Bytes)>>>,
-    /// The status to answer with; 0 means 200.
-    answer: Arc<Mutex<u16>>,
-}
-
-impl Receiver {
-    async fn start() -> (Self, String) {
-        let receiver = Self::default();
-        let app = Router::new()
-            .route("/{*path}", post(receive))
-            .with_state(receiver.clone());
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        (receiver, url)
-    }
-
-    fn answer(&self, status: u16) {
-        *self.answer.lock().unwrap() = status;
-    }
-
-    fn bodies(&self) -> Vec<(String, HeaderMap, Value)> {
-        self.seen
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(path, headers, body)| {
-                (
-                    path.clone(),
-                    headers.clone(),
-                    serde_json::from_slice(body).unwrap(),
-                )
-            })
-            .collect()
-    }
-
-    /// Waits until `count` deliveries matching `event` arrived.
-    async fn wait_for(&self, event: &str, count: usize) -> Vec<(String, HeaderMap, Value)> {
-        for _ in 0..200 {
-            let matching: Vec<_> = self
-                .bodies()
-                .into_iter()
-                .filter(|(_, _, body)| body["event"] == event)
-                .collect();
-            if matching.len() >= count {
-                return matching;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("no {count} {event} deliveries: {:?}", self.bodies());
-    }
-}
-
-async fn receive(
-    State(receiver): State<Receiver>,
-    uri: axum::http::Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> StatusCode {
-    receiver
-        .seen
-        .lock()
-        .unwrap()
-        .push((uri.path().to_owned(), headers, body));
-    match *receiver.answer.lock().unwrap() {
-        0 => StatusCode::OK,
-        status => StatusCode::from_u16(status).unwrap(),
-    }
-}
+use crate::harness::{Env, Receiver, Reply, TestServer};
 
 fn env() -> Env {
     Env::default()
@@ -559,4 +474,324 @@ async fn instance_creation_webhook_fields_make_the_default_webhook() {
         queued.iter().all(|d| d["event"] == "instance.state"),
         "{queued:?}"
     );
+}
+
+#[tokio::test]
+async fn deliveries_wait_out_an_unreachable_receiver_and_reach_it_once_fixed() {
+    let server = TestServer::start_with(env()).await;
+    let (_, instance) = paired(&server).await;
+    // Nothing listens on port 9 (discard) here: every attempt is refused.
+    let save = |url: String| {
+        server.post(
+            "/api/events/webhook/suporte",
+            Some(&instance),
+            json!({"enabled": true, "url": url, "events": ["message.exchange"]}),
+        )
+    };
+    ok(&save("http://127.0.0.1:9/down".to_owned()).await);
+    let mut sent = Vec::new();
+    for n in 0..5 {
+        sent.push(inbound(&server, &instance, &format!("while down {n}")).await);
+    }
+    let mut retried = false;
+    for _ in 0..200 {
+        let list = server
+            .get(
+                "/api/events/deliveries/suporte?status=queued",
+                Some(&instance),
+            )
+            .await;
+        let queued = ok(&list)["deliveries"].as_array().unwrap().clone();
+        if queued.len() == 5
+            && queued.iter().all(|d| {
+                d["attempts"].as_u64() >= Some(1)
+                    && d["error"]
+                        .as_str()
+                        .unwrap()
+                        .starts_with("the receiver could not be reached")
+            })
+        {
+            retried = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(
+        retried,
+        "every delivery failed at least once and waits to retry"
+    );
+
+    // The owner points the webhook at a receiver that answers: the queued
+    // deliveries go there, each event once.
+    let (receiver, url) = Receiver::start().await;
+    ok(&save(format!("{url}/up")).await);
+    let delivered = receiver.wait_for("message.exchange", 5).await;
+    let mut ids: Vec<String> = delivered
+        .iter()
+        .map(|(_, _, b)| b["data"]["id"].as_str().unwrap().to_owned())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    sent.sort();
+    assert_eq!(ids, sent);
+}
+
+#[tokio::test]
+async fn a_slow_receiver_delays_only_its_own_deliveries() {
+    let server = TestServer::start_with(env()).await;
+    let (_, account) = server.create_account("acme", 10).await;
+    let slow_token = server.create_instance(&account, "slow").await;
+    let fast_token = server.create_instance(&account, "suporte").await;
+    server.pair(&slow_token, "slow", "5511999990001").await;
+    server.pair(&fast_token, "suporte", "5511999990000").await;
+    let (slow, slow_url) = Receiver::start().await;
+    *slow.delay.lock().unwrap() = Duration::from_secs(20);
+    let (fast, fast_url) = Receiver::start().await;
+    for (name, token, url) in [
+        ("slow", &slow_token, slow_url),
+        ("suporte", &fast_token, fast_url),
+    ] {
+        ok(&server
+            .post(
+                &format!("/api/events/webhook/{name}"),
+                Some(token),
+                json!({"enabled": true, "url": format!("{url}/hook"), "events": ["message.exchange"]}),
+            )
+            .await);
+    }
+    // Far more than the slow receiver may take at once.
+    for n in 0..30 {
+        let reply = server
+            .post(
+                "/api/sandbox/slow/inbound",
+                Some(&slow_token),
+                json!({"from": "5511988887777", "text": format!("slow {n}")}),
+            )
+            .await;
+        assert_eq!(reply.status.as_u16(), 200, "{}", reply.text);
+    }
+    let started = std::time::Instant::now();
+    inbound(&server, &fast_token, "on time").await;
+    fast.wait_for("message.exchange", 1).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the other instance's delivery waited {:?}",
+        started.elapsed()
+    );
+    let running = server
+        .get(
+            "/api/events/deliveries/slow?status=running",
+            Some(&slow_token),
+        )
+        .await;
+    let running = ok(&running)["deliveries"].as_array().unwrap().len();
+    assert!(
+        running <= 8,
+        "{running} deliveries run at once against one webhook"
+    );
+    assert!(slow.bodies().len() <= 8);
+}
+
+#[tokio::test]
+async fn a_receiver_that_never_answers_is_retried_after_the_attempt_timeout() {
+    let server = TestServer::start_with(env().with("ZAPGATE_WEBHOOK_TIMEOUT_SECS", "1")).await;
+    let (_, instance) = paired(&server).await;
+    let (receiver, url) = Receiver::start().await;
+    *receiver.delay.lock().unwrap() = Duration::from_secs(30);
+    ok(&server
+        .post(
+            "/api/events/webhook/suporte",
+            Some(&instance),
+            json!({"enabled": true, "url": format!("{url}/hook"), "events": ["message.exchange"]}),
+        )
+        .await);
+    inbound(&server, &instance, "anyone there?").await;
+    let mut error = Value::Null;
+    for _ in 0..200 {
+        let list = server
+            .get(
+                "/api/events/deliveries/suporte?status=queued",
+                Some(&instance),
+            )
+            .await;
+        error = ok(&list)["deliveries"][0]["error"].clone();
+        if !error.is_null() && error != "" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(error, "the receiver did not answer within 1s");
+}
+
+#[tokio::test]
+async fn three_webhooks_each_get_their_own_events_at_their_own_urls() {
+    let server = TestServer::start_with(env()).await;
+    let (_, instance) = paired(&server).await;
+    let (receiver, url) = Receiver::start().await;
+    for (label, events, by_events) in [
+        ("messages", json!(["message.exchange"]), false),
+        ("statuses", json!(["message.status"]), false),
+        ("everything", json!([]), true),
+    ] {
+        ok(&server
+            .post(
+                "/api/events/webhook/suporte",
+                Some(&instance),
+                json!({"label": label, "enabled": true, "url": format!("{url}/{label}"),
+                       "events": events, "byEvents": by_events}),
+            )
+            .await);
+    }
+    inbound(&server, &instance, "Olá").await;
+    let sent = server
+        .post(
+            "/api/message/text/suporte",
+            Some(&instance),
+            json!({"number": "5511988887777", "message": "Oi"}),
+        )
+        .await;
+    let sent_id = ok(&sent)["data"]["messageId"].clone();
+    ok(&server
+        .post(
+            "/api/sandbox/suporte/receipt",
+            Some(&instance),
+            json!({"id": sent_id, "status": "delivered"}),
+        )
+        .await);
+    // Two messages and a receipt: 2 + 1 + 3 deliveries.
+    let mut paths = Vec::new();
+    for _ in 0..200 {
+        paths = receiver
+            .bodies()
+            .into_iter()
+            .map(|(path, _, body)| (path, body["event"].as_str().unwrap().to_owned()))
+            .collect::<Vec<_>>();
+        if paths.len() >= 6 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    paths.sort();
+    let expected: Vec<(String, String)> = [
+        ("/everything/message.exchange", "message.exchange"),
+        ("/everything/message.exchange", "message.exchange"),
+        ("/everything/message.status", "message.status"),
+        ("/messages", "message.exchange"),
+        ("/messages", "message.exchange"),
+        ("/statuses", "message.status"),
+    ]
+    .iter()
+    .map(|(p, e)| ((*p).to_owned(), (*e).to_owned()))
+    .collect();
+    assert_eq!(paths, expected);
+}
+
+mod websocket {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::{connect_async, tungstenite::Message};
+
+    use super::*;
+
+    type Socket = tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >;
+
+    fn ws_url(server: &TestServer, query: &str) -> String {
+        format!(
+            "{}/ws/suporte{query}",
+            server.base.replacen("http", "ws", 1)
+        )
+    }
+
+    /// The next JSON text frame.
+    async fn next_event(socket: &mut Socket) -> Value {
+        loop {
+            let frame = tokio::time::timeout(Duration::from_secs(10), socket.next())
+                .await
+                .expect("a frame within 10 s")
+                .expect("the socket is open")
+                .expect("a frame");
+            if let Message::Text(text) = frame {
+                return serde_json::from_str(&text).unwrap();
+            }
+        }
+    }
+
+    /// The upgrade's refusal: status and error message.
+    async fn refused(url: String) -> (u16, String) {
+        match connect_async(url).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                let body: Value =
+                    serde_json::from_slice(response.body().as_deref().unwrap_or_default()).unwrap();
+                (
+                    response.status().as_u16(),
+                    body["error"]["message"].as_str().unwrap().to_owned(),
+                )
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn events_stream_in_order_and_resume_without_gap_or_duplicate() {
+        let server = TestServer::start_with(env()).await;
+        let (_, instance) = paired(&server).await;
+
+        assert_eq!(
+            refused(ws_url(&server, "")).await,
+            (
+                401,
+                "Missing token in header, Authorization header, or query parameter".to_owned()
+            )
+        );
+        assert_eq!(
+            refused(ws_url(&server, &format!("?token={instance}"))).await,
+            (
+                400,
+                "WebSocket is not enabled for this instance. Configure it first using POST /api/events/websocket/suporte".to_owned()
+            )
+        );
+        ok(&server
+            .post(
+                "/api/events/websocket/suporte",
+                Some(&instance),
+                json!({"enabled": true, "events": ["message.exchange"]}),
+            )
+            .await);
+
+        let (mut socket, _) = connect_async(ws_url(&server, &format!("?token={instance}")))
+            .await
+            .unwrap();
+        let mut sent = Vec::new();
+        for n in 0..3 {
+            sent.push(inbound(&server, &instance, &format!("msg {n}")).await);
+        }
+        let mut first = Vec::new();
+        for id in &sent {
+            let event = next_event(&mut socket).await;
+            assert_eq!(event["event"], "message.exchange");
+            assert_eq!(&event["data"]["id"], id);
+            assert_eq!(event["instanceData"]["instance"], "suporte");
+            first.push(event["sequence"].as_i64().unwrap());
+        }
+        assert!(first.windows(2).all(|w| w[1] == w[0] + 1), "{first:?}");
+        socket.close(None).await.unwrap();
+
+        // Away: two more events; back with ?after= the first one seen.
+        sent.push(inbound(&server, &instance, "while away 1").await);
+        sent.push(inbound(&server, &instance, "while away 2").await);
+        let (mut socket, _) = connect_async(ws_url(
+            &server,
+            &format!("?token={instance}&after={}", first[0]),
+        ))
+        .await
+        .unwrap();
+        sent.push(inbound(&server, &instance, "live again").await);
+        let mut ids = Vec::new();
+        for _ in 1..sent.len() {
+            ids.push(next_event(&mut socket).await["data"]["id"].clone());
+        }
+        assert_eq!(ids, sent[1..].to_vec(), "replayed then live, each once");
+        socket.close(None).await.unwrap();
+    }
 }

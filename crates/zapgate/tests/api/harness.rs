@@ -7,12 +7,15 @@
 use std::{
     collections::HashMap,
     path::{Path, PathBuf},
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
+use axum::{Router, body::Bytes, extract::State, routing::post};
 use base64::Engine;
 use reqwest::{Method, StatusCode, header::HeaderMap};
 use serde_json::{Value, json};
+use tokio::net::TcpListener;
 use zapgate::{
     app::{self, Running},
     config::Config,
@@ -340,4 +343,82 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .expect("a free port")
         .port()
+}
+
+/// A webhook receiver: records every delivery, answers with the status the
+/// test sets (200 by default).
+#[derive(Clone, Default)]
+pub struct Receiver {
+    pub seen: Arc<Mutex<Vec<(String, HeaderMap, Bytes)>>>,
+    /// The status to answer with; 0 means 200.
+    answer: Arc<Mutex<u16>>,
+    /// How long to wait before answering.
+    pub delay: Arc<Mutex<Duration>>,
+}
+
+impl Receiver {
+    pub async fn start() -> (Self, String) {
+        let receiver = Self::default();
+        let app = Router::new()
+            .route("/{*path}", post(receive))
+            .with_state(receiver.clone());
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (receiver, url)
+    }
+
+    pub fn answer(&self, status: u16) {
+        *self.answer.lock().unwrap() = status;
+    }
+
+    pub fn bodies(&self) -> Vec<(String, HeaderMap, Value)> {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(path, headers, body)| {
+                (
+                    path.clone(),
+                    headers.clone(),
+                    serde_json::from_slice(body).unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    /// Waits until `count` deliveries matching `event` arrived.
+    pub async fn wait_for(&self, event: &str, count: usize) -> Vec<(String, HeaderMap, Value)> {
+        for _ in 0..200 {
+            let matching: Vec<_> = self
+                .bodies()
+                .into_iter()
+                .filter(|(_, _, body)| body["event"] == event)
+                .collect();
+            if matching.len() >= count {
+                return matching;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("no {count} {event} deliveries: {:?}", self.bodies());
+    }
+}
+
+async fn receive(
+    State(receiver): State<Receiver>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
+    let delay = *receiver.delay.lock().unwrap();
+    tokio::time::sleep(delay).await;
+    receiver
+        .seen
+        .lock()
+        .unwrap()
+        .push((uri.path().to_owned(), headers, body));
+    match *receiver.answer.lock().unwrap() {
+        0 => StatusCode::OK,
+        status => StatusCode::from_u16(status).unwrap(),
+    }
 }
