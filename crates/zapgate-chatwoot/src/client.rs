@@ -19,6 +19,9 @@ pub const DETAIL_LIMIT: usize = 500;
 /// Bodies we read from Chatwoot are bounded: a misconfigured URL could point
 /// at something that streams forever.
 const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
+/// The longest `Retry-After` we honour: a receiver asking for more (or for
+/// years, overflowing the retry time) is waited for this long.
+pub const MAX_RETRY_AFTER_SECS: u64 = 3600;
 
 /// Why a Chatwoot call failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,7 +32,8 @@ pub enum ChatwootError {
     Unreachable(String),
     Timeout,
     /// Chatwoot answered with an error status; `body` is its raw text,
-    /// `retry_after` its `Retry-After` seconds when it sent one.
+    /// `retry_after` its `Retry-After` seconds when it sent one (at most
+    /// [`MAX_RETRY_AFTER_SECS`]).
     Status {
         status: u16,
         body: String,
@@ -119,8 +123,19 @@ pub struct ChatwootHttp {
 }
 
 impl ChatwootHttp {
-    pub fn new(policy: AddressPolicy, request_timeout: Duration) -> reqwest::Result<Self> {
-        let client = reqwest::Client::builder()
+    /// `honor_proxy_env`: use `HTTP(S)_PROXY`/`ALL_PROXY` (the operator's
+    /// `ZAPGATE_HONOR_PROXY_ENV`). Off by default: through a proxy the guard
+    /// would see only the proxy's address, never the customer's host.
+    pub fn new(
+        policy: AddressPolicy,
+        request_timeout: Duration,
+        honor_proxy_env: bool,
+    ) -> reqwest::Result<Self> {
+        let mut builder = reqwest::Client::builder();
+        if !honor_proxy_env {
+            builder = builder.no_proxy();
+        }
+        let client = builder
             .dns_resolver(policy.resolver())
             // API calls never need a redirect; following one could leave
             // the customer's host.
@@ -130,6 +145,21 @@ impl ChatwootHttp {
             .user_agent(concat!("zapgate/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(Self { client, policy })
+    }
+
+    /// A client resolving `name` to `addr` without asking the guard: a
+    /// stand-in for a public host, to test what the guard does after it.
+    #[cfg(test)]
+    pub(crate) fn resolving(policy: AddressPolicy, name: &str, addr: std::net::SocketAddr) -> Self {
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .dns_resolver(policy.resolver())
+            .resolve(name, addr)
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(10))
+            .build()
+            .expect("test client");
+        Self { client, policy }
     }
 
     pub fn policy(&self) -> AddressPolicy {
@@ -334,7 +364,8 @@ impl ChatwootClient {
             .headers()
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(|secs| secs.min(MAX_RETRY_AFTER_SECS));
         let bytes = read_bounded(response).await?;
         let text = String::from_utf8_lossy(&bytes).into_owned();
         if !status.is_success() {
@@ -671,7 +702,7 @@ async fn read_bounded(mut response: reqwest::Response) -> Result<Vec<u8>, Chatwo
 }
 
 /// A transport error: the guard's refusal, a timeout, or no answer.
-fn classify(err: reqwest::Error) -> ChatwootError {
+pub(crate) fn classify(err: reqwest::Error) -> ChatwootError {
     if err.is_timeout() {
         return ChatwootError::Timeout;
     }

@@ -8,7 +8,10 @@ use std::time::Duration;
 
 use reqwest::{StatusCode, header};
 
-use crate::client::ChatwootHttp;
+use crate::{
+    client::{self, ChatwootError, ChatwootHttp},
+    guard::AddressPolicy,
+};
 
 const MAX_REDIRECTS: usize = 5;
 const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(120);
@@ -54,12 +57,7 @@ impl Downloader {
             error: format!("URL {data_url} is invalid: {e}"),
         })?;
         for _ in 0..=MAX_REDIRECTS {
-            self.http
-                .policy()
-                .check_url(&url)
-                .map_err(|p| Failure::Rejected {
-                    error: format!("URL points at {p}"),
-                })?;
+            checked(self.http.policy(), &url)?;
             let response = self
                 .http
                 .raw()
@@ -67,21 +65,23 @@ impl Downloader {
                 .timeout(DOWNLOAD_TIMEOUT)
                 .send()
                 .await
-                .map_err(|e| Failure::Transient {
-                    error: format!("downloading the file: {e}"),
+                .map_err(|e| match client::classify(e) {
+                    // A name resolving to a forbidden address, refused by
+                    // the guard's resolver: no retry will change that.
+                    ChatwootError::Private(p) => Failure::Rejected {
+                        error: format!("URL points at {p}"),
+                    },
+                    other => Failure::Transient {
+                        error: format!("downloading the file: {other}"),
+                    },
                 })?;
             let status = response.status();
             if status.is_redirection() {
                 let location = response
                     .headers()
                     .get(header::LOCATION)
-                    .and_then(|v| v.to_str().ok())
-                    .ok_or_else(|| Failure::Rejected {
-                        error: "redirect without a Location".to_owned(),
-                    })?;
-                url = url.join(location).map_err(|e| Failure::Rejected {
-                    error: format!("redirect to an invalid URL: {e}"),
-                })?;
+                    .and_then(|v| v.to_str().ok());
+                url = next_hop(&url, location)?;
                 continue;
             }
             if status == StatusCode::NOT_FOUND || status == StatusCode::GONE {
@@ -130,6 +130,24 @@ impl Downloader {
     }
 }
 
+/// Where a redirect from `from` leads; checked by the next turn of the loop.
+fn next_hop(from: &url::Url, location: Option<&str>) -> Result<url::Url, Failure> {
+    let location = location.ok_or_else(|| Failure::Rejected {
+        error: "redirect without a Location".to_owned(),
+    })?;
+    from.join(location).map_err(|e| Failure::Rejected {
+        error: format!("redirect to an invalid URL: {e}"),
+    })
+}
+
+/// Every hop passes the guard before it is requested: an IP literal here,
+/// a name in the client's resolver when it connects.
+fn checked(policy: AddressPolicy, url: &url::Url) -> Result<(), Failure> {
+    policy.check_url(url).map_err(|p| Failure::Rejected {
+        error: format!("URL points at {p}"),
+    })
+}
+
 /// The last path segment of Chatwoot's URL, which is the file's name.
 fn file_name(data_url: &str) -> String {
     url::Url::parse(data_url)
@@ -140,4 +158,84 @@ fn file_name(data_url: &str) -> String {
         })
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| "attachment".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    };
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// A file server on loopback: `/file` answers, `/to-literal` and
+    /// `/to-name` redirect to `/file` by loopback IP and by `localhost`.
+    async fn file_server() -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let served = Arc::new(AtomicUsize::new(0));
+        let count = served.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut head = vec![0u8; 4096];
+                let n = socket.read(&mut head).await.unwrap_or(0);
+                let head = String::from_utf8_lossy(&head[..n]).into_owned();
+                let path = head.split(' ').nth(1).unwrap_or("/").to_owned();
+                let response = match path.as_str() {
+                    "/file" => {
+                        count.fetch_add(1, Ordering::SeqCst);
+                        "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok"
+                            .to_owned()
+                    }
+                    "/to-literal" => format!(
+                        "HTTP/1.1 302 Found\r\nlocation: http://{addr}/file\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                    ),
+                    _ => format!(
+                        "HTTP/1.1 302 Found\r\nlocation: http://localhost:{}/file\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                        addr.port()
+                    ),
+                };
+                let _ = socket.write_all(response.as_bytes()).await;
+            }
+        });
+        (addr, served)
+    }
+
+    #[tokio::test]
+    async fn a_redirect_to_a_private_address_is_refused_at_its_hop() {
+        let (addr, served) = file_server().await;
+        let strict = AddressPolicy {
+            allow_private: false,
+        };
+        // `files.example.com` plays a public host (it skips the guard).
+        let downloader = Downloader::new(
+            ChatwootHttp::resolving(strict, "files.example.com", addr),
+            1024,
+        );
+        let public = format!("http://files.example.com:{}", addr.port());
+        let first_hop = downloader.fetch(&format!("{public}/file")).await;
+        assert_eq!(first_hop.ok().map(|d| d.data), Some(b"ok".to_vec()));
+
+        for (path, refused) in [
+            ("/to-literal", "127.0.0.1"),
+            ("/to-name", "private address"),
+        ] {
+            match downloader.fetch(&format!("{public}{path}")).await {
+                Err(Failure::Rejected { error }) => {
+                    assert!(error.contains("private address"), "{path}: {error}");
+                    assert!(error.contains(refused), "{path}: {error}");
+                }
+                Err(other) => panic!("{path}: not refused for good: {other:?}"),
+                Ok(_) => panic!("{path}: the redirect to loopback was followed"),
+            }
+        }
+        assert_eq!(
+            served.load(Ordering::SeqCst),
+            1,
+            "a redirect reached the file"
+        );
+    }
 }

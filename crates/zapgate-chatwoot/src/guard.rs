@@ -1,6 +1,6 @@
 //! The address guard: customer-supplied URLs (a Chatwoot base URL, an
-//! attachment's redirect) must not reach loopback, private or link-local
-//! addresses unless the operator allows it. Names are checked after
+//! attachment's redirect) must not reach loopback, private, link-local or
+//! otherwise special addresses unless the operator allows it. Names are checked after
 //! resolution, on every new connection (a DNS answer can change between a
 //! check and a connect), through a resolver plugged into reqwest; IP
 //! literals, which reqwest never resolves, are checked before each request.
@@ -109,12 +109,17 @@ impl Resolve for GuardedResolver {
     }
 }
 
-/// Loopback, private, link-local, shared (CGNAT), unspecified, broadcast and
-/// the IPv6 equivalents, including IPv4 addresses mapped into IPv6.
+/// Any address that is not plainly a public unicast one: loopback, private,
+/// link-local, shared (CGNAT), benchmarking, documentation, reserved,
+/// multicast, unspecified and broadcast, and their IPv6 counterparts.
+/// IPv6 forms that carry an IPv4 address (mapped, NAT64 `64:ff9b::/96`,
+/// 6to4 `2002::/16`) are judged by that IPv4 address, since the network
+/// may route them to it; the deprecated IPv4-compatible `::/96`, local-use
+/// NAT64 `64:ff9b:1::/48` and Teredo `2001::/32` are refused whole.
 pub fn is_private(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => is_private_v4(v4),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+        IpAddr::V6(v6) => match embedded_v4(v6) {
             Some(v4) => is_private_v4(v4),
             None => is_private_v6(v6),
         },
@@ -122,22 +127,55 @@ pub fn is_private(ip: IpAddr) -> bool {
 }
 
 fn is_private_v4(ip: Ipv4Addr) -> bool {
-    let [a, b, ..] = ip.octets();
+    let [a, b, c, _] = ip.octets();
     ip.is_loopback()
         || ip.is_private()
         || ip.is_link_local()
         || ip.is_unspecified()
         || ip.is_broadcast()
+        || ip.is_multicast()
+        || ip.is_documentation()
         || a == 0
+        || a >= 240 // reserved (RFC 1112)
         || (a == 100 && (64..128).contains(&b)) // shared address space (RFC 6598)
+        || (a == 192 && b == 0 && c == 0) // IETF protocol assignments (RFC 6890)
+        || (a == 198 && (b & 0xfe) == 18) // benchmarking (RFC 2544)
+}
+
+/// The IPv4 address an IPv6 one stands for: mapped `::ffff:a.b.c.d`, NAT64
+/// `64:ff9b::a.b.c.d` and 6to4 `2002:aabb:ccdd::/48`.
+fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
+    if let Some(v4) = ip.to_ipv4_mapped() {
+        return Some(v4);
+    }
+    let s = ip.segments();
+    let [_, _, _, _, _, _, _, _, _, _, _, _, a, b, c, d] = ip.octets();
+    if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+        return Some(Ipv4Addr::new(a, b, c, d));
+    }
+    if s[0] == 0x2002 {
+        let [hi, lo] = s[1].to_be_bytes();
+        let [hi2, lo2] = s[2].to_be_bytes();
+        return Some(Ipv4Addr::new(hi, lo, hi2, lo2));
+    }
+    None
 }
 
 fn is_private_v6(ip: Ipv6Addr) -> bool {
-    let first = ip.segments()[0];
+    let s = ip.segments();
+    let first = s[0];
     ip.is_loopback()
         || ip.is_unspecified()
+        || ip.is_multicast()
+        || s[..6] == [0; 6] // IPv4-compatible (deprecated, RFC 4291)
+        || s[..3] == [0x64, 0xff9b, 1] // local-use NAT64 (RFC 8215)
+        || s[..4] == [0x100, 0, 0, 0] // discard-only (RFC 6666)
+        || (first == 0x2001 && s[1] == 0) // Teredo (RFC 4380)
+        || (first == 0x2001 && s[1] == 0xdb8) // documentation (RFC 3849)
+        || (first == 0x3fff && s[1] < 0x1000) // documentation (RFC 9637)
         || (first & 0xfe00) == 0xfc00 // unique local
         || (first & 0xffc0) == 0xfe80 // link-local
+        || (first & 0xffc0) == 0xfec0 // site-local (deprecated)
 }
 
 #[cfg(test)]
@@ -158,10 +196,52 @@ mod tests {
             "fd00::1",
             "fe80::1",
             "::ffff:127.0.0.1",
+            // IPv4 special ranges.
+            "192.0.0.8",
+            "192.0.2.1",
+            "198.18.0.1",
+            "198.19.255.255",
+            "198.51.100.7",
+            "203.0.113.9",
+            "224.0.0.1",
+            "239.255.255.250",
+            "240.0.0.1",
+            "255.255.255.255",
+            // IPv6 forms carrying a private IPv4 address.
+            "::ffff:10.0.0.1",
+            "64:ff9b::7f00:1",
+            "64:ff9b::a9fe:a9fe",
+            "2002:a00:1::1",
+            "2002:7f00:1::",
+            // IPv6 ranges refused whole.
+            "::",
+            "::127.0.0.1",
+            "::8.8.8.8",
+            "64:ff9b:1::808:808",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "2001:db8::1",
+            "3fff::1",
+            "100::1",
+            "fec0::1",
+            "ff02::1",
+            "ff0e::1",
         ] {
             assert!(is_private(private.parse().unwrap()), "{private}");
         }
-        for public in ["8.8.8.8", "1.1.1.1", "2606:4700::1111", "172.32.0.1"] {
+        for public in [
+            "8.8.8.8",
+            "1.1.1.1",
+            "2606:4700::1111",
+            "172.32.0.1",
+            "198.20.0.1",
+            "192.0.1.1",
+            "223.255.255.255",
+            // A public IPv4 address behind NAT64, 6to4 or mapping stays public.
+            "64:ff9b::808:808",
+            "2002:808:808::1",
+            "::ffff:8.8.8.8",
+            "2001:4860:4860::8888",
+        ] {
             assert!(!is_private(public.parse().unwrap()), "{public}");
         }
     }

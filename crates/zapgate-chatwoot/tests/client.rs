@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use chatwoot_double::{ChatwootDouble, Role};
 use serde_json::{Value, json};
 use zapgate_chatwoot::client::{
-    Attachment, ChatwootClient, ChatwootError, ChatwootHttp, DETAIL_LIMIT, Message, NewContact,
-    NewMessage,
+    Attachment, ChatwootClient, ChatwootError, ChatwootHttp, DETAIL_LIMIT, MAX_RETRY_AFTER_SECS,
+    Message, NewContact, NewMessage,
 };
 use zapgate_chatwoot::guard::{AddressPolicy, PrivateAddress};
 use zapgate_core::token::Token;
@@ -29,7 +29,7 @@ struct Env {
 }
 
 fn http(policy: AddressPolicy, timeout: Duration) -> ChatwootHttp {
-    ChatwootHttp::new(policy, timeout).expect("http client")
+    ChatwootHttp::new(policy, timeout, false).expect("http client")
 }
 
 async fn env() -> Env {
@@ -1060,4 +1060,37 @@ async fn detail_is_cut_at_the_limit() {
     // Cut by characters, not bytes.
     let err = ChatwootError::Unexpected("é".repeat(DETAIL_LIMIT + 10));
     assert_eq!(err.detail(), "é".repeat(DETAIL_LIMIT));
+}
+
+#[tokio::test]
+async fn retry_after_is_clamped_to_an_hour() {
+    use std::io::{Read, Write};
+    // A receiver asking to be left alone for ~3 years on every request.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for mut socket in listener.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let _ = socket.read(&mut buf);
+            let _ = socket.write_all(
+                b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 99999999\r\n\
+                  Content-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        }
+    });
+    let client =
+        http(OPEN, Duration::from_secs(5)).account(&format!("http://{addr}"), 1, Token::new("t"));
+    let err = client.get_inbox(1).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ChatwootError::Status {
+                status: 429,
+                retry_after: Some(MAX_RETRY_AFTER_SECS),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(MAX_RETRY_AFTER_SECS, 3600);
 }

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use axum::{
     Router,
-    extract::{DefaultBodyLimit, Request},
+    extract::{DefaultBodyLimit, MatchedPath, Request},
     http::HeaderName,
     middleware,
 };
@@ -131,17 +131,20 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::webhook::router().layer(DefaultBodyLimit::max(state.body_limits.default)))
         .merge(api)
         .layer(middleware::from_fn(metrics::track))
-        .layer(
-            TraceLayer::new_for_http().make_span_with(|req: &Request| {
-                let request_id = req
-                    .headers()
-                    .get(&REQUEST_ID)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("-");
-                // The path only: query strings may carry tokens.
-                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id)
-            }),
-        )
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let request_id = req
+                .headers()
+                .get(&REQUEST_ID)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-");
+            // The route template, never the raw path: paths carry
+            // secrets (the Chatwoot webhook's) and queries tokens.
+            let route = req
+                .extensions()
+                .get::<MatchedPath>()
+                .map_or("unmatched", MatchedPath::as_str);
+            tracing::info_span!("request", method = %req.method(), route, request_id)
+        }))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .with_state(state)

@@ -11,8 +11,10 @@ use std::{
 use zapgate_core::{store::Store, time::now_secs};
 
 const WINDOW_SECS: i64 = 60;
-/// Above this many tracked buckets the memory counter drops finished windows.
-const MEMORY_PRUNE_AT: usize = 10_000;
+/// At most this many buckets are counted in memory (~150 bytes each). A
+/// flood of distinct callers (client IPs) makes room by dropping finished
+/// windows, then the least used buckets.
+const MEMORY_CAP: usize = 100_000;
 
 #[derive(Debug, Clone, Copy)]
 pub struct RateLimitConfig {
@@ -45,8 +47,14 @@ pub struct Verdict {
 }
 
 enum Counter {
-    Memory(Mutex<HashMap<String, (i64, u64)>>),
+    Memory(Mutex<Buckets>),
     Shared(Arc<dyn Store>),
+}
+
+/// The in-memory counters: bucket → (window start, count), at most `cap`.
+struct Buckets {
+    map: HashMap<String, (i64, u64)>,
+    cap: usize,
 }
 
 pub struct RateLimiter {
@@ -57,9 +65,16 @@ pub struct RateLimiter {
 impl RateLimiter {
     /// Counters in this process.
     pub fn in_memory(config: RateLimitConfig) -> Self {
+        Self::in_memory_capped(config, MEMORY_CAP)
+    }
+
+    fn in_memory_capped(config: RateLimitConfig, cap: usize) -> Self {
         Self {
             config,
-            counter: Counter::Memory(Mutex::new(HashMap::new())),
+            counter: Counter::Memory(Mutex::new(Buckets {
+                map: HashMap::new(),
+                cap,
+            })),
         }
     }
 
@@ -103,17 +118,45 @@ impl RateLimiter {
     }
 }
 
-fn count_in_memory(map: &Mutex<HashMap<String, (i64, u64)>>, bucket: &str, window: i64) -> u64 {
-    let mut map = map.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    if map.len() >= MEMORY_PRUNE_AT {
-        map.retain(|_, (start, _)| *start == window);
+fn count_in_memory(buckets: &Mutex<Buckets>, bucket: &str, window: i64) -> u64 {
+    let mut buckets = buckets
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if !buckets.map.contains_key(bucket) && buckets.map.len() >= buckets.cap {
+        buckets.make_room(window);
     }
-    let entry = map.entry(bucket.to_owned()).or_insert((window, 0));
+    let entry = buckets.map.entry(bucket.to_owned()).or_insert((window, 0));
     if entry.0 != window {
         *entry = (window, 0);
     }
     entry.1 += 1;
     entry.1
+}
+
+impl Buckets {
+    /// Drops finished windows; if the current one alone fills the map,
+    /// drops its least used buckets down to three quarters of the cap (they
+    /// start counting again: at worst a caller seen least gets a fresh
+    /// window). Leaving a quarter free makes the scan rare: its cost is
+    /// spread over the next `cap / 4` new buckets.
+    fn make_room(&mut self, window: i64) {
+        self.map.retain(|_, (start, _)| *start == window);
+        let keep = self.cap * 3 / 4;
+        if self.map.len() <= keep {
+            return;
+        }
+        let mut counts: Vec<u64> = self.map.values().map(|(_, count)| *count).collect();
+        let mut excess = self.map.len() - keep;
+        let (_, &mut threshold, _) = counts.select_nth_unstable(excess - 1);
+        self.map.retain(|_, (_, count)| {
+            if excess > 0 && *count <= threshold {
+                excess -= 1;
+                false
+            } else {
+                true
+            }
+        });
+    }
 }
 
 #[cfg(test)]
@@ -136,6 +179,28 @@ mod tests {
             "buckets are separate"
         );
         assert_eq!(over.reset % WINDOW_SECS, 0);
+    }
+
+    #[tokio::test]
+    async fn a_flood_of_buckets_stays_under_the_cap_and_the_busy_keep_their_count() {
+        let cap = 100;
+        let limiter = RateLimiter::in_memory_capped(RateLimitConfig::default(), cap);
+        let mut first = None;
+        for _ in 0..5 {
+            first = limiter.hit("busy", 5).await;
+        }
+        for i in 0..10_000 {
+            limiter.hit(&format!("ip:{i}"), 5).await.unwrap();
+            let Counter::Memory(buckets) = &limiter.counter else {
+                unreachable!()
+            };
+            let size = buckets.lock().unwrap().map.len();
+            assert!(size <= cap, "{size} buckets after {i} callers");
+        }
+        // The busiest bucket outlived the flood: still over its limit
+        // (unless the flood crossed into a new window, which resets it).
+        let last = limiter.hit("busy", 5).await.unwrap();
+        assert!(!last.allowed || last.reset != first.unwrap().reset);
     }
 
     #[tokio::test]

@@ -1,6 +1,7 @@
 //! Accounts and token resolution. An account's token is stored only as its
 //! SHA-256 hash; resolving a token means finding that hash among accounts and
-//! instances, and is cached for a moment (every request does it).
+//! instances, and is cached for a moment (every request does it), a token
+//! found nowhere a little longer.
 
 use zapgate_core::{
     Error, Result,
@@ -114,9 +115,14 @@ pub(crate) async fn find_principal(
             },
         ))
     };
-    store
-        .caches
-        .principals
-        .get_or_load(token.0.clone(), load)
-        .await
+    let caches = &store.caches;
+    if caches.unknown_tokens.get(&token.0).is_some() {
+        return Ok(None);
+    }
+    let generation = caches.unknown_tokens.generation();
+    let found = caches.principals.get_or_load(token.0.clone(), load).await?;
+    if found.is_none() {
+        caches.unknown_tokens.put(generation, token.0.clone(), ());
+    }
+    Ok(found)
 }

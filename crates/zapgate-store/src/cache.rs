@@ -5,7 +5,8 @@
 //! seen by the next read; another process on the same database sees it at
 //! most `ttl` after it committed. Single rows are kept only when found, so a
 //! row created anywhere is seen at once; a cached list may miss, for up to
-//! `ttl`, an instance another process just created.
+//! `ttl`, an instance another process just created. The one negative entry
+//! is a token found nowhere (see [`UNKNOWN_TOKEN_TTL`]).
 
 use std::{
     borrow::Borrow,
@@ -32,6 +33,13 @@ use zapgate_core::{
 /// most this late.
 const ROW_TTL: Duration = Duration::from_secs(1);
 
+/// How long a token found nowhere is known as unknown, so a client repeating
+/// a wrong token costs no query. A token created through this store is seen
+/// at once (the write forgets this); one created by another process (a fleet
+/// on PostgreSQL, `zapgate account create`) after this process was asked
+/// for it works here at most this late.
+const UNKNOWN_TOKEN_TTL: Duration = Duration::from_secs(10);
+
 /// How long a decrypted integration is reused: another process's change (a
 /// token or flag updated elsewhere, a deactivation elsewhere: its jobs are
 /// taken from the queue at once) reaches a job already running here at most
@@ -44,6 +52,8 @@ const INTEGRATION_TTL: Duration = Duration::from_secs(2);
 pub(crate) struct ReadCaches {
     /// Resolved tokens, by token hash.
     pub(crate) principals: TtlCache<String, Principal>,
+    /// Token hashes that resolved to nobody.
+    pub(crate) unknown_tokens: TtlCache<String, ()>,
     /// Decrypted integrations, by (column, value).
     pub(crate) integrations: TtlCache<(&'static str, String), Integration>,
     /// Instances, by id ([`InstanceKey::Id`]) or by account and name.
@@ -66,6 +76,7 @@ impl ReadCaches {
     pub(crate) fn new() -> Self {
         Self {
             principals: TtlCache::new(ROW_TTL),
+            unknown_tokens: TtlCache::new(UNKNOWN_TOKEN_TTL),
             integrations: TtlCache::new(INTEGRATION_TTL),
             instances: TtlCache::new(ROW_TTL),
             instance_lists: TtlCache::new(ROW_TTL),
@@ -77,6 +88,7 @@ impl ReadCaches {
     /// After every write that may change a cached row (committed or not).
     pub(crate) fn forget_all(&self) {
         self.principals.forget_all();
+        self.unknown_tokens.forget_all();
         self.integrations.forget_all();
         self.instances.forget_all();
         self.instance_lists.forget_all();

@@ -535,3 +535,50 @@ impl EventStore for SqlStore {
             .rows_affected())
     }
 }
+
+impl SqlStore {
+    /// Instances created before the events module kept their webhook block
+    /// in the instance row only, where nothing delivered to it: each such
+    /// enabled block becomes the instance's `default` webhook, once. Event
+    /// names the module does not know are dropped; a block left with none of
+    /// the names it listed is skipped (it would otherwise subscribe to all).
+    pub async fn adopt_instance_webhooks(&self) -> Result<u64> {
+        let rows = sqlx::query(
+            "SELECT i.id, i.webhook FROM instances i WHERE NOT EXISTS \
+             (SELECT 1 FROM webhooks w WHERE w.instance_id = i.id AND w.label = $1)",
+        )
+        .bind(DEFAULT_WEBHOOK_LABEL)
+        .fetch_all_on(self)
+        .await?;
+        let mut adopted = 0;
+        for row in rows {
+            let instance_id: String = get(&row, "id")?;
+            let block: WebhookConfig =
+                serde_json::from_str(&get::<String>(&row, "webhook")?).map_err(Error::internal)?;
+            if !block.enabled {
+                continue;
+            }
+            let events: Vec<EventName> = block
+                .events
+                .iter()
+                .filter_map(|e| EventName::parse(e))
+                .collect();
+            if events.is_empty() && !block.events.is_empty() {
+                tracing::warn!(%instance_id, events = ?block.events, "webhook block names no known event: not adopted");
+                continue;
+            }
+            let settings = WebhookSettings {
+                label: DEFAULT_WEBHOOK_LABEL.to_owned(),
+                enabled: true,
+                url: block.url,
+                authorization: crate::instances::webhook_authorization(self, &instance_id).await?,
+                by_events: block.by_events,
+                events,
+                media_base64: block.media_base64,
+            };
+            self.save_webhook(&instance_id, &settings).await?;
+            adopted += 1;
+        }
+        Ok(adopted)
+    }
+}

@@ -31,7 +31,10 @@ impl Store for SqlStore {
     }
 
     async fn create_account(&self, new: &NewAccount, token: &Token) -> Result<Account> {
-        accounts::create_account(self, new, token).await
+        let done = accounts::create_account(self, new, token).await;
+        // The token may be remembered as unknown.
+        self.caches.forget_all();
+        done
     }
 
     async fn list_accounts(&self) -> Result<Vec<Account>> {

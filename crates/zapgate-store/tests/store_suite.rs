@@ -16,6 +16,7 @@ use zapgate_core::{
     Error,
     account::{Account, NewAccount},
     chatwoot::{ChatwootFlags, Integration, IntegrationStatus},
+    event_log::{DeliveryOutcome, EventName, EventStore, NewEvent, WebhookSettings},
     instance::{
         ConnectionState, InstanceName, InstanceSettings, NewInstance, SessionStatus, SettingsPatch,
         WebhookConfig,
@@ -122,6 +123,7 @@ suite!(
     accounts_are_created_listed_and_deleted_with_their_instances,
     principals_resolve_both_token_kinds,
     resolved_tokens_go_with_their_owner,
+    an_unknown_token_is_not_looked_up_again_until_a_write_here,
     account_tokens_are_unique_and_concurrent_creates_succeed,
     create_instance_enforces_names_tokens_and_quota,
     concurrent_creates_never_exceed_the_quota,
@@ -155,6 +157,9 @@ suite!(
     delete_integration_clears_its_links,
     cached_reads_follow_writes_here_at_once_and_elsewhere_within_a_second,
     claims_recover_after_the_database_drops_their_connections,
+    events_get_consecutive_sequences_and_are_stored_once,
+    delivery_claims_cap_running_deliveries_per_webhook,
+    instance_webhook_blocks_are_adopted_once,
 );
 
 // ---------------------------------------------------------------- helpers
@@ -407,6 +412,51 @@ async fn resolved_tokens_go_with_their_owner(db: Db) {
                 .is_none()
         );
     }
+}
+
+/// A token found nowhere is remembered: asking again makes no query (so an
+/// account another process creates meanwhile is not seen here yet, the
+/// documented delay), while a token created through this store works at once.
+async fn an_unknown_token_is_not_looked_up_again_until_a_write_here(db: Db) {
+    let store = db.store().await;
+    let elsewhere = db.store().await;
+    let token = Token::generate_account();
+    assert!(store.find_principal(&token.hash()).await.unwrap().is_none());
+    let new = NewAccount::parse("Later", 2, None).unwrap();
+    let acc = elsewhere.create_account(&new, &token).await.unwrap();
+    assert!(
+        elsewhere
+            .find_principal(&token.hash())
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        store.find_principal(&token.hash()).await.unwrap().is_none(),
+        "the unknown token was looked up in the database again"
+    );
+
+    // An instance created here: its token, unknown a moment ago, works at
+    // once, and the account's token too (every write forgets the unknowns).
+    let created = new_instance("later");
+    assert!(
+        store
+            .find_principal(&created.token.hash())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    store.create_instance(&acc, &created).await.unwrap();
+    for token in [&created.token, &token] {
+        assert!(store.find_principal(&token.hash()).await.unwrap().is_some());
+    }
+
+    // An account created here works at once too.
+    let mine = Token::generate_account();
+    assert!(store.find_principal(&mine.hash()).await.unwrap().is_none());
+    let new = NewAccount::parse("Mine", 1, None).unwrap();
+    store.create_account(&new, &mine).await.unwrap();
+    assert!(store.find_principal(&mine.hash()).await.unwrap().is_some());
 }
 
 async fn create_instance_enforces_names_tokens_and_quota(db: Db) {
@@ -1966,4 +2016,173 @@ async fn claims_recover_after_the_database_drops_their_connections(db: Db) {
         }
     }
     assert_eq!(keys(&claimed), ["second"]);
+}
+
+// ---------------------------------------------------------------- events
+
+fn hook(label: &str) -> WebhookSettings {
+    WebhookSettings {
+        label: label.into(),
+        enabled: true,
+        url: format!("https://hooks.example.test/{label}"),
+        authorization: Some(format!("Bearer {label}")),
+        by_events: false,
+        events: vec![EventName::MessageExchange],
+        media_base64: false,
+    }
+}
+
+fn event(instance_id: &str, key: &str) -> NewEvent {
+    NewEvent {
+        instance_id: instance_id.into(),
+        name: EventName::MessageExchange,
+        dedupe_key: key.into(),
+        data: format!("{{\"id\":\"{key}\"}}"),
+    }
+}
+
+async fn events_get_consecutive_sequences_and_are_stored_once(db: Db) {
+    let store = Arc::new(db.store().await);
+    let (acc, _) = account(&store, "Events", 5).await;
+    let instance = store
+        .create_instance(&acc, &new_instance("suporte"))
+        .await
+        .unwrap();
+    // Concurrent appends: every sequence once, no gap.
+    let mut tasks = Vec::new();
+    for n in 0..20 {
+        let (store, id) = (store.clone(), instance.id.clone());
+        tasks.push(tokio::spawn(async move {
+            store.append_event(&event(&id, &format!("k{n}")), &[]).await
+        }));
+    }
+    for task in tasks {
+        assert!(task.await.unwrap().unwrap().is_some());
+    }
+    assert!(
+        store
+            .append_event(&event(&instance.id, "k3"), &[])
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let log = store.events_after(&instance.id, 0, 100).await.unwrap();
+    let sequences: Vec<i64> = log.iter().map(|e| e.sequence).collect();
+    assert_eq!(sequences, (1..=20).collect::<Vec<_>>());
+    let rest = store.events_after(&instance.id, 15, 100).await.unwrap();
+    assert_eq!(rest.len(), 5);
+}
+
+async fn delivery_claims_cap_running_deliveries_per_webhook(db: Db) {
+    let store = db.store().await;
+    let (acc, _) = account(&store, "Deliveries", 5).await;
+    let instance = store
+        .create_instance(&acc, &new_instance("suporte"))
+        .await
+        .unwrap();
+    let a = store.save_webhook(&instance.id, &hook("a")).await.unwrap();
+    let b = store.save_webhook(&instance.id, &hook("b")).await.unwrap();
+    assert!(a.signing_secret.starts_with("whsec_"));
+    for n in 0..10 {
+        store
+            .append_event(
+                &event(&instance.id, &format!("k{n}")),
+                &[a.id.clone(), b.id.clone()],
+            )
+            .await
+            .unwrap();
+    }
+    let now = zapgate_core::time::now_ms();
+    let claimed = store
+        .claim_deliveries(now, now + 60_000, 100, 3)
+        .await
+        .unwrap();
+    let per = |id: &str| claimed.iter().filter(|w| w.webhook.id == id).count();
+    assert_eq!((per(&a.id), per(&b.id)), (3, 3));
+    assert_eq!(
+        claimed[0].webhook.settings.authorization.as_deref(),
+        Some("Bearer a")
+    );
+    // At the cap: nothing more until one finishes.
+    assert!(
+        store
+            .claim_deliveries(now, now + 60_000, 100, 3)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    store
+        .finish_delivery(
+            claimed[0].delivery.id,
+            &DeliveryOutcome::Delivered { status: 200 },
+        )
+        .await
+        .unwrap();
+    let next = store
+        .claim_deliveries(now, now + 60_000, 100, 3)
+        .await
+        .unwrap();
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].webhook.id, claimed[0].webhook.id);
+    // A lapsed lease is claimed again (its process died).
+    let later = now + 120_000;
+    assert_eq!(
+        store
+            .claim_deliveries(later, later + 60_000, 100, 3)
+            .await
+            .unwrap()
+            .len(),
+        6
+    );
+    // A fourth enabled webhook is refused; a disabled one is not counted.
+    store.save_webhook(&instance.id, &hook("c")).await.unwrap();
+    assert!(matches!(
+        store.save_webhook(&instance.id, &hook("d")).await,
+        Err(Error::Conflict(_))
+    ));
+    let off = WebhookSettings::disabled("c".into(), false);
+    store.save_webhook(&instance.id, &off).await.unwrap();
+    store.save_webhook(&instance.id, &hook("d")).await.unwrap();
+}
+
+async fn instance_webhook_blocks_are_adopted_once(db: Db) {
+    let store = db.store().await;
+    let (acc, _) = account(&store, "Legacy", 5).await;
+    let new = NewInstance {
+        webhook: WebhookConfig {
+            enabled: true,
+            url: "https://hooks.example.test/legacy".into(),
+            by_events: true,
+            events: vec!["message.exchange".into(), "messages.upsert".into()],
+            media_base64: false,
+        },
+        webhook_authorization: Some("Bearer legacy".into()),
+        ..new_instance("legacy")
+    };
+    let legacy = store.create_instance(&acc, &new).await.unwrap();
+    let unknown_only = NewInstance {
+        webhook: WebhookConfig {
+            enabled: true,
+            url: "https://hooks.example.test/x".into(),
+            events: vec!["messages.upsert".into()],
+            ..WebhookConfig::default()
+        },
+        ..new_instance("unknown")
+    };
+    let skipped = store.create_instance(&acc, &unknown_only).await.unwrap();
+    store
+        .create_instance(&acc, &new_instance("plain"))
+        .await
+        .unwrap();
+
+    assert_eq!(store.adopt_instance_webhooks().await.unwrap(), 1);
+    assert_eq!(store.adopt_instance_webhooks().await.unwrap(), 0);
+    let hooks = store.webhooks(&legacy.id).await.unwrap();
+    assert_eq!(hooks.len(), 1);
+    let adopted = &hooks[0].settings;
+    assert_eq!(adopted.label, "default");
+    assert_eq!(adopted.authorization.as_deref(), Some("Bearer legacy"));
+    assert_eq!(adopted.events, vec![EventName::MessageExchange]);
+    assert!(adopted.by_events);
+    assert!(store.webhooks(&skipped.id).await.unwrap().is_empty());
 }

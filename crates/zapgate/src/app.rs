@@ -1,11 +1,26 @@
 //! Wiring: configuration in, a running server out. `main` calls it for
 //! `serve`; the integration tests call it to run a real server in-process.
 
-use std::{future::Future, net::SocketAddr, path::Path, sync::Arc};
+use std::{future::Future, net::SocketAddr, path::Path, sync::Arc, time::Duration};
 
 use anyhow::Context;
+use axum::{
+    extract::ConnectInfo,
+    http::{Request, StatusCode},
+};
 use base64::Engine;
-use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+use hyper::{body::Incoming, server::conn::http1};
+use hyper_util::{
+    rt::{TokioIo, TokioTimer},
+    service::TowerToHyperService,
+};
+use tokio::{
+    net::TcpListener,
+    sync::{Semaphore, oneshot, watch},
+    task::JoinHandle,
+};
+use tower::{Layer, ServiceExt};
+use tower_http::timeout::TimeoutLayer;
 use zapgate_chatwoot::{
     AddressPolicy, Bridge, BridgeSink, ChatwootHttp, ChatwootLifecycle, ChatwootService,
     download::Downloader,
@@ -23,7 +38,7 @@ use zapgate_http::{AppParts, AppState, RateLimiter};
 use zapgate_store::{Backend, SecretBox, SqlStore, redact_url};
 use zapgate_whatsapp::{SandboxProvider, web::WebProvider};
 
-use crate::config::{Config, KeySource, Provider};
+use crate::config::{Config, KeySource, Provider, ServerLimits};
 
 /// Opens the database the configuration names, with the secret box.
 /// Migrations are not run here: `serve` and `migrate` do that.
@@ -99,8 +114,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let addr = listener.local_addr()?;
     let (stop, stopped) = oneshot::channel::<()>();
     let (app, web) = build(&config).await?;
+    let limits = config.server;
     let task = tokio::spawn(async move {
-        let served = serve(listener, app, async {
+        let served = serve(listener, app, limits, async {
             let _ = stopped.await;
         })
         .await;
@@ -123,6 +139,16 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
 async fn build(config: &Config) -> anyhow::Result<(axum::Router, Option<Arc<WebProvider>>)> {
     let store = open_store(config).await?;
     store.migrate().await.context("running migrations")?;
+    let adopted = store
+        .adopt_instance_webhooks()
+        .await
+        .context("adopting instance webhook blocks")?;
+    if adopted > 0 {
+        tracing::info!(
+            adopted,
+            "instance webhook blocks now deliver as default webhooks"
+        );
+    }
     let backend = store.backend();
     let sql_store = store.clone();
     let store: Arc<dyn Store> = Arc::new(store);
@@ -145,8 +171,17 @@ async fn build(config: &Config) -> anyhow::Result<(axum::Router, Option<Arc<WebP
     let url_policy = AddressPolicy {
         allow_private: config.allow_private_urls,
     };
-    let chatwoot_http = ChatwootHttp::new(url_policy, config.chatwoot_timeouts.activate)
-        .context("building the Chatwoot HTTP client")?;
+    let chatwoot_http = ChatwootHttp::new(
+        url_policy,
+        config.chatwoot_timeouts.activate,
+        config.honor_proxy_env,
+    )
+    .context("building the Chatwoot HTTP client")?;
+    if config.honor_proxy_env {
+        tracing::warn!(
+            "ZAPGATE_HONOR_PROXY_ENV: customer URLs go through the proxy, which must refuse private destinations itself"
+        );
+    }
     // The bridge routes only while the module is on.
     let bridge = config
         .chatwoot_enabled
@@ -198,7 +233,7 @@ async fn build(config: &Config) -> anyhow::Result<(axum::Router, Option<Arc<WebP
     let deliveries = Deliveries::new(
         store.clone(),
         event_store.clone(),
-        webhook_client(url_policy)?,
+        webhook_client(url_policy, config.honor_proxy_env)?,
         config.deliveries,
         config.public_url.as_str().trim_end_matches('/').to_owned(),
     );
@@ -273,6 +308,7 @@ pub fn account_service(config: &Config, store: SqlStore) -> anyhow::Result<Accou
             allow_private: config.allow_private_urls,
         },
         config.chatwoot_timeouts.activate,
+        config.honor_proxy_env,
     )
     .context("building the Chatwoot HTTP client")?;
     let bus = Arc::new(EventBus::new());
@@ -285,30 +321,92 @@ pub fn account_service(config: &Config, store: SqlStore) -> anyhow::Result<Accou
 }
 
 /// The client webhook deliveries go out on: every connection checked by the
-/// address guard, no redirect followed (a 3xx is a failed attempt), and no
-/// proxy from the environment (a proxy would connect for us, past the guard).
-fn webhook_client(policy: AddressPolicy) -> anyhow::Result<reqwest::Client> {
-    reqwest::Client::builder()
+/// address guard and no redirect followed (a 3xx is a failed attempt). Like
+/// the Chatwoot client, it ignores proxy variables unless the operator opts
+/// in (a proxy connects for us, past the guard).
+fn webhook_client(policy: AddressPolicy, honor_proxy_env: bool) -> anyhow::Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder()
         .dns_resolver(policy.resolver())
         .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .user_agent(concat!("zapgate/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .context("building the webhook HTTP client")
+        .user_agent(concat!("zapgate/", env!("CARGO_PKG_VERSION")));
+    if !honor_proxy_env {
+        builder = builder.no_proxy();
+    }
+    builder.build().context("building the webhook HTTP client")
 }
 
+/// Serves HTTP/1 (with upgrades) until `shutdown`, then lets open requests
+/// finish. Each connection must send its headers within `header_timeout`
+/// (idle keep-alive connections close after it too) and gets every answer
+/// within `request_timeout`; past `max_connections` the next one waits in
+/// the listen backlog until a connection ends. (`axum::serve` sets no
+/// header-read timeout and no cap.)
 async fn serve(
     listener: TcpListener,
     app: axum::Router,
+    limits: ServerLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
-    .context("serving HTTP")?;
+    let app = TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limits.request_timeout)
+        .layer(app);
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    // Every connection holds a slot until it ends, so getting all of them
+    // back is also how shutdown knows the last one finished.
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let (stop, stopping) = watch::channel(());
+    tokio::pin!(shutdown);
+    loop {
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot.context("connection slots closed")?,
+            () = &mut shutdown => break,
+        };
+        let (stream, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    // Out of file descriptors, or a connection reset before
+                    // it was accepted: wait a little rather than spin.
+                    tracing::warn!(error = %err, "could not accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        if let Err(err) = stream.set_nodelay(true) {
+            tracing::debug!(error = %err, "could not set TCP_NODELAY");
+        }
+        // What `ConnectInfo<SocketAddr>` reads (rate limits by client IP).
+        let service = app.clone().map_request(move |mut req: Request<Incoming>| {
+            req.extensions_mut().insert(ConnectInfo(remote));
+            req
+        });
+        let connection = http
+            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
+            .with_upgrades();
+        let mut stopping = stopping.clone();
+        tokio::spawn(async move {
+            tokio::pin!(connection);
+            let ended = tokio::select! {
+                ended = connection.as_mut() => ended,
+                _ = stopping.changed() => {
+                    // Finishes the request in flight, closes if idle.
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(err) = ended {
+                tracing::debug!(error = %err, "connection closed with an error");
+            }
+            drop(slot);
+        });
+    }
+    drop(listener);
+    let _ = stop.send(());
+    let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
+    let _drained = slots.acquire_many(all).await;
     tracing::info!("zapgate stopped");
     Ok(())
 }

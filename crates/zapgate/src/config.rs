@@ -64,6 +64,22 @@ pub struct Config {
     pub chatwoot_timeouts: ChatwootTimeouts,
     pub bridge: BridgeConfig,
     pub deliveries: DeliverySettings,
+    pub server: ServerLimits,
+    /// Outbound clients use `HTTP(S)_PROXY`/`ALL_PROXY` (off: the address
+    /// guard cannot see through a proxy).
+    pub honor_proxy_env: bool,
+}
+
+/// What one client may hold of the HTTP server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerLimits {
+    /// A request's headers must arrive within this (also closes idle
+    /// keep-alive connections): a slowloris holds a connection no longer.
+    pub header_timeout: Duration,
+    /// A whole request, body included, answers within this (408 after).
+    pub request_timeout: Duration,
+    /// Connections served at once; more wait in the listen backlog.
+    pub max_connections: usize,
 }
 
 /// A bad variable and what is wrong with it.
@@ -171,6 +187,14 @@ variables! {
         "body limit on media routes, and the largest media downloaded";
     CONNECT_TIMEOUT_SECS = "ZAPGATE_CONNECT_TIMEOUT_SECS", Value("60"),
         "how long connect waits for the first QR or pairing code";
+    HEADER_TIMEOUT_SECS = "ZAPGATE_HEADER_TIMEOUT_SECS", Value("10"),
+        "a request's headers must arrive within this; idle keep-alive connections close after it";
+    REQUEST_TIMEOUT_SECS = "ZAPGATE_REQUEST_TIMEOUT_SECS", Value("300"),
+        "a whole request (body included) is answered within this, else 408";
+    MAX_CONNECTIONS = "ZAPGATE_MAX_CONNECTIONS", Value("1024"),
+        "HTTP connections served at once; more wait to be accepted";
+    HONOR_PROXY_ENV = "ZAPGATE_HONOR_PROXY_ENV", Value("false"),
+        "fetch customer URLs (Chatwoot, media, webhooks) through HTTP(S)_PROXY/ALL_PROXY; the private-address guard then sees only IP literals";
     CHATWOOT_SET_TIMEOUT_SECS = "ZAPGATE_CHATWOOT_SET_TIMEOUT_SECS", Value("60"),
         "deadline of `POST /api/chatwoot/set` (504 after it)";
     CHATWOOT_INFO_TIMEOUT_SECS = "ZAPGATE_CHATWOOT_INFO_TIMEOUT_SECS", Value("10"),
@@ -398,6 +422,12 @@ impl Config {
             retention: Duration::from_secs(env.number::<u64>(EVENT_RETENTION_HOURS, 1)? * 3600),
         };
 
+        let server = ServerLimits {
+            header_timeout: env.seconds(HEADER_TIMEOUT_SECS, 1)?,
+            request_timeout: env.seconds(REQUEST_TIMEOUT_SECS, 1)?,
+            max_connections: env.number(MAX_CONNECTIONS, 1)?,
+        };
+
         Ok(Self {
             addr,
             database_url,
@@ -416,6 +446,8 @@ impl Config {
             chatwoot_timeouts,
             bridge,
             deliveries,
+            server,
+            honor_proxy_env: env.boolean(HONOR_PROXY_ENV)?,
         })
     }
 
@@ -457,6 +489,8 @@ impl fmt::Debug for Config {
             chatwoot_timeouts,
             bridge,
             deliveries,
+            server,
+            honor_proxy_env,
         } = self;
         f.debug_struct("Config")
             .field("addr", addr)
@@ -482,6 +516,8 @@ impl fmt::Debug for Config {
             .field("chatwoot_timeouts", chatwoot_timeouts)
             .field("bridge", bridge)
             .field("deliveries", deliveries)
+            .field("server", server)
+            .field("honor_proxy_env", honor_proxy_env)
             .finish()
     }
 }
@@ -612,6 +648,15 @@ mod tests {
         assert_eq!(web.socket_url, None);
         assert_eq!(web.media_limit, c.body_limits.media);
         assert_eq!(web.lease_ttl, Duration::from_secs(30));
+        assert_eq!(
+            c.server,
+            ServerLimits {
+                header_timeout: Duration::from_secs(10),
+                request_timeout: Duration::from_secs(300),
+                max_connections: 1024,
+            }
+        );
+        assert!(!c.honor_proxy_env);
     }
 
     #[test]
@@ -747,6 +792,9 @@ mod tests {
             ("ZAPGATE_BRIDGE_POLL_MS", "0"),
             ("ZAPGATE_CHATWOOT_CACHE_SECS", "-1"),
             ("RUST_LOG", "info,sqlx=loud"),
+            ("ZAPGATE_HEADER_TIMEOUT_SECS", "0"),
+            ("ZAPGATE_MAX_CONNECTIONS", "0"),
+            ("ZAPGATE_HONOR_PROXY_ENV", "perhaps"),
         ] {
             let err = config(&[(variable, value)]).unwrap_err();
             assert_eq!(err.variable, variable, "{value}: {err}");

@@ -567,3 +567,88 @@ async fn secrets_rekey_moves_every_secret_to_the_new_key() {
     assert_eq!(list["message"], json!("1 Instance found"));
     assert_eq!(serve.terminate().await.code(), Some(0));
 }
+
+/// A proxy that only counts the connections it gets, and answers none.
+fn counting_proxy() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::{Arc, atomic::AtomicUsize};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let hits = Arc::new(AtomicUsize::new(0));
+    let count = hits.clone();
+    std::thread::spawn(move || {
+        for connection in listener.incoming() {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(connection);
+        }
+    });
+    (url, hits)
+}
+
+#[tokio::test]
+async fn chatwoot_calls_ignore_the_proxy_variables_unless_the_operator_opts_in() {
+    use std::sync::atomic::Ordering;
+    let double = chatwoot_double::ChatwootDouble::start().await;
+    let cw_account = double.add_account("Acme");
+    let (_, cw_token) = double.add_user(
+        "Ana",
+        "ana@acme.test",
+        chatwoot_double::Role::Administrator,
+        &[cw_account],
+    );
+    let (proxy, hits) = counting_proxy();
+    for honor in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let honor_value = honor.to_string();
+        let serve = Serve::start(
+            dir.path(),
+            &[
+                ("ZAPGATE_WHATSAPP_PROVIDER", "sandbox"),
+                ("ZAPGATE_ALLOW_PRIVATE_URLS", "true"),
+                ("ZAPGATE_CHATWOOT_SET_TIMEOUT_SECS", "5"),
+                ("HTTP_PROXY", &proxy),
+                ("http_proxy", &proxy),
+                ("HTTPS_PROXY", &proxy),
+                ("ALL_PROXY", &proxy),
+                ("ZAPGATE_HONOR_PROXY_ENV", &honor_value),
+            ],
+        )
+        .await;
+        let (status, account) = post(
+            &serve.base,
+            "/admin/accounts",
+            ADMIN_TOKEN,
+            json!({"name": "acme", "maxInstances": 1}),
+        )
+        .await;
+        assert_eq!(status, 201, "{account}");
+        let token = account["token"].as_str().unwrap();
+        let (status, body) = post(
+            &serve.base,
+            "/api/instance/new",
+            token,
+            json!({"name": "suporte"}),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+        let before = hits.load(Ordering::SeqCst);
+        let (status, body) = post(
+            &serve.base,
+            "/api/chatwoot/set/suporte",
+            token,
+            json!({
+                "chatwootBaseUrl": double.base_url(),
+                "chatwootAccountId": cw_account,
+                "chatwootApiToken": cw_token,
+            }),
+        )
+        .await;
+        let proxied = hits.load(Ordering::SeqCst) - before;
+        if honor {
+            assert!(proxied > 0, "opted in, but the proxy was not used: {body}");
+            assert_ne!(status, 201, "{body}");
+        } else {
+            assert_eq!(proxied, 0, "the proxy variables were followed");
+            assert_eq!(status, 201, "{body}");
+        }
+    }
+}

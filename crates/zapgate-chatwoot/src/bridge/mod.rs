@@ -221,12 +221,21 @@ impl From<download::Failure> for Failure {
     }
 }
 
+/// What a tenant sees (`last_error`, the failed message in Chatwoot) when a
+/// job failed on our side: the cause (SQL, decryption) is for the log only.
+pub const INTERNAL_FAILURE: &str =
+    "zapgate could not process this delivery (an internal error; the server log has the cause)";
+
 impl From<Error> for Failure {
     fn from(err: Error) -> Self {
-        // Our own failures (database) are worth retrying; the message is logged.
-        Self::Transient {
-            error: err.to_string(),
-            after: None,
-        }
+        // Our own failures (database, decryption) are worth retrying.
+        let error = match &err {
+            Error::Internal { .. } => {
+                tracing::warn!(error = %err, "bridge job failed on an internal error");
+                INTERNAL_FAILURE.to_owned()
+            }
+            public => public.public_message().to_owned(),
+        };
+        Self::Transient { error, after: None }
     }
 }

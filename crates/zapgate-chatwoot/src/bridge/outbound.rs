@@ -222,10 +222,7 @@ impl Bridge {
                         reason: messages::INSTANCE_NOT_CONNECTED.to_owned(),
                         after: self.config.wait_poll,
                     },
-                    other => Failure::Transient {
-                        error: other.to_string(),
-                        after: None,
-                    },
+                    other => Failure::from(other),
                 })?;
         }
         Ok(())

@@ -43,20 +43,28 @@ pub enum WebhookOutcome {
 }
 
 impl Bridge {
-    /// Authenticates a delivery and stores what it asks for.
-    pub async fn accept_webhook(
+    /// The integration whose webhook URL carries `secret`. Called before the
+    /// body is read: a caller without the secret costs no more than this.
+    pub async fn authenticate_webhook(
         &self,
         integration_id: &str,
         secret: &str,
-        signature: Option<Signature<'_>>,
-        body: &[u8],
-    ) -> Result<WebhookOutcome> {
-        let integration = self
-            .store
+    ) -> Result<Integration> {
+        self.store
             .find_integration_by_id(integration_id)
             .await?
             .filter(|i| same_secret(i.webhook_secret.expose(), secret))
-            .ok_or_else(|| Error::unauthorized(INVALID_WEBHOOK))?;
+            .ok_or_else(|| Error::unauthorized(INVALID_WEBHOOK))
+    }
+
+    /// Checks the signature of a delivery to `integration` (authenticated
+    /// by [`Self::authenticate_webhook`]) and stores what it asks for.
+    pub async fn accept_webhook(
+        &self,
+        integration: &Integration,
+        signature: Option<Signature<'_>>,
+        body: &[u8],
+    ) -> Result<WebhookOutcome> {
         // Chatwoot signs every delivery once the inbox has a secret (v4.13+):
         // an unsigned one then is a forgery or a downgrade.
         if let Some(key) = &integration.inbox_secret {
@@ -67,8 +75,8 @@ impl Bridge {
         let event: Value = serde_json::from_slice(body)
             .map_err(|e| Error::bad_request(format!("Invalid webhook body: {e}")))?;
         match event.get("event").and_then(Value::as_str).unwrap_or("") {
-            "message_created" => self.agent_message(&integration, &event).await,
-            "message_updated" => self.agent_deletion(&integration, &event).await,
+            "message_created" => self.agent_message(integration, &event).await,
+            "message_updated" => self.agent_deletion(integration, &event).await,
             "conversation_status_changed" => {
                 let (Some(id), Some(status)) = (
                     event.get("id").and_then(Value::as_i64),

@@ -1,19 +1,20 @@
 //! `POST /chatwoot/webhook/:bridge_integration_id/:secret`: where Chatwoot's
 //! inbox calls us. Not rate limited (Chatwoot never retries); answers as soon
-//! as the work is stored.
+//! as the work is stored. The path secret is checked before the body is
+//! read, so a caller without it cannot make us read (or wait for) a body.
 
 use axum::{
     Json, Router,
     body::Bytes,
-    extract::{Path, State},
-    http::HeaderMap,
+    extract::{FromRequest, Path, Request, State},
+    http::StatusCode,
     routing::post,
 };
 use zapgate_chatwoot::{
     bridge::webhook::{Signature, WebhookOutcome},
     integration::NOT_CONFIGURED,
 };
-use zapgate_core::Error;
+use zapgate_core::{Error, messages};
 
 use crate::{AppState, envelope::MessageOut, error::ApiResult};
 
@@ -24,13 +25,22 @@ pub fn router() -> Router<AppState> {
 async fn receive(
     State(state): State<AppState>,
     Path((integration, secret)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: Bytes,
+    req: Request,
 ) -> ApiResult<Json<MessageOut>> {
     let bridge = state
         .bridge
         .as_ref()
         .ok_or_else(|| Error::Unavailable(NOT_CONFIGURED.to_owned()))?;
+    let integration = bridge.authenticate_webhook(&integration, &secret).await?;
+    let headers = req.headers().clone();
+    // Bounded by the router's `DefaultBodyLimit`.
+    let body = Bytes::from_request(req, &state).await.map_err(|r| {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Error::PayloadTooLarge(messages::BODY_TOO_LARGE.to_owned())
+        } else {
+            Error::bad_request(messages::INVALID_REQUEST_BODY)
+        }
+    })?;
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let signature = match (
         header("x-chatwoot-timestamp"),
@@ -43,7 +53,7 @@ async fn receive(
         _ => None,
     };
     let outcome = bridge
-        .accept_webhook(&integration, &secret, signature, &body)
+        .accept_webhook(&integration, signature, &body)
         .await?;
     Ok(Json(MessageOut::new(match outcome {
         WebhookOutcome::Queued => "queued",

@@ -484,6 +484,62 @@ async fn a_reply_that_keeps_failing_is_marked_failed_once_the_attempts_run_out()
 }
 
 #[tokio::test]
+async fn an_internal_error_reaches_chatwoot_and_the_list_as_a_public_text_only() {
+    let f = Fixture::start_with(
+        json!({}),
+        Env::default().with("ZAPGATE_BRIDGE_MAX_ATTEMPTS", "1"),
+    )
+    .await;
+    let chat = customer_writes(&f).await;
+    // Break the store under the worker: the next agent reply's job meets an
+    // SQL error (`no such table`) on our side.
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", f.server.sqlite_file().display()))
+        .await
+        .unwrap();
+    for _ in 0..500 {
+        let links: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM message_links")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        if links > 0 {
+            break;
+        }
+        settle(20).await;
+    }
+    sqlx::query("ALTER TABLE message_links RENAME TO message_links_away")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let reply = agent_says(&f, chat.conversation_id, "Vai quebrar");
+
+    let failed = until_status(&f, chat.conversation_id, reply, "failed").await;
+    let shown = failed["content_attributes"]["external_error"]
+        .as_str()
+        .unwrap_or_default();
+    assert_eq!(
+        shown,
+        zapgate_chatwoot::bridge::INTERNAL_FAILURE,
+        "{failed}"
+    );
+
+    let list = f
+        .server
+        .get("/api/chatwoot/list/suporte", Some(&f.token))
+        .await;
+    assert_eq!(list.status.as_u16(), 200, "{}", list.text);
+    assert!(
+        list.text
+            .contains(zapgate_chatwoot::bridge::INTERNAL_FAILURE),
+        "{}",
+        list.text
+    );
+    for internal in ["message_links", "no such table", "SQL", "sqlx"] {
+        assert!(!list.text.contains(internal), "{internal}: {}", list.text);
+        assert!(!shown.contains(internal), "{internal}: {shown}");
+    }
+}
+
+#[tokio::test]
 async fn a_reply_waits_while_the_phone_is_offline_and_goes_out_once_on_reconnect() {
     let f = Fixture::start(json!({})).await;
     let chat = customer_writes(&f).await;
