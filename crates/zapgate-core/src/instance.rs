@@ -2,12 +2,14 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Error, Result, messages, token::Token};
+use crate::{Error, Result, jid::Jid, messages, token::Token, whatsapp::InboundMessage};
 
 pub const MAX_INSTANCE_NAME_LEN: usize = 64;
 pub const MIN_CUSTOM_TOKEN_LEN: usize = 16;
 /// Long enough for any sane secret, short enough to bound the row.
 pub const MAX_CUSTOM_TOKEN_LEN: usize = 256;
+/// A short text to a caller, not a document.
+pub const MAX_CALL_REJECT_MESSAGE_LEN: usize = 1024;
 
 /// An instance name: 1-64 ASCII letters, digits, `-` or `_`. Names appear in
 /// URLs, so nothing needs escaping.
@@ -58,6 +60,78 @@ impl Default for InstanceSettings {
             disable_history_sync: true,
             ignore_status: false,
         }
+    }
+}
+
+impl InstanceSettings {
+    /// Refuses what zapgate would have to store and ignore.
+    pub fn validate(&self) -> Result<()> {
+        if self.call_reject_message.chars().count() > MAX_CALL_REJECT_MESSAGE_LEN {
+            return Err(Error::bad_request(format!(
+                "Invalid callRejectMessage: at most {MAX_CALL_REJECT_MESSAGE_LEN} characters"
+            )));
+        }
+        if !self.disable_history_sync {
+            return Err(Error::bad_request(messages::HISTORY_SYNC_UNSUPPORTED));
+        }
+        Ok(())
+    }
+
+    /// Whether a message in `chat` goes to the event sink at all. Providers
+    /// still acknowledge a dropped message to WhatsApp.
+    pub fn delivers(&self, chat: &Jid) -> bool {
+        !(self.ignore_group_messages && chat.is_group()
+            || self.ignore_status && chat.is_status_broadcast())
+    }
+
+    /// Whether a stored message is then marked read on WhatsApp: someone
+    /// else's, in a chat. Viewing a status post is left to the owner.
+    pub fn reads(&self, message: &InboundMessage) -> bool {
+        self.auto_read_messages && !message.from_me && !message.chat.is_status_broadcast()
+    }
+
+    /// The text sent to a caller whose call was rejected, if any.
+    pub fn call_reject_text(&self) -> Option<&str> {
+        Some(self.call_reject_message.as_str()).filter(|m| !m.trim().is_empty())
+    }
+}
+
+/// A partial update of [`InstanceSettings`]: `None` keeps the current value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SettingsPatch {
+    pub auto_reject_calls: Option<bool>,
+    pub call_reject_message: Option<String>,
+    pub ignore_group_messages: Option<bool>,
+    pub keep_online_status: Option<bool>,
+    pub auto_read_messages: Option<bool>,
+    pub disable_history_sync: Option<bool>,
+    pub ignore_status: Option<bool>,
+}
+
+impl SettingsPatch {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// `current` with the given fields replaced, validated.
+    pub fn apply(&self, current: &InstanceSettings) -> Result<InstanceSettings> {
+        let c = current;
+        let settings = InstanceSettings {
+            auto_reject_calls: self.auto_reject_calls.unwrap_or(c.auto_reject_calls),
+            call_reject_message: self
+                .call_reject_message
+                .clone()
+                .unwrap_or_else(|| c.call_reject_message.clone()),
+            ignore_group_messages: self
+                .ignore_group_messages
+                .unwrap_or(c.ignore_group_messages),
+            keep_online_status: self.keep_online_status.unwrap_or(c.keep_online_status),
+            auto_read_messages: self.auto_read_messages.unwrap_or(c.auto_read_messages),
+            disable_history_sync: self.disable_history_sync.unwrap_or(c.disable_history_sync),
+            ignore_status: self.ignore_status.unwrap_or(c.ignore_status),
+        };
+        settings.validate()?;
+        Ok(settings)
     }
 }
 
@@ -181,6 +255,59 @@ mod tests {
         );
         assert!(parse_custom_token("0123456789abcdef").is_ok());
         assert!(parse_custom_token("0123456789 abcdef").is_err());
+    }
+
+    #[test]
+    fn a_patch_keeps_what_it_does_not_name() {
+        let current = InstanceSettings {
+            call_reject_message: "busy".to_owned(),
+            ignore_status: true,
+            ..InstanceSettings::default()
+        };
+        let patch = SettingsPatch {
+            ignore_group_messages: Some(true),
+            ..SettingsPatch::default()
+        };
+        assert!(!patch.is_empty());
+        assert!(SettingsPatch::default().is_empty());
+        let next = patch.apply(&current).unwrap();
+        assert!(next.ignore_group_messages && next.ignore_status);
+        assert_eq!(next.call_reject_message, "busy");
+    }
+
+    #[test]
+    fn settings_zapgate_cannot_honour_are_refused() {
+        let long = SettingsPatch {
+            call_reject_message: Some("x".repeat(MAX_CALL_REJECT_MESSAGE_LEN + 1)),
+            ..SettingsPatch::default()
+        };
+        let err = long.apply(&InstanceSettings::default()).unwrap_err();
+        assert_eq!(
+            err.public_message(),
+            "Invalid callRejectMessage: at most 1024 characters"
+        );
+        let history = SettingsPatch {
+            disable_history_sync: Some(false),
+            ..SettingsPatch::default()
+        };
+        let err = history.apply(&InstanceSettings::default()).unwrap_err();
+        assert_eq!(err.public_message(), messages::HISTORY_SYNC_UNSUPPORTED);
+    }
+
+    #[test]
+    fn ignored_chats_are_not_delivered() {
+        let group = Jid::parse("120363024567890123@g.us").unwrap();
+        let status = Jid::parse("status@broadcast").unwrap();
+        let person = Jid::parse("5511988887777").unwrap();
+        let all = InstanceSettings::default();
+        assert!(all.delivers(&group) && all.delivers(&status) && all.delivers(&person));
+        let quiet = InstanceSettings {
+            ignore_group_messages: true,
+            ignore_status: true,
+            ..InstanceSettings::default()
+        };
+        assert!(!quiet.delivers(&group) && !quiet.delivers(&status));
+        assert!(quiet.delivers(&person));
     }
 
     #[test]

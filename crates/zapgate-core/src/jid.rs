@@ -8,6 +8,7 @@ pub const USER_SERVER: &str = "s.whatsapp.net";
 pub const GROUP_SERVER: &str = "g.us";
 pub const LID_SERVER: &str = "lid";
 pub const NEWSLETTER_SERVER: &str = "newsletter";
+pub const BROADCAST_SERVER: &str = "broadcast";
 
 /// `<user>@<server>`: a person, a group, a hidden-number (LID) user, a
 /// newsletter, or `status@broadcast`.
@@ -24,7 +25,7 @@ impl Jid {
         if let Some((user, server)) = raw.split_once('@') {
             let known = matches!(
                 server,
-                USER_SERVER | GROUP_SERVER | LID_SERVER | NEWSLETTER_SERVER | "broadcast"
+                USER_SERVER | GROUP_SERVER | LID_SERVER | NEWSLETTER_SERVER | BROADCAST_SERVER
             );
             let user_ok = !user.is_empty()
                 && user.len() <= 64
@@ -55,6 +56,11 @@ impl Jid {
 
     pub fn is_lid(&self) -> bool {
         self.server == LID_SERVER
+    }
+
+    /// `status@broadcast`: the contacts' status posts.
+    pub fn is_status_broadcast(&self) -> bool {
+        self.user == "status" && self.server == BROADCAST_SERVER
     }
 }
 
@@ -104,6 +110,12 @@ mod tests {
     fn full_jids_keep_their_server() {
         assert!(Jid::parse("120363024567890123@g.us").unwrap().is_group());
         assert!(Jid::parse("123456@lid").unwrap().is_lid());
+        assert!(
+            Jid::parse("status@broadcast")
+                .unwrap()
+                .is_status_broadcast()
+        );
+        assert!(!Jid::parse("12345@broadcast").unwrap().is_status_broadcast());
         assert!(Jid::parse("x@example.com").is_err());
     }
 

@@ -22,3 +22,12 @@ pub const INSTANCE_NAME_REQUIRED: &str = "Instance name is required";
 pub const INSTANCE_NOT_CONNECTED: &str = "Instance is not connected to WhatsApp";
 pub const FAILED_TO_LOGOUT: &str = "Failed to logout instance";
 pub const FAILED_TO_DELETE: &str = "Failed to delete instance";
+
+pub const SETTINGS_RETRIEVED: &str = "Settings retrieved successfully";
+pub const SETTINGS_UPDATED: &str = "Settings updated successfully";
+pub const NO_SETTING_PROVIDED: &str = "At least one setting must be provided";
+pub const FAILED_TO_GET_SETTINGS: &str = "Failed to get settings configuration";
+pub const FAILED_TO_UPDATE_SETTINGS: &str = "Failed to update settings configuration";
+/// zapgate keeps WhatsApp's history sync off: importing old messages is not
+/// built, and accepting `false` without acting on it would mislead.
+pub const HISTORY_SYNC_UNSUPPORTED: &str = "Invalid disableHistorySync: false is not supported yet (zapgate does not import message history)";

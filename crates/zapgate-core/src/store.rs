@@ -12,7 +12,7 @@ use crate::{
     Result,
     account::{Account, NewAccount},
     chatwoot::{Integration, IntegrationStatus, IntegrationSummary},
-    instance::{Instance, NewInstance, SessionStatus},
+    instance::{Instance, InstanceSettings, NewInstance, SessionStatus, SettingsPatch},
     jobs::{ChatLink, Job, MessageLink, NewJob},
     token::{Token, TokenHash},
 };
@@ -71,6 +71,15 @@ pub trait Store: Send + Sync + 'static {
     /// The instance's plaintext TokenInstance (decrypted).
     async fn instance_token(&self, instance_id: &str) -> Result<Token>;
     async fn set_session_status(&self, instance_id: &str, status: &SessionStatus) -> Result<()>;
+    /// Applies `patch` to the instance's stored settings in one transaction
+    /// (two concurrent partial updates both land) and returns the result;
+    /// `None` when the account has no such instance.
+    async fn update_settings(
+        &self,
+        account_id: &str,
+        instance_id: &str,
+        patch: &SettingsPatch,
+    ) -> Result<Option<InstanceSettings>>;
     /// Instances whose session was paired when last seen, to resume at start.
     async fn paired_instances(&self) -> Result<Vec<Instance>>;
     /// Deletes the instance and all it owns; `false` when there was none.

@@ -4,7 +4,11 @@
 
 use async_trait::async_trait;
 
-use crate::{Result, instance::SessionStatus, jid::Jid};
+use crate::{
+    Result,
+    instance::{InstanceSettings, SessionStatus},
+    jid::Jid,
+};
 
 /// How the phone is to be linked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -191,6 +195,43 @@ pub enum ReceiptStatus {
     Read,
 }
 
+/// Where an incoming call stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallStatus {
+    /// It is ringing.
+    Offer,
+    /// Declined: by zapgate (`autoRejectCalls`) or on another device.
+    Rejected,
+    /// Answered on another device.
+    Accepted,
+    /// The caller gave up, or the call ended.
+    Terminated,
+}
+
+impl CallStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Offer => "offer",
+            Self::Rejected => "rejected",
+            Self::Accepted => "accepted",
+            Self::Terminated => "terminated",
+        }
+    }
+}
+
+/// A change in an incoming WhatsApp call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallEvent {
+    /// WhatsApp's call id; every change of one call carries it.
+    pub id: String,
+    /// The caller.
+    pub from: Jid,
+    pub video: bool,
+    pub status: CallStatus,
+    /// Unix seconds.
+    pub timestamp: i64,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     Session(SessionStatus),
@@ -201,6 +242,7 @@ pub enum Event {
         /// The chat the message went to, when the provider knows it.
         chat: Option<Jid>,
     },
+    Call(CallEvent),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -227,6 +269,12 @@ pub trait WhatsApp: Send + Sync + 'static {
 
     /// Re-opens a session that was linked before a restart.
     async fn resume(&self, instance_id: &str, status: &SessionStatus) -> Result<()>;
+
+    /// Takes the instance's settings: a running session applies them at
+    /// once (presence), and the instance's events from now on follow them
+    /// (ignored chats, auto read, call rejection). Called when they change
+    /// and before a session starts. Best effort: a failure is logged.
+    async fn apply_settings(&self, instance_id: &str, settings: &InstanceSettings);
 
     /// The live session state, when this process runs a session for it.
     fn status(&self, instance_id: &str) -> Option<SessionStatus>;

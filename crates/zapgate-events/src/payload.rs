@@ -10,7 +10,7 @@ use zapgate_core::{
     instance::ConnectionState,
     jid::Jid,
     time::rfc3339,
-    whatsapp::{Event, Extra, InboundMessage, ReceiptStatus},
+    whatsapp::{CallEvent, Event, Extra, InboundMessage, ReceiptStatus},
 };
 
 /// An event ready for the log.
@@ -41,6 +41,24 @@ pub fn of_whatsapp(instance_name: &str, event: &Event, with_media: bool) -> Opti
             status,
             chat,
         } => Some(message_status(message_id, *status, chat.as_ref())),
+        Event::Call(call) => Some(call_update(call)),
+    }
+}
+
+/// `call.update`: an incoming call rang (`offer`), was rejected, answered
+/// elsewhere (`accepted`), or ended (`terminated`).
+fn call_update(call: &CallEvent) -> Payload {
+    let status = call.status.as_str();
+    Payload {
+        name: EventName::CallUpdate,
+        dedupe_key: format!("call:{}:{status}", call.id),
+        data: json!({
+            "id": call.id,
+            "status": status,
+            "from": call.from.to_string(),
+            "video": call.video,
+            "timestamp": rfc3339(call.timestamp * 1000),
+        }),
     }
 }
 
@@ -291,10 +309,34 @@ pub fn without_media_bytes(mut data: Value) -> Value {
 mod tests {
     use zapgate_core::{
         instance::SessionStatus,
-        whatsapp::{Media, MediaKind},
+        whatsapp::{CallStatus, Media, MediaKind},
     };
 
     use super::*;
+
+    #[test]
+    fn a_call_is_a_call_update_keyed_by_its_id_and_status() {
+        let call = CallEvent {
+            id: "CALL-1".into(),
+            from: Jid::user("5511988887777"),
+            video: true,
+            status: CallStatus::Rejected,
+            timestamp: 1_732_260_000,
+        };
+        let payload = of_whatsapp("suporte", &Event::Call(call), false).unwrap();
+        assert_eq!(payload.name, EventName::CallUpdate);
+        assert_eq!(payload.dedupe_key, "call:CALL-1:rejected");
+        assert_eq!(
+            payload.data,
+            json!({
+                "id": "CALL-1",
+                "status": "rejected",
+                "from": "5511988887777@s.whatsapp.net",
+                "video": true,
+                "timestamp": "2024-11-22T07:20:00Z",
+            })
+        );
+    }
 
     fn message() -> InboundMessage {
         InboundMessage {

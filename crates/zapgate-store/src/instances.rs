@@ -9,7 +9,9 @@ use zapgate_core::{
     Error, Result,
     account::Account,
     error::Cause,
-    instance::{ConnectionState, Instance, NewInstance, SessionStatus},
+    instance::{
+        ConnectionState, Instance, InstanceSettings, NewInstance, SessionStatus, SettingsPatch,
+    },
     messages,
     time::now_ms,
     token::{Token, new_id},
@@ -283,6 +285,44 @@ pub(crate) async fn set_session_status(
         .execute_on(store)
         .await?;
     Ok(())
+}
+
+/// Read, merge and write in one transaction. The first statement is a
+/// no-op write, which takes the row's lock on PostgreSQL and the database
+/// write lock on SQLite before anything is read, so a concurrent update
+/// waits and then merges into this one's result instead of overwriting it.
+pub(crate) async fn update_settings(
+    store: &SqlStore,
+    account_id: &str,
+    instance_id: &str,
+    patch: &SettingsPatch,
+) -> Result<Option<InstanceSettings>> {
+    let mut tx = store.pool.begin().await.map_err(Error::internal)?;
+    let locked =
+        sqlx::query("UPDATE instances SET settings = settings WHERE id = $1 AND account_id = $2")
+            .bind(instance_id)
+            .bind(account_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(Error::internal)?;
+    if locked.rows_affected() == 0 {
+        return Ok(None);
+    }
+    let stored: String = sqlx::query_scalar("SELECT settings FROM instances WHERE id = $1")
+        .bind(instance_id)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(Error::internal)?;
+    let current = rows::settings_of(&stored)?;
+    let settings = patch.apply(&current)?;
+    sqlx::query("UPDATE instances SET settings = $1 WHERE id = $2")
+        .bind(serde_json::to_string(&settings).map_err(Error::internal)?)
+        .bind(instance_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(Error::internal)?;
+    tx.commit().await.map_err(Error::internal)?;
+    Ok(Some(settings))
 }
 
 pub(crate) async fn paired_instances(store: &SqlStore) -> Result<Vec<Instance>> {

@@ -6,7 +6,7 @@ use zapgate_core::{
     Error, Result,
     account::Account,
     error::Cause,
-    instance::{ConnectionState, Instance, SessionStatus},
+    instance::{ConnectionState, Instance, InstanceSettings, SessionStatus},
 };
 
 /// The `accounts` columns [`account`] reads, qualified by `a.`.
@@ -37,7 +37,7 @@ pub(crate) fn instance(row: &AnyRow) -> Result<Instance> {
     Ok(Instance {
         account_id: get(row, "account_id")?,
         name: get(row, "name")?,
-        settings: serde_json::from_str(&settings).map_err(Error::internal)?,
+        settings: settings_of(&settings)?,
         webhook: serde_json::from_str(&webhook).map_err(Error::internal)?,
         session: SessionStatus {
             state: ConnectionState::parse(&state).ok_or_else(|| {
@@ -50,6 +50,15 @@ pub(crate) fn instance(row: &AnyRow) -> Result<Instance> {
         created_at_ms: get(row, "created_at")?,
         id,
     })
+}
+
+/// The stored settings. History sync has always been off; a row written
+/// before `disableHistorySync: false` was refused may still say `false`,
+/// so it reads as what zapgate does.
+pub(crate) fn settings_of(json: &str) -> Result<InstanceSettings> {
+    let mut settings: InstanceSettings = serde_json::from_str(json).map_err(Error::internal)?;
+    settings.disable_history_sync = true;
+    Ok(settings)
 }
 
 pub(crate) fn get<'r, T>(row: &'r AnyRow, column: &str) -> Result<T>

@@ -8,7 +8,7 @@ use zapgate_core::{
     Error, Result,
     account::{Account, NewAccount},
     chatwoot::{Integration, IntegrationStatus, IntegrationSummary},
-    instance::{Instance, NewInstance, SessionStatus},
+    instance::{Instance, InstanceSettings, NewInstance, SessionStatus, SettingsPatch},
     jobs::{ChatLink, Job, MessageLink, NewJob},
     store::{Principal, Store},
     token::{Token, TokenHash},
@@ -80,6 +80,17 @@ impl Store for SqlStore {
 
     async fn set_session_status(&self, instance_id: &str, status: &SessionStatus) -> Result<()> {
         let done = instances::set_session_status(self, instance_id, status).await;
+        self.caches.forget_all();
+        done
+    }
+
+    async fn update_settings(
+        &self,
+        account_id: &str,
+        instance_id: &str,
+        patch: &SettingsPatch,
+    ) -> Result<Option<InstanceSettings>> {
+        let done = instances::update_settings(self, account_id, instance_id, patch).await;
         self.caches.forget_all();
         done
     }

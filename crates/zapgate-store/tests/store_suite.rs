@@ -18,7 +18,8 @@ use zapgate_core::{
     chatwoot::{ChatwootFlags, Integration, IntegrationStatus},
     event_log::{DeliveryOutcome, EventName, EventStore, NewEvent, WebhookSettings},
     instance::{
-        ConnectionState, InstanceName, InstanceSettings, NewInstance, SessionStatus, WebhookConfig,
+        ConnectionState, InstanceName, InstanceSettings, NewInstance, SessionStatus, SettingsPatch,
+        WebhookConfig,
     },
     jobs::{ChatLink, Job, JobStatus, MessageLink, NewJob},
     messages,
@@ -132,6 +133,7 @@ suite!(
     sealed_secrets_decrypt_to_the_originals,
     session_status_drives_paired_instances,
     delete_instance_removes_it,
+    settings_updates_merge_invalidate_the_cache_and_stay_in_the_account,
     count_request_is_per_bucket_and_window_and_shared,
     rekey_moves_secrets_to_the_current_key,
     secrets_are_absent_from_raw_rows,
@@ -761,6 +763,163 @@ async fn delete_instance_removes_it(db: Db) {
     assert_eq!(left[0].id, kept.id);
     // The name and the token are free again.
     store.create_instance(&acc, &new).await.unwrap();
+}
+
+async fn settings_updates_merge_invalidate_the_cache_and_stay_in_the_account(db: Db) {
+    let store = db.store().await;
+    let (acc, _) = account(&store, "Tuner", 5).await;
+    let (other, _) = account(&store, "Other", 5).await;
+    let instance = store
+        .create_instance(&acc, &new_instance("tuned"))
+        .await
+        .unwrap();
+    // Cached before the write: the write must drop it.
+    let before = store
+        .find_instance(&acc.id, "tuned")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(before.settings, InstanceSettings::default());
+
+    let groups = SettingsPatch {
+        ignore_group_messages: Some(true),
+        call_reject_message: Some("Só mensagens".into()),
+        ..SettingsPatch::default()
+    };
+    let after = store
+        .update_settings(&acc.id, &instance.id, &groups)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(after.ignore_group_messages);
+    let status = SettingsPatch {
+        ignore_status: Some(true),
+        ..SettingsPatch::default()
+    };
+    store
+        .update_settings(&acc.id, &instance.id, &status)
+        .await
+        .unwrap();
+    for found in [
+        store
+            .find_instance(&acc.id, "tuned")
+            .await
+            .unwrap()
+            .unwrap(),
+        store
+            .find_instance_by_id(&instance.id)
+            .await
+            .unwrap()
+            .unwrap(),
+        store.list_instances(&acc.id, None).await.unwrap()[0].clone(),
+    ] {
+        assert!(found.settings.ignore_group_messages, "earlier field kept");
+        assert!(found.settings.ignore_status);
+        assert_eq!(found.settings.call_reject_message, "Só mensagens");
+        assert!(found.settings.disable_history_sync);
+    }
+
+    // Concurrent partial updates of different fields all land.
+    let patches = [
+        SettingsPatch {
+            auto_read_messages: Some(true),
+            ..SettingsPatch::default()
+        },
+        SettingsPatch {
+            keep_online_status: Some(true),
+            ..SettingsPatch::default()
+        },
+        SettingsPatch {
+            auto_reject_calls: Some(true),
+            ..SettingsPatch::default()
+        },
+    ];
+    let tasks: Vec<_> = patches
+        .into_iter()
+        .map(|patch| {
+            let (store, account_id, instance_id) =
+                (store.clone(), acc.id.clone(), instance.id.clone());
+            tokio::spawn(async move {
+                store
+                    .update_settings(&account_id, &instance_id, &patch)
+                    .await
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().unwrap().unwrap();
+    }
+    let merged = store
+        .find_instance_by_id(&instance.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(merged.settings.auto_read_messages);
+    assert!(merged.settings.keep_online_status);
+    assert!(merged.settings.auto_reject_calls);
+    assert!(merged.settings.ignore_status);
+
+    // A refused patch changes nothing.
+    let refused = SettingsPatch {
+        ignore_status: Some(false),
+        disable_history_sync: Some(false),
+        ..SettingsPatch::default()
+    };
+    assert!(matches!(
+        store.update_settings(&acc.id, &instance.id, &refused).await,
+        Err(Error::BadRequest(_))
+    ));
+    let kept = store
+        .find_instance_by_id(&instance.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(kept.settings.ignore_status);
+
+    // A row from before `disableHistorySync: false` was refused reads as
+    // what zapgate does (history sync off), and still takes updates.
+    let raw = db.raw().await;
+    let legacy = serde_json::to_string(&InstanceSettings {
+        disable_history_sync: false,
+        ..InstanceSettings::default()
+    })
+    .unwrap();
+    assert!(legacy.contains("\"disableHistorySync\":false"), "{legacy}");
+    sqlx::query("UPDATE instances SET settings = $1 WHERE id = $2")
+        .bind(&legacy)
+        .bind(&instance.id)
+        .execute(&raw)
+        .await
+        .unwrap();
+    let fresh = db.store().await;
+    let read = fresh
+        .find_instance_by_id(&instance.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(read.settings.disable_history_sync);
+    let updated = fresh
+        .update_settings(&acc.id, &instance.id, &status)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(updated.disable_history_sync && updated.ignore_status);
+
+    // Another account's instance, or none, is not there.
+    assert!(
+        store
+            .update_settings(&other.id, &instance.id, &status)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .update_settings(&acc.id, "ins_missing", &status)
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 async fn count_request_is_per_bucket_and_window_and_shared(db: Db) {

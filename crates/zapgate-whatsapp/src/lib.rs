@@ -7,4 +7,6 @@ pub mod qr;
 pub mod sandbox;
 pub mod web;
 
-pub use sandbox::{OutboxEntry, OutboxMedia, SandboxInbound, SandboxProvider, SendFault};
+pub use sandbox::{
+    Accepted, CallEntry, OutboxEntry, OutboxMedia, SandboxInbound, SandboxProvider, SendFault,
+};

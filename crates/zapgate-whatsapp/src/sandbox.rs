@@ -2,8 +2,10 @@
 //!
 //! It is a product feature (try the Chatwoot integration without a phone) and
 //! the way tests drive WhatsApp. Besides the `WhatsApp` trait it exposes the
-//! "phone side" — pairing, going offline, incoming messages, receipts, and
-//! send faults — for the HTTP sandbox API to call.
+//! "phone side" — pairing, going offline, incoming messages and calls,
+//! receipts, and send faults — for the HTTP sandbox API to call. It applies
+//! the instance settings as the `web` provider does, and records what they
+//! make zapgate send (read marks, call rejections, presence).
 //!
 //! Ids and login codes derive from SHA-256 over the instance id and a
 //! per-instance counter, so a test run is reproducible. Timestamps are wall
@@ -21,13 +23,13 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use zapgate_core::{
     Error, Result,
-    instance::{ConnectionState, SessionStatus},
+    instance::{ConnectionState, InstanceSettings, SessionStatus},
     jid::{Jid, parse_phone_number},
     messages,
     time::now_secs,
     whatsapp::{
-        Event, EventSink, Extra, InboundMessage, LoginCode, LoginMethod, Media, Outgoing,
-        ReceiptStatus, SentMessage, WhatsApp, WhatsAppEvent,
+        CallEvent, CallStatus, Event, EventSink, Extra, InboundMessage, LoginCode, LoginMethod,
+        Media, Outgoing, ReceiptStatus, SentMessage, WhatsApp, WhatsAppEvent,
     },
 };
 
@@ -98,6 +100,8 @@ pub struct SandboxInbound {
     pub from_me: bool,
     /// The group jid and its subject, for a group message.
     pub group: Option<(Jid, Option<String>)>,
+    /// A status post (chat `status@broadcast`) rather than a chat message.
+    pub status_post: bool,
     pub media: Option<Media>,
     pub quoted_id: Option<String>,
     /// A reaction, edit, revocation, location, contact card, poll or call.
@@ -125,6 +129,27 @@ pub struct OutboxEntry {
     /// The message a reaction, edit, revoke or read refers to.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target_id: Option<String>,
+    pub timestamp: i64,
+}
+
+/// What became of a message the phone side sent in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    pub id: String,
+    /// `false` when the instance's settings drop such messages
+    /// (`ignoreGroupMessages`, `ignoreStatus`): acknowledged, not delivered.
+    pub delivered: bool,
+}
+
+/// An incoming call, and what zapgate did with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CallEntry {
+    pub id: String,
+    pub from: String,
+    pub video: bool,
+    /// `offer` (left ringing) or `rejected` (`autoRejectCalls`).
+    pub status: &'static str,
     pub timestamp: i64,
 }
 
@@ -157,6 +182,10 @@ struct Slot {
     session: Option<SessionStatus>,
     pending: PendingLogin,
     outbox: VecDeque<OutboxEntry>,
+    calls: VecDeque<CallEntry>,
+    /// The presence the session last sent; `None` while not connected.
+    presence: Option<&'static str>,
+    settings: InstanceSettings,
     fault: SendFault,
     /// Sends that still succeed before `fault` applies.
     fault_after: u32,
@@ -175,6 +204,9 @@ impl Slot {
             session: None,
             pending: PendingLogin::None,
             outbox: VecDeque::new(),
+            calls: VecDeque::new(),
+            presence: None,
+            settings: InstanceSettings::default(),
             fault: SendFault::Ok,
             fault_after: 0,
             fault_times: None,
@@ -222,10 +254,23 @@ impl Slot {
         self.last_timestamp
     }
 
+    /// Sets the state; a connected session announces its presence as
+    /// `keepOnlineStatus` says, any other has none.
     fn set_session(&mut self, state: ConnectionState, number_jid: Option<String>) -> SessionStatus {
         let status = SessionStatus { state, number_jid };
         self.session = Some(status.clone());
+        self.announce_presence();
         status
+    }
+
+    fn announce_presence(&mut self) {
+        self.presence = self
+            .is_connected()
+            .then_some(if self.settings.keep_online_status {
+                "available"
+            } else {
+                "unavailable"
+            });
     }
 }
 
@@ -392,7 +437,7 @@ impl SandboxProvider {
 
     /// A message arrives from WhatsApp. Returns its id only once the sink
     /// accepted it: that is the acknowledgement a real provider gives.
-    pub async fn inbound(&self, instance_id: &str, message: SandboxInbound) -> Result<String> {
+    pub async fn inbound(&self, instance_id: &str, message: SandboxInbound) -> Result<Accepted> {
         let SandboxInbound {
             id,
             from,
@@ -401,6 +446,7 @@ impl SandboxProvider {
             text,
             from_me,
             group,
+            status_post,
             media,
             quoted_id,
             extra,
@@ -424,9 +470,12 @@ impl SandboxProvider {
         if group.as_ref().is_some_and(|(g, _)| !g.is_group()) {
             return Err(Error::bad_request("group must be an @g.us id"));
         }
+        if status_post && group.is_some() {
+            return Err(Error::bad_request("a status post has no group"));
+        }
         let id = id.filter(|i| !i.is_empty());
 
-        let message = {
+        let (message, settings) = {
             let mut slots = self.slots();
             let slot = slots
                 .get_mut(instance_id)
@@ -455,9 +504,10 @@ impl SandboxProvider {
             };
             let (chat, group_subject) = match group {
                 Some((jid, subject)) => (jid, subject),
+                None if status_post => (Jid::parse("status@broadcast")?, None),
                 None => (contact, None),
             };
-            InboundMessage {
+            let message = InboundMessage {
                 id,
                 chat,
                 sender,
@@ -470,12 +520,85 @@ impl SandboxProvider {
                 quoted_id,
                 extra,
                 timestamp,
-            }
+            };
+            (message, slot.settings.clone())
         };
         let id = message.id.clone();
+        if !settings.delivers(&message.chat) {
+            return Ok(Accepted {
+                id,
+                delivered: false,
+            });
+        }
+        let read = settings
+            .reads(&message)
+            .then(|| (message.chat.clone(), id.clone()));
         self.emit(instance_id, Event::Message(Box::new(message)))
             .await?;
-        Ok(id)
+        if let Some((chat, target_id)) = read {
+            let mark = Outgoing::Read { chat, target_id };
+            if let Err(err) = self.send(instance_id, mark, None).await {
+                tracing::warn!(instance_id, error = %err, "could not mark a message read");
+            }
+        }
+        Ok(Accepted {
+            id,
+            delivered: true,
+        })
+    }
+
+    /// A call rings. With `autoRejectCalls` zapgate declines it and sends
+    /// `callRejectMessage` to the caller; either way the sink hears of it.
+    pub async fn call(&self, instance_id: &str, from: Jid, video: bool) -> Result<CallEntry> {
+        if from.is_group() || from.server == zapgate_core::jid::BROADCAST_SERVER {
+            return Err(Error::bad_request("from must be a person's id"));
+        }
+        let (mut call, settings) = {
+            let mut slots = self.slots();
+            let slot = slots
+                .get_mut(instance_id)
+                .filter(|s| s.is_connected())
+                .ok_or_else(|| Error::bad_request(messages::INSTANCE_NOT_CONNECTED))?;
+            let n = slot.next_counter();
+            let hash = self.digest(&[b"call", instance_id.as_bytes(), &n.to_be_bytes()]);
+            let call = CallEvent {
+                id: hex::encode_upper(&hash[..16]),
+                from,
+                video,
+                status: CallStatus::Offer,
+                timestamp: slot.next_timestamp(),
+            };
+            (call, slot.settings.clone())
+        };
+        self.emit(instance_id, Event::Call(call.clone())).await?;
+        if settings.auto_reject_calls {
+            call.status = CallStatus::Rejected;
+            self.emit(instance_id, Event::Call(call.clone())).await?;
+            if let Some(text) = settings.call_reject_text() {
+                let reply = Outgoing::Text {
+                    to: call.from.clone(),
+                    text: text.to_owned(),
+                    quoted_id: None,
+                };
+                if let Err(err) = self.send(instance_id, reply, None).await {
+                    tracing::warn!(instance_id, error = %err, "could not send the call reject message");
+                }
+            }
+        }
+        let entry = CallEntry {
+            id: call.id,
+            from: call.from.to_string(),
+            video,
+            status: call.status.as_str(),
+            timestamp: call.timestamp,
+        };
+        if let Some(slot) = self.slots().get_mut(instance_id) {
+            if slot.calls.len() >= OUTBOX_LIMIT {
+                slot.calls.pop_front();
+            }
+            slot.calls.push_back(entry.clone());
+        }
+        Ok(entry)
     }
 
     /// The recipient's phone reports a message we sent as delivered or read.
@@ -512,6 +635,20 @@ impl SandboxProvider {
             .get(instance_id)
             .map(|s| s.outbox.iter().cloned().collect())
             .unwrap_or_default()
+    }
+
+    /// The calls that rang on this instance, oldest first.
+    pub fn calls(&self, instance_id: &str) -> Vec<CallEntry> {
+        self.slots()
+            .get(instance_id)
+            .map(|s| s.calls.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The presence the session last sent (`available` or `unavailable`);
+    /// `None` while it is not connected.
+    pub fn presence(&self, instance_id: &str) -> Option<&'static str> {
+        self.slots().get(instance_id).and_then(|s| s.presence)
     }
 
     /// Makes later sends fail (or succeed again) until changed.
@@ -700,6 +837,15 @@ impl WhatsApp for SandboxProvider {
             slot.set_session(target.state, target.number_jid)
         };
         self.emit_session(instance_id, &resumed).await
+    }
+
+    async fn apply_settings(&self, instance_id: &str, settings: &InstanceSettings) {
+        let mut slots = self.slots();
+        let slot = slots
+            .entry(instance_id.to_owned())
+            .or_insert_with(Slot::new);
+        slot.settings = settings.clone();
+        slot.announce_presence();
     }
 
     fn status(&self, instance_id: &str) -> Option<SessionStatus> {

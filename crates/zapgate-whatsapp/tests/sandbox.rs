@@ -8,12 +8,12 @@ use async_trait::async_trait;
 use base64::{Engine, engine::general_purpose::STANDARD};
 use zapgate_core::{
     Error, Result,
-    instance::{ConnectionState, SessionStatus},
+    instance::{ConnectionState, InstanceSettings, SessionStatus},
     jid::Jid,
     messages,
     whatsapp::{
-        Event, EventSink, LoginCode, LoginMethod, Media, MediaKind, Outgoing, ReceiptStatus,
-        WhatsApp, WhatsAppEvent,
+        CallStatus, Event, EventSink, LoginCode, LoginMethod, Media, MediaKind, Outgoing,
+        ReceiptStatus, WhatsApp, WhatsAppEvent,
     },
 };
 use zapgate_whatsapp::{SandboxInbound, SandboxProvider, SendFault};
@@ -451,7 +451,8 @@ async fn inbound_from_a_lid_only_contact() {
             },
         )
         .await
-        .unwrap();
+        .unwrap()
+        .id;
     let message = inbound_of(sink.last());
     assert_eq!(message.id, id);
     assert_eq!(message.chat, lid);
@@ -529,7 +530,7 @@ async fn inbound_media_and_generated_ids() {
         .await
         .unwrap();
     let b = provider.inbound(ID, text("second")).await.unwrap();
-    assert_ne!(a, b);
+    assert_ne!(a.id, b.id);
     let events = sink.events();
     let first = inbound_of(events[0].clone());
     let second = inbound_of(events[1].clone());
@@ -545,10 +546,10 @@ async fn the_same_id_is_delivered_twice() {
         ..text("again")
     };
     assert_eq!(
-        provider.inbound(ID, message.clone()).await.unwrap(),
+        provider.inbound(ID, message.clone()).await.unwrap().id,
         "ABC123"
     );
-    assert_eq!(provider.inbound(ID, message).await.unwrap(), "ABC123");
+    assert_eq!(provider.inbound(ID, message).await.unwrap().id, "ABC123");
     let ids: Vec<_> = sink
         .events()
         .into_iter()
@@ -694,4 +695,167 @@ async fn disconnect_keeps_the_number_and_reconnect_restores() {
 
     let err = provider.reconnect("nobody").await.unwrap_err();
     assert!(matches!(err, Error::Conflict(_)), "{err:?}");
+}
+
+// ---------------------------------------------------------------- settings
+
+async fn with_settings(settings: InstanceSettings) -> (Arc<Recorder>, SandboxProvider) {
+    let (sink, provider) = connected().await;
+    provider.apply_settings(ID, &settings).await;
+    (sink, provider)
+}
+
+fn in_group(body: &str) -> SandboxInbound {
+    SandboxInbound {
+        group: Some((jid("120363024567890123@g.us"), Some("Loja".into()))),
+        ..text(body)
+    }
+}
+
+fn status_post(body: &str) -> SandboxInbound {
+    SandboxInbound {
+        status_post: true,
+        ..text(body)
+    }
+}
+
+#[tokio::test]
+async fn ignored_groups_and_status_posts_are_acknowledged_but_not_delivered() {
+    let (sink, provider) = connected().await;
+    assert!(provider.inbound(ID, in_group("a")).await.unwrap().delivered);
+    let post = provider.inbound(ID, status_post("b")).await.unwrap();
+    assert!(post.delivered);
+    assert!(inbound_of(sink.last()).chat.is_status_broadcast());
+    sink.clear();
+
+    provider
+        .apply_settings(
+            ID,
+            &InstanceSettings {
+                ignore_group_messages: true,
+                ignore_status: true,
+                ..InstanceSettings::default()
+            },
+        )
+        .await;
+    assert!(!provider.inbound(ID, in_group("c")).await.unwrap().delivered);
+    assert!(
+        !provider
+            .inbound(ID, status_post("d"))
+            .await
+            .unwrap()
+            .delivered
+    );
+    assert!(provider.inbound(ID, text("e")).await.unwrap().delivered);
+    assert_eq!(sink.events().len(), 1);
+}
+
+#[tokio::test]
+async fn auto_read_marks_stored_messages_of_others_read() {
+    let (_sink, provider) = with_settings(InstanceSettings {
+        auto_read_messages: true,
+        ..InstanceSettings::default()
+    })
+    .await;
+    let id = provider.inbound(ID, text("hi")).await.unwrap().id;
+    provider
+        .inbound(
+            ID,
+            SandboxInbound {
+                from_me: true,
+                ..text("mine")
+            },
+        )
+        .await
+        .unwrap();
+    provider.inbound(ID, status_post("story")).await.unwrap();
+    let reads: Vec<_> = provider
+        .outbox(ID)
+        .into_iter()
+        .filter(|e| e.kind == "read")
+        .collect();
+    assert_eq!(reads.len(), 1, "{reads:?}");
+    assert_eq!(reads[0].target_id.as_deref(), Some(id.as_str()));
+    assert_eq!(reads[0].to, "5511977776666@s.whatsapp.net");
+}
+
+#[tokio::test]
+async fn a_failing_sink_gets_no_read_mark() {
+    let (sink, provider) = with_settings(InstanceSettings {
+        auto_read_messages: true,
+        ..InstanceSettings::default()
+    })
+    .await;
+    *sink.fail.lock().unwrap() = true;
+    assert!(provider.inbound(ID, text("lost?")).await.is_err());
+    assert!(provider.outbox(ID).is_empty());
+}
+
+#[tokio::test]
+async fn calls_ring_or_are_rejected_with_the_message() {
+    let (sink, provider) = connected().await;
+    let caller = jid("5511977776666");
+    let ringing = provider.call(ID, caller.clone(), true).await.unwrap();
+    assert_eq!(ringing.status, "offer");
+    assert!(provider.outbox(ID).is_empty());
+
+    provider
+        .apply_settings(
+            ID,
+            &InstanceSettings {
+                auto_reject_calls: true,
+                call_reject_message: "Não atendo ligações".into(),
+                ..InstanceSettings::default()
+            },
+        )
+        .await;
+    sink.clear();
+    let rejected = provider.call(ID, caller, false).await.unwrap();
+    assert_eq!(rejected.status, "rejected");
+    let statuses: Vec<_> = sink
+        .events()
+        .into_iter()
+        .map(|e| match e {
+            Event::Call(call) => (call.id, call.status),
+            other => panic!("expected a call, got {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            (rejected.id.clone(), CallStatus::Offer),
+            (rejected.id.clone(), CallStatus::Rejected)
+        ]
+    );
+    let outbox = provider.outbox(ID);
+    assert_eq!(outbox.len(), 1);
+    assert_eq!(outbox[0].kind, "text");
+    assert_eq!(outbox[0].to, "5511977776666@s.whatsapp.net");
+    assert_eq!(outbox[0].text.as_deref(), Some("Não atendo ligações"));
+    assert_eq!(provider.calls(ID).len(), 2);
+}
+
+#[tokio::test]
+async fn presence_follows_keep_online_while_connected() {
+    let (_sink, provider) = setup();
+    provider
+        .apply_settings(
+            ID,
+            &InstanceSettings {
+                keep_online_status: true,
+                ..InstanceSettings::default()
+            },
+        )
+        .await;
+    assert_eq!(provider.presence(ID), None);
+    provider.connect(ID, LoginMethod::QrCode).await.unwrap();
+    assert_eq!(provider.presence(ID), None);
+    provider.pair(ID, PHONE).await.unwrap();
+    assert_eq!(provider.presence(ID), Some("available"));
+    provider
+        .apply_settings(ID, &InstanceSettings::default())
+        .await;
+    assert_eq!(provider.presence(ID), Some("unavailable"));
+    provider.disconnect(ID).await.unwrap();
+    assert_eq!(provider.presence(ID), None);
 }

@@ -11,7 +11,7 @@ use zapgate_core::{
     chatwoot::Integration,
     events::{AppEvent, Subscriber},
     instance::ConnectionState,
-    jid::Jid,
+    jid::{BROADCAST_SERVER, Jid},
     jobs::NewJob,
     store::Store,
     time::now_ms,
@@ -98,6 +98,9 @@ impl Subscriber for BridgeSink {
                 self.bridge.nudge();
                 Ok(())
             }
+            // A missed call reaches Chatwoot as the call-log message WhatsApp
+            // sends with it; the signalling itself is for the event layer.
+            Event::Call(_) => Ok(()),
         }
     }
 }
@@ -108,7 +111,7 @@ pub(crate) fn inbound_job(
     integration: &Integration,
     message: &InboundMessage,
 ) -> Result<Option<NewJob>> {
-    if message.chat.server == "broadcast" {
+    if message.chat.server == BROADCAST_SERVER {
         return Ok(None);
     }
     if message.chat.is_group() && integration.flags.ignore_groups {

@@ -8,7 +8,7 @@ use crate::{
     events::{AppEvent, EventBus},
     instance::{
         ConnectionState, Instance, InstanceName, InstanceSettings, NewInstance, SessionStatus,
-        WebhookConfig, parse_custom_token,
+        SettingsPatch, WebhookConfig, parse_custom_token,
     },
     messages,
     store::{Principal, Store},
@@ -24,7 +24,8 @@ use crate::{
 pub struct CreateInstance {
     pub name: String,
     pub token: Option<String>,
-    pub settings: InstanceSettings,
+    /// Over the defaults.
+    pub settings: SettingsPatch,
     pub webhook: WebhookConfig,
     pub webhook_authorization: Option<String>,
 }
@@ -115,11 +116,14 @@ impl InstanceService {
         let new = NewInstance {
             name,
             token: token.clone(),
-            settings: request.settings,
+            settings: request.settings.apply(&InstanceSettings::default())?,
             webhook: request.webhook,
             webhook_authorization: request.webhook_authorization,
         };
         let instance = self.store.create_instance(account, &new).await?;
+        self.whatsapp
+            .apply_settings(&instance.id, &instance.settings)
+            .await;
         tracing::info!(instance_id = %instance.id, account_id = %account.id, "instance created");
         Ok(Created { instance, token })
     }
@@ -127,6 +131,9 @@ impl InstanceService {
     /// Starts linking a phone and waits for the first code, bounded by the
     /// connect deadline.
     pub async fn connect(&self, instance: &Instance, method: LoginMethod) -> Result<LoginCode> {
+        self.whatsapp
+            .apply_settings(&instance.id, &instance.settings)
+            .await;
         let attempt = self.whatsapp.connect(&instance.id, method);
         match tokio::time::timeout(self.connect_timeout, attempt).await {
             Ok(Ok(code)) => {
@@ -204,6 +211,10 @@ impl InstanceService {
         mut echo: InboundMessage,
     ) -> Result<SentMessage> {
         let sent = self.whatsapp.send(&instance.id, message, None).await?;
+        // Like WhatsApp's own echo of it: nothing for an ignored chat.
+        if !instance.settings.delivers(&echo.chat) {
+            return Ok(sent);
+        }
         echo.id = sent.id.clone();
         echo.timestamp = sent.timestamp;
         echo.from_me = true;
@@ -221,6 +232,35 @@ impl InstanceService {
     /// Whether the instance's WhatsApp session is up right now.
     pub fn is_connected(&self, instance: &Instance) -> bool {
         self.live_status(instance).state == ConnectionState::Connected
+    }
+
+    /// The settings of the instance `name` as seen by `principal`.
+    pub async fn settings(&self, principal: &Principal, name: &str) -> Result<InstanceSettings> {
+        self.visible(principal, name)
+            .await
+            .map(|instance| instance.settings)
+            .map_err(|err| failed(err, messages::FAILED_TO_GET_SETTINGS))
+    }
+
+    /// Changes the fields `patch` names (`400` when it names none) and has
+    /// the provider apply the result at once.
+    pub async fn update_settings(
+        &self,
+        instance: &Instance,
+        patch: &SettingsPatch,
+    ) -> Result<InstanceSettings> {
+        if patch.is_empty() {
+            return Err(Error::bad_request(messages::NO_SETTING_PROVIDED));
+        }
+        let settings = self
+            .store
+            .update_settings(&instance.account_id, &instance.id, patch)
+            .await
+            .map_err(|err| failed(err, messages::FAILED_TO_UPDATE_SETTINGS))?
+            .ok_or_else(|| Error::not_found(messages::INSTANCE_NOT_FOUND))?;
+        self.whatsapp.apply_settings(&instance.id, &settings).await;
+        tracing::info!(instance_id = %instance.id, "settings updated");
+        Ok(settings)
     }
 
     pub async fn logout(&self, instance: &Instance) -> Result<()> {
@@ -260,6 +300,9 @@ impl InstanceService {
         let paired = self.store.paired_instances().await?;
         let mut resumed = 0;
         for instance in &paired {
+            self.whatsapp
+                .apply_settings(&instance.id, &instance.settings)
+                .await;
             match self.whatsapp.resume(&instance.id, &instance.session).await {
                 Ok(()) => resumed += 1,
                 Err(err) => {
@@ -268,5 +311,13 @@ impl InstanceService {
             }
         }
         Ok(resumed)
+    }
+}
+
+/// An internal failure shown as the route's own text (RyzeAPI's wording).
+fn failed(err: Error, public: &str) -> Error {
+    match err {
+        Error::Internal { cause, .. } => Error::internal_with(public, cause),
+        other => other,
     }
 }

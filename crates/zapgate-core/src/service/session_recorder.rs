@@ -53,6 +53,12 @@ impl Subscriber for SessionRecorder {
                 ?status,
                 "receipt received"
             ),
+            Event::Call(call) => tracing::debug!(
+                instance_id = %event.instance_id,
+                call_id = %call.id,
+                status = call.status.as_str(),
+                "call"
+            ),
         }
         Ok(())
     }

@@ -1,4 +1,5 @@
-//! The instance module (spec §2): create, connect, list, logout, delete.
+//! The instance module (spec §2): create, connect, list, logout, delete, and
+//! the settings (RyzeAPI §4.6).
 
 use axum::{
     Json, Router,
@@ -15,7 +16,9 @@ use zapgate_chatwoot::integration::shown_status;
 use zapgate_core::{
     Error,
     chatwoot::IntegrationSummary,
-    instance::{ConnectionState, Instance, InstanceSettings, SessionStatus, WebhookConfig},
+    instance::{
+        ConnectionState, Instance, InstanceSettings, SessionStatus, SettingsPatch, WebhookConfig,
+    },
     jid::parse_phone_number,
     messages,
     service::CreateInstance,
@@ -46,6 +49,8 @@ pub fn router() -> Router<AppState> {
         .route("/api/instance/list", get(list))
         .route("/api/instance/logout/{instance}", delete(logout))
         .route("/api/instance/delete/{instance}", delete(remove))
+        .route("/api/instance/getSettings/{instance}", get(get_settings))
+        .route("/api/instance/settings/{instance}", post(update_settings))
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -72,22 +77,15 @@ pub struct CreateInstanceIn {
 }
 
 impl CreateInstanceIn {
-    fn settings(&self) -> InstanceSettings {
-        let d = InstanceSettings::default();
-        InstanceSettings {
-            auto_reject_calls: self.auto_reject_calls.unwrap_or(d.auto_reject_calls),
-            call_reject_message: self
-                .call_reject_message
-                .as_deref()
-                .map(|m| m.chars().take(1024).collect())
-                .unwrap_or(d.call_reject_message),
-            ignore_group_messages: self
-                .ignore_group_messages
-                .unwrap_or(d.ignore_group_messages),
-            keep_online_status: self.keep_online_status.unwrap_or(d.keep_online_status),
-            auto_read_messages: self.auto_read_messages.unwrap_or(d.auto_read_messages),
-            disable_history_sync: self.disable_history_sync.unwrap_or(d.disable_history_sync),
-            ignore_status: self.ignore_status.unwrap_or(d.ignore_status),
+    fn settings(&self) -> SettingsPatch {
+        SettingsPatch {
+            auto_reject_calls: self.auto_reject_calls,
+            call_reject_message: self.call_reject_message.clone(),
+            ignore_group_messages: self.ignore_group_messages,
+            keep_online_status: self.keep_online_status,
+            auto_read_messages: self.auto_read_messages,
+            disable_history_sync: self.disable_history_sync,
+            ignore_status: self.ignore_status,
         }
     }
 
@@ -224,7 +222,7 @@ pub struct BlockErrorOut {
     request_body = CreateInstanceIn,
     responses(
         (status = 201, body = CreatedOut),
-        (status = 400, description = "Invalid instance name / Invalid token: at least 16 characters / Invalid request body", body = ErrorOut),
+        (status = 400, description = "Invalid instance name / Invalid token: at least 16 characters / Invalid request body / Invalid callRejectMessage: at most 1024 characters / Invalid disableHistorySync: false is not supported yet ...", body = ErrorOut),
         (status = 401, description = "Missing token in header / Invalid token", body = ErrorOut),
         (status = 403, description = "Account instance quota exceeded", body = ErrorOut),
         (status = 409, description = "Instance name already exists / Token already in use", body = ErrorOut),
@@ -440,6 +438,20 @@ pub struct SettingsOut<'a> {
     ignore_status: bool,
 }
 
+impl<'a> From<&'a InstanceSettings> for SettingsOut<'a> {
+    fn from(s: &'a InstanceSettings) -> Self {
+        Self {
+            auto_reject_calls: s.auto_reject_calls,
+            call_reject_message: &s.call_reject_message,
+            ignore_group_messages: s.ignore_group_messages,
+            keep_online_status: s.keep_online_status,
+            auto_read_messages: s.auto_read_messages,
+            disable_history_sync: s.disable_history_sync,
+            ignore_status: s.ignore_status,
+        }
+    }
+}
+
 /// `{"enabled":false}` or `{"enabled":true,"status":"active|paused|error","inboxId":42}`.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -478,7 +490,6 @@ impl<'a> InstanceOut<'a> {
             ConnectionState::Disconnected => ("unavailable", "Disconnected"),
             ConnectionState::LoggedOut => ("unavailable", "Logged out"),
         };
-        let s = &instance.settings;
         let w = &instance.webhook;
         Self {
             id: &instance.id,
@@ -503,15 +514,7 @@ impl<'a> InstanceOut<'a> {
                 events: &w.events,
                 media_base64: w.media_base64,
             },
-            settings: SettingsOut {
-                auto_reject_calls: s.auto_reject_calls,
-                call_reject_message: &s.call_reject_message,
-                ignore_group_messages: s.ignore_group_messages,
-                keep_online_status: s.keep_online_status,
-                auto_read_messages: s.auto_read_messages,
-                disable_history_sync: s.disable_history_sync,
-                ignore_status: s.ignore_status,
-            },
+            settings: SettingsOut::from(&instance.settings),
             chatwoot,
         }
     }
@@ -631,4 +634,129 @@ async fn remove(
         message: "Instance deleted",
         instance: InstanceStatusOut { status: "deleted" },
     }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SettingsResponse<'a> {
+    success: bool,
+    message: &'static str,
+    settings: SettingsOut<'a>,
+}
+
+/// The settings of an instance.
+#[utoipa::path(get, path = "/api/instance/getSettings/{instance}", tag = "instance",
+    params(("instance" = String, Path)),
+    responses(
+        (status = 200, body = SettingsResponse),
+        (status = 401, description = "Missing token in header / Invalid token", body = ErrorOut),
+        (status = 404, description = "Instance not found", body = ErrorOut),
+        (status = 429, description = "Rate limit exceeded. Try again later.", body = ErrorOut),
+        (status = 500, description = "Failed to get settings configuration", body = ErrorOut),
+    ),
+    security(("token" = []))
+)]
+async fn get_settings(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    Path(name): Path<String>,
+) -> ApiResult<Response> {
+    let settings = state.instances.settings(&principal, &name).await?;
+    Ok(settings_response(messages::SETTINGS_RETRIEVED, &settings))
+}
+
+/// A partial settings body: fields left out (or `null`) keep their value.
+/// Typed loosely so a wrong type is refused naming its field.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", default)]
+pub struct SettingsIn {
+    /// Reject incoming calls.
+    #[schema(value_type = Option<bool>)]
+    auto_reject_calls: Option<serde_json::Value>,
+    /// Sent to a rejected caller when not empty; at most 1024 characters.
+    #[schema(value_type = Option<String>)]
+    call_reject_message: Option<serde_json::Value>,
+    /// Drop group messages: acknowledged, delivered nowhere.
+    #[schema(value_type = Option<bool>)]
+    ignore_group_messages: Option<serde_json::Value>,
+    /// Show the number online (presence available) while connected.
+    #[schema(value_type = Option<bool>)]
+    keep_online_status: Option<serde_json::Value>,
+    /// Mark incoming messages read once stored.
+    #[schema(value_type = Option<bool>)]
+    auto_read_messages: Option<serde_json::Value>,
+    /// Only `true` (the default): importing history is not supported yet.
+    #[schema(value_type = Option<bool>)]
+    disable_history_sync: Option<serde_json::Value>,
+    /// Drop status posts (`status@broadcast`).
+    #[schema(value_type = Option<bool>)]
+    ignore_status: Option<serde_json::Value>,
+}
+
+impl SettingsIn {
+    fn patch(self) -> Result<SettingsPatch, Error> {
+        fn flag(field: &str, value: Option<serde_json::Value>) -> Result<Option<bool>, Error> {
+            match value {
+                None => Ok(None),
+                Some(serde_json::Value::Bool(b)) => Ok(Some(b)),
+                Some(_) => Err(Error::bad_request(format!(
+                    "Invalid {field}: a boolean is required"
+                ))),
+            }
+        }
+        let call_reject_message = match self.call_reject_message {
+            None => None,
+            Some(serde_json::Value::String(m)) => Some(m),
+            Some(_) => {
+                return Err(Error::bad_request(
+                    "Invalid callRejectMessage: a string is required",
+                ));
+            }
+        };
+        Ok(SettingsPatch {
+            auto_reject_calls: flag("autoRejectCalls", self.auto_reject_calls)?,
+            call_reject_message,
+            ignore_group_messages: flag("ignoreGroupMessages", self.ignore_group_messages)?,
+            keep_online_status: flag("keepOnlineStatus", self.keep_online_status)?,
+            auto_read_messages: flag("autoReadMessages", self.auto_read_messages)?,
+            disable_history_sync: flag("disableHistorySync", self.disable_history_sync)?,
+            ignore_status: flag("ignoreStatus", self.ignore_status)?,
+        })
+    }
+}
+
+/// Change some settings; the rest are kept. Applied at once, to a connected
+/// session too (`keepOnlineStatus` sends the presence).
+#[utoipa::path(post, path = "/api/instance/settings/{instance}", tag = "instance",
+    params(("instance" = String, Path)), request_body = SettingsIn,
+    responses(
+        (status = 200, body = SettingsResponse),
+        (status = 400, description = "Invalid request body / At least one setting must be provided / Invalid <field>: a boolean is required / Invalid callRejectMessage: at most 1024 characters / Invalid disableHistorySync: false is not supported yet ...", body = ErrorOut),
+        (status = 401, description = "Missing token in header / Invalid token", body = ErrorOut),
+        (status = 404, description = "Instance not found", body = ErrorOut),
+        (status = 429, description = "Rate limit exceeded. Try again later.", body = ErrorOut),
+        (status = 500, description = "Failed to update settings configuration", body = ErrorOut),
+    ),
+    security(("token" = []))
+)]
+async fn update_settings(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    Path(name): Path<String>,
+    JsonBody(body): JsonBody<SettingsIn>,
+) -> ApiResult<Response> {
+    let instance = state.instances.visible(&principal, &name).await?;
+    let settings = state
+        .instances
+        .update_settings(&instance, &body.patch()?)
+        .await?;
+    Ok(settings_response(messages::SETTINGS_UPDATED, &settings))
+}
+
+fn settings_response(message: &'static str, settings: &InstanceSettings) -> Response {
+    Json(SettingsResponse {
+        success: true,
+        message,
+        settings: SettingsOut::from(settings),
+    })
+    .into_response()
 }

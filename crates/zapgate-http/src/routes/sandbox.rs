@@ -1,5 +1,5 @@
-//! The sandbox phone: pair, go offline, send messages and receipts "from
-//! WhatsApp", read what zapgate sent, inject send failures. Mounted only
+//! The sandbox phone: pair, go offline, send messages, calls and receipts
+//! "from WhatsApp", read what zapgate sent, inject send failures. Mounted only
 //! when the sandbox is the provider; either token, ownership checked.
 
 use std::sync::Arc;
@@ -19,7 +19,7 @@ use zapgate_core::{
     store::Principal,
     whatsapp::{Extra, Media, MediaKind, ReceiptStatus},
 };
-use zapgate_whatsapp::{OutboxEntry, SandboxInbound, SandboxProvider, SendFault};
+use zapgate_whatsapp::{CallEntry, OutboxEntry, SandboxInbound, SandboxProvider, SendFault};
 
 use crate::{
     AppState,
@@ -42,6 +42,7 @@ pub fn router(media_body_limit: usize) -> Router<AppState> {
             post(inbound).layer(DefaultBodyLimit::max(media_body_limit)),
         )
         .route("/api/sandbox/{instance}/receipt", post(receipt))
+        .route("/api/sandbox/{instance}/call", post(call))
         .route("/api/sandbox/{instance}/outbox", get(outbox))
         .route("/api/sandbox/{instance}/faults", post(faults))
 }
@@ -143,6 +144,9 @@ pub struct InboundIn {
     #[serde(default)]
     from_me: bool,
     group: Option<GroupIn>,
+    /// A status post by `from` (chat `status@broadcast`) instead of a chat message.
+    #[serde(default)]
+    status_post: bool,
     media: Option<MediaIn>,
     quoted_id: Option<String>,
     /// A hidden-number id, `<digits>@lid`.
@@ -228,6 +232,9 @@ pub struct MediaIn {
 pub struct InboundOut {
     success: bool,
     id: String,
+    /// `false` when the instance's settings drop it (`ignoreGroupMessages`,
+    /// `ignoreStatus`): acknowledged to WhatsApp, delivered nowhere.
+    delivered: bool,
 }
 
 fn bounded(field: &str, value: Option<String>, max: usize) -> Result<Option<String>, Error> {
@@ -349,6 +356,7 @@ impl InboundIn {
             text: bounded("text", self.text, MAX_TEXT_LEN)?,
             from_me: self.from_me,
             group,
+            status_post: self.status_post,
             media,
             quoted_id: bounded("quotedId", self.quoted_id, MAX_ID_LEN)?,
             extra,
@@ -369,8 +377,12 @@ async fn inbound(
     JsonBody(body): JsonBody<InboundIn>,
 ) -> ApiResult<Json<InboundOut>> {
     let (sandbox, instance) = resolve(&state, &principal, &name).await?;
-    let id = sandbox.inbound(&instance.id, body.into_message()?).await?;
-    Ok(Json(InboundOut { success: true, id }))
+    let accepted = sandbox.inbound(&instance.id, body.into_message()?).await?;
+    Ok(Json(InboundOut {
+        success: true,
+        id: accepted.id,
+        delivered: accepted.delivered,
+    }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -401,12 +413,55 @@ async fn receipt(
     Ok(Json(MessageOut::new("Receipt delivered")))
 }
 
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RingIn {
+    /// The caller: a number or a JID.
+    from: String,
+    #[serde(default)]
+    video: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RingOut {
+    success: bool,
+    #[schema(value_type = Object)]
+    call: CallEntry,
+}
+
+/// A call rings on the phone. With `autoRejectCalls` zapgate rejects it
+/// (`status: rejected`) and sends `callRejectMessage` to the caller.
+#[utoipa::path(post, path = "/api/sandbox/{instance}/call", tag = "sandbox",
+    params(("instance" = String, Path)), request_body = RingIn,
+    responses((status = 200, body = RingOut), (status = 400, body = ErrorOut), (status = 404, body = ErrorOut)),
+    security(("token" = [])))]
+async fn call(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    Path(name): Path<String>,
+    JsonBody(body): JsonBody<RingIn>,
+) -> ApiResult<Json<RingOut>> {
+    let (sandbox, instance) = resolve(&state, &principal, &name).await?;
+    let from = Jid::parse(&body.from)?;
+    let call = sandbox.call(&instance.id, from, body.video).await?;
+    Ok(Json(RingOut {
+        success: true,
+        call,
+    }))
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OutboxOut {
     success: bool,
     /// Everything sent to WhatsApp for this instance, oldest first.
     #[schema(value_type = Vec<Object>)]
     messages: Vec<OutboxEntry>,
+    /// Calls that rang, oldest first, with what zapgate did (`offer`: left
+    /// ringing, `rejected`).
+    #[schema(value_type = Vec<Object>)]
+    calls: Vec<CallEntry>,
+    /// The presence the session last sent: `available` (`keepOnlineStatus`)
+    /// or `unavailable`; `null` while not connected.
+    presence: Option<&'static str>,
 }
 
 /// What zapgate sent to WhatsApp through this instance.
@@ -423,6 +478,8 @@ async fn outbox(
     Ok(Json(OutboxOut {
         success: true,
         messages: sandbox.outbox(&instance.id),
+        calls: sandbox.calls(&instance.id),
+        presence: sandbox.presence(&instance.id),
     }))
 }
 

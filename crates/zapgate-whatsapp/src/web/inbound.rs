@@ -34,11 +34,12 @@ pub(crate) struct PendingMedia {
 }
 
 /// Maps a decrypted message; `None` when there is nothing to report:
-/// protocol traffic (key distribution, settings, history sync), status
-/// updates, newsletters, and senders zapgate has no id form for (bots).
+/// protocol traffic (key distribution, settings, history sync),
+/// newsletters, and senders zapgate has no id form for (bots). Status posts
+/// are reported in chat `status@broadcast`; `ignoreStatus` drops them later.
 pub(crate) fn map_message(message: &wa::Message, info: &MessageInfo) -> Option<Mapped> {
     let source = &info.source;
-    if source.chat.is_status_broadcast() || source.chat.is_newsletter() {
+    if source.chat.is_newsletter() {
         return None;
     }
     let content = content(unwrap(message))?;
@@ -504,6 +505,14 @@ pub(crate) fn with_phone_number(
         let lid = std::mem::replace(&mut message.sender, phone);
         message.sender_lid = Some(lid);
     }
+}
+
+/// What a read receipt for the message needs: its chat, its author when the
+/// chat is a group (WhatsApp wants the participant there), and its id.
+pub(crate) fn read_mark(info: &MessageInfo) -> (WaJid, Option<WaJid>, String) {
+    let source = &info.source;
+    let sender = source.is_group.then(|| source.sender.clone());
+    (source.chat.clone(), sender, info.id.clone())
 }
 
 #[cfg(test)]
@@ -1387,10 +1396,13 @@ mod tests {
     }
 
     #[test]
-    fn status_updates_and_newsletters_report_nothing() {
-        let mut status = in_group("3A5B9C2D1E0F4A6B8C7D", CONTACT, None);
+    fn status_posts_are_reported_in_their_own_chat_and_newsletters_not_at_all() {
+        let mut status = from_contact("3A5B9C2D1E0F4A6B8C7D", CONTACT);
         status.source.chat = WaJid::status_broadcast();
-        assert!(map_message(&text("story"), &status).is_none());
+        let post = map(&text("story"), &status);
+        assert!(post.chat.is_status_broadcast());
+        assert_eq!(post.sender, ours(CONTACT));
+        assert_eq!(post.text.as_deref(), Some("story"));
         let channel = MessageInfo {
             id: "128".to_owned(),
             source: MessageSource {
@@ -1401,6 +1413,20 @@ mod tests {
             ..Default::default()
         };
         assert!(map_message(&text("news"), &channel).is_none());
+    }
+
+    #[test]
+    fn a_read_mark_names_the_author_only_in_a_group() {
+        let direct = from_contact("3A5B9C2D1E0F4A6B8C7D", "5511988887777:12@s.whatsapp.net");
+        assert_eq!(
+            read_mark(&direct),
+            (wa(CONTACT), None, "3A5B9C2D1E0F4A6B8C7D".to_owned())
+        );
+        let group = in_group("3A11", CONTACT_LID, Some(CONTACT));
+        assert_eq!(
+            read_mark(&group),
+            (wa(GROUP), Some(wa(CONTACT_LID)), "3A11".to_owned())
+        );
     }
 
     fn receipt(kind: ReceiptType, ids: &[&str]) -> Receipt {

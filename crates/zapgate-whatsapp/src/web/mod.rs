@@ -7,7 +7,12 @@
 //! renews this process's leases, stops a session whose lease was taken over,
 //! ends sessions that were logged out or deleted through another process,
 //! and adopts paired sessions whose owner stopped renewing (it died).
+//!
+//! A session starts with the instance's stored settings. A change made
+//! here applies at once; one made through another process reaches the
+//! session at the keeper's next round.
 
+mod calls;
 mod inbound;
 mod outbound;
 mod send;
@@ -26,7 +31,7 @@ use std::{
 use async_trait::async_trait;
 use zapgate_core::{
     Error, Result,
-    instance::{ConnectionState, SessionStatus},
+    instance::{ConnectionState, InstanceSettings, SessionStatus},
     store::Store,
     time::{now_ms, now_secs},
     whatsapp::{
@@ -253,6 +258,15 @@ impl Inner {
             .await?;
         let _turn = self.lifecycle.lock().await;
         let running: Vec<String> = self.sessions().keys().cloned().collect();
+        // Settings changed through another process.
+        for instance_id in running.iter().filter(|id| held.contains(id)) {
+            if let (Some(session), Some(instance)) = (
+                self.session(instance_id),
+                self.store.find_instance_by_id(instance_id).await?,
+            ) {
+                session.apply_settings(&instance.settings).await;
+            }
+        }
         for instance_id in running.iter().filter(|id| !held.contains(id)) {
             let logged_out = self
                 .store
@@ -372,6 +386,14 @@ impl WhatsApp for WebProvider {
             .start(instance_id, status.number_jid.clone(), None)
             .await
             .map(drop)
+    }
+
+    /// A session not running here reads the settings from the store when it
+    /// starts, so only a running one needs them.
+    async fn apply_settings(&self, instance_id: &str, settings: &InstanceSettings) {
+        if let Some(session) = self.inner.session(instance_id) {
+            session.apply_settings(settings).await;
+        }
     }
 
     fn status(&self, instance_id: &str) -> Option<SessionStatus> {

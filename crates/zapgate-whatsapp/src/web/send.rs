@@ -107,7 +107,7 @@ pub(super) async fn send(session: &Session, message: Outgoing, id: Option<&str>)
 }
 
 /// Sends a new message, under `id` when the caller chose one.
-async fn send_with_id(
+pub(super) async fn send_with_id(
     client: &Client,
     to: whatsapp_rust::Jid,
     message: wa::Message,

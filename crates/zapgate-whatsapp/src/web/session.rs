@@ -7,6 +7,10 @@
 //! crash in between makes WhatsApp deliver it again, and the sink knows the
 //! id, so nothing is lost or doubled. Every other event goes through one
 //! queue in arrival order, so a session change never overtakes an earlier one.
+//!
+//! The instance settings apply here: ignored chats never reach the sink
+//! (they are still acknowledged), stored messages are marked read, call
+//! offers are rejected, and the presence follows `keepOnlineStatus`.
 
 use std::{
     collections::HashMap,
@@ -23,17 +27,29 @@ use whatsapp_rust::{
     bot::{Bot, BotHandle},
     pair_code::PairCodeOptions,
     transport::TokioWebSocketTransportFactory,
-    types::events::{Event as WaEvent, EventHandler, InboundMessage as WaInbound},
+    types::{
+        call::IncomingCall,
+        events::{Event as WaEvent, EventHandler, InboundMessage as WaInbound},
+    },
 };
 use zapgate_core::{
     Error, Result,
-    instance::{ConnectionState, SessionStatus},
+    instance::{ConnectionState, InstanceSettings, SessionStatus},
     jid::Jid,
-    whatsapp::{Event, EventSink, InboundMessage, LoginCode, LoginMethod, Media, WhatsAppEvent},
+    store::Store,
+    whatsapp::{
+        CallEvent, CallStatus, Event, EventSink, InboundMessage, LoginCode, LoginMethod, Media,
+        WhatsAppEvent,
+    },
 };
 use zapgate_store::{SqlStore, WaSessionStore};
 
-use super::{WebConfig, inbound, outbound, transport::ObservedTransportFactory};
+use super::{
+    WebConfig,
+    calls::{self, Ringing},
+    inbound, outbound, send,
+    transport::ObservedTransportFactory,
+};
 use crate::qr;
 
 /// How long a stopping session may take to flush its state.
@@ -72,6 +88,7 @@ struct Shared {
     /// Group subjects already looked up, so a busy group costs one query.
     subjects: Mutex<HashMap<String, String>>,
     media_limit: usize,
+    settings: Mutex<InstanceSettings>,
     on_ended: OnEnded,
     /// Set when zapgate stops or logs out the session itself: the crate's
     /// events from then on (disconnected, logged out) are echoes of that,
@@ -80,6 +97,13 @@ struct Shared {
 }
 
 impl Shared {
+    fn settings(&self) -> InstanceSettings {
+        self.settings
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     fn status(&self) -> SessionStatus {
         self.status
             .lock()
@@ -133,8 +157,9 @@ pub(super) struct Session {
 }
 
 impl Session {
-    /// Builds and starts the bot. With `login`, an unlinked session asks for
-    /// that kind of code; a linked one simply connects.
+    /// Builds and starts the bot with the instance's stored settings. With
+    /// `login`, an unlinked session asks for that kind of code; a linked one
+    /// simply connects.
     pub(super) async fn start(
         store: &SqlStore,
         sink: Arc<dyn EventSink>,
@@ -144,6 +169,11 @@ impl Session {
         login: Option<&LoginMethod>,
         on_ended: OnEnded,
     ) -> Result<Arc<Self>> {
+        let settings = store
+            .find_instance_by_id(instance_id)
+            .await?
+            .map(|i| i.settings)
+            .unwrap_or_default();
         let (login_tx, _) = watch::channel(Login::Waiting);
         let shared = Arc::new(Shared {
             instance_id: instance_id.to_owned(),
@@ -152,6 +182,7 @@ impl Session {
             login: login_tx,
             subjects: Mutex::new(HashMap::new()),
             media_limit: config.media_limit,
+            settings: Mutex::new(settings),
             on_ended,
             stopping: AtomicBool::new(false),
         });
@@ -170,6 +201,8 @@ impl Session {
             .with_backend(WaSessionStore::new(store.clone(), instance_id))
             .with_transport_factory(transport)
             .with_version(config.version)
+            // Always: `disableHistorySync: false` is refused, since importing
+            // history is not built.
             .skip_history_sync()
             .with_inbound_durability_hook(DurableInbound {
                 shared: shared.clone(),
@@ -213,6 +246,26 @@ impl Session {
 
     pub(super) fn is_connected(&self) -> bool {
         self.client.is_connected() && self.client.is_logged_in()
+    }
+
+    /// Takes new settings; a connected session shows its new presence now.
+    pub(super) async fn apply_settings(&self, settings: &InstanceSettings) {
+        let presence_changed = {
+            let mut current = self
+                .shared
+                .settings
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if *current == *settings {
+                return;
+            }
+            let changed = current.keep_online_status != settings.keep_online_status;
+            *current = settings.clone();
+            changed
+        };
+        if presence_changed && self.is_connected() {
+            announce_presence(&self.shared, &self.client).await;
+        }
     }
 
     /// Waits until the session has a code to show or is linked; the error
@@ -285,6 +338,61 @@ async fn group_subject(shared: &Shared, client: &Client, chat: &Jid) -> Option<S
     }
 }
 
+/// Available with `keepOnlineStatus`, else unavailable: the crate announces
+/// itself available on connect, which would keep the phone from notifying.
+async fn announce_presence(shared: &Shared, client: &Client) {
+    let presence = client.presence();
+    let sent = if shared.settings().keep_online_status {
+        presence.set_available().await
+    } else {
+        presence.set_unavailable().await
+    };
+    match sent {
+        Ok(()) => {}
+        // A freshly linked session learns its push name a moment later and
+        // announces again then (SelfPushNameUpdated).
+        Err(whatsapp_rust::PresenceError::PushNameEmpty) => {
+            tracing::debug!(instance_id = %shared.instance_id, "presence waits for the push name")
+        }
+        Err(err) => {
+            tracing::warn!(instance_id = %shared.instance_id, error = %err, "could not send the presence")
+        }
+    }
+}
+
+/// Reports a call; an offer is rejected when `autoRejectCalls` says so, and
+/// the caller gets `callRejectMessage`.
+async fn on_call(shared: &Shared, client: &Client, incoming: &IncomingCall, ringing: &mut Ringing) {
+    let Some(mut call) = calls::map_call(incoming, ringing) else {
+        return;
+    };
+    shared.emit(Event::Call(call.clone())).await;
+    let settings = shared.settings();
+    if call.status != CallStatus::Offer || !settings.auto_reject_calls {
+        return;
+    }
+    if let Err(err) = client.voip().reject(incoming).await {
+        tracing::warn!(instance_id = %shared.instance_id, call_id = %call.id, error = %err, "could not reject a call");
+        return;
+    }
+    ringing.end(&call.id);
+    call.status = CallStatus::Rejected;
+    shared.emit(Event::Call(call.clone())).await;
+    if let Some(text) = settings.call_reject_text() {
+        send_reject_message(shared, client, &call, text).await;
+    }
+}
+
+async fn send_reject_message(shared: &Shared, client: &Client, call: &CallEvent, text: &str) {
+    let sent = match outbound::wa_jid(&call.from) {
+        Ok(to) => send::send_with_id(client, to, outbound::text(text, None), None).await,
+        Err(err) => Err(err),
+    };
+    if let Err(err) = sent {
+        tracing::warn!(instance_id = %shared.instance_id, call_id = %call.id, error = %err, "could not send the call reject message");
+    }
+}
+
 /// Hands every event to one task, in order, without blocking the crate.
 struct QueuedEvents {
     queue: mpsc::UnboundedSender<Arc<WaEvent>>,
@@ -303,6 +411,7 @@ async fn handle_events(
     mut events: mpsc::UnboundedReceiver<Arc<WaEvent>>,
 ) {
     let id = shared.instance_id.clone();
+    let mut ringing = Ringing::default();
     while let Some(event) = events.recv().await {
         if shared.stopping.load(Ordering::SeqCst) {
             continue;
@@ -338,7 +447,27 @@ async fn handle_events(
                     .map(|jid| jid.to_non_ad_string());
                 shared.set_login(Login::Linked);
                 shared.set_status(ConnectionState::Connected, number).await;
+                if let Some(client) = client.upgrade() {
+                    announce_presence(&shared, &client).await;
+                }
                 tracing::info!(instance_id = %id, "WhatsApp connected");
+            }
+            // The crate announces itself available when it learns the push
+            // name (first link); say again what the settings want.
+            WaEvent::SelfPushNameUpdated(_) => {
+                if let Some(client) = client.upgrade() {
+                    announce_presence(&shared, &client).await;
+                }
+            }
+            WaEvent::IncomingCall(incoming) => {
+                if let Some(client) = client.upgrade() {
+                    on_call(&shared, &client, incoming, &mut ringing).await;
+                }
+            }
+            WaEvent::MissedCall(missed) => {
+                if let Some(call) = calls::map_missed(missed) {
+                    shared.emit(Event::Call(call)).await;
+                }
             }
             WaEvent::Disconnected(why) => {
                 // The crate reconnects by itself, with backoff.
@@ -438,10 +567,16 @@ impl InboundDurabilityHook for DurableInbound {
         client: Arc<Client>,
         batch: &[WaInbound],
     ) -> whatsapp_rust::anyhow::Result<()> {
+        let settings = self.shared.settings();
+        let mut reads = Vec::new();
         for item in batch {
             let Some(mapped) = inbound::map_message(&item.message, &item.info) else {
                 continue;
             };
+            // Dropped before any download; returning still acknowledges it.
+            if !settings.delivers(&mapped.message.chat) {
+                continue;
+            }
             let mut message = mapped.message;
             let phones = phone_numbers(&client, &message).await;
             inbound::with_phone_number(&mut message, |lid| phones.get(lid).cloned());
@@ -480,6 +615,7 @@ impl InboundDurabilityHook for DurableInbound {
             if message.chat.is_group() {
                 message.group_subject = group_subject(&self.shared, &client, &message.chat).await;
             }
+            let read = settings.reads(&message);
             // An error here withholds the acknowledgement: WhatsApp delivers
             // the message again later.
             self.shared
@@ -492,6 +628,21 @@ impl InboundDurabilityHook for DurableInbound {
                 .map_err(|err| {
                     whatsapp_rust::anyhow::anyhow!("storing an inbound message: {err}")
                 })?;
+            if read {
+                reads.push(inbound::read_mark(&item.info));
+            }
+        }
+        if !reads.is_empty() {
+            // Off the acknowledgement's path: a slow or failed receipt must
+            // not make WhatsApp deliver stored messages again.
+            let instance_id = self.shared.instance_id.clone();
+            tokio::spawn(async move {
+                for (chat, sender, id) in reads {
+                    if let Err(err) = client.mark_as_read(&chat, sender.as_ref(), &[&id]).await {
+                        tracing::warn!(%instance_id, message_id = %id, error = %err, "could not mark a message read");
+                    }
+                }
+            });
         }
         Ok(())
     }

@@ -23,6 +23,16 @@ fn routes(instance: &str) -> Vec<(Method, String, Option<Value>)> {
         (Method::GET, "/api/instance/connect/".to_owned(), None),
         (Method::GET, "/api/instance/list".to_owned(), None),
         (
+            Method::GET,
+            format!("/api/instance/getSettings/{instance}"),
+            None,
+        ),
+        (
+            Method::POST,
+            format!("/api/instance/settings/{instance}"),
+            Some(json!({"ignoreGroupMessages": true, "autoRejectCalls": true})),
+        ),
+        (
             Method::DELETE,
             format!("/api/instance/logout/{instance}"),
             None,
@@ -48,6 +58,11 @@ fn routes(instance: &str) -> Vec<(Method, String, Option<Value>)> {
             Method::POST,
             sandbox("receipt"),
             Some(json!({"id": "3EB0000000000000", "status": "read"})),
+        ),
+        (
+            Method::POST,
+            sandbox("call"),
+            Some(json!({"from": "5511977776666"})),
         ),
         (Method::GET, sandbox("outbox"), None),
         (
@@ -105,6 +120,16 @@ async fn assert_untouched(server: &TestServer, token: &str, name: &str, number: 
         .await;
     assert_eq!(outbox.status, StatusCode::OK, "{}", outbox.text);
     assert_eq!(outbox.body["messages"], json!([]), "{}", outbox.text);
+    assert_eq!(outbox.body["calls"], json!([]), "{}", outbox.text);
+    let settings = server
+        .get(&format!("/api/instance/getSettings/{name}"), Some(token))
+        .await;
+    assert_eq!(settings.status, StatusCode::OK, "{}", settings.text);
+    assert_eq!(
+        settings.body["settings"]["ignoreGroupMessages"],
+        json!(false)
+    );
+    assert_eq!(settings.body["settings"]["autoRejectCalls"], json!(false));
 }
 
 #[tokio::test]

@@ -154,7 +154,8 @@ async fn a_body_over_the_limit_is_a_413_but_media_routes_take_more() {
     );
 
     // Just under the limit is fine.
-    let small = json!({"name": "small", "callRejectMessage": "x".repeat(1500)});
+    let small =
+        json!({"name": "small", "callRejectMessage": "x".repeat(1000), "padding": "x".repeat(500)});
     let reply = server
         .post("/api/instance/new", Some(&account), small)
         .await;
@@ -353,6 +354,9 @@ async fn the_openapi_document_is_openapi_3_1_and_lists_the_instance_routes() {
         "/api/instance/list",
         "/api/instance/logout/{instance}",
         "/api/instance/delete/{instance}",
+        "/api/instance/getSettings/{instance}",
+        "/api/instance/settings/{instance}",
+        "/api/sandbox/{instance}/call",
     ] {
         assert!(
             paths.contains_key(path),
@@ -361,6 +365,11 @@ async fn the_openapi_document_is_openapi_3_1_and_lists_the_instance_routes() {
         );
     }
     assert!(paths["/api/instance/new"].get("post").is_some());
+    assert!(
+        paths["/api/instance/settings/{instance}"]
+            .get("post")
+            .is_some()
+    );
     assert!(
         paths["/api/instance/delete/{instance}"]
             .get("delete")

@@ -710,7 +710,7 @@ async fn settings_flags_are_persisted_and_shown_in_the_list() {
             "ignoreGroupMessages": true,
             "keepOnlineStatus": true,
             "autoReadMessages": true,
-            "disableHistorySync": false,
+            "disableHistorySync": true,
             "ignoreStatus": true
         }),
     )
@@ -727,7 +727,7 @@ async fn settings_flags_are_persisted_and_shown_in_the_list() {
             "ignoreGroupMessages": true,
             "keepOnlineStatus": true,
             "autoReadMessages": true,
-            "disableHistorySync": false,
+            "disableHistorySync": true,
             "ignoreStatus": true
         })
     );

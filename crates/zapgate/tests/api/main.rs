@@ -17,5 +17,6 @@ mod instance;
 mod rate_limit;
 mod sandbox;
 mod secrets;
+mod settings;
 mod smoke;
 mod web;

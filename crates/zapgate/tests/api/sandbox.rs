@@ -36,14 +36,15 @@ fn assert_ok(reply: &Reply, expected: Value) {
     assert_eq!(reply.body, expected);
 }
 
-/// A successful inbound: exactly `{"success":true,"id":"..."}`; the id.
+/// A successful inbound: exactly `{"success":true,"id":"...","delivered":true}`; the id.
 fn inbound_id(reply: &Reply) -> String {
     assert_eq!(reply.status.as_u16(), 200, "{}", reply.text);
     let object = reply.body.as_object().expect("a JSON object");
     let mut keys: Vec<_> = object.keys().map(String::as_str).collect();
     keys.sort_unstable();
-    assert_eq!(keys, ["id", "success"], "{}", reply.text);
+    assert_eq!(keys, ["delivered", "id", "success"], "{}", reply.text);
     assert_eq!(reply.body["success"], json!(true));
+    assert_eq!(reply.body["delivered"], json!(true));
     let id = reply.body["id"]
         .as_str()
         .expect("id is a string")
@@ -440,13 +441,20 @@ async fn the_outbox_starts_empty() {
     for token in [&account, &instance] {
         let reply = server.get("/api/sandbox/suporte/outbox", Some(token)).await;
         assert_eq!(reply.status.as_u16(), 200, "{}", reply.text);
-        assert_eq!(reply.text, r#"{"success":true,"messages":[]}"#);
+        assert_eq!(
+            reply.text,
+            r#"{"success":true,"messages":[],"calls":[],"presence":null}"#
+        );
     }
     server.pair(&instance, "suporte", "5511999990000").await;
     let reply = server
         .get("/api/sandbox/suporte/outbox", Some(&instance))
         .await;
-    assert_ok(&reply, json!({"success": true, "messages": []}));
+    // Connected without keepOnlineStatus: the session says it is away.
+    assert_ok(
+        &reply,
+        json!({"success": true, "messages": [], "calls": [], "presence": "unavailable"}),
+    );
     server.stop().await;
 }
 
@@ -511,6 +519,11 @@ fn routes(name: &str) -> Vec<(reqwest::Method, String, Option<Value>)> {
             reqwest::Method::POST,
             p("receipt"),
             Some(json!({"id": "x", "status": "read"})),
+        ),
+        (
+            reqwest::Method::POST,
+            p("call"),
+            Some(json!({"from": "5511988887777"})),
         ),
         (reqwest::Method::GET, p("outbox"), None),
         (
