@@ -86,6 +86,35 @@ impl Serve {
         }
     }
 
+    /// An account with one instance, `suporte`, paired with the sandbox
+    /// phone; its TokenInstance.
+    async fn paired_instance(&self) -> String {
+        let account = self
+            .post(
+                "/admin/accounts",
+                ADMIN_TOKEN,
+                json!({"name": "acme", "maxInstances": 5}),
+            )
+            .await;
+        let account_token = account["token"].as_str().unwrap().to_owned();
+        let instance = self
+            .post(
+                "/api/instance/new",
+                &account_token,
+                json!({"name": "suporte"}),
+            )
+            .await;
+        let token = instance["instance"]["token"].as_str().unwrap().to_owned();
+        self.get("/api/instance/connect/suporte", &token).await;
+        self.post(
+            "/api/sandbox/suporte/pair",
+            &token,
+            json!({"number": PHONE}),
+        )
+        .await;
+        token
+    }
+
     /// SIGKILL: no shutdown code runs.
     fn kill_hard(&mut self) {
         self.child.kill().expect("SIGKILL");
@@ -236,30 +265,7 @@ async fn zapgate_killed_mid_delivery_loses_and_duplicates_nothing_after_a_restar
     let port = harness::free_port();
 
     let mut serve = Serve::start(dir.path(), port, 1).await;
-    let account = serve
-        .post(
-            "/admin/accounts",
-            ADMIN_TOKEN,
-            json!({"name": "acme", "maxInstances": 5}),
-        )
-        .await;
-    let account_token = account["token"].as_str().unwrap().to_owned();
-    let instance = serve
-        .post(
-            "/api/instance/new",
-            &account_token,
-            json!({"name": "suporte"}),
-        )
-        .await;
-    let token = instance["instance"]["token"].as_str().unwrap().to_owned();
-    serve.get("/api/instance/connect/suporte", &token).await;
-    serve
-        .post(
-            "/api/sandbox/suporte/pair",
-            &token,
-            json!({"number": PHONE}),
-        )
-        .await;
+    let token = serve.paired_instance().await;
     serve
         .post(
             "/api/chatwoot/set/suporte",
@@ -440,30 +446,7 @@ async fn zapgate_killed_mid_webhook_delivery_delivers_every_event_after_a_restar
     *receiver.delay.lock().unwrap() = Duration::from_millis(200);
 
     let mut serve = Serve::start(dir.path(), port, 1).await;
-    let account = serve
-        .post(
-            "/admin/accounts",
-            ADMIN_TOKEN,
-            json!({"name": "acme", "maxInstances": 5}),
-        )
-        .await;
-    let account_token = account["token"].as_str().unwrap().to_owned();
-    let instance = serve
-        .post(
-            "/api/instance/new",
-            &account_token,
-            json!({"name": "suporte"}),
-        )
-        .await;
-    let token = instance["instance"]["token"].as_str().unwrap().to_owned();
-    serve.get("/api/instance/connect/suporte", &token).await;
-    serve
-        .post(
-            "/api/sandbox/suporte/pair",
-            &token,
-            json!({"number": PHONE}),
-        )
-        .await;
+    let token = serve.paired_instance().await;
     serve
         .post(
             "/api/events/webhook/suporte",

@@ -57,6 +57,16 @@ async fn settled(server: &TestServer, token: &str) {
     panic!("deliveries still pending");
 }
 
+/// The events a real RyzeAPI client subscribes to, in its order.
+fn client_events() -> Value {
+    json!([
+        "message.exchange",
+        "instance.state",
+        "message.status",
+        "group.flow"
+    ])
+}
+
 fn ok(reply: &Reply) -> &Value {
     assert_eq!(reply.status.as_u16(), 200, "{}", reply.text);
     assert_eq!(reply.body["success"], json!(true), "{}", reply.text);
@@ -66,12 +76,7 @@ fn ok(reply: &Reply) -> &Value {
 async fn run(server: TestServer) {
     let (receiver, url) = Receiver::start().await;
     let (account, instance) = paired(&server).await;
-    let events = json!([
-        "message.exchange",
-        "instance.state",
-        "message.status",
-        "group.flow"
-    ]);
+    let events = client_events();
     let saved = server
         .post(
             "/api/events/webhook/suporte",
@@ -413,12 +418,7 @@ async fn webhook_configuration_follows_the_contract() {
     assert_eq!(labels, vec![json!("a"), json!("b"), json!("c"), json!("d")]);
 
     // The WebSocket setting reads back in the caller's order.
-    let events = json!([
-        "message.exchange",
-        "instance.state",
-        "message.status",
-        "group.flow"
-    ]);
+    let events = client_events();
     let saved = server
         .post(
             "/api/events/websocket/suporte",
