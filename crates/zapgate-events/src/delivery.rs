@@ -6,7 +6,13 @@
 //! refuses for good. At most a few deliveries per webhook run at once, so a
 //! slow receiver holds back only its own.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use reqwest::{StatusCode, header};
 use tokio::sync::{Notify, Semaphore};
@@ -55,6 +61,8 @@ pub struct Deliveries {
     public_url: String,
     wake: Notify,
     in_flight: Arc<Semaphore>,
+    /// Set at shutdown: no new claims.
+    stopping: AtomicBool,
 }
 
 impl Deliveries {
@@ -75,6 +83,7 @@ impl Deliveries {
             public_url,
             wake: Notify::new(),
             in_flight: Arc::new(Semaphore::new(settings.max_in_flight as usize)),
+            stopping: AtomicBool::new(false),
         })
     }
 
@@ -94,9 +103,28 @@ impl Deliveries {
         tokio::spawn(async move { worker.run().await });
     }
 
+    /// Stops claiming and lets running deliveries finish within `grace`;
+    /// those still running then are taken again after their lease, by this
+    /// process's next start or another process.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.wake.notify_one();
+        let all = self.settings.max_in_flight;
+        if tokio::time::timeout(grace, self.in_flight.acquire_many(all))
+            .await
+            .is_err()
+        {
+            let running = all as usize - self.in_flight.available_permits();
+            tracing::warn!(
+                running,
+                "webhook deliveries still running at shutdown: they are taken again after their lease"
+            );
+        }
+    }
+
     async fn run(self: Arc<Self>) {
         let mut last_prune = now_ms();
-        loop {
+        while !self.stopping.load(Ordering::SeqCst) {
             let claimed = self.run_due().await;
             if now_ms() - last_prune > PRUNE_EVERY.as_millis() as i64 {
                 last_prune = now_ms();
@@ -110,7 +138,7 @@ impl Deliveries {
 
     /// Claims as many due deliveries as there are free slots and starts
     /// them; returns how many.
-    pub async fn run_due(self: &Arc<Self>) -> usize {
+    async fn run_due(self: &Arc<Self>) -> usize {
         let free = self.in_flight.available_permits();
         if free == 0 {
             // Wait for a slot rather than spin.

@@ -135,7 +135,12 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
         let _ = config.public_url.set_port(Some(addr.port()));
     }
     let (stop, stopped) = watch::channel(false);
-    let Built { app, web, bridge } = build(&config).await?;
+    let Built {
+        app,
+        web,
+        bridge,
+        deliveries,
+    } = build(&config).await?;
     let draining = bridge.clone();
     let limits = config.server;
     let task = tokio::spawn(async move {
@@ -143,13 +148,17 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
         let served = serve(listener, app, limits, async move {
             let _ = http_stopped.wait_for(|stop| *stop).await;
         });
-        // The bridge stops taking work when the server stops accepting.
+        // The bridge and the webhook deliveries stop taking work when the
+        // server stops accepting.
         let mut stopped = stopped;
         let bridge_stopped = async move {
             let _ = stopped.wait_for(|stop| *stop).await;
-            if let Some(bridge) = draining {
-                bridge.shutdown().await;
-            }
+            let bridge = async {
+                if let Some(bridge) = draining {
+                    bridge.shutdown().await;
+                }
+            };
+            tokio::join!(bridge, deliveries.shutdown(DELIVERY_DRAIN));
         };
         let (served, ()) = tokio::join!(served, bridge_stopped);
         // Sessions stop after the last request and delivery, keeping their
@@ -168,13 +177,19 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
     })
 }
 
-/// What `start` runs: the router, the web provider when it runs and the
-/// bridge when the module is on (both must be shut down).
+/// What `start` runs: the router, the web provider when it runs, the
+/// bridge when the module is on and the webhook deliveries (all must be
+/// shut down).
 struct Built {
     app: axum::Router,
     web: Option<Arc<WebProvider>>,
     bridge: Option<Arc<Bridge>>,
+    deliveries: Arc<Deliveries>,
 }
+
+/// How long running webhook deliveries may finish at shutdown (inside the
+/// 10 s grace of `serve`).
+const DELIVERY_DRAIN: Duration = Duration::from_secs(4);
 
 async fn build(config: &Config) -> anyhow::Result<Built> {
     let store = open_store(config).await?;
@@ -306,7 +321,7 @@ async fn build(config: &Config) -> anyhow::Result<Built> {
 
     let state = AppState::new(AppParts {
         accounts: AccountService::new(store.clone(), bus),
-        events: EventsService::new(event_store, recorder, deliveries, hub),
+        events: EventsService::new(event_store, recorder, deliveries.clone(), hub),
         url_policy,
         chatwoot,
         bridge: bridge.clone(),
@@ -323,6 +338,7 @@ async fn build(config: &Config) -> anyhow::Result<Built> {
         app: zapgate_http::router(state),
         web,
         bridge,
+        deliveries,
     })
 }
 

@@ -706,6 +706,49 @@ async fn three_webhooks_each_get_their_own_events_at_their_own_urls() {
     assert_eq!(paths, expected);
 }
 
+#[tokio::test]
+async fn a_delivery_in_flight_at_shutdown_finishes_before_the_server_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_in(dir.path(), env()).await;
+    let (_, instance) = paired(&server).await;
+    let (receiver, url) = Receiver::start().await;
+    *receiver.delay.lock().unwrap() = Duration::from_millis(1500);
+    ok(&server
+        .post(
+            "/api/events/webhook/suporte",
+            Some(&instance),
+            json!({"enabled": true, "url": format!("{url}/hook"), "events": ["message.exchange"]}),
+        )
+        .await);
+    inbound(&server, &instance, "in flight").await;
+    let mut running = false;
+    for _ in 0..1200 {
+        let list = server
+            .get(
+                "/api/events/deliveries/suporte?status=running",
+                Some(&instance),
+            )
+            .await;
+        if !ok(&list)["deliveries"].as_array().unwrap().is_empty() {
+            running = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(running, "the delivery was on the wire");
+    server.stop().await;
+    assert_eq!(receiver.bodies().len(), 1, "it finished during the drain");
+
+    // Recorded as delivered: the next start does not send it again.
+    let server = TestServer::start_in(dir.path(), env()).await;
+    let list = server
+        .get("/api/events/deliveries/suporte", Some(&instance))
+        .await;
+    let deliveries = ok(&list)["deliveries"].as_array().unwrap().clone();
+    assert_eq!(deliveries.len(), 1);
+    assert_eq!(deliveries[0]["status"], "delivered");
+}
+
 mod websocket {
     use futures_util::StreamExt;
     use tokio_tungstenite::{connect_async, tungstenite::Message};
