@@ -1,12 +1,13 @@
 //! The baselines, in process: a minimal forwarder (inbound JSON in, the same
 //! message JSON posted to the same Chatwoot double, no durability; agent
-//! webhooks appended to an in-memory outbox) and a bare axum route that
+//! webhooks appended to an in-memory outbox; inbound JSON in, an event
+//! envelope posted to the webhook receiver) and a bare axum route that
 //! returns fixed bytes.
 
 use std::{
     collections::HashMap,
     sync::{
-        Arc, Mutex,
+        Arc, Mutex, OnceLock,
         atomic::{AtomicU64, Ordering},
     },
     time::SystemTime,
@@ -36,6 +37,8 @@ pub struct Forwarder {
     next_id: AtomicU64,
     pub outbox: Mutex<Vec<(i64, SystemTime)>>,
     bare: Mutex<HashMap<String, Bytes>>,
+    /// Where `/event/:instance` posts (the events runs' webhook receiver).
+    receiver: OnceLock<String>,
 }
 
 pub struct Running {
@@ -51,6 +54,11 @@ impl Drop for Running {
 }
 
 impl Running {
+    /// Events go to `<url>/hook/<instance>`, as zapgate's webhooks do in the events runs.
+    pub fn set_receiver(&self, url: &str) {
+        let _ = self.state.receiver.set(url.to_owned());
+    }
+
     /// Serves `bytes` (as JSON) at `/bare/<key>`.
     pub fn set_bare(&self, key: &str, bytes: Bytes) {
         self.state
@@ -98,10 +106,12 @@ pub async fn start(chatwoot_account_url: String, token: String) -> anyhow::Resul
         next_id: AtomicU64::new(1),
         outbox: Mutex::new(Vec::new()),
         bare: Mutex::new(HashMap::new()),
+        receiver: OnceLock::new(),
     });
     let app = Router::new()
         .route("/inbound/{instance}", post(inbound))
         .route("/webhook/{instance}", post(webhook))
+        .route("/event/{instance}", post(event))
         .route("/bare/{key}", get(bare))
         .with_state(state.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -150,6 +160,54 @@ async fn inbound(
 ) -> impl IntoResponse {
     match forward(&s, instance, &body).await {
         Ok(id) => (StatusCode::OK, Json(json!({"success": true, "id": id}))),
+        Err(err) => (
+            StatusCode::BAD_GATEWAY,
+            Json(json!({"success": false, "error": {"message": err.to_string()}})),
+        ),
+    }
+}
+
+/// The events baseline: the sandbox's inbound JSON in, an envelope shaped
+/// like zapgate's `message.exchange` posted to the receiver, answered once the
+/// receiver took it. Nothing stored, nothing signed, no retry.
+async fn event(
+    State(s): State<Arc<Forwarder>>,
+    Path(instance): Path<usize>,
+    Json(body): Json<Value>,
+) -> impl IntoResponse {
+    let n = s.next_id.fetch_add(1, Ordering::Relaxed);
+    let id = format!("BASE{n}");
+    let from = body["from"].as_str().unwrap_or_default();
+    let jid = format!("{from}@s.whatsapp.net");
+    let envelope = json!({
+        "event": "message.exchange",
+        "data": {
+            "id": id,
+            "direction": "incoming",
+            "timestamp": chrono::Utc::now().to_rfc3339(),
+            "chat": {"jid": jid, "type": "private", "isCommunity": false},
+            "sender": {"jid": jid, "pushName": body["pushName"]},
+            "content": {"type": "text", "text": body["text"]},
+        },
+        "instanceData": {"baseUrl": "http://127.0.0.1", "instance": format!("bench{instance}"), "token": ""},
+        "id": format!("evt{n}"),
+        "sequence": n,
+    });
+    let Some(receiver) = s.receiver.get() else {
+        return (
+            StatusCode::BAD_GATEWAY,
+            Json(json!({"success": false, "error": {"message": "no receiver"}})),
+        );
+    };
+    let sent = s
+        .http
+        .post(format!("{receiver}/hook/{instance}"))
+        .json(&envelope)
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status);
+    match sent {
+        Ok(_) => (StatusCode::OK, Json(json!({"success": true, "id": id}))),
         Err(err) => (
             StatusCode::BAD_GATEWAY,
             Json(json!({"success": false, "error": {"message": err.to_string()}})),

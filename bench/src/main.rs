@@ -4,6 +4,7 @@
 //! bench/RESULTS.md. `bench/run.sh [--quick]` is the one command.
 
 mod baseline;
+mod events;
 mod load;
 mod phases;
 mod report;
@@ -43,17 +44,25 @@ pub enum Phase {
     Inbound,
     Outbound,
     Api,
+    Events,
     Memory,
 }
 
 impl Phase {
-    pub const ALL: [Phase; 4] = [Phase::Inbound, Phase::Outbound, Phase::Api, Phase::Memory];
+    pub const ALL: [Phase; 5] = [
+        Phase::Inbound,
+        Phase::Outbound,
+        Phase::Api,
+        Phase::Events,
+        Phase::Memory,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Phase::Inbound => "inbound",
             Phase::Outbound => "outbound",
             Phase::Api => "api",
+            Phase::Events => "events",
             Phase::Memory => "memory",
         }
     }
@@ -62,7 +71,9 @@ impl Phase {
         Self::ALL
             .into_iter()
             .find(|phase| phase.name() == raw)
-            .with_context(|| format!("unknown phase {raw} (inbound, outbound, api, memory)"))
+            .with_context(|| {
+                format!("unknown phase {raw} (inbound, outbound, api, events, memory)")
+            })
     }
 }
 
@@ -89,7 +100,7 @@ fn parse_opts() -> anyhow::Result<Opts> {
             }
             other => anyhow::bail!(
                 "unknown argument {other} (--quick, --out FILE, --postgres URL, --no-postgres, \
-                 --only inbound,outbound,api,memory)"
+                 --only inbound,outbound,api,events,memory)"
             ),
         }
     }
@@ -172,6 +183,9 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
         }
         if opts.only.contains(&Phase::Api) {
             rows.extend(phases::api(&opts, backend).await?);
+        }
+        if opts.only.contains(&Phase::Events) {
+            rows.extend(events::run(&opts, backend).await?);
         }
     }
     if opts.only.contains(&Phase::Memory) {

@@ -231,22 +231,16 @@ pub async fn call(
     Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
-/// An instance set up through the API: paired, integration active.
+/// An instance set up through the API: paired (integration active in the
+/// bridge runs, a webhook or the WebSocket enabled in the events runs).
 #[derive(Debug, Clone)]
 pub struct ApiInstance {
     pub name: String,
     pub token: String,
 }
 
-/// Creates an account and `n` instances, pairs each sandbox phone and
-/// activates its integration against the double.
-pub async fn setup_instances(
-    z: &Zapgate,
-    n: usize,
-    chatwoot_base: &str,
-    chatwoot_account: i64,
-    chatwoot_token: &str,
-) -> anyhow::Result<(String, Vec<ApiInstance>)> {
+/// Creates an account and `n` instances and pairs each sandbox phone.
+pub async fn create_paired(z: &Zapgate, n: usize) -> anyhow::Result<(String, Vec<ApiInstance>)> {
     use reqwest::Method;
     let c = client();
     let account = call(
@@ -292,20 +286,36 @@ pub async fn setup_instances(
             Some(json!({"number": format!("551199{:07}", i)})),
         )
         .await?;
+        out.push(ApiInstance { name, token });
+    }
+    Ok((account_token, out))
+}
+
+/// Creates an account and `n` paired instances and activates each one's
+/// integration against the double.
+pub async fn setup_instances(
+    z: &Zapgate,
+    n: usize,
+    chatwoot_base: &str,
+    chatwoot_account: i64,
+    chatwoot_token: &str,
+) -> anyhow::Result<(String, Vec<ApiInstance>)> {
+    let c = client();
+    let (account_token, instances) = create_paired(z, n).await?;
+    for inst in &instances {
         call(
             &c,
-            Method::POST,
-            &format!("{}/api/chatwoot/set/{name}", z.base),
-            &token,
+            reqwest::Method::POST,
+            &format!("{}/api/chatwoot/set/{}", z.base, inst.name),
+            &inst.token,
             Some(json!({
                 "chatwootBaseUrl": chatwoot_base,
                 "chatwootAccountId": chatwoot_account,
                 "chatwootApiToken": chatwoot_token,
-                "inboxName": format!("WhatsApp {name}"),
+                "inboxName": format!("WhatsApp {}", inst.name),
             })),
         )
         .await?;
-        out.push(ApiInstance { name, token });
     }
-    Ok((account_token, out))
+    Ok((account_token, instances))
 }

@@ -394,7 +394,9 @@ impl EventStore for SqlStore {
     ) -> Result<Vec<DeliveryWork>> {
         // Due: queued and due, or running with a lease its worker let lapse
         // (it died). Per webhook, the oldest few, so that with what already
-        // runs it stays within `per_webhook`.
+        // runs it stays within `per_webhook`. The `status IN` term repeats the
+        // partial index's predicate word for word: SQLite uses a partial index
+        // only then, and without it scans every delivery kept as history.
         let claim = "UPDATE webhook_deliveries SET status = 'running', locked_until = $2, \
              attempts = attempts + 1, updated_at = $1 \
              WHERE id IN (SELECT id FROM ( \
@@ -402,8 +404,9 @@ impl EventStore for SqlStore {
                    (SELECT COUNT(*) FROM webhook_deliveries r WHERE r.webhook_id = d.webhook_id \
                       AND r.status = 'running' AND r.locked_until > $1) AS busy \
                  FROM webhook_deliveries d \
-                 WHERE (d.status = 'queued' AND d.run_at <= $1) \
-                    OR (d.status = 'running' AND d.locked_until <= $1)) due \
+                 WHERE d.status IN ('queued', 'running') \
+                   AND ((d.status = 'queued' AND d.run_at <= $1) \
+                    OR (d.status = 'running' AND d.locked_until <= $1))) due \
                WHERE due.turn + due.busy <= $4 ORDER BY due.id LIMIT $3) \
              RETURNING id";
         let query = sqlx::query(claim)
