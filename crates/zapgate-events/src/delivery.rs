@@ -171,6 +171,9 @@ impl Deliveries {
             tokio::spawn(async move {
                 worker.deliver(work).await;
                 drop(permit);
+                // Its webhook has a free slot now: the next due delivery
+                // need not wait for the poll.
+                worker.nudge();
             });
         }
         count
