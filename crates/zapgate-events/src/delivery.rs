@@ -7,8 +7,9 @@
 //! slow receiver holds back only its own.
 
 use std::{
+    collections::HashMap,
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicBool, Ordering},
     },
     time::Duration,
@@ -63,7 +64,12 @@ pub struct Deliveries {
     in_flight: Arc<Semaphore>,
     /// Set at shutdown: no new claims.
     stopping: AtomicBool,
+    /// Instance tokens never change, so each is read and decrypted once
+    /// (bounded: cleared when full).
+    tokens: Mutex<HashMap<String, String>>,
 }
+
+const MAX_CACHED_TOKENS: usize = 10_000;
 
 impl Deliveries {
     /// `client` must refuse private addresses per the operator's policy and
@@ -84,6 +90,7 @@ impl Deliveries {
             wake: Notify::new(),
             in_flight: Arc::new(Semaphore::new(settings.max_in_flight as usize)),
             stopping: AtomicBool::new(false),
+            tokens: Mutex::new(HashMap::new()),
         })
     }
 
@@ -224,13 +231,13 @@ impl Deliveries {
                 error: "the instance was deleted".into(),
             });
         };
-        let token = self.store.instance_token(&instance.id).await?;
+        let token = self.instance_token(&instance.id).await?;
         let envelope = payload::envelope(
             &work.event,
             work.webhook.settings.media_base64,
             &self.public_url,
             &instance.name,
-            token.expose(),
+            &token,
         );
         let body = serde_json::to_vec(&envelope).map_err(zapgate_core::Error::internal)?;
         let url = target_url(
@@ -286,6 +293,24 @@ impl Deliveries {
                 self.failed(work, None, &error, None)
             }
         })
+    }
+
+    async fn instance_token(&self, instance_id: &str) -> Result<String> {
+        if let Some(token) = self.tokens.lock().expect("token cache").get(instance_id) {
+            return Ok(token.clone());
+        }
+        let token = self
+            .store
+            .instance_token(instance_id)
+            .await?
+            .expose()
+            .to_owned();
+        let mut tokens = self.tokens.lock().expect("token cache");
+        if tokens.len() >= MAX_CACHED_TOKENS {
+            tokens.clear();
+        }
+        tokens.insert(instance_id.to_owned(), token.clone());
+        Ok(token)
     }
 
     /// A failed attempt: again later, or a dead letter once the event is
