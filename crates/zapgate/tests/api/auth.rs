@@ -67,6 +67,51 @@ fn routes(instance: &str) -> Vec<(Method, String, Option<Value>)> {
         (Method::GET, sandbox("outbox"), None),
         (
             Method::POST,
+            format!("/api/message/text/{instance}"),
+            Some(json!({"number": "5511977776666", "message": "hi"})),
+        ),
+        (
+            Method::POST,
+            format!("/api/message/media/{instance}"),
+            Some(json!({"number": "5511977776666", "mediaType": "image", "mediaBase64": "aGk="})),
+        ),
+        (
+            Method::POST,
+            format!("/api/events/webhook/{instance}"),
+            Some(json!({"enabled": true, "url": "https://hooks.example.test/x"})),
+        ),
+        (
+            Method::GET,
+            format!("/api/events/getWebhook/{instance}"),
+            None,
+        ),
+        (
+            Method::POST,
+            format!("/api/events/websocket/{instance}"),
+            Some(json!({"enabled": true})),
+        ),
+        (
+            Method::GET,
+            format!("/api/events/getWebsocket/{instance}"),
+            None,
+        ),
+        (
+            Method::GET,
+            format!("/api/events/deliveries/{instance}"),
+            None,
+        ),
+        (
+            Method::POST,
+            format!("/api/events/deliveries/{instance}/replay"),
+            None,
+        ),
+        (
+            Method::GET,
+            format!("/api/events/log/{instance}?after=0"),
+            None,
+        ),
+        (
+            Method::POST,
             sandbox("faults"),
             Some(json!({"send": "error"})),
         ),
@@ -78,7 +123,7 @@ fn instance_routes(instance: &str) -> Vec<(Method, String, Option<Value>)> {
     routes(instance)
         .into_iter()
         .filter(|(_, path, _)| {
-            path.split('/').any(|segment| segment == instance)
+            path.split(['/', '?']).any(|segment| segment == instance)
                 && !path.starts_with("/api/instance/delete/")
         })
         .collect()
