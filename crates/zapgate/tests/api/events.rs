@@ -38,6 +38,22 @@ async fn inbound(server: &TestServer, token: &str, text: &str) -> String {
     reply.body["id"].as_str().unwrap().to_owned()
 }
 
+/// A paired instance `suporte` whose webhook (message.exchange only) goes
+/// to a receiver answering after `delay`; its token and the receiver.
+async fn hooked(server: &TestServer, delay: Duration) -> (String, Receiver) {
+    let (_, instance) = paired(server).await;
+    let (receiver, url) = Receiver::start().await;
+    *receiver.delay.lock().unwrap() = delay;
+    ok(&server
+        .post(
+            "/api/events/webhook/suporte",
+            Some(&instance),
+            json!({"enabled": true, "url": format!("{url}/hook"), "events": ["message.exchange"]}),
+        )
+        .await);
+    (instance, receiver)
+}
+
 /// Waits until no delivery of the instance is queued or running.
 async fn settled(server: &TestServer, token: &str) {
     for _ in 0..1200 {
@@ -615,16 +631,7 @@ async fn a_slow_receiver_delays_only_its_own_deliveries() {
 #[tokio::test]
 async fn a_receiver_that_never_answers_is_retried_after_the_attempt_timeout() {
     let server = TestServer::start_with(env().with("ZAPGATE_WEBHOOK_TIMEOUT_SECS", "1")).await;
-    let (_, instance) = paired(&server).await;
-    let (receiver, url) = Receiver::start().await;
-    *receiver.delay.lock().unwrap() = Duration::from_secs(30);
-    ok(&server
-        .post(
-            "/api/events/webhook/suporte",
-            Some(&instance),
-            json!({"enabled": true, "url": format!("{url}/hook"), "events": ["message.exchange"]}),
-        )
-        .await);
+    let (instance, _receiver) = hooked(&server, Duration::from_secs(30)).await;
     inbound(&server, &instance, "anyone there?").await;
     let mut error = Value::Null;
     for _ in 0..1200 {
@@ -710,16 +717,7 @@ async fn three_webhooks_each_get_their_own_events_at_their_own_urls() {
 async fn a_delivery_in_flight_at_shutdown_finishes_before_the_server_stops() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start_in(dir.path(), env()).await;
-    let (_, instance) = paired(&server).await;
-    let (receiver, url) = Receiver::start().await;
-    *receiver.delay.lock().unwrap() = Duration::from_millis(1500);
-    ok(&server
-        .post(
-            "/api/events/webhook/suporte",
-            Some(&instance),
-            json!({"enabled": true, "url": format!("{url}/hook"), "events": ["message.exchange"]}),
-        )
-        .await);
+    let (instance, receiver) = hooked(&server, Duration::from_millis(1500)).await;
     inbound(&server, &instance, "in flight").await;
     let mut running = false;
     for _ in 0..1200 {
