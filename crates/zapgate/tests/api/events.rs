@@ -512,9 +512,7 @@ async fn instance_creation_webhook_fields_make_the_default_webhook() {
     );
 }
 
-#[tokio::test]
-async fn deliveries_wait_out_an_unreachable_receiver_and_reach_it_once_fixed() {
-    let server = TestServer::start_with(env()).await;
+async fn deliveries_wait_out_an_unreachable_receiver_and_reach_it_once_fixed(server: TestServer) {
     let (_, instance) = paired(&server).await;
     // Nothing listens on port 9 (discard) here: every attempt is refused.
     let save = |url: String| {
@@ -572,9 +570,7 @@ async fn deliveries_wait_out_an_unreachable_receiver_and_reach_it_once_fixed() {
     assert_eq!(ids, sent);
 }
 
-#[tokio::test]
-async fn a_slow_receiver_delays_only_its_own_deliveries() {
-    let server = TestServer::start_with(env()).await;
+async fn a_slow_receiver_delays_only_its_own_deliveries(server: TestServer) {
     let (_, account) = server.create_account("acme", 10).await;
     let slow_token = server.create_instance(&account, "slow").await;
     let fast_token = server.create_instance(&account, "suporte").await;
@@ -628,9 +624,7 @@ async fn a_slow_receiver_delays_only_its_own_deliveries() {
     assert!(slow.bodies().len() <= 8);
 }
 
-#[tokio::test]
-async fn a_receiver_that_never_answers_is_retried_after_the_attempt_timeout() {
-    let server = TestServer::start_with(env().with("ZAPGATE_WEBHOOK_TIMEOUT_SECS", "1")).await;
+async fn a_receiver_that_never_answers_is_retried_after_the_attempt_timeout(server: TestServer) {
     let (instance, _receiver) = hooked(&server, Duration::from_secs(30)).await;
     inbound(&server, &instance, "anyone there?").await;
     let mut error = Value::Null;
@@ -650,9 +644,7 @@ async fn a_receiver_that_never_answers_is_retried_after_the_attempt_timeout() {
     assert_eq!(error, "the receiver did not answer within 1s");
 }
 
-#[tokio::test]
-async fn three_webhooks_each_get_their_own_events_at_their_own_urls() {
-    let server = TestServer::start_with(env()).await;
+async fn three_webhooks_each_get_their_own_events_at_their_own_urls(server: TestServer) {
     let (_, instance) = paired(&server).await;
     let (receiver, url) = Receiver::start().await;
     for (label, events, by_events) in [
@@ -746,6 +738,42 @@ async fn a_delivery_in_flight_at_shutdown_finishes_before_the_server_stops() {
     assert_eq!(deliveries.len(), 1);
     assert_eq!(deliveries[0]["status"], "delivered");
 }
+
+/// Runs each scenario on a fresh SQLite server and on PostgreSQL (where it
+/// answers; CI requires it), with the scenario's environment.
+macro_rules! on_both_backends {
+    ($($name:ident($env:expr)),* $(,)?) => {
+        mod sqlite {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(TestServer::start_with($env).await).await;
+                }
+            )*
+        }
+        mod postgres {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    if let Some(server) = TestServer::start_postgres($env).await {
+                        super::$name(server).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    deliveries_wait_out_an_unreachable_receiver_and_reach_it_once_fixed(env()),
+    a_slow_receiver_delays_only_its_own_deliveries(env()),
+    a_receiver_that_never_answers_is_retried_after_the_attempt_timeout(
+        env().with("ZAPGATE_WEBHOOK_TIMEOUT_SECS", "1")
+    ),
+    three_webhooks_each_get_their_own_events_at_their_own_urls(env()),
+);
 
 mod websocket {
     use futures_util::StreamExt;
