@@ -108,16 +108,13 @@ impl EventRecorder {
     }
 
     /// Logs the event built by `build` (given whether media bytes are
-    /// wanted) for the instance's subscribers.
+    /// wanted) for the instance's subscribers `subs`.
     async fn record(
         &self,
         instance_id: &str,
+        subs: &Subscriptions,
         build: impl Fn(bool) -> Option<Payload>,
     ) -> Result<()> {
-        let subs = self.subscriptions(instance_id).await?;
-        if !subs.anyone() {
-            return Ok(());
-        }
         let Some(probe) = build(false) else {
             return Ok(());
         };
@@ -157,23 +154,21 @@ impl Subscriber for EventRecorder {
             // Its rows go with it.
             AppEvent::InstanceDeleting(_) => return Ok(()),
         };
+        // Most instances have no consumer: settle that (cached) first.
+        let subs = self.subscriptions(instance_id).await?;
+        if !subs.anyone() {
+            return Ok(());
+        }
         let Some(instance) = self.store.find_instance_by_id(instance_id).await? else {
             return Ok(());
         };
-        match event {
-            AppEvent::WhatsApp(e) => {
-                self.record(instance_id, |media| {
-                    payload::of_whatsapp(&instance.name, &e.event, media)
-                })
-                .await
-            }
+        let build = |media| match event {
+            AppEvent::WhatsApp(e) => payload::of_whatsapp(&instance.name, &e.event, media),
             AppEvent::QrReady { .. } => {
-                self.record(instance_id, |_| {
-                    Some(payload::instance_state(&instance.name, "qr_ready", None))
-                })
-                .await
+                Some(payload::instance_state(&instance.name, "qr_ready", None))
             }
-            AppEvent::InstanceDeleting(_) => Ok(()),
-        }
+            AppEvent::InstanceDeleting(_) => None,
+        };
+        self.record(instance_id, &subs, build).await
     }
 }
