@@ -3,6 +3,7 @@
 //! Chatwoot wire format.
 
 mod auth;
+mod console;
 mod envelope;
 mod error;
 mod extract;
@@ -127,6 +128,7 @@ pub fn router(state: AppState) -> Router {
 
     Router::new()
         .merge(routes::system::router())
+        .merge(console::router())
         .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
         .merge(routes::webhook::router().layer(DefaultBodyLimit::max(state.body_limits.default)))
         .merge(api)

@@ -21,6 +21,10 @@ pub fn router() -> Router<AppState> {
 
 /// What the front page links to: path and what a person finds there.
 const LINKS: &[(&str, &str)] = &[
+    (
+        "console",
+        "the console: connect a number and set up Chatwoot in the browser",
+    ),
     ("docs", "the interactive API reference"),
     ("openapi.json", "the OpenAPI document"),
     ("health", "health check (JSON)"),

@@ -9,6 +9,7 @@ mod bridge_faults;
 mod bridge_inbound;
 mod bridge_outbound;
 mod chatwoot;
+mod console;
 mod events;
 mod hardening;
 mod harness;
