@@ -501,6 +501,33 @@ async fn walk(
     reply.assert_error(404, "no chatwoot integration for this instance");
     assert_eq!(cw.inboxes(cw_account).len(), 1, "the inbox is kept");
 
+    // The console's tenancy is the API's: another account's instance is
+    // missing, and an instance token sees its own instance only.
+    let (_, other_account) = server.create_account("other", 3).await;
+    server.create_instance(&other_account, "theirs").await;
+    b.goto(&server.url("/console#/instance/theirs")).await;
+    b.wait_text("#connect-status", "Instance not found").await;
+    let shop_token = server.create_instance(&account_token, "kiosk").await;
+    b.click("#sign-out").await;
+    b.wait_visible("#sign-in-form").await;
+    b.fill("#token", &shop_token).await;
+    b.click("#sign-in").await;
+    b.wait(
+        "the instance token lists its instance only",
+        "const t = document.getElementById('instances-status'); return !!t && t.textContent === '1 Instance found';",
+        json!([]),
+    )
+    .await;
+    assert_eq!(
+        b.js(
+            "return [document.getElementById('instance-form') === null, document.getElementById('instances').textContent.includes('kiosk')];",
+            json!([]),
+        )
+        .await,
+        json!([true, true])
+    );
+    b.screenshot("instance-token").await;
+
     // Phone-sized: nothing wider than the screen.
     b.call(
         reqwest::Method::POST,
@@ -527,4 +554,41 @@ fn save_for_readme(name: &str, png: &[u8]) {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join(name), png).unwrap();
     }
+}
+
+#[tokio::test]
+async fn the_console_is_served_from_the_binary_with_a_strict_policy() {
+    let server = TestServer::start().await;
+    for (path, content_type) in [
+        ("/console", "text/html; charset=utf-8"),
+        ("/console/app.js", "text/javascript; charset=utf-8"),
+        ("/console/app.css", "text/css; charset=utf-8"),
+    ] {
+        let reply = server.get(path, None).await;
+        assert_eq!(reply.status, StatusCode::OK, "{path}: {}", reply.text);
+        assert_eq!(reply.header("content-type"), Some(content_type), "{path}");
+        let policy = reply.header("content-security-policy").unwrap_or("");
+        assert!(policy.contains("script-src 'self'"), "{path}: {policy}");
+        assert!(
+            policy.contains("frame-ancestors 'none'"),
+            "{path}: {policy}"
+        );
+        assert_eq!(reply.header("referrer-policy"), Some("no-referrer"));
+        // Nothing is fetched from elsewhere: no CDN, no absolute asset URL.
+        for external in ["src=\"http", "href=\"http", "url(http", "import "] {
+            assert!(!reply.text.contains(external), "{path} has {external}");
+        }
+    }
+    // The page loads its own two assets, relative to /console.
+    let page = server.get("/console", None).await;
+    assert!(page.text.contains("src=\"console/app.js\""));
+    assert!(page.text.contains("href=\"console/app.css\""));
+    // The front page links to it.
+    let front = server.get("/", None).await;
+    assert!(
+        front.text.contains("<a href=\"console\">/console</a>"),
+        "{}",
+        front.text
+    );
+    server.stop().await;
 }
