@@ -438,8 +438,9 @@ impl ChatwootService {
             let (dead, last) = self.store.dead_job_summary(&integration.id).await?;
             if dead > 0 {
                 integration.last_error = format!(
-                    "{dead} message(s) could not be delivered after every retry (last error: {}); replay them with `zapgate jobs replay` or POST /admin/jobs/replay",
-                    last.unwrap_or_default()
+                    "{dead} message(s) could not be delivered after every retry (last error: {}); replay them with POST /api/chatwoot/replay/{}, `zapgate jobs replay` or POST /admin/jobs/replay",
+                    last.unwrap_or_default(),
+                    instance.name
                 );
             }
         }

@@ -22,6 +22,7 @@ use crate::{envelope, routes};
         routes::chatwoot::set,
         routes::chatwoot::info,
         routes::chatwoot::remove,
+        routes::chatwoot::replay,
         routes::events::save_webhook,
         routes::events::get_webhook,
         routes::events::save_websocket,

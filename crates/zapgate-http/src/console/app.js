@@ -444,6 +444,7 @@ function chatwootSection(path) {
   const line = statusLine('cw-result');
   const activate = h('button', { type: 'submit', id: 'cw-activate' }, 'Activate');
   const deactivate = h('button', { type: 'button', id: 'cw-deactivate', class: 'danger', hidden: true }, 'Deactivate');
+  const replay = h('button', { type: 'button', id: 'cw-replay', hidden: true }, 'Replay dead letters');
   let filled = false;
 
   async function refresh() {
@@ -453,6 +454,7 @@ function chatwootSection(path) {
         ` inbox "${info.chatwoot_inbox_name}" (#${info.chatwoot_inbox_id})`),
       info.last_error ? h('p', { class: 'error', id: 'cw-last-error' }, `Last error: ${info.last_error}`) : '');
       deactivate.hidden = false;
+      replay.hidden = false;
       if (!filled) {
         filled = true;
         url.value = info.chatwoot_base_url;
@@ -463,6 +465,7 @@ function chatwootSection(path) {
       }
     } catch (err) {
       deactivate.hidden = true;
+      replay.hidden = true;
       status.replaceChildren(h('p', {}, 'Status: ', badge(err.status === 404 ? 'off' : 'unknown', 'cw-state'), ' ', err.message));
     }
   }
@@ -492,7 +495,14 @@ function chatwootSection(path) {
   field('Agent API token', token, 'An administrator\'s access token (Profile settings → Access token).'),
   field('Inbox name', inbox),
   flags.map(([id, , label]) => checkbox(`cw-${id}`, label, false)),
-  h('div', { class: 'actions' }, activate, deactivate));
+  h('div', { class: 'actions' }, activate, replay, deactivate));
+
+  // Bridge deliveries that failed every retry (last_error counts them).
+  replay.addEventListener('click', () => run(replay, line, 'Queueing the dead letters again…', async () => {
+    const data = await api('POST', `/api/chatwoot/replay/${path}`);
+    await refresh();
+    return `${data.message}: ${data.replayed}`;
+  }));
 
   deactivate.addEventListener('click', async () => {
     if (!await confirmDialog('Deactivate Chatwoot for this instance? Chatwoot stops receiving its messages; the inbox and its conversations are kept in Chatwoot.', 'Deactivate')) return;

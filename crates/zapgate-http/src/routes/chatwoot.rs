@@ -16,7 +16,9 @@ use serde_json::Value;
 use utoipa::ToSchema;
 use zapgate_chatwoot::{
     ActivateRequest, ChatwootService,
-    integration::{ACTIVATED, DEACTIVATED, INSTANCE_NOT_FOUND, NOT_CONFIGURED, SET_FIELDS},
+    integration::{
+        ACTIVATED, DEACTIVATED, INSTANCE_NOT_FOUND, NO_INTEGRATION, NOT_CONFIGURED, SET_FIELDS,
+    },
 };
 use zapgate_core::{Error, instance::Instance, store::Principal, time::rfc3339};
 
@@ -32,6 +34,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/chatwoot/set/{instance}", post(set))
         .route("/api/chatwoot/list/{instance}", get(info))
         .route("/api/chatwoot/delete/{instance}", delete(remove))
+        .route("/api/chatwoot/replay/{instance}", post(replay))
 }
 
 /// The module, or `503 integration gateway not configured` before anything
@@ -195,5 +198,46 @@ async fn remove(
     chatwoot.deactivate(&instance).await?;
     Ok(Json(DeactivatedOut {
         message: DEACTIVATED,
+    }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReplayedOut {
+    message: &'static str,
+    /// How many dead letters went back to the queue.
+    replayed: u64,
+}
+
+/// Puts this integration's dead letters (bridge deliveries that kept
+/// failing; `list` shows how many in `last_error`) back in the queue: the
+/// per-instance form of `POST /admin/jobs/replay`.
+#[utoipa::path(post, path = "/api/chatwoot/replay/{instance}", tag = "chatwoot",
+    params(("instance" = String, Path)),
+    responses(
+        (status = 200, body = ReplayedOut),
+        (status = 404, description = "instance not found / no chatwoot integration for this instance", body = ErrorOut),
+        (status = 503, description = "integration gateway not configured", body = ErrorOut),
+    ),
+    security(("token" = [])))]
+async fn replay(
+    State(state): State<AppState>,
+    _module: Module,
+    Caller(principal): Caller,
+    Path(name): Path<String>,
+) -> ApiResult<Json<ReplayedOut>> {
+    let instance = instance(&state, &principal, &name).await?;
+    let integration = state
+        .store
+        .find_integration(&instance.id)
+        .await?
+        .ok_or_else(|| Error::not_found(NO_INTEGRATION))?;
+    let replayed = state
+        .store
+        .replay_dead_jobs(Some(&integration.id), zapgate_core::time::now_ms())
+        .await?;
+    tracing::info!(integration_id = %integration.id, replayed, "dead letters replayed");
+    Ok(Json(ReplayedOut {
+        message: "dead letters queued again",
+        replayed,
     }))
 }

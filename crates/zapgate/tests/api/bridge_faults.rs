@@ -391,6 +391,49 @@ async fn a_post_whose_answer_was_lost_is_found_by_its_source_id_and_not_posted_a
 }
 
 #[tokio::test]
+async fn the_instance_replays_its_own_dead_letters_and_only_its_own() {
+    let f = Fixture::start_with(
+        json!({}),
+        Env::default().with("ZAPGATE_BRIDGE_MAX_ATTEMPTS", "2"),
+    )
+    .await;
+    warm_up(&f, CUSTOMER).await;
+    let replay_path = format!("/api/chatwoot/replay/{}", f.instance);
+
+    f.double.set_down(true);
+    let dead = text_from(&f, CUSTOMER, "volta depois").await;
+    let info = wait_for_info(&f, 10, |info| {
+        info["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("could not be delivered"))
+    })
+    .await;
+    let last_error = info["last_error"].as_str().unwrap();
+    assert!(last_error.contains(&replay_path), "{last_error}");
+    f.double.set_down(false);
+    assert_eq!(times_posted(&f, &dead), 0);
+
+    // Another account's token finds no such instance and replays nothing.
+    let (_, stranger) = f.server.create_account("globex", 1).await;
+    f.server
+        .post(&replay_path, Some(&stranger), json!({}))
+        .await
+        .assert_error(404, "instance not found");
+    assert_eq!(times_posted(&f, &dead), 0);
+
+    let reply = f.server.post(&replay_path, Some(&f.token), json!({})).await;
+    assert_eq!(reply.status.as_u16(), 200, "{}", reply.text);
+    assert_eq!(
+        reply.body,
+        json!({"message": "dead letters queued again", "replayed": 1})
+    );
+    assert_each_once(&f, &[dead], 10).await;
+    assert_eq!(integration_info(&f).await["last_error"], json!(""));
+    let reply = f.server.post(&replay_path, Some(&f.token), json!({})).await;
+    assert_eq!(reply.body["replayed"], json!(0), "{}", reply.text);
+}
+
+#[tokio::test]
 async fn a_message_that_keeps_failing_is_parked_shown_replayed_and_does_not_block_its_chat() {
     let f = Fixture::start_with(
         json!({}),

@@ -177,6 +177,10 @@ async fn a_disabled_module_answers_503_before_token_and_instance() {
                 .delete(&delete_path(name), t)
                 .await
                 .assert_error(503, message);
+            server
+                .post(&format!("/api/chatwoot/replay/{name}"), t, json!({}))
+                .await
+                .assert_error(503, message);
         }
     }
     // Before the body, too.
@@ -1303,6 +1307,14 @@ async fn another_tenants_instance_looks_missing() {
             .delete(&delete_path(name), Some(token))
             .await
             .assert_error(404, "instance not found");
+        server
+            .post(
+                &format!("/api/chatwoot/replay/{name}"),
+                Some(token),
+                json!({}),
+            )
+            .await
+            .assert_error(404, "instance not found");
     }
     assert_eq!(cw.requests().len(), before_requests);
     assert_eq!(cw.inboxes(w.acc), before_inboxes);
@@ -1313,6 +1325,10 @@ async fn another_tenants_instance_looks_missing() {
     // The instance's own token works on its own instance only.
     server
         .get(&info_path("a1"), Some(&a1))
+        .await
+        .assert_error(404, "no chatwoot integration for this instance");
+    server
+        .post("/api/chatwoot/replay/a1", Some(&a1), json!({}))
         .await
         .assert_error(404, "no chatwoot integration for this instance");
 }

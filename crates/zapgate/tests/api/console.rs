@@ -449,6 +449,10 @@ async fn walk(
     .await;
     let shot = b.screenshot("chatwoot-active").await;
     save_for_readme("console-chatwoot.png", &shot);
+    // Nothing failed, so there is nothing to replay.
+    b.click("#cw-replay").await;
+    b.wait_text("#cw-result", "dead letters queued again: 0")
+        .await;
 
     // A wrong token: the page shows the server's message, exactly.
     b.fill("#cw-token", "not-the-token").await;
