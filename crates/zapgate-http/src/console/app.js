@@ -11,8 +11,10 @@ const KIND_KEY = 'zapgate.kind';
 const EVENTS = ['message.exchange', 'message.status', 'call.update', 'group.flow', 'instance.state', 'label.update'];
 const STATE_POLL_MS = 2000;
 const CHATWOOT_POLL_MS = 10000;
-// WhatsApp's QR codes expire in about 20 s; ask for a fresh one before that.
-const QR_REFRESH_MS = 18000;
+// Each connect call starts a fresh login whose first QR code WhatsApp keeps
+// for about 60 s: ask for a new one before that, not so often that a scan
+// in progress is cut short.
+const QR_REFRESH_MS = 45000;
 
 const session = {
   get token() { return sessionStorage.getItem(TOKEN_KEY); },
@@ -144,7 +146,7 @@ function show(title, ...content) {
   document.title = `${title} - zapgate console`;
   const m = main();
   m.replaceChildren(h('h1', {}, title), ...content);
-  m.focus();
+  m.focus({ preventScroll: true });
 }
 
 function renderNav() {
