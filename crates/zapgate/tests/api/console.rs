@@ -21,7 +21,7 @@ use futures_util::FutureExt;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::harness::{ADMIN_TOKEN, Env, TestServer, free_port};
+use crate::harness::{ADMIN_TOKEN, Env, Receiver, TestServer, free_port};
 
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 const WAIT: Duration = Duration::from_secs(20);
@@ -504,6 +504,46 @@ async fn walk(
         .await;
     reply.assert_error(404, "no chatwoot integration for this instance");
     assert_eq!(cw.inboxes(cw_account).len(), 1, "the inbox is kept");
+
+    // A webhook and the WebSocket setting, then the delivery it made.
+    let (receiver, hook_url) = Receiver::start().await;
+    b.click("section[aria-labelledby='h-webhooks'] summary")
+        .await;
+    b.fill("#wh-url", &format!("{hook_url}/hook")).await;
+    b.click("#wh-save").await;
+    b.wait_text("#wh-result", "Webhook saved").await;
+    b.wait(
+        "the webhook is listed",
+        "return document.getElementById('webhooks').textContent.includes(arguments[0]);",
+        json!([hook_url]),
+    )
+    .await;
+    b.click("#ws-enabled").await;
+    b.click("#ws-save").await;
+    b.wait_text("#ws-result", "WebSocket configuration saved")
+        .await;
+    let ws = server
+        .get("/api/events/getWebsocket/shop", Some(&account_token))
+        .await;
+    assert_eq!(ws.body["websocket"]["enabled"], json!(true), "{}", ws.text);
+    let reply = server
+        .post(
+            "/api/sandbox/shop/inbound",
+            Some(&account_token),
+            json!({"from": "5511977776666", "text": "oi"}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    receiver.wait_for("message.exchange", 1).await;
+    b.wait(
+        "the delivery is listed as delivered",
+        "document.getElementById('deliveries-reload').click(); \
+         const t = document.getElementById('deliveries').textContent; \
+         return t.includes('message.exchange') && t.includes('delivered');",
+        json!([]),
+    )
+    .await;
+    b.screenshot("deliveries").await;
 
     // The console's tenancy is the API's: another account's instance is
     // missing, and an instance token sees its own instance only.
