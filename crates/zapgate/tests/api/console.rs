@@ -551,10 +551,10 @@ async fn walk(
     server.create_instance(&other_account, "theirs").await;
     b.goto(&server.url("/console#/instance/theirs")).await;
     b.wait_text("#connect-status", "Instance not found").await;
-    let shop_token = server.create_instance(&account_token, "kiosk").await;
+    let kiosk_token = server.create_instance(&account_token, "kiosk").await;
     b.click("#sign-out").await;
     b.wait_visible("#sign-in-form").await;
-    b.fill("#token", &shop_token).await;
+    b.fill("#token", &kiosk_token).await;
     b.click("#sign-in").await;
     b.wait(
         "the instance token lists its instance only",
@@ -571,6 +571,34 @@ async fn walk(
         json!([true, true])
     );
     b.screenshot("instance-token").await;
+
+    // The pairing-code alternative, on the instance's own page.
+    b.click("a[href='#/instance/kiosk']").await;
+    b.wait_text("#state", "disconnected").await;
+    b.fill("#pair-phone", "5511988880000").await;
+    b.click("#connect-code").await;
+    b.wait_visible("#pairing-code").await;
+    let code = b.text("#pairing-code").await;
+    let code = code.as_str().unwrap();
+    assert!(
+        code.len() == 8 && code.chars().all(|c| c.is_ascii_alphanumeric()),
+        "{code}"
+    );
+    let reply = server
+        .post(
+            "/api/sandbox/kiosk/pair",
+            Some(&kiosk_token),
+            json!({"number": "5511988880000"}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    b.wait_text("#state", "connected").await;
+    b.wait(
+        "the pairing code is gone",
+        "return document.getElementById('pairing-code').hidden;",
+        json!([]),
+    )
+    .await;
 
     // Phone-sized: nothing wider than the screen.
     b.call(
