@@ -140,7 +140,7 @@ async fn lock_instance(
         .await
         .map_err(Error::internal)?
         .map(|_| ())
-        .ok_or_else(|| Error::not_found(zapgate_core::messages::INSTANCE_NOT_FOUND))
+        .ok_or(Error::InstanceNotFound)
 }
 
 #[async_trait]
@@ -279,7 +279,7 @@ impl EventStore for SqlStore {
         .await
         .map_err(|err| match err {
             // The instance went between the lookup and the save.
-            Error::Internal { .. } => Error::not_found(zapgate_core::messages::INSTANCE_NOT_FOUND),
+            Error::Internal { .. } => Error::InstanceNotFound,
             other => other,
         })?;
         Ok(())

@@ -686,7 +686,7 @@ async fn sealed_secrets_decrypt_to_the_originals(db: Db) {
     assert_eq!(store.webhook_authorization(&plain.id).await.unwrap(), None);
     assert!(matches!(
         store.instance_token("ins_missing").await,
-        Err(Error::NotFound(_))
+        Err(Error::InstanceNotFound)
     ));
 }
 
