@@ -33,6 +33,10 @@ pub enum Error {
     Unavailable(String),
     #[error("{0}")]
     GatewayTimeout(String),
+    /// No such instance, or not one the caller may see (the two are
+    /// indistinguishable on purpose).
+    #[error("instance not found")]
+    InstanceNotFound,
     /// The instance's WhatsApp session is not up: a send waits or fails.
     #[error("the instance is not connected to WhatsApp")]
     NotConnected,
@@ -97,6 +101,7 @@ impl Error {
             | Self::BadGateway(m)
             | Self::Unavailable(m)
             | Self::GatewayTimeout(m) => m,
+            Self::InstanceNotFound => crate::messages::INSTANCE_NOT_FOUND,
             Self::NotConnected => crate::messages::INSTANCE_NOT_CONNECTED,
             Self::Internal { public, .. } => public,
         }

@@ -67,6 +67,8 @@ pub struct Deliveries {
     /// Instance tokens never change, so each is read and decrypted once
     /// (bounded: cleared when full).
     tokens: Mutex<HashMap<String, String>>,
+    /// Deliveries running here, per webhook.
+    running: Mutex<HashMap<String, u32>>,
 }
 
 const MAX_CACHED_TOKENS: usize = 10_000;
@@ -91,6 +93,7 @@ impl Deliveries {
             in_flight: Arc::new(Semaphore::new(settings.max_in_flight as usize)),
             stopping: AtomicBool::new(false),
             tokens: Mutex::new(HashMap::new()),
+            running: Mutex::new(HashMap::new()),
         })
     }
 
@@ -132,27 +135,30 @@ impl Deliveries {
     async fn run(self: Arc<Self>) {
         let mut last_prune = now_ms();
         while !self.stopping.load(Ordering::SeqCst) {
-            let claimed = self.run_due().await;
+            let again = self.run_due().await;
             if now_ms() - last_prune > PRUNE_EVERY.as_millis() as i64 {
                 last_prune = now_ms();
                 self.prune().await;
             }
-            if claimed == 0 {
+            if !again {
                 let _ = tokio::time::timeout(self.settings.poll, self.wake.notified()).await;
             }
         }
     }
 
     /// Claims as many due deliveries as there are free slots and starts
-    /// them; returns how many.
-    async fn run_due(self: &Arc<Self>) -> usize {
+    /// them; `true` when more may be due now (every free slot was filled,
+    /// or a slot just came free). Otherwise the worker waits for new work,
+    /// a freed slot its webhook's deliveries wait for, or the poll: no
+    /// claim is spent finding nothing.
+    async fn run_due(self: &Arc<Self>) -> bool {
         let free = self.in_flight.available_permits();
         if free == 0 {
             // Wait for a slot rather than spin.
             if let Ok(permit) = self.in_flight.clone().acquire_owned().await {
                 drop(permit);
             }
-            return 1;
+            return true;
         }
         let now = now_ms();
         // An attempt ends by its timeout; past that and a margin to record
@@ -166,24 +172,50 @@ impl Deliveries {
             Ok(claimed) => claimed,
             Err(err) => {
                 tracing::warn!(error = %err, "could not claim webhook deliveries");
-                return 0;
+                return false;
             }
         };
-        let count = claimed.len();
+        let full = claimed.len() == free;
         for work in claimed {
             let Ok(permit) = self.in_flight.clone().acquire_owned().await else {
                 break;
             };
+            *self
+                .running
+                .lock()
+                .expect("running lock")
+                .entry(work.webhook.id.clone())
+                .or_default() += 1;
             let worker = self.clone();
             tokio::spawn(async move {
+                let webhook_id = work.webhook.id.clone();
                 worker.deliver(work).await;
                 drop(permit);
-                // Its webhook has a free slot now: the next due delivery
-                // need not wait for the poll.
-                worker.nudge();
+                if worker.finished(&webhook_id) {
+                    worker.nudge();
+                }
             });
         }
-        count
+        full
+    }
+
+    /// Counts a finished delivery of `webhook_id` out; `true` when its
+    /// webhook was at its cap, so due deliveries may be waiting for the
+    /// slot it frees: the next claim need not wait for the poll. Below the
+    /// cap every due one was claimed, and a new one wakes the worker itself,
+    /// so no claim is spent finding nothing. (Another process's deliveries
+    /// count towards the cap too: what they hold back waits for the poll.)
+    fn finished(&self, webhook_id: &str) -> bool {
+        let mut running = self.running.lock().expect("running lock");
+        let Some(count) = running.get_mut(webhook_id) else {
+            return true;
+        };
+        let was_full = *count >= self.settings.per_webhook;
+        *count -= 1;
+        if *count == 0 {
+            running.remove(webhook_id);
+        }
+        was_full
     }
 
     async fn prune(&self) {

@@ -17,7 +17,14 @@ use zapgate_core::{
     token::new_id,
 };
 
-use crate::{SqlStore, backend::Backend, conn::StoreQuery, rows::get};
+use crate::{
+    SqlStore,
+    backend::Backend,
+    conn::StoreQuery,
+    event_writes::{Appends, Finishes},
+    group,
+    rows::get,
+};
 
 const WEBHOOK_COLUMNS: &str = "w.id AS webhook_id, w.instance_id AS webhook_instance_id, \
      w.label, w.enabled, w.url, w.authorization_sealed, w.by_events, w.events AS webhook_events, \
@@ -133,7 +140,7 @@ async fn lock_instance(
         .await
         .map_err(Error::internal)?
         .map(|_| ())
-        .ok_or_else(|| Error::not_found(zapgate_core::messages::INSTANCE_NOT_FOUND))
+        .ok_or(Error::InstanceNotFound)
 }
 
 #[async_trait]
@@ -272,7 +279,7 @@ impl EventStore for SqlStore {
         .await
         .map_err(|err| match err {
             // The instance went between the lookup and the save.
-            Error::Internal { .. } => Error::not_found(zapgate_core::messages::INSTANCE_NOT_FOUND),
+            Error::Internal { .. } => Error::InstanceNotFound,
             other => other,
         })?;
         Ok(())
@@ -300,61 +307,7 @@ impl EventStore for SqlStore {
         event: &NewEvent,
         webhook_ids: &[String],
     ) -> Result<Option<StoredEvent>> {
-        let mut turn = self.write_turn().await;
-        let mut tx = turn.begin().await?;
-        let sequence: i64 = sqlx::query_scalar(
-            "INSERT INTO event_sequences (instance_id, last_sequence) VALUES ($1, 1) \
-             ON CONFLICT (instance_id) DO UPDATE SET last_sequence = event_sequences.last_sequence + 1 \
-             RETURNING last_sequence",
-        )
-        .bind(&event.instance_id)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(Error::internal)?;
-        let stored = StoredEvent {
-            id: new_id("evt"),
-            instance_id: event.instance_id.clone(),
-            sequence,
-            name: event.name,
-            data: event.data.clone(),
-            created_at_ms: now_ms(),
-        };
-        let inserted = sqlx::query(
-            "INSERT INTO event_log (id, instance_id, sequence, name, dedupe_key, data, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) \
-             ON CONFLICT (instance_id, dedupe_key) DO NOTHING",
-        )
-        .bind(&stored.id)
-        .bind(&stored.instance_id)
-        .bind(sequence)
-        .bind(stored.name.as_str())
-        .bind(&event.dedupe_key)
-        .bind(&stored.data)
-        .bind(stored.created_at_ms)
-        .execute(&mut *tx)
-        .await
-        .map_err(Error::internal)?;
-        if inserted.rows_affected() == 0 {
-            // Seen before: its sequence number is given back with the rollback.
-            tx.rollback().await.map_err(Error::internal)?;
-            return Ok(None);
-        }
-        for webhook_id in webhook_ids {
-            sqlx::query(
-                "INSERT INTO webhook_deliveries (webhook_id, instance_id, event_id, status, \
-                 attempts, run_at, locked_until, response_status, last_error, updated_at) \
-                 VALUES ($1, $2, $3, 'queued', 0, $4, NULL, NULL, '', $4)",
-            )
-            .bind(webhook_id)
-            .bind(&stored.instance_id)
-            .bind(&stored.id)
-            .bind(stored.created_at_ms)
-            .execute(&mut *tx)
-            .await
-            .map_err(Error::internal)?;
-        }
-        tx.commit().await.map_err(Error::internal)?;
-        Ok(Some(stored))
+        group::submit::<Appends>(self, (event.clone(), webhook_ids.to_vec())).await?
     }
 
     async fn events_after(
@@ -400,55 +353,79 @@ impl EventStore for SqlStore {
         let claim = "UPDATE webhook_deliveries SET status = 'running', locked_until = $2, \
              attempts = attempts + 1, updated_at = $1 \
              WHERE id IN (SELECT id FROM ( \
-                 SELECT d.id, ROW_NUMBER() OVER (PARTITION BY d.webhook_id ORDER BY d.id) AS turn, \
-                   (SELECT COUNT(*) FROM webhook_deliveries r WHERE r.webhook_id = d.webhook_id \
+                 SELECT q.id, ROW_NUMBER() OVER (PARTITION BY q.webhook_id ORDER BY q.id) AS turn, \
+                   (SELECT COUNT(*) FROM webhook_deliveries r WHERE r.webhook_id = q.webhook_id \
                       AND r.status = 'running' AND r.locked_until > $1) AS busy \
-                 FROM webhook_deliveries d \
-                 WHERE d.status IN ('queued', 'running') \
-                   AND ((d.status = 'queued' AND d.run_at <= $1) \
-                    OR (d.status = 'running' AND d.locked_until <= $1))) due \
-               WHERE due.turn + due.busy <= $4 ORDER BY due.id LIMIT $3) \
-             RETURNING id";
-        let query = sqlx::query(claim)
-            .bind(now_ms)
-            .bind(lease_until_ms)
-            .bind(i64::from(limit))
-            .bind(i64::from(per_webhook));
-        let ids: Vec<i64> = match self.backend {
-            Backend::Sqlite => self.write_turn().await.fetch_all(query).await?,
+                 FROM webhook_deliveries q \
+                 WHERE q.status IN ('queued', 'running') \
+                   AND ((q.status = 'queued' AND q.run_at <= $1) \
+                    OR (q.status = 'running' AND q.locked_until <= $1))) due \
+               WHERE due.turn + due.busy <= $4 ORDER BY due.id LIMIT $3)";
+        let rows = match self.backend {
+            Backend::Sqlite => {
+                // Two statements, both local: SQLite's RETURNING cannot join.
+                let sql = format!("{claim} RETURNING id");
+                let query = sqlx::query(&sql)
+                    .bind(now_ms)
+                    .bind(lease_until_ms)
+                    .bind(i64::from(limit))
+                    .bind(i64::from(per_webhook));
+                let ids: Vec<i64> = self
+                    .write_turn()
+                    .await
+                    .fetch_all(query)
+                    .await?
+                    .iter()
+                    .map(|row| get(row, "id"))
+                    .collect::<Result<_>>()?;
+                if ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let sql = format!(
+                    "SELECT {DELIVERY_COLUMNS}, {WEBHOOK_COLUMNS}, {EVENT_COLUMNS} \
+                     FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id \
+                     JOIN event_log e ON e.id = d.event_id WHERE d.id IN ({}) ORDER BY d.id",
+                    (1..=ids.len())
+                        .map(|n| format!("${n}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                let mut query = sqlx::query(&sql);
+                for id in &ids {
+                    query = query.bind(id);
+                }
+                query.fetch_all_on(self).await?
+            }
             Backend::Postgres => {
+                // One statement claims and reads what it claimed (the
+                // updated rows come from RETURNING: the outer query sees
+                // the table as it was before).
+                let sql = format!(
+                    "WITH d AS ({claim} RETURNING id, webhook_id, event_id, status, attempts, \
+                       run_at, response_status, last_error, updated_at) \
+                     SELECT {DELIVERY_COLUMNS}, {WEBHOOK_COLUMNS}, {EVENT_COLUMNS} \
+                     FROM d JOIN webhooks w ON w.id = d.webhook_id \
+                     JOIN event_log e ON e.id = d.event_id ORDER BY d.id"
+                );
                 let mut tx = self.pool.begin().await.map_err(Error::internal)?;
                 sqlx::query("SELECT pg_advisory_xact_lock($1)")
                     .bind(CLAIM_LOCK)
                     .execute(&mut *tx)
                     .await
                     .map_err(Error::internal)?;
-                let rows = query.fetch_all(&mut *tx).await.map_err(Error::internal)?;
+                let rows = sqlx::query(&sql)
+                    .bind(now_ms)
+                    .bind(lease_until_ms)
+                    .bind(i64::from(limit))
+                    .bind(i64::from(per_webhook))
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(Error::internal)?;
                 tx.commit().await.map_err(Error::internal)?;
                 rows
             }
-        }
-        .iter()
-        .map(|row| get(row, "id"))
-        .collect::<Result<_>>()?;
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let placeholders: Vec<String> = (1..=ids.len()).map(|n| format!("${n}")).collect();
-        let sql = format!(
-            "SELECT {DELIVERY_COLUMNS}, {WEBHOOK_COLUMNS}, {EVENT_COLUMNS} \
-             FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id \
-             JOIN event_log e ON e.id = d.event_id WHERE d.id IN ({}) ORDER BY d.id",
-            placeholders.join(", ")
-        );
-        let mut query = sqlx::query(&sql);
-        for id in &ids {
-            query = query.bind(id);
-        }
-        query
-            .fetch_all_on(self)
-            .await?
-            .iter()
+        };
+        rows.iter()
             .map(|row| {
                 Ok(DeliveryWork {
                     delivery: delivery_row(row)?,
@@ -460,28 +437,7 @@ impl EventStore for SqlStore {
     }
 
     async fn finish_delivery(&self, delivery_id: i64, outcome: &DeliveryOutcome) -> Result<()> {
-        let now = now_ms();
-        let (status, run_at, response, error) = match outcome {
-            DeliveryOutcome::Delivered { status } => ("delivered", now, Some(*status), ""),
-            DeliveryOutcome::Retry {
-                run_at_ms,
-                status,
-                error,
-            } => ("queued", *run_at_ms, *status, error.as_str()),
-            DeliveryOutcome::Dead { status, error } => ("dead", now, *status, error.as_str()),
-        };
-        let query = sqlx::query(
-            "UPDATE webhook_deliveries SET status = $1, run_at = $2, locked_until = NULL, \
-             response_status = $3, last_error = $4, updated_at = $5 WHERE id = $6",
-        )
-        .bind(status)
-        .bind(run_at)
-        .bind(response.map(i64::from))
-        .bind(error)
-        .bind(now)
-        .bind(delivery_id);
-        self.write_turn().await.execute(query).await?;
-        Ok(())
+        group::submit::<Finishes>(self, (delivery_id, outcome.clone())).await
     }
 
     async fn deliveries(

@@ -242,7 +242,7 @@ pub(crate) async fn instance_token(store: &SqlStore, instance_id: &str) -> Resul
         .bind(instance_id)
         .fetch_optional_on(store)
         .await?
-        .ok_or_else(|| Error::not_found(messages::INSTANCE_NOT_FOUND))?;
+        .ok_or(Error::InstanceNotFound)?;
     let sealed: Vec<u8> = get(&row, "token_sealed")?;
     let plain = store.secrets.open(&token_aad(instance_id), &sealed)?;
     String::from_utf8(plain)
@@ -259,7 +259,7 @@ pub(crate) async fn webhook_authorization(
         .bind(instance_id)
         .fetch_optional_on(store)
         .await?
-        .ok_or_else(|| Error::not_found(messages::INSTANCE_NOT_FOUND))?;
+        .ok_or(Error::InstanceNotFound)?;
     let Some(sealed) = get::<Option<Vec<u8>>>(&row, "webhook_authorization_sealed")? else {
         return Ok(None);
     };

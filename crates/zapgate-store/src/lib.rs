@@ -7,6 +7,7 @@ mod backend;
 mod cache;
 mod conn;
 mod db_error;
+mod event_writes;
 mod events;
 mod group;
 mod instances;

@@ -14,6 +14,7 @@ use crate::{
     backend::{Backend, redact_url},
     cache::ReadCaches,
     conn::{Conns, WriteTurn},
+    event_writes::{Appends, Finishes},
     group::GroupCommit,
     jobs::{Completions, Enqueues},
     secret_box::SecretBox,
@@ -38,6 +39,10 @@ pub struct SqlStore {
     pub(crate) enqueues: Arc<GroupCommit<Enqueues>>,
     /// Finished jobs waiting to be stored together.
     pub(crate) completions: Arc<GroupCommit<Completions>>,
+    /// Events and their deliveries waiting to be stored together.
+    pub(crate) appends: Arc<GroupCommit<Appends>>,
+    /// Finished webhook deliveries waiting to be recorded together.
+    pub(crate) finishes: Arc<GroupCommit<Finishes>>,
     /// Connections kept out of the pool between queries (see [`crate::conn`]).
     pub(crate) conns: Arc<Conns>,
     redacted_url: Arc<str>,
@@ -77,6 +82,8 @@ impl SqlStore {
             caches: Arc::new(ReadCaches::new()),
             enqueues: Arc::default(),
             completions: Arc::default(),
+            appends: Arc::default(),
+            finishes: Arc::default(),
             conns: Arc::new(Conns::new(match backend {
                 // Its pool has only one connection, which must go back.
                 Backend::Sqlite if is_in_memory(url) => 0,

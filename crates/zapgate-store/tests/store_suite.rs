@@ -16,7 +16,9 @@ use zapgate_core::{
     Error,
     account::{Account, NewAccount},
     chatwoot::{ChatwootFlags, Integration, IntegrationStatus},
-    event_log::{DeliveryOutcome, EventName, EventStore, NewEvent, WebhookSettings},
+    event_log::{
+        DeliveryOutcome, DeliveryStatus, EventName, EventStore, NewEvent, WebhookSettings,
+    },
     instance::{
         ConnectionState, InstanceName, InstanceSettings, NewInstance, SessionStatus, SettingsPatch,
         WebhookConfig,
@@ -684,7 +686,7 @@ async fn sealed_secrets_decrypt_to_the_originals(db: Db) {
     assert_eq!(store.webhook_authorization(&plain.id).await.unwrap(), None);
     assert!(matches!(
         store.instance_token("ins_missing").await,
-        Err(Error::NotFound(_))
+        Err(Error::InstanceNotFound)
     ));
 }
 
@@ -2209,6 +2211,60 @@ async fn events_get_consecutive_sequences_and_are_stored_once(db: Db) {
     assert_eq!(sequences, (1..=20).collect::<Vec<_>>());
     let rest = store.events_after(&instance.id, 15, 100).await.unwrap();
     assert_eq!(rest.len(), 5);
+
+    // Appends stored together (group commit): two instances' events
+    // interleaved, a key sent twice at once, and one event the store refuses
+    // (its instance is gone), which fails alone.
+    let other = store
+        .create_instance(&acc, &new_instance("vendas"))
+        .await
+        .unwrap();
+    let whk = store.save_webhook(&other.id, &hook("a")).await.unwrap();
+    let mut tasks = Vec::new();
+    for n in 0..40 {
+        let store = store.clone();
+        let (id, key) = match n % 4 {
+            0 => (instance.id.clone(), format!("b{n}")),
+            1 => (other.id.clone(), format!("b{n}")),
+            2 => (other.id.clone(), "twice".to_owned()),
+            _ => ("ins_gone".to_owned(), format!("b{n}")),
+        };
+        let webhooks = if id == other.id {
+            vec![whk.id.clone()]
+        } else {
+            vec![]
+        };
+        tasks.push(tokio::spawn(async move {
+            (
+                n % 4,
+                store.append_event(&event(&id, &key), &webhooks).await,
+            )
+        }));
+    }
+    let mut twice_stored = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            (0 | 1, outcome) => assert!(outcome.unwrap().is_some()),
+            (2, outcome) => twice_stored += usize::from(outcome.unwrap().is_some()),
+            (_, outcome) => assert!(outcome.is_err(), "{outcome:?}"),
+        }
+    }
+    assert_eq!(twice_stored, 1, "a key sent twice at once is stored once");
+    let log = store.events_after(&instance.id, 0, 100).await.unwrap();
+    let sequences: Vec<i64> = log.iter().map(|e| e.sequence).collect();
+    assert_eq!(sequences, (1..=30).collect::<Vec<_>>());
+    let log = store.events_after(&other.id, 0, 100).await.unwrap();
+    let sequences: Vec<i64> = log.iter().map(|e| e.sequence).collect();
+    assert_eq!(sequences, (1..=11).collect::<Vec<_>>());
+    // One delivery per event, queued in sequence order.
+    let deliveries = store.deliveries(&other.id, None, 100).await.unwrap();
+    let mut by_id: Vec<_> = deliveries
+        .iter()
+        .map(|d| (d.id, d.event_id.clone()))
+        .collect();
+    by_id.sort();
+    let order: Vec<String> = by_id.into_iter().map(|(_, event)| event).collect();
+    assert_eq!(order, log.iter().map(|e| e.id.clone()).collect::<Vec<_>>());
 }
 
 async fn delivery_claims_cap_running_deliveries_per_webhook(db: Db) {
@@ -2262,6 +2318,54 @@ async fn delivery_claims_cap_running_deliveries_per_webhook(db: Db) {
         .unwrap();
     assert_eq!(next.len(), 1);
     assert_eq!(next[0].webhook.id, claimed[0].webhook.id);
+    // Outcomes recorded together, each its own.
+    let now = zapgate_core::time::now_ms();
+    let outcomes = [
+        DeliveryOutcome::Delivered { status: 204 },
+        DeliveryOutcome::Retry {
+            run_at_ms: now + 3_600_000,
+            status: Some(503),
+            error: "the receiver answered HTTP 503".into(),
+        },
+        DeliveryOutcome::Dead {
+            status: None,
+            error: "gone".into(),
+        },
+    ];
+    let finishing: Vec<_> = claimed[1..4]
+        .iter()
+        .zip(outcomes)
+        .map(|(work, outcome)| {
+            let store = store.clone();
+            let id = work.delivery.id;
+            tokio::spawn(async move { store.finish_delivery(id, &outcome).await })
+        })
+        .collect();
+    for task in finishing {
+        task.await.unwrap().unwrap();
+    }
+    let listed = store.deliveries(&instance.id, None, 100).await.unwrap();
+    let find = |id: i64| listed.iter().find(|d| d.id == id).unwrap();
+    let (d1, d2, d3) = (
+        find(claimed[1].delivery.id),
+        find(claimed[2].delivery.id),
+        find(claimed[3].delivery.id),
+    );
+    assert_eq!(
+        (d1.status, d1.response_status),
+        (DeliveryStatus::Delivered, Some(204))
+    );
+    assert_eq!(
+        (d2.status, d2.response_status),
+        (DeliveryStatus::Queued, Some(503))
+    );
+    assert_eq!(d2.run_at_ms, now + 3_600_000);
+    assert_eq!(d2.last_error, "the receiver answered HTTP 503");
+    assert_eq!(
+        (d3.status, d3.response_status),
+        (DeliveryStatus::Dead, None)
+    );
+    assert_eq!(d3.last_error, "gone");
     // A lapsed lease is claimed again (its process died).
     let later = now + 120_000;
     assert_eq!(

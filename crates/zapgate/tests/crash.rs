@@ -26,15 +26,21 @@ struct Serve {
 }
 
 impl Serve {
+    /// On the SQLite file `zapgate.db` in `dir`.
     async fn start(dir: &Path, port: u16, run: u32) -> Self {
+        let database = format!("sqlite://{}", dir.join("zapgate.db").display());
+        Self::start_on(dir, &database, port, run).await
+    }
+
+    /// On `database`; `dir` holds the logs.
+    async fn start_on(dir: &Path, database: &str, port: u16, run: u32) -> Self {
         let addr = format!("127.0.0.1:{port}");
         let base = format!("http://{addr}");
-        let database = format!("sqlite://{}", dir.join("zapgate.db").display());
         let key = harness::test_key_base64();
         let env = [
             ("ZAPGATE_ADDR", addr.as_str()),
             ("ZAPGATE_PUBLIC_URL", base.as_str()),
-            ("ZAPGATE_DATABASE_URL", database.as_str()),
+            ("ZAPGATE_DATABASE_URL", database),
             ("ZAPGATE_ENCRYPTION_KEY", key.as_str()),
             ("ZAPGATE_ADMIN_TOKEN", ADMIN_TOKEN),
             ("ZAPGATE_WHATSAPP_PROVIDER", "sandbox"),
@@ -439,13 +445,26 @@ async fn outbound_links(dir: &Path) -> Vec<i64> {
 }
 
 #[tokio::test]
-async fn zapgate_killed_mid_webhook_delivery_delivers_every_event_after_a_restart() {
+async fn zapgate_killed_mid_webhook_delivery_delivers_every_event_after_a_restart_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("zapgate.db").display());
+    killed_mid_webhook_delivery(dir.path(), &database).await;
+}
+
+#[tokio::test]
+async fn zapgate_killed_mid_webhook_delivery_delivers_every_event_after_a_restart_on_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    if let Some(database) = harness::TempDatabase::create().await {
+        killed_mid_webhook_delivery(dir.path(), &database.url).await;
+    }
+}
+
+async fn killed_mid_webhook_delivery(dir: &Path, database: &str) {
     let port = harness::free_port();
     let (receiver, url) = harness::Receiver::start().await;
     *receiver.delay.lock().unwrap() = Duration::from_millis(200);
 
-    let mut serve = Serve::start(dir.path(), port, 1).await;
+    let mut serve = Serve::start_on(dir, database, port, 1).await;
     let token = serve.paired_instance().await;
     serve
         .post(
@@ -475,7 +494,7 @@ async fn zapgate_killed_mid_webhook_delivery_delivers_every_event_after_a_restar
         "everything was delivered before the kill; the test proves nothing"
     );
 
-    let _serve = Serve::start(dir.path(), port, 2).await;
+    let _serve = Serve::start_on(dir, database, port, 2).await;
     // Deliveries running at the kill are taken again once their lease
     // (timeout + 5 s) lapses.
     let deadline = Instant::now() + Duration::from_secs(60);

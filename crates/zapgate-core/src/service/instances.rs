@@ -90,15 +90,14 @@ impl InstanceService {
     /// or a sibling of an instance token's own, is indistinguishable from a
     /// missing one.
     pub async fn visible(&self, principal: &Principal, name: &str) -> Result<Instance> {
-        let not_found = || Error::not_found(messages::INSTANCE_NOT_FOUND);
         let instance = self
             .store
             .find_instance(&principal.account().id, name)
             .await?
-            .ok_or_else(not_found)?;
+            .ok_or(Error::InstanceNotFound)?;
         match principal {
             Principal::Instance { instance_id, .. } if *instance_id != instance.id => {
-                Err(not_found())
+                Err(Error::InstanceNotFound)
             }
             _ => Ok(instance),
         }
@@ -180,7 +179,7 @@ impl InstanceService {
             Principal::Account(_) => match names {
                 Some(names) if names.len() == 1 => {
                     let found = self.store.find_instance(account_id, &names[0]).await?;
-                    Arc::new([found.ok_or_else(|| Error::not_found(messages::INSTANCE_NOT_FOUND))?])
+                    Arc::new([found.ok_or(Error::InstanceNotFound)?])
                 }
                 Some(names) => self.store.list_instances(account_id, Some(&names)).await?,
                 None => self.store.list_instances(account_id, None).await?,
@@ -257,7 +256,7 @@ impl InstanceService {
             .update_settings(&instance.account_id, &instance.id, patch)
             .await
             .map_err(|err| failed(err, messages::FAILED_TO_UPDATE_SETTINGS))?
-            .ok_or_else(|| Error::not_found(messages::INSTANCE_NOT_FOUND))?;
+            .ok_or(Error::InstanceNotFound)?;
         self.whatsapp.apply_settings(&instance.id, &settings).await;
         tracing::info!(instance_id = %instance.id, "settings updated");
         Ok(settings)

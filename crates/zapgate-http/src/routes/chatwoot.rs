@@ -56,7 +56,7 @@ impl FromRequestParts<AppState> for Module {
 /// The instance, with the module's lowercase `instance not found`.
 async fn instance(state: &AppState, principal: &Principal, name: &str) -> ApiResult<Instance> {
     match state.instances.visible(principal, name).await {
-        Err(Error::NotFound(_)) => Err(Error::not_found(INSTANCE_NOT_FOUND).into()),
+        Err(Error::InstanceNotFound) => Err(Error::not_found(INSTANCE_NOT_FOUND).into()),
         other => Ok(other?),
     }
 }

@@ -705,10 +705,8 @@ async fn three_webhooks_each_get_their_own_events_at_their_own_urls(server: Test
     assert_eq!(paths, expected);
 }
 
-#[tokio::test]
-async fn a_delivery_in_flight_at_shutdown_finishes_before_the_server_stops() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start_in(dir.path(), env()).await;
+async fn a_delivery_in_flight_at_shutdown_finishes_before_the_server_stops(database_url: &str) {
+    let server = TestServer::start_on(database_url, env()).await;
     let (instance, receiver) = hooked(&server, Duration::from_millis(1500)).await;
     inbound(&server, &instance, "in flight").await;
     let mut running = false;
@@ -730,13 +728,27 @@ async fn a_delivery_in_flight_at_shutdown_finishes_before_the_server_stops() {
     assert_eq!(receiver.bodies().len(), 1, "it finished during the drain");
 
     // Recorded as delivered: the next start does not send it again.
-    let server = TestServer::start_in(dir.path(), env()).await;
+    let server = TestServer::start_on(database_url, env()).await;
     let list = server
         .get("/api/events/deliveries/suporte", Some(&instance))
         .await;
     let deliveries = ok(&list)["deliveries"].as_array().unwrap().clone();
     assert_eq!(deliveries.len(), 1);
     assert_eq!(deliveries[0]["status"], "delivered");
+}
+
+#[tokio::test]
+async fn a_delivery_in_flight_at_shutdown_finishes_before_the_server_stops_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("zapgate.db").display());
+    a_delivery_in_flight_at_shutdown_finishes_before_the_server_stops(&url).await;
+}
+
+#[tokio::test]
+async fn a_delivery_in_flight_at_shutdown_finishes_before_the_server_stops_on_postgres() {
+    if let Some(database) = crate::harness::TempDatabase::create().await {
+        a_delivery_in_flight_at_shutdown_finishes_before_the_server_stops(&database.url).await;
+    }
 }
 
 /// Runs each scenario on a fresh SQLite server and on PostgreSQL (where it
@@ -882,5 +894,72 @@ mod websocket {
         }
         assert_eq!(ids, sent[1..].to_vec(), "replayed then live, each once");
         socket.close(None).await.unwrap();
+    }
+
+    /// A client that never reads: once its buffers are full the server
+    /// stops writing to it and drops it (a bounded wait per frame), and a
+    /// client reading alongside gets every event without waiting for it.
+    #[tokio::test]
+    async fn a_client_that_never_reads_is_dropped_without_delaying_others() {
+        let server = TestServer::start_with(env()).await;
+        let (_, instance) = paired(&server).await;
+        ok(&server
+            .post(
+                "/api/events/websocket/suporte",
+                Some(&instance),
+                json!({"enabled": true, "events": ["message.exchange"]}),
+            )
+            .await);
+        let url = ws_url(&server, &format!("?token={instance}"));
+
+        // The stalled client: a small receive window, and it never reads.
+        let address = server.base.trim_start_matches("http://").to_owned();
+        let tcp = tokio::net::TcpSocket::new_v4().unwrap();
+        tcp.set_recv_buffer_size(4096).unwrap();
+        let stream = tcp.connect(address.parse().unwrap()).await.unwrap();
+        let (mut stalled, _) = tokio_tungstenite::client_async(url.as_str(), stream)
+            .await
+            .unwrap();
+        let (mut reader, _) = connect_async(url.as_str()).await.unwrap();
+
+        // Far more than the stalled client's socket buffers hold.
+        let text = "x".repeat(60_000);
+        const EVENTS: usize = 150;
+        let started = std::time::Instant::now();
+        for n in 0..EVENTS {
+            let id = inbound(&server, &instance, &format!("{n} {text}")).await;
+            let event = next_event(&mut reader).await;
+            assert_eq!(
+                event["data"]["id"], id,
+                "the reader gets each event in turn"
+            );
+        }
+        let sending = started.elapsed();
+        assert!(
+            sending < Duration::from_secs(30),
+            "the reader was held back: {sending:?}"
+        );
+
+        // Within the server's per-frame budget (10 s) the stalled client
+        // is dropped: reading now, it finds the frames that were already on
+        // their way and then the end of the connection, not the rest.
+        tokio::time::sleep(Duration::from_secs(12)).await;
+        let mut got = 0;
+        loop {
+            match tokio::time::timeout(Duration::from_secs(5), stalled.next()).await {
+                Ok(Some(Ok(Message::Text(_)))) => got += 1,
+                Ok(Some(Ok(Message::Close(_))) | Some(Err(_)) | None) => break,
+                Ok(Some(Ok(_))) => {}
+                Err(_) => panic!("the stalled client is still connected after {got} frames"),
+            }
+        }
+        assert!(
+            got < EVENTS,
+            "it was dropped before every event reached it: {got}"
+        );
+
+        // The server goes on: the reader still gets new events.
+        let id = inbound(&server, &instance, "after the drop").await;
+        assert_eq!(next_event(&mut reader).await["data"]["id"], id);
     }
 }

@@ -79,6 +79,13 @@ impl TestServer {
         Self::launch(env, unused, database_url, None).await
     }
 
+    /// A server on `database_url`, which the caller owns and may hand to a
+    /// later server (a restart on the same data, on either backend).
+    pub async fn start_on(database_url: &str, env: Env) -> Self {
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        Self::launch(env, data_dir, database_url.to_owned(), None).await
+    }
+
     /// `None` when PostgreSQL is unreachable and not required.
     pub async fn start_postgres(env: Env) -> Option<Self> {
         let database = TempDatabase::create().await?;

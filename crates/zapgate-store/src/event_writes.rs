@@ -1,0 +1,265 @@
+//! The events module's hot writes, group-committed (see [`crate::group`]):
+//! appended events with their queued deliveries, and finished deliveries.
+//! Under load one transaction stores many events and one statement records
+//! many outcomes; an event alone costs what it did before. A caller still
+//! hears back only once its own write is committed, so a provider
+//! acknowledges WhatsApp only after its event is stored.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use zapgate_core::{
+    Error, Result,
+    event_log::{DeliveryOutcome, NewEvent, StoredEvent},
+    time::now_ms,
+    token::new_id,
+};
+
+use crate::{
+    SqlStore,
+    group::{Batch, GroupCommit},
+    rows::get,
+};
+
+/// `$first, ..., $(first + n - 1)`.
+fn params(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|k| format!("${k}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// An event to append and the webhooks it is queued for.
+pub(crate) type Append = (NewEvent, Vec<String>);
+
+/// Appended events, batched: one transaction for the batch, its sequences
+/// taken per instance in one statement.
+pub(crate) struct Appends;
+
+impl Batch for Appends {
+    type Item = Append;
+    /// Each item's own outcome: one event the store refuses (its instance
+    /// was just deleted) fails only itself.
+    type Outcome = Result<Option<StoredEvent>>;
+
+    fn queue(store: &SqlStore) -> &GroupCommit<Self> {
+        &store.appends
+    }
+
+    async fn store(store: &SqlStore, items: &[Append]) -> Result<Vec<Self::Outcome>> {
+        match store_appends(store, items).await {
+            Ok(stored) => Ok(stored.into_iter().map(Ok).collect()),
+            Err(err) if items.len() == 1 => Ok(vec![Err(err)]),
+            // Find the culprit: each alone.
+            Err(_) => {
+                let mut outcomes = Vec::with_capacity(items.len());
+                for item in items {
+                    outcomes.push(
+                        store_appends(store, std::slice::from_ref(item))
+                            .await
+                            .map(|mut one| one.pop().flatten()),
+                    );
+                }
+                Ok(outcomes)
+            }
+        }
+    }
+}
+
+/// Stores `items` in one transaction, in order: per instance, sequences
+/// follow the items' order, and the deliveries' ids too (each webhook's
+/// deliveries run in id order). An event whose dedupe key is stored (or
+/// comes earlier in the batch) is `None` and takes no sequence.
+async fn store_appends(store: &SqlStore, items: &[Append]) -> Result<Vec<Option<StoredEvent>>> {
+    let mut seen = HashSet::new();
+    let mut skip: Vec<bool> = items
+        .iter()
+        .map(|(e, _)| !seen.insert((e.instance_id.as_str(), e.dedupe_key.as_str())))
+        .collect();
+    // A key stored meanwhile by another process (its sequence would leave
+    // a gap): undone, and the batch is stored again without it.
+    for _ in 0..3 {
+        let mut turn = store.write_turn().await;
+        let mut tx = turn.begin().await?;
+        let live: Vec<usize> = (0..items.len()).filter(|&i| !skip[i]).collect();
+        if live.is_empty() {
+            return Ok(vec![None; items.len()]);
+        }
+        // Counter rows in instance order, so two processes' batches lock
+        // them in the same order and never deadlock.
+        let mut counts: BTreeMap<&str, i64> = BTreeMap::new();
+        for &i in &live {
+            *counts.entry(items[i].0.instance_id.as_str()).or_default() += 1;
+        }
+        let sql = format!(
+            "INSERT INTO event_sequences (instance_id, last_sequence) VALUES {} \
+             ON CONFLICT (instance_id) DO UPDATE SET \
+             last_sequence = event_sequences.last_sequence + excluded.last_sequence \
+             RETURNING instance_id, last_sequence",
+            (0..counts.len())
+                .map(|k| format!("({})", params(k * 2 + 1, 2)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for (instance_id, n) in &counts {
+            query = query.bind(*instance_id).bind(*n);
+        }
+        let rows = query.fetch_all(&mut *tx).await.map_err(Error::internal)?;
+        // The next sequence of each instance in this batch.
+        let mut next: HashMap<String, i64> = HashMap::new();
+        for row in &rows {
+            let instance_id: String = get(row, "instance_id")?;
+            let last: i64 = get(row, "last_sequence")?;
+            let n = counts.get(instance_id.as_str()).copied().unwrap_or(0);
+            next.insert(instance_id, last - n + 1);
+        }
+        let created_at_ms = now_ms();
+        let mut stored: Vec<Option<StoredEvent>> = vec![None; items.len()];
+        for &i in &live {
+            let event = &items[i].0;
+            let sequence = next
+                .get_mut(&event.instance_id)
+                .ok_or_else(|| Error::internal(zapgate_core::error::Cause("no sequence".into())))?;
+            stored[i] = Some(StoredEvent {
+                id: new_id("evt"),
+                instance_id: event.instance_id.clone(),
+                sequence: *sequence,
+                name: event.name,
+                data: event.data.clone(),
+                created_at_ms,
+            });
+            *sequence += 1;
+        }
+        let sql = format!(
+            "INSERT INTO event_log (id, instance_id, sequence, name, dedupe_key, data, created_at) \
+             VALUES {} ON CONFLICT (instance_id, dedupe_key) DO NOTHING RETURNING instance_id, dedupe_key",
+            (0..live.len())
+                .map(|k| format!("({})", params(k * 7 + 1, 7)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for &i in &live {
+            let event = stored[i].as_ref().expect("assigned above");
+            query = query
+                .bind(&event.id)
+                .bind(&event.instance_id)
+                .bind(event.sequence)
+                .bind(event.name.as_str())
+                .bind(&items[i].0.dedupe_key)
+                .bind(&event.data)
+                .bind(event.created_at_ms);
+        }
+        let inserted = query.fetch_all(&mut *tx).await.map_err(Error::internal)?;
+        if inserted.len() < live.len() {
+            let new: HashSet<(String, String)> = inserted
+                .iter()
+                .map(|row| Ok((get(row, "instance_id")?, get(row, "dedupe_key")?)))
+                .collect::<Result<_>>()?;
+            tx.rollback().await.map_err(Error::internal)?;
+            for &i in &live {
+                let (event, _) = &items[i];
+                if !new.contains(&(event.instance_id.clone(), event.dedupe_key.clone())) {
+                    skip[i] = true;
+                }
+            }
+            continue;
+        }
+        let queued: Vec<(&str, &StoredEvent)> = live
+            .iter()
+            .flat_map(|&i| {
+                let event = stored[i].as_ref().expect("assigned above");
+                items[i].1.iter().map(move |w| (w.as_str(), event))
+            })
+            .collect();
+        if !queued.is_empty() {
+            let sql = format!(
+                "INSERT INTO webhook_deliveries (webhook_id, instance_id, event_id, status, \
+                 attempts, run_at, locked_until, response_status, last_error, updated_at) VALUES {}",
+                (0..queued.len())
+                    .map(|k| format!(
+                        "({}, 'queued', 0, ${}, NULL, NULL, '', ${})",
+                        params(k * 4 + 1, 3),
+                        k * 4 + 4,
+                        k * 4 + 4
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            let mut query = sqlx::query(&sql);
+            for (webhook_id, event) in &queued {
+                query = query
+                    .bind(*webhook_id)
+                    .bind(&event.instance_id)
+                    .bind(&event.id)
+                    .bind(event.created_at_ms);
+            }
+            query.execute(&mut *tx).await.map_err(Error::internal)?;
+        }
+        tx.commit().await.map_err(Error::internal)?;
+        return Ok(stored);
+    }
+    Err(Error::internal(zapgate_core::error::Cause(
+        "events kept colliding with events stored by another process".into(),
+    )))
+}
+
+/// Finished deliveries, batched: one statement records every outcome.
+pub(crate) struct Finishes;
+
+impl Batch for Finishes {
+    type Item = (i64, DeliveryOutcome);
+    type Outcome = ();
+
+    fn queue(store: &SqlStore) -> &GroupCommit<Self> {
+        &store.finishes
+    }
+
+    async fn store(store: &SqlStore, items: &[Self::Item]) -> Result<Vec<()>> {
+        let now = now_ms();
+        // The casts type the parameters for PostgreSQL (a bare parameter in
+        // VALUES is text); SQLite takes them as they are.
+        let values = (0..items.len())
+            .map(|k| {
+                let p = k * 5 + 2;
+                format!(
+                    "(CAST(${} AS BIGINT), CAST(${} AS TEXT), CAST(${} AS BIGINT), \
+                     CAST(${} AS BIGINT), CAST(${} AS TEXT))",
+                    p,
+                    p + 1,
+                    p + 2,
+                    p + 3,
+                    p + 4
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "WITH outcome (id, status, run_at, response_status, last_error) AS (VALUES {values}) \
+             UPDATE webhook_deliveries SET status = outcome.status, run_at = outcome.run_at, \
+             locked_until = NULL, response_status = outcome.response_status, \
+             last_error = outcome.last_error, updated_at = $1 \
+             FROM outcome WHERE webhook_deliveries.id = outcome.id"
+        );
+        let mut query = sqlx::query(&sql).bind(now);
+        for (delivery_id, outcome) in items {
+            let (status, run_at, response, error) = match outcome {
+                DeliveryOutcome::Delivered { status } => ("delivered", now, Some(*status), ""),
+                DeliveryOutcome::Retry {
+                    run_at_ms,
+                    status,
+                    error,
+                } => ("queued", *run_at_ms, *status, error.as_str()),
+                DeliveryOutcome::Dead { status, error } => ("dead", now, *status, error.as_str()),
+            };
+            query = query
+                .bind(*delivery_id)
+                .bind(status)
+                .bind(run_at)
+                .bind(response.map(i64::from))
+                .bind(error.to_owned());
+        }
+        store.write_turn().await.execute(query).await?;
+        Ok(vec![(); items.len()])
+    }
+}
