@@ -221,6 +221,10 @@ variables! {
         "how long an agent reply waits for WhatsApp before it is marked failed";
     BRIDGE_REFUSED_RETRY_SECS = "ZAPGATE_BRIDGE_REFUSED_RETRY_SECS", Value("60"),
         "retry delay while Chatwoot refuses the token (a new `set` wakes it)";
+    BRIDGE_CALL_TIMEOUT_SECS = "ZAPGATE_BRIDGE_CALL_TIMEOUT_SECS", Value("30"),
+        "deadline of each Chatwoot call a delivery makes (a slow Chatwoot is retried later)";
+    BRIDGE_JOBS_PER_INTEGRATION = "ZAPGATE_BRIDGE_JOBS_PER_INTEGRATION", Value("8"),
+        "deliveries of one integration running at once in a process (of 32), so a slow Chatwoot cannot hold them all";
     RECONCILE_INTERVAL_SECS = "ZAPGATE_RECONCILE_INTERVAL_SECS", Value("60"),
         "how often lost agent replies are looked for (`0`: off)";
     RECONCILE_GRACE_SECS = "ZAPGATE_RECONCILE_GRACE_SECS", Value("15"),
@@ -406,6 +410,8 @@ impl Config {
             wait_poll: env.millis(BRIDGE_WAIT_POLL_MS, 1)?,
             outbound_expiry: env.seconds(OUTBOUND_EXPIRY_SECS, 1)?,
             refused_retry: env.seconds(BRIDGE_REFUSED_RETRY_SECS, 1)?,
+            call_timeout: env.seconds(BRIDGE_CALL_TIMEOUT_SECS, 1)?,
+            per_integration: env.number(BRIDGE_JOBS_PER_INTEGRATION, 1)?,
             reconcile_interval: env.seconds(RECONCILE_INTERVAL_SECS, 0)?,
             reconcile_grace: env.seconds(RECONCILE_GRACE_SECS, 0)?,
             media_limit: body_limits.media,

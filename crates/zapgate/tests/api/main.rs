@@ -10,6 +10,7 @@ mod bridge_inbound;
 mod bridge_outbound;
 mod chatwoot;
 mod events;
+mod fairness;
 mod hardening;
 mod harness;
 mod hygiene;
