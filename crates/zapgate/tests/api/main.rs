@@ -14,6 +14,7 @@ mod fairness;
 mod hardening;
 mod harness;
 mod hygiene;
+mod inbound_media;
 mod instance;
 mod rate_limit;
 mod sandbox;
