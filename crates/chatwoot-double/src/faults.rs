@@ -5,6 +5,7 @@
 //! - `fail_next(n, status)`: the next n API requests answer that status with
 //!   the body Chatwoot (or rack-attack in front of it) would send;
 //! - `delay`: every API response is held back;
+//! - `stalled`: an account's API requests are never answered;
 //! - every API request is recorded for [`crate::ChatwootDouble::requests`].
 
 use std::io;
@@ -56,6 +57,13 @@ pub(crate) async fn api_faults(
             query: req.uri().query().map(str::to_string),
             at: SystemTime::now(),
         });
+    let stall = {
+        let cfg = shared.config.lock().expect("config lock");
+        stalled(&cfg.stalled, req.uri().path())
+    };
+    if stall {
+        return std::future::pending().await;
+    }
     let (fail, delay) = {
         let mut cfg = shared.config.lock().expect("config lock");
         let fail = match cfg.fail_next {
@@ -74,6 +82,15 @@ pub(crate) async fn api_faults(
         return injected_failure(status);
     }
     next.run(req).await
+}
+
+/// Whether `path` is an account API path of a stalled account.
+fn stalled(accounts: &[i64], path: &str) -> bool {
+    let account = path
+        .strip_prefix("/api/v1/accounts/")
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|id| id.parse::<i64>().ok());
+    account.is_some_and(|id| accounts.contains(&id))
 }
 
 /// Bodies for injected failures, as Chatwoot / its usual front ends send them.

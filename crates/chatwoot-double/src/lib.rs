@@ -45,6 +45,8 @@ pub(crate) struct Config {
     pub fail_next: Option<(usize, u16)>,
     pub webhook_timeout: Duration,
     pub message_rate_limit: usize,
+    /// Accounts whose API requests are never answered.
+    pub stalled: Vec<i64>,
 }
 
 /// State shared by the server tasks, webhook workers and the control API.
@@ -98,6 +100,7 @@ impl ChatwootDouble {
                 fail_next: None,
                 webhook_timeout: Duration::from_secs(5),
                 message_rate_limit: 200,
+                stalled: Vec::new(),
             }),
             base_url: format!("http://{addr}"),
             requests: Mutex::new(Vec::new()),
@@ -274,6 +277,17 @@ impl ChatwootDouble {
         self.shared.config.lock().expect("config lock").fail_next = (n > 0).then_some((n, status));
     }
 
+    /// While true, API requests for `account_id` are never answered (the
+    /// connection stays open, as with a Chatwoot stuck behind a proxy);
+    /// other accounts are served as usual.
+    pub fn set_account_stalled(&self, account_id: i64, stalled: bool) {
+        let mut config = self.shared.config.lock().expect("config lock");
+        config.stalled.retain(|id| *id != account_id);
+        if stalled {
+            config.stalled.push(account_id);
+        }
+    }
+
     /// Per-account inbox limit (None = unlimited); reaching it → 402.
     pub fn set_inbox_limit(&self, account_id: i64, limit: Option<usize>) {
         if let Some(a) = self.st().accounts.get_mut(&account_id) {
@@ -368,6 +382,18 @@ impl ChatwootDouble {
         };
         st.conversation_messages(pk)
             .map(|m| views::message(&st, &self.shared.base_url, m))
+            .collect()
+    }
+
+    /// When each message with a `source_id` was stored in the account, in
+    /// unix seconds (microsecond precision, the clock of this machine):
+    /// what a latency test compares with when it sent the message.
+    pub fn message_times(&self, account_id: i64) -> HashMap<String, f64> {
+        self.st()
+            .messages
+            .values()
+            .filter(|m| m.account_id == account_id)
+            .filter_map(|m| Some((m.source_id.clone()?, m.created_at)))
             .collect()
     }
 

@@ -178,6 +178,7 @@ impl ChatwootHttp {
             base_url: base_url.trim_end_matches('/').to_owned(),
             account_id,
             token,
+            timeout: None,
         }
     }
 }
@@ -188,6 +189,8 @@ pub struct ChatwootClient {
     base_url: String,
     account_id: i64,
     token: Token,
+    /// Each call's own deadline, when shorter than the shared client's.
+    timeout: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -321,6 +324,13 @@ impl ChatwootClient {
         &self.base_url
     }
 
+    /// Every call of this client gives up after `timeout` (connecting,
+    /// waiting and reading the answer included).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
     fn url(&self, path: &str) -> String {
         format!(
             "{}/api/v1/accounts/{}{path}",
@@ -353,6 +363,10 @@ impl ChatwootClient {
             .policy
             .check_url(&parsed)
             .map_err(ChatwootError::Private)?;
+        let request = match self.timeout {
+            Some(timeout) => request.timeout(timeout),
+            None => request,
+        };
         let response = request
             .header("api_access_token", self.token.expose())
             .header("accept", "application/json")

@@ -66,6 +66,28 @@ pub struct Job {
     pub created_at_ms: i64,
 }
 
+/// How a claim shares the worker's free slots between integrations: at most
+/// `per_integration` jobs of one integration run at once, counting the ones
+/// already `running` in this worker, and a claim takes the oldest job of
+/// each integration before the second of any (so one tenant's backlog does
+/// not delay the others').
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimShare {
+    pub per_integration: u32,
+    /// Integrations with jobs running now, and how many.
+    pub running: Vec<(String, u32)>,
+}
+
+impl Default for ClaimShare {
+    /// No cap: only the rotation.
+    fn default() -> Self {
+        Self {
+            per_integration: u32::MAX,
+            running: Vec::new(),
+        }
+    }
+}
+
 /// A WhatsApp message and its Chatwoot counterpart.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageLink {

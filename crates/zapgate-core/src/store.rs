@@ -13,7 +13,7 @@ use crate::{
     account::{Account, NewAccount},
     chatwoot::{Integration, IntegrationStatus, IntegrationSummary},
     instance::{Instance, InstanceSettings, NewInstance, SessionStatus, SettingsPatch},
-    jobs::{ChatLink, Job, MessageLink, NewJob},
+    jobs::{ChatLink, ClaimShare, Job, MessageLink, NewJob},
     token::{Token, TokenHash},
 };
 
@@ -122,8 +122,15 @@ pub trait Store: Send + Sync + 'static {
     /// Leases up to `limit` runnable jobs until `lease_until_ms`: each the
     /// oldest unfinished job of its chat, queued and due (or running with an
     /// expired lease: its worker died, which counts as an attempt, so the
-    /// retry checks whether that attempt landed). Safe across processes.
-    async fn claim_jobs(&self, now_ms: i64, lease_until_ms: i64, limit: u32) -> Result<Vec<Job>>;
+    /// retry checks whether that attempt landed), shared between
+    /// integrations as `share` says. Safe across processes.
+    async fn claim_jobs(
+        &self,
+        now_ms: i64,
+        lease_until_ms: i64,
+        limit: u32,
+        share: &ClaimShare,
+    ) -> Result<Vec<Job>>;
     /// Done: the job row goes, and `link` (the message the job posted), when
     /// given, is saved no later. Completions that arrive together are stored
     /// together.

@@ -9,7 +9,7 @@ use sqlx::any::AnyRow;
 use zapgate_core::{
     Error, Result,
     error::Cause,
-    jobs::{Job, JobStatus, MessageLink, NewJob},
+    jobs::{ClaimShare, Job, JobStatus, MessageLink, NewJob},
     time::now_ms,
 };
 
@@ -133,51 +133,101 @@ pub(crate) async fn enqueue(store: &SqlStore, jobs: &[NewJob]) -> Result<u64> {
     group::submit::<Enqueues>(store, jobs.to_vec()).await
 }
 
-/// Leases up to `limit` claimable jobs, oldest first, in one statement: the
-/// outer `WHERE` re-checks the whole claim rule on each picked row, so it is
-/// a compare-and-set per row. On PostgreSQL a row another process is leasing
-/// at the same moment is locked: the subquery skips it (`SKIP LOCKED`), and
-/// should it still be picked, the update re-reads it after the other commit
-/// and the re-check leaves it out. On SQLite the statement holds the write
-/// lock. A job leased elsewhere meanwhile is simply not returned.
+/// How many claimable jobs a claim ranks per slot it fills: enough that one
+/// integration's backlog below its cap leaves the others room in the same
+/// claim (an integration at its cap is skipped while walking).
+const CANDIDATES_PER_SLOT: i64 = 4;
+
+/// Leases up to `limit` claimable jobs in one statement, shared between
+/// integrations (see [`ClaimShare`]): it walks unfinished jobs in id order,
+/// skipping integrations at their cap, takes a few candidates per slot, and
+/// leases them in turns (each integration's oldest, then each one's second,
+/// ...) within each integration's room. The outer `WHERE` re-checks the
+/// claim rule on each picked row, so it is a compare-and-set per row. On
+/// PostgreSQL a row another process is leasing at the same moment is locked:
+/// the walk skips it (`SKIP LOCKED`), and should it still be picked, the
+/// update re-reads it after the other commit and the re-check leaves it out.
+/// On SQLite the statement holds the write lock. A job leased elsewhere
+/// meanwhile is simply not returned.
 ///
-/// Both walk unfinished jobs in id order and stop at the limit, and update
-/// the picked rows by id: a backlog of queued jobs does not make each claim
-/// read all of them (SQLite's planner would otherwise sort every claimable
-/// job first, PostgreSQL's hash-join the picked ids against them). SQLite is
-/// held to that plan by `INDEXED BY`, PostgreSQL by running claims on a
-/// connection whose planner may only walk indexes ([`crate::conn`]).
+/// The walk stops at its limit and the update goes by id: a backlog of
+/// queued jobs does not make each claim read all of them (SQLite's planner
+/// would otherwise sort every claimable job first, PostgreSQL's hash-join
+/// the picked ids against them). SQLite is held to that plan by `INDEXED
+/// BY`, PostgreSQL by running claims on a connection whose planner may only
+/// walk indexes ([`crate::conn`]).
 pub(crate) async fn claim(
     store: &SqlStore,
     now_ms: i64,
     lease_until_ms: i64,
     limit: u32,
+    share: &ClaimShare,
 ) -> Result<Vec<Job>> {
     const LEASE: &str = "UPDATE bridge_jobs SET status = 'running', locked_until = $2, \
          attempts = attempts + CASE WHEN status = 'running' THEN 1 ELSE 0 END";
+    const RANKED: &str = "SELECT id, integration_id, \
+         ROW_NUMBER() OVER (PARTITION BY integration_id ORDER BY id) AS turn";
     if limit == 0 {
         return Ok(Vec::new());
     }
+    let cap = i64::from(share.per_integration);
+    let (full, partial): (Vec<_>, Vec<_>) = share
+        .running
+        .iter()
+        .map(|(id, running)| (id, cap - i64::from(*running)))
+        .partition(|(_, room)| *room <= 0);
+    // $1 now, $2 lease end, $3 limit, $4 candidates, $5 cap, then these.
+    let mut next = 6;
+    let skip = if full.is_empty() {
+        String::new()
+    } else {
+        let list = params(next, full.len());
+        next += full.len();
+        format!(" AND bridge_jobs.integration_id NOT IN ({list})")
+    };
+    let room = if partial.is_empty() {
+        "$5".to_owned()
+    } else {
+        let arms = (0..partial.len())
+            .map(|i| format!("WHEN ${} THEN ${}", next + 2 * i, next + 2 * i + 1))
+            .collect::<Vec<_>>()
+            .join(" ");
+        format!("CASE integration_id {arms} ELSE $5 END")
+    };
     let sql = match store.backend {
-        // A CTE that locks is evaluated once, so the limit holds (an `IN`
-        // subquery may be run again per row).
+        // A CTE that locks is evaluated once, so the limits hold (an `IN`
+        // subquery may be run again per row); the ranking cannot lock, so
+        // it reads the locked candidates.
         Backend::Postgres => format!(
-            "WITH picked (picked_id) AS (SELECT bridge_jobs.id FROM bridge_jobs \
-                 WHERE {CLAIMABLE} ORDER BY bridge_jobs.id LIMIT $3 FOR UPDATE SKIP LOCKED) \
+            "WITH candidates AS (SELECT bridge_jobs.id, bridge_jobs.integration_id \
+                 FROM bridge_jobs WHERE {CLAIMABLE}{skip} \
+                 ORDER BY bridge_jobs.id LIMIT $4 FOR UPDATE SKIP LOCKED), \
+             picked (picked_id) AS (SELECT id FROM ({RANKED} FROM candidates) ranked \
+                 WHERE turn <= {room} ORDER BY turn, id LIMIT $3) \
              {LEASE} WHERE bridge_jobs.id = ANY (ARRAY(SELECT picked_id FROM picked)) \
              AND {CLAIMABLE} RETURNING {COLUMNS}"
         ),
         Backend::Sqlite => format!(
-            "{LEASE} WHERE bridge_jobs.id IN (SELECT bridge_jobs.id FROM bridge_jobs \
-                 INDEXED BY bridge_jobs_unfinished_idx \
-                 WHERE {CLAIMABLE} ORDER BY bridge_jobs.id LIMIT $3) \
+            "{LEASE} WHERE bridge_jobs.id IN (SELECT id FROM ({RANKED} FROM \
+                 (SELECT bridge_jobs.id, bridge_jobs.integration_id FROM bridge_jobs \
+                  INDEXED BY bridge_jobs_unfinished_idx WHERE {CLAIMABLE}{skip} \
+                  ORDER BY bridge_jobs.id LIMIT $4)) \
+                 WHERE turn <= {room} ORDER BY turn, id LIMIT $3) \
              AND {CLAIMABLE} RETURNING {COLUMNS}"
         ),
     };
-    let query = sqlx::query(&sql)
+    let mut query = sqlx::query(&sql)
         .bind(now_ms)
         .bind(lease_until_ms)
-        .bind(i64::from(limit));
+        .bind(i64::from(limit))
+        .bind(i64::from(limit) * CANDIDATES_PER_SLOT)
+        .bind(cap);
+    for (id, _) in &full {
+        query = query.bind(id.as_str());
+    }
+    for (id, room) in &partial {
+        query = query.bind(id.as_str()).bind(*room);
+    }
     let rows = match store.backend {
         Backend::Sqlite => store.write_turn().await.fetch_all(query).await?,
         Backend::Postgres => store.conns.claim(store, query).await?,

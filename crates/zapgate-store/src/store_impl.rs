@@ -9,7 +9,7 @@ use zapgate_core::{
     account::{Account, NewAccount},
     chatwoot::{Integration, IntegrationStatus, IntegrationSummary},
     instance::{Instance, InstanceSettings, NewInstance, SessionStatus, SettingsPatch},
-    jobs::{ChatLink, Job, MessageLink, NewJob},
+    jobs::{ChatLink, ClaimShare, Job, MessageLink, NewJob},
     store::{Principal, Store},
     token::{Token, TokenHash},
 };
@@ -167,8 +167,14 @@ impl Store for SqlStore {
         jobs::enqueue(self, new).await
     }
 
-    async fn claim_jobs(&self, now_ms: i64, lease_until_ms: i64, limit: u32) -> Result<Vec<Job>> {
-        jobs::claim(self, now_ms, lease_until_ms, limit).await
+    async fn claim_jobs(
+        &self,
+        now_ms: i64,
+        lease_until_ms: i64,
+        limit: u32,
+        share: &ClaimShare,
+    ) -> Result<Vec<Job>> {
+        jobs::claim(self, now_ms, lease_until_ms, limit, share).await
     }
 
     async fn complete_job(&self, job_id: i64, link: Option<&MessageLink>) -> Result<()> {

@@ -23,7 +23,7 @@ use zapgate_core::{
         ConnectionState, InstanceName, InstanceSettings, NewInstance, SessionStatus, SettingsPatch,
         WebhookConfig,
     },
-    jobs::{ChatLink, Job, JobStatus, MessageLink, NewJob},
+    jobs::{ChatLink, ClaimShare, Job, JobStatus, MessageLink, NewJob},
     messages,
     store::{Principal, Store},
     token::Token,
@@ -146,6 +146,7 @@ suite!(
     jobs_not_yet_due_are_not_claimed,
     expired_leases_are_reclaimed_live_ones_are_not,
     concurrent_claims_never_share_a_job,
+    claims_take_turns_between_integrations_within_each_ones_cap,
     completions_store_their_links_and_free_the_chat,
     retry_counts_attempts_and_defer_does_not,
     wake_jobs_makes_queued_jobs_due_now,
@@ -1110,7 +1111,10 @@ fn new_job(instance_id: &str, integration_id: &str, chat: &str, key: &str, run_a
 }
 
 async fn claim(store: &SqlStore, now: i64) -> Vec<Job> {
-    store.claim_jobs(now, now + LEASE, 100).await.unwrap()
+    store
+        .claim_jobs(now, now + LEASE, 100, &ClaimShare::default())
+        .await
+        .unwrap()
 }
 
 fn keys(jobs: &[Job]) -> Vec<&str> {
@@ -1262,11 +1266,14 @@ async fn claim_returns_only_the_head_of_each_chat(db: Db) {
         .map(|n| new_job(&ins, "int_3", &format!("c{n}"), &format!("c{n}"), NOW))
         .collect();
     store.enqueue_jobs(&more).await.unwrap();
-    let two = store.claim_jobs(NOW, NOW + LEASE, 2).await.unwrap();
+    let two = store
+        .claim_jobs(NOW, NOW + LEASE, 2, &ClaimShare::default())
+        .await
+        .unwrap();
     assert_eq!(keys(&two), ["c0", "c1"]);
     assert!(
         store
-            .claim_jobs(NOW, NOW + LEASE, 0)
+            .claim_jobs(NOW, NOW + LEASE, 0, &ClaimShare::default())
             .await
             .unwrap()
             .is_empty()
@@ -1310,6 +1317,53 @@ async fn expired_leases_are_reclaimed_live_ones_are_not(db: Db) {
     assert!(claim(&store, NOW + 2 * LEASE).await.is_empty());
 }
 
+/// One integration's backlog does not fill a claim: each integration's
+/// oldest job comes before anyone's second, and an integration at its cap
+/// (counting what runs now) gets nothing more.
+async fn claims_take_turns_between_integrations_within_each_ones_cap(db: Db) {
+    let store = db.store().await;
+    let ins = job_instance(&store, "turns").await;
+    let mut jobs: Vec<_> = (0..10)
+        .map(|n| new_job(&ins, "int_hog", &format!("h{n}"), &format!("h{n}"), NOW))
+        .collect();
+    jobs.extend((0..3).map(|n| new_job(&ins, "int_b", &format!("b{n}"), &format!("b{n}"), NOW)));
+    jobs.push(new_job(&ins, "int_c", "c0", "c0", NOW));
+    store.enqueue_jobs(&jobs).await.unwrap();
+
+    let share = |cap: u32, running: &[(&str, u32)]| ClaimShare {
+        per_integration: cap,
+        running: running
+            .iter()
+            .map(|(id, n)| ((*id).to_owned(), *n))
+            .collect(),
+    };
+    let first = store
+        .claim_jobs(NOW, NOW + LEASE, 5, &share(8, &[]))
+        .await
+        .unwrap();
+    assert_eq!(keys(&first), ["h0", "h1", "b0", "b1", "c0"]);
+
+    // The hog runs its cap (2 claimed above, 1 elsewhere counted as 2 here):
+    // it is skipped; int_b, running 2 of 3, gets one more.
+    let second = store
+        .claim_jobs(
+            NOW,
+            NOW + LEASE,
+            5,
+            &share(3, &[("int_hog", 3), ("int_b", 2)]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(keys(&second), ["b2"]);
+
+    // With room again, the hog's next ones come, up to its cap.
+    let third = store
+        .claim_jobs(NOW, NOW + LEASE, 5, &share(3, &[("int_hog", 1)]))
+        .await
+        .unwrap();
+    assert_eq!(keys(&third), ["h2", "h3"]);
+}
+
 async fn concurrent_claims_never_share_a_job(db: Db) {
     let one = db.store().await;
     let two = db.store().await;
@@ -1323,7 +1377,10 @@ async fn concurrent_claims_never_share_a_job(db: Db) {
     async fn drain(store: &SqlStore) -> Vec<i64> {
         let mut ids = Vec::new();
         loop {
-            let claimed = store.claim_jobs(NOW, NOW + LEASE, 7).await.unwrap();
+            let claimed = store
+                .claim_jobs(NOW, NOW + LEASE, 7, &ClaimShare::default())
+                .await
+                .unwrap();
             if claimed.is_empty() {
                 return ids;
             }
@@ -2126,7 +2183,12 @@ async fn claims_recover_after_the_database_drops_their_connections(db: Db) {
         .await
         .unwrap();
     assert_eq!(
-        keys(&store.claim_jobs(NOW, NOW + LEASE, 1).await.unwrap()),
+        keys(
+            &store
+                .claim_jobs(NOW, NOW + LEASE, 1, &ClaimShare::default())
+                .await
+                .unwrap()
+        ),
         ["first"]
     );
 
@@ -2147,7 +2209,10 @@ async fn claims_recover_after_the_database_drops_their_connections(db: Db) {
     // may); a later one must not, and must find the job nobody took.
     let mut claimed = Vec::new();
     for _ in 0..5 {
-        match store.claim_jobs(NOW, NOW + LEASE, 10).await {
+        match store
+            .claim_jobs(NOW, NOW + LEASE, 10, &ClaimShare::default())
+            .await
+        {
             Ok(jobs) => {
                 claimed = jobs;
                 break;

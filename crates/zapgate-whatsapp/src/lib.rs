@@ -3,10 +3,12 @@
 //! and the in-process sandbox, which lets people try integrations without a
 //! phone and lets every test drive "WhatsApp" deterministically.
 
+pub mod media;
 pub mod qr;
 pub mod sandbox;
 pub mod web;
 
 pub use sandbox::{
-    Accepted, CallEntry, OutboxEntry, OutboxMedia, SandboxInbound, SandboxProvider, SendFault,
+    Accepted, CallEntry, OutboxEntry, OutboxMedia, RemoteMedia, SandboxInbound, SandboxProvider,
+    SendFault,
 };

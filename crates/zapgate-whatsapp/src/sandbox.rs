@@ -29,11 +29,19 @@ use zapgate_core::{
     time::now_secs,
     whatsapp::{
         CallEvent, CallStatus, Event, EventSink, Extra, InboundMessage, LoginCode, LoginMethod,
-        Media, Outgoing, ReceiptStatus, SentMessage, WhatsApp, WhatsAppEvent,
+        Media, MediaKind, Outgoing, ReceiptStatus, SentMessage, WhatsApp, WhatsAppEvent,
     },
 };
 
-use crate::qr;
+use crate::{
+    media::{CappedBuffer, MediaDownloads, Skipped},
+    qr,
+};
+
+/// The media limit and downloads at once of a sandbox built without
+/// [`SandboxProvider::with_downloads`] (the server's defaults).
+const DEFAULT_MEDIA_LIMIT: usize = 64 * 1024 * 1024;
+const DEFAULT_MEDIA_DOWNLOADS: usize = 4;
 
 /// The alphabet of pairing codes: no `0/O`, `1/I` or `U`, which people
 /// misread when typing a code from one screen into another.
@@ -103,11 +111,27 @@ pub struct SandboxInbound {
     /// A status post (chat `status@broadcast`) rather than a chat message.
     pub status_post: bool,
     pub media: Option<Media>,
+    /// Media still on "WhatsApp's servers", downloaded as the web provider
+    /// downloads (see [`RemoteMedia`]).
+    pub remote_media: Option<RemoteMedia>,
     pub quoted_id: Option<String>,
     /// A reaction, edit, revocation, location, contact card, poll or call.
     pub extra: Option<Extra>,
     /// Unix seconds; the sandbox clock when absent.
     pub timestamp: Option<i64>,
+}
+
+/// Media the sandbox fetches from `url` in place of WhatsApp's media
+/// servers, through the same bounds as the web provider ([`MediaDownloads`]):
+/// what a customer's large or endless file does can be rehearsed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RemoteMedia {
+    pub kind: MediaKind,
+    pub mimetype: String,
+    pub file_name: Option<String>,
+    pub url: String,
+    /// The length WhatsApp declares for the file, when it does.
+    pub declared_length: Option<u64>,
 }
 
 /// Something the API sent, as the sandbox recorded it.
@@ -280,6 +304,7 @@ pub struct SandboxProvider {
     /// Mixed into every id and code; see [`SandboxProvider::with_salt`].
     salt: String,
     slots: Mutex<HashMap<String, Slot>>,
+    downloads: MediaDownloads,
 }
 
 impl SandboxProvider {
@@ -297,7 +322,29 @@ impl SandboxProvider {
             sink,
             salt: salt.into(),
             slots: Mutex::new(HashMap::new()),
+            downloads: MediaDownloads::new(DEFAULT_MEDIA_LIMIT, DEFAULT_MEDIA_DOWNLOADS),
         }
+    }
+
+    /// Remote media goes through `downloads` (the server's media limit and
+    /// download bound).
+    pub fn with_downloads(mut self, downloads: MediaDownloads) -> Self {
+        self.downloads = downloads;
+        self
+    }
+
+    /// Streams the file into a bounded buffer, as the web provider does.
+    async fn download(&self, remote: &RemoteMedia) -> std::result::Result<Vec<u8>, Skipped> {
+        let fetched = self
+            .downloads
+            .fetch(remote.declared_length, |buffer| {
+                fetch_into(remote.url.clone(), buffer)
+            })
+            .await;
+        if let Err(skipped) = &fetched {
+            tracing::warn!(url = %remote.url, ?skipped, "sandbox media not downloaded");
+        }
+        fetched
     }
 
     fn slots(&self) -> MutexGuard<'_, HashMap<String, Slot>> {
@@ -447,9 +494,10 @@ impl SandboxProvider {
             from_me,
             group,
             status_post,
-            media,
+            mut media,
+            remote_media,
             quoted_id,
-            extra,
+            mut extra,
             timestamp,
         } = message;
 
@@ -458,7 +506,12 @@ impl SandboxProvider {
             .or_else(|| lid.clone())
             .ok_or_else(|| Error::bad_request("from or lid is required"))?;
         let text = text.filter(|t| !t.is_empty());
-        if text.is_none() && media.is_none() && extra.is_none() {
+        if media.is_some() && remote_media.is_some() {
+            return Err(Error::bad_request(
+                "media and remote media cannot come together",
+            ));
+        }
+        if text.is_none() && media.is_none() && remote_media.is_none() && extra.is_none() {
             return Err(Error::bad_request(NOTHING_TO_DELIVER));
         }
         if lid.as_ref().is_some_and(|l| !l.is_lid()) {
@@ -474,6 +527,26 @@ impl SandboxProvider {
             return Err(Error::bad_request("a status post has no group"));
         }
         let id = id.filter(|i| !i.is_empty());
+        if let Some(remote) = remote_media {
+            match self.download(&remote).await {
+                Ok(data) => {
+                    media = Some(Media {
+                        kind: remote.kind,
+                        mimetype: remote.mimetype,
+                        file_name: remote.file_name,
+                        data,
+                    });
+                }
+                // As the web provider: delivered without it, saying why.
+                Err(skipped) => {
+                    if extra.is_none() {
+                        extra = Some(Extra::Unsupported {
+                            kind: skipped.note(remote.kind, self.downloads.limit()),
+                        });
+                    }
+                }
+            }
+        }
 
         let (message, settings) = {
             let mut slots = self.slots();
@@ -915,4 +988,26 @@ impl WhatsApp for SandboxProvider {
         self.slots().remove(instance_id);
         Ok(())
     }
+}
+
+/// `url`'s body, chunk by chunk, into `buffer` (which stops it at the limit).
+async fn fetch_into(
+    url: String,
+    mut buffer: CappedBuffer,
+) -> std::result::Result<CappedBuffer, String> {
+    use std::io::Write;
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let mut response = client
+        .get(&url)
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .map_err(|e| e.to_string())?;
+    while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
+        buffer.write_all(&chunk).map_err(|e| e.to_string())?;
+    }
+    Ok(buffer)
 }

@@ -36,7 +36,7 @@ use zapgate_core::{
 use zapgate_events::{Deliveries, EventRecorder, EventsService, Hub};
 use zapgate_http::{AppParts, AppState, RateLimiter};
 use zapgate_store::{Backend, SecretBox, SqlStore, redact_url};
-use zapgate_whatsapp::{SandboxProvider, web::WebProvider};
+use zapgate_whatsapp::{SandboxProvider, media::MediaDownloads, web::WebProvider};
 
 use crate::config::{Config, KeySource, Provider, ServerLimits};
 
@@ -254,7 +254,9 @@ async fn build(config: &Config) -> anyhow::Result<Built> {
             // Salted with the boot time so message ids never repeat across
             // restarts (a repeat would look like a WhatsApp redelivery).
             let salt = zapgate_core::time::now_ms().to_string();
-            let sandbox = Arc::new(SandboxProvider::with_salt(sink, salt));
+            let downloads = MediaDownloads::new(config.body_limits.media, config.media_downloads);
+            let sandbox =
+                Arc::new(SandboxProvider::with_salt(sink, salt).with_downloads(downloads));
             (sandbox.clone() as Arc<dyn WhatsApp>, Some(sandbox), None)
         }
     };

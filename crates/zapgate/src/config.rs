@@ -60,6 +60,8 @@ pub struct Config {
     pub log_filter: String,
     pub rate_limit: RateLimitConfig,
     pub body_limits: BodyLimits,
+    /// Inbound WhatsApp media downloads at once (either provider).
+    pub media_downloads: usize,
     pub connect_timeout: Duration,
     pub chatwoot_timeouts: ChatwootTimeouts,
     pub bridge: BridgeConfig,
@@ -167,6 +169,8 @@ variables! {
         "the WhatsApp Web socket, for a relay";
     WA_LEASE_SECS = "ZAPGATE_WA_LEASE_SECS", Value("30"),
         "several processes on one PostgreSQL: how long a session stays with a process that stopped renewing its lease before another takes it over";
+    MEDIA_DOWNLOADS = "ZAPGATE_MEDIA_DOWNLOADS", Value("4"),
+        "inbound WhatsApp media downloads at once (each holds at most `ZAPGATE_MAX_MEDIA_BODY_BYTES` in memory)";
     CHATWOOT_ENABLED = "ZAPGATE_CHATWOOT_ENABLED", Value("true"),
         "the Chatwoot module switch";
     ALLOW_PRIVATE_URLS = "ZAPGATE_ALLOW_PRIVATE_URLS", Value("false"),
@@ -221,6 +225,10 @@ variables! {
         "how long an agent reply waits for WhatsApp before it is marked failed";
     BRIDGE_REFUSED_RETRY_SECS = "ZAPGATE_BRIDGE_REFUSED_RETRY_SECS", Value("60"),
         "retry delay while Chatwoot refuses the token (a new `set` wakes it)";
+    BRIDGE_CALL_TIMEOUT_SECS = "ZAPGATE_BRIDGE_CALL_TIMEOUT_SECS", Value("30"),
+        "deadline of each Chatwoot call a delivery makes (a slow Chatwoot is retried later)";
+    BRIDGE_JOBS_PER_INTEGRATION = "ZAPGATE_BRIDGE_JOBS_PER_INTEGRATION", Value("8"),
+        "deliveries of one integration running at once in a process (of 32), so a slow Chatwoot cannot hold them all";
     RECONCILE_INTERVAL_SECS = "ZAPGATE_RECONCILE_INTERVAL_SECS", Value("60"),
         "how often lost agent replies are looked for (`0`: off)";
     RECONCILE_GRACE_SECS = "ZAPGATE_RECONCILE_GRACE_SECS", Value("15"),
@@ -366,6 +374,7 @@ impl Config {
             default: env.number(MAX_BODY_BYTES, 1024)?,
             media: env.number(MAX_MEDIA_BODY_BYTES, 1024)?,
         };
+        let media_downloads = env.number(MEDIA_DOWNLOADS, 1)?;
         let provider = match env.value(WHATSAPP_PROVIDER).as_str() {
             "web" => Provider::Web(WebConfig {
                 socket_url: env.get(WA_SOCKET_URL),
@@ -380,6 +389,7 @@ impl Config {
                 },
                 // Inbound media may be as large as what the API accepts.
                 media_limit: body_limits.media,
+                media_downloads,
                 lease_ttl: env.seconds(WA_LEASE_SECS, 3)?,
             }),
             "sandbox" => Provider::Sandbox,
@@ -406,6 +416,8 @@ impl Config {
             wait_poll: env.millis(BRIDGE_WAIT_POLL_MS, 1)?,
             outbound_expiry: env.seconds(OUTBOUND_EXPIRY_SECS, 1)?,
             refused_retry: env.seconds(BRIDGE_REFUSED_RETRY_SECS, 1)?,
+            call_timeout: env.seconds(BRIDGE_CALL_TIMEOUT_SECS, 1)?,
+            per_integration: env.number(BRIDGE_JOBS_PER_INTEGRATION, 1)?,
             reconcile_interval: env.seconds(RECONCILE_INTERVAL_SECS, 0)?,
             reconcile_grace: env.seconds(RECONCILE_GRACE_SECS, 0)?,
             media_limit: body_limits.media,
@@ -445,6 +457,7 @@ impl Config {
             log_filter,
             rate_limit,
             body_limits,
+            media_downloads,
             connect_timeout: env.seconds(CONNECT_TIMEOUT_SECS, 1)?,
             chatwoot_timeouts,
             bridge,
@@ -488,6 +501,7 @@ impl fmt::Debug for Config {
             log_filter,
             rate_limit,
             body_limits,
+            media_downloads,
             connect_timeout,
             chatwoot_timeouts,
             bridge,
@@ -515,6 +529,7 @@ impl fmt::Debug for Config {
             .field("log_filter", log_filter)
             .field("rate_limit", rate_limit)
             .field("body_limits", body_limits)
+            .field("media_downloads", media_downloads)
             .field("connect_timeout", connect_timeout)
             .field("chatwoot_timeouts", chatwoot_timeouts)
             .field("bridge", bridge)

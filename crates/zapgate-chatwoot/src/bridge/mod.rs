@@ -60,6 +60,13 @@ pub struct BridgeConfig {
     pub outbound_expiry: Duration,
     /// Retry delay while Chatwoot refuses the credentials (until a new `set`).
     pub refused_retry: Duration,
+    /// Deadline of each Chatwoot call a job makes: a Chatwoot that does not
+    /// answer costs its own jobs a retry, not everyone's slots for the
+    /// activation deadline.
+    pub call_timeout: Duration,
+    /// Jobs of one integration running at once (of `batch`): a Chatwoot that
+    /// hangs holds at most these.
+    pub per_integration: u32,
     /// How often the reconciler looks for agent messages whose webhook never
     /// came; zero turns it off.
     pub reconcile_interval: Duration,
@@ -85,6 +92,8 @@ impl Default for BridgeConfig {
             wait_poll: Duration::from_secs(30),
             outbound_expiry: Duration::from_secs(24 * 3600),
             refused_retry: Duration::from_secs(60),
+            call_timeout: Duration::from_secs(30),
+            per_integration: 8,
             reconcile_interval: Duration::from_secs(60),
             reconcile_grace: Duration::from_secs(15),
             media_limit: 64 * 1024 * 1024,
@@ -177,11 +186,13 @@ impl Bridge {
     }
 
     fn client(&self, integration: &Integration) -> ChatwootClient {
-        self.http.account(
-            &integration.base_url,
-            integration.account_id,
-            integration.api_token.clone(),
-        )
+        self.http
+            .account(
+                &integration.base_url,
+                integration.account_id,
+                integration.api_token.clone(),
+            )
+            .with_timeout(self.config.call_timeout)
     }
 }
 

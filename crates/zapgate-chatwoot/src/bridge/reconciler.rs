@@ -6,6 +6,8 @@
 
 use std::sync::Arc;
 
+use tokio::task::{JoinError, JoinSet};
+
 use zapgate_core::{
     Result,
     chatwoot::{Integration, IntegrationStatus},
@@ -41,29 +43,66 @@ pub(super) async fn run(bridge: Arc<Bridge>) {
     }
 }
 
+/// Integrations a pass visits at once: a Chatwoot that does not answer
+/// holds one of these, not the whole pass.
+const VISITS_AT_ONCE: usize = 8;
+
+/// Calls one visit may make at its deadline, a few per conversation: a
+/// Chatwoot answering each call just inside the call timeout cannot
+/// stretch the pass (the next pass resumes from each conversation's
+/// watermark).
+const VISIT_CALLS: u32 = 4;
+
 impl Bridge {
-    /// One pass over every integration; returns how many messages it queued.
-    pub async fn reconcile_all(&self) -> Result<usize> {
+    /// One pass over every integration, [`VISITS_AT_ONCE`] at a time; returns
+    /// how many messages it queued.
+    pub async fn reconcile_all(self: &Arc<Self>) -> Result<usize> {
+        let mut visits = JoinSet::new();
         let mut queued = 0;
         for integration in self.store.list_integrations().await? {
             if integration.status == IntegrationStatus::Error {
                 continue;
             }
-            match self.reconcile(&integration).await {
-                Ok(n) => queued += n,
-                Err(err) => {
-                    tracing::info!(integration_id = %integration.id, error = %err, "reconciliation skipped")
-                }
+            if visits.len() >= VISITS_AT_ONCE
+                && let Some(visited) = visits.join_next().await
+            {
+                queued += visit_outcome(visited);
             }
+            let bridge = self.clone();
+            visits.spawn(async move { bridge.visit(integration).await });
+        }
+        while let Some(visited) = visits.join_next().await {
+            queued += visit_outcome(visited);
         }
         if queued > 0 {
             tracing::info!(
                 queued,
                 "reconciler queued agent messages whose webhook never came"
             );
-            self.nudge();
         }
         Ok(queued)
+    }
+
+    /// One integration, within its deadline; what it queued runs at once.
+    async fn visit(&self, integration: Integration) -> usize {
+        let deadline = self.config.call_timeout * VISIT_CALLS;
+        let outcome = tokio::time::timeout(deadline, self.reconcile(&integration)).await;
+        match outcome {
+            Ok(Ok(queued)) => {
+                if queued > 0 {
+                    self.nudge();
+                }
+                queued
+            }
+            Ok(Err(err)) => {
+                tracing::info!(integration_id = %integration.id, error = %err, "reconciliation skipped");
+                0
+            }
+            Err(_) => {
+                tracing::info!(integration_id = %integration.id, "reconciliation cut off: Chatwoot is too slow");
+                0
+            }
+        }
     }
 
     async fn reconcile(&self, integration: &Integration) -> Result<usize> {
@@ -163,4 +202,13 @@ fn agent_job(conversation_id: i64, message: &Message) -> AgentMessageJob {
         contact_identifier: None,
         contact_phone: None,
     }
+}
+
+/// How many messages a visit queued (a visit that panicked queued none the
+/// pass can count).
+fn visit_outcome(visited: Result<usize, JoinError>) -> usize {
+    visited.unwrap_or_else(|err| {
+        tracing::error!(error = %err, "reconciler visit panicked");
+        0
+    })
 }

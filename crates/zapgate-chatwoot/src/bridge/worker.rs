@@ -12,7 +12,7 @@ use tokio::task::{JoinError, JoinSet};
 use zapgate_core::{
     Result,
     chatwoot::IntegrationStatus,
-    jobs::{Job, MessageLink},
+    jobs::{ClaimShare, Job, MessageLink},
     time::now_ms,
     token::random_bytes,
 };
@@ -62,7 +62,12 @@ pub(super) async fn run(bridge: Arc<Bridge>) {
             let asked = bridge.idle.asked.load(Ordering::SeqCst);
             let now = now_ms();
             let lease_until = now + bridge.config.lease.as_millis() as i64;
-            match bridge.store.claim_jobs(now, lease_until, free as u32).await {
+            let share = running.share(bridge.config.per_integration);
+            let claimed = bridge
+                .store
+                .claim_jobs(now, lease_until, free as u32, &share)
+                .await;
+            match claimed {
                 Ok(jobs) => {
                     drained_at = (jobs.len() < free).then(Instant::now);
                     if jobs.is_empty() && running.set.is_empty() {
@@ -108,19 +113,36 @@ pub(super) async fn run(bridge: Arc<Bridge>) {
     running.drain(&bridge).await;
 }
 
-/// The jobs running now, by task: their id and lease end.
+/// The jobs running now, by task: their id, lease end and integration; and
+/// how many run per integration.
 #[derive(Default)]
 struct Running {
     set: JoinSet<()>,
-    jobs: HashMap<tokio::task::Id, (i64, i64)>,
+    jobs: HashMap<tokio::task::Id, (i64, i64, Arc<str>)>,
+    per_integration: HashMap<Arc<str>, u32>,
 }
 
 impl Running {
     fn spawn(&mut self, bridge: &Arc<Bridge>, job: Job, lease_until: i64) {
         let job_id = job.id;
+        let integration: Arc<str> = job.integration_id.as_str().into();
+        *self.per_integration.entry(integration.clone()).or_default() += 1;
         let bridge = bridge.clone();
         let task = self.set.spawn(async move { bridge.run_job(job).await });
-        self.jobs.insert(task.id(), (job_id, lease_until));
+        self.jobs
+            .insert(task.id(), (job_id, lease_until, integration));
+    }
+
+    /// What the next claim may take, given what runs now.
+    fn share(&self, per_integration: u32) -> ClaimShare {
+        ClaimShare {
+            per_integration,
+            running: self
+                .per_integration
+                .iter()
+                .map(|(id, n)| (id.to_string(), *n))
+                .collect(),
+        }
     }
 
     fn finished(&mut self, joined: Result<(tokio::task::Id, ()), JoinError>) {
@@ -131,7 +153,15 @@ impl Running {
                 err.id()
             }
         };
-        self.jobs.remove(&id);
+        let Some((_, _, integration)) = self.jobs.remove(&id) else {
+            return;
+        };
+        if let Some(n) = self.per_integration.get_mut(&integration) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_integration.remove(&integration);
+            }
+        }
     }
 
     /// Shutdown: running jobs get `drain` to finish; the rest are cut off
@@ -154,7 +184,8 @@ impl Running {
                 .as_ref()
                 .err()
                 .filter(|e| e.is_cancelled())
-                .and_then(|e| self.jobs.get(&e.id()).copied());
+                .and_then(|e| self.jobs.get(&e.id()))
+                .map(|(job_id, lease_until, _)| (*job_id, *lease_until));
             self.finished(joined);
             if let Some((job_id, lease_until)) = cut {
                 bridge.release(job_id, lease_until).await;

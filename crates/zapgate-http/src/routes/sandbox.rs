@@ -19,7 +19,9 @@ use zapgate_core::{
     store::Principal,
     whatsapp::{Extra, Media, MediaKind, ReceiptStatus},
 };
-use zapgate_whatsapp::{CallEntry, OutboxEntry, SandboxInbound, SandboxProvider, SendFault};
+use zapgate_whatsapp::{
+    CallEntry, OutboxEntry, RemoteMedia, SandboxInbound, SandboxProvider, SendFault,
+};
 
 use crate::{
     AppState,
@@ -225,7 +227,15 @@ pub struct MediaIn {
     kind: String,
     mimetype: String,
     file_name: Option<String>,
-    base64: String,
+    /// The file itself; or `url`.
+    base64: Option<String>,
+    /// Where the file is, in place of WhatsApp's media servers: zapgate
+    /// downloads it as it downloads real media (streamed, stopped at the
+    /// media limit, a bounded number at once).
+    url: Option<String>,
+    /// With `url`: the length WhatsApp declares; over the media limit, the
+    /// file is never downloaded and the message says why.
+    file_length: Option<u64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -329,24 +339,58 @@ impl InboundIn {
             }
             None => None,
         };
-        let media = match self.media {
+        let (media, remote_media) = match self.media {
             Some(m) => {
                 let kind = MediaKind::parse(&m.kind).ok_or_else(|| {
                     Error::bad_request(
                         "Invalid media.type: image, video, audio, document or sticker",
                     )
                 })?;
-                let data = base64::engine::general_purpose::STANDARD
-                    .decode(m.base64.trim())
-                    .map_err(|_| Error::bad_request("Invalid media.base64: not base64"))?;
-                Some(Media {
-                    kind,
-                    mimetype: bounded("media.mimetype", Some(m.mimetype), 128)?.unwrap_or_default(),
-                    file_name: bounded("media.fileName", m.file_name, 256)?,
-                    data,
-                })
+                let mimetype =
+                    bounded("media.mimetype", Some(m.mimetype), 128)?.unwrap_or_default();
+                let file_name = bounded("media.fileName", m.file_name, 256)?;
+                match (m.base64, m.url) {
+                    (Some(base64), None) => {
+                        if m.file_length.is_some() {
+                            return Err(Error::bad_request(
+                                "Invalid media.fileLength: it goes with media.url",
+                            ));
+                        }
+                        let data = base64::engine::general_purpose::STANDARD
+                            .decode(base64.trim())
+                            .map_err(|_| Error::bad_request("Invalid media.base64: not base64"))?;
+                        let media = Media {
+                            kind,
+                            mimetype,
+                            file_name,
+                            data,
+                        };
+                        (Some(media), None)
+                    }
+                    (None, Some(url)) => {
+                        let url = bounded("media.url", Some(url), 2048)?.unwrap_or_default();
+                        if !url.starts_with("http://") && !url.starts_with("https://") {
+                            return Err(Error::bad_request(
+                                "Invalid media.url: an http(s) URL is required",
+                            ));
+                        }
+                        let remote = RemoteMedia {
+                            kind,
+                            mimetype,
+                            file_name,
+                            url,
+                            declared_length: m.file_length,
+                        };
+                        (None, Some(remote))
+                    }
+                    _ => {
+                        return Err(Error::bad_request(
+                            "Invalid media: one of media.base64 or media.url is required",
+                        ));
+                    }
+                }
             }
-            None => None,
+            None => (None, None),
         };
         Ok(SandboxInbound {
             id: bounded("id", self.id, MAX_ID_LEN)?,
@@ -358,6 +402,7 @@ impl InboundIn {
             group,
             status_post: self.status_post,
             media,
+            remote_media,
             quoted_id: bounded("quotedId", self.quoted_id, MAX_ID_LEN)?,
             extra,
             timestamp: self.timestamp,

@@ -42,6 +42,8 @@ use zapgate_store::SqlStore;
 
 use session::{Ended, Session};
 
+use crate::media::MediaDownloads;
+
 /// A client version WhatsApp Web accepted when this was pinned. The crate
 /// would otherwise fetch the current one from web.whatsapp.com at start;
 /// pinning keeps start-up offline-safe, and `ZAPGATE_WA_VERSION` moves it
@@ -58,6 +60,8 @@ pub struct WebConfig {
     pub version: (u32, u32, u32),
     /// Inbound media above this is delivered without the file.
     pub media_limit: usize,
+    /// Inbound media downloads at once, across every session.
+    pub media_downloads: usize,
     /// How long a lease outlives its last renewal; renewed every third of it.
     pub lease_ttl: Duration,
 }
@@ -71,6 +75,8 @@ struct Inner {
     store: SqlStore,
     sink: Arc<dyn EventSink>,
     config: WebConfig,
+    /// Every session's inbound media downloads.
+    downloads: MediaDownloads,
     /// This process's name on its leases.
     owner: String,
     sessions: Mutex<HashMap<String, Arc<Session>>>,
@@ -89,6 +95,7 @@ impl WebProvider {
         let inner = Arc::new(Inner {
             store,
             sink,
+            downloads: MediaDownloads::new(config.media_limit, config.media_downloads),
             config,
             owner,
             sessions: Mutex::new(HashMap::new()),
@@ -168,9 +175,7 @@ impl Inner {
             }
         });
         let session = Session::start(
-            &self.store,
-            self.sink.clone(),
-            &self.config,
+            self,
             instance_id,
             SessionStatus {
                 state: ConnectionState::Connecting,

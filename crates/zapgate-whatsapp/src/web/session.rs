@@ -25,6 +25,7 @@ use tokio::sync::{mpsc, watch};
 use whatsapp_rust::{
     Client, InboundDurabilityHook, async_trait,
     bot::{Bot, BotHandle},
+    download::DownloadWriter,
     pair_code::PairCodeOptions,
     transport::TokioWebSocketTransportFactory,
     types::{
@@ -42,15 +43,18 @@ use zapgate_core::{
         WhatsAppEvent,
     },
 };
-use zapgate_store::{SqlStore, WaSessionStore};
+use zapgate_store::WaSessionStore;
 
 use super::{
-    WebConfig,
+    Inner,
     calls::{self, Ringing},
     inbound, outbound, send,
     transport::ObservedTransportFactory,
 };
-use crate::qr;
+use crate::{
+    media::{CappedBuffer, MediaDownloads},
+    qr,
+};
 
 /// How long a stopping session may take to flush its state.
 const STOP_GRACE: Duration = Duration::from_secs(5);
@@ -87,7 +91,8 @@ struct Shared {
     login: watch::Sender<Login>,
     /// Group subjects already looked up, so a busy group costs one query.
     subjects: Mutex<HashMap<String, String>>,
-    media_limit: usize,
+    /// The process's inbound media downloads (bounded in size and number).
+    downloads: MediaDownloads,
     settings: Mutex<InstanceSettings>,
     on_ended: OnEnded,
     /// Set when zapgate stops or logs out the session itself: the crate's
@@ -161,14 +166,13 @@ impl Session {
     /// `login`, an unlinked session asks for that kind of code; a linked one
     /// simply connects.
     pub(super) async fn start(
-        store: &SqlStore,
-        sink: Arc<dyn EventSink>,
-        config: &WebConfig,
+        provider: &Inner,
         instance_id: &str,
         initial: SessionStatus,
         login: Option<&LoginMethod>,
         on_ended: OnEnded,
     ) -> Result<Arc<Self>> {
+        let (store, config) = (&provider.store, &provider.config);
         let settings = store
             .find_instance_by_id(instance_id)
             .await?
@@ -177,11 +181,11 @@ impl Session {
         let (login_tx, _) = watch::channel(Login::Waiting);
         let shared = Arc::new(Shared {
             instance_id: instance_id.to_owned(),
-            sink,
+            sink: provider.sink.clone(),
             status: Mutex::new(initial.clone()),
             login: login_tx,
             subjects: Mutex::new(HashMap::new()),
-            media_limit: config.media_limit,
+            downloads: provider.downloads.clone(),
             settings: Mutex::new(settings),
             on_ended,
             stopping: AtomicBool::new(false),
@@ -581,8 +585,18 @@ impl InboundDurabilityHook for DurableInbound {
             let phones = phone_numbers(&client, &message).await;
             inbound::with_phone_number(&mut message, |lid| phones.get(lid).cloned());
             if let Some(pending) = mapped.media {
-                match client.download(pending.source.as_ref()).await {
-                    Ok(data) if data.len() <= self.shared.media_limit => {
+                let downloads = &self.shared.downloads;
+                let declared = pending.source.file_length();
+                let source = pending.source.as_ref();
+                let fetched = downloads
+                    .fetch(declared, |buffer| async {
+                        let writer = WaBuffer(buffer);
+                        let done = client.download_to_writer(source, writer).await;
+                        done.map(|w| w.0).map_err(|e| e.to_string())
+                    })
+                    .await;
+                match fetched {
+                    Ok(data) => {
                         message.media = Some(Media {
                             kind: pending.kind,
                             mimetype: pending.mimetype,
@@ -590,26 +604,23 @@ impl InboundDurabilityHook for DurableInbound {
                             data,
                         });
                     }
-                    Ok(data) => tracing::warn!(
-                        instance_id = %self.shared.instance_id,
-                        message_id = %message.id,
-                        bytes = data.len(),
-                        limit = self.shared.media_limit,
-                        "inbound media over the size limit; delivered without it"
-                    ),
-                    // Retrying cannot help an expired or purged file; the
-                    // message still goes through, marked as missing media.
-                    Err(err) => tracing::warn!(
-                        instance_id = %self.shared.instance_id,
-                        message_id = %message.id,
-                        error = %err,
-                        "inbound media could not be downloaded; delivered without it"
-                    ),
-                }
-                if message.media.is_none() && message.text.is_none() && message.extra.is_none() {
-                    message.extra = Some(zapgate_core::whatsapp::Extra::Unsupported {
-                        kind: format!("{} (media unavailable)", pending.kind.as_str()),
-                    });
+                    // Retrying cannot help an expired, purged or oversized
+                    // file; the message still goes through, saying why its
+                    // media is missing.
+                    Err(skipped) => {
+                        tracing::warn!(
+                            instance_id = %self.shared.instance_id,
+                            message_id = %message.id,
+                            ?skipped,
+                            limit = downloads.limit(),
+                            "inbound media not downloaded; delivered without it"
+                        );
+                        if message.extra.is_none() {
+                            message.extra = Some(zapgate_core::whatsapp::Extra::Unsupported {
+                                kind: skipped.note(pending.kind, downloads.limit()),
+                            });
+                        }
+                    }
                 }
             }
             if message.chat.is_group() {
@@ -644,6 +655,32 @@ impl InboundDurabilityHook for DurableInbound {
                 }
             });
         }
+        Ok(())
+    }
+}
+
+/// The bounded buffer as whatsapp-rust's download sink.
+struct WaBuffer(CappedBuffer);
+
+impl std::io::Write for WaBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl std::io::Seek for WaBuffer {
+    fn seek(&mut self, pos: std::io::SeekFrom) -> std::io::Result<u64> {
+        self.0.seek(pos)
+    }
+}
+
+impl DownloadWriter for WaBuffer {
+    fn truncate(&mut self, len: u64) -> std::io::Result<()> {
+        self.0.truncate(len);
         Ok(())
     }
 }

@@ -198,6 +198,7 @@ async fn process(url: &str, socket_url: &str) -> (SqlStore, WebProvider) {
         socket_url: Some(socket_url.to_owned()),
         version: DEFAULT_VERSION,
         media_limit: 1 << 20,
+        media_downloads: 2,
         lease_ttl: Duration::from_secs(3),
     };
     let provider = WebProvider::new(store.clone(), sink, config);
