@@ -35,6 +35,8 @@ use zapgate_core::{
 
 use crate::qr;
 
+mod groups;
+
 /// The alphabet of pairing codes: no `0/O`, `1/I` or `U`, which people
 /// misread when typing a code from one screen into another.
 const PAIRING_ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTVWXYZ23456789";
@@ -280,6 +282,8 @@ pub struct SandboxProvider {
     /// Mixed into every id and code; see [`SandboxProvider::with_salt`].
     salt: String,
     slots: Mutex<HashMap<String, Slot>>,
+    /// Groups, profiles and privacy (see `groups`).
+    world: Mutex<groups::World>,
 }
 
 impl SandboxProvider {
@@ -297,6 +301,7 @@ impl SandboxProvider {
             sink,
             salt: salt.into(),
             slots: Mutex::new(HashMap::new()),
+            world: Mutex::default(),
         }
     }
 
