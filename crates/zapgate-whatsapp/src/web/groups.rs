@@ -810,6 +810,76 @@ mod tests {
     }
 
     #[test]
+    fn a_group_node_becomes_group_info_with_members_and_settings() {
+        use whatsapp_rust::wacore::{iq::groups::GroupInfoResponse, protocol::ProtocolNode};
+        let node = NodeBuilder::new("group")
+            .attr("id", "120363012345678901")
+            .attr("subject", "Suporte")
+            .attr("creator", "5511888888888@s.whatsapp.net")
+            .attr("creation", "1704067200")
+            .attr("size", "2")
+            .children(vec![
+                NodeBuilder::new("participant")
+                    .attr("jid", "5511888888888@s.whatsapp.net")
+                    .attr("type", "superadmin")
+                    .build(),
+                NodeBuilder::new("participant")
+                    .attr("jid", "271060335329480@lid")
+                    .attr("phone_number", "5511999999999@s.whatsapp.net")
+                    .build(),
+                NodeBuilder::new("description")
+                    .attr("id", "D1")
+                    .children(vec![
+                        NodeBuilder::new("body")
+                            .string_content("Atendimento")
+                            .build(),
+                    ])
+                    .build(),
+                NodeBuilder::new("announcement").build(),
+                NodeBuilder::new("membership_approval_mode")
+                    .children(vec![
+                        NodeBuilder::new("group_join").attr("state", "on").build(),
+                    ])
+                    .build(),
+                NodeBuilder::new("member_add_mode")
+                    .string_content("all_member_add")
+                    .build(),
+            ])
+            .build();
+        let meta =
+            GroupMetadata::from(GroupInfoResponse::try_from_node_ref(&node.as_node_ref()).unwrap());
+        let info = group_info(&meta, Some("AbCdEfGhIj12345".into()), true);
+        assert_eq!(info.jid.to_string(), "120363012345678901@g.us");
+        assert_eq!(info.name, "Suporte");
+        assert_eq!(info.description.as_deref(), Some("Atendimento"));
+        assert_eq!(info.created_at, Some(1_704_067_200));
+        assert_eq!(
+            info.created_by.unwrap().to_string(),
+            "5511888888888@s.whatsapp.net"
+        );
+        assert_eq!(info.participant_count, 2);
+        assert_eq!(
+            info.settings,
+            GroupSettings {
+                members_can_edit_info: true,
+                members_can_send_messages: false,
+                members_can_add_others: true,
+                require_admin_approval: true,
+            }
+        );
+        let creator = &info.participants[0];
+        assert!(creator.is_admin && creator.is_super_admin);
+        let member = &info.participants[1];
+        assert_eq!(member.jid.to_string(), "271060335329480@lid");
+        assert_eq!(
+            member.phone.as_ref().unwrap().to_string(),
+            "5511999999999@s.whatsapp.net"
+        );
+        assert!(!member.is_admin);
+        assert!(group_info(&meta, None, false).participants.is_empty());
+    }
+
+    #[test]
     fn invite_links_give_their_code() {
         assert_eq!(
             code_of("https://chat.whatsapp.com/AbCdEfGhIj12345"),
