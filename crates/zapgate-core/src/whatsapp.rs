@@ -243,6 +243,8 @@ pub enum Event {
         chat: Option<Jid>,
     },
     Call(CallEvent),
+    /// Members came or went, were promoted or demoted; the group was renamed or deleted.
+    Group(crate::groups::GroupChange),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -259,8 +261,10 @@ pub trait EventSink: Send + Sync + 'static {
     async fn deliver(&self, event: WhatsAppEvent) -> Result<()>;
 }
 
+/// Groups, communities, profiles and privacy come with every provider
+/// (see [`crate::groups::GroupsAndProfiles`]).
 #[async_trait]
-pub trait WhatsApp: Send + Sync + 'static {
+pub trait WhatsApp: crate::groups::GroupsAndProfiles + Send + Sync + 'static {
     /// `sandbox` or `web`.
     fn name(&self) -> &'static str;
 

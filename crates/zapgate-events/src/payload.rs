@@ -7,6 +7,7 @@ use base64::Engine;
 use serde_json::{Map, Value, json};
 use zapgate_core::{
     event_log::EventName,
+    groups::GroupChange,
     instance::ConnectionState,
     jid::Jid,
     time::rfc3339,
@@ -42,6 +43,38 @@ pub fn of_whatsapp(instance_name: &str, event: &Event, with_media: bool) -> Opti
             chat,
         } => Some(message_status(message_id, *status, chat.as_ref())),
         Event::Call(call) => Some(call_update(call)),
+        Event::Group(change) => Some(group_flow(change)),
+    }
+}
+
+/// `group.flow`: members joined, left, were promoted or demoted; the group
+/// was renamed (`name`) or deleted (`delete`).
+fn group_flow(change: &GroupChange) -> Payload {
+    let participants: Vec<Value> = change
+        .participants
+        .iter()
+        .map(|member| {
+            json!({
+                "jid": member.jid.to_string(),
+                "lid": member.lid.as_ref().map(Jid::to_string),
+                "name": member.name,
+            })
+        })
+        .collect();
+    let mut data = json!({
+        "type": change.kind.as_str(),
+        "groupJid": change.group.to_string(),
+        "groupName": change.group_name,
+        "participants": participants,
+        "timestamp": rfc3339(change.timestamp * 1000),
+    });
+    if let Some(author) = &change.author {
+        data["author"] = json!(author.to_string());
+    }
+    Payload {
+        name: EventName::GroupFlow,
+        dedupe_key: format!("group:{}", change.id),
+        data,
     }
 }
 
@@ -333,6 +366,38 @@ mod tests {
                 "status": "rejected",
                 "from": "5511988887777@s.whatsapp.net",
                 "video": true,
+                "timestamp": "2024-11-22T07:20:00Z",
+            })
+        );
+    }
+
+    #[test]
+    fn a_group_change_is_a_group_flow_keyed_by_its_notification() {
+        let change = GroupChange {
+            id: "N-7".into(),
+            group: Jid::parse("120363024567890123@g.us").unwrap(),
+            kind: zapgate_core::groups::GroupChangeKind::Left,
+            group_name: Some("Suporte".into()),
+            participants: vec![zapgate_core::groups::GroupMember {
+                jid: Jid::user("5511988887777"),
+                lid: Some(Jid::parse("123456789012345@lid").unwrap()),
+                name: None,
+            }],
+            author: Some(Jid::user("5511977776666")),
+            timestamp: 1_732_260_000,
+        };
+        let payload = of_whatsapp("suporte", &Event::Group(change), false).unwrap();
+        assert_eq!(payload.name, EventName::GroupFlow);
+        assert_eq!(payload.dedupe_key, "group:N-7");
+        assert_eq!(
+            payload.data,
+            json!({
+                "type": "left",
+                "groupJid": "120363024567890123@g.us",
+                "groupName": "Suporte",
+                "participants": [{"jid": "5511988887777@s.whatsapp.net",
+                                  "lid": "123456789012345@lid", "name": null}],
+                "author": "5511977776666@s.whatsapp.net",
                 "timestamp": "2024-11-22T07:20:00Z",
             })
         );

@@ -114,7 +114,9 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::events::router())
         .merge(routes::ws::router())
         .merge(routes::message::router(state.body_limits.media))
-        .merge(routes::admin::router());
+        .merge(routes::admin::router())
+        .merge(routes::group::router())
+        .merge(routes::profile::router());
     if state.sandbox.is_some() {
         api = api.merge(routes::sandbox::router(state.body_limits.media));
     }

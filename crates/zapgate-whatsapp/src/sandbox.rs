@@ -43,6 +43,8 @@ use crate::{
 const DEFAULT_MEDIA_LIMIT: usize = 64 * 1024 * 1024;
 const DEFAULT_MEDIA_DOWNLOADS: usize = 4;
 
+mod groups;
+
 /// The alphabet of pairing codes: no `0/O`, `1/I` or `U`, which people
 /// misread when typing a code from one screen into another.
 const PAIRING_ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTVWXYZ23456789";
@@ -305,6 +307,8 @@ pub struct SandboxProvider {
     salt: String,
     slots: Mutex<HashMap<String, Slot>>,
     downloads: MediaDownloads,
+    /// Groups, profiles and privacy (see `groups`).
+    world: Mutex<groups::World>,
 }
 
 impl SandboxProvider {
@@ -323,6 +327,7 @@ impl SandboxProvider {
             salt: salt.into(),
             slots: Mutex::new(HashMap::new()),
             downloads: MediaDownloads::new(DEFAULT_MEDIA_LIMIT, DEFAULT_MEDIA_DOWNLOADS),
+            world: Mutex::default(),
         }
     }
 

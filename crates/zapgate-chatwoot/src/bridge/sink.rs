@@ -101,6 +101,8 @@ impl Subscriber for BridgeSink {
             // A missed call reaches Chatwoot as the call-log message WhatsApp
             // sends with it; the signalling itself is for the event layer.
             Event::Call(_) => Ok(()),
+            // Joins and leaves are not yet shown in the group's conversation.
+            Event::Group(_) => Ok(()),
         }
     }
 }

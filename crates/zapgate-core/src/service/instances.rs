@@ -86,6 +86,12 @@ impl InstanceService {
         &self.store
     }
 
+    /// The provider, for operations that are its own (groups, profiles):
+    /// call it with an instance from [`Self::visible`].
+    pub fn whatsapp(&self) -> &dyn WhatsApp {
+        self.whatsapp.as_ref()
+    }
+
     /// The instance `name` as seen by `principal`: someone else's instance,
     /// or a sibling of an instance token's own, is indistinguishable from a
     /// missing one.

@@ -59,6 +59,12 @@ impl Subscriber for SessionRecorder {
                 status = call.status.as_str(),
                 "call"
             ),
+            Event::Group(change) => tracing::debug!(
+                instance_id = %event.instance_id,
+                group = %change.group,
+                kind = change.kind.as_str(),
+                "group change"
+            ),
         }
         Ok(())
     }

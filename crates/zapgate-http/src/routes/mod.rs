@@ -1,8 +1,10 @@
 pub mod admin;
 pub mod chatwoot;
 pub mod events;
+pub mod group;
 pub mod instance;
 pub mod message;
+pub mod profile;
 pub mod sandbox;
 pub mod system;
 pub mod webhook;

@@ -47,6 +47,44 @@ pub fn router(media_body_limit: usize) -> Router<AppState> {
         .route("/api/sandbox/{instance}/call", post(call))
         .route("/api/sandbox/{instance}/outbox", get(outbox))
         .route("/api/sandbox/{instance}/faults", post(faults))
+        .route("/api/sandbox/{instance}/community", post(community))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CommunityIn {
+    name: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CommunityOut {
+    success: bool,
+    community_jid: String,
+}
+
+/// The phone creates a community, with the account as its admin (RyzeAPI
+/// has no route for it; `POST /api/group/create` with `communityJid` adds
+/// groups to it).
+#[utoipa::path(post, path = "/api/sandbox/{instance}/community", tag = "sandbox",
+    params(("instance" = String, Path)), request_body = CommunityIn,
+    responses((status = 200, body = CommunityOut), (status = 400, body = ErrorOut), (status = 404, body = ErrorOut), (status = 503, body = ErrorOut)),
+    security(("token" = [])))]
+async fn community(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    Path(name): Path<String>,
+    JsonBody(body): JsonBody<CommunityIn>,
+) -> ApiResult<Json<CommunityOut>> {
+    let (sandbox, instance) = resolve(&state, &principal, &name).await?;
+    let name = body
+        .name
+        .filter(|n| !n.trim().is_empty() && n.chars().count() <= 100)
+        .ok_or_else(|| Error::bad_request("invalid body: name must be 1 to 100 characters"))?;
+    let info = sandbox.create_community(&instance.id, &name).await?;
+    Ok(Json(CommunityOut {
+        success: true,
+        community_jid: info.jid.to_string(),
+    }))
 }
 
 /// The sandbox and the caller's instance.

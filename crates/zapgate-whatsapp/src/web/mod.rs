@@ -13,6 +13,7 @@
 //! session at the keeper's next round.
 
 mod calls;
+mod groups;
 mod inbound;
 mod outbound;
 mod send;

@@ -513,6 +513,11 @@ async fn handle_events(
                 tracing::warn!(instance_id = %id, %reason, "WhatsApp refused the connection");
                 shared.fail_login(format!("WhatsApp refused the connection: {reason}"));
             }
+            WaEvent::GroupUpdate(update) => {
+                if let Some(change) = super::groups::group_change(update) {
+                    shared.emit(Event::Group(change)).await;
+                }
+            }
             WaEvent::Receipt(receipt) => {
                 let chat = inbound::jid_of(&receipt.source.chat);
                 for (message_id, status) in inbound::map_receipt(receipt) {

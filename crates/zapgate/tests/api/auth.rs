@@ -115,8 +115,87 @@ fn routes(instance: &str) -> Vec<(Method, String, Option<Value>)> {
             sandbox("faults"),
             Some(json!({"send": "error"})),
         ),
+        (
+            Method::POST,
+            sandbox("community"),
+            Some(json!({"name": "Bairro"})),
+        ),
+        (
+            Method::POST,
+            format!("/api/group/create/{instance}"),
+            Some(json!({"name": "G", "participants": ["5511977776666"]})),
+        ),
+        (Method::GET, format!("/api/group/list/{instance}"), None),
+        (
+            Method::GET,
+            format!("/api/group/info/{instance}?identifier={GROUP}"),
+            None,
+        ),
+        (
+            Method::PUT,
+            format!("/api/group/update/{instance}"),
+            Some(json!({"groupJid": GROUP, "name": "G2"})),
+        ),
+        (
+            Method::POST,
+            format!("/api/group/participants/{instance}"),
+            Some(json!({"groupJid": GROUP, "action": "add", "participants": ["5511977776666"]})),
+        ),
+        (
+            Method::POST,
+            format!("/api/group/join/{instance}"),
+            Some(json!({"identifier": "AbCdEfGhIjKlMnOpQrStUv"})),
+        ),
+        (
+            Method::POST,
+            format!("/api/group/resetLink/{instance}"),
+            Some(json!({"groupJid": GROUP})),
+        ),
+        (
+            Method::GET,
+            format!("/api/group/requests/{instance}?groupJid={GROUP}"),
+            None,
+        ),
+        (
+            Method::DELETE,
+            format!("/api/group/leave/{instance}?groupJid={GROUP}"),
+            None,
+        ),
+        (
+            Method::GET,
+            format!("/api/community/listSubGroups/{instance}?communityJid={GROUP}"),
+            None,
+        ),
+        (
+            Method::GET,
+            format!("/api/profile/getAccount/{instance}"),
+            None,
+        ),
+        (
+            Method::POST,
+            format!("/api/profile/account/{instance}"),
+            Some(json!({"name": "Central"})),
+        ),
+        (
+            Method::GET,
+            format!("/api/profile/getPrivacy/{instance}"),
+            None,
+        ),
+        (
+            Method::GET,
+            format!("/api/profile/privacy/{instance}"),
+            None,
+        ),
+        (
+            Method::POST,
+            format!("/api/profile/privacy/{instance}"),
+            Some(json!({"visibility": {"lastSeen": "none"}})),
+        ),
     ]
 }
+
+/// A group jid for the group and community routes.
+const GROUP: &str = "120363000000000001@g.us";
 
 /// The routes that name an instance and take either token.
 fn instance_routes(instance: &str) -> Vec<(Method, String, Option<Value>)> {
