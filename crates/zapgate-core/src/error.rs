@@ -33,6 +33,10 @@ pub enum Error {
     Unavailable(String),
     #[error("{0}")]
     GatewayTimeout(String),
+    /// A request this server understands but cannot carry out (a message
+    /// kind WhatsApp Web cannot deliver).
+    #[error("{0}")]
+    NotImplemented(String),
     /// The instance's WhatsApp session is not up: a send waits or fails.
     #[error("the instance is not connected to WhatsApp")]
     NotConnected,
@@ -96,7 +100,8 @@ impl Error {
             | Self::RateLimited(m)
             | Self::BadGateway(m)
             | Self::Unavailable(m)
-            | Self::GatewayTimeout(m) => m,
+            | Self::GatewayTimeout(m)
+            | Self::NotImplemented(m) => m,
             Self::NotConnected => crate::messages::INSTANCE_NOT_CONNECTED,
             Self::Internal { public, .. } => public,
         }

@@ -6,6 +6,7 @@ pub mod chatwoot;
 pub mod error;
 pub mod event_log;
 pub mod events;
+pub mod idempotency;
 pub mod instance;
 pub mod jid;
 pub mod jobs;

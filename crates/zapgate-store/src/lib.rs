@@ -9,6 +9,7 @@ mod conn;
 mod db_error;
 mod events;
 mod group;
+mod idempotency;
 mod instances;
 mod integrations;
 mod jobs;

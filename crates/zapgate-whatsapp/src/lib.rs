@@ -8,5 +8,6 @@ pub mod sandbox;
 pub mod web;
 
 pub use sandbox::{
-    Accepted, CallEntry, OutboxEntry, OutboxMedia, SandboxInbound, SandboxProvider, SendFault,
+    Accepted, CallEntry, OutboxEntry, OutboxMedia, OutboxPoll, SandboxInbound, SandboxProvider,
+    SendFault,
 };

@@ -28,8 +28,9 @@ use zapgate_core::{
     messages,
     time::now_secs,
     whatsapp::{
-        CallEvent, CallStatus, Event, EventSink, Extra, InboundMessage, LoginCode, LoginMethod,
-        Media, Outgoing, ReceiptStatus, SentMessage, WhatsApp, WhatsAppEvent,
+        CallEvent, CallStatus, Event, EventInvite, EventSink, Extra, InboundMessage, Location,
+        LoginCode, LoginMethod, Media, Outgoing, ReceiptStatus, SentMessage, WhatsApp,
+        WhatsAppEvent,
     },
 };
 
@@ -111,11 +112,12 @@ pub struct SandboxInbound {
 }
 
 /// Something the API sent, as the sandbox recorded it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OutboxEntry {
     pub id: String,
-    /// `text`, `media`, `reaction`, `edit`, `revoke` or `read`.
+    /// `text`, `media`, `reaction`, `edit`, `revoke`, `read`, `location`,
+    /// `contact`, `poll` or `event`.
     pub kind: &'static str,
     /// The recipient, or the chat for `read`.
     pub to: String,
@@ -130,6 +132,30 @@ pub struct OutboxEntry {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target_id: Option<String>,
     pub timestamp: i64,
+    /// A reaction's target is our own message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from_me: Option<bool>,
+    /// A reaction's target's author, in a group.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub participant: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<Location>,
+    /// The cards of a `contact` message, as the vCards sent.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub vcards: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub poll: Option<OutboxPoll>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event: Option<EventInvite>,
+}
+
+/// A poll as sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OutboxPoll {
+    pub question: String,
+    pub options: Vec<String>,
+    pub selectable: u32,
 }
 
 /// What became of a message the phone side sent in.
@@ -700,7 +726,11 @@ fn recipient(message: &Outgoing) -> &Jid {
         | Outgoing::Media { to, .. }
         | Outgoing::Reaction { to, .. }
         | Outgoing::Edit { to, .. }
-        | Outgoing::Revoke { to, .. } => to,
+        | Outgoing::Revoke { to, .. }
+        | Outgoing::Location { to, .. }
+        | Outgoing::Contacts { to, .. }
+        | Outgoing::Poll { to, .. }
+        | Outgoing::Event { to, .. } => to,
         Outgoing::Read { chat, .. } => chat,
     }
 }
@@ -715,6 +745,12 @@ fn outbox_entry(id: String, timestamp: i64, message: Outgoing) -> OutboxEntry {
         quoted_id: None,
         target_id: None,
         timestamp,
+        from_me: None,
+        participant: None,
+        location: None,
+        vcards: Vec::new(),
+        poll: None,
+        event: None,
     };
     match message {
         Outgoing::Text {
@@ -742,11 +778,17 @@ fn outbox_entry(id: String, timestamp: i64, message: Outgoing) -> OutboxEntry {
             });
         }
         Outgoing::Reaction {
-            target_id, emoji, ..
+            target_id,
+            emoji,
+            from_me,
+            participant,
+            ..
         } => {
             entry.kind = "reaction";
             entry.text = Some(emoji);
             entry.target_id = Some(target_id);
+            entry.from_me = Some(from_me);
+            entry.participant = participant.map(|p| p.to_string());
         }
         Outgoing::Edit {
             target_id, text, ..
@@ -762,6 +804,44 @@ fn outbox_entry(id: String, timestamp: i64, message: Outgoing) -> OutboxEntry {
         Outgoing::Read { target_id, .. } => {
             entry.kind = "read";
             entry.target_id = Some(target_id);
+        }
+        Outgoing::Location {
+            location,
+            quoted_id,
+            ..
+        } => {
+            entry.kind = "location";
+            entry.location = Some(location);
+            entry.quoted_id = quoted_id;
+        }
+        Outgoing::Contacts {
+            cards, quoted_id, ..
+        } => {
+            entry.kind = "contact";
+            entry.vcards = cards.iter().map(|c| c.vcard()).collect();
+            entry.quoted_id = quoted_id;
+        }
+        Outgoing::Poll {
+            question,
+            options,
+            selectable,
+            quoted_id,
+            ..
+        } => {
+            entry.kind = "poll";
+            entry.poll = Some(OutboxPoll {
+                question,
+                options,
+                selectable,
+            });
+            entry.quoted_id = quoted_id;
+        }
+        Outgoing::Event {
+            event, quoted_id, ..
+        } => {
+            entry.kind = "event";
+            entry.event = Some(event);
+            entry.quoted_id = quoted_id;
         }
     }
     entry

@@ -208,9 +208,21 @@ impl InstanceService {
         &self,
         instance: &Instance,
         message: Outgoing,
-        mut echo: InboundMessage,
+        echo: InboundMessage,
     ) -> Result<SentMessage> {
-        let sent = self.whatsapp.send(&instance.id, message, None).await?;
+        self.send_as(instance, message, echo, None).await
+    }
+
+    /// [`Self::send`] under the WhatsApp id `id` when given (idempotent
+    /// sends), so a repeat is the same message to WhatsApp.
+    pub async fn send_as(
+        &self,
+        instance: &Instance,
+        message: Outgoing,
+        mut echo: InboundMessage,
+        id: Option<&str>,
+    ) -> Result<SentMessage> {
+        let sent = self.whatsapp.send(&instance.id, message, id).await?;
         // Like WhatsApp's own echo of it: nothing for an ignored chat.
         if !instance.settings.delivers(&echo.chat) {
             return Ok(sent);

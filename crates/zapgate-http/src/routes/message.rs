@@ -2,7 +2,7 @@
 //! sends also shows in the instance's Chatwoot inbox, as outgoing.
 
 use axum::{
-    Json, Router,
+    Extension, Json, Router,
     extract::{DefaultBodyLimit, Path, State},
     routing::post,
 };
@@ -15,7 +15,10 @@ use zapgate_core::{
     whatsapp::{InboundMessage, Media, MediaKind, Outgoing, SentMessage},
 };
 
-use crate::{AppState, auth::Caller, envelope::ErrorOut, error::ApiResult, extract::JsonBody};
+use crate::{
+    AppState, auth::Caller, envelope::ErrorOut, error::ApiResult, extract::JsonBody,
+    idempotency::SendId,
+};
 
 const MAX_TEXT_LEN: usize = 65_536;
 const MAX_ID_LEN: usize = 128;
@@ -27,6 +30,7 @@ pub fn router(media_body_limit: usize) -> Router<AppState> {
             "/api/message/media/{instance}",
             post(media).layer(DefaultBodyLimit::max(media_body_limit)),
         )
+        .merge(super::message_kinds::router(media_body_limit))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -62,9 +66,18 @@ pub struct SentData {
     reply_to: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     message_type: Option<&'static str>,
+    /// The `source` label the send carried.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<String>,
 }
 
-fn recipient(number: Option<&str>) -> Result<Jid, Error> {
+impl SentOut {
+    pub(super) fn set_source(&mut self, source: Option<String>) {
+        self.data.source = source;
+    }
+}
+
+pub(super) fn recipient(number: Option<&str>) -> Result<Jid, Error> {
     let number = number
         .map(str::trim)
         .filter(|n| !n.is_empty())
@@ -93,6 +106,7 @@ async fn text(
     State(state): State<AppState>,
     Caller(principal): Caller,
     Path(name): Path<String>,
+    send_id: Option<Extension<SendId>>,
     JsonBody(body): JsonBody<TextIn>,
 ) -> ApiResult<Json<SentOut>> {
     let instance = state.instances.visible(&principal, &name).await?;
@@ -113,7 +127,11 @@ async fn text(
         text,
         quoted_id: quoted_id.clone(),
     };
-    let sent = state.instances.send(&instance, outgoing, echo).await?;
+    let id = send_id.as_ref().map(|Extension(SendId(id))| id.as_str());
+    let sent = state
+        .instances
+        .send_as(&instance, outgoing, echo, id)
+        .await?;
     Ok(Json(sent_out(sent, to, quoted_id, None)))
 }
 
@@ -148,6 +166,7 @@ async fn media(
     State(state): State<AppState>,
     Caller(principal): Caller,
     Path(name): Path<String>,
+    send_id: Option<Extension<SendId>>,
     JsonBody(body): JsonBody<MediaIn>,
 ) -> ApiResult<Json<SentOut>> {
     let instance = state.instances.visible(&principal, &name).await?;
@@ -193,7 +212,11 @@ async fn media(
         caption,
         quoted_id: quoted_id.clone(),
     };
-    let sent = state.instances.send(&instance, outgoing, echo).await?;
+    let id = send_id.as_ref().map(|Extension(SendId(id))| id.as_str());
+    let sent = state
+        .instances
+        .send_as(&instance, outgoing, echo, id)
+        .await?;
     Ok(Json(sent_out(sent, to, quoted_id, Some(kind.as_str()))))
 }
 
@@ -248,7 +271,7 @@ fn default_mimetype(kind: MediaKind) -> &'static str {
 
 /// What is sent, as the owner's own message (WhatsApp's id and time are
 /// filled in once it is out).
-fn own_message(
+pub(super) fn own_message(
     to: &Jid,
     text: Option<String>,
     media: Option<Media>,
@@ -270,7 +293,7 @@ fn own_message(
     }
 }
 
-fn sent_out(
+pub(super) fn sent_out(
     sent: SentMessage,
     to: Jid,
     reply_to: Option<String>,
@@ -289,6 +312,7 @@ fn sent_out(
             timestamp: sent.timestamp,
             reply_to,
             message_type,
+            source: None,
         },
     }
 }

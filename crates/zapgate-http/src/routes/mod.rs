@@ -3,6 +3,7 @@ pub mod chatwoot;
 pub mod events;
 pub mod instance;
 pub mod message;
+pub mod message_kinds;
 pub mod sandbox;
 pub mod system;
 pub mod webhook;

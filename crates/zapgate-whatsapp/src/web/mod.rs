@@ -14,6 +14,7 @@
 
 mod calls;
 mod inbound;
+mod kinds;
 mod outbound;
 mod send;
 mod session;

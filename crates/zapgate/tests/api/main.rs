@@ -17,6 +17,7 @@ mod instance;
 mod rate_limit;
 mod sandbox;
 mod secrets;
+mod sends;
 mod settings;
 mod smoke;
 mod web;
