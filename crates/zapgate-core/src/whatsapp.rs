@@ -232,6 +232,27 @@ pub struct EventInvite {
     pub canceled: bool,
 }
 
+/// What the account shows in a chat before a message arrives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChatPresence {
+    /// "typing..."
+    Typing,
+    /// "recording audio..."
+    Recording,
+    /// Stops either.
+    Paused,
+}
+
+impl ChatPresence {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Typing => "typing",
+            Self::Recording => "recording",
+            Self::Paused => "paused",
+        }
+    }
+}
+
 /// The id WhatsApp gave a message we sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SentMessage {
@@ -408,6 +429,14 @@ pub trait WhatsApp: Send + Sync + 'static {
         message: Outgoing,
         id: Option<&str>,
     ) -> Result<SentMessage>;
+
+    /// Shows `presence` in `chat` (the send module's `delay`).
+    async fn chat_presence(
+        &self,
+        instance_id: &str,
+        chat: &Jid,
+        presence: ChatPresence,
+    ) -> Result<()>;
 
     /// Unlinks the phone and wipes the session keys.
     async fn logout(&self, instance_id: &str) -> Result<()>;

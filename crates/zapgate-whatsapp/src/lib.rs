@@ -8,6 +8,6 @@ pub mod sandbox;
 pub mod web;
 
 pub use sandbox::{
-    Accepted, CallEntry, OutboxEntry, OutboxMedia, OutboxPoll, SandboxInbound, SandboxProvider,
-    SendFault,
+    Accepted, CallEntry, ChatPresenceEntry, OutboxEntry, OutboxMedia, OutboxPoll, SandboxInbound,
+    SandboxProvider, SendFault,
 };

@@ -28,8 +28,8 @@ use zapgate_core::{
     messages,
     time::now_secs,
     whatsapp::{
-        CallEvent, CallStatus, Event, EventInvite, EventSink, Extra, InboundMessage, Location,
-        LoginCode, LoginMethod, Media, Outgoing, ReceiptStatus, SentMessage, WhatsApp,
+        CallEvent, CallStatus, ChatPresence, Event, EventInvite, EventSink, Extra, InboundMessage,
+        Location, LoginCode, LoginMethod, Media, Outgoing, ReceiptStatus, SentMessage, WhatsApp,
         WhatsAppEvent,
     },
 };
@@ -158,6 +158,16 @@ pub struct OutboxPoll {
     pub selectable: u32,
 }
 
+/// A chat presence zapgate showed (`delay` on sends).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChatPresenceEntry {
+    pub chat: String,
+    /// `typing`, `recording` or `paused`.
+    pub state: &'static str,
+    pub timestamp: i64,
+}
+
 /// What became of a message the phone side sent in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Accepted {
@@ -211,6 +221,8 @@ struct Slot {
     calls: VecDeque<CallEntry>,
     /// The presence the session last sent; `None` while not connected.
     presence: Option<&'static str>,
+    /// "typing..." and the like shown in chats, oldest first.
+    chat_presence: VecDeque<ChatPresenceEntry>,
     settings: InstanceSettings,
     fault: SendFault,
     /// Sends that still succeed before `fault` applies.
@@ -232,6 +244,7 @@ impl Slot {
             outbox: VecDeque::new(),
             calls: VecDeque::new(),
             presence: None,
+            chat_presence: VecDeque::new(),
             settings: InstanceSettings::default(),
             fault: SendFault::Ok,
             fault_after: 0,
@@ -671,6 +684,14 @@ impl SandboxProvider {
             .unwrap_or_default()
     }
 
+    /// The chat presences shown through this instance, oldest first.
+    pub fn chat_presence(&self, instance_id: &str) -> Vec<ChatPresenceEntry> {
+        self.slots()
+            .get(instance_id)
+            .map(|s| s.chat_presence.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// The presence the session last sent (`available` or `unavailable`);
     /// `None` while it is not connected.
     pub fn presence(&self, instance_id: &str) -> Option<&'static str> {
@@ -977,6 +998,29 @@ impl WhatsApp for SandboxProvider {
         slot.outbox
             .push_back(outbox_entry(id.clone(), timestamp, message));
         Ok(SentMessage { id, timestamp })
+    }
+
+    async fn chat_presence(
+        &self,
+        instance_id: &str,
+        chat: &Jid,
+        presence: ChatPresence,
+    ) -> Result<()> {
+        let mut slots = self.slots();
+        let slot = slots
+            .get_mut(instance_id)
+            .filter(|s| s.is_connected())
+            .ok_or(Error::NotConnected)?;
+        if slot.chat_presence.len() >= OUTBOX_LIMIT {
+            slot.chat_presence.pop_front();
+        }
+        let timestamp = slot.next_timestamp();
+        slot.chat_presence.push_back(ChatPresenceEntry {
+            chat: chat.to_string(),
+            state: presence.as_str(),
+            timestamp,
+        });
+        Ok(())
     }
 
     async fn logout(&self, instance_id: &str) -> Result<()> {

@@ -10,12 +10,13 @@ use crate::{
         ConnectionState, Instance, InstanceName, InstanceSettings, NewInstance, SessionStatus,
         SettingsPatch, WebhookConfig, parse_custom_token,
     },
+    jid::Jid,
     messages,
     store::{Principal, Store},
     token::Token,
     whatsapp::{
-        Event, InboundMessage, LoginCode, LoginMethod, Outgoing, SentMessage, WhatsApp,
-        WhatsAppEvent,
+        ChatPresence, Event, InboundMessage, LoginCode, LoginMethod, Outgoing, SentMessage,
+        WhatsApp, WhatsAppEvent,
     },
 };
 
@@ -239,6 +240,18 @@ impl InstanceService {
             tracing::warn!(instance_id = %instance.id, error = %err, "could not publish a sent message");
         }
         Ok(sent)
+    }
+
+    /// Shows "typing..." or "recording..." in `chat` (or stops it).
+    pub async fn chat_presence(
+        &self,
+        instance: &Instance,
+        chat: &Jid,
+        presence: ChatPresence,
+    ) -> Result<()> {
+        self.whatsapp
+            .chat_presence(&instance.id, chat, presence)
+            .await
     }
 
     /// Whether the instance's WhatsApp session is up right now.

@@ -12,8 +12,10 @@ use utoipa::ToSchema;
 use zapgate_core::{
     Error,
     jid::Jid,
-    whatsapp::{InboundMessage, Media, MediaKind, Outgoing, SentMessage},
+    whatsapp::{ChatPresence, InboundMessage, Media, MediaKind, Outgoing, SentMessage},
 };
+
+use super::message_kinds::{delay_secs, pause};
 
 use crate::{
     AppState, auth::Caller, envelope::ErrorOut, error::ApiResult, extract::JsonBody,
@@ -41,6 +43,8 @@ pub struct TextIn {
     message: Option<String>,
     /// The WhatsApp id of the message this one replies to.
     reply_to: Option<String>,
+    /// Seconds (0 to 30) of "typing..." shown in the chat before sending.
+    delay: Option<u32>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -121,6 +125,8 @@ async fn text(
         );
     }
     let quoted_id = reply_to(body.reply_to)?;
+    let delay = delay_secs(body.delay)?;
+    pause(&state, &instance, &to, delay, ChatPresence::Typing).await?;
     let echo = own_message(&to, Some(text.clone()), None, quoted_id.clone());
     let outgoing = Outgoing::Text {
         to: to.clone(),
@@ -149,6 +155,9 @@ pub struct MediaIn {
     mime_type: Option<String>,
     file_name: Option<String>,
     reply_to: Option<String>,
+    /// Seconds (0 to 30) of "typing..." ("recording..." for audio) shown in
+    /// the chat before sending.
+    delay: Option<u32>,
 }
 
 /// Sends an image, video, document or audio, from a URL or base64.
@@ -199,6 +208,13 @@ async fn media(
         .or(fetched_name);
     let caption = body.message.filter(|m| !m.is_empty());
     let quoted_id = reply_to(body.reply_to)?;
+    let delay = delay_secs(body.delay)?;
+    let presence = if kind == MediaKind::Audio {
+        ChatPresence::Recording
+    } else {
+        ChatPresence::Typing
+    };
+    pause(&state, &instance, &to, delay, presence).await?;
     let media = Media {
         kind,
         mimetype,

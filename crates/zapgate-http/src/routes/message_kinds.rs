@@ -21,7 +21,9 @@ use zapgate_core::{
     Error,
     instance::Instance,
     jid::Jid,
-    whatsapp::{ContactCard, EventInvite, Extra, Location, Media, MediaKind, Outgoing},
+    whatsapp::{
+        ChatPresence, ContactCard, EventInvite, Extra, Location, Media, MediaKind, Outgoing,
+    },
 };
 
 use super::message::{SentOut, own_message, recipient, sent_out};
@@ -69,13 +71,47 @@ pub struct CommonIn {
     /// A trace label (at most 100 characters), logged with the send and
     /// echoed in the answer.
     source: Option<String>,
+    /// Seconds (0 to 30) of "typing..." shown in the chat before sending.
+    delay: Option<u32>,
     /// The WhatsApp id of the message this one replies to (at most 256
     /// characters). Not checked against stored messages: zapgate does not
     /// keep a message store yet.
     reply_to: Option<String>,
 }
 
-const COMMON: [&str; 3] = ["number", "source", "replyTo"];
+const COMMON: [&str; 4] = ["number", "source", "delay", "replyTo"];
+/// The longest `delay`, in seconds.
+const MAX_DELAY: u32 = 30;
+
+/// `delay`, checked.
+pub(super) fn delay_secs(delay: Option<u32>) -> Result<u32, Error> {
+    match delay.unwrap_or(0) {
+        d if d > MAX_DELAY => Err(invalid(format!(
+            "delay must be between 0 and {MAX_DELAY} seconds"
+        ))),
+        d => Ok(d),
+    }
+}
+
+/// Shows `presence` in `to` for `secs` seconds before a send, as a person
+/// typing (or recording) would.
+pub(super) async fn pause(
+    state: &AppState,
+    instance: &Instance,
+    to: &Jid,
+    secs: u32,
+    presence: ChatPresence,
+) -> Result<(), Error> {
+    if secs == 0 {
+        return Ok(());
+    }
+    state
+        .instances
+        .chat_presence(instance, to, presence)
+        .await?;
+    tokio::time::sleep(std::time::Duration::from_secs(u64::from(secs))).await;
+    Ok(())
+}
 
 /// `T` with serde's message and the path of the field that failed.
 fn parse<T: DeserializeOwned>(value: Value) -> Result<T, Error> {
@@ -143,6 +179,7 @@ struct Common {
     id: Option<String>,
     to: Jid,
     source: Option<String>,
+    delay: u32,
     quoted_id: Option<String>,
 }
 
@@ -152,6 +189,7 @@ impl Common {
             id: id.map(|Extension(SendId(id))| id),
             to: recipient(input.number.as_deref())?,
             source: optional("source", input.source, MAX_SOURCE)?,
+            delay: delay_secs(input.delay)?,
             quoted_id: optional("replyTo", input.reply_to, MAX_ID)?,
         })
     }
@@ -168,6 +206,14 @@ async fn deliver(
     media: Option<Media>,
     message_type: &'static str,
 ) -> ApiResult<Json<SentOut>> {
+    pause(
+        state,
+        instance,
+        &common.to,
+        common.delay,
+        ChatPresence::Typing,
+    )
+    .await?;
     let mut echo = own_message(&common.to, None, media, common.quoted_id.clone());
     echo.extra = extra;
     let sent = state

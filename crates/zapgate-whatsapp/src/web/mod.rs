@@ -419,6 +419,20 @@ impl WhatsApp for WebProvider {
         })
     }
 
+    async fn chat_presence(
+        &self,
+        instance_id: &str,
+        chat: &zapgate_core::jid::Jid,
+        presence: zapgate_core::whatsapp::ChatPresence,
+    ) -> Result<()> {
+        let session = self
+            .inner
+            .session(instance_id)
+            .filter(|s| s.is_connected())
+            .ok_or(Error::NotConnected)?;
+        send::chat_presence(&session, chat, presence).await
+    }
+
     async fn logout(&self, instance_id: &str) -> Result<()> {
         let _turn = self.inner.lifecycle.lock().await;
         self.inner.logout(instance_id).await

@@ -4,11 +4,15 @@
 
 use whatsapp_rust::{
     Client,
+    features::ChatStateType,
     send::{RevokeType, SendError, SendOptions},
     upload::UploadOptions,
     waproto::whatsapp as wa,
 };
-use zapgate_core::{Error, Result, whatsapp::Outgoing};
+use zapgate_core::{
+    Error, Result,
+    whatsapp::{ChatPresence, Outgoing},
+};
 
 use super::{
     kinds,
@@ -147,6 +151,26 @@ pub(super) async fn send(session: &Session, message: Outgoing, id: Option<&str>)
             send_with_id(client, to, message, id).await
         }
     }
+}
+
+/// Shows "typing..." or "recording..." in `chat`, or stops it.
+pub(super) async fn chat_presence(
+    session: &Session,
+    chat: &zapgate_core::jid::Jid,
+    presence: ChatPresence,
+) -> Result<()> {
+    let chat = outbound::wa_jid(chat)?;
+    let state = match presence {
+        ChatPresence::Typing => ChatStateType::Composing,
+        ChatPresence::Recording => ChatStateType::Recording,
+        ChatPresence::Paused => ChatStateType::Paused,
+    };
+    session
+        .client()
+        .chatstate()
+        .send(&chat, state)
+        .await
+        .map_err(|err| Error::Unavailable(format!("WhatsApp presence failed: {err}")))
 }
 
 /// Sends a new message, under `id` when the caller chose one.

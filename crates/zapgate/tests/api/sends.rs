@@ -605,6 +605,82 @@ async fn the_event_layer_reports_each_kind_as_an_outgoing_message_exchange() {
     assert_eq!(m["contact"]["display_name"], json!("Ana"));
 }
 
+#[tokio::test]
+async fn a_delay_shows_typing_or_recording_first() {
+    let server = TestServer::start().await;
+    let token = paired(&server).await;
+    let started = std::time::Instant::now();
+    let reply = send(
+        &server,
+        &token,
+        "poll",
+        json!({"number": CUSTOMER, "question": "Q?", "options": ["a", "b"], "delay": 1}),
+    )
+    .await;
+    sent(&reply, "poll");
+    assert!(started.elapsed() >= std::time::Duration::from_secs(1));
+    let text = send(
+        &server,
+        &token,
+        "text",
+        json!({"number": GROUP, "message": "oi", "delay": 1}),
+    )
+    .await;
+    assert_eq!(text.status, StatusCode::OK, "{}", text.text);
+    let audio = send(
+        &server,
+        &token,
+        "media",
+        json!({"number": CUSTOMER, "mediaType": "audio", "mediaBase64": "T2dnUw==", "delay": 1}),
+    )
+    .await;
+    assert_eq!(audio.status, StatusCode::OK, "{}", audio.text);
+    let none = send(
+        &server,
+        &token,
+        "text",
+        json!({"number": CUSTOMER, "message": "já", "delay": 0}),
+    )
+    .await;
+    assert_eq!(none.status, StatusCode::OK, "{}", none.text);
+
+    let reply = server.get("/api/sandbox/loja/outbox", Some(&token)).await;
+    let shown: Vec<(String, String)> = reply.body["chatPresence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["chat"].as_str().unwrap().to_owned(),
+                p["state"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let customer = format!("{CUSTOMER}@s.whatsapp.net");
+    assert_eq!(
+        shown,
+        [
+            (customer.clone(), "typing".to_owned()),
+            (GROUP.to_owned(), "typing".to_owned()),
+            (customer, "recording".to_owned()),
+        ]
+    );
+    for (kind, body) in [
+        (
+            "location",
+            json!({"number": CUSTOMER, "latitude": 1, "longitude": 1, "delay": 31}),
+        ),
+        (
+            "text",
+            json!({"number": CUSTOMER, "message": "x", "delay": 31}),
+        ),
+    ] {
+        send(&server, &token, kind, body)
+            .await
+            .assert_error(400, "invalid body: delay must be between 0 and 30 seconds");
+    }
+}
+
 async fn keyed(server: &TestServer, token: &str, path: &str, key: &str, body: &Value) -> Reply {
     let response = server
         .client
