@@ -98,11 +98,13 @@ fn reply_to(raw: Option<String>) -> Result<Option<String>, Error> {
 
 /// Sends a text message.
 #[utoipa::path(post, path = "/api/message/text/{instance}", tag = "message",
-    params(("instance" = String, Path)), request_body = TextIn,
+    params(("instance" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "Send at most once per instance and key within 24 h; a repeat answers the first answer again, another body under the key is a 409")),
+    request_body = TextIn,
     responses(
         (status = 200, body = SentOut),
         (status = 400, description = "number is required / message is required / Invalid phone number", body = ErrorOut),
         (status = 404, description = "Instance not found", body = ErrorOut),
+        (status = 409, description = "Idempotency-Key was already used with a different request", body = ErrorOut),
         (status = 503, description = "Instance is not connected to WhatsApp", body = ErrorOut),
     ),
     security(("token" = [])))]
@@ -162,7 +164,8 @@ pub struct MediaIn {
 
 /// Sends an image, video, document or audio, from a URL or base64.
 #[utoipa::path(post, path = "/api/message/media/{instance}", tag = "message",
-    params(("instance" = String, Path)), request_body = MediaIn,
+    params(("instance" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "Send at most once per instance and key within 24 h; a repeat answers the first answer again, another body under the key is a 409")),
+    request_body = MediaIn,
     responses(
         (status = 200, body = SentOut),
         (status = 400, description = "number is required / mediaType ... / send mediaUrl or mediaBase64, not both", body = ErrorOut),

@@ -242,7 +242,8 @@ pub struct StickerIn {
 
 /// Sends a sticker (plus `number`, `source`, `replyTo`).
 #[utoipa::path(post, path = "/api/message/sticker/{instance}", tag = "message",
-    params(("instance" = String, Path)), request_body = StickerIn,
+    params(("instance" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "Send at most once per instance and key within 24 h; a repeat answers the first answer again, another body under the key is a 409")),
+    request_body = StickerIn,
     responses(
         (status = 200, body = SentOut),
         (status = 400, description = "invalid body: imageUrl ...", body = ErrorOut),
@@ -340,11 +341,13 @@ fn coordinates(latitude: f64, longitude: f64, prefix: &str) -> Result<(), Error>
 
 /// Sends a location pin (plus `number`, `source`, `replyTo`).
 #[utoipa::path(post, path = "/api/message/location/{instance}", tag = "message",
-    params(("instance" = String, Path)), request_body = LocationIn,
+    params(("instance" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "Send at most once per instance and key within 24 h; a repeat answers the first answer again, another body under the key is a 409")),
+    request_body = LocationIn,
     responses(
         (status = 200, body = SentOut),
         (status = 400, description = "invalid body: latitude must be between -90 and 90 / ...", body = ErrorOut),
         (status = 404, description = "Instance not found", body = ErrorOut),
+        (status = 409, description = "Idempotency-Key was already used with a different request", body = ErrorOut),
         (status = 503, description = "Instance is not connected to WhatsApp", body = ErrorOut),
     ),
     security(("token" = [])))]
@@ -444,11 +447,13 @@ fn card(index: usize, card: CardIn) -> Result<ContactCard, Error> {
 
 /// Sends one or more contact cards (plus `number`, `source`, `replyTo`).
 #[utoipa::path(post, path = "/api/message/contact/{instance}", tag = "message",
-    params(("instance" = String, Path)), request_body = ContactIn,
+    params(("instance" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "Send at most once per instance and key within 24 h; a repeat answers the first answer again, another body under the key is a 409")),
+    request_body = ContactIn,
     responses(
         (status = 200, body = SentOut),
         (status = 400, description = "invalid body: vcard ...", body = ErrorOut),
         (status = 404, description = "Instance not found", body = ErrorOut),
+        (status = 409, description = "Idempotency-Key was already used with a different request", body = ErrorOut),
         (status = 503, description = "Instance is not connected to WhatsApp", body = ErrorOut),
     ),
     security(("token" = [])))]
@@ -519,11 +524,13 @@ pub struct ReactionIn {
 
 /// Reacts to a message (plus `number` and `source`; no `replyTo`).
 #[utoipa::path(post, path = "/api/message/reaction/{instance}", tag = "message",
-    params(("instance" = String, Path)), request_body = ReactionIn,
+    params(("instance" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "Send at most once per instance and key within 24 h; a repeat answers the first answer again, another body under the key is a 409")),
+    request_body = ReactionIn,
     responses(
         (status = 200, body = SentOut),
         (status = 400, description = "invalid body: messageId is required / participant ...", body = ErrorOut),
         (status = 404, description = "Instance not found", body = ErrorOut),
+        (status = 409, description = "Idempotency-Key was already used with a different request", body = ErrorOut),
         (status = 503, description = "Instance is not connected to WhatsApp", body = ErrorOut),
     ),
     security(("token" = [])))]
@@ -590,11 +597,13 @@ pub struct PollIn {
 
 /// Sends a poll (plus `number`, `source`, `replyTo`).
 #[utoipa::path(post, path = "/api/message/poll/{instance}", tag = "message",
-    params(("instance" = String, Path)), request_body = PollIn,
+    params(("instance" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "Send at most once per instance and key within 24 h; a repeat answers the first answer again, another body under the key is a 409")),
+    request_body = PollIn,
     responses(
         (status = 200, body = SentOut),
         (status = 400, description = "invalid body: options must hold 2 to 12 options / ...", body = ErrorOut),
         (status = 404, description = "Instance not found", body = ErrorOut),
+        (status = 409, description = "Idempotency-Key was already used with a different request", body = ErrorOut),
         (status = 503, description = "Instance is not connected to WhatsApp", body = ErrorOut),
     ),
     security(("token" = [])))]
@@ -727,11 +736,13 @@ fn place(input: EventPlaceIn) -> Result<Location, Error> {
 
 /// Sends an event invitation (plus `number`, `source`, `replyTo`).
 #[utoipa::path(post, path = "/api/message/event/{instance}", tag = "message",
-    params(("instance" = String, Path)), request_body = EventIn,
+    params(("instance" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "Send at most once per instance and key within 24 h; a repeat answers the first answer again, another body under the key is a 409")),
+    request_body = EventIn,
     responses(
         (status = 200, body = SentOut),
         (status = 400, description = "invalid body: startAt ... / endAt must be later than startAt / ...", body = ErrorOut),
         (status = 404, description = "Instance not found", body = ErrorOut),
+        (status = 409, description = "Idempotency-Key was already used with a different request", body = ErrorOut),
         (status = 503, description = "Instance is not connected to WhatsApp", body = ErrorOut),
     ),
     security(("token" = [])))]

@@ -854,3 +854,33 @@ macro_rules! on_both_backends {
 }
 
 on_both_backends!(idempotency_keys_send_at_most_once);
+
+#[tokio::test]
+async fn the_openapi_document_lists_every_send_kind_and_the_idempotency_key() {
+    let server = TestServer::start().await;
+    let reply = server.get("/openapi.json", None).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let paths = &reply.body["paths"];
+    for kind in [
+        "text", "media", "sticker", "location", "contact", "reaction", "poll", "event", "button",
+        "list", "carousel", "form", "pix", "status",
+    ] {
+        let post = &paths[format!("/api/message/{kind}/{{instance}}")]["post"];
+        assert!(post.is_object(), "{kind} missing");
+    }
+    for kind in ["text", "location"] {
+        let params = paths[format!("/api/message/{kind}/{{instance}}")]["post"]["parameters"]
+            .as_array()
+            .unwrap();
+        assert!(
+            params
+                .iter()
+                .any(|p| p["name"] == json!("Idempotency-Key") && p["in"] == json!("header")),
+            "{kind}: {params:?}"
+        );
+    }
+    let poll = &paths["/api/message/poll/{instance}"]["post"]["responses"];
+    assert!(poll["409"].is_object());
+    let status = &paths["/api/message/status/{instance}"]["post"]["responses"];
+    assert!(status["501"].is_object());
+}
