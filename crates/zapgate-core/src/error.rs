@@ -37,6 +37,10 @@ pub enum Error {
     /// indistinguishable on purpose).
     #[error("instance not found")]
     InstanceNotFound,
+    /// A request this server understands but cannot carry out (a message
+    /// kind WhatsApp Web cannot deliver).
+    #[error("{0}")]
+    NotImplemented(String),
     /// The instance's WhatsApp session is not up: a send waits or fails.
     #[error("the instance is not connected to WhatsApp")]
     NotConnected,
@@ -100,7 +104,8 @@ impl Error {
             | Self::RateLimited(m)
             | Self::BadGateway(m)
             | Self::Unavailable(m)
-            | Self::GatewayTimeout(m) => m,
+            | Self::GatewayTimeout(m)
+            | Self::NotImplemented(m) => m,
             Self::InstanceNotFound => crate::messages::INSTANCE_NOT_FOUND,
             Self::NotConnected => crate::messages::INSTANCE_NOT_CONNECTED,
             Self::Internal { public, .. } => public,

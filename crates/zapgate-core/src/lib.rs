@@ -7,6 +7,7 @@ pub mod error;
 pub mod event_log;
 pub mod events;
 pub mod groups;
+pub mod idempotency;
 pub mod instance;
 pub mod jid;
 pub mod jobs;

@@ -12,6 +12,7 @@ use crate::{
     Result,
     account::{Account, NewAccount},
     chatwoot::{Integration, IntegrationStatus, IntegrationSummary},
+    idempotency::{IdempotencyClaim, IdempotencyRecord},
     instance::{Instance, InstanceSettings, NewInstance, SessionStatus, SettingsPatch},
     jobs::{ChatLink, ClaimShare, Job, MessageLink, NewJob},
     token::{Token, TokenHash},
@@ -205,4 +206,25 @@ pub trait Store: Send + Sync + 'static {
 
     /// Re-encrypts every secret under the current key; returns how many.
     async fn rekey_secrets(&self) -> Result<u64>;
+
+    // Idempotent sends (`Idempotency-Key`).
+
+    /// Takes `claim` when its key is free (or its last use is older than
+    /// the window): `None`, the caller sends. Otherwise what the earlier
+    /// request left.
+    async fn claim_idempotency_key(
+        &self,
+        claim: &IdempotencyClaim,
+    ) -> Result<Option<IdempotencyRecord>>;
+
+    /// Stores the answer of the send that holds the claim.
+    async fn finish_idempotency_key(
+        &self,
+        instance_id: &str,
+        key: &str,
+        response: &str,
+    ) -> Result<()>;
+
+    /// Gives up a claim whose send failed, so the key can be retried.
+    async fn release_idempotency_key(&self, instance_id: &str, key: &str) -> Result<()>;
 }

@@ -97,10 +97,15 @@ pub enum Outgoing {
         caption: Option<String>,
         quoted_id: Option<String>,
     },
+    /// An empty `emoji` removes the reaction.
     Reaction {
         to: Jid,
         target_id: String,
         emoji: String,
+        /// The target is a message we sent.
+        from_me: bool,
+        /// The target's author in a group, when it is not ours.
+        participant: Option<Jid>,
     },
     Edit {
         to: Jid,
@@ -115,6 +120,137 @@ pub enum Outgoing {
         chat: Jid,
         target_id: String,
     },
+    Location {
+        to: Jid,
+        location: Location,
+        quoted_id: Option<String>,
+    },
+    /// One or more contact cards.
+    Contacts {
+        to: Jid,
+        cards: Vec<ContactCard>,
+        quoted_id: Option<String>,
+    },
+    Poll {
+        to: Jid,
+        question: String,
+        options: Vec<String>,
+        /// How many options one voter may pick.
+        selectable: u32,
+        quoted_id: Option<String>,
+    },
+    Event {
+        to: Jid,
+        event: EventInvite,
+        quoted_id: Option<String>,
+    },
+}
+
+/// A place on the map.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Location {
+    pub latitude: f64,
+    pub longitude: f64,
+    pub name: Option<String>,
+    pub address: Option<String>,
+}
+
+// Latitudes and longitudes are validated finite numbers, so equality is total.
+impl Eq for Location {}
+
+/// A contact card, turned into a vCard 3.0 by [`ContactCard::vcard`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContactCard {
+    pub full_name: String,
+    /// As typed, `+` allowed; its digits become the WhatsApp id.
+    pub phone: String,
+    pub organization: Option<String>,
+    pub email: Option<String>,
+    pub url: Option<String>,
+}
+
+impl ContactCard {
+    /// The vCard phones read: `waid` makes the number tappable as a WhatsApp
+    /// chat, as cards shared from a phone are.
+    pub fn vcard(&self) -> String {
+        let digits: String = self.phone.chars().filter(char::is_ascii_digit).collect();
+        let mut card = format!(
+            "BEGIN:VCARD\nVERSION:3.0\nFN:{}\n",
+            vcard_escape(&self.full_name)
+        );
+        if let Some(org) = &self.organization {
+            card.push_str(&format!("ORG:{}\n", vcard_escape(org)));
+        }
+        card.push_str(&format!(
+            "TEL;type=CELL;type=VOICE;waid={digits}:{}\n",
+            vcard_escape(&self.phone)
+        ));
+        if let Some(email) = &self.email {
+            card.push_str(&format!("EMAIL:{}\n", vcard_escape(email)));
+        }
+        if let Some(url) = &self.url {
+            card.push_str(&format!("URL:{}\n", vcard_escape(url)));
+        }
+        card.push_str("END:VCARD");
+        card
+    }
+}
+
+/// vCard 3.0 text escaping, so a name cannot inject another property.
+fn vcard_escape(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    for c in raw.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            ',' => out.push_str("\\,"),
+            ';' => out.push_str("\\;"),
+            '\n' => out.push_str("\\n"),
+            '\r' => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A calendar event invitation (WhatsApp's event message).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventInvite {
+    pub name: String,
+    pub description: Option<String>,
+    /// Unix seconds.
+    pub start: i64,
+    pub end: Option<i64>,
+    pub location: Option<Location>,
+    pub join_link: Option<String>,
+    pub schedule_call: bool,
+    pub has_reminder: bool,
+    pub reminder_offset_secs: Option<i64>,
+    pub extra_guests_allowed: bool,
+    pub canceled: bool,
+}
+
+/// What the account shows in a chat before a message arrives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChatPresence {
+    /// "typing..."
+    Typing,
+    /// "recording audio..."
+    Recording,
+    /// Stops either.
+    Paused,
+}
+
+impl ChatPresence {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Typing => "typing",
+            Self::Recording => "recording",
+            Self::Paused => "paused",
+        }
+    }
 }
 
 /// The id WhatsApp gave a message we sent.
@@ -159,6 +295,11 @@ pub enum Extra {
     },
     Call {
         video: bool,
+    },
+    /// A calendar event invitation; `start` in Unix seconds.
+    Event {
+        name: String,
+        start: i64,
     },
     /// Anything else WhatsApp sends, named.
     Unsupported {
@@ -292,6 +433,14 @@ pub trait WhatsApp: crate::groups::GroupsAndProfiles + Send + Sync + 'static {
         message: Outgoing,
         id: Option<&str>,
     ) -> Result<SentMessage>;
+
+    /// Shows `presence` in `chat` (the send module's `delay`).
+    async fn chat_presence(
+        &self,
+        instance_id: &str,
+        chat: &Jid,
+        presence: ChatPresence,
+    ) -> Result<()>;
 
     /// Unlinks the phone and wipes the session keys.
     async fn logout(&self, instance_id: &str) -> Result<()>;

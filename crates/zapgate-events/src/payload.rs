@@ -289,6 +289,13 @@ fn extra_fields(extra: &Extra, body: &mut Map<String, Value>) -> &'static str {
             body.insert("call".into(), json!({"video": video, "missed": true}));
             "call_log"
         }
+        Extra::Event { name, start } => {
+            body.insert(
+                "event".into(),
+                json!({"name": name, "startAt": rfc3339(start.saturating_mul(1000))}),
+            );
+            "event"
+        }
         Extra::Unsupported { kind } => {
             body.insert("unsupported".into(), json!({ "kind": kind }));
             "unsupported"

@@ -39,6 +39,7 @@ pub fn status_of(err: &Error) -> StatusCode {
         Error::BadGateway(_) => StatusCode::BAD_GATEWAY,
         Error::Unavailable(_) | Error::NotConnected => StatusCode::SERVICE_UNAVAILABLE,
         Error::GatewayTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+        Error::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
         Error::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

@@ -7,10 +7,12 @@ mod console;
 mod envelope;
 mod error;
 mod extract;
+mod idempotency;
 mod metrics;
 mod openapi;
 mod rate_limit;
 mod routes;
+mod sticker;
 
 use std::sync::Arc;
 
@@ -113,10 +115,14 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::chatwoot::router())
         .merge(routes::events::router())
         .merge(routes::ws::router())
-        .merge(routes::message::router(state.body_limits.media))
-        .merge(routes::admin::router())
         .merge(routes::group::router())
-        .merge(routes::profile::router());
+        .merge(routes::profile::router())
+        .merge(
+            routes::message::router(state.body_limits.media).route_layer(
+                middleware::from_fn_with_state(state.clone(), idempotency::layer),
+            ),
+        )
+        .merge(routes::admin::router());
     if state.sandbox.is_some() {
         api = api.merge(routes::sandbox::router(state.body_limits.media));
     }

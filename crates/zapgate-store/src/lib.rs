@@ -10,6 +10,7 @@ mod db_error;
 mod event_writes;
 mod events;
 mod group;
+mod idempotency;
 mod instances;
 mod integrations;
 mod jobs;

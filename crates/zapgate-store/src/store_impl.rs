@@ -8,13 +8,16 @@ use zapgate_core::{
     Error, Result,
     account::{Account, NewAccount},
     chatwoot::{Integration, IntegrationStatus, IntegrationSummary},
+    idempotency::{IdempotencyClaim, IdempotencyRecord},
     instance::{Instance, InstanceSettings, NewInstance, SessionStatus, SettingsPatch},
     jobs::{ChatLink, ClaimShare, Job, MessageLink, NewJob},
     store::{Principal, Store},
     token::{Token, TokenHash},
 };
 
-use crate::{SqlStore, accounts, instances, integrations, jobs, links, rate_limit, rekey};
+use crate::{
+    SqlStore, accounts, idempotency, instances, integrations, jobs, links, rate_limit, rekey,
+};
 
 #[async_trait]
 impl Store for SqlStore {
@@ -290,6 +293,26 @@ impl Store for SqlStore {
         message_id: i64,
     ) -> Result<()> {
         links::set_reconciled(self, integration_id, conversation_id, message_id).await
+    }
+
+    async fn claim_idempotency_key(
+        &self,
+        claim: &IdempotencyClaim,
+    ) -> Result<Option<IdempotencyRecord>> {
+        idempotency::claim(self, claim).await
+    }
+
+    async fn finish_idempotency_key(
+        &self,
+        instance_id: &str,
+        key: &str,
+        response: &str,
+    ) -> Result<()> {
+        idempotency::finish(self, instance_id, key, response).await
+    }
+
+    async fn release_idempotency_key(&self, instance_id: &str, key: &str) -> Result<()> {
+        idempotency::release(self, instance_id, key).await
     }
 }
 

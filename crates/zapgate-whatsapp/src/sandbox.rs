@@ -28,8 +28,9 @@ use zapgate_core::{
     messages,
     time::now_secs,
     whatsapp::{
-        CallEvent, CallStatus, Event, EventSink, Extra, InboundMessage, LoginCode, LoginMethod,
-        Media, MediaKind, Outgoing, ReceiptStatus, SentMessage, WhatsApp, WhatsAppEvent,
+        CallEvent, CallStatus, ChatPresence, Event, EventInvite, EventSink, Extra, InboundMessage,
+        Location, LoginCode, LoginMethod, Media, MediaKind, Outgoing, ReceiptStatus, SentMessage,
+        WhatsApp, WhatsAppEvent,
     },
 };
 
@@ -137,11 +138,12 @@ pub struct RemoteMedia {
 }
 
 /// Something the API sent, as the sandbox recorded it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OutboxEntry {
     pub id: String,
-    /// `text`, `media`, `reaction`, `edit`, `revoke` or `read`.
+    /// `text`, `media`, `reaction`, `edit`, `revoke`, `read`, `location`,
+    /// `contact`, `poll` or `event`.
     pub kind: &'static str,
     /// The recipient, or the chat for `read`.
     pub to: String,
@@ -155,6 +157,40 @@ pub struct OutboxEntry {
     /// The message a reaction, edit, revoke or read refers to.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target_id: Option<String>,
+    pub timestamp: i64,
+    /// A reaction's target is our own message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from_me: Option<bool>,
+    /// A reaction's target's author, in a group.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub participant: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<Location>,
+    /// The cards of a `contact` message, as the vCards sent.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub vcards: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub poll: Option<OutboxPoll>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event: Option<EventInvite>,
+}
+
+/// A poll as sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OutboxPoll {
+    pub question: String,
+    pub options: Vec<String>,
+    pub selectable: u32,
+}
+
+/// A chat presence zapgate showed (`delay` on sends).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChatPresenceEntry {
+    pub chat: String,
+    /// `typing`, `recording` or `paused`.
+    pub state: &'static str,
     pub timestamp: i64,
 }
 
@@ -211,6 +247,8 @@ struct Slot {
     calls: VecDeque<CallEntry>,
     /// The presence the session last sent; `None` while not connected.
     presence: Option<&'static str>,
+    /// "typing..." and the like shown in chats, oldest first.
+    chat_presence: VecDeque<ChatPresenceEntry>,
     settings: InstanceSettings,
     fault: SendFault,
     /// Sends that still succeed before `fault` applies.
@@ -232,6 +270,7 @@ impl Slot {
             outbox: VecDeque::new(),
             calls: VecDeque::new(),
             presence: None,
+            chat_presence: VecDeque::new(),
             settings: InstanceSettings::default(),
             fault: SendFault::Ok,
             fault_after: 0,
@@ -723,6 +762,14 @@ impl SandboxProvider {
             .unwrap_or_default()
     }
 
+    /// The chat presences shown through this instance, oldest first.
+    pub fn chat_presence(&self, instance_id: &str) -> Vec<ChatPresenceEntry> {
+        self.slots()
+            .get(instance_id)
+            .map(|s| s.chat_presence.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// The presence the session last sent (`available` or `unavailable`);
     /// `None` while it is not connected.
     pub fn presence(&self, instance_id: &str) -> Option<&'static str> {
@@ -778,7 +825,11 @@ fn recipient(message: &Outgoing) -> &Jid {
         | Outgoing::Media { to, .. }
         | Outgoing::Reaction { to, .. }
         | Outgoing::Edit { to, .. }
-        | Outgoing::Revoke { to, .. } => to,
+        | Outgoing::Revoke { to, .. }
+        | Outgoing::Location { to, .. }
+        | Outgoing::Contacts { to, .. }
+        | Outgoing::Poll { to, .. }
+        | Outgoing::Event { to, .. } => to,
         Outgoing::Read { chat, .. } => chat,
     }
 }
@@ -793,6 +844,12 @@ fn outbox_entry(id: String, timestamp: i64, message: Outgoing) -> OutboxEntry {
         quoted_id: None,
         target_id: None,
         timestamp,
+        from_me: None,
+        participant: None,
+        location: None,
+        vcards: Vec::new(),
+        poll: None,
+        event: None,
     };
     match message {
         Outgoing::Text {
@@ -820,11 +877,17 @@ fn outbox_entry(id: String, timestamp: i64, message: Outgoing) -> OutboxEntry {
             });
         }
         Outgoing::Reaction {
-            target_id, emoji, ..
+            target_id,
+            emoji,
+            from_me,
+            participant,
+            ..
         } => {
             entry.kind = "reaction";
             entry.text = Some(emoji);
             entry.target_id = Some(target_id);
+            entry.from_me = Some(from_me);
+            entry.participant = participant.map(|p| p.to_string());
         }
         Outgoing::Edit {
             target_id, text, ..
@@ -840,6 +903,44 @@ fn outbox_entry(id: String, timestamp: i64, message: Outgoing) -> OutboxEntry {
         Outgoing::Read { target_id, .. } => {
             entry.kind = "read";
             entry.target_id = Some(target_id);
+        }
+        Outgoing::Location {
+            location,
+            quoted_id,
+            ..
+        } => {
+            entry.kind = "location";
+            entry.location = Some(location);
+            entry.quoted_id = quoted_id;
+        }
+        Outgoing::Contacts {
+            cards, quoted_id, ..
+        } => {
+            entry.kind = "contact";
+            entry.vcards = cards.iter().map(|c| c.vcard()).collect();
+            entry.quoted_id = quoted_id;
+        }
+        Outgoing::Poll {
+            question,
+            options,
+            selectable,
+            quoted_id,
+            ..
+        } => {
+            entry.kind = "poll";
+            entry.poll = Some(OutboxPoll {
+                question,
+                options,
+                selectable,
+            });
+            entry.quoted_id = quoted_id;
+        }
+        Outgoing::Event {
+            event, quoted_id, ..
+        } => {
+            entry.kind = "event";
+            entry.event = Some(event);
+            entry.quoted_id = quoted_id;
         }
     }
     entry
@@ -975,6 +1076,29 @@ impl WhatsApp for SandboxProvider {
         slot.outbox
             .push_back(outbox_entry(id.clone(), timestamp, message));
         Ok(SentMessage { id, timestamp })
+    }
+
+    async fn chat_presence(
+        &self,
+        instance_id: &str,
+        chat: &Jid,
+        presence: ChatPresence,
+    ) -> Result<()> {
+        let mut slots = self.slots();
+        let slot = slots
+            .get_mut(instance_id)
+            .filter(|s| s.is_connected())
+            .ok_or(Error::NotConnected)?;
+        if slot.chat_presence.len() >= OUTBOX_LIMIT {
+            slot.chat_presence.pop_front();
+        }
+        let timestamp = slot.next_timestamp();
+        slot.chat_presence.push_back(ChatPresenceEntry {
+            chat: chat.to_string(),
+            state: presence.as_str(),
+            timestamp,
+        });
+        Ok(())
     }
 
     async fn logout(&self, instance_id: &str) -> Result<()> {

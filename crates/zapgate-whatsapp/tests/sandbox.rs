@@ -288,6 +288,8 @@ async fn sends_land_in_the_outbox_in_order() {
             to: to.clone(),
             target_id: first.id.clone(),
             emoji: "👍".into(),
+            from_me: true,
+            participant: None,
         },
         Outgoing::Edit {
             to: to.clone(),

@@ -522,3 +522,67 @@ async fn killed_mid_webhook_delivery(dir: &Path, database: &str) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A keyed `message/text` send: (status, raw answer).
+async fn keyed_text(serve: &Serve, token: &str, key: &str, text: &str) -> (u16, String) {
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/message/text/suporte", serve.base))
+        .header("token", token)
+        .header("Idempotency-Key", key)
+        .json(&json!({"number": CUSTOMERS[0], "message": text}))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn an_idempotency_key_sends_nothing_new_after_a_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = harness::free_port();
+    let mut serve = Serve::start(dir.path(), port, 1).await;
+    let token = serve.paired_instance().await;
+    let (status, answered) = keyed_text(&serve, &token, "order-1", "Pedido 1 confirmado").await;
+    assert_eq!(status, 200, "{answered}");
+    let (status, unanswered) = keyed_text(&serve, &token, "order-2", "Pedido 2 confirmado").await;
+    assert_eq!(status, 200, "{unanswered}");
+    let sent = serve.outbox(&token).await;
+    assert_eq!(sent.len(), 2);
+    serve.kill_hard();
+
+    // What a kill between sending and storing the answer leaves: the claim
+    // of order-2 without its answer.
+    let url = format!("sqlite://{}", dir.path().join("zapgate.db").display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let cleared =
+        sqlx::query("UPDATE idempotency_keys SET response = NULL WHERE idem_key = 'order-2'")
+            .execute(&pool)
+            .await
+            .unwrap();
+    assert_eq!(cleared.rows_affected(), 1);
+    pool.close().await;
+
+    let serve = Serve::start(dir.path(), port, 2).await;
+    // The answered key: the first answer again, byte for byte, nothing sent.
+    let (status, again) = keyed_text(&serve, &token, "order-1", "Pedido 1 confirmado").await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again, answered);
+    assert!(serve.outbox(&token).await.is_empty());
+
+    // The unanswered key goes out again under the id it was first sent
+    // with, which WhatsApp drops as the same message.
+    let (status, resent) = keyed_text(&serve, &token, "order-2", "Pedido 2 confirmado").await;
+    assert_eq!(status, 200, "{resent}");
+    let first: Value = serde_json::from_str(&unanswered).unwrap();
+    let second: Value = serde_json::from_str(&resent).unwrap();
+    assert_eq!(second["data"]["messageId"], first["data"]["messageId"]);
+    assert_eq!(sent[1].0, first["data"]["messageId"].as_str().unwrap());
+    let (_, third) = keyed_text(&serve, &token, "order-2", "Pedido 2 confirmado").await;
+    assert_eq!(third, resent);
+    assert_eq!(serve.outbox(&token).await.len(), 1);
+
+    // A different request under a used key is refused after the restart too.
+    let (status, body) = keyed_text(&serve, &token, "order-1", "outro").await;
+    assert_eq!(status, 409, "{body}");
+}

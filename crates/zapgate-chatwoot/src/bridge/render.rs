@@ -78,6 +78,12 @@ fn extra_text(extra: &Extra, caption: Option<&str>) -> String {
         }
         Extra::Call { video: true } => "📹 Missed video call".to_owned(),
         Extra::Call { video: false } => "📞 Missed voice call".to_owned(),
+        Extra::Event { name, start } => {
+            format!(
+                "📅 Event: {name}\n{}",
+                zapgate_core::time::rfc3339(start.saturating_mul(1000))
+            )
+        }
         Extra::Unsupported { kind } => {
             let note =
                 format!("⚠️ A {kind} message that Chatwoot cannot show: open WhatsApp to see it");

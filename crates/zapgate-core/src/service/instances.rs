@@ -10,12 +10,13 @@ use crate::{
         ConnectionState, Instance, InstanceName, InstanceSettings, NewInstance, SessionStatus,
         SettingsPatch, WebhookConfig, parse_custom_token,
     },
+    jid::Jid,
     messages,
     store::{Principal, Store},
     token::Token,
     whatsapp::{
-        Event, InboundMessage, LoginCode, LoginMethod, Outgoing, SentMessage, WhatsApp,
-        WhatsAppEvent,
+        ChatPresence, Event, InboundMessage, LoginCode, LoginMethod, Outgoing, SentMessage,
+        WhatsApp, WhatsAppEvent,
     },
 };
 
@@ -213,9 +214,21 @@ impl InstanceService {
         &self,
         instance: &Instance,
         message: Outgoing,
-        mut echo: InboundMessage,
+        echo: InboundMessage,
     ) -> Result<SentMessage> {
-        let sent = self.whatsapp.send(&instance.id, message, None).await?;
+        self.send_as(instance, message, echo, None).await
+    }
+
+    /// [`Self::send`] under the WhatsApp id `id` when given (idempotent
+    /// sends), so a repeat is the same message to WhatsApp.
+    pub async fn send_as(
+        &self,
+        instance: &Instance,
+        message: Outgoing,
+        mut echo: InboundMessage,
+        id: Option<&str>,
+    ) -> Result<SentMessage> {
+        let sent = self.whatsapp.send(&instance.id, message, id).await?;
         // Like WhatsApp's own echo of it: nothing for an ignored chat.
         if !instance.settings.delivers(&echo.chat) {
             return Ok(sent);
@@ -232,6 +245,18 @@ impl InstanceService {
             tracing::warn!(instance_id = %instance.id, error = %err, "could not publish a sent message");
         }
         Ok(sent)
+    }
+
+    /// Shows "typing..." or "recording..." in `chat` (or stops it).
+    pub async fn chat_presence(
+        &self,
+        instance: &Instance,
+        chat: &Jid,
+        presence: ChatPresence,
+    ) -> Result<()> {
+        self.whatsapp
+            .chat_presence(&instance.id, chat, presence)
+            .await
     }
 
     /// Whether the instance's WhatsApp session is up right now.

@@ -2,7 +2,7 @@
 //! sends also shows in the instance's Chatwoot inbox, as outgoing.
 
 use axum::{
-    Json, Router,
+    Extension, Json, Router,
     extract::{DefaultBodyLimit, Path, State},
     routing::post,
 };
@@ -12,10 +12,15 @@ use utoipa::ToSchema;
 use zapgate_core::{
     Error,
     jid::Jid,
-    whatsapp::{InboundMessage, Media, MediaKind, Outgoing, SentMessage},
+    whatsapp::{ChatPresence, InboundMessage, Media, MediaKind, Outgoing, SentMessage},
 };
 
-use crate::{AppState, auth::Caller, envelope::ErrorOut, error::ApiResult, extract::JsonBody};
+use super::message_kinds::{delay_secs, pause};
+
+use crate::{
+    AppState, auth::Caller, envelope::ErrorOut, error::ApiResult, extract::JsonBody,
+    idempotency::SendId,
+};
 
 const MAX_TEXT_LEN: usize = 65_536;
 const MAX_ID_LEN: usize = 128;
@@ -27,6 +32,7 @@ pub fn router(media_body_limit: usize) -> Router<AppState> {
             "/api/message/media/{instance}",
             post(media).layer(DefaultBodyLimit::max(media_body_limit)),
         )
+        .merge(super::message_kinds::router(media_body_limit))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -37,6 +43,8 @@ pub struct TextIn {
     message: Option<String>,
     /// The WhatsApp id of the message this one replies to.
     reply_to: Option<String>,
+    /// Seconds (0 to 30) of "typing..." shown in the chat before sending.
+    delay: Option<u32>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -62,9 +70,18 @@ pub struct SentData {
     reply_to: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     message_type: Option<&'static str>,
+    /// The `source` label the send carried.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<String>,
 }
 
-fn recipient(number: Option<&str>) -> Result<Jid, Error> {
+impl SentOut {
+    pub(super) fn set_source(&mut self, source: Option<String>) {
+        self.data.source = source;
+    }
+}
+
+pub(super) fn recipient(number: Option<&str>) -> Result<Jid, Error> {
     let number = number
         .map(str::trim)
         .filter(|n| !n.is_empty())
@@ -81,11 +98,13 @@ fn reply_to(raw: Option<String>) -> Result<Option<String>, Error> {
 
 /// Sends a text message.
 #[utoipa::path(post, path = "/api/message/text/{instance}", tag = "message",
-    params(("instance" = String, Path)), request_body = TextIn,
+    params(("instance" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "Send at most once per instance and key within 24 h; a repeat answers the first answer again, another body under the key is a 409")),
+    request_body = TextIn,
     responses(
         (status = 200, body = SentOut),
         (status = 400, description = "number is required / message is required / Invalid phone number", body = ErrorOut),
         (status = 404, description = "Instance not found", body = ErrorOut),
+        (status = 409, description = "Idempotency-Key was already used with a different request", body = ErrorOut),
         (status = 503, description = "Instance is not connected to WhatsApp", body = ErrorOut),
     ),
     security(("token" = [])))]
@@ -93,6 +112,7 @@ async fn text(
     State(state): State<AppState>,
     Caller(principal): Caller,
     Path(name): Path<String>,
+    send_id: Option<Extension<SendId>>,
     JsonBody(body): JsonBody<TextIn>,
 ) -> ApiResult<Json<SentOut>> {
     let instance = state.instances.visible(&principal, &name).await?;
@@ -107,13 +127,19 @@ async fn text(
         );
     }
     let quoted_id = reply_to(body.reply_to)?;
+    let delay = delay_secs(body.delay)?;
+    pause(&state, &instance, &to, delay, ChatPresence::Typing).await?;
     let echo = own_message(&to, Some(text.clone()), None, quoted_id.clone());
     let outgoing = Outgoing::Text {
         to: to.clone(),
         text,
         quoted_id: quoted_id.clone(),
     };
-    let sent = state.instances.send(&instance, outgoing, echo).await?;
+    let id = send_id.as_ref().map(|Extension(SendId(id))| id.as_str());
+    let sent = state
+        .instances
+        .send_as(&instance, outgoing, echo, id)
+        .await?;
     Ok(Json(sent_out(sent, to, quoted_id, None)))
 }
 
@@ -131,11 +157,15 @@ pub struct MediaIn {
     mime_type: Option<String>,
     file_name: Option<String>,
     reply_to: Option<String>,
+    /// Seconds (0 to 30) of "typing..." ("recording..." for audio) shown in
+    /// the chat before sending.
+    delay: Option<u32>,
 }
 
 /// Sends an image, video, document or audio, from a URL or base64.
 #[utoipa::path(post, path = "/api/message/media/{instance}", tag = "message",
-    params(("instance" = String, Path)), request_body = MediaIn,
+    params(("instance" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "Send at most once per instance and key within 24 h; a repeat answers the first answer again, another body under the key is a 409")),
+    request_body = MediaIn,
     responses(
         (status = 200, body = SentOut),
         (status = 400, description = "number is required / mediaType ... / send mediaUrl or mediaBase64, not both", body = ErrorOut),
@@ -148,6 +178,7 @@ async fn media(
     State(state): State<AppState>,
     Caller(principal): Caller,
     Path(name): Path<String>,
+    send_id: Option<Extension<SendId>>,
     JsonBody(body): JsonBody<MediaIn>,
 ) -> ApiResult<Json<SentOut>> {
     let instance = state.instances.visible(&principal, &name).await?;
@@ -180,6 +211,13 @@ async fn media(
         .or(fetched_name);
     let caption = body.message.filter(|m| !m.is_empty());
     let quoted_id = reply_to(body.reply_to)?;
+    let delay = delay_secs(body.delay)?;
+    let presence = if kind == MediaKind::Audio {
+        ChatPresence::Recording
+    } else {
+        ChatPresence::Typing
+    };
+    pause(&state, &instance, &to, delay, presence).await?;
     let media = Media {
         kind,
         mimetype,
@@ -193,7 +231,11 @@ async fn media(
         caption,
         quoted_id: quoted_id.clone(),
     };
-    let sent = state.instances.send(&instance, outgoing, echo).await?;
+    let id = send_id.as_ref().map(|Extension(SendId(id))| id.as_str());
+    let sent = state
+        .instances
+        .send_as(&instance, outgoing, echo, id)
+        .await?;
     Ok(Json(sent_out(sent, to, quoted_id, Some(kind.as_str()))))
 }
 
@@ -248,7 +290,7 @@ fn default_mimetype(kind: MediaKind) -> &'static str {
 
 /// What is sent, as the owner's own message (WhatsApp's id and time are
 /// filled in once it is out).
-fn own_message(
+pub(super) fn own_message(
     to: &Jid,
     text: Option<String>,
     media: Option<Media>,
@@ -270,7 +312,7 @@ fn own_message(
     }
 }
 
-fn sent_out(
+pub(super) fn sent_out(
     sent: SentMessage,
     to: Jid,
     reply_to: Option<String>,
@@ -289,6 +331,7 @@ fn sent_out(
             timestamp: sent.timestamp,
             reply_to,
             message_type,
+            source: None,
         },
     }
 }

@@ -4,6 +4,7 @@ pub mod events;
 pub mod group;
 pub mod instance;
 pub mod message;
+pub mod message_kinds;
 pub mod profile;
 pub mod sandbox;
 pub mod system;

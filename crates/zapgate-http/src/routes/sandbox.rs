@@ -20,7 +20,8 @@ use zapgate_core::{
     whatsapp::{Extra, Media, MediaKind, ReceiptStatus},
 };
 use zapgate_whatsapp::{
-    CallEntry, OutboxEntry, RemoteMedia, SandboxInbound, SandboxProvider, SendFault,
+    CallEntry, ChatPresenceEntry, OutboxEntry, RemoteMedia, SandboxInbound, SandboxProvider,
+    SendFault,
 };
 
 use crate::{
@@ -545,6 +546,11 @@ pub struct OutboxOut {
     /// The presence the session last sent: `available` (`keepOnlineStatus`)
     /// or `unavailable`; `null` while not connected.
     presence: Option<&'static str>,
+    /// "typing..." / "recording..." shown in chats (`delay` on sends),
+    /// oldest first.
+    #[serde(rename = "chatPresence")]
+    #[schema(value_type = Vec<Object>)]
+    chat_presence: Vec<ChatPresenceEntry>,
 }
 
 /// What zapgate sent to WhatsApp through this instance.
@@ -563,6 +569,7 @@ async fn outbox(
         messages: sandbox.outbox(&instance.id),
         calls: sandbox.calls(&instance.id),
         presence: sandbox.presence(&instance.id),
+        chat_presence: sandbox.chat_presence(&instance.id),
     }))
 }
 

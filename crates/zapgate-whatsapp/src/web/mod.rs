@@ -15,6 +15,7 @@
 mod calls;
 mod groups;
 mod inbound;
+mod kinds;
 mod outbound;
 mod send;
 mod session;
@@ -422,6 +423,20 @@ impl WhatsApp for WebProvider {
             id,
             timestamp: now_secs(),
         })
+    }
+
+    async fn chat_presence(
+        &self,
+        instance_id: &str,
+        chat: &zapgate_core::jid::Jid,
+        presence: zapgate_core::whatsapp::ChatPresence,
+    ) -> Result<()> {
+        let session = self
+            .inner
+            .session(instance_id)
+            .filter(|s| s.is_connected())
+            .ok_or(Error::NotConnected)?;
+        send::chat_presence(&session, chat, presence).await
     }
 
     async fn logout(&self, instance_id: &str) -> Result<()> {

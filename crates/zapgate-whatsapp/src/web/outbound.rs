@@ -226,7 +226,7 @@ pub(crate) fn reaction_key(
 
 /// The context that makes a message a reply. `remote_jid` stays unset: it
 /// is only for quoting a message of another chat.
-fn context(quote: &Quote) -> wa::ContextInfo {
+pub(crate) fn context(quote: &Quote) -> wa::ContextInfo {
     let participant = quote
         .participant
         .as_ref()

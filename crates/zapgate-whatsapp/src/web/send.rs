@@ -4,13 +4,18 @@
 
 use whatsapp_rust::{
     Client,
+    features::ChatStateType,
     send::{RevokeType, SendError, SendOptions},
     upload::UploadOptions,
     waproto::whatsapp as wa,
 };
-use zapgate_core::{Error, Result, whatsapp::Outgoing};
+use zapgate_core::{
+    Error, Result,
+    whatsapp::{ChatPresence, Outgoing},
+};
 
 use super::{
+    kinds,
     outbound::{self, Quote},
     session::Session,
 };
@@ -63,11 +68,12 @@ pub(super) async fn send(session: &Session, message: Outgoing, id: Option<&str>)
             to,
             target_id,
             emoji,
+            from_me,
+            participant,
         } => {
             let to = outbound::wa_jid(&to)?;
-            // Agents react to what the customer wrote, so the target is
-            // theirs, not ours.
-            let key = outbound::reaction_key(&to, &target_id, false, None);
+            let participant = participant.as_ref().map(outbound::wa_jid).transpose()?;
+            let key = outbound::reaction_key(&to, &target_id, from_me, participant.as_ref());
             let sent = client
                 .send_reaction(to, key, &emoji)
                 .await
@@ -103,7 +109,68 @@ pub(super) async fn send(session: &Session, message: Outgoing, id: Option<&str>)
                 })?;
             Ok(target_id)
         }
+        Outgoing::Location {
+            to,
+            location,
+            quoted_id,
+        } => {
+            let to = outbound::wa_jid(&to)?;
+            let message = kinds::location(&location, quote(&to, quoted_id).as_ref());
+            send_with_id(client, to, message, id).await
+        }
+        Outgoing::Contacts {
+            to,
+            cards,
+            quoted_id,
+        } => {
+            let to = outbound::wa_jid(&to)?;
+            let message = kinds::contacts(&cards, quote(&to, quoted_id).as_ref());
+            send_with_id(client, to, message, id).await
+        }
+        Outgoing::Poll {
+            to,
+            question,
+            options,
+            selectable,
+            quoted_id,
+        } => {
+            let to = outbound::wa_jid(&to)?;
+            let secret = zapgate_core::token::random_bytes::<32>();
+            let quote = quote(&to, quoted_id);
+            let message = kinds::poll(&question, &options, selectable, secret, quote.as_ref());
+            send_with_id(client, to, message, id).await
+        }
+        Outgoing::Event {
+            to,
+            event,
+            quoted_id,
+        } => {
+            let to = outbound::wa_jid(&to)?;
+            let secret = zapgate_core::token::random_bytes::<32>();
+            let message = kinds::event(&event, secret, quote(&to, quoted_id).as_ref());
+            send_with_id(client, to, message, id).await
+        }
     }
+}
+
+/// Shows "typing..." or "recording..." in `chat`, or stops it.
+pub(super) async fn chat_presence(
+    session: &Session,
+    chat: &zapgate_core::jid::Jid,
+    presence: ChatPresence,
+) -> Result<()> {
+    let chat = outbound::wa_jid(chat)?;
+    let state = match presence {
+        ChatPresence::Typing => ChatStateType::Composing,
+        ChatPresence::Recording => ChatStateType::Recording,
+        ChatPresence::Paused => ChatStateType::Paused,
+    };
+    session
+        .client()
+        .chatstate()
+        .send(&chat, state)
+        .await
+        .map_err(|err| Error::Unavailable(format!("WhatsApp presence failed: {err}")))
 }
 
 /// Sends a new message, under `id` when the caller chose one.

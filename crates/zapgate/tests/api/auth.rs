@@ -77,6 +77,72 @@ fn routes(instance: &str) -> Vec<(Method, String, Option<Value>)> {
         ),
         (
             Method::POST,
+            format!("/api/message/location/{instance}"),
+            Some(json!({"number": "5511977776666", "latitude": 1.5, "longitude": 2.5})),
+        ),
+        (
+            Method::POST,
+            format!("/api/message/contact/{instance}"),
+            Some(
+                json!({"number": "5511977776666", "vcard": [{"fullName": "Ana", "phone": "5511988887777"}]}),
+            ),
+        ),
+        (
+            Method::POST,
+            format!("/api/message/reaction/{instance}"),
+            Some(json!({"number": "5511977776666", "messageId": "3A11", "reaction": "👍"})),
+        ),
+        (
+            Method::POST,
+            format!("/api/message/poll/{instance}"),
+            Some(json!({"number": "5511977776666", "question": "Q?", "options": ["a", "b"]})),
+        ),
+        (
+            Method::POST,
+            format!("/api/message/event/{instance}"),
+            Some(
+                json!({"number": "5511977776666", "name": "E", "startAt": "2027-01-01T10:00:00Z"}),
+            ),
+        ),
+        (
+            Method::POST,
+            format!("/api/message/sticker/{instance}"),
+            Some(
+                json!({"number": "5511977776666", "imageUrl": "data:image/webp;base64,UklGRhoAAABXRUJQ"}),
+            ),
+        ),
+        (
+            Method::POST,
+            format!("/api/message/button/{instance}"),
+            Some(json!({"number": "5511977776666"})),
+        ),
+        (
+            Method::POST,
+            format!("/api/message/list/{instance}"),
+            Some(json!({"number": "5511977776666"})),
+        ),
+        (
+            Method::POST,
+            format!("/api/message/carousel/{instance}"),
+            Some(json!({"number": "5511977776666"})),
+        ),
+        (
+            Method::POST,
+            format!("/api/message/form/{instance}"),
+            Some(json!({"number": "5511977776666"})),
+        ),
+        (
+            Method::POST,
+            format!("/api/message/pix/{instance}"),
+            Some(json!({"number": "5511977776666"})),
+        ),
+        (
+            Method::POST,
+            format!("/api/message/status/{instance}"),
+            Some(json!({"number": "5511977776666"})),
+        ),
+        (
+            Method::POST,
             format!("/api/events/webhook/{instance}"),
             Some(json!({"enabled": true, "url": "https://hooks.example.test/x"})),
         ),

@@ -22,6 +22,7 @@ mod profile;
 mod rate_limit;
 mod sandbox;
 mod secrets;
+mod sends;
 mod settings;
 mod smoke;
 mod web;

@@ -443,7 +443,7 @@ async fn the_outbox_starts_empty() {
         assert_eq!(reply.status.as_u16(), 200, "{}", reply.text);
         assert_eq!(
             reply.text,
-            r#"{"success":true,"messages":[],"calls":[],"presence":null}"#
+            r#"{"success":true,"messages":[],"calls":[],"presence":null,"chatPresence":[]}"#
         );
     }
     server.pair(&instance, "suporte", "5511999990000").await;
@@ -453,7 +453,7 @@ async fn the_outbox_starts_empty() {
     // Connected without keepOnlineStatus: the session says it is away.
     assert_ok(
         &reply,
-        json!({"success": true, "messages": [], "calls": [], "presence": "unavailable"}),
+        json!({"success": true, "messages": [], "calls": [], "presence": "unavailable", "chatPresence": []}),
     );
     server.stop().await;
 }

@@ -1,0 +1,914 @@
+//! The send module's structured kinds (`/api/message/<kind>/:instance`):
+//! sticker, location, contact, reaction, poll and event, and the kinds
+//! WhatsApp Web cannot deliver from a linked device (501). Field names and
+//! limits follow `research/ryzeapi-client-contract.md` §2.
+//!
+//! A body is read in two steps: the fields common to every kind (`number`,
+//! `source`, `delay`, `replyTo`) come out first, then the rest must be
+//! exactly the kind's fields, so a field this server does not act on is
+//! refused by name instead of silently dropped.
+
+use axum::{
+    Extension, Json, Router,
+    extract::{DefaultBodyLimit, Path, State},
+    routing::post,
+};
+use base64::Engine;
+use serde::{Deserialize, de::DeserializeOwned};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+use zapgate_core::{
+    Error,
+    instance::Instance,
+    jid::Jid,
+    whatsapp::{
+        ChatPresence, ContactCard, EventInvite, Extra, Location, Media, MediaKind, Outgoing,
+    },
+};
+
+use super::message::{SentOut, own_message, recipient, sent_out};
+use crate::{
+    AppState, auth::Caller, envelope::ErrorOut, error::ApiResult, extract::JsonBody,
+    idempotency::SendId, sticker,
+};
+
+/// The contract's default bound on a string field.
+const MAX_STRING: usize = 4000;
+const MAX_ID: usize = 256;
+const MAX_SOURCE: usize = 100;
+const MAX_URL: usize = 4096;
+
+pub fn router(media_body_limit: usize) -> Router<AppState> {
+    Router::new()
+        .route(
+            "/api/message/sticker/{instance}",
+            post(send_sticker).layer(DefaultBodyLimit::max(media_body_limit)),
+        )
+        .route("/api/message/location/{instance}", post(send_location))
+        .route("/api/message/contact/{instance}", post(send_contact))
+        .route("/api/message/reaction/{instance}", post(send_reaction))
+        .route("/api/message/poll/{instance}", post(send_poll))
+        .route("/api/message/event/{instance}", post(send_event))
+        .route("/api/message/button/{instance}", post(send_button))
+        .route("/api/message/list/{instance}", post(send_list))
+        .route("/api/message/carousel/{instance}", post(send_carousel))
+        .route("/api/message/form/{instance}", post(send_form))
+        .route("/api/message/pix/{instance}", post(send_pix))
+        .route("/api/message/status/{instance}", post(send_status))
+}
+
+fn invalid(detail: impl std::fmt::Display) -> Error {
+    Error::bad_request(format!("invalid body: {detail}"))
+}
+
+/// The fields every kind shares. `reaction` takes only `number` and `source`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CommonIn {
+    /// A phone number in international format, or a JID (`...@g.us` for
+    /// groups, `...@lid`).
+    number: Option<String>,
+    /// A trace label (at most 100 characters), logged with the send and
+    /// echoed in the answer.
+    source: Option<String>,
+    /// Seconds (0 to 30) of "typing..." shown in the chat before sending.
+    delay: Option<u32>,
+    /// The WhatsApp id of the message this one replies to (at most 256
+    /// characters). Not checked against stored messages: zapgate does not
+    /// keep a message store yet.
+    reply_to: Option<String>,
+}
+
+const COMMON: [&str; 4] = ["number", "source", "delay", "replyTo"];
+/// The longest `delay`, in seconds.
+const MAX_DELAY: u32 = 30;
+
+/// `delay`, checked.
+pub(super) fn delay_secs(delay: Option<u32>) -> Result<u32, Error> {
+    match delay.unwrap_or(0) {
+        d if d > MAX_DELAY => Err(invalid(format!(
+            "delay must be between 0 and {MAX_DELAY} seconds"
+        ))),
+        d => Ok(d),
+    }
+}
+
+/// Shows `presence` in `to` for `secs` seconds before a send, as a person
+/// typing (or recording) would.
+pub(super) async fn pause(
+    state: &AppState,
+    instance: &Instance,
+    to: &Jid,
+    secs: u32,
+    presence: ChatPresence,
+) -> Result<(), Error> {
+    if secs == 0 {
+        return Ok(());
+    }
+    state
+        .instances
+        .chat_presence(instance, to, presence)
+        .await?;
+    tokio::time::sleep(std::time::Duration::from_secs(u64::from(secs))).await;
+    Ok(())
+}
+
+/// `T` with serde's message and the path of the field that failed.
+fn parse<T: DeserializeOwned>(value: Value) -> Result<T, Error> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        if path == "." {
+            invalid(e.into_inner())
+        } else {
+            invalid(format!("{path}: {}", e.into_inner()))
+        }
+    })
+}
+
+/// Splits a body into the common fields (those of `common` only) and the
+/// kind's own.
+fn split<T: DeserializeOwned>(body: Value, common: &[&str]) -> Result<(CommonIn, T), Error> {
+    let Value::Object(mut rest) = body else {
+        return Err(invalid("expected a JSON object"));
+    };
+    let mut shared = Map::new();
+    for key in common {
+        if let Some(value) = rest.remove(*key) {
+            shared.insert((*key).to_owned(), value);
+        }
+    }
+    Ok((parse(Value::Object(shared))?, parse(Value::Object(rest))?))
+}
+
+/// A required string: present, not blank, at most `max` characters.
+fn required(field: &str, value: Option<String>, max: usize) -> Result<String, Error> {
+    let value = value
+        .filter(|v| !v.trim().is_empty())
+        .ok_or_else(|| invalid(format!("{field} is required")))?;
+    bounded(field, value, max)
+}
+
+fn bounded(field: &str, value: String, max: usize) -> Result<String, Error> {
+    if value.chars().count() > max {
+        return Err(invalid(format!("{field} must be at most {max} characters")));
+    }
+    Ok(value)
+}
+
+/// An optional string: blank counts as absent.
+fn optional(field: &str, value: Option<String>, max: usize) -> Result<Option<String>, Error> {
+    value
+        .filter(|v| !v.trim().is_empty())
+        .map(|v| bounded(field, v, max))
+        .transpose()
+}
+
+fn https_url(field: &str, value: Option<String>) -> Result<Option<String>, Error> {
+    let Some(value) = optional(field, value, MAX_URL)? else {
+        return Ok(None);
+    };
+    match url::Url::parse(&value) {
+        Ok(url) if url.scheme() == "https" && url.host().is_some() => Ok(Some(value)),
+        _ => Err(invalid(format!("{field} must be an https URL"))),
+    }
+}
+
+/// What every send shares once validated.
+struct Common {
+    /// The WhatsApp id to send under (`Idempotency-Key`).
+    id: Option<String>,
+    to: Jid,
+    source: Option<String>,
+    delay: u32,
+    quoted_id: Option<String>,
+}
+
+impl Common {
+    fn from(input: CommonIn, id: Option<Extension<SendId>>) -> Result<Self, Error> {
+        Ok(Self {
+            id: id.map(|Extension(SendId(id))| id),
+            to: recipient(input.number.as_deref())?,
+            source: optional("source", input.source, MAX_SOURCE)?,
+            delay: delay_secs(input.delay)?,
+            quoted_id: optional("replyTo", input.reply_to, MAX_ID)?,
+        })
+    }
+}
+
+/// Sends `outgoing`, publishes `echo` (with `extra`) as the owner's own
+/// message, and answers like `message/text` with `messageType`.
+async fn deliver(
+    state: &AppState,
+    instance: &Instance,
+    common: Common,
+    outgoing: Outgoing,
+    extra: Option<Extra>,
+    media: Option<Media>,
+    message_type: &'static str,
+) -> ApiResult<Json<SentOut>> {
+    pause(
+        state,
+        instance,
+        &common.to,
+        common.delay,
+        ChatPresence::Typing,
+    )
+    .await?;
+    let mut echo = own_message(&common.to, None, media, common.quoted_id.clone());
+    echo.extra = extra;
+    let sent = state
+        .instances
+        .send_as(instance, outgoing, echo, common.id.as_deref())
+        .await?;
+    tracing::info!(
+        instance_id = %instance.id,
+        message_id = %sent.id,
+        kind = message_type,
+        source = common.source.as_deref().unwrap_or(""),
+        "message sent"
+    );
+    let mut out = sent_out(sent, common.to, common.quoted_id, Some(message_type));
+    out.set_source(common.source);
+    Ok(Json(out))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StickerIn {
+    /// An https URL of the image, or a `data:image/<type>;base64,...` URI.
+    /// WebP is sent as is; PNG and JPEG are converted to a 512 x 512 WebP.
+    image_url: Option<String>,
+}
+
+/// Sends a sticker (plus `number`, `source`, `replyTo`).
+#[utoipa::path(post, path = "/api/message/sticker/{instance}", tag = "message",
+    params(("instance" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "Send at most once per instance and key within 24 h; a repeat answers the first answer again, another body under the key is a 409")),
+    request_body = StickerIn,
+    responses(
+        (status = 200, body = SentOut),
+        (status = 400, description = "invalid body: imageUrl ...", body = ErrorOut),
+        (status = 404, description = "Instance not found", body = ErrorOut),
+        (status = 502, description = "the image URL could not be fetched", body = ErrorOut),
+        (status = 503, description = "Instance is not connected to WhatsApp", body = ErrorOut),
+    ),
+    security(("token" = [])))]
+async fn send_sticker(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    Path(name): Path<String>,
+    send_id: Option<Extension<SendId>>,
+    JsonBody(body): JsonBody<Value>,
+) -> ApiResult<Json<SentOut>> {
+    let instance = state.instances.visible(&principal, &name).await?;
+    let (common, body): (_, StickerIn) = split(body, &COMMON)?;
+    let common = Common::from(common, send_id)?;
+    let url = required("imageUrl", body.image_url, usize::MAX)?;
+    let data = if let Some(rest) = url.strip_prefix("data:image/") {
+        let (_, payload) = rest.split_once(";base64,").ok_or_else(|| {
+            invalid("imageUrl must be an https URL or a data:image/...;base64, URI")
+        })?;
+        base64::engine::general_purpose::STANDARD
+            .decode(payload.trim())
+            .map_err(|_| invalid("imageUrl is not valid base64"))?
+    } else {
+        let url = https_url("imageUrl", Some(url))?.unwrap_or_default();
+        state
+            .downloader
+            .fetch(&url)
+            .await
+            .map_err(|e| match e {
+                zapgate_chatwoot::download::Failure::Rejected { error } => {
+                    invalid(format!("imageUrl: {error}"))
+                }
+                zapgate_chatwoot::download::Failure::Transient { error } => {
+                    Error::BadGateway(format!("imageUrl could not be fetched: {error}"))
+                }
+            })?
+            .data
+    };
+    // Decoding is CPU work: off the async workers.
+    let webp = tokio::task::spawn_blocking(move || sticker::to_webp(&data))
+        .await
+        .map_err(Error::internal)??;
+    let media = Media {
+        kind: MediaKind::Sticker,
+        mimetype: "image/webp".to_owned(),
+        file_name: None,
+        data: webp,
+    };
+    let outgoing = Outgoing::Media {
+        to: common.to.clone(),
+        media: media.clone(),
+        caption: None,
+        quoted_id: common.quoted_id.clone(),
+    };
+    deliver(
+        &state,
+        &instance,
+        common,
+        outgoing,
+        None,
+        Some(media),
+        "sticker",
+    )
+    .await
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LocationIn {
+    /// -90 to 90.
+    latitude: Option<f64>,
+    /// -180 to 180; (0,0) is refused.
+    longitude: Option<f64>,
+    name: Option<String>,
+    address: Option<String>,
+}
+
+fn coordinates(latitude: f64, longitude: f64, prefix: &str) -> Result<(), Error> {
+    if !(-90.0..=90.0).contains(&latitude) {
+        return Err(invalid(format!(
+            "{prefix}latitude must be between -90 and 90"
+        )));
+    }
+    if !(-180.0..=180.0).contains(&longitude) {
+        return Err(invalid(format!(
+            "{prefix}longitude must be between -180 and 180"
+        )));
+    }
+    Ok(())
+}
+
+/// Sends a location pin (plus `number`, `source`, `replyTo`).
+#[utoipa::path(post, path = "/api/message/location/{instance}", tag = "message",
+    params(("instance" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "Send at most once per instance and key within 24 h; a repeat answers the first answer again, another body under the key is a 409")),
+    request_body = LocationIn,
+    responses(
+        (status = 200, body = SentOut),
+        (status = 400, description = "invalid body: latitude must be between -90 and 90 / ...", body = ErrorOut),
+        (status = 404, description = "Instance not found", body = ErrorOut),
+        (status = 409, description = "Idempotency-Key was already used with a different request", body = ErrorOut),
+        (status = 503, description = "Instance is not connected to WhatsApp", body = ErrorOut),
+    ),
+    security(("token" = [])))]
+async fn send_location(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    Path(name): Path<String>,
+    send_id: Option<Extension<SendId>>,
+    JsonBody(body): JsonBody<Value>,
+) -> ApiResult<Json<SentOut>> {
+    let instance = state.instances.visible(&principal, &name).await?;
+    let (common, body): (_, LocationIn) = split(body, &COMMON)?;
+    let common = Common::from(common, send_id)?;
+    let latitude = body
+        .latitude
+        .ok_or_else(|| invalid("latitude is required"))?;
+    let longitude = body
+        .longitude
+        .ok_or_else(|| invalid("longitude is required"))?;
+    coordinates(latitude, longitude, "")?;
+    if latitude == 0.0 && longitude == 0.0 {
+        return Err(invalid("latitude and longitude (0,0) is not a place").into());
+    }
+    let location = Location {
+        latitude,
+        longitude,
+        name: optional("name", body.name, MAX_STRING)?,
+        address: optional("address", body.address, MAX_STRING)?,
+    };
+    let extra = Extra::Location {
+        latitude,
+        longitude,
+        name: location.name.clone().or(location.address.clone()),
+    };
+    let outgoing = Outgoing::Location {
+        to: common.to.clone(),
+        location,
+        quoted_id: common.quoted_id.clone(),
+    };
+    deliver(
+        &state,
+        &instance,
+        common,
+        outgoing,
+        Some(extra),
+        None,
+        "location",
+    )
+    .await
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ContactIn {
+    /// 1 to 100 cards.
+    vcard: Option<Vec<CardIn>>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CardIn {
+    full_name: Option<String>,
+    /// International format, as typed (`+`, spaces and dashes allowed).
+    phone: Option<String>,
+    organization: Option<String>,
+    email: Option<String>,
+    /// An https URL.
+    url: Option<String>,
+}
+
+fn card(index: usize, card: CardIn) -> Result<ContactCard, Error> {
+    let field = |name: &str| format!("vcard[{index}].{name}");
+    let phone = required(&field("phone"), card.phone, 30)?;
+    let digits = phone.chars().filter(char::is_ascii_digit).count();
+    let allowed = |c: char| c.is_ascii_digit() || " +-().".contains(c);
+    if !(8..=15).contains(&digits) || !phone.chars().all(allowed) {
+        return Err(invalid(format!(
+            "{} must be a phone number in international format",
+            field("phone")
+        )));
+    }
+    let email = optional(&field("email"), card.email, 320)?;
+    if email.as_deref().is_some_and(|e| !e.contains('@')) {
+        return Err(invalid(format!(
+            "{} must be an e-mail address",
+            field("email")
+        )));
+    }
+    Ok(ContactCard {
+        full_name: required(&field("fullName"), card.full_name, 300)?,
+        phone,
+        organization: optional(&field("organization"), card.organization, 300)?,
+        email,
+        url: https_url(&field("url"), card.url)?,
+    })
+}
+
+/// Sends one or more contact cards (plus `number`, `source`, `replyTo`).
+#[utoipa::path(post, path = "/api/message/contact/{instance}", tag = "message",
+    params(("instance" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "Send at most once per instance and key within 24 h; a repeat answers the first answer again, another body under the key is a 409")),
+    request_body = ContactIn,
+    responses(
+        (status = 200, body = SentOut),
+        (status = 400, description = "invalid body: vcard ...", body = ErrorOut),
+        (status = 404, description = "Instance not found", body = ErrorOut),
+        (status = 409, description = "Idempotency-Key was already used with a different request", body = ErrorOut),
+        (status = 503, description = "Instance is not connected to WhatsApp", body = ErrorOut),
+    ),
+    security(("token" = [])))]
+async fn send_contact(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    Path(name): Path<String>,
+    send_id: Option<Extension<SendId>>,
+    JsonBody(body): JsonBody<Value>,
+) -> ApiResult<Json<SentOut>> {
+    let instance = state.instances.visible(&principal, &name).await?;
+    let (common, body): (_, ContactIn) = split(body, &COMMON)?;
+    let common = Common::from(common, send_id)?;
+    let cards = body.vcard.unwrap_or_default();
+    if !(1..=100).contains(&cards.len()) {
+        return Err(invalid("vcard must hold 1 to 100 contacts").into());
+    }
+    let cards = cards
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| card(i, c))
+        .collect::<Result<Vec<_>, _>>()?;
+    let extra = Extra::ContactCard {
+        name: cards
+            .iter()
+            .map(|c| c.full_name.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        vcard: Some(
+            cards
+                .iter()
+                .map(ContactCard::vcard)
+                .collect::<Vec<_>>()
+                .join("\n"),
+        ),
+    };
+    let outgoing = Outgoing::Contacts {
+        to: common.to.clone(),
+        cards,
+        quoted_id: common.quoted_id.clone(),
+    };
+    deliver(
+        &state,
+        &instance,
+        common,
+        outgoing,
+        Some(extra),
+        None,
+        "contact",
+    )
+    .await
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReactionIn {
+    /// The WhatsApp id of the message reacted to.
+    message_id: Option<String>,
+    /// The emoji (at most 32 characters); `remove` removes the reaction.
+    reaction: Option<String>,
+    /// The message reacted to is the instance's own.
+    #[serde(default)]
+    from_me: bool,
+    /// In a group, the author of the message reacted to (a phone JID or a
+    /// LID); required there unless `fromMe`.
+    participant: Option<String>,
+}
+
+/// Reacts to a message (plus `number` and `source`; no `replyTo`).
+#[utoipa::path(post, path = "/api/message/reaction/{instance}", tag = "message",
+    params(("instance" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "Send at most once per instance and key within 24 h; a repeat answers the first answer again, another body under the key is a 409")),
+    request_body = ReactionIn,
+    responses(
+        (status = 200, body = SentOut),
+        (status = 400, description = "invalid body: messageId is required / participant ...", body = ErrorOut),
+        (status = 404, description = "Instance not found", body = ErrorOut),
+        (status = 409, description = "Idempotency-Key was already used with a different request", body = ErrorOut),
+        (status = 503, description = "Instance is not connected to WhatsApp", body = ErrorOut),
+    ),
+    security(("token" = [])))]
+async fn send_reaction(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    Path(name): Path<String>,
+    send_id: Option<Extension<SendId>>,
+    JsonBody(body): JsonBody<Value>,
+) -> ApiResult<Json<SentOut>> {
+    let instance = state.instances.visible(&principal, &name).await?;
+    let (common, body): (_, ReactionIn) = split(body, &["number", "source"])?;
+    let common = Common::from(common, send_id)?;
+    let target_id = required("messageId", body.message_id, MAX_ID)?;
+    let reaction = required("reaction", body.reaction, 32)?;
+    let emoji = if reaction.trim() == "remove" {
+        String::new()
+    } else {
+        reaction
+    };
+    let participant = optional("participant", body.participant, 100)?
+        .map(|p| Jid::parse(&p).map_err(|_| invalid("participant must be a phone JID or a LID")))
+        .transpose()?;
+    match (&participant, common.to.is_group()) {
+        (Some(_), false) => return Err(invalid("participant is only for group chats").into()),
+        (None, true) if !body.from_me => {
+            return Err(invalid("participant is required in a group unless fromMe is true").into());
+        }
+        _ => {}
+    }
+    let extra = Extra::Reaction {
+        target_id: target_id.clone(),
+        emoji: emoji.clone(),
+    };
+    let outgoing = Outgoing::Reaction {
+        to: common.to.clone(),
+        target_id,
+        emoji,
+        from_me: body.from_me,
+        participant,
+    };
+    deliver(
+        &state,
+        &instance,
+        common,
+        outgoing,
+        Some(extra),
+        None,
+        "reaction",
+    )
+    .await
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PollIn {
+    question: Option<String>,
+    /// 2 to 12 distinct options.
+    options: Option<Vec<String>>,
+    /// How many options one person may pick: 1 (default) to the number of
+    /// options.
+    max_answer: Option<u32>,
+}
+
+/// Sends a poll (plus `number`, `source`, `replyTo`).
+#[utoipa::path(post, path = "/api/message/poll/{instance}", tag = "message",
+    params(("instance" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "Send at most once per instance and key within 24 h; a repeat answers the first answer again, another body under the key is a 409")),
+    request_body = PollIn,
+    responses(
+        (status = 200, body = SentOut),
+        (status = 400, description = "invalid body: options must hold 2 to 12 options / ...", body = ErrorOut),
+        (status = 404, description = "Instance not found", body = ErrorOut),
+        (status = 409, description = "Idempotency-Key was already used with a different request", body = ErrorOut),
+        (status = 503, description = "Instance is not connected to WhatsApp", body = ErrorOut),
+    ),
+    security(("token" = [])))]
+async fn send_poll(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    Path(name): Path<String>,
+    send_id: Option<Extension<SendId>>,
+    JsonBody(body): JsonBody<Value>,
+) -> ApiResult<Json<SentOut>> {
+    let instance = state.instances.visible(&principal, &name).await?;
+    let (common, body): (_, PollIn) = split(body, &COMMON)?;
+    let common = Common::from(common, send_id)?;
+    let question = required("question", body.question, MAX_STRING)?;
+    let options = body.options.unwrap_or_default();
+    if !(2..=12).contains(&options.len()) {
+        return Err(invalid("options must hold 2 to 12 options").into());
+    }
+    let mut seen = std::collections::HashSet::new();
+    let options = options
+        .into_iter()
+        .enumerate()
+        .map(|(i, o)| {
+            let o = required(&format!("options[{i}]"), Some(o), MAX_STRING)?;
+            // Votes name options by a hash of their text: twins could not
+            // be told apart.
+            if !seen.insert(o.clone()) {
+                return Err(invalid(format!("options[{i}] repeats another option")));
+            }
+            Ok(o)
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+    let selectable = body.max_answer.unwrap_or(1);
+    if selectable < 1 || selectable as usize > options.len() {
+        return Err(invalid(format!(
+            "maxAnswer must be between 1 and {} (the number of options)",
+            options.len()
+        ))
+        .into());
+    }
+    let extra = Extra::Poll {
+        question: question.clone(),
+        options: options.clone(),
+    };
+    let outgoing = Outgoing::Poll {
+        to: common.to.clone(),
+        question,
+        options,
+        selectable,
+        quoted_id: common.quoted_id.clone(),
+    };
+    deliver(
+        &state,
+        &instance,
+        common,
+        outgoing,
+        Some(extra),
+        None,
+        "poll",
+    )
+    .await
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EventIn {
+    name: Option<String>,
+    /// ISO 8601 with a zone (`2026-05-01T19:00:00-03:00`).
+    start_at: Option<String>,
+    /// Later than `startAt`.
+    end_at: Option<String>,
+    description: Option<String>,
+    location: Option<EventPlaceIn>,
+    /// An https URL (a call link).
+    join_link: Option<String>,
+    #[serde(default)]
+    is_schedule_call: bool,
+    #[serde(default)]
+    has_reminder: bool,
+    /// Seconds before the start the reminder fires (0 to 31536000).
+    reminder_offset_sec: Option<i64>,
+    #[serde(default)]
+    extra_guests_allowed: bool,
+    #[serde(default)]
+    is_canceled: bool,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EventPlaceIn {
+    name: Option<String>,
+    address: Option<String>,
+    latitude: Option<f64>,
+    longitude: Option<f64>,
+}
+
+fn instant(field: &str, raw: Option<String>) -> Result<Option<i64>, Error> {
+    let Some(raw) = optional(field, raw, 40)? else {
+        return Ok(None);
+    };
+    zapgate_core::time::parse_rfc3339_secs(raw.trim())
+        .map(Some)
+        .ok_or_else(|| {
+            invalid(format!(
+                "{field} must be an ISO 8601 date and time with a zone"
+            ))
+        })
+}
+
+fn place(input: EventPlaceIn) -> Result<Location, Error> {
+    let (latitude, longitude) = match (input.latitude, input.longitude) {
+        (Some(lat), Some(lon)) => {
+            coordinates(lat, lon, "location.")?;
+            (lat, lon)
+        }
+        (None, None) => (0.0, 0.0),
+        _ => {
+            return Err(invalid(
+                "location.latitude and location.longitude go together",
+            ));
+        }
+    };
+    Ok(Location {
+        latitude,
+        longitude,
+        name: optional("location.name", input.name, MAX_STRING)?,
+        address: optional("location.address", input.address, MAX_STRING)?,
+    })
+}
+
+/// Sends an event invitation (plus `number`, `source`, `replyTo`).
+#[utoipa::path(post, path = "/api/message/event/{instance}", tag = "message",
+    params(("instance" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "Send at most once per instance and key within 24 h; a repeat answers the first answer again, another body under the key is a 409")),
+    request_body = EventIn,
+    responses(
+        (status = 200, body = SentOut),
+        (status = 400, description = "invalid body: startAt ... / endAt must be later than startAt / ...", body = ErrorOut),
+        (status = 404, description = "Instance not found", body = ErrorOut),
+        (status = 409, description = "Idempotency-Key was already used with a different request", body = ErrorOut),
+        (status = 503, description = "Instance is not connected to WhatsApp", body = ErrorOut),
+    ),
+    security(("token" = [])))]
+async fn send_event(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    Path(name): Path<String>,
+    send_id: Option<Extension<SendId>>,
+    JsonBody(body): JsonBody<Value>,
+) -> ApiResult<Json<SentOut>> {
+    let instance = state.instances.visible(&principal, &name).await?;
+    let (common, body): (_, EventIn) = split(body, &COMMON)?;
+    let common = Common::from(common, send_id)?;
+    let name = required("name", body.name, MAX_STRING)?;
+    let start = instant("startAt", body.start_at)?.ok_or_else(|| invalid("startAt is required"))?;
+    let end = instant("endAt", body.end_at)?;
+    if end.is_some_and(|end| end <= start) {
+        return Err(invalid("endAt must be later than startAt").into());
+    }
+    let reminder = body.reminder_offset_sec;
+    if reminder.is_some_and(|r| !(0..=31_536_000).contains(&r)) {
+        return Err(invalid("reminderOffsetSec must be between 0 and 31536000").into());
+    }
+    if reminder.is_some() && !body.has_reminder {
+        return Err(invalid("reminderOffsetSec needs hasReminder true").into());
+    }
+    let event = EventInvite {
+        name: name.clone(),
+        description: optional("description", body.description, MAX_STRING)?,
+        start,
+        end,
+        location: body.location.map(place).transpose()?,
+        join_link: https_url("joinLink", body.join_link)?,
+        schedule_call: body.is_schedule_call,
+        has_reminder: body.has_reminder,
+        reminder_offset_secs: reminder,
+        extra_guests_allowed: body.extra_guests_allowed,
+        canceled: body.is_canceled,
+    };
+    let outgoing = Outgoing::Event {
+        to: common.to.clone(),
+        event,
+        quoted_id: common.quoted_id.clone(),
+    };
+    let extra = Extra::Event { name, start };
+    deliver(
+        &state,
+        &instance,
+        common,
+        outgoing,
+        Some(extra),
+        None,
+        "event",
+    )
+    .await
+}
+
+/// `button`, `list`, `carousel`, `form`, `pix` and `status`: refused after
+/// the usual checks, so a client learns nothing about other accounts.
+async fn unsupported(
+    kind: &'static str,
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    Path(name): Path<String>,
+) -> ApiResult<Json<SentOut>> {
+    state.instances.visible(&principal, &name).await?;
+    Err(Error::NotImplemented(format!("{kind} messages are not supported by this server")).into())
+}
+
+/// `button`: answered 501. Buttons are WhatsApp Business API templates; linked devices of
+/// personal accounts cannot send them.
+#[utoipa::path(post, path = "/api/message/button/{instance}", tag = "message",
+    params(("instance" = String, Path)),
+    responses(
+        (status = 404, description = "Instance not found", body = ErrorOut),
+        (status = 501, description = "button messages are not supported by this server", body = ErrorOut),
+    ),
+    security(("token" = [])))]
+async fn send_button(
+    state: State<AppState>,
+    caller: Caller,
+    path: Path<String>,
+) -> ApiResult<Json<SentOut>> {
+    unsupported("button", state, caller, path).await
+}
+
+/// `list`: answered 501. Lists are WhatsApp Business API templates; linked devices of personal
+/// accounts cannot send them.
+#[utoipa::path(post, path = "/api/message/list/{instance}", tag = "message",
+    params(("instance" = String, Path)),
+    responses(
+        (status = 404, description = "Instance not found", body = ErrorOut),
+        (status = 501, description = "list messages are not supported by this server", body = ErrorOut),
+    ),
+    security(("token" = [])))]
+async fn send_list(
+    state: State<AppState>,
+    caller: Caller,
+    path: Path<String>,
+) -> ApiResult<Json<SentOut>> {
+    unsupported("list", state, caller, path).await
+}
+
+/// `carousel`: answered 501. Carousels are WhatsApp Business API templates; linked devices of
+/// personal accounts cannot send them.
+#[utoipa::path(post, path = "/api/message/carousel/{instance}", tag = "message",
+    params(("instance" = String, Path)),
+    responses(
+        (status = 404, description = "Instance not found", body = ErrorOut),
+        (status = 501, description = "carousel messages are not supported by this server", body = ErrorOut),
+    ),
+    security(("token" = [])))]
+async fn send_carousel(
+    state: State<AppState>,
+    caller: Caller,
+    path: Path<String>,
+) -> ApiResult<Json<SentOut>> {
+    unsupported("carousel", state, caller, path).await
+}
+
+/// `form`: answered 501. Forms (flows) are WhatsApp Business API messages; linked devices of
+/// personal accounts cannot send them.
+#[utoipa::path(post, path = "/api/message/form/{instance}", tag = "message",
+    params(("instance" = String, Path)),
+    responses(
+        (status = 404, description = "Instance not found", body = ErrorOut),
+        (status = 501, description = "form messages are not supported by this server", body = ErrorOut),
+    ),
+    security(("token" = [])))]
+async fn send_form(
+    state: State<AppState>,
+    caller: Caller,
+    path: Path<String>,
+) -> ApiResult<Json<SentOut>> {
+    unsupported("form", state, caller, path).await
+}
+
+/// `pix`: answered 501. PIX payment messages are WhatsApp Business features; linked devices of
+/// personal accounts cannot send them.
+#[utoipa::path(post, path = "/api/message/pix/{instance}", tag = "message",
+    params(("instance" = String, Path)),
+    responses(
+        (status = 404, description = "Instance not found", body = ErrorOut),
+        (status = 501, description = "pix messages are not supported by this server", body = ErrorOut),
+    ),
+    security(("token" = [])))]
+async fn send_pix(
+    state: State<AppState>,
+    caller: Caller,
+    path: Path<String>,
+) -> ApiResult<Json<SentOut>> {
+    unsupported("pix", state, caller, path).await
+}
+
+/// `status`: answered 501. Status posts (stories) are not sent by this server yet.
+#[utoipa::path(post, path = "/api/message/status/{instance}", tag = "message",
+    params(("instance" = String, Path)),
+    responses(
+        (status = 404, description = "Instance not found", body = ErrorOut),
+        (status = 501, description = "status messages are not supported by this server", body = ErrorOut),
+    ),
+    security(("token" = [])))]
+async fn send_status(
+    state: State<AppState>,
+    caller: Caller,
+    path: Path<String>,
+) -> ApiResult<Json<SentOut>> {
+    unsupported("status", state, caller, path).await
+}
