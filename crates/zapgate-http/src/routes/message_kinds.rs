@@ -812,103 +812,61 @@ async fn unsupported(
     Err(Error::NotImplemented(format!("{kind} messages are not supported by this server")).into())
 }
 
-/// `button`: answered 501. Buttons are WhatsApp Business API templates; linked devices of
-/// personal accounts cannot send them.
-#[utoipa::path(post, path = "/api/message/button/{instance}", tag = "message",
-    params(("instance" = String, Path)),
-    responses(
-        (status = 404, description = "Instance not found", body = ErrorOut),
-        (status = 501, description = "button messages are not supported by this server", body = ErrorOut),
-    ),
-    security(("token" = [])))]
-async fn send_button(
-    state: State<AppState>,
-    caller: Caller,
-    path: Path<String>,
-) -> ApiResult<Json<SentOut>> {
-    unsupported("button", state, caller, path).await
+/// A route answered 501, with its own OpenAPI entry (utoipa needs literal
+/// paths and descriptions, hence a macro).
+macro_rules! unsupported_kind {
+    ($handler:ident, $kind:literal, $path:literal, $doc:literal) => {
+        #[doc = $doc]
+        #[utoipa::path(post, path = $path, tag = "message",
+            params(("instance" = String, Path)),
+            responses(
+                (status = 404, description = "Instance not found", body = ErrorOut),
+                (status = 501, description = concat!($kind, " messages are not supported by this server"), body = ErrorOut),
+            ),
+            security(("token" = [])))]
+        async fn $handler(
+            state: State<AppState>,
+            caller: Caller,
+            path: Path<String>,
+        ) -> ApiResult<Json<SentOut>> {
+            unsupported($kind, state, caller, path).await
+        }
+    };
 }
 
-/// `list`: answered 501. Lists are WhatsApp Business API templates; linked devices of personal
-/// accounts cannot send them.
-#[utoipa::path(post, path = "/api/message/list/{instance}", tag = "message",
-    params(("instance" = String, Path)),
-    responses(
-        (status = 404, description = "Instance not found", body = ErrorOut),
-        (status = 501, description = "list messages are not supported by this server", body = ErrorOut),
-    ),
-    security(("token" = [])))]
-async fn send_list(
-    state: State<AppState>,
-    caller: Caller,
-    path: Path<String>,
-) -> ApiResult<Json<SentOut>> {
-    unsupported("list", state, caller, path).await
-}
-
-/// `carousel`: answered 501. Carousels are WhatsApp Business API templates; linked devices of
-/// personal accounts cannot send them.
-#[utoipa::path(post, path = "/api/message/carousel/{instance}", tag = "message",
-    params(("instance" = String, Path)),
-    responses(
-        (status = 404, description = "Instance not found", body = ErrorOut),
-        (status = 501, description = "carousel messages are not supported by this server", body = ErrorOut),
-    ),
-    security(("token" = [])))]
-async fn send_carousel(
-    state: State<AppState>,
-    caller: Caller,
-    path: Path<String>,
-) -> ApiResult<Json<SentOut>> {
-    unsupported("carousel", state, caller, path).await
-}
-
-/// `form`: answered 501. Forms (flows) are WhatsApp Business API messages; linked devices of
-/// personal accounts cannot send them.
-#[utoipa::path(post, path = "/api/message/form/{instance}", tag = "message",
-    params(("instance" = String, Path)),
-    responses(
-        (status = 404, description = "Instance not found", body = ErrorOut),
-        (status = 501, description = "form messages are not supported by this server", body = ErrorOut),
-    ),
-    security(("token" = [])))]
-async fn send_form(
-    state: State<AppState>,
-    caller: Caller,
-    path: Path<String>,
-) -> ApiResult<Json<SentOut>> {
-    unsupported("form", state, caller, path).await
-}
-
-/// `pix`: answered 501. PIX payment messages are WhatsApp Business features; linked devices of
-/// personal accounts cannot send them.
-#[utoipa::path(post, path = "/api/message/pix/{instance}", tag = "message",
-    params(("instance" = String, Path)),
-    responses(
-        (status = 404, description = "Instance not found", body = ErrorOut),
-        (status = 501, description = "pix messages are not supported by this server", body = ErrorOut),
-    ),
-    security(("token" = [])))]
-async fn send_pix(
-    state: State<AppState>,
-    caller: Caller,
-    path: Path<String>,
-) -> ApiResult<Json<SentOut>> {
-    unsupported("pix", state, caller, path).await
-}
-
-/// `status`: answered 501. Status posts (stories) are not sent by this server yet.
-#[utoipa::path(post, path = "/api/message/status/{instance}", tag = "message",
-    params(("instance" = String, Path)),
-    responses(
-        (status = 404, description = "Instance not found", body = ErrorOut),
-        (status = 501, description = "status messages are not supported by this server", body = ErrorOut),
-    ),
-    security(("token" = [])))]
-async fn send_status(
-    state: State<AppState>,
-    caller: Caller,
-    path: Path<String>,
-) -> ApiResult<Json<SentOut>> {
-    unsupported("status", state, caller, path).await
-}
+unsupported_kind!(
+    send_button,
+    "button",
+    "/api/message/button/{instance}",
+    "`button`: answered 501. Buttons are WhatsApp Business API templates; linked devices of personal accounts cannot send them."
+);
+unsupported_kind!(
+    send_list,
+    "list",
+    "/api/message/list/{instance}",
+    "`list`: answered 501. Lists are WhatsApp Business API templates; linked devices of personal accounts cannot send them."
+);
+unsupported_kind!(
+    send_carousel,
+    "carousel",
+    "/api/message/carousel/{instance}",
+    "`carousel`: answered 501. Carousels are WhatsApp Business API templates; linked devices of personal accounts cannot send them."
+);
+unsupported_kind!(
+    send_form,
+    "form",
+    "/api/message/form/{instance}",
+    "`form`: answered 501. Forms (flows) are WhatsApp Business API messages; linked devices of personal accounts cannot send them."
+);
+unsupported_kind!(
+    send_pix,
+    "pix",
+    "/api/message/pix/{instance}",
+    "`pix`: answered 501. PIX payment messages are WhatsApp Business features; linked devices of personal accounts cannot send them."
+);
+unsupported_kind!(
+    send_status,
+    "status",
+    "/api/message/status/{instance}",
+    "`status`: answered 501. Status posts (stories) are not sent by this server yet."
+);
