@@ -51,8 +51,11 @@ pub(crate) struct Conns {
 /// index per candidate and stops at the limit. These settings leave the
 /// planner no other walk, and the claim is not prepared: a plan cached while
 /// the table was small would scan the whole chat index for each candidate.
+/// JIT is off because the claim's small sorts (the per-integration turns)
+/// still cost the "disabled" penalty, which crosses `jit_above_cost`: every
+/// claim then compiled itself for ~200 ms and the bridge fell to ~60 msg/s.
 const QUEUE_PLANNER: &str = "SET enable_seqscan = off; SET enable_bitmapscan = off; \
-    SET enable_sort = off; SET enable_hashjoin = off; SET enable_mergejoin = off";
+    SET enable_sort = off; SET enable_hashjoin = off; SET enable_mergejoin = off; SET jit = off";
 
 impl Conns {
     /// `max_spare` 0 keeps no connection out of the pool, not even the writer.
