@@ -4,7 +4,8 @@
 //!   clients see a connection-level error, not an HTTP status;
 //! - `fail_next(n, status)`: the next n API requests answer that status with
 //!   the body Chatwoot (or rack-attack in front of it) would send;
-//! - `delay`: every API response is held back;
+//! - `delay`: every API response is held back (the request is still
+//!   carried out when its client goes away meanwhile, as in Chatwoot);
 //! - `stalled`: an account's API requests are never answered;
 //! - every API request is recorded for [`crate::ChatwootDouble::requests`].
 
@@ -75,13 +76,20 @@ pub(crate) async fn api_faults(
         };
         (fail, cfg.delay)
     };
-    if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
-    }
-    if let Some(status) = fail {
-        return injected_failure(status);
-    }
-    next.run(req).await
+    // Chatwoot finishes a request whose client went away (Rails does not
+    // see the closed socket), so the work runs on a task of its own that a
+    // dropped connection does not cancel.
+    let work = tokio::spawn(async move {
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        if let Some(status) = fail {
+            return injected_failure(status);
+        }
+        next.run(req).await
+    });
+    work.await
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
 /// Whether `path` is an account API path of a stalled account.

@@ -9,6 +9,10 @@ use std::{
     collections::BTreeMap,
     path::Path,
     process::{Child, Command, Stdio},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -34,6 +38,17 @@ impl Serve {
 
     /// On `database`; `dir` holds the logs.
     async fn start_on(dir: &Path, database: &str, port: u16, run: u32) -> Self {
+        Self::start_with(dir, database, port, run, &[]).await
+    }
+
+    /// As [`Serve::start_on`], with `overrides` set after the defaults.
+    async fn start_with(
+        dir: &Path,
+        database: &str,
+        port: u16,
+        run: u32,
+        overrides: &[(&str, &str)],
+    ) -> Self {
         let addr = format!("127.0.0.1:{port}");
         let base = format!("http://{addr}");
         let key = harness::test_key_base64();
@@ -67,6 +82,7 @@ impl Serve {
             .current_dir(dir)
             .env_clear()
             .envs(env)
+            .envs(overrides.iter().copied())
             .arg("serve")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -127,33 +143,12 @@ impl Serve {
         self.child.wait().unwrap();
     }
 
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        token: &str,
-        body: Option<Value>,
-    ) -> Value {
-        let mut request = reqwest::Client::new()
-            .request(method, format!("{}{path}", self.base))
-            .header("token", token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        assert!((200..300).contains(&status), "{path}: {status} {body}");
-        body
-    }
-
     async fn post(&self, path: &str, token: &str, body: Value) -> Value {
-        self.call(reqwest::Method::POST, path, token, Some(body))
-            .await
+        call(&self.base, reqwest::Method::POST, path, token, Some(body)).await
     }
 
     async fn get(&self, path: &str, token: &str) -> Value {
-        self.call(reqwest::Method::GET, path, token, None).await
+        call(&self.base, reqwest::Method::GET, path, token, None).await
     }
 
     /// The sandbox outbox: (id, text) of every message sent to WhatsApp.
@@ -171,6 +166,27 @@ impl Serve {
             })
             .collect()
     }
+}
+
+/// A request to `base` that must succeed; its JSON answer.
+async fn call(
+    base: &str,
+    method: reqwest::Method,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> Value {
+    let mut request = reqwest::Client::new()
+        .request(method, format!("{base}{path}"))
+        .header("token", token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    assert!((200..300).contains(&status), "{path}: {status} {body}");
+    body
 }
 
 impl Drop for Serve {
@@ -200,65 +216,6 @@ fn delivered(counts: &BTreeMap<String, usize>, ids: &[String]) -> usize {
     ids.iter()
         .filter(|id| counts.contains_key(&format!("WAID:{id}")))
         .count()
-}
-
-/// A real Chatwoot finishes a request whose client died; the double drops
-/// it with the connection. For every conversation with a post in flight
-/// when zapgate was killed (more posts than messages), put that post's
-/// message in, as Chatwoot would have. Returns how many.
-async fn land_in_flight_posts(
-    double: &ChatwootDouble,
-    account_id: i64,
-    ids: &[String],
-    token: &str,
-) -> usize {
-    let counts = posted(double, account_id);
-    let mut landed = 0;
-    for (i, customer) in CUSTOMERS.iter().enumerate() {
-        let chat: Vec<&String> = ids.iter().skip(i).step_by(CUSTOMERS.len()).collect();
-        let Some(first) = chat.first() else { continue };
-        let Some(conversation_id) = double.conversations(account_id).iter().find_map(|c| {
-            let id = c["id"].as_i64().unwrap();
-            double
-                .messages(account_id, id)
-                .iter()
-                .any(|m| m["source_id"] == json!(format!("WAID:{first}")))
-                .then_some(id)
-        }) else {
-            continue;
-        };
-        let path =
-            format!("/api/v1/accounts/{account_id}/conversations/{conversation_id}/messages");
-        let posts = double.count("POST", &path);
-        let in_chatwoot = chat
-            .iter()
-            .filter(|id| counts.contains_key(&format!("WAID:{id}")))
-            .count();
-        let Some(next) = chat
-            .iter()
-            .find(|id| !counts.contains_key(&format!("WAID:{id}")))
-        else {
-            continue;
-        };
-        if posts <= in_chatwoot {
-            continue;
-        }
-        let n = ids.iter().position(|id| id == *next).unwrap();
-        let response = reqwest::Client::new()
-            .post(format!("{}{path}", double.base_url()))
-            .header("api_access_token", token)
-            .json(&json!({
-                "content": format!("mensagem {n}"),
-                "message_type": "incoming",
-                "source_id": format!("WAID:{next}"),
-            }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status().as_u16(), 200, "{customer}");
-        landed += 1;
-    }
-    landed
 }
 
 #[tokio::test]
@@ -305,7 +262,6 @@ async fn zapgate_killed_mid_delivery_loses_and_duplicates_nothing_after_a_restar
     // Halfway through the double's 300 ms: posts are in flight.
     tokio::time::sleep(Duration::from_millis(150)).await;
     serve.kill_hard();
-    let landed = land_in_flight_posts(&double, account_id, &ids, &cw_token).await;
     let before_restart = delivered(&posted(&double, account_id), &ids);
     assert!(
         before_restart < ids.len(),
@@ -331,9 +287,7 @@ async fn zapgate_killed_mid_delivery_loses_and_duplicates_nothing_after_a_restar
             "{id} not in Chatwoot exactly once ({before_restart} delivered before the kill): {counts:?}"
         );
     }
-    eprintln!(
-        "inbound: {before_restart}/30 in Chatwoot after SIGKILL ({landed} in-flight post(s) landed), all 30 once after restart"
-    );
+    eprintln!("inbound: {before_restart}/30 in Chatwoot at the SIGKILL, all 30 once after restart");
 
     // ---- Chatwoot → WhatsApp: 15 agent replies, killed while their
     // webhooks and jobs are in flight; the reconciler finds the ones whose
@@ -585,4 +539,334 @@ async fn an_idempotency_key_sends_nothing_new_after_a_sigkill() {
     // A different request under a used key is refused after the restart too.
     let (status, body) = keyed_text(&serve, &token, "order-1", "outro").await;
     assert_eq!(status, 409, "{body}");
+}
+
+/// A round-robin HTTP load balancer in front of several `zapgate serve`
+/// processes, as an operator runs one: a backend that refuses the
+/// connection (a dead process) is skipped, as a health-checked balancer
+/// would; any other failure is a 502.
+struct Balancer {
+    base: String,
+    backends: Arc<Mutex<Vec<String>>>,
+}
+
+impl Balancer {
+    async fn start() -> Self {
+        let backends: Arc<Mutex<Vec<String>>> = Arc::default();
+        let next = Arc::new(AtomicUsize::new(0));
+        let client = reqwest::Client::new();
+        let shared = backends.clone();
+        let app = axum::Router::new().fallback(move |request: axum::extract::Request| {
+            let backends = shared.lock().unwrap().clone();
+            let turn = next.fetch_add(1, Ordering::Relaxed);
+            forward(client.clone(), backends, turn, request)
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self { base, backends }
+    }
+
+    fn route_to(&self, backends: &[&str]) {
+        *self.backends.lock().unwrap() = backends.iter().map(|b| b.to_string()).collect();
+    }
+}
+
+/// Sends `request` to the backend whose turn it is, or the next live one.
+async fn forward(
+    client: reqwest::Client,
+    backends: Vec<String>,
+    turn: usize,
+    request: axum::extract::Request,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let (parts, body) = request.into_parts();
+    let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    for i in 0..backends.len() {
+        let backend = &backends[(turn + i) % backends.len()];
+        let mut outgoing = client
+            .request(parts.method.clone(), format!("{backend}{path}"))
+            .body(body.clone());
+        for (name, value) in parts.headers.iter().filter(|(n, _)| *n != "host") {
+            outgoing = outgoing.header(name, value);
+        }
+        match outgoing.send().await {
+            Ok(answer) => {
+                let status = answer.status();
+                let headers = answer.headers().clone();
+                let bytes = answer.bytes().await.unwrap_or_default();
+                let mut response = (status, bytes).into_response();
+                *response.headers_mut() = headers;
+                return response;
+            }
+            Err(err) if err.is_connect() => continue,
+            Err(err) => {
+                return (axum::http::StatusCode::BAD_GATEWAY, err.to_string()).into_response();
+            }
+        }
+    }
+    axum::http::StatusCode::BAD_GATEWAY.into_response()
+}
+
+/// The status of a GET to `base` with `token`.
+async fn status_of(base: &str, path: &str, token: &str) -> u16 {
+    reqwest::Client::new()
+        .get(format!("{base}{path}"))
+        .header("token", token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// The Chatwoot ids of the agent messages sent to WhatsApp, in the order
+/// their sends were recorded (one chat's replies go one at a time).
+async fn outbound_links_in_order(database: &str) -> Vec<(i64, i64)> {
+    let pool = sqlx::PgPool::connect(database).await.unwrap();
+    let links = sqlx::query_as(
+        "SELECT chatwoot_conversation_id, chatwoot_message_id FROM message_links \
+         WHERE direction = 'outbound' ORDER BY id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    links
+}
+
+/// Two `zapgate serve` processes on one PostgreSQL database behind a load
+/// balancer (the scale-out deployment in the README): agent replies and
+/// inbound messages spread over both, one process is killed with SIGKILL
+/// while deliveries are in flight, and every message still arrives exactly
+/// once, in order per chat; the rate limit is one budget for both.
+#[tokio::test]
+async fn two_processes_on_one_postgres_share_the_work_and_survive_a_sigkill() {
+    let Some(database) = harness::TempDatabase::create().await else {
+        return;
+    };
+    let double = ChatwootDouble::start().await;
+    let account_id = double.add_account("Acme");
+    let (agent_id, cw_token) =
+        double.add_user("Ana", "ana@acme.test", Role::Administrator, &[account_id]);
+    let balancer = Balancer::start().await;
+    let overrides = [
+        // Chatwoot's webhooks reach whichever process the balancer picks.
+        ("ZAPGATE_PUBLIC_URL", balancer.base.as_str()),
+        ("ZAPGATE_RATE_LIMIT", "on"),
+        ("ZAPGATE_RATE_LIMIT_PER_MINUTE", "100000"),
+    ];
+    let (logs_a, logs_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let port = harness::free_port();
+    let mut first = Serve::start_with(logs_a.path(), &database.url, port, 1, &overrides).await;
+    let token = first.paired_instance().await;
+    first
+        .post(
+            "/api/chatwoot/set/suporte",
+            &token,
+            json!({
+                "chatwootBaseUrl": double.base_url(),
+                "chatwootAccountId": account_id,
+                "chatwootApiToken": cw_token,
+            }),
+        )
+        .await;
+    // The second process resumes the paired session from the database.
+    let port = harness::free_port();
+    let second = Serve::start_with(logs_b.path(), &database.url, port, 1, &overrides).await;
+    balancer.route_to(&[&first.base, &second.base]);
+
+    // ---- One rate-limit budget: 10 a minute for this account, counted
+    // by whichever process answers. Not started in a window's last
+    // seconds, so all 12 requests count in one window.
+    let limited = first
+        .post(
+            "/admin/accounts",
+            ADMIN_TOKEN,
+            json!({"name": "limited", "maxInstances": 1, "rateLimitPerMinute": 10}),
+        )
+        .await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let into_minute = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        % 60;
+    if into_minute > 55 {
+        tokio::time::sleep(Duration::from_secs(61 - into_minute)).await;
+    }
+    let mut statuses = Vec::new();
+    for serve in [&first, &second].iter().cycle().take(12) {
+        statuses.push(status_of(&serve.base, "/api/instance/list", &limited).await);
+    }
+    assert_eq!(statuses[..10], [200; 10], "{statuses:?}");
+    assert_eq!(
+        statuses[10..],
+        [429; 2],
+        "each process counted alone: {statuses:?}"
+    );
+
+    // ---- Inbound through the balancer: each message enters through one
+    // process or the other; the first customer messages open the chats.
+    let inbound = |i: usize| {
+        let balancer = &balancer.base;
+        let token = &token;
+        async move {
+            let reply = call(
+                balancer,
+                reqwest::Method::POST,
+                "/api/sandbox/suporte/inbound",
+                token,
+                Some(json!({"from": CUSTOMERS[i % 3], "pushName": "Cliente", "text": format!("mensagem {i}")})),
+            )
+            .await;
+            reply["id"].as_str().unwrap().to_owned()
+        }
+    };
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        ids.push(inbound(i).await);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while double.conversations(account_id).len() < 3 {
+        assert!(Instant::now() < deadline, "the chats were not opened");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // ---- Agent replies: their webhooks reach both processes, their jobs
+    // run on both; each reply is sent once, in order per chat.
+    let conversations: Vec<i64> = double
+        .conversations(account_id)
+        .iter()
+        .map(|c| c["id"].as_i64().unwrap())
+        .collect();
+    let mut replies = Vec::new();
+    for i in 0..15 {
+        let text = format!("resposta {i}");
+        let message = double.agent_reply(
+            account_id,
+            conversations[i % 3],
+            agent_id,
+            &text,
+            Vec::new(),
+            false,
+            None,
+        );
+        replies.push((message["id"].as_i64().unwrap(), text));
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (on_first, on_second) = loop {
+        let on_first = first.outbox(&token).await;
+        let on_second = second.outbox(&token).await;
+        if on_first.len() + on_second.len() >= replies.len() {
+            break (on_first, on_second);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "replies lost: {on_first:?} {on_second:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut sent: Vec<&String> = on_first.iter().chain(&on_second).map(|(_, t)| t).collect();
+    sent.sort();
+    let mut expected: Vec<&String> = replies.iter().map(|(_, t)| t).collect();
+    expected.sort();
+    assert_eq!(sent, expected, "not every reply sent exactly once");
+    let links = outbound_links_in_order(&database.url).await;
+    for conversation in &conversations {
+        let order: Vec<i64> = links
+            .iter()
+            .filter(|(c, _)| c == conversation)
+            .map(|(_, m)| *m)
+            .collect();
+        assert!(
+            order.windows(2).all(|w| w[0] < w[1]),
+            "conversation {conversation} sent out of order: {order:?}"
+        );
+    }
+    eprintln!(
+        "replies: {} sent by the first process, {} by the second",
+        on_first.len(),
+        on_second.len()
+    );
+
+    // ---- More inbound through the balancer; the first process is killed
+    // while Chatwoot posts are in flight, and inbound keeps coming through
+    // the survivor.
+    double.set_delay(Duration::from_millis(300));
+    for i in 3..30 {
+        ids.push(inbound(i).await);
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while delivered(&posted(&double, account_id), &ids) < 7 {
+        assert!(Instant::now() < deadline, "nothing was delivered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Halfway through the double's 300 ms: posts are in flight.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    first.kill_hard();
+    let before = delivered(&posted(&double, account_id), &ids);
+    assert!(
+        before < ids.len(),
+        "everything was delivered before the kill; the test proves nothing"
+    );
+    for i in 30..39 {
+        ids.push(inbound(i).await);
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while delivered(&posted(&double, account_id), &ids) < ids.len() {
+        assert!(
+            Instant::now() < deadline,
+            "messages lost after the kill: {:?}",
+            posted(&double, account_id)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Every job finished: nothing is left to post a second copy.
+    let pool = sqlx::PgPool::connect(&database.url).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let unfinished: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM bridge_jobs WHERE status IN ('queued', 'running')",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        if unfinished == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{unfinished} jobs never finished"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    pool.close().await;
+    let counts = posted(&double, account_id);
+    for id in &ids {
+        assert_eq!(
+            counts.get(&format!("WAID:{id}")),
+            Some(&1),
+            "{id} not in Chatwoot exactly once: {counts:?}"
+        );
+    }
+    for conversation in &conversations {
+        let order: Vec<usize> = double
+            .messages(account_id, *conversation)
+            .iter()
+            .filter_map(|m| m["source_id"].as_str()?.strip_prefix("WAID:"))
+            .map(|id| ids.iter().position(|i| i == id).unwrap())
+            .collect();
+        assert!(
+            order.windows(2).all(|w| w[0] < w[1]),
+            "conversation {conversation} out of order: {order:?}"
+        );
+    }
+    eprintln!(
+        "inbound: {before}/30 in Chatwoot at the SIGKILL, all {} once and in order on the survivor",
+        ids.len()
+    );
 }
