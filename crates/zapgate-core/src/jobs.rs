@@ -76,6 +76,11 @@ pub struct ClaimShare {
     pub per_integration: u32,
     /// Integrations with jobs running now, and how many.
     pub running: Vec<(String, u32)>,
+    /// This process's name on WhatsApp session leases, when its provider
+    /// leases sessions (see [`crate::whatsapp::WhatsApp::session_owner`]):
+    /// outbound jobs of an instance whose session another live process runs
+    /// are left to that process, the only one that can send them.
+    pub session_owner: Option<String>,
 }
 
 impl Default for ClaimShare {
@@ -84,6 +89,7 @@ impl Default for ClaimShare {
         Self {
             per_integration: u32::MAX,
             running: Vec::new(),
+            session_owner: None,
         }
     }
 }

@@ -424,6 +424,13 @@ pub trait WhatsApp: crate::groups::GroupsAndProfiles + Send + Sync + 'static {
     /// The live session state, when this process runs a session for it.
     fn status(&self, instance_id: &str) -> Option<SessionStatus>;
 
+    /// This process's name on the session leases, when the provider runs
+    /// each session in one process of several sharing the database (`web`);
+    /// `None` when sessions are not leased.
+    fn session_owner(&self) -> Option<&str> {
+        None
+    }
+
     /// Sends `message`. With `id`, the message carries that WhatsApp id, so
     /// sending it again after a crash is recognised as the same message and
     /// not delivered twice.

@@ -142,7 +142,9 @@ const CANDIDATES_PER_SLOT: i64 = 4;
 /// integrations (see [`ClaimShare`]): it walks unfinished jobs in id order,
 /// skipping integrations at their cap, takes a few candidates per slot, and
 /// leases them in turns (each integration's oldest, then each one's second,
-/// ...) within each integration's room. The outer `WHERE` re-checks the
+/// ...) within each integration's room. An outbound job whose instance's
+/// WhatsApp session another live process runs is left to that process
+/// (`ClaimShare::session_owner`). The outer `WHERE` re-checks the
 /// claim rule on each picked row, so it is a compare-and-set per row. On
 /// PostgreSQL a row another process is leasing at the same moment is locked:
 /// the walk skips it (`SKIP LOCKED`), and should it still be picked, the
@@ -178,6 +180,15 @@ pub(crate) async fn claim(
         .partition(|(_, room)| *room <= 0);
     // $1 now, $2 lease end, $3 limit, $4 candidates, $5 cap, then these.
     let mut next = 6;
+    let elsewhere = match share.session_owner {
+        Some(_) => {
+            next += 1;
+            " AND NOT (bridge_jobs.direction = 'outbound' AND EXISTS (SELECT 1 \
+             FROM wa_session_leases lease WHERE lease.instance_id = bridge_jobs.instance_id \
+             AND lease.owner <> $6 AND lease.expires_at >= $1))"
+        }
+        None => "",
+    };
     let skip = if full.is_empty() {
         String::new()
     } else {
@@ -200,7 +211,7 @@ pub(crate) async fn claim(
         // it reads the locked candidates.
         Backend::Postgres => format!(
             "WITH candidates AS (SELECT bridge_jobs.id, bridge_jobs.integration_id \
-                 FROM bridge_jobs WHERE {CLAIMABLE}{skip} \
+                 FROM bridge_jobs WHERE {CLAIMABLE}{skip}{elsewhere} \
                  ORDER BY bridge_jobs.id LIMIT $4 FOR UPDATE SKIP LOCKED), \
              picked (picked_id) AS (SELECT id FROM ({RANKED} FROM candidates) ranked \
                  WHERE turn <= {room} ORDER BY turn, id LIMIT $3) \
@@ -210,7 +221,7 @@ pub(crate) async fn claim(
         Backend::Sqlite => format!(
             "{LEASE} WHERE bridge_jobs.id IN (SELECT id FROM ({RANKED} FROM \
                  (SELECT bridge_jobs.id, bridge_jobs.integration_id FROM bridge_jobs \
-                  INDEXED BY bridge_jobs_unfinished_idx WHERE {CLAIMABLE}{skip} \
+                  INDEXED BY bridge_jobs_unfinished_idx WHERE {CLAIMABLE}{skip}{elsewhere} \
                   ORDER BY bridge_jobs.id LIMIT $4)) \
                  WHERE turn <= {room} ORDER BY turn, id LIMIT $3) \
              AND {CLAIMABLE} RETURNING {COLUMNS}"
@@ -222,6 +233,9 @@ pub(crate) async fn claim(
         .bind(i64::from(limit))
         .bind(i64::from(limit) * CANDIDATES_PER_SLOT)
         .bind(cap);
+    if let Some(owner) = &share.session_owner {
+        query = query.bind(owner.as_str());
+    }
     for (id, _) in &full {
         query = query.bind(id.as_str());
     }

@@ -147,6 +147,7 @@ suite!(
     expired_leases_are_reclaimed_live_ones_are_not,
     concurrent_claims_never_share_a_job,
     claims_take_turns_between_integrations_within_each_ones_cap,
+    outbound_jobs_go_to_the_process_that_runs_the_session,
     completions_store_their_links_and_free_the_chat,
     retry_counts_attempts_and_defer_does_not,
     wake_jobs_makes_queued_jobs_due_now,
@@ -1336,6 +1337,7 @@ async fn claims_take_turns_between_integrations_within_each_ones_cap(db: Db) {
             .iter()
             .map(|(id, n)| ((*id).to_owned(), *n))
             .collect(),
+        session_owner: None,
     };
     let first = store
         .claim_jobs(NOW, NOW + LEASE, 5, &share(8, &[]))
@@ -1362,6 +1364,70 @@ async fn claims_take_turns_between_integrations_within_each_ones_cap(db: Db) {
         .await
         .unwrap();
     assert_eq!(keys(&third), ["h2", "h3"]);
+}
+
+/// Several processes on one database: an agent reply can only be sent by
+/// the process running the instance's WhatsApp session, so the others
+/// leave it; inbound work, and outbound work of a session nobody runs (or
+/// whose process stopped renewing), goes to anyone.
+async fn outbound_jobs_go_to_the_process_that_runs_the_session(db: Db) {
+    let store = db.store().await;
+    let here = job_instance(&store, "here").await;
+    let there = job_instance(&store, "there").await;
+    let lapsed = job_instance(&store, "lapsed").await;
+    let nobody = job_instance(&store, "nobody").await;
+    let outbound = |instance: &str, key: &str| NewJob {
+        direction: "outbound",
+        ..new_job(instance, "int_1", key, key, NOW)
+    };
+    store
+        .enqueue_jobs(&[
+            outbound(&here, "reply-here"),
+            outbound(&there, "reply-there"),
+            new_job(&there, "int_1", "in-there", "in-there", NOW),
+            outbound(&lapsed, "reply-lapsed"),
+            outbound(&nobody, "reply-nobody"),
+        ])
+        .await
+        .unwrap();
+    assert!(
+        store
+            .acquire_wa_lease(&here, "me", NOW, NOW + LEASE)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .acquire_wa_lease(&there, "other", NOW, NOW + LEASE)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .acquire_wa_lease(&lapsed, "other", NOW - 2 * LEASE, NOW - LEASE)
+            .await
+            .unwrap()
+    );
+
+    let mine = ClaimShare {
+        session_owner: Some("me".to_owned()),
+        ..ClaimShare::default()
+    };
+    let claimed = store.claim_jobs(NOW, NOW + LEASE, 10, &mine).await.unwrap();
+    assert_eq!(
+        keys(&claimed),
+        ["reply-here", "in-there", "reply-lapsed", "reply-nobody"]
+    );
+    // The process running the session takes its reply.
+    let theirs = ClaimShare {
+        session_owner: Some("other".to_owned()),
+        ..ClaimShare::default()
+    };
+    let claimed = store
+        .claim_jobs(NOW, NOW + LEASE, 10, &theirs)
+        .await
+        .unwrap();
+    assert_eq!(keys(&claimed), ["reply-there"]);
 }
 
 async fn concurrent_claims_never_share_a_job(db: Db) {

@@ -62,7 +62,10 @@ pub(super) async fn run(bridge: Arc<Bridge>) {
             let asked = bridge.idle.asked.load(Ordering::SeqCst);
             let now = now_ms();
             let lease_until = now + bridge.config.lease.as_millis() as i64;
-            let share = running.share(bridge.config.per_integration);
+            let share = running.share(
+                bridge.config.per_integration,
+                bridge.whatsapp.get().and_then(|w| w.session_owner()),
+            );
             let claimed = bridge
                 .store
                 .claim_jobs(now, lease_until, free as u32, &share)
@@ -134,9 +137,10 @@ impl Running {
     }
 
     /// What the next claim may take, given what runs now.
-    fn share(&self, per_integration: u32) -> ClaimShare {
+    fn share(&self, per_integration: u32, session_owner: Option<&str>) -> ClaimShare {
         ClaimShare {
             per_integration,
+            session_owner: session_owner.map(str::to_owned),
             running: self
                 .per_integration
                 .iter()

@@ -407,6 +407,10 @@ impl WhatsApp for WebProvider {
         self.inner.session(instance_id).map(|s| s.status())
     }
 
+    fn session_owner(&self) -> Option<&str> {
+        Some(&self.inner.owner)
+    }
+
     async fn send(
         &self,
         instance_id: &str,
