@@ -390,92 +390,55 @@ async fn chat_flag(
     Ok(Json(MessageOut::new(done[usize::from(!on)])))
 }
 
-/// Marks a whole chat read (or unread, `read: false`) on every device.
-#[utoipa::path(post, path = "/api/chat/markChatRead/{instance}", tag = "chat",
-    params(("instance" = String, Path)), request_body = ChatFlagIn,
-    responses(
-        (status = 200, body = MessageOut),
-        (status = 400, description = "invalid body: number is required / unknown field", body = ErrorOut),
-        (status = 401, body = ErrorOut), (status = 404, body = ErrorOut), (status = 413, body = ErrorOut),
-        (status = 415, body = ErrorOut), (status = 429, body = ErrorOut),
-        (status = 503, description = "Instance is not connected to WhatsApp", body = ErrorOut),
-    ),
-    security(("token" = [])))]
-async fn mark_chat_read(
-    State(state): State<AppState>,
-    Caller(principal): Caller,
-    Path(name): Path<String>,
-    JsonBody(raw): JsonBody<Value>,
-) -> ApiResult<Json<MessageOut>> {
-    chat_flag(
-        &state,
-        &principal,
-        &name,
-        raw,
-        "read",
-        ChatChange::MarkRead,
-        ["Chat marked as read", "Chat marked as unread"],
-    )
-    .await
+/// A route that switches one chat flag: one handler shape, its own OpenAPI entry.
+macro_rules! chat_flag_route {
+    ($handler:ident, $path:literal, $flag:literal, $change:expr, $done:expr, $doc:literal) => {
+        #[doc = $doc]
+        #[utoipa::path(post, path = $path, tag = "chat",
+            params(("instance" = String, Path)), request_body = ChatFlagIn,
+            responses(
+                (status = 200, body = MessageOut),
+                (status = 400, description = "invalid body: number is required / unknown field / WhatsApp refused the request", body = ErrorOut),
+                (status = 401, body = ErrorOut), (status = 404, body = ErrorOut), (status = 413, body = ErrorOut),
+                (status = 415, body = ErrorOut), (status = 429, body = ErrorOut),
+                (status = 503, description = "Instance is not connected to WhatsApp", body = ErrorOut),
+            ),
+            security(("token" = [])))]
+        async fn $handler(
+            State(state): State<AppState>,
+            Caller(principal): Caller,
+            Path(name): Path<String>,
+            JsonBody(raw): JsonBody<Value>,
+        ) -> ApiResult<Json<MessageOut>> {
+            chat_flag(&state, &principal, &name, raw, $flag, $change, $done).await
+        }
+    };
 }
 
-/// Archives a chat (`archive: false` unarchives).
-#[utoipa::path(post, path = "/api/chat/archive/{instance}", tag = "chat",
-    params(("instance" = String, Path)), request_body = ChatFlagIn,
-    responses(
-        (status = 200, body = MessageOut),
-        (status = 400, description = "invalid body: number is required / unknown field", body = ErrorOut),
-        (status = 401, body = ErrorOut), (status = 404, body = ErrorOut), (status = 413, body = ErrorOut),
-        (status = 415, body = ErrorOut), (status = 429, body = ErrorOut),
-        (status = 503, description = "Instance is not connected to WhatsApp", body = ErrorOut),
-    ),
-    security(("token" = [])))]
-async fn archive(
-    State(state): State<AppState>,
-    Caller(principal): Caller,
-    Path(name): Path<String>,
-    JsonBody(raw): JsonBody<Value>,
-) -> ApiResult<Json<MessageOut>> {
-    chat_flag(
-        &state,
-        &principal,
-        &name,
-        raw,
-        "archive",
-        ChatChange::Archive,
-        ["Chat archived", "Chat unarchived"],
-    )
-    .await
-}
-
-/// Pins a chat (`pin: false` unpins).
-#[utoipa::path(post, path = "/api/chat/pin/{instance}", tag = "chat",
-    params(("instance" = String, Path)), request_body = ChatFlagIn,
-    responses(
-        (status = 200, body = MessageOut),
-        (status = 400, description = "invalid body: number is required / unknown field / WhatsApp refused the request", body = ErrorOut),
-        (status = 401, body = ErrorOut), (status = 404, body = ErrorOut), (status = 413, body = ErrorOut),
-        (status = 415, body = ErrorOut), (status = 429, body = ErrorOut),
-        (status = 503, description = "Instance is not connected to WhatsApp", body = ErrorOut),
-    ),
-    security(("token" = [])))]
-async fn pin(
-    State(state): State<AppState>,
-    Caller(principal): Caller,
-    Path(name): Path<String>,
-    JsonBody(raw): JsonBody<Value>,
-) -> ApiResult<Json<MessageOut>> {
-    chat_flag(
-        &state,
-        &principal,
-        &name,
-        raw,
-        "pin",
-        ChatChange::Pin,
-        ["Chat pinned", "Chat unpinned"],
-    )
-    .await
-}
+chat_flag_route!(
+    mark_chat_read,
+    "/api/chat/markChatRead/{instance}",
+    "read",
+    ChatChange::MarkRead,
+    ["Chat marked as read", "Chat marked as unread"],
+    "Marks a whole chat read (or unread, `read: false`) on every device."
+);
+chat_flag_route!(
+    archive,
+    "/api/chat/archive/{instance}",
+    "archive",
+    ChatChange::Archive,
+    ["Chat archived", "Chat unarchived"],
+    "Archives a chat (`archive: false` unarchives)."
+);
+chat_flag_route!(
+    pin,
+    "/api/chat/pin/{instance}",
+    "pin",
+    ChatChange::Pin,
+    ["Chat pinned", "Chat unpinned"],
+    "Pins a chat (`pin: false` unpins)."
+);
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
