@@ -2,6 +2,7 @@
 //! `Store` and `WhatsApp` traits. No HTTP, no SQL, no sockets.
 
 pub mod account;
+pub mod chat_state;
 pub mod chatwoot;
 pub mod error;
 pub mod event_log;

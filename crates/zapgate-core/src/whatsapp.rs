@@ -402,10 +402,13 @@ pub trait EventSink: Send + Sync + 'static {
     async fn deliver(&self, event: WhatsAppEvent) -> Result<()>;
 }
 
-/// Groups, communities, profiles and privacy come with every provider
-/// (see [`crate::groups::GroupsAndProfiles`]).
+/// Groups, communities, profiles and privacy, and chat state, come with
+/// every provider (see [`crate::groups::GroupsAndProfiles`] and
+/// [`crate::chat_state::ChatState`]).
 #[async_trait]
-pub trait WhatsApp: crate::groups::GroupsAndProfiles + Send + Sync + 'static {
+pub trait WhatsApp:
+    crate::groups::GroupsAndProfiles + crate::chat_state::ChatState + Send + Sync + 'static
+{
     /// `sandbox` or `web`.
     fn name(&self) -> &'static str;
 

@@ -117,6 +117,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::ws::router())
         .merge(routes::group::router())
         .merge(routes::profile::router())
+        .merge(routes::chat_state::router())
         .merge(
             routes::message::router(state.body_limits.media).route_layer(
                 middleware::from_fn_with_state(state.clone(), idempotency::layer),

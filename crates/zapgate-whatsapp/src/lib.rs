@@ -9,6 +9,6 @@ pub mod sandbox;
 pub mod web;
 
 pub use sandbox::{
-    Accepted, CallEntry, ChatPresenceEntry, OutboxEntry, OutboxMedia, OutboxPoll, RemoteMedia,
-    SandboxInbound, SandboxProvider, SendFault,
+    Accepted, CallEntry, ChatFlags, ChatPresenceEntry, ChatStateView, DirectoryEntry, OutboxEntry,
+    OutboxMedia, OutboxPoll, ReadEntry, RemoteMedia, SandboxInbound, SandboxProvider, SendFault,
 };

@@ -44,7 +44,10 @@ use crate::{
 const DEFAULT_MEDIA_LIMIT: usize = 64 * 1024 * 1024;
 const DEFAULT_MEDIA_DOWNLOADS: usize = 4;
 
+mod chat_state;
 mod groups;
+
+pub use chat_state::{ChatFlags, ChatStateView, DirectoryEntry, ReadEntry};
 
 /// The alphabet of pairing codes: no `0/O`, `1/I` or `U`, which people
 /// misread when typing a code from one screen into another.
@@ -250,6 +253,8 @@ struct Slot {
     /// "typing..." and the like shown in chats, oldest first.
     chat_presence: VecDeque<ChatPresenceEntry>,
     settings: InstanceSettings,
+    /// Address book, read receipts, chat flags and blocks (see `chat_state`).
+    chat_book: chat_state::ChatBook,
     fault: SendFault,
     /// Sends that still succeed before `fault` applies.
     fault_after: u32,
@@ -272,6 +277,7 @@ impl Slot {
             presence: None,
             chat_presence: VecDeque::new(),
             settings: InstanceSettings::default(),
+            chat_book: chat_state::ChatBook::default(),
             fault: SendFault::Ok,
             fault_after: 0,
             fault_times: None,

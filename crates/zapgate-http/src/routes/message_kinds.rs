@@ -57,7 +57,7 @@ pub fn router(media_body_limit: usize) -> Router<AppState> {
         .route("/api/message/status/{instance}", post(send_status))
 }
 
-fn invalid(detail: impl std::fmt::Display) -> Error {
+pub(super) fn invalid(detail: impl std::fmt::Display) -> Error {
     Error::bad_request(format!("invalid body: {detail}"))
 }
 
@@ -114,7 +114,7 @@ pub(super) async fn pause(
 }
 
 /// `T` with serde's message and the path of the field that failed.
-fn parse<T: DeserializeOwned>(value: Value) -> Result<T, Error> {
+pub(super) fn parse<T: DeserializeOwned>(value: Value) -> Result<T, Error> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         if path == "." {

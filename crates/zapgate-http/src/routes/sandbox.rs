@@ -20,8 +20,8 @@ use zapgate_core::{
     whatsapp::{Extra, Media, MediaKind, ReceiptStatus},
 };
 use zapgate_whatsapp::{
-    CallEntry, ChatPresenceEntry, OutboxEntry, RemoteMedia, SandboxInbound, SandboxProvider,
-    SendFault,
+    CallEntry, ChatPresenceEntry, ChatStateView, DirectoryEntry, OutboxEntry, RemoteMedia,
+    SandboxInbound, SandboxProvider, SendFault,
 };
 
 use crate::{
@@ -49,6 +49,108 @@ pub fn router(media_body_limit: usize) -> Router<AppState> {
         .route("/api/sandbox/{instance}/outbox", get(outbox))
         .route("/api/sandbox/{instance}/faults", post(faults))
         .route("/api/sandbox/{instance}/community", post(community))
+        .route("/api/sandbox/{instance}/directory", post(directory))
+        .route("/api/sandbox/{instance}/chats", get(chats))
+}
+
+/// People per `directory` call.
+const MAX_DIRECTORY_ENTRIES: usize = 1000;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DirectoryPersonIn {
+    /// Phone number in international format.
+    number: String,
+    /// The name in the account's address book.
+    name: Option<String>,
+    /// The name the person chose.
+    push_name: Option<String>,
+    #[serde(default)]
+    business: bool,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DirectoryIn {
+    /// 1 to 1000 people: on WhatsApp, and in the account's address book.
+    contacts: Vec<DirectoryPersonIn>,
+}
+
+/// Puts people on "WhatsApp" and in the account's address book: what
+/// `chat/contacts` lists and `chat/checkNumbers` finds.
+#[utoipa::path(post, path = "/api/sandbox/{instance}/directory", tag = "sandbox",
+    params(("instance" = String, Path)), request_body = DirectoryIn,
+    responses((status = 200, body = MessageOut), (status = 400, body = ErrorOut), (status = 404, body = ErrorOut)),
+    security(("token" = [])))]
+async fn directory(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    Path(name): Path<String>,
+    JsonBody(body): JsonBody<DirectoryIn>,
+) -> ApiResult<Json<MessageOut>> {
+    let (sandbox, instance) = resolve(&state, &principal, &name).await?;
+    if !(1..=MAX_DIRECTORY_ENTRIES).contains(&body.contacts.len()) {
+        return Err(Error::bad_request(format!(
+            "invalid body: contacts must list 1 to {MAX_DIRECTORY_ENTRIES} people"
+        ))
+        .into());
+    }
+    let name_ok = |n: &Option<String>| n.as_ref().is_none_or(|n| n.chars().count() <= 100);
+    let mut entries = Vec::with_capacity(body.contacts.len());
+    for (i, person) in body.contacts.into_iter().enumerate() {
+        let number = parse_phone_number(&person.number).map_err(|_| {
+            Error::bad_request(format!(
+                "invalid body: contacts[{i}].number is not a phone number"
+            ))
+        })?;
+        if !name_ok(&person.name) || !name_ok(&person.push_name) {
+            return Err(Error::bad_request(format!(
+                "invalid body: contacts[{i}] names must be at most 100 characters"
+            ))
+            .into());
+        }
+        entries.push(DirectoryEntry {
+            number,
+            name: person.name,
+            push_name: person.push_name,
+            business: person.business,
+        });
+    }
+    let added = entries.len();
+    sandbox.add_to_directory(&instance.id, entries);
+    Ok(Json(MessageOut::new(format!(
+        "{added} contacts in the directory"
+    ))))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChatsOut {
+    success: bool,
+    /// The address book, the read receipts sent, each chat's flags and the
+    /// blocked users.
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    state: ChatStateView,
+    /// The account presence last sent (`available` or `unavailable`).
+    presence: Option<&'static str>,
+}
+
+/// The chat state zapgate set through this instance.
+#[utoipa::path(get, path = "/api/sandbox/{instance}/chats", tag = "sandbox",
+    params(("instance" = String, Path)),
+    responses((status = 200, body = ChatsOut), (status = 404, body = ErrorOut)),
+    security(("token" = [])))]
+async fn chats(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    Path(name): Path<String>,
+) -> ApiResult<Json<ChatsOut>> {
+    let (sandbox, instance) = resolve(&state, &principal, &name).await?;
+    Ok(Json(ChatsOut {
+        success: true,
+        state: sandbox.chat_state_view(&instance.id),
+        presence: sandbox.presence(&instance.id),
+    }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

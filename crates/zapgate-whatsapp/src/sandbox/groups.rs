@@ -160,7 +160,7 @@ impl SandboxProvider {
     }
 
     /// A stable `@lid` for a phone number, as WhatsApp gives each account one.
-    fn lid_of(&self, phone: &Jid) -> Jid {
+    pub(super) fn lid_of(&self, phone: &Jid) -> Jid {
         let hash = self.digest(&[b"lid", phone.user.as_bytes()]);
         let n = u64::from_be_bytes(hash[..8].try_into().unwrap_or_default());
         Jid {

@@ -33,7 +33,7 @@ use zapgate_core::{
 use super::{WebProvider, inbound::jid_of, outbound::wa_jid};
 
 impl WebProvider {
-    fn client(&self, instance_id: &str) -> Result<std::sync::Arc<Client>> {
+    pub(super) fn client(&self, instance_id: &str) -> Result<std::sync::Arc<Client>> {
         self.inner
             .session(instance_id)
             .filter(|s| s.is_connected())
@@ -56,7 +56,7 @@ fn refused(err: GroupError) -> Error {
     }
 }
 
-fn iq_failed(err: impl std::fmt::Display) -> Error {
+pub(super) fn iq_failed(err: impl std::fmt::Display) -> Error {
     Error::Unavailable(format!("WhatsApp did not answer: {err}"))
 }
 

@@ -13,6 +13,7 @@
 //! session at the keeper's next round.
 
 mod calls;
+mod chat_state;
 mod groups;
 mod inbound;
 mod kinds;

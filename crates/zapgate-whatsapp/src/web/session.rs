@@ -94,6 +94,9 @@ struct Shared {
     /// The process's inbound media downloads (bounded in size and number).
     downloads: MediaDownloads,
     settings: Mutex<InstanceSettings>,
+    /// The phone's address book as synced (app-state `contact` mutations),
+    /// by phone digits; kept for `chat/contacts`.
+    address_book: Mutex<HashMap<String, zapgate_core::chat_state::Contact>>,
     on_ended: OnEnded,
     /// Set when zapgate stops or logs out the session itself: the crate's
     /// events from then on (disconnected, logged out) are echoes of that,
@@ -187,6 +190,7 @@ impl Session {
             subjects: Mutex::new(HashMap::new()),
             downloads: provider.downloads.clone(),
             settings: Mutex::new(settings),
+            address_book: Mutex::new(HashMap::new()),
             on_ended,
             stopping: AtomicBool::new(false),
         });
@@ -246,6 +250,14 @@ impl Session {
 
     pub(super) fn status(&self) -> SessionStatus {
         self.shared.status()
+    }
+
+    pub(super) fn address_book(&self) -> HashMap<String, zapgate_core::chat_state::Contact> {
+        self.shared
+            .address_book
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     pub(super) fn is_connected(&self) -> bool {
@@ -516,6 +528,19 @@ async fn handle_events(
             WaEvent::GroupUpdate(update) => {
                 if let Some(change) = super::groups::group_change(update) {
                     shared.emit(Event::Group(change)).await;
+                }
+            }
+            WaEvent::ContactUpdate(update) => {
+                if let Some(contact) = super::chat_state::contact_of(update) {
+                    let mut book = shared
+                        .address_book
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner);
+                    if book.len() < super::chat_state::ADDRESS_BOOK_LIMIT
+                        || book.contains_key(&contact.jid.user)
+                    {
+                        book.insert(contact.jid.user.clone(), contact);
+                    }
                 }
             }
             WaEvent::Receipt(receipt) => {

@@ -188,6 +188,12 @@ fn routes(instance: &str) -> Vec<(Method, String, Option<Value>)> {
         ),
         (
             Method::POST,
+            sandbox("directory"),
+            Some(json!({"contacts": [{"number": "5511977776666"}]})),
+        ),
+        (Method::GET, sandbox("chats"), None),
+        (
+            Method::POST,
             format!("/api/group/create/{instance}"),
             Some(json!({"name": "G", "participants": ["5511977776666"]})),
         ),
@@ -256,6 +262,57 @@ fn routes(instance: &str) -> Vec<(Method, String, Option<Value>)> {
             Method::POST,
             format!("/api/profile/privacy/{instance}"),
             Some(json!({"visibility": {"lastSeen": "none"}})),
+        ),
+        (
+            Method::GET,
+            format!("/api/chat/contacts/{instance}?number=5511977776666"),
+            None,
+        ),
+        (Method::GET, format!("/api/chat/contacts/{instance}"), None),
+        (
+            Method::POST,
+            format!("/api/chat/checkNumbers/{instance}"),
+            Some(json!({"numbers": ["5511977776666"]})),
+        ),
+        (
+            Method::POST,
+            format!("/api/chat/markRead/{instance}"),
+            Some(json!({"number": "5511977776666", "messageIds": ["3EB0AA"]})),
+        ),
+        (
+            Method::POST,
+            format!("/api/chat/markChatRead/{instance}"),
+            Some(json!({"number": "5511977776666"})),
+        ),
+        (
+            Method::POST,
+            format!("/api/chat/presence/{instance}"),
+            Some(json!({"number": "5511977776666", "state": "typing"})),
+        ),
+        (
+            Method::POST,
+            format!("/api/chat/archive/{instance}"),
+            Some(json!({"number": "5511977776666"})),
+        ),
+        (
+            Method::POST,
+            format!("/api/chat/pin/{instance}"),
+            Some(json!({"number": "5511977776666"})),
+        ),
+        (
+            Method::POST,
+            format!("/api/chat/mute/{instance}"),
+            Some(json!({"number": "5511977776666", "duration": 3600})),
+        ),
+        (
+            Method::POST,
+            format!("/api/chat/block/{instance}"),
+            Some(json!({"number": "5511977776666"})),
+        ),
+        (
+            Method::DELETE,
+            format!("/api/chat/deleteChat/{instance}"),
+            Some(json!({"number": "5511977776666"})),
         ),
     ]
 }
