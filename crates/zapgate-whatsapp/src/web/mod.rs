@@ -16,6 +16,7 @@ mod calls;
 mod groups;
 mod inbound;
 mod kinds;
+mod labels;
 mod outbound;
 mod send;
 mod session;

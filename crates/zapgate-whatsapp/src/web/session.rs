@@ -48,7 +48,7 @@ use zapgate_store::WaSessionStore;
 use super::{
     Inner,
     calls::{self, Ringing},
-    inbound, outbound, send,
+    inbound, labels, outbound, send,
     transport::ObservedTransportFactory,
 };
 use crate::{
@@ -516,6 +516,16 @@ async fn handle_events(
             WaEvent::GroupUpdate(update) => {
                 if let Some(change) = super::groups::group_change(update) {
                     shared.emit(Event::Group(change)).await;
+                }
+            }
+            WaEvent::LabelEditUpdate(update) => {
+                if let Some(change) = labels::label_edit(update) {
+                    shared.emit(Event::Label(change)).await;
+                }
+            }
+            WaEvent::LabelAssociationUpdate(update) => {
+                if let Some(change) = labels::label_association(update) {
+                    shared.emit(Event::Label(change)).await;
                 }
             }
             WaEvent::Receipt(receipt) => {
