@@ -733,7 +733,7 @@ async fn label_changes_reach_a_label_update_webhook(server: TestServer) {
         .await;
     assert_eq!(mixed.status.as_u16(), 400, "{}", mixed.text);
     assert_eq!(
-        mixed.body["message"],
+        mixed.body["error"]["message"],
         "invalid body: name edits a label and cannot go with chat"
     );
     for (body, kind) in [
