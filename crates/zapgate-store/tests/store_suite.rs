@@ -2293,6 +2293,25 @@ fn event(instance_id: &str, key: &str) -> NewEvent {
     }
 }
 
+/// An instance `suporte` of a new account, with enabled webhooks `a` and `b`.
+async fn two_webhooks(
+    store: &SqlStore,
+    account_name: &str,
+) -> (
+    zapgate_core::instance::Instance,
+    zapgate_core::event_log::Webhook,
+    zapgate_core::event_log::Webhook,
+) {
+    let (acc, _) = account(store, account_name, 5).await;
+    let instance = store
+        .create_instance(&acc, &new_instance("suporte"))
+        .await
+        .unwrap();
+    let a = store.save_webhook(&instance.id, &hook("a")).await.unwrap();
+    let b = store.save_webhook(&instance.id, &hook("b")).await.unwrap();
+    (instance, a, b)
+}
+
 /// Deliveries queued for a claim, one per webhook.
 fn queued(webhook_ids: &[&str]) -> Vec<NewDelivery> {
     webhook_ids
@@ -2309,13 +2328,7 @@ fn queued(webhook_ids: &[&str]) -> Vec<NewDelivery> {
 /// its lease lives, and is claimed again once it lapsed (its process died).
 async fn a_leased_delivery_runs_at_once_and_is_claimed_only_once_its_lease_lapsed(db: Db) {
     let store = db.store().await;
-    let (acc, _) = account(&store, "Leased", 5).await;
-    let instance = store
-        .create_instance(&acc, &new_instance("suporte"))
-        .await
-        .unwrap();
-    let a = store.save_webhook(&instance.id, &hook("a")).await.unwrap();
-    let b = store.save_webhook(&instance.id, &hook("b")).await.unwrap();
+    let (instance, a, b) = two_webhooks(&store, "Leased").await;
     let now = zapgate_core::time::now_ms();
     let deliveries = [
         NewDelivery {
@@ -2459,13 +2472,7 @@ async fn events_get_consecutive_sequences_and_are_stored_once(db: Db) {
 
 async fn delivery_claims_cap_running_deliveries_per_webhook(db: Db) {
     let store = db.store().await;
-    let (acc, _) = account(&store, "Deliveries", 5).await;
-    let instance = store
-        .create_instance(&acc, &new_instance("suporte"))
-        .await
-        .unwrap();
-    let a = store.save_webhook(&instance.id, &hook("a")).await.unwrap();
-    let b = store.save_webhook(&instance.id, &hook("b")).await.unwrap();
+    let (instance, a, b) = two_webhooks(&store, "Deliveries").await;
     assert!(a.signing_secret.starts_with("whsec_"));
     for n in 0..10 {
         store
