@@ -153,6 +153,16 @@ pub struct NewEvent {
     pub data: String,
 }
 
+/// A delivery queued with an appended event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDelivery {
+    pub webhook_id: String,
+    /// Leased to the appending process until then: it makes the first
+    /// attempt at once, as if it had claimed the delivery (and if it dies,
+    /// the lease runs out and a claim takes it). `None`: queued for a claim.
+    pub lease_until_ms: Option<i64>,
+}
+
 /// An event in the log. `sequence` grows by one per event of the instance,
 /// in commit order, so a reader resuming after a sequence misses nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -254,14 +264,15 @@ pub trait EventStore: Send + Sync + 'static {
     async fn save_websocket(&self, instance_id: &str, settings: &WebsocketSettings) -> Result<()>;
     async fn websocket(&self, instance_id: &str) -> Result<Option<WebsocketSettings>>;
 
-    /// Appends the event and queues one delivery per webhook in
-    /// `webhook_ids`, in one transaction. `None` when `dedupe_key` was
-    /// stored before (nothing is queued again).
+    /// Appends the event and stores `deliveries` (one per webhook), in one
+    /// transaction; the stored event and the ids of its deliveries, in the
+    /// order of `deliveries`. `None` when `dedupe_key` was stored before
+    /// (nothing is queued again).
     async fn append_event(
         &self,
         event: &NewEvent,
-        webhook_ids: &[String],
-    ) -> Result<Option<StoredEvent>>;
+        deliveries: &[NewDelivery],
+    ) -> Result<Option<(StoredEvent, Vec<i64>)>>;
     /// Up to `limit` events of the instance after `after` (a sequence), oldest first.
     async fn events_after(
         &self,

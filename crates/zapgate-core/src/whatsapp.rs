@@ -373,6 +373,42 @@ pub struct CallEvent {
     pub timestamp: i64,
 }
 
+/// A chat label (WhatsApp Business) changed on the phone or another linked
+/// device, as WhatsApp syncs it to every device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabelChange {
+    /// WhatsApp's label id (per account, not a JID).
+    pub label_id: String,
+    pub kind: LabelChangeKind,
+    /// Unix milliseconds of the change on the device that made it.
+    pub timestamp_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LabelChangeKind {
+    /// Created or edited (`name` and `color` as they are now), or deleted.
+    Edit {
+        name: Option<String>,
+        /// WhatsApp's colour index.
+        color: Option<i32>,
+        deleted: bool,
+    },
+    /// Put on (`labeled`) or taken off a chat.
+    Chat { chat: Jid, labeled: bool },
+}
+
+impl LabelChangeKind {
+    /// `label.update`'s `type`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Edit { deleted: false, .. } => "edit",
+            Self::Edit { deleted: true, .. } => "delete",
+            Self::Chat { labeled: true, .. } => "add",
+            Self::Chat { labeled: false, .. } => "remove",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     Session(SessionStatus),
@@ -386,6 +422,8 @@ pub enum Event {
     Call(CallEvent),
     /// Members came or went, were promoted or demoted; the group was renamed or deleted.
     Group(crate::groups::GroupChange),
+    /// A label was edited, or put on or taken off a chat.
+    Label(LabelChange),
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -16,7 +16,7 @@ use std::{
 };
 
 use reqwest::{StatusCode, header};
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use zapgate_core::{
     Result,
     event_log::{DeliveryOutcome, DeliveryWork, EventStore},
@@ -67,8 +67,38 @@ pub struct Deliveries {
     /// Instance tokens never change, so each is read and decrypted once
     /// (bounded: cleared when full).
     tokens: Mutex<HashMap<String, String>>,
-    /// Deliveries running here, per webhook.
-    running: Mutex<HashMap<String, u32>>,
+    /// Deliveries running here, per webhook, and which webhooks have
+    /// deliveries waiting for a claim.
+    slots: Mutex<Slots>,
+}
+
+#[derive(Default)]
+struct Slots {
+    running: HashMap<String, u32>,
+    /// Webhooks with deliveries queued for a claim, by the claim round at
+    /// which the last of them was known to be stored (`u64::MAX` while one
+    /// is being stored). While a webhook is here its new deliveries queue
+    /// behind them, so each webhook's deliveries start in id order.
+    backlog: HashMap<String, u64>,
+    /// Claims started.
+    round: u64,
+}
+
+/// A delivery slot held for one webhook: a place among the process's
+/// deliveries in flight and under the webhook's cap. Given back when
+/// dropped (the delivery ended, or was never stored).
+pub struct Slot {
+    deliveries: Arc<Deliveries>,
+    webhook_id: String,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if self.deliveries.finished(&self.webhook_id) {
+            self.deliveries.nudge();
+        }
+    }
 }
 
 const MAX_CACHED_TOKENS: usize = 10_000;
@@ -93,7 +123,7 @@ impl Deliveries {
             in_flight: Arc::new(Semaphore::new(settings.max_in_flight as usize)),
             stopping: AtomicBool::new(false),
             tokens: Mutex::new(HashMap::new()),
-            running: Mutex::new(HashMap::new()),
+            slots: Mutex::new(Slots::default()),
         })
     }
 
@@ -105,6 +135,63 @@ impl Deliveries {
     /// New work is stored: look now instead of at the next poll.
     pub fn nudge(&self) {
         self.wake.notify_one();
+    }
+
+    /// A slot to deliver an event being appended for `webhook_id` right
+    /// away, without waiting for a claim: when the webhook is under its cap
+    /// here, nothing of it waits for a claim, and the process has room.
+    /// `None`: the delivery is queued for a claim (and the webhook's next
+    /// ones queue behind it until a claim has taken it).
+    pub fn reserve(self: &Arc<Self>, webhook_id: &str) -> Option<Slot> {
+        let mut slots = self.slots.lock().expect("slots lock");
+        let running = slots.running.get(webhook_id).copied().unwrap_or(0);
+        let permit = (!self.stopping.load(Ordering::SeqCst)
+            && running < self.settings.per_webhook
+            && !slots.backlog.contains_key(webhook_id))
+        .then(|| self.in_flight.clone().try_acquire_owned().ok())
+        .flatten();
+        let Some(permit) = permit else {
+            slots.backlog.insert(webhook_id.to_owned(), u64::MAX);
+            return None;
+        };
+        *slots.running.entry(webhook_id.to_owned()).or_default() += 1;
+        Some(Slot {
+            deliveries: self.clone(),
+            webhook_id: webhook_id.to_owned(),
+            _permit: permit,
+        })
+    }
+
+    /// The deliveries [`Self::reserve`] refused for `webhook_ids` are
+    /// stored (or failed to be): the next claim takes them.
+    pub fn queued<'a>(&self, webhook_ids: impl IntoIterator<Item = &'a str>) {
+        let mut slots = self.slots.lock().expect("slots lock");
+        let round = slots.round;
+        let mut any = false;
+        for webhook_id in webhook_ids {
+            slots.backlog.insert(webhook_id.to_owned(), round);
+            any = true;
+        }
+        drop(slots);
+        if any {
+            self.nudge();
+        }
+    }
+
+    /// Until when a delivery starting now is leased to this process: an
+    /// attempt ends by its timeout; past that and a margin to record the
+    /// outcome, its process died and another may take the delivery.
+    pub fn lease_until(&self, now_ms: i64) -> i64 {
+        now_ms + (self.settings.timeout + LEASE_MARGIN).as_millis() as i64
+    }
+
+    /// Makes the attempt of `work` under `slot`, then records its outcome.
+    pub fn launch(self: &Arc<Self>, slot: Slot, work: DeliveryWork) {
+        let worker = self.clone();
+        tokio::spawn(async move {
+            worker.deliver(work).await;
+            drop(slot);
+        });
     }
 
     /// Runs the worker until the process ends.
@@ -161,12 +248,19 @@ impl Deliveries {
             return true;
         }
         let now = now_ms();
-        // An attempt ends by its timeout; past that and a margin to record
-        // the outcome, its process died and another may take the delivery.
-        let lease = now + (self.settings.timeout + LEASE_MARGIN).as_millis() as i64;
+        let round = {
+            let mut slots = self.slots.lock().expect("slots lock");
+            slots.round += 1;
+            slots.round
+        };
         let claimed = match self
             .events
-            .claim_deliveries(now, lease, free as u32, self.settings.per_webhook)
+            .claim_deliveries(
+                now,
+                self.lease_until(now),
+                free as u32,
+                self.settings.per_webhook,
+            )
             .await
         {
             Ok(claimed) => claimed,
@@ -181,41 +275,53 @@ impl Deliveries {
                 break;
             };
             *self
-                .running
+                .slots
                 .lock()
-                .expect("running lock")
+                .expect("slots lock")
+                .running
                 .entry(work.webhook.id.clone())
                 .or_default() += 1;
-            let worker = self.clone();
-            tokio::spawn(async move {
-                let webhook_id = work.webhook.id.clone();
-                worker.deliver(work).await;
-                drop(permit);
-                if worker.finished(&webhook_id) {
-                    worker.nudge();
-                }
+            let slot = Slot {
+                deliveries: self.clone(),
+                webhook_id: work.webhook.id.clone(),
+                _permit: permit,
+            };
+            self.launch(slot, work);
+        }
+        if !full {
+            // Every due delivery stored before this claim began was taken,
+            // but for those of webhooks at their cap.
+            let mut slots = self.slots.lock().expect("slots lock");
+            let Slots {
+                running, backlog, ..
+            } = &mut *slots;
+            backlog.retain(|webhook_id, stored_at| {
+                *stored_at >= round
+                    || running.get(webhook_id).copied().unwrap_or(0) >= self.settings.per_webhook
             });
         }
         full
     }
 
     /// Counts a finished delivery of `webhook_id` out; `true` when its
-    /// webhook was at its cap, so due deliveries may be waiting for the
-    /// slot it frees: the next claim need not wait for the poll. Below the
-    /// cap every due one was claimed, and a new one wakes the worker itself,
-    /// so no claim is spent finding nothing. (Another process's deliveries
+    /// webhook was at its cap or has deliveries queued for a claim, so due
+    /// deliveries may be waiting for the slot it frees: the next claim need
+    /// not wait for the poll. Otherwise every due one was claimed, and a new
+    /// one starts at once or wakes the worker itself, so no claim is spent
+    /// finding nothing. (Another process's deliveries
     /// count towards the cap too: what they hold back waits for the poll.)
     fn finished(&self, webhook_id: &str) -> bool {
-        let mut running = self.running.lock().expect("running lock");
-        let Some(count) = running.get_mut(webhook_id) else {
+        let mut slots = self.slots.lock().expect("slots lock");
+        let waiting = slots.backlog.contains_key(webhook_id);
+        let Some(count) = slots.running.get_mut(webhook_id) else {
             return true;
         };
         let was_full = *count >= self.settings.per_webhook;
         *count -= 1;
         if *count == 0 {
-            running.remove(webhook_id);
+            slots.running.remove(webhook_id);
         }
-        was_full
+        was_full || waiting
     }
 
     async fn prune(&self) {

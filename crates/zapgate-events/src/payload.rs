@@ -11,7 +11,9 @@ use zapgate_core::{
     instance::ConnectionState,
     jid::Jid,
     time::rfc3339,
-    whatsapp::{CallEvent, Event, Extra, InboundMessage, ReceiptStatus},
+    whatsapp::{
+        CallEvent, Event, Extra, InboundMessage, LabelChange, LabelChangeKind, ReceiptStatus,
+    },
 };
 
 /// An event ready for the log.
@@ -44,6 +46,40 @@ pub fn of_whatsapp(instance_name: &str, event: &Event, with_media: bool) -> Opti
         } => Some(message_status(message_id, *status, chat.as_ref())),
         Event::Call(call) => Some(call_update(call)),
         Event::Group(change) => Some(group_flow(change)),
+        Event::Label(change) => Some(label_update(change)),
+    }
+}
+
+/// `label.update`: a label was edited (`edit`, with its name and colour as
+/// they are now) or deleted (`delete`), or put on (`add`) or taken off
+/// (`remove`) a chat.
+fn label_update(change: &LabelChange) -> Payload {
+    let kind = change.kind.as_str();
+    let mut data = json!({
+        "type": kind,
+        "labelId": change.label_id,
+        "timestamp": rfc3339(change.timestamp_ms),
+    });
+    let chat = match &change.kind {
+        LabelChangeKind::Edit { name, color, .. } => {
+            data["name"] = json!(name);
+            data["color"] = json!(color);
+            String::new()
+        }
+        LabelChangeKind::Chat { chat, .. } => {
+            data["chat"] = json!({"jid": chat.to_string(), "type": chat_type(chat)});
+            chat.to_string()
+        }
+    };
+    Payload {
+        name: EventName::LabelUpdate,
+        // WhatsApp syncs a change with the time it was made: the same change
+        // synced again (a reconnect) is stored once.
+        dedupe_key: format!(
+            "label:{}:{kind}:{chat}:{}",
+            change.label_id, change.timestamp_ms
+        ),
+        data,
     }
 }
 
@@ -407,6 +443,46 @@ mod tests {
                 "author": "5511977776666@s.whatsapp.net",
                 "timestamp": "2024-11-22T07:20:00Z",
             })
+        );
+    }
+
+    #[test]
+    fn label_changes_are_label_updates_keyed_by_label_kind_chat_and_time() {
+        let edit = LabelChange {
+            label_id: "5".into(),
+            kind: LabelChangeKind::Edit {
+                name: Some("Pago".into()),
+                color: Some(3),
+                deleted: false,
+            },
+            timestamp_ms: 1_732_260_000_000,
+        };
+        let payload = of_whatsapp("suporte", &Event::Label(edit), false).unwrap();
+        assert_eq!(payload.name, EventName::LabelUpdate);
+        assert_eq!(payload.dedupe_key, "label:5:edit::1732260000000");
+        assert_eq!(
+            payload.data,
+            json!({"type": "edit", "labelId": "5", "name": "Pago", "color": 3,
+                   "timestamp": "2024-11-22T07:20:00Z"})
+        );
+        let removed = LabelChange {
+            label_id: "5".into(),
+            kind: LabelChangeKind::Chat {
+                chat: Jid::parse("120363024567890123@g.us").unwrap(),
+                labeled: false,
+            },
+            timestamp_ms: 1_732_260_000_000,
+        };
+        let payload = of_whatsapp("suporte", &Event::Label(removed), false).unwrap();
+        assert_eq!(
+            payload.dedupe_key,
+            "label:5:remove:120363024567890123@g.us:1732260000000"
+        );
+        assert_eq!(
+            payload.data,
+            json!({"type": "remove", "labelId": "5",
+                   "chat": {"jid": "120363024567890123@g.us", "type": "group"},
+                   "timestamp": "2024-11-22T07:20:00Z"})
         );
     }
 

@@ -13,13 +13,17 @@ use std::{
 use async_trait::async_trait;
 use zapgate_core::{
     Result,
-    event_log::{EventName, EventStore, NewEvent, Webhook, WebsocketSettings, subscribed},
+    event_log::{
+        Delivery, DeliveryStatus, DeliveryWork, EventName, EventStore, NewDelivery, NewEvent,
+        Webhook, WebsocketSettings, subscribed,
+    },
     events::{AppEvent, Subscriber},
     store::Store,
+    time::now_ms,
 };
 
 use crate::{
-    delivery::Deliveries,
+    delivery::{Deliveries, Slot},
     hub::Hub,
     payload::{self, Payload},
 };
@@ -124,8 +128,8 @@ impl EventRecorder {
         } else {
             probe
         };
-        let webhook_ids: Vec<String> = subs.webhooks_for(name).map(|w| w.id.clone()).collect();
-        if webhook_ids.is_empty() && subs.websocket_wants(name).is_none() {
+        let webhooks: Vec<&Webhook> = subs.webhooks_for(name).collect();
+        if webhooks.is_empty() && subs.websocket_wants(name).is_none() {
             return Ok(());
         }
         let new = NewEvent {
@@ -134,11 +138,53 @@ impl EventRecorder {
             dedupe_key: payload.dedupe_key,
             data: payload.data.to_string(),
         };
-        let Some(stored) = self.events.append_event(&new, &webhook_ids).await? else {
+        // A webhook with room here gets its delivery leased to this process
+        // and started as soon as the event is stored: no claim, no wait for
+        // the worker. The others are queued for a claim.
+        let slots: Vec<Option<Slot>> = webhooks
+            .iter()
+            .map(|w| self.deliveries.reserve(&w.id))
+            .collect();
+        let lease = self.deliveries.lease_until(now_ms());
+        let deliveries: Vec<NewDelivery> = webhooks
+            .iter()
+            .zip(&slots)
+            .map(|(w, slot)| NewDelivery {
+                webhook_id: w.id.clone(),
+                lease_until_ms: slot.as_ref().map(|_| lease),
+            })
+            .collect();
+        let appended = self.events.append_event(&new, &deliveries).await;
+        let queued = webhooks
+            .iter()
+            .zip(&slots)
+            .filter(|(_, slot)| slot.is_none())
+            .map(|(w, _)| w.id.as_str());
+        self.deliveries.queued(queued);
+        let Some((stored, ids)) = appended? else {
             return Ok(());
         };
-        if !webhook_ids.is_empty() {
-            self.deliveries.nudge();
+        for ((webhook, slot), id) in webhooks.into_iter().zip(slots).zip(ids) {
+            if let Some(slot) = slot {
+                let work = DeliveryWork {
+                    delivery: Delivery {
+                        id,
+                        webhook_id: webhook.id.clone(),
+                        webhook_label: webhook.settings.label.clone(),
+                        event_id: stored.id.clone(),
+                        event_name: stored.name,
+                        status: DeliveryStatus::Running,
+                        attempts: 1,
+                        run_at_ms: stored.created_at_ms,
+                        response_status: None,
+                        last_error: String::new(),
+                        updated_at_ms: stored.created_at_ms,
+                    },
+                    webhook: webhook.clone(),
+                    event: stored.clone(),
+                };
+                self.deliveries.launch(slot, work);
+            }
         }
         self.hub.publish(stored);
         Ok(())

@@ -79,6 +79,7 @@ use crate::{envelope, routes};
         routes::sandbox::inbound,
         routes::sandbox::receipt,
         routes::sandbox::call,
+        routes::sandbox::label,
         routes::sandbox::outbox,
         routes::sandbox::faults,
         routes::sandbox::community,

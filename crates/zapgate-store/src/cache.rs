@@ -5,8 +5,9 @@
 //! seen by the next read; another process on the same database sees it at
 //! most `ttl` after it committed. Single rows are kept only when found, so a
 //! row created anywhere is seen at once; a cached list may miss, for up to
-//! `ttl`, an instance another process just created. The one negative entry
-//! is a token found nowhere (see [`UNKNOWN_TOKEN_TTL`]).
+//! `ttl`, an instance another process just created. The negative entries
+//! are a token found nowhere (see [`UNKNOWN_TOKEN_TTL`]) and an instance
+//! without a Chatwoot integration (see [`MISSING_INTEGRATION_TTL`]).
 
 use std::{
     borrow::Borrow,
@@ -46,6 +47,14 @@ const UNKNOWN_TOKEN_TTL: Duration = Duration::from_secs(10);
 /// this late.
 const INTEGRATION_TTL: Duration = Duration::from_secs(2);
 
+/// How long an integration found nowhere is known as missing. The bridge
+/// asks for the instance's integration on every message and receipt, and
+/// most instances of an events-only deployment have none: without this,
+/// each of their events cost a query. An activation through this store is
+/// seen at once (the write forgets this); one by another process (a fleet
+/// on PostgreSQL) reaches messages handled here at most this late.
+const MISSING_INTEGRATION_TTL: Duration = Duration::from_secs(1);
+
 /// Every read cache of one store, forgotten together on any write that can
 /// change what one of them holds: writes of these rows are rare, and one rule
 /// leaves no write site that forgets too little.
@@ -56,6 +65,8 @@ pub(crate) struct ReadCaches {
     pub(crate) unknown_tokens: TtlCache<String, ()>,
     /// Decrypted integrations, by (column, value).
     pub(crate) integrations: TtlCache<(&'static str, String), Integration>,
+    /// Lookups of `integrations` that found nothing.
+    pub(crate) missing_integrations: TtlCache<(&'static str, String), ()>,
     /// Instances, by id ([`InstanceKey::Id`]) or by account and name.
     pub(crate) instances: TtlCache<InstanceKey, Instance>,
     /// An account's whole instance list, by account id.
@@ -78,6 +89,7 @@ impl ReadCaches {
             principals: TtlCache::new(ROW_TTL),
             unknown_tokens: TtlCache::new(UNKNOWN_TOKEN_TTL),
             integrations: TtlCache::new(INTEGRATION_TTL),
+            missing_integrations: TtlCache::new(MISSING_INTEGRATION_TTL),
             instances: TtlCache::new(ROW_TTL),
             instance_lists: TtlCache::new(ROW_TTL),
             summaries: TtlCache::new(ROW_TTL),
@@ -90,6 +102,7 @@ impl ReadCaches {
         self.principals.forget_all();
         self.unknown_tokens.forget_all();
         self.integrations.forget_all();
+        self.missing_integrations.forget_all();
         self.instances.forget_all();
         self.instance_lists.forget_all();
         self.summaries.forget_all();

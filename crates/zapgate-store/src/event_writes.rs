@@ -9,7 +9,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use zapgate_core::{
     Error, Result,
-    event_log::{DeliveryOutcome, NewEvent, StoredEvent},
+    error::Cause,
+    event_log::{DeliveryOutcome, NewDelivery, NewEvent, StoredEvent},
     time::now_ms,
     token::new_id,
 };
@@ -28,8 +29,11 @@ fn params(first: usize, n: usize) -> String {
         .join(", ")
 }
 
-/// An event to append and the webhooks it is queued for.
-pub(crate) type Append = (NewEvent, Vec<String>);
+/// An event to append and its deliveries.
+pub(crate) type Append = (NewEvent, Vec<NewDelivery>);
+
+/// An appended event and the ids of its deliveries, in their order.
+pub(crate) type Appended = (StoredEvent, Vec<i64>);
 
 /// Appended events, batched: one transaction for the batch, its sequences
 /// taken per instance in one statement.
@@ -39,7 +43,7 @@ impl Batch for Appends {
     type Item = Append;
     /// Each item's own outcome: one event the store refuses (its instance
     /// was just deleted) fails only itself.
-    type Outcome = Result<Option<StoredEvent>>;
+    type Outcome = Result<Option<Appended>>;
 
     fn queue(store: &SqlStore) -> &GroupCommit<Self> {
         &store.appends
@@ -69,7 +73,7 @@ impl Batch for Appends {
 /// follow the items' order, and the deliveries' ids too (each webhook's
 /// deliveries run in id order). An event whose dedupe key is stored (or
 /// comes earlier in the batch) is `None` and takes no sequence.
-async fn store_appends(store: &SqlStore, items: &[Append]) -> Result<Vec<Option<StoredEvent>>> {
+async fn store_appends(store: &SqlStore, items: &[Append]) -> Result<Vec<Option<Appended>>> {
     let mut seen = HashSet::new();
     let mut skip: Vec<bool> = items
         .iter()
@@ -119,7 +123,7 @@ async fn store_appends(store: &SqlStore, items: &[Append]) -> Result<Vec<Option<
             let event = &items[i].0;
             let sequence = next
                 .get_mut(&event.instance_id)
-                .ok_or_else(|| Error::internal(zapgate_core::error::Cause("no sequence".into())))?;
+                .ok_or_else(|| Error::internal(Cause("no sequence".into())))?;
             stored[i] = Some(StoredEvent {
                 id: new_id("evt"),
                 instance_id: event.instance_id.clone(),
@@ -165,41 +169,78 @@ async fn store_appends(store: &SqlStore, items: &[Append]) -> Result<Vec<Option<
             }
             continue;
         }
-        let queued: Vec<(&str, &StoredEvent)> = live
+        let queued: Vec<(&NewDelivery, &StoredEvent)> = live
             .iter()
             .flat_map(|&i| {
                 let event = stored[i].as_ref().expect("assigned above");
-                items[i].1.iter().map(move |w| (w.as_str(), event))
+                items[i].1.iter().map(move |d| (d, event))
             })
             .collect();
+        // Each delivery's id, by (event id, webhook id): one of each pair.
+        let mut ids: HashMap<(String, String), i64> = HashMap::new();
         if !queued.is_empty() {
+            // A leased delivery is running (its first attempt starts at once);
+            // the others wait for a claim.
             let sql = format!(
                 "INSERT INTO webhook_deliveries (webhook_id, instance_id, event_id, status, \
-                 attempts, run_at, locked_until, response_status, last_error, updated_at) VALUES {}",
+                 attempts, run_at, locked_until, response_status, last_error, updated_at) VALUES {} \
+                 RETURNING id, webhook_id, event_id",
                 (0..queued.len())
-                    .map(|k| format!(
-                        "({}, 'queued', 0, ${}, NULL, NULL, '', ${})",
-                        params(k * 4 + 1, 3),
-                        k * 4 + 4,
-                        k * 4 + 4
-                    ))
+                    .map(|k| {
+                        let p = k * 7 + 1;
+                        format!(
+                            "({}, CAST(${} AS BIGINT), NULL, '', ${})",
+                            params(p, 6),
+                            p + 6,
+                            p + 5
+                        )
+                    })
                     .collect::<Vec<_>>()
                     .join(", ")
             );
             let mut query = sqlx::query(&sql);
-            for (webhook_id, event) in &queued {
+            for (delivery, event) in &queued {
+                let (status, attempts) = match delivery.lease_until_ms {
+                    Some(_) => ("running", 1_i64),
+                    None => ("queued", 0),
+                };
                 query = query
-                    .bind(*webhook_id)
+                    .bind(delivery.webhook_id.as_str())
                     .bind(&event.instance_id)
                     .bind(&event.id)
-                    .bind(event.created_at_ms);
+                    .bind(status)
+                    .bind(attempts)
+                    .bind(event.created_at_ms)
+                    .bind(delivery.lease_until_ms);
             }
-            query.execute(&mut *tx).await.map_err(Error::internal)?;
+            for row in query.fetch_all(&mut *tx).await.map_err(Error::internal)? {
+                ids.insert(
+                    (get(&row, "event_id")?, get(&row, "webhook_id")?),
+                    get(&row, "id")?,
+                );
+            }
         }
         tx.commit().await.map_err(Error::internal)?;
-        return Ok(stored);
+        return stored
+            .into_iter()
+            .zip(items)
+            .map(|(event, (_, deliveries))| {
+                let Some(event) = event else {
+                    return Ok(None);
+                };
+                let ids = deliveries
+                    .iter()
+                    .map(|d| {
+                        ids.get(&(event.id.clone(), d.webhook_id.clone()))
+                            .copied()
+                            .ok_or_else(|| Error::internal(Cause("a delivery has no id".into())))
+                    })
+                    .collect::<Result<_>>()?;
+                Ok(Some((event, ids)))
+            })
+            .collect();
     }
-    Err(Error::internal(zapgate_core::error::Cause(
+    Err(Error::internal(Cause(
         "events kept colliding with events stored by another process".into(),
     )))
 }

@@ -9,8 +9,8 @@ use zapgate_core::{
     error::Cause,
     event_log::{
         DEFAULT_WEBHOOK_LABEL, Delivery, DeliveryOutcome, DeliveryStatus, DeliveryWork, EventName,
-        EventStore, MAX_ENABLED_WEBHOOKS, NewEvent, StoredEvent, Webhook, WebhookSettings,
-        WebsocketSettings, new_signing_secret,
+        EventStore, MAX_ENABLED_WEBHOOKS, NewDelivery, NewEvent, StoredEvent, Webhook,
+        WebhookSettings, WebsocketSettings, new_signing_secret,
     },
     instance::WebhookConfig,
     time::now_ms,
@@ -305,9 +305,9 @@ impl EventStore for SqlStore {
     async fn append_event(
         &self,
         event: &NewEvent,
-        webhook_ids: &[String],
-    ) -> Result<Option<StoredEvent>> {
-        group::submit::<Appends>(self, (event.clone(), webhook_ids.to_vec())).await?
+        deliveries: &[NewDelivery],
+    ) -> Result<Option<(StoredEvent, Vec<i64>)>> {
+        group::submit::<Appends>(self, (event.clone(), deliveries.to_vec())).await?
     }
 
     async fn events_after(

@@ -105,7 +105,20 @@ pub(crate) async fn find_by(
             .transpose()
     };
     let key = (column, value.to_owned());
-    store.caches.integrations.get_or_load(key, load).await
+    let missing = &store.caches.missing_integrations;
+    if missing.get(&key).is_some() {
+        return Ok(None);
+    }
+    let generation = missing.generation();
+    let found = store
+        .caches
+        .integrations
+        .get_or_load(key.clone(), load)
+        .await?;
+    if found.is_none() {
+        missing.put(generation, key, ());
+    }
+    Ok(found)
 }
 
 pub(crate) async fn list(store: &SqlStore) -> Result<Vec<Integration>> {

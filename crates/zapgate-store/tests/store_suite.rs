@@ -17,7 +17,8 @@ use zapgate_core::{
     account::{Account, NewAccount},
     chatwoot::{ChatwootFlags, Integration, IntegrationStatus},
     event_log::{
-        DeliveryOutcome, DeliveryStatus, EventName, EventStore, NewEvent, WebhookSettings,
+        DeliveryOutcome, DeliveryStatus, EventName, EventStore, NewDelivery, NewEvent,
+        WebhookSettings,
     },
     instance::{
         ConnectionState, InstanceName, InstanceSettings, NewInstance, SessionStatus, SettingsPatch,
@@ -161,10 +162,12 @@ suite!(
     delete_integration_clears_its_links,
     replacing_an_integration_moves_its_jobs_of_the_direction_with_the_row,
     a_job_is_parked_as_an_orphan_only_while_its_integration_is_missing,
+    a_missing_integration_is_remembered_until_a_write_here_or_a_second,
     cached_reads_follow_writes_here_at_once_and_elsewhere_within_a_second,
     claims_recover_after_the_database_drops_their_connections,
     events_get_consecutive_sequences_and_are_stored_once,
     delivery_claims_cap_running_deliveries_per_webhook,
+    a_leased_delivery_runs_at_once_and_is_claimed_only_once_its_lease_lapsed,
     instance_webhook_blocks_are_adopted_once,
 );
 
@@ -2112,6 +2115,50 @@ async fn a_job_is_parked_as_an_orphan_only_while_its_integration_is_missing(db: 
     );
 }
 
+/// An instance without an integration is not looked up again on each of its
+/// messages: another process's activation is seen here within a second, one
+/// through this store at once.
+async fn a_missing_integration_is_remembered_until_a_write_here_or_a_second(db: Db) {
+    let store = db.store().await;
+    let elsewhere = db.store().await;
+    let ins = job_instance(&store, "later").await;
+    assert!(store.find_integration(&ins).await.unwrap().is_none());
+    elsewhere
+        .save_integration(&integration("int_later", &ins), None)
+        .await
+        .unwrap();
+    assert!(
+        store.find_integration(&ins).await.unwrap().is_none(),
+        "the missing integration was looked up in the database again"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while store.find_integration(&ins).await.unwrap().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "another process's integration was never seen"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let mine = job_instance(&store, "mine").await;
+    assert!(store.find_integration(&mine).await.unwrap().is_none());
+    store
+        .save_integration(&integration("int_mine", &mine), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.find_integration(&mine).await.unwrap().unwrap().id,
+        "int_mine"
+    );
+    assert!(
+        store
+            .find_integration_by_id("int_mine")
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
 /// Instances, lists, integration summaries and dead-letter counts are cached:
 /// every write through the same store is seen by its next read; a write by
 /// another process (another store on the same database) within the
@@ -2312,6 +2359,97 @@ fn event(instance_id: &str, key: &str) -> NewEvent {
     }
 }
 
+/// An instance `suporte` of a new account, with enabled webhooks `a` and `b`.
+async fn two_webhooks(
+    store: &SqlStore,
+    account_name: &str,
+) -> (
+    zapgate_core::instance::Instance,
+    zapgate_core::event_log::Webhook,
+    zapgate_core::event_log::Webhook,
+) {
+    let (acc, _) = account(store, account_name, 5).await;
+    let instance = store
+        .create_instance(&acc, &new_instance("suporte"))
+        .await
+        .unwrap();
+    let a = store.save_webhook(&instance.id, &hook("a")).await.unwrap();
+    let b = store.save_webhook(&instance.id, &hook("b")).await.unwrap();
+    (instance, a, b)
+}
+
+/// Deliveries queued for a claim, one per webhook.
+fn queued(webhook_ids: &[&str]) -> Vec<NewDelivery> {
+    webhook_ids
+        .iter()
+        .map(|id| NewDelivery {
+            webhook_id: (*id).to_owned(),
+            lease_until_ms: None,
+        })
+        .collect()
+}
+
+/// A delivery stored leased to the appending process runs at once (one
+/// attempt made), counts towards its webhook's cap, is not claimed while
+/// its lease lives, and is claimed again once it lapsed (its process died).
+async fn a_leased_delivery_runs_at_once_and_is_claimed_only_once_its_lease_lapsed(db: Db) {
+    let store = db.store().await;
+    let (instance, a, b) = two_webhooks(&store, "Leased").await;
+    let now = zapgate_core::time::now_ms();
+    let deliveries = [
+        NewDelivery {
+            webhook_id: a.id.clone(),
+            lease_until_ms: Some(now + 60_000),
+        },
+        NewDelivery {
+            webhook_id: b.id.clone(),
+            lease_until_ms: None,
+        },
+    ];
+    let (event1, ids) = store
+        .append_event(&event(&instance.id, "k1"), &deliveries)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ids.len(), 2);
+    store
+        .append_event(&event(&instance.id, "k2"), &queued(&[&a.id]))
+        .await
+        .unwrap();
+    let listed = store.deliveries(&instance.id, None, 100).await.unwrap();
+    let find = |id: i64| listed.iter().find(|d| d.id == id).unwrap().clone();
+    let (leased, waiting) = (find(ids[0]), find(ids[1]));
+    assert_eq!(
+        (leased.status, leased.attempts, leased.webhook_id.as_str()),
+        (DeliveryStatus::Running, 1, a.id.as_str())
+    );
+    assert_eq!(leased.event_id, event1.id);
+    assert_eq!(
+        (
+            waiting.status,
+            waiting.attempts,
+            waiting.webhook_id.as_str()
+        ),
+        (DeliveryStatus::Queued, 0, b.id.as_str())
+    );
+    // With a cap of 1, webhook a is full: only b's delivery is claimed.
+    let now = zapgate_core::time::now_ms();
+    let claimed = store
+        .claim_deliveries(now, now + 60_000, 100, 1)
+        .await
+        .unwrap();
+    let ids_claimed: Vec<i64> = claimed.iter().map(|w| w.delivery.id).collect();
+    assert_eq!(ids_claimed, [ids[1]]);
+    // Past the lease, the leased one is taken again, second attempt.
+    let later = now + 120_000;
+    let again = store
+        .claim_deliveries(later, later + 60_000, 100, 3)
+        .await
+        .unwrap();
+    let retaken = again.iter().find(|w| w.delivery.id == ids[0]).unwrap();
+    assert_eq!(retaken.delivery.attempts, 2);
+}
+
 async fn events_get_consecutive_sequences_and_are_stored_once(db: Db) {
     let store = Arc::new(db.store().await);
     let (acc, _) = account(&store, "Events", 5).await;
@@ -2361,7 +2499,7 @@ async fn events_get_consecutive_sequences_and_are_stored_once(db: Db) {
             _ => ("ins_gone".to_owned(), format!("b{n}")),
         };
         let webhooks = if id == other.id {
-            vec![whk.id.clone()]
+            queued(&[&whk.id])
         } else {
             vec![]
         };
@@ -2400,19 +2538,13 @@ async fn events_get_consecutive_sequences_and_are_stored_once(db: Db) {
 
 async fn delivery_claims_cap_running_deliveries_per_webhook(db: Db) {
     let store = db.store().await;
-    let (acc, _) = account(&store, "Deliveries", 5).await;
-    let instance = store
-        .create_instance(&acc, &new_instance("suporte"))
-        .await
-        .unwrap();
-    let a = store.save_webhook(&instance.id, &hook("a")).await.unwrap();
-    let b = store.save_webhook(&instance.id, &hook("b")).await.unwrap();
+    let (instance, a, b) = two_webhooks(&store, "Deliveries").await;
     assert!(a.signing_secret.starts_with("whsec_"));
     for n in 0..10 {
         store
             .append_event(
                 &event(&instance.id, &format!("k{n}")),
-                &[a.id.clone(), b.id.clone()],
+                &queued(&[&a.id, &b.id]),
             )
             .await
             .unwrap();

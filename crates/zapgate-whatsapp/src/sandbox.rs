@@ -26,11 +26,11 @@ use zapgate_core::{
     instance::{ConnectionState, InstanceSettings, SessionStatus},
     jid::{Jid, parse_phone_number},
     messages,
-    time::now_secs,
+    time::{now_ms, now_secs},
     whatsapp::{
         CallEvent, CallStatus, ChatPresence, Event, EventInvite, EventSink, Extra, InboundMessage,
-        Location, LoginCode, LoginMethod, Media, MediaKind, Outgoing, ReceiptStatus, SentMessage,
-        WhatsApp, WhatsAppEvent,
+        LabelChange, LabelChangeKind, Location, LoginCode, LoginMethod, Media, MediaKind, Outgoing,
+        ReceiptStatus, SentMessage, WhatsApp, WhatsAppEvent,
     },
 };
 
@@ -672,6 +672,30 @@ impl SandboxProvider {
 
     /// A call rings. With `autoRejectCalls` zapgate declines it and sends
     /// `callRejectMessage` to the caller; either way the sink hears of it.
+    /// The phone edits or deletes a label, or puts one on (or takes it off)
+    /// a chat; WhatsApp syncs the change to this linked device.
+    pub async fn label(
+        &self,
+        instance_id: &str,
+        label_id: String,
+        kind: LabelChangeKind,
+    ) -> Result<LabelChange> {
+        if !self
+            .slots()
+            .get(instance_id)
+            .is_some_and(|s| s.is_connected())
+        {
+            return Err(Error::bad_request(messages::INSTANCE_NOT_CONNECTED));
+        }
+        let change = LabelChange {
+            label_id,
+            kind,
+            timestamp_ms: now_ms(),
+        };
+        self.emit(instance_id, Event::Label(change.clone())).await?;
+        Ok(change)
+    }
+
     pub async fn call(&self, instance_id: &str, from: Jid, video: bool) -> Result<CallEntry> {
         if from.is_group() || from.server == zapgate_core::jid::BROADCAST_SERVER {
             return Err(Error::bad_request("from must be a person's id"));

@@ -103,6 +103,8 @@ impl Subscriber for BridgeSink {
             Event::Call(_) => Ok(()),
             // Joins and leaves are not yet shown in the group's conversation.
             Event::Group(_) => Ok(()),
+            // Chatwoot labels are Chatwoot's own; WhatsApp's are not mirrored.
+            Event::Label(_) => Ok(()),
         }
     }
 }

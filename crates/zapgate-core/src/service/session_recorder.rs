@@ -65,6 +65,12 @@ impl Subscriber for SessionRecorder {
                 kind = change.kind.as_str(),
                 "group change"
             ),
+            Event::Label(change) => tracing::debug!(
+                instance_id = %event.instance_id,
+                label_id = %change.label_id,
+                kind = change.kind.as_str(),
+                "label change"
+            ),
         }
         Ok(())
     }

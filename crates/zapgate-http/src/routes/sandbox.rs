@@ -17,7 +17,7 @@ use zapgate_core::{
     instance::{Instance, SessionStatus},
     jid::{Jid, parse_phone_number},
     store::Principal,
-    whatsapp::{Extra, Media, MediaKind, ReceiptStatus},
+    whatsapp::{Extra, LabelChangeKind, Media, MediaKind, ReceiptStatus},
 };
 use zapgate_whatsapp::{
     CallEntry, ChatPresenceEntry, ChatStateView, DirectoryEntry, OutboxEntry, RemoteMedia,
@@ -46,6 +46,7 @@ pub fn router(media_body_limit: usize) -> Router<AppState> {
         )
         .route("/api/sandbox/{instance}/receipt", post(receipt))
         .route("/api/sandbox/{instance}/call", post(call))
+        .route("/api/sandbox/{instance}/label", post(label))
         .route("/api/sandbox/{instance}/outbox", get(outbox))
         .route("/api/sandbox/{instance}/faults", post(faults))
         .route("/api/sandbox/{instance}/community", post(community))
@@ -632,6 +633,104 @@ async fn call(
     Ok(Json(RingOut {
         success: true,
         call,
+    }))
+}
+
+/// Longest label name accepted (WhatsApp's own editor stops well before).
+const MAX_LABEL_NAME_LEN: usize = 100;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LabelIn {
+    /// WhatsApp's label id (per account).
+    label_id: String,
+    /// An edit: the label's name now.
+    name: Option<String>,
+    /// An edit: WhatsApp's colour index.
+    color: Option<i32>,
+    /// An edit that deletes the label.
+    #[serde(default)]
+    deleted: bool,
+    /// A chat (number or JID) the label is put on, or taken off with
+    /// `labeled: false`; without it the change is an edit of the label.
+    chat: Option<String>,
+    labeled: Option<bool>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LabelOut {
+    success: bool,
+    /// `edit`, `delete`, `add` or `remove`, as `label.update` reports it.
+    r#type: &'static str,
+    label_id: String,
+}
+
+/// The phone edits or deletes a label, or puts one on or takes it off a
+/// chat; zapgate reports it as `label.update`.
+#[utoipa::path(post, path = "/api/sandbox/{instance}/label", tag = "sandbox",
+    params(("instance" = String, Path)), request_body = LabelIn,
+    responses((status = 200, body = LabelOut), (status = 400, body = ErrorOut), (status = 401, body = ErrorOut), (status = 404, body = ErrorOut)),
+    security(("token" = [])))]
+async fn label(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    Path(name): Path<String>,
+    JsonBody(body): JsonBody<LabelIn>,
+) -> ApiResult<Json<LabelOut>> {
+    let (sandbox, instance) = resolve(&state, &principal, &name).await?;
+    if body.label_id.is_empty() || body.label_id.chars().count() > MAX_ID_LEN {
+        return Err(Error::bad_request(format!(
+            "invalid body: labelId must be 1 to {MAX_ID_LEN} characters"
+        ))
+        .into());
+    }
+    let kind = match body.chat {
+        Some(chat) => {
+            let edit_field = [
+                ("name", body.name.is_some()),
+                ("color", body.color.is_some()),
+                ("deleted", body.deleted),
+            ]
+            .into_iter()
+            .find_map(|(field, set)| set.then_some(field));
+            if let Some(field) = edit_field {
+                return Err(Error::bad_request(format!(
+                    "invalid body: {field} edits a label and cannot go with chat"
+                ))
+                .into());
+            }
+            LabelChangeKind::Chat {
+                chat: Jid::parse(&chat)?,
+                labeled: body.labeled.unwrap_or(true),
+            }
+        }
+        None => {
+            if body.labeled.is_some() {
+                return Err(Error::bad_request("invalid body: labeled needs chat").into());
+            }
+            if body
+                .name
+                .as_ref()
+                .is_some_and(|n| n.chars().count() > MAX_LABEL_NAME_LEN)
+            {
+                return Err(Error::bad_request(format!(
+                    "invalid body: name must be at most {MAX_LABEL_NAME_LEN} characters"
+                ))
+                .into());
+            }
+            LabelChangeKind::Edit {
+                name: body.name,
+                color: body.color,
+                deleted: body.deleted,
+            }
+        }
+    };
+    let change = sandbox.label(&instance.id, body.label_id, kind).await?;
+    Ok(Json(LabelOut {
+        success: true,
+        r#type: change.kind.as_str(),
+        label_id: change.label_id,
     }))
 }
 

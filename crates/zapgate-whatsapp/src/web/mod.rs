@@ -17,6 +17,7 @@ mod chat_state;
 mod groups;
 mod inbound;
 mod kinds;
+mod labels;
 mod outbound;
 mod send;
 mod session;

@@ -48,7 +48,7 @@ use zapgate_store::WaSessionStore;
 use super::{
     Inner,
     calls::{self, Ringing},
-    inbound, outbound, send,
+    inbound, labels, outbound, send,
     transport::ObservedTransportFactory,
 };
 use crate::{
@@ -541,6 +541,16 @@ async fn handle_events(
                     {
                         book.insert(contact.jid.user.clone(), contact);
                     }
+                }
+            }
+            WaEvent::LabelEditUpdate(update) => {
+                if let Some(change) = labels::label_edit(update) {
+                    shared.emit(Event::Label(change)).await;
+                }
+            }
+            WaEvent::LabelAssociationUpdate(update) => {
+                if let Some(change) = labels::label_association(update) {
+                    shared.emit(Event::Label(change)).await;
                 }
             }
             WaEvent::Receipt(receipt) => {

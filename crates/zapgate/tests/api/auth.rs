@@ -64,6 +64,11 @@ fn routes(instance: &str) -> Vec<(Method, String, Option<Value>)> {
             sandbox("call"),
             Some(json!({"from": "5511977776666"})),
         ),
+        (
+            Method::POST,
+            sandbox("label"),
+            Some(json!({"labelId": "5", "chat": "5511977776666"})),
+        ),
         (Method::GET, sandbox("outbox"), None),
         (
             Method::POST,

@@ -705,6 +705,86 @@ async fn three_webhooks_each_get_their_own_events_at_their_own_urls(server: Test
     assert_eq!(paths, expected);
 }
 
+/// Label changes on the phone reach a webhook subscribed to `label.update`
+/// (and only it), in the order they happened; the sandbox refuses a body
+/// that mixes an edit with a chat.
+async fn label_changes_reach_a_label_update_webhook(server: TestServer) {
+    let (_, instance) = paired(&server).await;
+    let (receiver, url) = Receiver::start().await;
+    for (label, events) in [
+        ("labels", json!(["label.update"])),
+        ("messages", json!(["message.exchange"])),
+    ] {
+        ok(&server
+            .post(
+                "/api/events/webhook/suporte",
+                Some(&instance),
+                json!({"label": label, "enabled": true, "url": format!("{url}/{label}"),
+                       "events": events}),
+            )
+            .await);
+    }
+    let mixed = server
+        .post(
+            "/api/sandbox/suporte/label",
+            Some(&instance),
+            json!({"labelId": "5", "name": "Pago", "chat": "5511988887777"}),
+        )
+        .await;
+    assert_eq!(mixed.status.as_u16(), 400, "{}", mixed.text);
+    assert_eq!(
+        mixed.body["error"]["message"],
+        "invalid body: name edits a label and cannot go with chat"
+    );
+    for (body, kind) in [
+        (json!({"labelId": "5", "name": "Pago", "color": 3}), "edit"),
+        (json!({"labelId": "5", "chat": "5511988887777"}), "add"),
+        (
+            json!({"labelId": "5", "chat": "5511988887777", "labeled": false}),
+            "remove",
+        ),
+        (json!({"labelId": "5", "deleted": true}), "delete"),
+    ] {
+        let reply = server
+            .post("/api/sandbox/suporte/label", Some(&instance), body)
+            .await;
+        assert_eq!(ok(&reply)["type"], kind);
+    }
+    let mut bodies = Vec::new();
+    for _ in 0..1200 {
+        bodies = receiver.bodies();
+        if bodies.len() >= 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(
+        bodies.iter().all(|(path, _, _)| path == "/labels"),
+        "{bodies:?}"
+    );
+    bodies.sort_by_key(|(_, _, body)| body["sequence"].as_i64());
+    let data: Vec<Value> = bodies
+        .iter()
+        .map(|(_, _, body)| {
+            assert_eq!(body["event"], "label.update");
+            let mut data = body["data"].clone();
+            assert!(data["timestamp"].as_str().unwrap().ends_with('Z'));
+            data.as_object_mut().unwrap().remove("timestamp");
+            data
+        })
+        .collect();
+    let chat = json!({"jid": "5511988887777@s.whatsapp.net", "type": "private"});
+    assert_eq!(
+        data,
+        [
+            json!({"type": "edit", "labelId": "5", "name": "Pago", "color": 3}),
+            json!({"type": "add", "labelId": "5", "chat": chat}),
+            json!({"type": "remove", "labelId": "5", "chat": chat}),
+            json!({"type": "delete", "labelId": "5", "name": null, "color": null}),
+        ]
+    );
+}
+
 async fn a_delivery_in_flight_at_shutdown_finishes_before_the_server_stops(database_url: &str) {
     let server = TestServer::start_on(database_url, env()).await;
     let (instance, receiver) = hooked(&server, Duration::from_millis(1500)).await;
@@ -785,6 +865,7 @@ on_both_backends!(
         env().with("ZAPGATE_WEBHOOK_TIMEOUT_SECS", "1")
     ),
     three_webhooks_each_get_their_own_events_at_their_own_urls(env()),
+    label_changes_reach_a_label_update_webhook(env()),
 );
 
 mod websocket {
