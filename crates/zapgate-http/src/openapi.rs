@@ -3,8 +3,13 @@
 
 use utoipa::{
     Modify, OpenApi,
-    openapi::security::{ApiKey, ApiKeyValue, SecurityScheme},
+    openapi::{
+        ContentBuilder, Object, Ref, RefOr, Response, Schema,
+        path::{Operation, ParameterIn},
+        security::{ApiKey, ApiKeyValue, SecurityScheme},
+    },
 };
+use zapgate_core::messages;
 
 use crate::{envelope, routes};
 
@@ -73,8 +78,8 @@ use crate::{envelope, routes};
         routes::sandbox::faults,
         routes::sandbox::community,
     ),
-    components(schemas(envelope::MessageOut, envelope::ErrorOut)),
-    modifiers(&TokenSecurity),
+    components(schemas(envelope::MessageOut, envelope::ErrorOut, routes::message_kinds::CommonIn)),
+    modifiers(&TokenSecurity, &StandardResponses, &KindBodies),
     tags(
         (name = "instance", description = "Instances: one WhatsApp number each"),
         (name = "message", description = "Sending messages"),
@@ -107,5 +112,124 @@ impl Modify for TokenSecurity {
                 "The operator's ZAPGATE_ADMIN_TOKEN",
             ))),
         );
+    }
+}
+
+/// The answers every route of a kind gives, declared here once so that a
+/// route's annotation lists only its own (and a new route cannot forget
+/// them): with a token, 401 and 429; with `{instance}`, 404; with a JSON
+/// body, 400, 413 and 415; with query parameters, 400. A status the
+/// annotation already declares keeps the annotation's description.
+struct StandardResponses;
+
+impl Modify for StandardResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                add_standard_responses(operation);
+            }
+        }
+    }
+}
+
+fn add_standard_responses(operation: &mut Operation) {
+    let mut standard: Vec<(&str, String)> = Vec::new();
+    let has_security = operation
+        .security
+        .as_ref()
+        .is_some_and(|requirements| !requirements.is_empty());
+    if has_security {
+        standard.push((
+            "401",
+            format!("{} / {}", messages::MISSING_TOKEN, messages::INVALID_TOKEN),
+        ));
+        standard.push(("429", messages::RATE_LIMITED.to_owned()));
+    }
+    let parameters = operation.parameters.as_deref().unwrap_or_default();
+    let in_path = |name: &str| {
+        parameters
+            .iter()
+            .any(|p| p.parameter_in == ParameterIn::Path && p.name == name)
+    };
+    if in_path("instance") {
+        standard.push(("404", messages::INSTANCE_NOT_FOUND.to_owned()));
+    }
+    if operation.request_body.is_some() {
+        standard.push(("400", messages::INVALID_REQUEST_BODY.to_owned()));
+        standard.push(("413", messages::BODY_TOO_LARGE.to_owned()));
+        standard.push(("415", messages::JSON_CONTENT_TYPE.to_owned()));
+    }
+    if parameters
+        .iter()
+        .any(|p| p.parameter_in == ParameterIn::Query)
+    {
+        standard.push(("400", "Invalid query parameters".to_owned()));
+    }
+    let responses = &mut operation.responses.responses;
+    for (status, description) in standard {
+        responses.entry(status.to_owned()).or_insert_with(|| {
+            RefOr::T(
+                Response::builder()
+                    .description(description)
+                    .content(
+                        "application/json",
+                        ContentBuilder::new()
+                            .schema(Some(Ref::from_schema_name("ErrorOut")))
+                            .build(),
+                    )
+                    .build(),
+            )
+        });
+    }
+}
+
+/// The structured message kinds read their body in two steps (the common
+/// fields, then the kind's own: `message_kinds::split`), and their
+/// annotations name the kind's schema only. The document shows the body a
+/// client sends: one closed object with both.
+struct KindBodies;
+
+impl Modify for KindBodies {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let Some(components) = openapi.components.as_ref() else {
+            return;
+        };
+        let object = |name: &str| match components.schemas.get(name) {
+            Some(RefOr::T(Schema::Object(object))) => Some(object.clone()),
+            _ => None,
+        };
+        let common = object("CommonIn").expect("CommonIn is in the document");
+        for (path, fields) in routes::message_kinds::COMMON_FIELDS {
+            let content = openapi
+                .paths
+                .paths
+                .get_mut(*path)
+                .and_then(|item| item.post.as_mut())
+                .and_then(|operation| operation.request_body.as_mut())
+                .and_then(|body| body.content.get_mut("application/json"))
+                .unwrap_or_else(|| panic!("{path} has a JSON body in the document"));
+            let Some(RefOr::Ref(kind)) = &content.schema else {
+                panic!("{path}'s body is a schema reference");
+            };
+            let name = kind.ref_location.rsplit('/').next().unwrap_or_default();
+            let mut body: Object = object(name).unwrap_or_else(|| panic!("{name} is an object"));
+            for field in *fields {
+                if let Some(property) = common.properties.get(*field) {
+                    body.properties
+                        .insert((*field).to_owned(), property.clone());
+                }
+                if common.required.iter().any(|r| r == field) {
+                    body.required.push((*field).to_owned());
+                }
+            }
+            content.schema = Some(RefOr::T(Schema::Object(body)));
+        }
     }
 }

@@ -136,6 +136,7 @@ async fn remove(
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", default)]
+#[schema(as = admin::ReplayIn)]
 pub struct ReplayIn {
     /// Only this integration's dead letters (`int_...`); all when absent.
     integration_id: Option<String>,

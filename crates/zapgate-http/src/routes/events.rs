@@ -5,7 +5,7 @@
 use axum::{
     Json, Router,
     body::Bytes,
-    extract::{Path, Query, State},
+    extract::{Path, State},
     routing::{get, post},
 };
 use serde::{Deserialize, Serialize};
@@ -24,7 +24,13 @@ use zapgate_core::{
 };
 use zapgate_events::payload;
 
-use crate::{AppState, auth::Caller, envelope::ErrorOut, error::ApiResult, extract::JsonBody};
+use crate::{
+    AppState,
+    auth::Caller,
+    envelope::ErrorOut,
+    error::ApiResult,
+    extract::{JsonBody, QueryParams},
+};
 
 const MAX_LIST: u32 = 500;
 const DEFAULT_LIST: u32 = 100;
@@ -234,7 +240,7 @@ async fn get_webhook(
     State(state): State<AppState>,
     Caller(principal): Caller,
     Path(name): Path<String>,
-    Query(query): Query<LabelQuery>,
+    QueryParams(query): QueryParams<LabelQuery>,
 ) -> ApiResult<Json<WebhooksOut>> {
     let instance = state.instances.visible(&principal, &name).await?;
     Ok(Json(match query.label {
@@ -418,7 +424,7 @@ async fn deliveries(
     State(state): State<AppState>,
     Caller(principal): Caller,
     Path(name): Path<String>,
-    Query(query): Query<DeliveriesQuery>,
+    QueryParams(query): QueryParams<DeliveriesQuery>,
 ) -> ApiResult<Json<DeliveriesOut>> {
     let instance = state.instances.visible(&principal, &name).await?;
     let status = match query.status.as_deref() {
@@ -545,7 +551,7 @@ async fn log(
     State(state): State<AppState>,
     Caller(principal): Caller,
     Path(name): Path<String>,
-    Query(query): Query<LogQuery>,
+    QueryParams(query): QueryParams<LogQuery>,
 ) -> ApiResult<Json<LogOut>> {
     let instance = state.instances.visible(&principal, &name).await?;
     let after = query.after.unwrap_or(0).max(0);

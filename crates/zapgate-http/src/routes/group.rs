@@ -5,7 +5,7 @@
 
 use axum::{
     Json, Router,
-    extract::{Path, Query, State},
+    extract::{Path, State},
     routing::{delete, get, post, put},
 };
 use base64::Engine;
@@ -21,7 +21,13 @@ use zapgate_core::{
     jid::{Jid, LID_SERVER, USER_SERVER},
 };
 
-use crate::{AppState, auth::Caller, envelope::ErrorOut, error::ApiResult, extract::JsonBody};
+use crate::{
+    AppState,
+    auth::Caller,
+    envelope::ErrorOut,
+    error::ApiResult,
+    extract::{JsonBody, QueryParams},
+};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -348,7 +354,7 @@ async fn list(
     State(state): State<AppState>,
     Caller(principal): Caller,
     Path(name): Path<String>,
-    Query(query): Query<ListQuery>,
+    QueryParams(query): QueryParams<ListQuery>,
 ) -> ApiResult<Json<GroupsReply>> {
     let instance = state.instances.visible(&principal, &name).await?;
     let members = flag("includeMembers", query.include_members.as_deref())?;
@@ -384,7 +390,7 @@ async fn info(
     State(state): State<AppState>,
     Caller(principal): Caller,
     Path(name): Path<String>,
-    Query(query): Query<InfoQuery>,
+    QueryParams(query): QueryParams<InfoQuery>,
 ) -> ApiResult<Json<GroupReply>> {
     let instance = state.instances.visible(&principal, &name).await?;
     let raw = query
@@ -688,7 +694,7 @@ async fn requests(
     State(state): State<AppState>,
     Caller(principal): Caller,
     Path(name): Path<String>,
-    Query(query): Query<GroupQuery>,
+    QueryParams(query): QueryParams<GroupQuery>,
 ) -> ApiResult<Json<RequestsReply>> {
     let instance = state.instances.visible(&principal, &name).await?;
     let jid = group_jid("groupJid", query.group_jid.as_deref()).map_err(query_error)?;
@@ -740,7 +746,7 @@ async fn leave(
     State(state): State<AppState>,
     Caller(principal): Caller,
     Path(name): Path<String>,
-    Query(query): Query<GroupQuery>,
+    QueryParams(query): QueryParams<GroupQuery>,
 ) -> ApiResult<Json<LeaveReply>> {
     let instance = state.instances.visible(&principal, &name).await?;
     let jid = group_jid("groupJid", query.group_jid.as_deref()).map_err(query_error)?;
@@ -784,7 +790,7 @@ async fn sub_groups(
     State(state): State<AppState>,
     Caller(principal): Caller,
     Path(name): Path<String>,
-    Query(query): Query<CommunityQuery>,
+    QueryParams(query): QueryParams<CommunityQuery>,
 ) -> ApiResult<Json<SubGroupsReply>> {
     let instance = state.instances.visible(&principal, &name).await?;
     let jid = group_jid("communityJid", query.community_jid.as_deref()).map_err(query_error)?;

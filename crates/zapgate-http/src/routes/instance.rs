@@ -3,7 +3,7 @@
 
 use axum::{
     Json, Router,
-    extract::{Path, Query, State},
+    extract::{Path, State},
     http::StatusCode,
     response::{IntoResponse, Response},
     routing::{delete, get, post},
@@ -31,7 +31,7 @@ use crate::{
     auth::{AccountCaller, Caller},
     envelope::{ErrorOut, MessageOut},
     error::ApiResult,
-    extract::JsonBody,
+    extract::{JsonBody, QueryParams},
 };
 
 /// Bounds on the optional blocks of the create body.
@@ -327,7 +327,7 @@ async fn connect(
     State(state): State<AppState>,
     Caller(principal): Caller,
     Path(name): Path<String>,
-    Query(query): Query<ConnectQuery>,
+    QueryParams(query): QueryParams<ConnectQuery>,
 ) -> ApiResult<Json<ConnectOut>> {
     let instance = state.instances.visible(&principal, &name).await?;
     let method = match query.number.as_deref().filter(|n| !n.trim().is_empty()) {
@@ -409,6 +409,7 @@ pub struct ConnectionOut<'a> {
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = instance::ProfileOut)]
 pub struct ProfileOut {
     name: Option<String>,
     picture_url: Option<String>,
@@ -418,6 +419,7 @@ pub struct ProfileOut {
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = instance::WebhookOut)]
 pub struct WebhookOut<'a> {
     enabled: bool,
     url: &'a str,
@@ -533,7 +535,7 @@ impl<'a> InstanceOut<'a> {
 async fn list(
     State(state): State<AppState>,
     Caller(principal): Caller,
-    Query(query): Query<ListQuery>,
+    QueryParams(query): QueryParams<ListQuery>,
 ) -> ApiResult<Response> {
     let names: Option<Vec<String>> = query.instance_name.map(|raw| {
         raw.split(',')

@@ -25,6 +25,17 @@ use crate::{
 const MAX_TEXT_LEN: usize = 65_536;
 const MAX_ID_LEN: usize = 128;
 
+/// What a `number` field takes (`Jid::parse`): a phone number in
+/// international format, or a JID of a known server. Only the OpenAPI
+/// document uses it (`value_type = Recipient`); the fields stay strings so
+/// that anything else is answered with its own message.
+#[derive(ToSchema)]
+#[schema(
+    pattern = r"^\+?[1-9][0-9]{7,14}$|^[A-Za-z0-9.:-]{1,64}@(s\.whatsapp\.net|g\.us|lid|newsletter|broadcast)$"
+)]
+#[allow(dead_code)] // describes the field in the OpenAPI document only
+pub struct Recipient(String);
+
 pub fn router(media_body_limit: usize) -> Router<AppState> {
     Router::new()
         .route("/api/message/text/{instance}", post(text))
@@ -39,7 +50,9 @@ pub fn router(media_body_limit: usize) -> Router<AppState> {
 #[serde(rename_all = "camelCase")]
 pub struct TextIn {
     /// A phone number in international format, or a JID (`...@g.us` for groups).
+    #[schema(required = true, nullable = false, value_type = Recipient)]
     number: Option<String>,
+    #[schema(required = true, nullable = false, min_length = 1, max_length = 65536)]
     message: Option<String>,
     /// The WhatsApp id of the message this one replies to.
     reply_to: Option<String>,
@@ -146,8 +159,10 @@ async fn text(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MediaIn {
+    #[schema(required = true, nullable = false, value_type = Recipient)]
     number: Option<String>,
     /// `image`, `video`, `document` or `audio`.
+    #[schema(required = true, nullable = false, value_type = MediaType)]
     media_type: Option<String>,
     /// An http(s) URL to fetch (or a base64 data URL). Send this or `mediaBase64`.
     media_url: Option<String>,
@@ -160,6 +175,18 @@ pub struct MediaIn {
     /// Seconds (0 to 30) of "typing..." ("recording..." for audio) shown in
     /// the chat before sending.
     delay: Option<u32>,
+}
+
+/// What `mediaType` takes (the body keeps it a string, to answer anything
+/// else with its own message).
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // describes `mediaType` in the OpenAPI document only
+enum MediaType {
+    Image,
+    Video,
+    Document,
+    Audio,
 }
 
 /// Sends an image, video, document or audio, from a URL or base64.

@@ -67,6 +67,7 @@ fn invalid(detail: impl std::fmt::Display) -> Error {
 pub struct CommonIn {
     /// A phone number in international format, or a JID (`...@g.us` for
     /// groups, `...@lid`).
+    #[schema(required = true, nullable = false, value_type = super::message::Recipient)]
     number: Option<String>,
     /// A trace label (at most 100 characters), logged with the send and
     /// echoed in the answer.
@@ -79,7 +80,20 @@ pub struct CommonIn {
     reply_to: Option<String>,
 }
 
-const COMMON: [&str; 4] = ["number", "source", "delay", "replyTo"];
+const COMMON: &[&str] = &["number", "source", "delay", "replyTo"];
+const REACTION_COMMON: &[&str] = &["number", "source"];
+
+/// Each kind's route and the common fields its body takes: the OpenAPI
+/// document shows them in the kind's body (the annotations name only the
+/// kind's own schema, as `split` reads the body in two steps).
+pub const COMMON_FIELDS: &[(&str, &[&str])] = &[
+    ("/api/message/sticker/{instance}", COMMON),
+    ("/api/message/location/{instance}", COMMON),
+    ("/api/message/contact/{instance}", COMMON),
+    ("/api/message/reaction/{instance}", REACTION_COMMON),
+    ("/api/message/poll/{instance}", COMMON),
+    ("/api/message/event/{instance}", COMMON),
+];
 /// The longest `delay`, in seconds.
 const MAX_DELAY: u32 = 30;
 
@@ -260,7 +274,7 @@ async fn send_sticker(
     JsonBody(body): JsonBody<Value>,
 ) -> ApiResult<Json<SentOut>> {
     let instance = state.instances.visible(&principal, &name).await?;
-    let (common, body): (_, StickerIn) = split(body, &COMMON)?;
+    let (common, body): (_, StickerIn) = split(body, COMMON)?;
     let common = Common::from(common, send_id)?;
     let url = required("imageUrl", body.image_url, usize::MAX)?;
     let data = if let Some(rest) = url.strip_prefix("data:image/") {
@@ -359,7 +373,7 @@ async fn send_location(
     JsonBody(body): JsonBody<Value>,
 ) -> ApiResult<Json<SentOut>> {
     let instance = state.instances.visible(&principal, &name).await?;
-    let (common, body): (_, LocationIn) = split(body, &COMMON)?;
+    let (common, body): (_, LocationIn) = split(body, COMMON)?;
     let common = Common::from(common, send_id)?;
     let latitude = body
         .latitude
@@ -465,7 +479,7 @@ async fn send_contact(
     JsonBody(body): JsonBody<Value>,
 ) -> ApiResult<Json<SentOut>> {
     let instance = state.instances.visible(&principal, &name).await?;
-    let (common, body): (_, ContactIn) = split(body, &COMMON)?;
+    let (common, body): (_, ContactIn) = split(body, COMMON)?;
     let common = Common::from(common, send_id)?;
     let cards = body.vcard.unwrap_or_default();
     if !(1..=100).contains(&cards.len()) {
@@ -542,7 +556,7 @@ async fn send_reaction(
     JsonBody(body): JsonBody<Value>,
 ) -> ApiResult<Json<SentOut>> {
     let instance = state.instances.visible(&principal, &name).await?;
-    let (common, body): (_, ReactionIn) = split(body, &["number", "source"])?;
+    let (common, body): (_, ReactionIn) = split(body, REACTION_COMMON)?;
     let common = Common::from(common, send_id)?;
     let target_id = required("messageId", body.message_id, MAX_ID)?;
     let reaction = required("reaction", body.reaction, 32)?;
@@ -615,7 +629,7 @@ async fn send_poll(
     JsonBody(body): JsonBody<Value>,
 ) -> ApiResult<Json<SentOut>> {
     let instance = state.instances.visible(&principal, &name).await?;
-    let (common, body): (_, PollIn) = split(body, &COMMON)?;
+    let (common, body): (_, PollIn) = split(body, COMMON)?;
     let common = Common::from(common, send_id)?;
     let question = required("question", body.question, MAX_STRING)?;
     let options = body.options.unwrap_or_default();
@@ -754,7 +768,7 @@ async fn send_event(
     JsonBody(body): JsonBody<Value>,
 ) -> ApiResult<Json<SentOut>> {
     let instance = state.instances.visible(&principal, &name).await?;
-    let (common, body): (_, EventIn) = split(body, &COMMON)?;
+    let (common, body): (_, EventIn) = split(body, COMMON)?;
     let common = Common::from(common, send_id)?;
     let name = required("name", body.name, MAX_STRING)?;
     let start = instant("startAt", body.start_at)?.ok_or_else(|| invalid("startAt is required"))?;

@@ -4,7 +4,7 @@
 
 use axum::{
     Json, Router,
-    extract::{Path, Query, State},
+    extract::{Path, State},
     routing::{get, post},
 };
 use serde::{Deserialize, Serialize};
@@ -18,7 +18,11 @@ use zapgate_core::{
 };
 
 use crate::{
-    AppState, auth::Caller, envelope::ErrorOut, error::ApiResult, extract::JsonBody,
+    AppState,
+    auth::Caller,
+    envelope::ErrorOut,
+    error::ApiResult,
+    extract::{JsonBody, QueryParams},
     routes::group::picture,
 };
 
@@ -86,7 +90,7 @@ async fn get_account(
     State(state): State<AppState>,
     Caller(principal): Caller,
     Path(name): Path<String>,
-    Query(query): Query<AccountQuery>,
+    QueryParams(query): QueryParams<AccountQuery>,
 ) -> ApiResult<Json<ProfileReply>> {
     let instance = state.instances.visible(&principal, &name).await?;
     let who = match query

@@ -209,6 +209,7 @@ pub struct InboundIn {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = sandbox::ReactionIn)]
 pub struct ReactionIn {
     target_id: String,
     emoji: String,
@@ -228,6 +229,7 @@ pub struct RevokeIn {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = sandbox::LocationIn)]
 pub struct LocationIn {
     latitude: f64,
     longitude: f64,
@@ -235,12 +237,14 @@ pub struct LocationIn {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = sandbox::ContactIn)]
 pub struct ContactIn {
     name: String,
     vcard: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = sandbox::PollIn)]
 pub struct PollIn {
     question: String,
     options: Vec<String>,
@@ -260,6 +264,7 @@ pub struct GroupIn {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = sandbox::MediaIn)]
 pub struct MediaIn {
     /// `image`, `video`, `audio`, `document` or `sticker`.
     #[serde(rename = "type")]
