@@ -2,7 +2,7 @@
 //! interactive docs page (Swagger UI assets vendored into the binary).
 
 use utoipa::{
-    Modify, OpenApi,
+    Modify, OpenApi, ToSchema,
     openapi::{
         ContentBuilder, Object, Ref, RefOr, Response, Schema,
         path::{Operation, ParameterIn},
@@ -92,6 +92,37 @@ use crate::{envelope, routes};
     )
 )]
 pub struct ApiDoc;
+
+// Shapes of string fields, for the document only (`value_type = ...` on a
+// field that stays a string, so that anything else is answered with the
+// field's own message): one pattern each, shared by every route.
+
+/// What a `number` field takes (`Jid::parse`): a phone number in
+/// international format, or a JID of a known server.
+#[derive(ToSchema)]
+#[schema(
+    pattern = r"^\+?[1-9][0-9]{7,14}$|^[A-Za-z0-9.:-]{1,64}@(s\.whatsapp\.net|g\.us|lid|newsletter|broadcast)$"
+)]
+#[allow(dead_code)] // describes fields in the document only
+pub struct Recipient(String);
+
+/// A phone number in international format (`parse_phone_number`).
+#[derive(ToSchema)]
+#[schema(pattern = r"^\+?[1-9][0-9]{7,14}$")]
+#[allow(dead_code)] // describes fields in the document only
+pub struct PhoneNumber(String);
+
+/// A group's JID.
+#[derive(ToSchema)]
+#[schema(pattern = r"^[A-Za-z0-9.:-]{1,64}@g\.us$")]
+#[allow(dead_code)] // describes fields in the document only
+pub struct GroupJid(String);
+
+/// The `Idempotency-Key` header (`idempotency::layer`).
+#[derive(ToSchema)]
+#[schema(pattern = r"^[!-~]{1,255}$")]
+#[allow(dead_code)] // describes the header in the document only
+pub struct IdempotencyKey(String);
 
 struct TokenSecurity;
 

@@ -28,6 +28,7 @@ pub fn router() -> Router<AppState> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateAccountIn {
+    #[schema(min_length = 1, max_length = 128, pattern = r"\S")]
     name: String,
     max_instances: u32,
     /// Requests per minute for this account's tokens; the server default when absent.

@@ -52,6 +52,7 @@ pub struct WebhookIn {
     /// Up to 100 characters; `default` when absent.
     pub label: Option<String>,
     /// Required. `false` keeps the row and clears url, authorization, events, mediaBase64.
+    #[schema(required = true, nullable = false)]
     pub enabled: Option<bool>,
     /// An absolute http(s) URL; required when enabled.
     pub url: Option<String>,
@@ -265,6 +266,7 @@ async fn get_webhook(
 #[serde(rename_all = "camelCase", default)]
 pub struct WebsocketIn {
     /// Required. `false` clears events and mediaBase64; open clients stay, new ones are refused.
+    #[schema(required = true, nullable = false)]
     enabled: Option<bool>,
     events: Option<Vec<String>>,
     media_base64: Option<bool>,
@@ -355,6 +357,7 @@ pub struct DeliveriesQuery {
     /// `failed` (dead letters), `queued`, `running`, `delivered` or `dead`.
     status: Option<String>,
     /// At most 500; 100 by default.
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
 }
 
@@ -497,6 +500,7 @@ pub struct LogQuery {
     /// Events after this sequence (0: from the oldest kept).
     after: Option<i64>,
     /// At most 500; 100 by default.
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
     /// Keep media bytes in `message.exchange` events.
     media_base64: Option<bool>,

@@ -373,6 +373,7 @@ async fn list(
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct InfoQuery {
     /// A group jid, an invite code or a `chat.whatsapp.com` link.
+    #[param(value_type = String, min_length = 1, pattern = r"\S")]
     identifier: Option<String>,
 }
 
@@ -413,6 +414,7 @@ async fn info(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UpdateIn {
+    #[schema(required = true, nullable = false, value_type = crate::openapi::GroupJid)]
     group_jid: Option<String>,
     name: Option<String>,
     /// An empty text removes the description.
@@ -472,6 +474,7 @@ async fn update(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ParticipantsIn {
+    #[schema(required = true, nullable = false, value_type = crate::openapi::GroupJid)]
     group_jid: Option<String>,
     /// `add`, `remove`, `promote`, `demote`, `approve` or `reject`.
     action: Option<String>,
@@ -552,6 +555,7 @@ async fn participants(
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct JoinIn {
     /// An invite code or a `chat.whatsapp.com` link.
+    #[schema(required = true, nullable = false, min_length = 1, pattern = r"\S")]
     identifier: Option<String>,
 }
 
@@ -611,6 +615,7 @@ async fn join(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GroupJidIn {
+    #[schema(required = true, nullable = false, value_type = crate::openapi::GroupJid)]
     group_jid: Option<String>,
 }
 
@@ -660,6 +665,7 @@ async fn reset_link(
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
 pub struct GroupQuery {
+    #[param(value_type = crate::openapi::GroupJid)]
     group_jid: Option<String>,
 }
 
@@ -765,6 +771,7 @@ async fn leave(
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
 pub struct CommunityQuery {
+    #[param(value_type = crate::openapi::GroupJid)]
     community_jid: Option<String>,
 }
 

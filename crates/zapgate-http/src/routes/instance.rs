@@ -57,6 +57,7 @@ pub fn router() -> Router<AppState> {
 #[serde(rename_all = "camelCase", default)]
 pub struct CreateInstanceIn {
     /// 1-64 letters, digits, `-` or `_`; unique in the account.
+    #[schema(required = true, nullable = false, pattern = r"^[A-Za-z0-9_-]{1,64}$")]
     name: Option<String>,
     /// Custom TokenInstance: at least 16 characters, unique on the server.
     token: Option<String>,

@@ -25,17 +25,6 @@ use crate::{
 const MAX_TEXT_LEN: usize = 65_536;
 const MAX_ID_LEN: usize = 128;
 
-/// What a `number` field takes (`Jid::parse`): a phone number in
-/// international format, or a JID of a known server. Only the OpenAPI
-/// document uses it (`value_type = Recipient`); the fields stay strings so
-/// that anything else is answered with its own message.
-#[derive(ToSchema)]
-#[schema(
-    pattern = r"^\+?[1-9][0-9]{7,14}$|^[A-Za-z0-9.:-]{1,64}@(s\.whatsapp\.net|g\.us|lid|newsletter|broadcast)$"
-)]
-#[allow(dead_code)] // describes the field in the OpenAPI document only
-pub struct Recipient(String);
-
 pub fn router(media_body_limit: usize) -> Router<AppState> {
     Router::new()
         .route("/api/message/text/{instance}", post(text))
@@ -50,7 +39,7 @@ pub fn router(media_body_limit: usize) -> Router<AppState> {
 #[serde(rename_all = "camelCase")]
 pub struct TextIn {
     /// A phone number in international format, or a JID (`...@g.us` for groups).
-    #[schema(required = true, nullable = false, value_type = Recipient)]
+    #[schema(required = true, nullable = false, value_type = crate::openapi::Recipient)]
     number: Option<String>,
     #[schema(required = true, nullable = false, min_length = 1, max_length = 65536)]
     message: Option<String>,
@@ -111,7 +100,7 @@ fn reply_to(raw: Option<String>) -> Result<Option<String>, Error> {
 
 /// Sends a text message.
 #[utoipa::path(post, path = "/api/message/text/{instance}", tag = "message",
-    params(("instance" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "Send at most once per instance and key within 24 h; a repeat answers the first answer again, another body under the key is a 409")),
+    params(("instance" = String, Path), ("Idempotency-Key" = Option<crate::openapi::IdempotencyKey>, Header, description = "Send at most once per instance and key within 24 h; a repeat answers the first answer again, another body under the key is a 409")),
     request_body = TextIn,
     responses(
         (status = 200, body = SentOut),
@@ -159,7 +148,7 @@ async fn text(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MediaIn {
-    #[schema(required = true, nullable = false, value_type = Recipient)]
+    #[schema(required = true, nullable = false, value_type = crate::openapi::Recipient)]
     number: Option<String>,
     /// `image`, `video`, `document` or `audio`.
     #[schema(required = true, nullable = false, value_type = MediaType)]
@@ -191,7 +180,7 @@ enum MediaType {
 
 /// Sends an image, video, document or audio, from a URL or base64.
 #[utoipa::path(post, path = "/api/message/media/{instance}", tag = "message",
-    params(("instance" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "Send at most once per instance and key within 24 h; a repeat answers the first answer again, another body under the key is a 409")),
+    params(("instance" = String, Path), ("Idempotency-Key" = Option<crate::openapi::IdempotencyKey>, Header, description = "Send at most once per instance and key within 24 h; a repeat answers the first answer again, another body under the key is a 409")),
     request_body = MediaIn,
     responses(
         (status = 200, body = SentOut),

@@ -67,7 +67,7 @@ fn invalid(detail: impl std::fmt::Display) -> Error {
 pub struct CommonIn {
     /// A phone number in international format, or a JID (`...@g.us` for
     /// groups, `...@lid`).
-    #[schema(required = true, nullable = false, value_type = super::message::Recipient)]
+    #[schema(required = true, nullable = false, value_type = crate::openapi::Recipient)]
     number: Option<String>,
     /// A trace label (at most 100 characters), logged with the send and
     /// echoed in the answer.
@@ -251,12 +251,13 @@ async fn deliver(
 pub struct StickerIn {
     /// An https URL of the image, or a `data:image/<type>;base64,...` URI.
     /// WebP is sent as is; PNG and JPEG are converted to a 512 x 512 WebP.
+    #[schema(required = true, nullable = false, min_length = 1, pattern = r"\S")]
     image_url: Option<String>,
 }
 
 /// Sends a sticker (plus `number`, `source`, `replyTo`).
 #[utoipa::path(post, path = "/api/message/sticker/{instance}", tag = "message",
-    params(("instance" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "Send at most once per instance and key within 24 h; a repeat answers the first answer again, another body under the key is a 409")),
+    params(("instance" = String, Path), ("Idempotency-Key" = Option<crate::openapi::IdempotencyKey>, Header, description = "Send at most once per instance and key within 24 h; a repeat answers the first answer again, another body under the key is a 409")),
     request_body = StickerIn,
     responses(
         (status = 200, body = SentOut),
@@ -332,8 +333,10 @@ async fn send_sticker(
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LocationIn {
     /// -90 to 90.
+    #[schema(required = true, nullable = false, minimum = -90, maximum = 90)]
     latitude: Option<f64>,
     /// -180 to 180; (0,0) is refused.
+    #[schema(required = true, nullable = false, minimum = -180, maximum = 180)]
     longitude: Option<f64>,
     name: Option<String>,
     address: Option<String>,
@@ -355,7 +358,7 @@ fn coordinates(latitude: f64, longitude: f64, prefix: &str) -> Result<(), Error>
 
 /// Sends a location pin (plus `number`, `source`, `replyTo`).
 #[utoipa::path(post, path = "/api/message/location/{instance}", tag = "message",
-    params(("instance" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "Send at most once per instance and key within 24 h; a repeat answers the first answer again, another body under the key is a 409")),
+    params(("instance" = String, Path), ("Idempotency-Key" = Option<crate::openapi::IdempotencyKey>, Header, description = "Send at most once per instance and key within 24 h; a repeat answers the first answer again, another body under the key is a 409")),
     request_body = LocationIn,
     responses(
         (status = 200, body = SentOut),
@@ -417,6 +420,7 @@ async fn send_location(
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ContactIn {
     /// 1 to 100 cards.
+    #[schema(required = true, nullable = false, min_items = 1, max_items = 100)]
     vcard: Option<Vec<CardIn>>,
 }
 
@@ -461,7 +465,7 @@ fn card(index: usize, card: CardIn) -> Result<ContactCard, Error> {
 
 /// Sends one or more contact cards (plus `number`, `source`, `replyTo`).
 #[utoipa::path(post, path = "/api/message/contact/{instance}", tag = "message",
-    params(("instance" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "Send at most once per instance and key within 24 h; a repeat answers the first answer again, another body under the key is a 409")),
+    params(("instance" = String, Path), ("Idempotency-Key" = Option<crate::openapi::IdempotencyKey>, Header, description = "Send at most once per instance and key within 24 h; a repeat answers the first answer again, another body under the key is a 409")),
     request_body = ContactIn,
     responses(
         (status = 200, body = SentOut),
@@ -538,7 +542,7 @@ pub struct ReactionIn {
 
 /// Reacts to a message (plus `number` and `source`; no `replyTo`).
 #[utoipa::path(post, path = "/api/message/reaction/{instance}", tag = "message",
-    params(("instance" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "Send at most once per instance and key within 24 h; a repeat answers the first answer again, another body under the key is a 409")),
+    params(("instance" = String, Path), ("Idempotency-Key" = Option<crate::openapi::IdempotencyKey>, Header, description = "Send at most once per instance and key within 24 h; a repeat answers the first answer again, another body under the key is a 409")),
     request_body = ReactionIn,
     responses(
         (status = 200, body = SentOut),
@@ -601,8 +605,10 @@ async fn send_reaction(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PollIn {
+    #[schema(required = true, nullable = false, min_length = 1, pattern = r"\S")]
     question: Option<String>,
     /// 2 to 12 distinct options.
+    #[schema(required = true, nullable = false, min_items = 2, max_items = 12)]
     options: Option<Vec<String>>,
     /// How many options one person may pick: 1 (default) to the number of
     /// options.
@@ -611,7 +617,7 @@ pub struct PollIn {
 
 /// Sends a poll (plus `number`, `source`, `replyTo`).
 #[utoipa::path(post, path = "/api/message/poll/{instance}", tag = "message",
-    params(("instance" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "Send at most once per instance and key within 24 h; a repeat answers the first answer again, another body under the key is a 409")),
+    params(("instance" = String, Path), ("Idempotency-Key" = Option<crate::openapi::IdempotencyKey>, Header, description = "Send at most once per instance and key within 24 h; a repeat answers the first answer again, another body under the key is a 409")),
     request_body = PollIn,
     responses(
         (status = 200, body = SentOut),
@@ -684,8 +690,10 @@ async fn send_poll(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EventIn {
+    #[schema(required = true, nullable = false, min_length = 1, pattern = r"\S")]
     name: Option<String>,
     /// ISO 8601 with a zone (`2026-05-01T19:00:00-03:00`).
+    #[schema(required = true, nullable = false)]
     start_at: Option<String>,
     /// Later than `startAt`.
     end_at: Option<String>,
@@ -750,7 +758,7 @@ fn place(input: EventPlaceIn) -> Result<Location, Error> {
 
 /// Sends an event invitation (plus `number`, `source`, `replyTo`).
 #[utoipa::path(post, path = "/api/message/event/{instance}", tag = "message",
-    params(("instance" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "Send at most once per instance and key within 24 h; a repeat answers the first answer again, another body under the key is a 409")),
+    params(("instance" = String, Path), ("Idempotency-Key" = Option<crate::openapi::IdempotencyKey>, Header, description = "Send at most once per instance and key within 24 h; a repeat answers the first answer again, another body under the key is a 409")),
     request_body = EventIn,
     responses(
         (status = 200, body = SentOut),

@@ -53,6 +53,7 @@ pub fn router(media_body_limit: usize) -> Router<AppState> {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CommunityIn {
+    #[schema(required = true, nullable = false, min_length = 1, max_length = 100)]
     name: Option<String>,
 }
 
@@ -123,6 +124,7 @@ fn session_out(message: &'static str, status: SessionStatus) -> Json<SessionOut>
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct PairIn {
     /// The phone's number in international format.
+    #[schema(value_type = crate::openapi::PhoneNumber)]
     number: String,
 }
 
@@ -478,6 +480,7 @@ async fn inbound(
 pub struct ReceiptIn {
     id: String,
     /// `delivered` or `read`.
+    #[schema(pattern = "^(delivered|read)$")]
     status: String,
 }
 
@@ -505,6 +508,7 @@ async fn receipt(
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RingIn {
     /// The caller: a number or a JID.
+    #[schema(value_type = crate::openapi::Recipient)]
     from: String,
     #[serde(default)]
     video: bool,
