@@ -5,7 +5,7 @@ use utoipa::{
     Modify, OpenApi, ToSchema,
     openapi::{
         ContentBuilder, Object, Ref, RefOr, Response, Schema,
-        path::{Operation, ParameterIn},
+        path::{Operation, ParameterIn, PathItem},
         security::{ApiKey, ApiKeyValue, SecurityScheme},
     },
 };
@@ -156,18 +156,23 @@ struct StandardResponses;
 impl Modify for StandardResponses {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         for item in openapi.paths.paths.values_mut() {
-            let operations = [
-                &mut item.get,
-                &mut item.put,
-                &mut item.post,
-                &mut item.delete,
-                &mut item.patch,
-            ];
-            for operation in operations.into_iter().flatten() {
+            for operation in operations(item) {
                 add_standard_responses(operation);
             }
         }
     }
+}
+
+fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
+    [
+        &mut item.get,
+        &mut item.put,
+        &mut item.post,
+        &mut item.delete,
+        &mut item.patch,
+    ]
+    .into_iter()
+    .flatten()
 }
 
 fn add_standard_responses(operation: &mut Operation) {
@@ -261,6 +266,32 @@ impl Modify for KindBodies {
                 }
             }
             content.schema = Some(RefOr::T(Schema::Object(body)));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A query struct read by another extractor than axum's `Query` loses
+    /// utoipa's inference and lands in the path unless it says
+    /// `#[into_params(parameter_in = Query)]`.
+    #[test]
+    fn every_path_parameter_is_in_its_path() {
+        let mut doc = ApiDoc::openapi();
+        for (path, item) in &mut doc.paths.paths {
+            for operation in operations(item) {
+                for parameter in operation.parameters.iter().flatten() {
+                    if parameter.parameter_in == ParameterIn::Path {
+                        let name = &parameter.name;
+                        assert!(
+                            path.contains(&format!("{{{name}}}")),
+                            "{path}: parameter {name} is not in the path"
+                        );
+                    }
+                }
+            }
         }
     }
 }

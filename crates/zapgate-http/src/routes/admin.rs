@@ -32,6 +32,7 @@ pub struct CreateAccountIn {
     name: String,
     max_instances: u32,
     /// Requests per minute for this account's tokens; the server default when absent.
+    #[schema(minimum = 1, maximum = 4294967295_u64)]
     rate_limit_per_minute: Option<u32>,
 }
 

@@ -210,6 +210,7 @@ async fn save_webhook(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LabelQuery {
     /// One webhook by label (empty means `default`); all of them without it.
     label: Option<String>,
@@ -353,6 +354,7 @@ async fn get_websocket(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DeliveriesQuery {
     /// `failed` (dead letters), `queued`, `running`, `delivered` or `dead`.
     status: Option<String>,
@@ -495,6 +497,7 @@ async fn replay(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase")]
 pub struct LogQuery {
     /// Events after this sequence (0: from the oldest kept).

@@ -254,6 +254,7 @@ pub(crate) async fn picture(state: &AppState, field: &str, raw: &str) -> Result<
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateIn {
+    #[schema(required = true, nullable = false, min_length = 1, pattern = r"\S")]
     name: Option<String>,
     /// Phone numbers (or `@lid`s) to add.
     participants: Option<Vec<String>>,
@@ -317,6 +318,7 @@ async fn create(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase")]
 pub struct ListQuery {
     /// `true` adds each group's participants.
@@ -371,9 +373,10 @@ async fn list(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct InfoQuery {
     /// A group jid, an invite code or a `chat.whatsapp.com` link.
-    #[param(value_type = String, min_length = 1, pattern = r"\S")]
+    #[param(required = true, value_type = String, min_length = 1, pattern = r"\S")]
     identifier: Option<String>,
 }
 
@@ -416,6 +419,7 @@ async fn info(
 pub struct UpdateIn {
     #[schema(required = true, nullable = false, value_type = crate::openapi::GroupJid)]
     group_jid: Option<String>,
+    #[schema(min_length = 1, pattern = r"\S")]
     name: Option<String>,
     /// An empty text removes the description.
     description: Option<String>,
@@ -477,7 +481,13 @@ pub struct ParticipantsIn {
     #[schema(required = true, nullable = false, value_type = crate::openapi::GroupJid)]
     group_jid: Option<String>,
     /// `add`, `remove`, `promote`, `demote`, `approve` or `reject`.
+    #[schema(
+        required = true,
+        nullable = false,
+        pattern = "^(add|remove|promote|demote|approve|reject)$"
+    )]
     action: Option<String>,
+    #[schema(required = true, nullable = false, min_items = 1)]
     participants: Option<Vec<String>>,
 }
 
@@ -663,9 +673,10 @@ async fn reset_link(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase")]
 pub struct GroupQuery {
-    #[param(value_type = crate::openapi::GroupJid)]
+    #[param(required = true, value_type = crate::openapi::GroupJid)]
     group_jid: Option<String>,
 }
 
@@ -769,9 +780,10 @@ async fn leave(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase")]
 pub struct CommunityQuery {
-    #[param(value_type = crate::openapi::GroupJid)]
+    #[param(required = true, value_type = crate::openapi::GroupJid)]
     community_jid: Option<String>,
 }
 

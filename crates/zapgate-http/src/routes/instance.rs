@@ -60,6 +60,7 @@ pub struct CreateInstanceIn {
     #[schema(required = true, nullable = false, pattern = r"^[A-Za-z0-9_-]{1,64}$")]
     name: Option<String>,
     /// Custom TokenInstance: at least 16 characters, unique on the server.
+    #[schema(min_length = 16)]
     token: Option<String>,
     auto_reject_calls: Option<bool>,
     call_reject_message: Option<String>,
@@ -292,6 +293,7 @@ async fn create(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ConnectQuery {
     /// Phone in international format: asks for a pairing code instead of a QR code.
     number: Option<String>,
@@ -371,6 +373,7 @@ async fn connect_without_name(Caller(_): Caller) -> ApiResult<Json<MessageOut>> 
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Comma-separated instance names. Ignored with a TokenInstance.
     #[serde(rename = "instanceName")]

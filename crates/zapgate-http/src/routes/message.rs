@@ -46,6 +46,7 @@ pub struct TextIn {
     /// The WhatsApp id of the message this one replies to.
     reply_to: Option<String>,
     /// Seconds (0 to 30) of "typing..." shown in the chat before sending.
+    #[schema(maximum = 30)]
     delay: Option<u32>,
 }
 
@@ -163,6 +164,7 @@ pub struct MediaIn {
     reply_to: Option<String>,
     /// Seconds (0 to 30) of "typing..." ("recording..." for audio) shown in
     /// the chat before sending.
+    #[schema(maximum = 30)]
     delay: Option<u32>,
 }
 

@@ -73,6 +73,7 @@ pub struct CommonIn {
     /// echoed in the answer.
     source: Option<String>,
     /// Seconds (0 to 30) of "typing..." shown in the chat before sending.
+    #[schema(maximum = 30)]
     delay: Option<u32>,
     /// The WhatsApp id of the message this one replies to (at most 256
     /// characters). Not checked against stored messages: zapgate does not
@@ -252,6 +253,7 @@ pub struct StickerIn {
     /// An https URL of the image, or a `data:image/<type>;base64,...` URI.
     /// WebP is sent as is; PNG and JPEG are converted to a 512 x 512 WebP.
     #[schema(required = true, nullable = false, min_length = 1, pattern = r"\S")]
+    #[schema(pattern = "^(https://|data:image/)")]
     image_url: Option<String>,
 }
 
@@ -427,8 +429,10 @@ pub struct ContactIn {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CardIn {
+    #[schema(required = true, nullable = false, min_length = 1, pattern = r"\S")]
     full_name: Option<String>,
     /// International format, as typed (`+`, spaces and dashes allowed).
+    #[schema(required = true, nullable = false, value_type = crate::openapi::PhoneNumber)]
     phone: Option<String>,
     organization: Option<String>,
     email: Option<String>,
@@ -529,6 +533,7 @@ async fn send_contact(
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ReactionIn {
     /// The WhatsApp id of the message reacted to.
+    #[schema(required = true, nullable = false, min_length = 1, pattern = r"\S")]
     message_id: Option<String>,
     /// The emoji (at most 32 characters); `remove` removes the reaction.
     reaction: Option<String>,
@@ -693,7 +698,7 @@ pub struct EventIn {
     #[schema(required = true, nullable = false, min_length = 1, pattern = r"\S")]
     name: Option<String>,
     /// ISO 8601 with a zone (`2026-05-01T19:00:00-03:00`).
-    #[schema(required = true, nullable = false)]
+    #[schema(required = true, nullable = false, format = DateTime)]
     start_at: Option<String>,
     /// Later than `startAt`.
     end_at: Option<String>,

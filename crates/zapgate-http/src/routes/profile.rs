@@ -71,6 +71,7 @@ pub struct ProfileReply {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AccountQuery {
     /// A phone number or an `@lid`; the own account without it.
     number: Option<String>,
@@ -123,6 +124,7 @@ async fn get_account(
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct AccountIn {
     /// The push name others see.
+    #[schema(min_length = 1, max_length = 25)]
     name: Option<String>,
     /// The "about" text.
     about: Option<String>,
