@@ -30,6 +30,7 @@ pub fn router() -> Router<AppState> {
 pub struct CreateAccountIn {
     #[schema(min_length = 1, max_length = 128, pattern = r"\S")]
     name: String,
+    #[schema(maximum = 4294967295_u64)]
     max_instances: u32,
     /// Requests per minute for this account's tokens; the server default when absent.
     #[schema(minimum = 1, maximum = 4294967295_u64)]

@@ -322,6 +322,7 @@ async fn create(
 #[serde(rename_all = "camelCase")]
 pub struct ListQuery {
     /// `true` adds each group's participants.
+    #[param(pattern = "^(true|false)$")]
     include_members: Option<String>,
 }
 

@@ -536,6 +536,7 @@ pub struct ReactionIn {
     #[schema(required = true, nullable = false, min_length = 1, pattern = r"\S")]
     message_id: Option<String>,
     /// The emoji (at most 32 characters); `remove` removes the reaction.
+    #[schema(required = true, nullable = false, min_length = 1, max_length = 32)]
     reaction: Option<String>,
     /// The message reacted to is the instance's own.
     #[serde(default)]

@@ -74,6 +74,7 @@ pub struct ProfileReply {
 #[into_params(parameter_in = Query)]
 pub struct AccountQuery {
     /// A phone number or an `@lid`; the own account without it.
+    #[param(pattern = r"^\+?[1-9][0-9]{7,14}$|^[A-Za-z0-9.:-]{1,64}@lid$")]
     number: Option<String>,
 }
 
@@ -127,6 +128,7 @@ pub struct AccountIn {
     #[schema(min_length = 1, max_length = 25)]
     name: Option<String>,
     /// The "about" text.
+    #[schema(min_length = 1, max_length = 139)]
     about: Option<String>,
     /// A JPEG: an http(s) URL or a base64 data URL.
     picture: Option<String>,
