@@ -357,7 +357,6 @@ async fn get_websocket(
 #[into_params(parameter_in = Query)]
 pub struct DeliveriesQuery {
     /// `failed` (dead letters), `queued`, `running`, `delivered` or `dead`.
-    #[param(pattern = "^(failed|queued|running|delivered|dead)$")]
     status: Option<String>,
     /// At most 500; 100 by default.
     #[param(minimum = 1, maximum = 500)]

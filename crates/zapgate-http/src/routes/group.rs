@@ -322,7 +322,6 @@ async fn create(
 #[serde(rename_all = "camelCase")]
 pub struct ListQuery {
     /// `true` adds each group's participants.
-    #[param(pattern = "^(true|false)$")]
     include_members: Option<String>,
 }
 

@@ -296,7 +296,6 @@ async fn create(
 #[into_params(parameter_in = Query)]
 pub struct ConnectQuery {
     /// Phone in international format: asks for a pairing code instead of a QR code.
-    #[param(value_type = Option<crate::openapi::PhoneNumber>)]
     number: Option<String>,
 }
 

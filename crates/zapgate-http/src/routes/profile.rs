@@ -74,7 +74,6 @@ pub struct ProfileReply {
 #[into_params(parameter_in = Query)]
 pub struct AccountQuery {
     /// A phone number or an `@lid`; the own account without it.
-    #[param(pattern = r"^\+?[1-9][0-9]{7,14}$|^[A-Za-z0-9.:-]{1,64}@lid$")]
     number: Option<String>,
 }
 
