@@ -2,8 +2,8 @@
 //! errors (400 / 413 / 415) instead of axum's plain-text rejections.
 
 use axum::{
-    extract::{FromRequest, Request, rejection::JsonRejection},
-    http::StatusCode,
+    extract::{FromRequest, FromRequestParts, Query, Request, rejection::JsonRejection},
+    http::{StatusCode, request::Parts},
 };
 use serde::de::DeserializeOwned;
 use zapgate_core::{Error, messages};
@@ -37,5 +37,24 @@ pub fn json_rejection_error(rejection: &JsonRejection) -> Error {
             Error::PayloadTooLarge(messages::BODY_TOO_LARGE.to_owned())
         }
         _ => Error::bad_request(messages::INVALID_REQUEST_BODY),
+    }
+}
+
+/// `Query<T>` with the contract's envelope: a 400 that names the parameter
+/// (axum's own rejection is plain text).
+pub struct QueryParams<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for QueryParams<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(value)) => Ok(Self(value)),
+            Err(rejection) => Err(ApiError(Error::bad_request(rejection.body_text()))),
+        }
     }
 }

@@ -28,9 +28,12 @@ pub fn router() -> Router<AppState> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateAccountIn {
+    #[schema(min_length = 1, max_length = 128, pattern = r"\S")]
     name: String,
+    #[schema(maximum = 4294967295_u64)]
     max_instances: u32,
     /// Requests per minute for this account's tokens; the server default when absent.
+    #[schema(minimum = 1, maximum = 4294967295_u64)]
     rate_limit_per_minute: Option<u32>,
 }
 
@@ -136,6 +139,7 @@ async fn remove(
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", default)]
+#[schema(as = admin::ReplayIn)]
 pub struct ReplayIn {
     /// Only this integration's dead letters (`int_...`); all when absent.
     integration_id: Option<String>,

@@ -202,6 +202,7 @@ async fn remove(
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(as = chatwoot::ReplayedOut)]
 pub struct ReplayedOut {
     message: &'static str,
     /// How many dead letters went back to the queue.

@@ -5,7 +5,7 @@
 use axum::{
     Json, Router,
     body::Bytes,
-    extract::{Path, Query, State},
+    extract::{Path, State},
     routing::{get, post},
 };
 use serde::{Deserialize, Serialize};
@@ -24,7 +24,13 @@ use zapgate_core::{
 };
 use zapgate_events::payload;
 
-use crate::{AppState, auth::Caller, envelope::ErrorOut, error::ApiResult, extract::JsonBody};
+use crate::{
+    AppState,
+    auth::Caller,
+    envelope::ErrorOut,
+    error::ApiResult,
+    extract::{JsonBody, QueryParams},
+};
 
 const MAX_LIST: u32 = 500;
 const DEFAULT_LIST: u32 = 100;
@@ -46,6 +52,7 @@ pub struct WebhookIn {
     /// Up to 100 characters; `default` when absent.
     pub label: Option<String>,
     /// Required. `false` keeps the row and clears url, authorization, events, mediaBase64.
+    #[schema(required = true, nullable = false)]
     pub enabled: Option<bool>,
     /// An absolute http(s) URL; required when enabled.
     pub url: Option<String>,
@@ -203,6 +210,7 @@ async fn save_webhook(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LabelQuery {
     /// One webhook by label (empty means `default`); all of them without it.
     label: Option<String>,
@@ -234,7 +242,7 @@ async fn get_webhook(
     State(state): State<AppState>,
     Caller(principal): Caller,
     Path(name): Path<String>,
-    Query(query): Query<LabelQuery>,
+    QueryParams(query): QueryParams<LabelQuery>,
 ) -> ApiResult<Json<WebhooksOut>> {
     let instance = state.instances.visible(&principal, &name).await?;
     Ok(Json(match query.label {
@@ -259,6 +267,7 @@ async fn get_webhook(
 #[serde(rename_all = "camelCase", default)]
 pub struct WebsocketIn {
     /// Required. `false` clears events and mediaBase64; open clients stay, new ones are refused.
+    #[schema(required = true, nullable = false)]
     enabled: Option<bool>,
     events: Option<Vec<String>>,
     media_base64: Option<bool>,
@@ -345,10 +354,12 @@ async fn get_websocket(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DeliveriesQuery {
     /// `failed` (dead letters), `queued`, `running`, `delivered` or `dead`.
     status: Option<String>,
     /// At most 500; 100 by default.
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
 }
 
@@ -418,7 +429,7 @@ async fn deliveries(
     State(state): State<AppState>,
     Caller(principal): Caller,
     Path(name): Path<String>,
-    Query(query): Query<DeliveriesQuery>,
+    QueryParams(query): QueryParams<DeliveriesQuery>,
 ) -> ApiResult<Json<DeliveriesOut>> {
     let instance = state.instances.visible(&principal, &name).await?;
     let status = match query.status.as_deref() {
@@ -486,11 +497,13 @@ async fn replay(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase")]
 pub struct LogQuery {
     /// Events after this sequence (0: from the oldest kept).
     after: Option<i64>,
     /// At most 500; 100 by default.
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
     /// Keep media bytes in `message.exchange` events.
     media_base64: Option<bool>,
@@ -545,7 +558,7 @@ async fn log(
     State(state): State<AppState>,
     Caller(principal): Caller,
     Path(name): Path<String>,
-    Query(query): Query<LogQuery>,
+    QueryParams(query): QueryParams<LogQuery>,
 ) -> ApiResult<Json<LogOut>> {
     let instance = state.instances.visible(&principal, &name).await?;
     let after = query.after.unwrap_or(0).max(0);

@@ -5,7 +5,7 @@
 
 use axum::{
     Json, Router,
-    extract::{Path, Query, State},
+    extract::{Path, State},
     routing::{delete, get, post, put},
 };
 use base64::Engine;
@@ -21,7 +21,13 @@ use zapgate_core::{
     jid::{Jid, LID_SERVER, USER_SERVER},
 };
 
-use crate::{AppState, auth::Caller, envelope::ErrorOut, error::ApiResult, extract::JsonBody};
+use crate::{
+    AppState,
+    auth::Caller,
+    envelope::ErrorOut,
+    error::ApiResult,
+    extract::{JsonBody, QueryParams},
+};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -248,6 +254,7 @@ pub(crate) async fn picture(state: &AppState, field: &str, raw: &str) -> Result<
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateIn {
+    #[schema(required = true, nullable = false, min_length = 1, pattern = r"\S")]
     name: Option<String>,
     /// Phone numbers (or `@lid`s) to add.
     participants: Option<Vec<String>>,
@@ -311,6 +318,7 @@ async fn create(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase")]
 pub struct ListQuery {
     /// `true` adds each group's participants.
@@ -348,7 +356,7 @@ async fn list(
     State(state): State<AppState>,
     Caller(principal): Caller,
     Path(name): Path<String>,
-    Query(query): Query<ListQuery>,
+    QueryParams(query): QueryParams<ListQuery>,
 ) -> ApiResult<Json<GroupsReply>> {
     let instance = state.instances.visible(&principal, &name).await?;
     let members = flag("includeMembers", query.include_members.as_deref())?;
@@ -365,8 +373,10 @@ async fn list(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct InfoQuery {
     /// A group jid, an invite code or a `chat.whatsapp.com` link.
+    #[param(required = true, value_type = String, min_length = 1, pattern = r"\S")]
     identifier: Option<String>,
 }
 
@@ -384,7 +394,7 @@ async fn info(
     State(state): State<AppState>,
     Caller(principal): Caller,
     Path(name): Path<String>,
-    Query(query): Query<InfoQuery>,
+    QueryParams(query): QueryParams<InfoQuery>,
 ) -> ApiResult<Json<GroupReply>> {
     let instance = state.instances.visible(&principal, &name).await?;
     let raw = query
@@ -407,7 +417,9 @@ async fn info(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UpdateIn {
+    #[schema(required = true, nullable = false, value_type = crate::openapi::GroupJid)]
     group_jid: Option<String>,
+    #[schema(min_length = 1, pattern = r"\S")]
     name: Option<String>,
     /// An empty text removes the description.
     description: Option<String>,
@@ -466,9 +478,16 @@ async fn update(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ParticipantsIn {
+    #[schema(required = true, nullable = false, value_type = crate::openapi::GroupJid)]
     group_jid: Option<String>,
     /// `add`, `remove`, `promote`, `demote`, `approve` or `reject`.
+    #[schema(
+        required = true,
+        nullable = false,
+        pattern = "^(add|remove|promote|demote|approve|reject)$"
+    )]
     action: Option<String>,
+    #[schema(required = true, nullable = false, min_items = 1)]
     participants: Option<Vec<String>>,
 }
 
@@ -546,6 +565,7 @@ async fn participants(
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct JoinIn {
     /// An invite code or a `chat.whatsapp.com` link.
+    #[schema(required = true, nullable = false, min_length = 1, pattern = r"\S")]
     identifier: Option<String>,
 }
 
@@ -605,6 +625,7 @@ async fn join(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GroupJidIn {
+    #[schema(required = true, nullable = false, value_type = crate::openapi::GroupJid)]
     group_jid: Option<String>,
 }
 
@@ -652,8 +673,10 @@ async fn reset_link(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase")]
 pub struct GroupQuery {
+    #[param(required = true, value_type = crate::openapi::GroupJid)]
     group_jid: Option<String>,
 }
 
@@ -688,7 +711,7 @@ async fn requests(
     State(state): State<AppState>,
     Caller(principal): Caller,
     Path(name): Path<String>,
-    Query(query): Query<GroupQuery>,
+    QueryParams(query): QueryParams<GroupQuery>,
 ) -> ApiResult<Json<RequestsReply>> {
     let instance = state.instances.visible(&principal, &name).await?;
     let jid = group_jid("groupJid", query.group_jid.as_deref()).map_err(query_error)?;
@@ -740,7 +763,7 @@ async fn leave(
     State(state): State<AppState>,
     Caller(principal): Caller,
     Path(name): Path<String>,
-    Query(query): Query<GroupQuery>,
+    QueryParams(query): QueryParams<GroupQuery>,
 ) -> ApiResult<Json<LeaveReply>> {
     let instance = state.instances.visible(&principal, &name).await?;
     let jid = group_jid("groupJid", query.group_jid.as_deref()).map_err(query_error)?;
@@ -757,8 +780,10 @@ async fn leave(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase")]
 pub struct CommunityQuery {
+    #[param(required = true, value_type = crate::openapi::GroupJid)]
     community_jid: Option<String>,
 }
 
@@ -784,7 +809,7 @@ async fn sub_groups(
     State(state): State<AppState>,
     Caller(principal): Caller,
     Path(name): Path<String>,
-    Query(query): Query<CommunityQuery>,
+    QueryParams(query): QueryParams<CommunityQuery>,
 ) -> ApiResult<Json<SubGroupsReply>> {
     let instance = state.instances.visible(&principal, &name).await?;
     let jid = group_jid("communityJid", query.community_jid.as_deref()).map_err(query_error)?;

@@ -3,7 +3,7 @@
 
 use axum::{
     Json, Router,
-    extract::{Path, Query, State},
+    extract::{Path, State},
     http::StatusCode,
     response::{IntoResponse, Response},
     routing::{delete, get, post},
@@ -31,7 +31,7 @@ use crate::{
     auth::{AccountCaller, Caller},
     envelope::{ErrorOut, MessageOut},
     error::ApiResult,
-    extract::JsonBody,
+    extract::{JsonBody, QueryParams},
 };
 
 /// Bounds on the optional blocks of the create body.
@@ -57,8 +57,10 @@ pub fn router() -> Router<AppState> {
 #[serde(rename_all = "camelCase", default)]
 pub struct CreateInstanceIn {
     /// 1-64 letters, digits, `-` or `_`; unique in the account.
+    #[schema(required = true, nullable = false, pattern = r"^[A-Za-z0-9_-]{1,64}$")]
     name: Option<String>,
     /// Custom TokenInstance: at least 16 characters, unique on the server.
+    #[schema(min_length = 16)]
     token: Option<String>,
     auto_reject_calls: Option<bool>,
     call_reject_message: Option<String>,
@@ -291,6 +293,7 @@ async fn create(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ConnectQuery {
     /// Phone in international format: asks for a pairing code instead of a QR code.
     number: Option<String>,
@@ -327,7 +330,7 @@ async fn connect(
     State(state): State<AppState>,
     Caller(principal): Caller,
     Path(name): Path<String>,
-    Query(query): Query<ConnectQuery>,
+    QueryParams(query): QueryParams<ConnectQuery>,
 ) -> ApiResult<Json<ConnectOut>> {
     let instance = state.instances.visible(&principal, &name).await?;
     let method = match query.number.as_deref().filter(|n| !n.trim().is_empty()) {
@@ -370,6 +373,7 @@ async fn connect_without_name(Caller(_): Caller) -> ApiResult<Json<MessageOut>> 
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Comma-separated instance names. Ignored with a TokenInstance.
     #[serde(rename = "instanceName")]
@@ -409,6 +413,7 @@ pub struct ConnectionOut<'a> {
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = instance::ProfileOut)]
 pub struct ProfileOut {
     name: Option<String>,
     picture_url: Option<String>,
@@ -418,6 +423,7 @@ pub struct ProfileOut {
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = instance::WebhookOut)]
 pub struct WebhookOut<'a> {
     enabled: bool,
     url: &'a str,
@@ -533,7 +539,7 @@ impl<'a> InstanceOut<'a> {
 async fn list(
     State(state): State<AppState>,
     Caller(principal): Caller,
-    Query(query): Query<ListQuery>,
+    QueryParams(query): QueryParams<ListQuery>,
 ) -> ApiResult<Response> {
     let names: Option<Vec<String>> = query.instance_name.map(|raw| {
         raw.split(',')

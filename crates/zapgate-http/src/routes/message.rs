@@ -39,11 +39,14 @@ pub fn router(media_body_limit: usize) -> Router<AppState> {
 #[serde(rename_all = "camelCase")]
 pub struct TextIn {
     /// A phone number in international format, or a JID (`...@g.us` for groups).
+    #[schema(required = true, nullable = false, value_type = crate::openapi::Recipient)]
     number: Option<String>,
+    #[schema(required = true, nullable = false, min_length = 1, max_length = 65536)]
     message: Option<String>,
     /// The WhatsApp id of the message this one replies to.
     reply_to: Option<String>,
     /// Seconds (0 to 30) of "typing..." shown in the chat before sending.
+    #[schema(maximum = 30)]
     delay: Option<u32>,
 }
 
@@ -98,7 +101,7 @@ fn reply_to(raw: Option<String>) -> Result<Option<String>, Error> {
 
 /// Sends a text message.
 #[utoipa::path(post, path = "/api/message/text/{instance}", tag = "message",
-    params(("instance" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "Send at most once per instance and key within 24 h; a repeat answers the first answer again, another body under the key is a 409")),
+    params(("instance" = String, Path), ("Idempotency-Key" = Option<crate::openapi::IdempotencyKey>, Header, description = "Send at most once per instance and key within 24 h; a repeat answers the first answer again, another body under the key is a 409")),
     request_body = TextIn,
     responses(
         (status = 200, body = SentOut),
@@ -146,8 +149,10 @@ async fn text(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MediaIn {
+    #[schema(required = true, nullable = false, value_type = crate::openapi::Recipient)]
     number: Option<String>,
     /// `image`, `video`, `document` or `audio`.
+    #[schema(required = true, nullable = false, value_type = MediaType)]
     media_type: Option<String>,
     /// An http(s) URL to fetch (or a base64 data URL). Send this or `mediaBase64`.
     media_url: Option<String>,
@@ -159,12 +164,25 @@ pub struct MediaIn {
     reply_to: Option<String>,
     /// Seconds (0 to 30) of "typing..." ("recording..." for audio) shown in
     /// the chat before sending.
+    #[schema(maximum = 30)]
     delay: Option<u32>,
+}
+
+/// What `mediaType` takes (the body keeps it a string, to answer anything
+/// else with its own message).
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // describes `mediaType` in the OpenAPI document only
+enum MediaType {
+    Image,
+    Video,
+    Document,
+    Audio,
 }
 
 /// Sends an image, video, document or audio, from a URL or base64.
 #[utoipa::path(post, path = "/api/message/media/{instance}", tag = "message",
-    params(("instance" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "Send at most once per instance and key within 24 h; a repeat answers the first answer again, another body under the key is a 409")),
+    params(("instance" = String, Path), ("Idempotency-Key" = Option<crate::openapi::IdempotencyKey>, Header, description = "Send at most once per instance and key within 24 h; a repeat answers the first answer again, another body under the key is a 409")),
     request_body = MediaIn,
     responses(
         (status = 200, body = SentOut),

@@ -67,11 +67,13 @@ pub(super) fn invalid(detail: impl std::fmt::Display) -> Error {
 pub struct CommonIn {
     /// A phone number in international format, or a JID (`...@g.us` for
     /// groups, `...@lid`).
+    #[schema(required = true, nullable = false, value_type = crate::openapi::Recipient)]
     number: Option<String>,
     /// A trace label (at most 100 characters), logged with the send and
     /// echoed in the answer.
     source: Option<String>,
     /// Seconds (0 to 30) of "typing..." shown in the chat before sending.
+    #[schema(maximum = 30)]
     delay: Option<u32>,
     /// The WhatsApp id of the message this one replies to (at most 256
     /// characters). Not checked against stored messages: zapgate does not
@@ -79,7 +81,20 @@ pub struct CommonIn {
     reply_to: Option<String>,
 }
 
-const COMMON: [&str; 4] = ["number", "source", "delay", "replyTo"];
+const COMMON: &[&str] = &["number", "source", "delay", "replyTo"];
+const REACTION_COMMON: &[&str] = &["number", "source"];
+
+/// Each kind's route and the common fields its body takes: the OpenAPI
+/// document shows them in the kind's body (the annotations name only the
+/// kind's own schema, as `split` reads the body in two steps).
+pub const COMMON_FIELDS: &[(&str, &[&str])] = &[
+    ("/api/message/sticker/{instance}", COMMON),
+    ("/api/message/location/{instance}", COMMON),
+    ("/api/message/contact/{instance}", COMMON),
+    ("/api/message/reaction/{instance}", REACTION_COMMON),
+    ("/api/message/poll/{instance}", COMMON),
+    ("/api/message/event/{instance}", COMMON),
+];
 /// The longest `delay`, in seconds.
 const MAX_DELAY: u32 = 30;
 
@@ -237,12 +252,14 @@ async fn deliver(
 pub struct StickerIn {
     /// An https URL of the image, or a `data:image/<type>;base64,...` URI.
     /// WebP is sent as is; PNG and JPEG are converted to a 512 x 512 WebP.
+    #[schema(required = true, nullable = false, min_length = 1, pattern = r"\S")]
+    #[schema(pattern = "^(https://|data:image/)")]
     image_url: Option<String>,
 }
 
 /// Sends a sticker (plus `number`, `source`, `replyTo`).
 #[utoipa::path(post, path = "/api/message/sticker/{instance}", tag = "message",
-    params(("instance" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "Send at most once per instance and key within 24 h; a repeat answers the first answer again, another body under the key is a 409")),
+    params(("instance" = String, Path), ("Idempotency-Key" = Option<crate::openapi::IdempotencyKey>, Header, description = "Send at most once per instance and key within 24 h; a repeat answers the first answer again, another body under the key is a 409")),
     request_body = StickerIn,
     responses(
         (status = 200, body = SentOut),
@@ -260,7 +277,7 @@ async fn send_sticker(
     JsonBody(body): JsonBody<Value>,
 ) -> ApiResult<Json<SentOut>> {
     let instance = state.instances.visible(&principal, &name).await?;
-    let (common, body): (_, StickerIn) = split(body, &COMMON)?;
+    let (common, body): (_, StickerIn) = split(body, COMMON)?;
     let common = Common::from(common, send_id)?;
     let url = required("imageUrl", body.image_url, usize::MAX)?;
     let data = if let Some(rest) = url.strip_prefix("data:image/") {
@@ -318,8 +335,10 @@ async fn send_sticker(
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LocationIn {
     /// -90 to 90.
+    #[schema(required = true, nullable = false, minimum = -90, maximum = 90)]
     latitude: Option<f64>,
     /// -180 to 180; (0,0) is refused.
+    #[schema(required = true, nullable = false, minimum = -180, maximum = 180)]
     longitude: Option<f64>,
     name: Option<String>,
     address: Option<String>,
@@ -341,7 +360,7 @@ fn coordinates(latitude: f64, longitude: f64, prefix: &str) -> Result<(), Error>
 
 /// Sends a location pin (plus `number`, `source`, `replyTo`).
 #[utoipa::path(post, path = "/api/message/location/{instance}", tag = "message",
-    params(("instance" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "Send at most once per instance and key within 24 h; a repeat answers the first answer again, another body under the key is a 409")),
+    params(("instance" = String, Path), ("Idempotency-Key" = Option<crate::openapi::IdempotencyKey>, Header, description = "Send at most once per instance and key within 24 h; a repeat answers the first answer again, another body under the key is a 409")),
     request_body = LocationIn,
     responses(
         (status = 200, body = SentOut),
@@ -359,7 +378,7 @@ async fn send_location(
     JsonBody(body): JsonBody<Value>,
 ) -> ApiResult<Json<SentOut>> {
     let instance = state.instances.visible(&principal, &name).await?;
-    let (common, body): (_, LocationIn) = split(body, &COMMON)?;
+    let (common, body): (_, LocationIn) = split(body, COMMON)?;
     let common = Common::from(common, send_id)?;
     let latitude = body
         .latitude
@@ -403,14 +422,17 @@ async fn send_location(
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ContactIn {
     /// 1 to 100 cards.
+    #[schema(required = true, nullable = false, min_items = 1, max_items = 100)]
     vcard: Option<Vec<CardIn>>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CardIn {
+    #[schema(required = true, nullable = false, min_length = 1, pattern = r"\S")]
     full_name: Option<String>,
     /// International format, as typed (`+`, spaces and dashes allowed).
+    #[schema(required = true, nullable = false, value_type = crate::openapi::PhoneNumber)]
     phone: Option<String>,
     organization: Option<String>,
     email: Option<String>,
@@ -447,7 +469,7 @@ fn card(index: usize, card: CardIn) -> Result<ContactCard, Error> {
 
 /// Sends one or more contact cards (plus `number`, `source`, `replyTo`).
 #[utoipa::path(post, path = "/api/message/contact/{instance}", tag = "message",
-    params(("instance" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "Send at most once per instance and key within 24 h; a repeat answers the first answer again, another body under the key is a 409")),
+    params(("instance" = String, Path), ("Idempotency-Key" = Option<crate::openapi::IdempotencyKey>, Header, description = "Send at most once per instance and key within 24 h; a repeat answers the first answer again, another body under the key is a 409")),
     request_body = ContactIn,
     responses(
         (status = 200, body = SentOut),
@@ -465,7 +487,7 @@ async fn send_contact(
     JsonBody(body): JsonBody<Value>,
 ) -> ApiResult<Json<SentOut>> {
     let instance = state.instances.visible(&principal, &name).await?;
-    let (common, body): (_, ContactIn) = split(body, &COMMON)?;
+    let (common, body): (_, ContactIn) = split(body, COMMON)?;
     let common = Common::from(common, send_id)?;
     let cards = body.vcard.unwrap_or_default();
     if !(1..=100).contains(&cards.len()) {
@@ -511,8 +533,10 @@ async fn send_contact(
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ReactionIn {
     /// The WhatsApp id of the message reacted to.
+    #[schema(required = true, nullable = false, min_length = 1, pattern = r"\S")]
     message_id: Option<String>,
     /// The emoji (at most 32 characters); `remove` removes the reaction.
+    #[schema(required = true, nullable = false, min_length = 1, max_length = 32)]
     reaction: Option<String>,
     /// The message reacted to is the instance's own.
     #[serde(default)]
@@ -524,7 +548,7 @@ pub struct ReactionIn {
 
 /// Reacts to a message (plus `number` and `source`; no `replyTo`).
 #[utoipa::path(post, path = "/api/message/reaction/{instance}", tag = "message",
-    params(("instance" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "Send at most once per instance and key within 24 h; a repeat answers the first answer again, another body under the key is a 409")),
+    params(("instance" = String, Path), ("Idempotency-Key" = Option<crate::openapi::IdempotencyKey>, Header, description = "Send at most once per instance and key within 24 h; a repeat answers the first answer again, another body under the key is a 409")),
     request_body = ReactionIn,
     responses(
         (status = 200, body = SentOut),
@@ -542,7 +566,7 @@ async fn send_reaction(
     JsonBody(body): JsonBody<Value>,
 ) -> ApiResult<Json<SentOut>> {
     let instance = state.instances.visible(&principal, &name).await?;
-    let (common, body): (_, ReactionIn) = split(body, &["number", "source"])?;
+    let (common, body): (_, ReactionIn) = split(body, REACTION_COMMON)?;
     let common = Common::from(common, send_id)?;
     let target_id = required("messageId", body.message_id, MAX_ID)?;
     let reaction = required("reaction", body.reaction, 32)?;
@@ -587,8 +611,10 @@ async fn send_reaction(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PollIn {
+    #[schema(required = true, nullable = false, min_length = 1, pattern = r"\S")]
     question: Option<String>,
     /// 2 to 12 distinct options.
+    #[schema(required = true, nullable = false, min_items = 2, max_items = 12)]
     options: Option<Vec<String>>,
     /// How many options one person may pick: 1 (default) to the number of
     /// options.
@@ -597,7 +623,7 @@ pub struct PollIn {
 
 /// Sends a poll (plus `number`, `source`, `replyTo`).
 #[utoipa::path(post, path = "/api/message/poll/{instance}", tag = "message",
-    params(("instance" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "Send at most once per instance and key within 24 h; a repeat answers the first answer again, another body under the key is a 409")),
+    params(("instance" = String, Path), ("Idempotency-Key" = Option<crate::openapi::IdempotencyKey>, Header, description = "Send at most once per instance and key within 24 h; a repeat answers the first answer again, another body under the key is a 409")),
     request_body = PollIn,
     responses(
         (status = 200, body = SentOut),
@@ -615,7 +641,7 @@ async fn send_poll(
     JsonBody(body): JsonBody<Value>,
 ) -> ApiResult<Json<SentOut>> {
     let instance = state.instances.visible(&principal, &name).await?;
-    let (common, body): (_, PollIn) = split(body, &COMMON)?;
+    let (common, body): (_, PollIn) = split(body, COMMON)?;
     let common = Common::from(common, send_id)?;
     let question = required("question", body.question, MAX_STRING)?;
     let options = body.options.unwrap_or_default();
@@ -670,8 +696,10 @@ async fn send_poll(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EventIn {
+    #[schema(required = true, nullable = false, min_length = 1, pattern = r"\S")]
     name: Option<String>,
     /// ISO 8601 with a zone (`2026-05-01T19:00:00-03:00`).
+    #[schema(required = true, nullable = false, format = DateTime)]
     start_at: Option<String>,
     /// Later than `startAt`.
     end_at: Option<String>,
@@ -736,7 +764,7 @@ fn place(input: EventPlaceIn) -> Result<Location, Error> {
 
 /// Sends an event invitation (plus `number`, `source`, `replyTo`).
 #[utoipa::path(post, path = "/api/message/event/{instance}", tag = "message",
-    params(("instance" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "Send at most once per instance and key within 24 h; a repeat answers the first answer again, another body under the key is a 409")),
+    params(("instance" = String, Path), ("Idempotency-Key" = Option<crate::openapi::IdempotencyKey>, Header, description = "Send at most once per instance and key within 24 h; a repeat answers the first answer again, another body under the key is a 409")),
     request_body = EventIn,
     responses(
         (status = 200, body = SentOut),
@@ -754,7 +782,7 @@ async fn send_event(
     JsonBody(body): JsonBody<Value>,
 ) -> ApiResult<Json<SentOut>> {
     let instance = state.instances.visible(&principal, &name).await?;
-    let (common, body): (_, EventIn) = split(body, &COMMON)?;
+    let (common, body): (_, EventIn) = split(body, COMMON)?;
     let common = Common::from(common, send_id)?;
     let name = required("name", body.name, MAX_STRING)?;
     let start = instant("startAt", body.start_at)?.ok_or_else(|| invalid("startAt is required"))?;

@@ -4,7 +4,7 @@
 
 use axum::{
     Json, Router,
-    extract::{Path, Query, State},
+    extract::{Path, State},
     routing::{get, post},
 };
 use serde::{Deserialize, Serialize};
@@ -18,7 +18,11 @@ use zapgate_core::{
 };
 
 use crate::{
-    AppState, auth::Caller, envelope::ErrorOut, error::ApiResult, extract::JsonBody,
+    AppState,
+    auth::Caller,
+    envelope::ErrorOut,
+    error::ApiResult,
+    extract::{JsonBody, QueryParams},
     routes::group::picture,
 };
 
@@ -67,6 +71,7 @@ pub struct ProfileReply {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AccountQuery {
     /// A phone number or an `@lid`; the own account without it.
     number: Option<String>,
@@ -86,7 +91,7 @@ async fn get_account(
     State(state): State<AppState>,
     Caller(principal): Caller,
     Path(name): Path<String>,
-    Query(query): Query<AccountQuery>,
+    QueryParams(query): QueryParams<AccountQuery>,
 ) -> ApiResult<Json<ProfileReply>> {
     let instance = state.instances.visible(&principal, &name).await?;
     let who = match query
@@ -119,8 +124,10 @@ async fn get_account(
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct AccountIn {
     /// The push name others see.
+    #[schema(min_length = 1, max_length = 25)]
     name: Option<String>,
     /// The "about" text.
+    #[schema(min_length = 1, max_length = 139)]
     about: Option<String>,
     /// A JPEG: an http(s) URL or a base64 data URL.
     picture: Option<String>,

@@ -156,6 +156,7 @@ async fn chats(
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CommunityIn {
+    #[schema(required = true, nullable = false, min_length = 1, max_length = 100)]
     name: Option<String>,
 }
 
@@ -226,6 +227,7 @@ fn session_out(message: &'static str, status: SessionStatus) -> Json<SessionOut>
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct PairIn {
     /// The phone's number in international format.
+    #[schema(value_type = crate::openapi::PhoneNumber)]
     number: String,
 }
 
@@ -312,6 +314,7 @@ pub struct InboundIn {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = sandbox::ReactionIn)]
 pub struct ReactionIn {
     target_id: String,
     emoji: String,
@@ -331,6 +334,7 @@ pub struct RevokeIn {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = sandbox::LocationIn)]
 pub struct LocationIn {
     latitude: f64,
     longitude: f64,
@@ -338,12 +342,14 @@ pub struct LocationIn {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = sandbox::ContactIn)]
 pub struct ContactIn {
     name: String,
     vcard: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = sandbox::PollIn)]
 pub struct PollIn {
     question: String,
     options: Vec<String>,
@@ -363,6 +369,7 @@ pub struct GroupIn {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = sandbox::MediaIn)]
 pub struct MediaIn {
     /// `image`, `video`, `audio`, `document` or `sticker`.
     #[serde(rename = "type")]
@@ -576,6 +583,7 @@ async fn inbound(
 pub struct ReceiptIn {
     id: String,
     /// `delivered` or `read`.
+    #[schema(pattern = "^(delivered|read)$")]
     status: String,
 }
 
@@ -603,6 +611,7 @@ async fn receipt(
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RingIn {
     /// The caller: a number or a JID.
+    #[schema(value_type = crate::openapi::Recipient)]
     from: String,
     #[serde(default)]
     video: bool,

@@ -9,7 +9,7 @@ use std::{collections::HashSet, sync::Arc, time::Duration};
 use axum::{
     Router,
     extract::{
-        Path, Query, State,
+        Path, State,
         ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade},
     },
     response::Response,
@@ -23,7 +23,7 @@ use zapgate_core::{
 };
 use zapgate_events::EventsService;
 
-use crate::{AppState, auth::WsCaller, error::ApiResult};
+use crate::{AppState, auth::WsCaller, error::ApiResult, extract::QueryParams};
 
 /// A ping this often keeps proxies from closing an idle connection.
 const PING_EVERY: Duration = Duration::from_secs(25);
@@ -46,7 +46,7 @@ async fn connect(
     State(state): State<AppState>,
     WsCaller(principal): WsCaller,
     Path(name): Path<String>,
-    Query(query): Query<WsQuery>,
+    QueryParams(query): QueryParams<WsQuery>,
     upgrade: WebSocketUpgrade,
 ) -> ApiResult<Response> {
     let instance = state.instances.visible(&principal, &name).await?;

@@ -1044,3 +1044,21 @@ mod websocket {
         assert_eq!(next_event(&mut reader).await["data"]["id"], id);
     }
 }
+
+/// A query that does not parse is the contract's 400 envelope naming the
+/// parameter (axum's own rejection was plain text, undocumented).
+#[tokio::test]
+async fn a_malformed_query_is_a_json_400_naming_the_parameter() {
+    let server = TestServer::start_with(env()).await;
+    let (_, instance) = paired(&server).await;
+    let reply = server
+        .get(
+            "/api/events/log/suporte?after=0&mediaBase64=maybe",
+            Some(&instance),
+        )
+        .await;
+    assert_eq!(reply.status.as_u16(), 400, "{}", reply.text);
+    assert_eq!(reply.body["success"], json!(false), "{}", reply.text);
+    let message = reply.body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("mediaBase64"), "{message}");
+}
