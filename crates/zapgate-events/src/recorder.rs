@@ -2,7 +2,9 @@
 //! instance has an enabled webhook or WebSocket, each of its events is
 //! appended to the log with one queued delivery per subscribed webhook, in
 //! one transaction, before the bus lets the provider acknowledge WhatsApp;
-//! then the stored event goes to the live WebSocket clients.
+//! then the stored event goes to the live WebSocket clients. Messages and
+//! receipts also go to the message store, in the same transaction (and
+//! alone when nobody listens), unless the retention is zero.
 
 use std::{
     collections::HashMap,
@@ -15,6 +17,7 @@ use zapgate_core::{
     Result,
     event_log::{EventName, EventStore, NewEvent, Webhook, WebsocketSettings, subscribed},
     events::{AppEvent, Subscriber},
+    message_store::MessageWrite,
     store::Store,
 };
 
@@ -108,33 +111,43 @@ impl EventRecorder {
     }
 
     /// Logs the event built by `build` (given whether media bytes are
-    /// wanted) for the instance's subscribers `subs`.
+    /// wanted) for the instance's subscribers `subs`, with `message`.
     async fn record(
         &self,
         instance_id: &str,
         subs: &Subscriptions,
         build: impl Fn(bool) -> Option<Payload>,
+        message: Option<MessageWrite>,
     ) -> Result<()> {
-        let Some(probe) = build(false) else {
-            return Ok(());
+        let logged = build(false).and_then(|probe| {
+            let name = probe.name;
+            let payload = if subs.wants_media(name) {
+                build(true).unwrap_or(probe)
+            } else {
+                probe
+            };
+            let webhook_ids: Vec<String> = subs.webhooks_for(name).map(|w| w.id.clone()).collect();
+            if webhook_ids.is_empty() && subs.websocket_wants(name).is_none() {
+                return None;
+            }
+            let new = NewEvent {
+                instance_id: instance_id.to_owned(),
+                name,
+                dedupe_key: payload.dedupe_key,
+                data: payload.data.to_string(),
+            };
+            Some((new, webhook_ids))
+        });
+        let (new, webhook_ids) = match logged {
+            Some((new, ids)) => (Some(new), ids),
+            None if message.is_some() => (None, Vec::new()),
+            None => return Ok(()),
         };
-        let name = probe.name;
-        let payload = if subs.wants_media(name) {
-            build(true).unwrap_or(probe)
-        } else {
-            probe
-        };
-        let webhook_ids: Vec<String> = subs.webhooks_for(name).map(|w| w.id.clone()).collect();
-        if webhook_ids.is_empty() && subs.websocket_wants(name).is_none() {
-            return Ok(());
-        }
-        let new = NewEvent {
-            instance_id: instance_id.to_owned(),
-            name,
-            dedupe_key: payload.dedupe_key,
-            data: payload.data.to_string(),
-        };
-        let Some(stored) = self.events.append_event(&new, &webhook_ids).await? else {
+        let stored = self
+            .events
+            .record(new.as_ref(), &webhook_ids, message.as_ref())
+            .await?;
+        let Some(stored) = stored else {
             return Ok(());
         };
         if !webhook_ids.is_empty() {
@@ -154,9 +167,18 @@ impl Subscriber for EventRecorder {
             // Its rows go with it.
             AppEvent::InstanceDeleting(_) => return Ok(()),
         };
+        let message = match event {
+            AppEvent::WhatsApp(e) if self.deliveries.stores_messages() => {
+                MessageWrite::of(instance_id, &e.event)
+            }
+            _ => None,
+        };
         // Most instances have no consumer: settle that (cached) first.
         let subs = self.subscriptions(instance_id).await?;
         if !subs.anyone() {
+            if message.is_some() {
+                self.events.record(None, &[], message.as_ref()).await?;
+            }
             return Ok(());
         }
         let Some(instance) = self.store.find_instance_by_id(instance_id).await? else {
@@ -169,6 +191,6 @@ impl Subscriber for EventRecorder {
             }
             AppEvent::InstanceDeleting(_) => None,
         };
-        self.record(instance_id, &subs, build).await
+        self.record(instance_id, &subs, build, message).await
     }
 }

@@ -1,5 +1,6 @@
 //! The events module's hot writes, group-committed (see [`crate::group`]):
-//! appended events with their queued deliveries, and finished deliveries.
+//! appended events with their queued deliveries and their message-store
+//! writes, and finished deliveries.
 //! Under load one transaction stores many events and one statement records
 //! many outcomes; an event alone costs what it did before. A caller still
 //! hears back only once its own write is committed, so a provider
@@ -10,13 +11,17 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use zapgate_core::{
     Error, Result,
     event_log::{DeliveryOutcome, NewEvent, StoredEvent},
+    message_store::MessageWrite,
     time::now_ms,
     token::new_id,
 };
 
+use sqlx::{Any, Transaction};
+
 use crate::{
     SqlStore,
     group::{Batch, GroupCommit},
+    messages,
     rows::get,
 };
 
@@ -28,8 +33,13 @@ fn params(first: usize, n: usize) -> String {
         .join(", ")
 }
 
-/// An event to append and the webhooks it is queued for.
-pub(crate) type Append = (NewEvent, Vec<String>);
+/// An event to append (if any), the webhooks it is queued for, and what it
+/// does to the message store.
+pub(crate) struct Append {
+    pub event: Option<NewEvent>,
+    pub webhooks: Vec<String>,
+    pub message: Option<MessageWrite>,
+}
 
 /// Appended events, batched: one transaction for the batch, its sequences
 /// taken per instance in one statement.
@@ -73,7 +83,11 @@ async fn store_appends(store: &SqlStore, items: &[Append]) -> Result<Vec<Option<
     let mut seen = HashSet::new();
     let mut skip: Vec<bool> = items
         .iter()
-        .map(|(e, _)| !seen.insert((e.instance_id.as_str(), e.dedupe_key.as_str())))
+        .map(|item| {
+            item.event
+                .as_ref()
+                .is_none_or(|e| !seen.insert((e.instance_id.as_str(), e.dedupe_key.as_str())))
+        })
         .collect();
     // A key stored meanwhile by another process (its sequence would leave
     // a gap): undone, and the batch is stored again without it.
@@ -81,127 +95,161 @@ async fn store_appends(store: &SqlStore, items: &[Append]) -> Result<Vec<Option<
         let mut turn = store.write_turn().await;
         let mut tx = turn.begin().await?;
         let live: Vec<usize> = (0..items.len()).filter(|&i| !skip[i]).collect();
-        if live.is_empty() {
-            return Ok(vec![None; items.len()]);
-        }
-        // Counter rows in instance order, so two processes' batches lock
-        // them in the same order and never deadlock.
-        let mut counts: BTreeMap<&str, i64> = BTreeMap::new();
-        for &i in &live {
-            *counts.entry(items[i].0.instance_id.as_str()).or_default() += 1;
-        }
-        let sql = format!(
-            "INSERT INTO event_sequences (instance_id, last_sequence) VALUES {} \
-             ON CONFLICT (instance_id) DO UPDATE SET \
-             last_sequence = event_sequences.last_sequence + excluded.last_sequence \
-             RETURNING instance_id, last_sequence",
-            (0..counts.len())
-                .map(|k| format!("({})", params(k * 2 + 1, 2)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        let mut query = sqlx::query(&sql);
-        for (instance_id, n) in &counts {
-            query = query.bind(*instance_id).bind(*n);
-        }
-        let rows = query.fetch_all(&mut *tx).await.map_err(Error::internal)?;
-        // The next sequence of each instance in this batch.
-        let mut next: HashMap<String, i64> = HashMap::new();
-        for row in &rows {
-            let instance_id: String = get(row, "instance_id")?;
-            let last: i64 = get(row, "last_sequence")?;
-            let n = counts.get(instance_id.as_str()).copied().unwrap_or(0);
-            next.insert(instance_id, last - n + 1);
-        }
-        let created_at_ms = now_ms();
-        let mut stored: Vec<Option<StoredEvent>> = vec![None; items.len()];
-        for &i in &live {
-            let event = &items[i].0;
-            let sequence = next
-                .get_mut(&event.instance_id)
-                .ok_or_else(|| Error::internal(zapgate_core::error::Cause("no sequence".into())))?;
-            stored[i] = Some(StoredEvent {
-                id: new_id("evt"),
-                instance_id: event.instance_id.clone(),
-                sequence: *sequence,
-                name: event.name,
-                data: event.data.clone(),
-                created_at_ms,
-            });
-            *sequence += 1;
-        }
-        let sql = format!(
-            "INSERT INTO event_log (id, instance_id, sequence, name, dedupe_key, data, created_at) \
-             VALUES {} ON CONFLICT (instance_id, dedupe_key) DO NOTHING RETURNING instance_id, dedupe_key",
-            (0..live.len())
-                .map(|k| format!("({})", params(k * 7 + 1, 7)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        let mut query = sqlx::query(&sql);
-        for &i in &live {
-            let event = stored[i].as_ref().expect("assigned above");
-            query = query
-                .bind(&event.id)
-                .bind(&event.instance_id)
-                .bind(event.sequence)
-                .bind(event.name.as_str())
-                .bind(&items[i].0.dedupe_key)
-                .bind(&event.data)
-                .bind(event.created_at_ms);
-        }
-        let inserted = query.fetch_all(&mut *tx).await.map_err(Error::internal)?;
-        if inserted.len() < live.len() {
-            let new: HashSet<(String, String)> = inserted
-                .iter()
-                .map(|row| Ok((get(row, "instance_id")?, get(row, "dedupe_key")?)))
-                .collect::<Result<_>>()?;
-            tx.rollback().await.map_err(Error::internal)?;
-            for &i in &live {
-                let (event, _) = &items[i];
-                if !new.contains(&(event.instance_id.clone(), event.dedupe_key.clone())) {
-                    skip[i] = true;
+        let stored = if live.is_empty() {
+            vec![None; items.len()]
+        } else {
+            match append_events(&mut tx, items, &live).await? {
+                Ok(stored) => stored,
+                Err(new) => {
+                    tx.rollback().await.map_err(Error::internal)?;
+                    for &i in &live {
+                        let event = items[i].event.as_ref().expect("live events exist");
+                        if !new.contains(&(event.instance_id.clone(), event.dedupe_key.clone())) {
+                            skip[i] = true;
+                        }
+                    }
+                    continue;
                 }
             }
-            continue;
-        }
-        let queued: Vec<(&str, &StoredEvent)> = live
-            .iter()
-            .flat_map(|&i| {
-                let event = stored[i].as_ref().expect("assigned above");
-                items[i].1.iter().map(move |w| (w.as_str(), event))
-            })
-            .collect();
-        if !queued.is_empty() {
-            let sql = format!(
-                "INSERT INTO webhook_deliveries (webhook_id, instance_id, event_id, status, \
-                 attempts, run_at, locked_until, response_status, last_error, updated_at) VALUES {}",
-                (0..queued.len())
-                    .map(|k| format!(
-                        "({}, 'queued', 0, ${}, NULL, NULL, '', ${})",
-                        params(k * 4 + 1, 3),
-                        k * 4 + 4,
-                        k * 4 + 4
-                    ))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-            let mut query = sqlx::query(&sql);
-            for (webhook_id, event) in &queued {
-                query = query
-                    .bind(*webhook_id)
-                    .bind(&event.instance_id)
-                    .bind(&event.id)
-                    .bind(event.created_at_ms);
-            }
-            query.execute(&mut *tx).await.map_err(Error::internal)?;
-        }
+        };
+        messages::apply(&mut tx, items.iter().filter_map(|i| i.message.as_ref())).await?;
         tx.commit().await.map_err(Error::internal)?;
         return Ok(stored);
     }
     Err(Error::internal(zapgate_core::error::Cause(
         "events kept colliding with events stored by another process".into(),
     )))
+}
+
+/// Appends the events `live` of `items` with their deliveries in `tx`; the
+/// keys it could insert when some key was stored meanwhile (the caller
+/// rolls back and stores the batch again without the others).
+async fn append_events(
+    tx: &mut Transaction<'_, Any>,
+    items: &[Append],
+    live: &[usize],
+) -> Result<std::result::Result<Vec<Option<StoredEvent>>, HashSet<(String, String)>>> {
+    // Counter rows in instance order, so two processes' batches lock
+    // them in the same order and never deadlock.
+    let mut counts: BTreeMap<&str, i64> = BTreeMap::new();
+    for &i in live {
+        *counts
+            .entry(
+                items[i]
+                    .event
+                    .as_ref()
+                    .expect("live events exist")
+                    .instance_id
+                    .as_str(),
+            )
+            .or_default() += 1;
+    }
+    let sql = format!(
+        "INSERT INTO event_sequences (instance_id, last_sequence) VALUES {} \
+         ON CONFLICT (instance_id) DO UPDATE SET \
+         last_sequence = event_sequences.last_sequence + excluded.last_sequence \
+         RETURNING instance_id, last_sequence",
+        (0..counts.len())
+            .map(|k| format!("({})", params(k * 2 + 1, 2)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let mut query = sqlx::query(&sql);
+    for (instance_id, n) in &counts {
+        query = query.bind(*instance_id).bind(*n);
+    }
+    let rows = query.fetch_all(&mut **tx).await.map_err(Error::internal)?;
+    // The next sequence of each instance in this batch.
+    let mut next: HashMap<String, i64> = HashMap::new();
+    for row in &rows {
+        let instance_id: String = get(row, "instance_id")?;
+        let last: i64 = get(row, "last_sequence")?;
+        let n = counts.get(instance_id.as_str()).copied().unwrap_or(0);
+        next.insert(instance_id, last - n + 1);
+    }
+    let created_at_ms = now_ms();
+    let mut stored: Vec<Option<StoredEvent>> = vec![None; items.len()];
+    for &i in live {
+        let event = items[i].event.as_ref().expect("live events exist");
+        let sequence = next
+            .get_mut(&event.instance_id)
+            .ok_or_else(|| Error::internal(zapgate_core::error::Cause("no sequence".into())))?;
+        stored[i] = Some(StoredEvent {
+            id: new_id("evt"),
+            instance_id: event.instance_id.clone(),
+            sequence: *sequence,
+            name: event.name,
+            data: event.data.clone(),
+            created_at_ms,
+        });
+        *sequence += 1;
+    }
+    let sql = format!(
+        "INSERT INTO event_log (id, instance_id, sequence, name, dedupe_key, data, created_at) \
+         VALUES {} ON CONFLICT (instance_id, dedupe_key) DO NOTHING RETURNING instance_id, dedupe_key",
+        (0..live.len())
+            .map(|k| format!("({})", params(k * 7 + 1, 7)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let mut query = sqlx::query(&sql);
+    for &i in live {
+        let event = stored[i].as_ref().expect("assigned above");
+        query = query
+            .bind(&event.id)
+            .bind(&event.instance_id)
+            .bind(event.sequence)
+            .bind(event.name.as_str())
+            .bind(
+                &items[i]
+                    .event
+                    .as_ref()
+                    .expect("live events exist")
+                    .dedupe_key,
+            )
+            .bind(&event.data)
+            .bind(event.created_at_ms);
+    }
+    let inserted = query.fetch_all(&mut **tx).await.map_err(Error::internal)?;
+    if inserted.len() < live.len() {
+        return inserted
+            .iter()
+            .map(|row| Ok((get(row, "instance_id")?, get(row, "dedupe_key")?)))
+            .collect::<Result<_>>()
+            .map(Err);
+    }
+    let queued: Vec<(&str, &StoredEvent)> = live
+        .iter()
+        .flat_map(|&i| {
+            let event = stored[i].as_ref().expect("assigned above");
+            items[i].webhooks.iter().map(move |w| (w.as_str(), event))
+        })
+        .collect();
+    if !queued.is_empty() {
+        let sql = format!(
+            "INSERT INTO webhook_deliveries (webhook_id, instance_id, event_id, status, \
+             attempts, run_at, locked_until, response_status, last_error, updated_at) VALUES {}",
+            (0..queued.len())
+                .map(|k| format!(
+                    "({}, 'queued', 0, ${}, NULL, NULL, '', ${})",
+                    params(k * 4 + 1, 3),
+                    k * 4 + 4,
+                    k * 4 + 4
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for (webhook_id, event) in &queued {
+            query = query
+                .bind(*webhook_id)
+                .bind(&event.instance_id)
+                .bind(&event.id)
+                .bind(event.created_at_ms);
+        }
+        query.execute(&mut **tx).await.map_err(Error::internal)?;
+    }
+    Ok(Ok(stored))
 }
 
 /// Finished deliveries, batched: one statement records every outcome.

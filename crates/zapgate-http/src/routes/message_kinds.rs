@@ -35,7 +35,7 @@ use crate::{
 /// The contract's default bound on a string field.
 const MAX_STRING: usize = 4000;
 const MAX_ID: usize = 256;
-const MAX_SOURCE: usize = 100;
+pub(super) const MAX_SOURCE: usize = 100;
 const MAX_URL: usize = 4096;
 
 pub fn router(media_body_limit: usize) -> Router<AppState> {
@@ -74,8 +74,8 @@ pub struct CommonIn {
     /// Seconds (0 to 30) of "typing..." shown in the chat before sending.
     delay: Option<u32>,
     /// The WhatsApp id of the message this one replies to (at most 256
-    /// characters). Not checked against stored messages: zapgate does not
-    /// keep a message store yet.
+    /// characters): a message of this instance in the message store
+    /// (`404 Message not found` otherwise).
     reply_to: Option<String>,
 }
 
@@ -114,7 +114,7 @@ pub(super) async fn pause(
 }
 
 /// `T` with serde's message and the path of the field that failed.
-fn parse<T: DeserializeOwned>(value: Value) -> Result<T, Error> {
+pub(super) fn parse<T: DeserializeOwned>(value: Value) -> Result<T, Error> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         if path == "." {
@@ -156,7 +156,11 @@ fn bounded(field: &str, value: String, max: usize) -> Result<String, Error> {
 }
 
 /// An optional string: blank counts as absent.
-fn optional(field: &str, value: Option<String>, max: usize) -> Result<Option<String>, Error> {
+pub(super) fn optional(
+    field: &str,
+    value: Option<String>,
+    max: usize,
+) -> Result<Option<String>, Error> {
     value
         .filter(|v| !v.trim().is_empty())
         .map(|v| bounded(field, v, max))
@@ -206,6 +210,10 @@ async fn deliver(
     media: Option<Media>,
     message_type: &'static str,
 ) -> ApiResult<Json<SentOut>> {
+    state
+        .events
+        .check_reply(instance, common.quoted_id.as_deref())
+        .await?;
     pause(
         state,
         instance,
@@ -216,6 +224,7 @@ async fn deliver(
     .await?;
     let mut echo = own_message(&common.to, None, media, common.quoted_id.clone());
     echo.extra = extra;
+    echo.source = common.source.clone();
     let sent = state
         .instances
         .send_as(instance, outgoing, echo, common.id.as_deref())

@@ -1,4 +1,5 @@
 pub mod admin;
+pub mod chat;
 pub mod chatwoot;
 pub mod events;
 pub mod group;

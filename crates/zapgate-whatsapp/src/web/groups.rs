@@ -33,7 +33,7 @@ use zapgate_core::{
 use super::{WebProvider, inbound::jid_of, outbound::wa_jid};
 
 impl WebProvider {
-    fn client(&self, instance_id: &str) -> Result<std::sync::Arc<Client>> {
+    pub(super) fn client(&self, instance_id: &str) -> Result<std::sync::Arc<Client>> {
         self.inner
             .session(instance_id)
             .filter(|s| s.is_connected())

@@ -16,6 +16,7 @@ mod calls;
 mod groups;
 mod inbound;
 mod kinds;
+mod message_ops;
 mod outbound;
 mod send;
 mod session;
@@ -418,10 +419,11 @@ impl WhatsApp for WebProvider {
             .session(instance_id)
             .filter(|s| s.is_connected())
             .ok_or(Error::NotConnected)?;
-        let id = send::send(&session, message, id).await?;
+        let (id, media) = send::send(&session, message, id).await?;
         Ok(SentMessage {
             id,
             timestamp: now_secs(),
+            media,
         })
     }
 

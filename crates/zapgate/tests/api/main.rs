@@ -18,6 +18,7 @@ mod harness;
 mod hygiene;
 mod inbound_media;
 mod instance;
+mod message_store;
 mod profile;
 mod rate_limit;
 mod sandbox;
