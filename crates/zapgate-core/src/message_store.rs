@@ -81,6 +81,25 @@ pub struct StoredMessage {
     pub created_at_ms: i64,
 }
 
+impl StoredMessage {
+    /// Only text and media can be forwarded, and not once deleted.
+    pub fn check_forwardable(&self) -> crate::Result<()> {
+        if self.revoked_at_ms.is_some() {
+            return Err(crate::Error::bad_request(
+                "a deleted message cannot be forwarded",
+            ));
+        }
+        let plain_text = self.text.is_some() && self.extra.is_none();
+        if self.media.is_none() && !plain_text {
+            return Err(crate::Error::bad_request(format!(
+                "{} messages cannot be forwarded (only text and media)",
+                self.kind
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// One step of a message's status history.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatusChange {
@@ -213,12 +232,69 @@ mod tests {
     }
 
     #[test]
-    fn edits_and_revocations_apply_to_their_target() {
+    fn events_become_writes_of_their_instance() {
+        use crate::jid::Jid;
+        let message = |extra: Option<Extra>| {
+            Event::Message(Box::new(InboundMessage {
+                id: "3A1".into(),
+                chat: Jid::user("5511988887777"),
+                sender: Jid::user("5511988887777"),
+                sender_lid: None,
+                push_name: None,
+                from_me: false,
+                group_subject: None,
+                text: Some("oi".into()),
+                media: None,
+                media_ref: None,
+                quoted_id: None,
+                extra,
+                timestamp: 1,
+                source: None,
+            }))
+        };
+        let write = MessageWrite::of("ins_1", &message(None)).unwrap();
+        assert_eq!(write.instance_id, "ins_1");
+        let MessageChange::Insert(stored) = write.change else {
+            panic!("a new message is an insert");
+        };
+        assert_eq!(
+            (stored.kind.as_str(), stored.status),
+            ("text", MessageStatus::Delivered)
+        );
         let edit = Extra::Edit {
-            target_id: "A".into(),
+            target_id: "3A0".into(),
             text: "new".into(),
         };
-        assert_eq!(kind_of(Some(&edit), None), "edit");
+        assert_eq!(
+            MessageWrite::of("ins_1", &message(Some(edit)))
+                .unwrap()
+                .change,
+            MessageChange::Edit {
+                id: "3A0".into(),
+                text: "new".into()
+            }
+        );
+        let revoke = Extra::Revoke {
+            target_id: "3A0".into(),
+        };
+        assert_eq!(
+            MessageWrite::of("ins_1", &message(Some(revoke)))
+                .unwrap()
+                .change,
+            MessageChange::Revoke { id: "3A0".into() }
+        );
+        let receipt = Event::Receipt {
+            message_id: "3EB0".into(),
+            status: ReceiptStatus::Read,
+            chat: None,
+        };
+        assert_eq!(
+            MessageWrite::of("ins_1", &receipt).unwrap().change,
+            MessageChange::Status {
+                id: "3EB0".into(),
+                status: MessageStatus::Read
+            }
+        );
         assert_eq!(kind_of(None, Some(MediaKind::Audio)), "audio");
     }
 }

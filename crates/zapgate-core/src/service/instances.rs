@@ -235,32 +235,19 @@ impl InstanceService {
     }
 
     /// Forwards the stored `message` to `to` (see [`MessageOps::forward`]),
-    /// and publishes it as the owner's own message carrying `source`.
+    /// and publishes `echo` (the forward as the owner's own message).
+    ///
+    /// [`MessageOps::forward`]: crate::message_ops::MessageOps::forward
     pub async fn forward(
         &self,
         instance: &Instance,
         to: &Jid,
         message: &StoredMessage,
+        echo: InboundMessage,
         id: Option<&str>,
-        source: Option<String>,
     ) -> Result<SentMessage> {
+        message.check_forwardable()?;
         let sent = self.whatsapp.forward(&instance.id, to, message, id).await?;
-        let echo = InboundMessage {
-            id: String::new(),
-            chat: to.clone(),
-            sender: to.clone(),
-            sender_lid: None,
-            push_name: None,
-            from_me: true,
-            group_subject: None,
-            text: message.text.clone(),
-            media: None,
-            media_ref: None,
-            quoted_id: None,
-            extra: None,
-            timestamp: 0,
-            source,
-        };
         self.publish_sent(instance, &sent, echo).await;
         Ok(sent)
     }

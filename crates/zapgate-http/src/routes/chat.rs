@@ -542,9 +542,11 @@ async fn forward(
     let source = optional("source", body.source, MAX_SOURCE)?;
     let message = state.events.message(&instance, &id).await?;
     let send_id = send_id.as_ref().map(|Extension(SendId(id))| id.as_str());
+    let mut echo = own_message(&to, message.text.clone(), None, None);
+    echo.source = source.clone();
     let sent = state
         .instances
-        .forward(&instance, &to, &message, send_id, source.clone())
+        .forward(&instance, &to, &message, echo, send_id)
         .await?;
     let mut out = sent_out(sent, to, None, Some(media_or_text(&message)));
     out.set_source(source);

@@ -73,9 +73,7 @@ fn stored_media(media: &MediaRef, caption: Option<&str>) -> Result<wa::Message> 
 /// `message` as a forward: its text or its media (by the stored keys), with
 /// the context that shows "Forwarded" on phones. Other kinds are refused.
 pub(crate) fn forwarded(message: &StoredMessage) -> Result<wa::Message> {
-    if message.revoked_at_ms.is_some() {
-        return Err(Error::bad_request("a deleted message cannot be forwarded"));
-    }
+    message.check_forwardable()?;
     let context = wa::ContextInfo {
         is_forwarded: Some(true),
         forwarding_score: Some(1),
@@ -83,14 +81,9 @@ pub(crate) fn forwarded(message: &StoredMessage) -> Result<wa::Message> {
     };
     let mut proto = match (&message.media, &message.text) {
         (Some(media), caption) => stored_media(media, caption.as_deref())?,
-        (None, Some(text)) if message.extra.is_none() => {
+        (None, text) => {
+            let text = text.as_deref().unwrap_or_default();
             return Ok(wa::Message::text_with_context(text, context));
-        }
-        _ => {
-            return Err(Error::bad_request(format!(
-                "{} messages cannot be forwarded (only text and media)",
-                message.kind
-            )));
         }
     };
     let slot = if let Some(m) = proto.image_message.as_option_mut() {
