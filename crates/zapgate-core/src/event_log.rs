@@ -6,7 +6,10 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::{Error, Result};
+use crate::{
+    Error, Result,
+    message_store::{MessageWrite, StatusChange, StoredMessage},
+};
 
 /// At most this many enabled webhooks per instance (RyzeAPI).
 pub const MAX_ENABLED_WEBHOOKS: usize = 3;
@@ -272,7 +275,25 @@ pub trait EventStore: Send + Sync + 'static {
         &self,
         event: &NewEvent,
         deliveries: &[NewDelivery],
+    ) -> Result<Option<(StoredEvent, Vec<i64>)>> {
+        self.record(Some(event), deliveries, None).await
+    }
+    /// [`Self::append_event`] for `event` when given, and `message` applied
+    /// to the message store, all in one transaction.
+    async fn record(
+        &self,
+        event: Option<&NewEvent>,
+        deliveries: &[NewDelivery],
+        message: Option<&MessageWrite>,
     ) -> Result<Option<(StoredEvent, Vec<i64>)>>;
+    /// The stored message `id` of the instance.
+    async fn message(&self, instance_id: &str, id: &str) -> Result<Option<StoredMessage>>;
+    /// The statuses the message reached, oldest first.
+    async fn message_history(&self, instance_id: &str, id: &str) -> Result<Vec<StatusChange>>;
+    /// Forgets one message; `false` when it was not stored.
+    async fn delete_message(&self, instance_id: &str, id: &str) -> Result<bool>;
+    /// Forgets messages stored before `before_ms`.
+    async fn prune_messages(&self, before_ms: i64) -> Result<u64>;
     /// Up to `limit` events of the instance after `after` (a sequence), oldest first.
     async fn events_after(
         &self,

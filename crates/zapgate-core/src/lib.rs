@@ -12,6 +12,8 @@ pub mod idempotency;
 pub mod instance;
 pub mod jid;
 pub mod jobs;
+pub mod message_ops;
+pub mod message_store;
 pub mod messages;
 pub mod service;
 pub mod store;

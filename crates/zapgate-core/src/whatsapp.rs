@@ -51,7 +51,8 @@ impl std::fmt::Debug for Media {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum MediaKind {
     Image,
     Video,
@@ -80,6 +81,78 @@ impl MediaKind {
             "sticker" => Self::Sticker,
             _ => return None,
         })
+    }
+}
+
+/// Where a message's media lives on WhatsApp's servers and how to decrypt
+/// it: what the message store keeps so the media can be downloaded again.
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MediaRef {
+    pub kind: MediaKind,
+    pub mimetype: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direct_path: Option<String>,
+    #[serde(default, with = "b64", skip_serializing_if = "Vec::is_empty")]
+    pub media_key: Vec<u8>,
+    #[serde(default, with = "b64", skip_serializing_if = "Vec::is_empty")]
+    pub file_sha256: Vec<u8>,
+    #[serde(default, with = "b64", skip_serializing_if = "Vec::is_empty")]
+    pub file_enc_sha256: Vec<u8>,
+    /// The plaintext length in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_length: Option<u64>,
+}
+
+impl MediaRef {
+    /// Described only (bytes that came inline): nothing to download again.
+    pub fn described(kind: MediaKind, mimetype: String, file_name: Option<String>) -> Self {
+        Self {
+            kind,
+            mimetype,
+            file_name,
+            direct_path: None,
+            media_key: Vec::new(),
+            file_sha256: Vec::new(),
+            file_enc_sha256: Vec::new(),
+            file_length: None,
+        }
+    }
+
+    /// Whether it names a file WhatsApp can serve again.
+    pub fn downloadable(&self) -> bool {
+        self.direct_path.is_some() && !self.media_key.is_empty()
+    }
+}
+
+// The key is a secret: never in logs.
+impl std::fmt::Debug for MediaRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MediaRef")
+            .field("kind", &self.kind)
+            .field("mimetype", &self.mimetype)
+            .field("direct_path", &self.direct_path)
+            .field("file_length", &self.file_length)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Bytes as standard base64 in JSON.
+mod b64 {
+    use base64::Engine;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let raw = String::deserialize(d)?;
+        base64::engine::general_purpose::STANDARD
+            .decode(raw)
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -258,6 +331,8 @@ impl ChatPresence {
 pub struct SentMessage {
     pub id: String,
     pub timestamp: i64,
+    /// Where sent media was uploaded, for the message store.
+    pub media: Option<MediaRef>,
 }
 
 /// What a message carries besides text and media: the kinds Chatwoot has no
@@ -324,10 +399,15 @@ pub struct InboundMessage {
     pub group_subject: Option<String>,
     pub text: Option<String>,
     pub media: Option<Media>,
+    /// Where the media lives on WhatsApp's servers (also when its bytes
+    /// could not be downloaded).
+    pub media_ref: Option<MediaRef>,
     pub quoted_id: Option<String>,
     pub extra: Option<Extra>,
     /// Unix seconds.
     pub timestamp: i64,
+    /// The `source` label of a send through the API.
+    pub source: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -440,12 +520,17 @@ pub trait EventSink: Send + Sync + 'static {
     async fn deliver(&self, event: WhatsAppEvent) -> Result<()>;
 }
 
-/// Groups, communities, profiles and privacy, and chat state, come with
-/// every provider (see [`crate::groups::GroupsAndProfiles`] and
-/// [`crate::chat_state::ChatState`]).
+/// Groups, communities, profiles and privacy, chat state, and the
+/// operations on stored messages come with every provider (see
+/// [`crate::groups::GroupsAndProfiles`], [`crate::chat_state::ChatState`]
+/// and [`crate::message_ops::MessageOps`]).
 #[async_trait]
-pub trait WhatsApp:
-    crate::groups::GroupsAndProfiles + crate::chat_state::ChatState + Send + Sync + 'static
+pub trait WhatsApp: crate::groups::GroupsAndProfiles
+    + crate::chat_state::ChatState
+    + crate::message_ops::MessageOps
+    + Send
+    + Sync
+    + 'static
 {
     /// `sandbox` or `web`.
     fn name(&self) -> &'static str;

@@ -44,6 +44,8 @@ pub struct DeliverySettings {
     pub poll: Duration,
     /// How long the event log keeps events.
     pub retention: Duration,
+    /// How long the message store keeps messages; zero stores none.
+    pub message_retention: Duration,
 }
 
 /// The longest `Retry-After` we honour: a receiver cannot park its queue for days.
@@ -324,12 +326,25 @@ impl Deliveries {
         was_full || waiting
     }
 
+    /// Whether messages go to the message store.
+    pub fn stores_messages(&self) -> bool {
+        !self.settings.message_retention.is_zero()
+    }
+
     async fn prune(&self) {
         let before = now_ms() - self.settings.retention.as_millis() as i64;
         match self.events.prune_events(before).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(pruned = n, "old events pruned from the event log"),
             Err(err) => tracing::warn!(error = %err, "could not prune the event log"),
+        }
+        // With the store off, what an earlier run stored goes too.
+        let keep = i64::try_from(self.settings.message_retention.as_millis()).unwrap_or(i64::MAX);
+        let before = now_ms().saturating_sub(keep);
+        match self.events.prune_messages(before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(pruned = n, "old messages pruned from the message store"),
+            Err(err) => tracing::warn!(error = %err, "could not prune the message store"),
         }
     }
 
@@ -559,6 +574,7 @@ mod tests {
             max_in_flight: 64,
             poll: Duration::from_millis(200),
             retention: Duration::from_secs(72 * 3600),
+            message_retention: Duration::from_secs(30 * 86_400),
         }
     }
 

@@ -497,9 +497,11 @@ mod tests {
             group_subject: None,
             text: Some("Olá!".into()),
             media: None,
+            media_ref: None,
             quoted_id: None,
             extra: None,
             timestamp: 1_776_680_130,
+            source: None,
         }
     }
 

@@ -2,7 +2,9 @@
 //! instance has an enabled webhook or WebSocket, each of its events is
 //! appended to the log with one queued delivery per subscribed webhook, in
 //! one transaction, before the bus lets the provider acknowledge WhatsApp;
-//! then the stored event goes to the live WebSocket clients.
+//! then the stored event goes to the live WebSocket clients. Messages and
+//! receipts also go to the message store, in the same transaction (and
+//! alone when nobody listens), unless the retention is zero.
 
 use std::{
     collections::HashMap,
@@ -18,6 +20,7 @@ use zapgate_core::{
         Webhook, WebsocketSettings, subscribed,
     },
     events::{AppEvent, Subscriber},
+    message_store::MessageWrite,
     store::Store,
     time::now_ms,
 };
@@ -112,31 +115,37 @@ impl EventRecorder {
     }
 
     /// Logs the event built by `build` (given whether media bytes are
-    /// wanted) for the instance's subscribers `subs`.
+    /// wanted) for the instance's subscribers `subs`, with `message`.
     async fn record(
         &self,
         instance_id: &str,
         subs: &Subscriptions,
         build: impl Fn(bool) -> Option<Payload>,
+        message: Option<MessageWrite>,
     ) -> Result<()> {
-        let Some(probe) = build(false) else {
-            return Ok(());
-        };
-        let name = probe.name;
-        let payload = if subs.wants_media(name) {
-            build(true).unwrap_or(probe)
-        } else {
-            probe
-        };
-        let webhooks: Vec<&Webhook> = subs.webhooks_for(name).collect();
-        if webhooks.is_empty() && subs.websocket_wants(name).is_none() {
-            return Ok(());
-        }
-        let new = NewEvent {
-            instance_id: instance_id.to_owned(),
-            name,
-            dedupe_key: payload.dedupe_key,
-            data: payload.data.to_string(),
+        let logged = build(false).and_then(|probe| {
+            let name = probe.name;
+            let payload = if subs.wants_media(name) {
+                build(true).unwrap_or(probe)
+            } else {
+                probe
+            };
+            let webhooks: Vec<&Webhook> = subs.webhooks_for(name).collect();
+            if webhooks.is_empty() && subs.websocket_wants(name).is_none() {
+                return None;
+            }
+            let new = NewEvent {
+                instance_id: instance_id.to_owned(),
+                name,
+                dedupe_key: payload.dedupe_key,
+                data: payload.data.to_string(),
+            };
+            Some((new, webhooks))
+        });
+        let (new, webhooks) = match logged {
+            Some((new, webhooks)) => (Some(new), webhooks),
+            None if message.is_some() => (None, Vec::new()),
+            None => return Ok(()),
         };
         // A webhook with room here gets its delivery leased to this process
         // and started as soon as the event is stored: no claim, no wait for
@@ -154,7 +163,10 @@ impl EventRecorder {
                 lease_until_ms: slot.as_ref().map(|_| lease),
             })
             .collect();
-        let appended = self.events.append_event(&new, &deliveries).await;
+        let appended = self
+            .events
+            .record(new.as_ref(), &deliveries, message.as_ref())
+            .await;
         let queued = webhooks
             .iter()
             .zip(&slots)
@@ -200,9 +212,18 @@ impl Subscriber for EventRecorder {
             // Its rows go with it.
             AppEvent::InstanceDeleting(_) => return Ok(()),
         };
+        let message = match event {
+            AppEvent::WhatsApp(e) if self.deliveries.stores_messages() => {
+                MessageWrite::of(instance_id, &e.event)
+            }
+            _ => None,
+        };
         // Most instances have no consumer: settle that (cached) first.
         let subs = self.subscriptions(instance_id).await?;
         if !subs.anyone() {
+            if message.is_some() {
+                self.events.record(None, &[], message.as_ref()).await?;
+            }
             return Ok(());
         }
         let Some(instance) = self.store.find_instance_by_id(instance_id).await? else {
@@ -215,6 +236,6 @@ impl Subscriber for EventRecorder {
             }
             AppEvent::InstanceDeleting(_) => None,
         };
-        self.record(instance_id, &subs, build).await
+        self.record(instance_id, &subs, build, message).await
     }
 }

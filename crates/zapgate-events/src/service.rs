@@ -12,6 +12,7 @@ use zapgate_core::{
         WebhookSettings, WebsocketSettings,
     },
     instance::Instance,
+    message_store::{MESSAGE_NOT_FOUND, StatusChange, StoredMessage},
     time::now_ms,
 };
 
@@ -160,5 +161,38 @@ impl EventsService {
             &instance.name,
             token,
         )
+    }
+
+    /// The stored message `id` of `instance` (`404 Message not found`).
+    pub async fn message(&self, instance: &Instance, id: &str) -> Result<StoredMessage> {
+        self.events
+            .message(&instance.id, id)
+            .await?
+            .ok_or_else(|| Error::not_found(MESSAGE_NOT_FOUND))
+    }
+
+    /// The statuses `id` reached, oldest first.
+    pub async fn message_history(
+        &self,
+        instance: &Instance,
+        id: &str,
+    ) -> Result<Vec<StatusChange>> {
+        self.events.message_history(&instance.id, id).await
+    }
+
+    /// Forgets a stored message (deleted for me).
+    pub async fn forget_message(&self, instance: &Instance, id: &str) -> Result<()> {
+        self.events.delete_message(&instance.id, id).await.map(drop)
+    }
+
+    /// `replyTo` of a send: a message of this instance in the store. With
+    /// the store off (retention 0) nothing could pass, so it is sent as given.
+    pub async fn check_reply(&self, instance: &Instance, reply_to: Option<&str>) -> Result<()> {
+        match reply_to {
+            Some(id) if self.deliveries.stores_messages() => {
+                self.message(instance, id).await.map(drop)
+            }
+            _ => Ok(()),
+        }
     }
 }

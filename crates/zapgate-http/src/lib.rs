@@ -118,10 +118,14 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::group::router())
         .merge(routes::profile::router())
         .merge(routes::chat_state::router())
+        .merge(routes::chat::router())
         .merge(
-            routes::message::router(state.body_limits.media).route_layer(
-                middleware::from_fn_with_state(state.clone(), idempotency::layer),
-            ),
+            routes::message::router(state.body_limits.media)
+                .merge(routes::chat::sends())
+                .route_layer(middleware::from_fn_with_state(
+                    state.clone(),
+                    idempotency::layer,
+                )),
         )
         .merge(routes::admin::router());
     if state.sandbox.is_some() {

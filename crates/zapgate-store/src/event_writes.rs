@@ -1,5 +1,6 @@
 //! The events module's hot writes, group-committed (see [`crate::group`]):
-//! appended events with their queued deliveries, and finished deliveries.
+//! appended events with their queued deliveries and their message-store
+//! writes, and finished deliveries.
 //! Under load one transaction stores many events and one statement records
 //! many outcomes; an event alone costs what it did before. A caller still
 //! hears back only once its own write is committed, so a provider
@@ -11,13 +12,17 @@ use zapgate_core::{
     Error, Result,
     error::Cause,
     event_log::{DeliveryOutcome, NewDelivery, NewEvent, StoredEvent},
+    message_store::MessageWrite,
     time::now_ms,
     token::new_id,
 };
 
+use sqlx::{Any, Transaction};
+
 use crate::{
     SqlStore,
     group::{Batch, GroupCommit},
+    messages,
     rows::get,
 };
 
@@ -29,8 +34,13 @@ fn params(first: usize, n: usize) -> String {
         .join(", ")
 }
 
-/// An event to append and its deliveries.
-pub(crate) type Append = (NewEvent, Vec<NewDelivery>);
+/// An event to append (if any), its deliveries, and what it does to the
+/// message store.
+pub(crate) struct Append {
+    pub event: Option<NewEvent>,
+    pub deliveries: Vec<NewDelivery>,
+    pub message: Option<MessageWrite>,
+}
 
 /// An appended event and the ids of its deliveries, in their order.
 pub(crate) type Appended = (StoredEvent, Vec<i64>);
@@ -77,7 +87,11 @@ async fn store_appends(store: &SqlStore, items: &[Append]) -> Result<Vec<Option<
     let mut seen = HashSet::new();
     let mut skip: Vec<bool> = items
         .iter()
-        .map(|(e, _)| !seen.insert((e.instance_id.as_str(), e.dedupe_key.as_str())))
+        .map(|item| {
+            item.event
+                .as_ref()
+                .is_none_or(|e| !seen.insert((e.instance_id.as_str(), e.dedupe_key.as_str())))
+        })
         .collect();
     // A key stored meanwhile by another process (its sequence would leave
     // a gap): undone, and the batch is stored again without it.
@@ -85,164 +99,200 @@ async fn store_appends(store: &SqlStore, items: &[Append]) -> Result<Vec<Option<
         let mut turn = store.write_turn().await;
         let mut tx = turn.begin().await?;
         let live: Vec<usize> = (0..items.len()).filter(|&i| !skip[i]).collect();
-        if live.is_empty() {
-            return Ok(vec![None; items.len()]);
-        }
-        // Counter rows in instance order, so two processes' batches lock
-        // them in the same order and never deadlock.
-        let mut counts: BTreeMap<&str, i64> = BTreeMap::new();
-        for &i in &live {
-            *counts.entry(items[i].0.instance_id.as_str()).or_default() += 1;
-        }
-        let sql = format!(
-            "INSERT INTO event_sequences (instance_id, last_sequence) VALUES {} \
-             ON CONFLICT (instance_id) DO UPDATE SET \
-             last_sequence = event_sequences.last_sequence + excluded.last_sequence \
-             RETURNING instance_id, last_sequence",
-            (0..counts.len())
-                .map(|k| format!("({})", params(k * 2 + 1, 2)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        let mut query = sqlx::query(&sql);
-        for (instance_id, n) in &counts {
-            query = query.bind(*instance_id).bind(*n);
-        }
-        let rows = query.fetch_all(&mut *tx).await.map_err(Error::internal)?;
-        // The next sequence of each instance in this batch.
-        let mut next: HashMap<String, i64> = HashMap::new();
-        for row in &rows {
-            let instance_id: String = get(row, "instance_id")?;
-            let last: i64 = get(row, "last_sequence")?;
-            let n = counts.get(instance_id.as_str()).copied().unwrap_or(0);
-            next.insert(instance_id, last - n + 1);
-        }
-        let created_at_ms = now_ms();
-        let mut stored: Vec<Option<StoredEvent>> = vec![None; items.len()];
-        for &i in &live {
-            let event = &items[i].0;
-            let sequence = next
-                .get_mut(&event.instance_id)
-                .ok_or_else(|| Error::internal(Cause("no sequence".into())))?;
-            stored[i] = Some(StoredEvent {
-                id: new_id("evt"),
-                instance_id: event.instance_id.clone(),
-                sequence: *sequence,
-                name: event.name,
-                data: event.data.clone(),
-                created_at_ms,
-            });
-            *sequence += 1;
-        }
-        let sql = format!(
-            "INSERT INTO event_log (id, instance_id, sequence, name, dedupe_key, data, created_at) \
-             VALUES {} ON CONFLICT (instance_id, dedupe_key) DO NOTHING RETURNING instance_id, dedupe_key",
-            (0..live.len())
-                .map(|k| format!("({})", params(k * 7 + 1, 7)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        let mut query = sqlx::query(&sql);
-        for &i in &live {
-            let event = stored[i].as_ref().expect("assigned above");
-            query = query
-                .bind(&event.id)
-                .bind(&event.instance_id)
-                .bind(event.sequence)
-                .bind(event.name.as_str())
-                .bind(&items[i].0.dedupe_key)
-                .bind(&event.data)
-                .bind(event.created_at_ms);
-        }
-        let inserted = query.fetch_all(&mut *tx).await.map_err(Error::internal)?;
-        if inserted.len() < live.len() {
-            let new: HashSet<(String, String)> = inserted
-                .iter()
-                .map(|row| Ok((get(row, "instance_id")?, get(row, "dedupe_key")?)))
-                .collect::<Result<_>>()?;
-            tx.rollback().await.map_err(Error::internal)?;
-            for &i in &live {
-                let (event, _) = &items[i];
-                if !new.contains(&(event.instance_id.clone(), event.dedupe_key.clone())) {
-                    skip[i] = true;
+        let stored = if live.is_empty() {
+            vec![None; items.len()]
+        } else {
+            match append_events(&mut tx, items, &live).await? {
+                Ok(stored) => stored,
+                Err(new) => {
+                    tx.rollback().await.map_err(Error::internal)?;
+                    for &i in &live {
+                        let event = items[i].event.as_ref().expect("live events exist");
+                        if !new.contains(&(event.instance_id.clone(), event.dedupe_key.clone())) {
+                            skip[i] = true;
+                        }
+                    }
+                    continue;
                 }
             }
-            continue;
-        }
-        let queued: Vec<(&NewDelivery, &StoredEvent)> = live
-            .iter()
-            .flat_map(|&i| {
-                let event = stored[i].as_ref().expect("assigned above");
-                items[i].1.iter().map(move |d| (d, event))
-            })
-            .collect();
-        // Each delivery's id, by (event id, webhook id): one of each pair.
-        let mut ids: HashMap<(String, String), i64> = HashMap::new();
-        if !queued.is_empty() {
-            // A leased delivery is running (its first attempt starts at once);
-            // the others wait for a claim.
-            let sql = format!(
-                "INSERT INTO webhook_deliveries (webhook_id, instance_id, event_id, status, \
-                 attempts, run_at, locked_until, response_status, last_error, updated_at) VALUES {} \
-                 RETURNING id, webhook_id, event_id",
-                (0..queued.len())
-                    .map(|k| {
-                        let p = k * 7 + 1;
-                        format!(
-                            "({}, CAST(${} AS BIGINT), NULL, '', ${})",
-                            params(p, 6),
-                            p + 6,
-                            p + 5
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-            let mut query = sqlx::query(&sql);
-            for (delivery, event) in &queued {
-                let (status, attempts) = match delivery.lease_until_ms {
-                    Some(_) => ("running", 1_i64),
-                    None => ("queued", 0),
-                };
-                query = query
-                    .bind(delivery.webhook_id.as_str())
-                    .bind(&event.instance_id)
-                    .bind(&event.id)
-                    .bind(status)
-                    .bind(attempts)
-                    .bind(event.created_at_ms)
-                    .bind(delivery.lease_until_ms);
-            }
-            for row in query.fetch_all(&mut *tx).await.map_err(Error::internal)? {
-                ids.insert(
-                    (get(&row, "event_id")?, get(&row, "webhook_id")?),
-                    get(&row, "id")?,
-                );
-            }
-        }
+        };
+        messages::apply(&mut tx, items.iter().filter_map(|i| i.message.as_ref())).await?;
         tx.commit().await.map_err(Error::internal)?;
-        return stored
-            .into_iter()
-            .zip(items)
-            .map(|(event, (_, deliveries))| {
-                let Some(event) = event else {
-                    return Ok(None);
-                };
-                let ids = deliveries
-                    .iter()
-                    .map(|d| {
-                        ids.get(&(event.id.clone(), d.webhook_id.clone()))
-                            .copied()
-                            .ok_or_else(|| Error::internal(Cause("a delivery has no id".into())))
-                    })
-                    .collect::<Result<_>>()?;
-                Ok(Some((event, ids)))
-            })
-            .collect();
+        return Ok(stored);
     }
     Err(Error::internal(Cause(
         "events kept colliding with events stored by another process".into(),
     )))
+}
+
+/// Appends the events `live` of `items` with their deliveries in `tx`; the
+/// keys it could insert when some key was stored meanwhile (the caller
+/// rolls back and stores the batch again without the others).
+async fn append_events(
+    tx: &mut Transaction<'_, Any>,
+    items: &[Append],
+    live: &[usize],
+) -> Result<std::result::Result<Vec<Option<Appended>>, HashSet<(String, String)>>> {
+    // Counter rows in instance order, so two processes' batches lock
+    // them in the same order and never deadlock.
+    let mut counts: BTreeMap<&str, i64> = BTreeMap::new();
+    for &i in live {
+        *counts
+            .entry(
+                items[i]
+                    .event
+                    .as_ref()
+                    .expect("live events exist")
+                    .instance_id
+                    .as_str(),
+            )
+            .or_default() += 1;
+    }
+    let sql = format!(
+        "INSERT INTO event_sequences (instance_id, last_sequence) VALUES {} \
+         ON CONFLICT (instance_id) DO UPDATE SET \
+         last_sequence = event_sequences.last_sequence + excluded.last_sequence \
+         RETURNING instance_id, last_sequence",
+        (0..counts.len())
+            .map(|k| format!("({})", params(k * 2 + 1, 2)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let mut query = sqlx::query(&sql);
+    for (instance_id, n) in &counts {
+        query = query.bind(*instance_id).bind(*n);
+    }
+    let rows = query.fetch_all(&mut **tx).await.map_err(Error::internal)?;
+    // The next sequence of each instance in this batch.
+    let mut next: HashMap<String, i64> = HashMap::new();
+    for row in &rows {
+        let instance_id: String = get(row, "instance_id")?;
+        let last: i64 = get(row, "last_sequence")?;
+        let n = counts.get(instance_id.as_str()).copied().unwrap_or(0);
+        next.insert(instance_id, last - n + 1);
+    }
+    let created_at_ms = now_ms();
+    let mut stored: Vec<Option<StoredEvent>> = vec![None; items.len()];
+    for &i in live {
+        let event = items[i].event.as_ref().expect("live events exist");
+        let sequence = next
+            .get_mut(&event.instance_id)
+            .ok_or_else(|| Error::internal(Cause("no sequence".into())))?;
+        stored[i] = Some(StoredEvent {
+            id: new_id("evt"),
+            instance_id: event.instance_id.clone(),
+            sequence: *sequence,
+            name: event.name,
+            data: event.data.clone(),
+            created_at_ms,
+        });
+        *sequence += 1;
+    }
+    let sql = format!(
+        "INSERT INTO event_log (id, instance_id, sequence, name, dedupe_key, data, created_at) \
+         VALUES {} ON CONFLICT (instance_id, dedupe_key) DO NOTHING RETURNING instance_id, dedupe_key",
+        (0..live.len())
+            .map(|k| format!("({})", params(k * 7 + 1, 7)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let mut query = sqlx::query(&sql);
+    for &i in live {
+        let event = stored[i].as_ref().expect("assigned above");
+        query = query
+            .bind(&event.id)
+            .bind(&event.instance_id)
+            .bind(event.sequence)
+            .bind(event.name.as_str())
+            .bind(
+                &items[i]
+                    .event
+                    .as_ref()
+                    .expect("live events exist")
+                    .dedupe_key,
+            )
+            .bind(&event.data)
+            .bind(event.created_at_ms);
+    }
+    let inserted = query.fetch_all(&mut **tx).await.map_err(Error::internal)?;
+    if inserted.len() < live.len() {
+        return inserted
+            .iter()
+            .map(|row| Ok((get(row, "instance_id")?, get(row, "dedupe_key")?)))
+            .collect::<Result<_>>()
+            .map(Err);
+    }
+    let queued: Vec<(&NewDelivery, &StoredEvent)> = live
+        .iter()
+        .flat_map(|&i| {
+            let event = stored[i].as_ref().expect("assigned above");
+            items[i].deliveries.iter().map(move |d| (d, event))
+        })
+        .collect();
+    // Each delivery's id, by (event id, webhook id): one of each pair.
+    let mut ids: HashMap<(String, String), i64> = HashMap::new();
+    if !queued.is_empty() {
+        // A leased delivery is running (its first attempt starts at once);
+        // the others wait for a claim.
+        let sql = format!(
+            "INSERT INTO webhook_deliveries (webhook_id, instance_id, event_id, status, \
+             attempts, run_at, locked_until, response_status, last_error, updated_at) VALUES {} \
+             RETURNING id, webhook_id, event_id",
+            (0..queued.len())
+                .map(|k| {
+                    let p = k * 7 + 1;
+                    format!(
+                        "({}, CAST(${} AS BIGINT), NULL, '', ${})",
+                        params(p, 6),
+                        p + 6,
+                        p + 5
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for (delivery, event) in &queued {
+            let (status, attempts) = match delivery.lease_until_ms {
+                Some(_) => ("running", 1_i64),
+                None => ("queued", 0),
+            };
+            query = query
+                .bind(delivery.webhook_id.as_str())
+                .bind(&event.instance_id)
+                .bind(&event.id)
+                .bind(status)
+                .bind(attempts)
+                .bind(event.created_at_ms)
+                .bind(delivery.lease_until_ms);
+        }
+        for row in query.fetch_all(&mut **tx).await.map_err(Error::internal)? {
+            ids.insert(
+                (get(&row, "event_id")?, get(&row, "webhook_id")?),
+                get(&row, "id")?,
+            );
+        }
+    }
+    stored
+        .into_iter()
+        .zip(items)
+        .map(|(event, item)| {
+            let Some(event) = event else {
+                return Ok(None);
+            };
+            let ids = item
+                .deliveries
+                .iter()
+                .map(|d| {
+                    ids.get(&(event.id.clone(), d.webhook_id.clone()))
+                        .copied()
+                        .ok_or_else(|| Error::internal(Cause("a delivery has no id".into())))
+                })
+                .collect::<Result<_>>()?;
+            Ok(Some((event, ids)))
+        })
+        .collect::<Result<_>>()
+        .map(Ok)
 }
 
 /// Finished deliveries, batched: one statement records every outcome.

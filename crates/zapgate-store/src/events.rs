@@ -13,6 +13,7 @@ use zapgate_core::{
         WebhookSettings, WebsocketSettings, new_signing_secret,
     },
     instance::WebhookConfig,
+    message_store::{MessageWrite, StatusChange, StoredMessage},
     time::now_ms,
     token::new_id,
 };
@@ -21,7 +22,7 @@ use crate::{
     SqlStore,
     backend::Backend,
     conn::StoreQuery,
-    event_writes::{Appends, Finishes},
+    event_writes::{Append, Appends, Finishes},
     group,
     rows::get,
 };
@@ -302,12 +303,34 @@ impl EventStore for SqlStore {
         .transpose()
     }
 
-    async fn append_event(
+    async fn record(
         &self,
-        event: &NewEvent,
+        event: Option<&NewEvent>,
         deliveries: &[NewDelivery],
+        message: Option<&MessageWrite>,
     ) -> Result<Option<(StoredEvent, Vec<i64>)>> {
-        group::submit::<Appends>(self, (event.clone(), deliveries.to_vec())).await?
+        let append = Append {
+            event: event.cloned(),
+            deliveries: deliveries.to_vec(),
+            message: message.cloned(),
+        };
+        group::submit::<Appends>(self, append).await?
+    }
+
+    async fn message(&self, instance_id: &str, id: &str) -> Result<Option<StoredMessage>> {
+        self.stored_message(instance_id, id).await
+    }
+
+    async fn message_history(&self, instance_id: &str, id: &str) -> Result<Vec<StatusChange>> {
+        self.status_history(instance_id, id).await
+    }
+
+    async fn delete_message(&self, instance_id: &str, id: &str) -> Result<bool> {
+        self.forget_message(instance_id, id).await
+    }
+
+    async fn prune_messages(&self, before_ms: i64) -> Result<u64> {
+        self.prune_stored_messages(before_ms).await
     }
 
     async fn events_after(

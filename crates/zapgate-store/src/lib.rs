@@ -15,6 +15,7 @@ mod instances;
 mod integrations;
 mod jobs;
 mod links;
+mod messages;
 mod rate_limit;
 mod rekey;
 mod rows;

@@ -87,6 +87,19 @@ impl MediaDownloads {
 impl Skipped {
     /// What the message carries in place of its media (the `kind` of
     /// `Extra::Unsupported`): the media kind and why it is missing.
+    /// The answer to a client that asked for the media (`chat/base64`).
+    pub fn into_error(self, limit: usize) -> zapgate_core::Error {
+        match self {
+            Self::Declared(_) | Self::OverLimit => zapgate_core::Error::PayloadTooLarge(format!(
+                "Media is larger than the {} media limit",
+                size(limit as u64)
+            )),
+            Self::Failed(error) => zapgate_core::Error::BadGateway(format!(
+                "Media could not be downloaded from WhatsApp: {error}"
+            )),
+        }
+    }
+
     pub fn note(&self, kind: MediaKind, limit: usize) -> String {
         let kind = kind.as_str();
         match self {

@@ -46,6 +46,9 @@ const DEFAULT_MEDIA_DOWNLOADS: usize = 4;
 
 mod chat_state;
 mod groups;
+mod message_ops;
+
+pub use message_ops::MEDIA_GONE;
 
 pub use chat_state::{ChatFlags, ChatStateView, DirectoryEntry, ReadEntry};
 
@@ -146,7 +149,7 @@ pub struct RemoteMedia {
 pub struct OutboxEntry {
     pub id: String,
     /// `text`, `media`, `reaction`, `edit`, `revoke`, `read`, `location`,
-    /// `contact`, `poll` or `event`.
+    /// `contact`, `poll`, `event`, `forward` or `deleteForMe`.
     pub kind: &'static str,
     /// The recipient, or the chat for `read`.
     pub to: String,
@@ -157,7 +160,7 @@ pub struct OutboxEntry {
     pub media: Option<OutboxMedia>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quoted_id: Option<String>,
-    /// The message a reaction, edit, revoke or read refers to.
+    /// The message a reaction, edit, revoke, read, forward or delete refers to.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target_id: Option<String>,
     pub timestamp: i64,
@@ -354,6 +357,8 @@ pub struct SandboxProvider {
     downloads: MediaDownloads,
     /// Groups, profiles and privacy (see `groups`).
     world: Mutex<groups::World>,
+    /// Sent and inline media, to be downloaded again (see `message_ops`).
+    library: Mutex<message_ops::Library>,
 }
 
 impl SandboxProvider {
@@ -373,6 +378,7 @@ impl SandboxProvider {
             slots: Mutex::new(HashMap::new()),
             downloads: MediaDownloads::new(DEFAULT_MEDIA_LIMIT, DEFAULT_MEDIA_DOWNLOADS),
             world: Mutex::default(),
+            library: Mutex::default(),
         }
     }
 
@@ -577,8 +583,11 @@ impl SandboxProvider {
             return Err(Error::bad_request("a status post has no group"));
         }
         let id = id.filter(|i| !i.is_empty());
+        let mut media_ref = media.as_ref().map(|m| self.keep(m));
         if let Some(remote) = remote_media {
-            match self.download(&remote).await {
+            let fetched = self.download(&remote).await;
+            media_ref = Some(self.remote_ref(&remote, fetched.as_deref().ok()));
+            match fetched {
                 Ok(data) => {
                     media = Some(Media {
                         kind: remote.kind,
@@ -640,9 +649,11 @@ impl SandboxProvider {
                 group_subject,
                 text,
                 media,
+                media_ref,
                 quoted_id,
                 extra,
                 timestamp,
+                source: None,
             };
             (message, slot.settings.clone())
         };
@@ -776,6 +787,47 @@ impl SandboxProvider {
         .await
     }
 
+    /// Sends what `entry` builds (given the id and time) to `to`, through
+    /// the fault plan, into the outbox.
+    fn dispatch(
+        &self,
+        instance_id: &str,
+        id: Option<&str>,
+        to: &Jid,
+        entry: impl FnOnce(String, i64) -> OutboxEntry,
+    ) -> Result<(String, i64)> {
+        let mut slots = self.slots();
+        let slot = slots
+            .get_mut(instance_id)
+            .filter(|s| s.is_connected())
+            .ok_or_else(|| Error::NotConnected)?;
+        // WhatsApp drops a message whose id it already delivered: a resend
+        // after a crash is the same message, not a second one.
+        if let Some(existing) = id.and_then(|id| slot.outbox.iter().find(|e| e.id == id)) {
+            return Ok((existing.id.clone(), existing.timestamp));
+        }
+        match slot.next_fault() {
+            SendFault::Ok => {}
+            SendFault::NotOnWhatsApp => {
+                return Err(Error::bad_request(format!("Number not on WhatsApp: {to}")));
+            }
+            SendFault::Error => return Err(Error::BadGateway(SEND_FAILED.to_owned())),
+        }
+        let id = match id {
+            Some(id) => id.to_owned(),
+            None => {
+                let n = slot.next_counter();
+                self.sent_id(instance_id, n)
+            }
+        };
+        let timestamp = slot.next_timestamp();
+        if slot.outbox.len() >= OUTBOX_LIMIT {
+            slot.outbox.pop_front();
+        }
+        slot.outbox.push_back(entry(id.clone(), timestamp));
+        Ok((id, timestamp))
+    }
+
     /// What the API sent through this instance, oldest first.
     pub fn outbox(&self, instance_id: &str) -> Vec<OutboxEntry> {
         self.slots()
@@ -864,23 +916,30 @@ fn recipient(message: &Outgoing) -> &Jid {
     }
 }
 
+impl OutboxEntry {
+    /// An entry with only its id, time and recipient: the kind fills the rest.
+    fn new(id: String, timestamp: i64, to: String) -> Self {
+        Self {
+            id,
+            kind: "",
+            to,
+            text: None,
+            media: None,
+            quoted_id: None,
+            target_id: None,
+            timestamp,
+            from_me: None,
+            participant: None,
+            location: None,
+            vcards: Vec::new(),
+            poll: None,
+            event: None,
+        }
+    }
+}
+
 fn outbox_entry(id: String, timestamp: i64, message: Outgoing) -> OutboxEntry {
-    let mut entry = OutboxEntry {
-        id,
-        kind: "",
-        to: recipient(&message).to_string(),
-        text: None,
-        media: None,
-        quoted_id: None,
-        target_id: None,
-        timestamp,
-        from_me: None,
-        participant: None,
-        location: None,
-        vcards: Vec::new(),
-        poll: None,
-        event: None,
-    };
+    let mut entry = OutboxEntry::new(id, timestamp, recipient(&message).to_string());
     match message {
         Outgoing::Text {
             text, quoted_id, ..
@@ -1069,43 +1128,19 @@ impl WhatsApp for SandboxProvider {
         message: Outgoing,
         id: Option<&str>,
     ) -> Result<SentMessage> {
-        let mut slots = self.slots();
-        let slot = slots
-            .get_mut(instance_id)
-            .filter(|s| s.is_connected())
-            .ok_or_else(|| Error::NotConnected)?;
-        // WhatsApp drops a message whose id it already delivered: a resend
-        // after a crash is the same message, not a second one.
-        if let Some(existing) = id.and_then(|id| slot.outbox.iter().find(|e| e.id == id)) {
-            return Ok(SentMessage {
-                id: existing.id.clone(),
-                timestamp: existing.timestamp,
-            });
-        }
-        match slot.next_fault() {
-            SendFault::Ok => {}
-            SendFault::NotOnWhatsApp => {
-                return Err(Error::bad_request(format!(
-                    "Number not on WhatsApp: {}",
-                    recipient(&message)
-                )));
-            }
-            SendFault::Error => return Err(Error::BadGateway(SEND_FAILED.to_owned())),
-        }
-        let id = match id {
-            Some(id) => id.to_owned(),
-            None => {
-                let n = slot.next_counter();
-                self.sent_id(instance_id, n)
-            }
+        let media = match &message {
+            Outgoing::Media { media, .. } => Some(self.keep(media)),
+            _ => None,
         };
-        let timestamp = slot.next_timestamp();
-        if slot.outbox.len() >= OUTBOX_LIMIT {
-            slot.outbox.pop_front();
-        }
-        slot.outbox
-            .push_back(outbox_entry(id.clone(), timestamp, message));
-        Ok(SentMessage { id, timestamp })
+        let to = recipient(&message).clone();
+        let (id, timestamp) = self.dispatch(instance_id, id, &to, |id, timestamp| {
+            outbox_entry(id, timestamp, message)
+        })?;
+        Ok(SentMessage {
+            id,
+            timestamp,
+            media,
+        })
     }
 
     async fn chat_presence(

@@ -247,6 +247,8 @@ variables! {
         "how often an idle delivery worker looks for due work (new work wakes it at once)";
     EVENT_RETENTION_HOURS = "ZAPGATE_EVENT_RETENTION_HOURS", Value("72"),
         "how long the event log keeps events and their delivery history";
+    MESSAGE_RETENTION_DAYS = "ZAPGATE_MESSAGE_RETENTION_DAYS", Value("30"),
+        "how long the message store keeps messages (`0`: no message is stored, and `replyTo` is not checked)";
 }
 
 /// The shortest admin token accepted: a short one is guessable.
@@ -435,6 +437,10 @@ impl Config {
             max_in_flight: 256,
             poll: env.millis(WEBHOOK_POLL_MS, 1)?,
             retention: Duration::from_secs(env.number::<u64>(EVENT_RETENTION_HOURS, 1)? * 3600),
+            message_retention: Duration::from_secs(
+                env.number::<u64>(MESSAGE_RETENTION_DAYS, 0)?
+                    .saturating_mul(86_400),
+            ),
         };
 
         let server = ServerLimits {

@@ -11,6 +11,7 @@ use crate::{
         SettingsPatch, WebhookConfig, parse_custom_token,
     },
     jid::Jid,
+    message_store::StoredMessage,
     messages,
     store::{Principal, Store},
     token::Token,
@@ -225,17 +226,51 @@ impl InstanceService {
         &self,
         instance: &Instance,
         message: Outgoing,
-        mut echo: InboundMessage,
+        echo: InboundMessage,
         id: Option<&str>,
     ) -> Result<SentMessage> {
         let sent = self.whatsapp.send(&instance.id, message, id).await?;
+        self.publish_sent(instance, &sent, echo).await;
+        Ok(sent)
+    }
+
+    /// Forwards the stored `message` to `to` (see [`MessageOps::forward`]),
+    /// and publishes `echo` (the forward as the owner's own message).
+    ///
+    /// [`MessageOps::forward`]: crate::message_ops::MessageOps::forward
+    pub async fn forward(
+        &self,
+        instance: &Instance,
+        to: &Jid,
+        message: &StoredMessage,
+        echo: InboundMessage,
+        id: Option<&str>,
+    ) -> Result<SentMessage> {
+        message.check_forwardable()?;
+        let sent = self.whatsapp.forward(&instance.id, to, message, id).await?;
+        self.publish_sent(instance, &sent, echo).await;
+        Ok(sent)
+    }
+
+    /// Publishes `echo`, what was just `sent`, as WhatsApp echoes a message
+    /// sent from the phone: the event log, Chatwoot and the message store
+    /// hear of it.
+    async fn publish_sent(
+        &self,
+        instance: &Instance,
+        sent: &SentMessage,
+        mut echo: InboundMessage,
+    ) {
         // Like WhatsApp's own echo of it: nothing for an ignored chat.
         if !instance.settings.delivers(&echo.chat) {
-            return Ok(sent);
+            return;
         }
         echo.id = sent.id.clone();
         echo.timestamp = sent.timestamp;
         echo.from_me = true;
+        if echo.media_ref.is_none() {
+            echo.media_ref = sent.media.clone();
+        }
         let event = AppEvent::WhatsApp(WhatsAppEvent {
             instance_id: instance.id.clone(),
             event: Event::Message(Box::new(echo)),
@@ -244,7 +279,6 @@ impl InstanceService {
         if let Err(err) = self.bus.publish(&event).await {
             tracing::warn!(instance_id = %instance.id, error = %err, "could not publish a sent message");
         }
-        Ok(sent)
     }
 
     /// Shows "typing..." or "recording..." in `chat` (or stops it).

@@ -15,7 +15,7 @@ use zapgate_core::{
     whatsapp::{ChatPresence, InboundMessage, Media, MediaKind, Outgoing, SentMessage},
 };
 
-use super::message_kinds::{delay_secs, pause};
+use super::message_kinds::{MAX_SOURCE, delay_secs, optional, pause};
 
 use crate::{
     AppState, auth::Caller, envelope::ErrorOut, error::ApiResult, extract::JsonBody,
@@ -43,11 +43,15 @@ pub struct TextIn {
     number: Option<String>,
     #[schema(required = true, nullable = false, min_length = 1, max_length = 65536)]
     message: Option<String>,
-    /// The WhatsApp id of the message this one replies to.
+    /// The WhatsApp id of the message this one replies to: a message of
+    /// this instance in the message store (`404 Message not found` otherwise).
     reply_to: Option<String>,
     /// Seconds (0 to 30) of "typing..." shown in the chat before sending.
     #[schema(maximum = 30)]
     delay: Option<u32>,
+    /// A trace label (at most 100 characters), stored with the message and
+    /// echoed in the answer.
+    source: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -106,7 +110,7 @@ fn reply_to(raw: Option<String>) -> Result<Option<String>, Error> {
     responses(
         (status = 200, body = SentOut),
         (status = 400, description = "number is required / message is required / Invalid phone number", body = ErrorOut),
-        (status = 404, description = "Instance not found", body = ErrorOut),
+        (status = 404, description = "Instance not found / Message not found (replyTo)", body = ErrorOut),
         (status = 409, description = "Idempotency-Key was already used with a different request", body = ErrorOut),
         (status = 503, description = "Instance is not connected to WhatsApp", body = ErrorOut),
     ),
@@ -130,9 +134,15 @@ async fn text(
         );
     }
     let quoted_id = reply_to(body.reply_to)?;
+    let source = optional("source", body.source, MAX_SOURCE)?;
     let delay = delay_secs(body.delay)?;
+    state
+        .events
+        .check_reply(&instance, quoted_id.as_deref())
+        .await?;
     pause(&state, &instance, &to, delay, ChatPresence::Typing).await?;
-    let echo = own_message(&to, Some(text.clone()), None, quoted_id.clone());
+    let mut echo = own_message(&to, Some(text.clone()), None, quoted_id.clone());
+    echo.source = source.clone();
     let outgoing = Outgoing::Text {
         to: to.clone(),
         text,
@@ -143,7 +153,9 @@ async fn text(
         .instances
         .send_as(&instance, outgoing, echo, id)
         .await?;
-    Ok(Json(sent_out(sent, to, quoted_id, None)))
+    let mut out = sent_out(sent, to, quoted_id, None);
+    out.set_source(source);
+    Ok(Json(out))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -161,11 +173,14 @@ pub struct MediaIn {
     message: Option<String>,
     mime_type: Option<String>,
     file_name: Option<String>,
+    /// As `message/text`'s.
     reply_to: Option<String>,
     /// Seconds (0 to 30) of "typing..." ("recording..." for audio) shown in
     /// the chat before sending.
     #[schema(maximum = 30)]
     delay: Option<u32>,
+    /// As `message/text`'s.
+    source: Option<String>,
 }
 
 /// What `mediaType` takes (the body keeps it a string, to answer anything
@@ -187,7 +202,7 @@ enum MediaType {
     responses(
         (status = 200, body = SentOut),
         (status = 400, description = "number is required / mediaType ... / send mediaUrl or mediaBase64, not both", body = ErrorOut),
-        (status = 404, description = "Instance not found", body = ErrorOut),
+        (status = 404, description = "Instance not found / Message not found (replyTo)", body = ErrorOut),
         (status = 502, description = "the media URL could not be fetched", body = ErrorOut),
         (status = 503, description = "Instance is not connected to WhatsApp", body = ErrorOut),
     ),
@@ -229,7 +244,12 @@ async fn media(
         .or(fetched_name);
     let caption = body.message.filter(|m| !m.is_empty());
     let quoted_id = reply_to(body.reply_to)?;
+    let source = optional("source", body.source, MAX_SOURCE)?;
     let delay = delay_secs(body.delay)?;
+    state
+        .events
+        .check_reply(&instance, quoted_id.as_deref())
+        .await?;
     let presence = if kind == MediaKind::Audio {
         ChatPresence::Recording
     } else {
@@ -242,7 +262,8 @@ async fn media(
         file_name,
         data,
     };
-    let echo = own_message(&to, caption.clone(), Some(media.clone()), quoted_id.clone());
+    let mut echo = own_message(&to, caption.clone(), Some(media.clone()), quoted_id.clone());
+    echo.source = source.clone();
     let outgoing = Outgoing::Media {
         to: to.clone(),
         media,
@@ -254,7 +275,9 @@ async fn media(
         .instances
         .send_as(&instance, outgoing, echo, id)
         .await?;
-    Ok(Json(sent_out(sent, to, quoted_id, Some(kind.as_str()))))
+    let mut out = sent_out(sent, to, quoted_id, Some(kind.as_str()));
+    out.set_source(source);
+    Ok(Json(out))
 }
 
 /// The bytes from exactly one of `mediaUrl` (an http(s) URL, fetched with
@@ -324,9 +347,11 @@ pub(super) fn own_message(
         group_subject: None,
         text,
         media,
+        media_ref: None,
         quoted_id,
         extra: None,
         timestamp: 0,
+        source: None,
     }
 }
 

@@ -35,7 +35,7 @@ use crate::{
 /// The contract's default bound on a string field.
 const MAX_STRING: usize = 4000;
 const MAX_ID: usize = 256;
-const MAX_SOURCE: usize = 100;
+pub(super) const MAX_SOURCE: usize = 100;
 const MAX_URL: usize = 4096;
 
 pub fn router(media_body_limit: usize) -> Router<AppState> {
@@ -76,8 +76,8 @@ pub struct CommonIn {
     #[schema(maximum = 30)]
     delay: Option<u32>,
     /// The WhatsApp id of the message this one replies to (at most 256
-    /// characters). Not checked against stored messages: zapgate does not
-    /// keep a message store yet.
+    /// characters): a message of this instance in the message store
+    /// (`404 Message not found` otherwise).
     reply_to: Option<String>,
 }
 
@@ -171,7 +171,11 @@ fn bounded(field: &str, value: String, max: usize) -> Result<String, Error> {
 }
 
 /// An optional string: blank counts as absent.
-fn optional(field: &str, value: Option<String>, max: usize) -> Result<Option<String>, Error> {
+pub(super) fn optional(
+    field: &str,
+    value: Option<String>,
+    max: usize,
+) -> Result<Option<String>, Error> {
     value
         .filter(|v| !v.trim().is_empty())
         .map(|v| bounded(field, v, max))
@@ -221,6 +225,10 @@ async fn deliver(
     media: Option<Media>,
     message_type: &'static str,
 ) -> ApiResult<Json<SentOut>> {
+    state
+        .events
+        .check_reply(instance, common.quoted_id.as_deref())
+        .await?;
     pause(
         state,
         instance,
@@ -231,6 +239,7 @@ async fn deliver(
     .await?;
     let mut echo = own_message(&common.to, None, media, common.quoted_id.clone());
     echo.extra = extra;
+    echo.source = common.source.clone();
     let sent = state
         .instances
         .send_as(instance, outgoing, echo, common.id.as_deref())

@@ -14,7 +14,7 @@ use whatsapp_rust::{
 };
 use zapgate_core::{
     jid::{Jid, LID_SERVER, USER_SERVER},
-    whatsapp::{Extra, InboundMessage, MediaKind, ReceiptStatus},
+    whatsapp::{Extra, InboundMessage, MediaKind, MediaRef, ReceiptStatus},
 };
 
 /// A message as zapgate reports it, its media still on WhatsApp's servers.
@@ -78,14 +78,31 @@ pub(crate) fn map_message(message: &wa::Message, info: &MessageInfo) -> Option<M
         group_subject: None,
         text: content.text,
         media: None,
+        media_ref: content.media.as_ref().map(media_ref),
         quoted_id: content.quoted_id,
         extra: content.extra,
         timestamp: info.timestamp.timestamp(),
+        source: None,
     };
     Some(Mapped {
         message,
         media: content.media,
     })
+}
+
+/// What the message store keeps to download `media` again.
+fn media_ref(media: &PendingMedia) -> MediaRef {
+    let source = media.source.as_ref();
+    MediaRef {
+        kind: media.kind,
+        mimetype: media.mimetype.clone(),
+        file_name: media.file_name.clone(),
+        direct_path: source.direct_path().map(str::to_owned),
+        media_key: source.media_key().unwrap_or_default().to_vec(),
+        file_sha256: source.file_sha256().unwrap_or_default().to_vec(),
+        file_enc_sha256: source.file_enc_sha256().unwrap_or_default().to_vec(),
+        file_length: source.file_length(),
+    }
 }
 
 /// Delivered and read (a played voice note counts as read) per message id;
@@ -700,9 +717,11 @@ mod tests {
                 group_subject: None,
                 text: Some("Olá, tudo bem?".to_owned()),
                 media: None,
+                media_ref: None,
                 quoted_id: None,
                 extra: None,
                 timestamp: SENT_AT,
+                source: None,
             }
         );
     }
@@ -760,6 +779,14 @@ mod tests {
         assert_eq!(media.source.file_sha256(), Some(&[0x21; 32][..]));
         assert_eq!(media.source.file_enc_sha256(), Some(&[0x63; 32][..]));
         assert_eq!(media.source.file_length(), Some(154_873));
+        // The message store keeps the same, to download it again later.
+        let stored = got.media_ref.expect("media described for the store");
+        assert_eq!(stored.direct_path.as_deref(), media.source.direct_path());
+        assert_eq!(stored.media_key, vec![0x42; 32]);
+        assert_eq!(stored.file_sha256, vec![0x21; 32]);
+        assert_eq!(stored.file_enc_sha256, vec![0x63; 32]);
+        assert_eq!(stored.file_length, Some(154_873));
+        assert_eq!(stored.mimetype, "image/jpeg");
     }
 
     #[test]

@@ -18,6 +18,7 @@ mod groups;
 mod inbound;
 mod kinds;
 mod labels;
+mod message_ops;
 mod outbound;
 mod send;
 mod session;
@@ -424,10 +425,11 @@ impl WhatsApp for WebProvider {
             .session(instance_id)
             .filter(|s| s.is_connected())
             .ok_or(Error::NotConnected)?;
-        let id = send::send(&session, message, id).await?;
+        let (id, media) = send::send(&session, message, id).await?;
         Ok(SentMessage {
             id,
             timestamp: now_secs(),
+            media,
         })
     }
 

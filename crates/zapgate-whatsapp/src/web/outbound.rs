@@ -13,7 +13,7 @@ use whatsapp_rust::{
 use zapgate_core::{
     Error, Result,
     jid::Jid,
-    whatsapp::{Media, MediaKind},
+    whatsapp::{Media, MediaKind, MediaRef},
 };
 
 /// The crate's jid for one of ours, without a device: messages go to
@@ -80,6 +80,18 @@ impl From<UploadResponse> for Uploaded {
             media_key_timestamp: upload.media_key_timestamp,
             streaming_sidecar: upload.streaming_sidecar,
         }
+    }
+}
+
+/// What the message store keeps of an upload, to download it again.
+pub(crate) fn uploaded_ref(media: &Media, upload: &Uploaded) -> MediaRef {
+    MediaRef {
+        direct_path: Some(upload.direct_path.clone()),
+        media_key: upload.media_key.clone(),
+        file_sha256: upload.file_sha256.clone(),
+        file_enc_sha256: upload.file_enc_sha256.clone(),
+        file_length: Some(upload.file_length),
+        ..MediaRef::described(media.kind, media.mimetype.clone(), media.file_name.clone())
     }
 }
 
@@ -285,6 +297,19 @@ mod tests {
             participant: None,
             message: None,
         }
+    }
+
+    #[test]
+    fn an_upload_is_stored_as_its_path_keys_and_hashes() {
+        let media = file(MediaKind::Document, "application/pdf", Some("nota.pdf"));
+        let stored = uploaded_ref(&media, &uploaded());
+        assert_eq!(stored.direct_path, Some(uploaded().direct_path));
+        assert_eq!(stored.media_key, vec![0x3c; 32]);
+        assert_eq!(stored.file_enc_sha256, vec![0x9d; 32]);
+        assert_eq!(stored.file_sha256, vec![0xe2; 32]);
+        assert_eq!(stored.file_length, Some(48_213));
+        assert_eq!(stored.file_name.as_deref(), Some("nota.pdf"));
+        assert!(stored.downloadable());
     }
 
     #[test]

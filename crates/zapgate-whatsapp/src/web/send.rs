@@ -11,7 +11,7 @@ use whatsapp_rust::{
 };
 use zapgate_core::{
     Error, Result,
-    whatsapp::{ChatPresence, Outgoing},
+    whatsapp::{ChatPresence, MediaRef, Outgoing},
 };
 
 use super::{
@@ -20,8 +20,13 @@ use super::{
     session::Session,
 };
 
-/// Sends `message`, returning the WhatsApp id it went out under.
-pub(super) async fn send(session: &Session, message: Outgoing, id: Option<&str>) -> Result<String> {
+/// Sends `message`, returning the WhatsApp id it went out under, and where
+/// its media was uploaded.
+pub(super) async fn send(
+    session: &Session,
+    message: Outgoing,
+    id: Option<&str>,
+) -> Result<(String, Option<MediaRef>)> {
     let client = session.client();
     let quote = |chat: &whatsapp_rust::Jid, quoted_id: Option<String>| {
         quoted_id.map(|id| Quote {
@@ -31,7 +36,7 @@ pub(super) async fn send(session: &Session, message: Outgoing, id: Option<&str>)
             message: None,
         })
     };
-    match message {
+    let id = match message {
         Outgoing::Text {
             to,
             text,
@@ -60,9 +65,12 @@ pub(super) async fn send(session: &Session, message: Outgoing, id: Option<&str>)
                     Error::Unavailable(format!("WhatsApp media upload failed: {err}"))
                 })?;
             let quote = quote(&to, quoted_id);
-            let message =
-                outbound::media(&media, upload.into(), caption.as_deref(), quote.as_ref());
-            send_with_id(client, to, message, id).await
+            let upload: outbound::Uploaded = upload.into();
+            let stored = outbound::uploaded_ref(&media, &upload);
+            let message = outbound::media(&media, upload, caption.as_deref(), quote.as_ref());
+            return send_with_id(client, to, message, id)
+                .await
+                .map(|id| (id, Some(stored)));
         }
         Outgoing::Reaction {
             to,
@@ -150,7 +158,8 @@ pub(super) async fn send(session: &Session, message: Outgoing, id: Option<&str>)
             let message = kinds::event(&event, secret, quote(&to, quoted_id).as_ref());
             send_with_id(client, to, message, id).await
         }
-    }
+    };
+    id.map(|id| (id, None))
 }
 
 /// Shows "typing..." or "recording..." in `chat`, or stops it.

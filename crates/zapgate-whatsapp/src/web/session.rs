@@ -700,7 +700,7 @@ impl InboundDurabilityHook for DurableInbound {
 }
 
 /// The bounded buffer as whatsapp-rust's download sink.
-struct WaBuffer(CappedBuffer);
+pub(super) struct WaBuffer(pub(super) CappedBuffer);
 
 impl std::io::Write for WaBuffer {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {

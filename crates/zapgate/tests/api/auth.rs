@@ -319,8 +319,41 @@ fn routes(instance: &str) -> Vec<(Method, String, Option<Value>)> {
             format!("/api/chat/deleteChat/{instance}"),
             Some(json!({"number": "5511977776666"})),
         ),
+        (
+            Method::GET,
+            format!("/api/chat/getMessage/{instance}?messageId={MESSAGE}"),
+            None,
+        ),
+        (
+            Method::GET,
+            format!("/api/chat/status/{instance}?messageId={MESSAGE}"),
+            None,
+        ),
+        (
+            Method::GET,
+            format!("/api/chat/base64/{instance}?messageId={MESSAGE}"),
+            None,
+        ),
+        (
+            Method::POST,
+            format!("/api/chat/edit/{instance}"),
+            Some(json!({"messageId": MESSAGE, "message": "new"})),
+        ),
+        (
+            Method::DELETE,
+            format!("/api/chat/delete/{instance}"),
+            Some(json!({"messageId": MESSAGE})),
+        ),
+        (
+            Method::POST,
+            format!("/api/chat/forward/{instance}"),
+            Some(json!({"messageId": MESSAGE, "number": "5511977776666"})),
+        ),
     ]
 }
+
+/// A message id for the chat routes.
+const MESSAGE: &str = "3EB0AAAAAAAAAAAAAAAA";
 
 /// A group jid for the group and community routes.
 const GROUP: &str = "120363000000000001@g.us";

@@ -19,6 +19,7 @@ mod harness;
 mod hygiene;
 mod inbound_media;
 mod instance;
+mod message_store;
 mod profile;
 mod rate_limit;
 mod sandbox;

@@ -58,6 +58,15 @@ async fn last_sent(server: &TestServer, token: &str, id: &str) -> Value {
 async fn a_location_goes_out_with_its_place_and_reply() {
     let server = TestServer::start().await;
     let token = paired(&server).await;
+    // The message replied to is one the customer sent (replyTo is checked).
+    let quoted = server
+        .post(
+            "/api/sandbox/loja/inbound",
+            Some(&token),
+            json!({"id": "3A5B9C2D1E0F4A6B8C7D", "from": CUSTOMER, "text": "onde fica?"}),
+        )
+        .await;
+    assert_eq!(quoted.status, StatusCode::OK, "{}", quoted.text);
     let reply = send(
         &server,
         &token,
