@@ -1862,6 +1862,7 @@ fn integration(id: &str, instance_id: &str) -> Integration {
         status: IntegrationStatus::Active,
         last_error: String::new(),
         flags: ChatwootFlags::default(),
+        options: Default::default(),
         created_at_ms: NOW,
     }
 }
