@@ -231,16 +231,20 @@ impl ChatwootDouble {
         }
     }
 
-    /// An agent deleting a message in the UI (fires `message_updated`).
-    pub fn agent_delete(&self, account_id: i64, conversation_id: i64, message_id: i64) {
-        let mut st = self.st();
-        let pk = Self::conv_pk(&st, account_id, conversation_id);
+    fn assert_message(st: &State, account_id: i64, conversation_id: i64, message_id: i64) {
+        let pk = Self::conv_pk(st, account_id, conversation_id);
         assert!(
             st.messages
                 .get(&message_id)
                 .is_some_and(|m| m.conversation_pk == pk),
             "no message {message_id} in conversation {conversation_id}"
         );
+    }
+
+    /// An agent deleting a message in the UI (fires `message_updated`).
+    pub fn agent_delete(&self, account_id: i64, conversation_id: i64, message_id: i64) {
+        let mut st = self.st();
+        Self::assert_message(&st, account_id, conversation_id, message_id);
         ops::delete_message(&self.shared, &mut st, message_id);
     }
 
@@ -288,13 +292,7 @@ impl ChatwootDouble {
     /// An agent pressing Retry on a failed message (`POST .../retry`).
     pub fn agent_retry(&self, account_id: i64, conversation_id: i64, message_id: i64) {
         let mut st = self.st();
-        let pk = Self::conv_pk(&st, account_id, conversation_id);
-        assert!(
-            st.messages
-                .get(&message_id)
-                .is_some_and(|m| m.conversation_pk == pk),
-            "no message {message_id} in conversation {conversation_id}"
-        );
+        Self::assert_message(&st, account_id, conversation_id, message_id);
         ops::retry_message(&self.shared, &mut st, message_id);
     }
 

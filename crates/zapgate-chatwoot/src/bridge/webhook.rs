@@ -107,9 +107,19 @@ impl Bridge {
         let Some(message) = agent_message_job(event) else {
             return Ok(WebhookOutcome::Ignored);
         };
+        self.queue_agent_message(integration, "out", message).await
+    }
+
+    /// Stores the send of `message` under `<prefix>:<integration>:<id>`.
+    async fn queue_agent_message(
+        &self,
+        integration: &Integration,
+        prefix: &str,
+        message: AgentMessageJob,
+    ) -> Result<WebhookOutcome> {
         let job = outbound_job(
             integration,
-            "out",
+            prefix,
             &message,
             JobPayload::AgentMessage(Box::new(message.clone())),
         )?;
@@ -167,15 +177,8 @@ impl Bridge {
             return Ok(WebhookOutcome::Ignored);
         }
         tracing::info!(integration_id = %integration.id, message_id = message.message_id, "agent message retried from Chatwoot");
-        let job = outbound_job(
-            integration,
-            "retry",
-            &message,
-            JobPayload::AgentMessage(Box::new(message.clone())),
-        )?;
-        self.store.enqueue_jobs(&[job]).await?;
-        self.nudge();
-        Ok(WebhookOutcome::Queued)
+        self.queue_agent_message(integration, "retry", message)
+            .await
     }
 
     async fn agent_deletion(

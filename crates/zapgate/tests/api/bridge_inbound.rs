@@ -55,7 +55,7 @@ async fn the_conversation(f: &Fixture) -> i64 {
 }
 
 /// Waits until the conversation has at least `n` chat messages; returns them.
-async fn chat(f: &Fixture, conversation_id: i64, n: usize) -> Vec<Value> {
+pub(crate) async fn chat(f: &Fixture, conversation_id: i64, n: usize) -> Vec<Value> {
     f.until(
         &format!("{n} messages in conversation {conversation_id}"),
         || {

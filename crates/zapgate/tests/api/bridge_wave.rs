@@ -7,6 +7,8 @@ use serde_json::{Value, json};
 
 use crate::{
     bridge::{CUSTOMER, Fixture, chat_messages, loop_until_outbox},
+    bridge_faults::integration_info,
+    bridge_inbound::chat,
     bridge_outbound::{agent_says, customer_writes, message, sandbox, until_status},
     harness::Env,
 };
@@ -14,21 +16,9 @@ use crate::{
 const GROUP: &str = "120363000000000001@g.us";
 const OTHER: &str = "5511955554444";
 
-async fn list(f: &Fixture) -> Value {
-    let reply = f
-        .server
-        .get(
-            &format!("/api/chatwoot/list/{}", f.instance),
-            Some(&f.token),
-        )
-        .await;
-    assert_eq!(reply.status.as_u16(), 200, "{}", reply.text);
-    reply.body
-}
-
 /// `set` again with the integration's own credentials and `extra`.
 async fn set_again(f: &Fixture, extra: Value) -> crate::harness::Reply {
-    let current = list(f).await;
+    let current = integration_info(f).await;
     let mut body = json!({
         "chatwootBaseUrl": current["chatwoot_base_url"],
         "chatwootAccountId": current["chatwoot_account_id"],
@@ -71,7 +61,7 @@ async fn options_are_stored_listed_beside_the_seed_fields_and_refused_by_name() 
         "signFormat": "_{agent}_",
     }))
     .await;
-    let info = list(&f).await;
+    let info = integration_info(&f).await;
     assert_eq!(
         info["options"],
         json!({
@@ -135,11 +125,11 @@ async fn options_are_stored_listed_beside_the_seed_fields_and_refused_by_name() 
             .assert_error(400, message);
     }
     // A refused body changed nothing; a `set` without options restores the defaults.
-    assert_eq!(list(&f).await["options"], info["options"]);
+    assert_eq!(integration_info(&f).await["options"], info["options"]);
     let reset = set_again(&f, json!({})).await;
     assert_eq!(reset.status.as_u16(), 201, "{}", reset.text);
     assert_eq!(
-        list(&f).await["options"],
+        integration_info(&f).await["options"],
         json!({"ignoreJids": [], "signDelimiter": "\n", "signFormat": "*{agent}*:"})
     );
 
@@ -442,7 +432,7 @@ async fn group_joins_and_leaves_show_as_private_notes_that_never_reach_whatsapp(
         })
         .await;
     let conversation_id = conversation["id"].as_i64().unwrap();
-    chat_messages_at_least(&f, conversation_id, 1).await;
+    chat(&f, conversation_id, 1).await;
 
     for action in ["add", "remove"] {
         let reply = f
@@ -476,12 +466,4 @@ async fn group_joins_and_leaves_show_as_private_notes_that_never_reach_whatsapp(
     f.quiesce().await;
     assert_eq!(chat_messages(&f.messages(conversation_id)).len(), 3);
     assert!(texts(&f).await.is_empty(), "{:?}", f.outbox().await);
-}
-
-async fn chat_messages_at_least(f: &Fixture, conversation_id: i64, n: usize) -> Vec<Value> {
-    f.until("the conversation's messages", || {
-        let messages = chat_messages(&f.messages(conversation_id));
-        (messages.len() >= n).then_some(messages)
-    })
-    .await
 }
