@@ -122,6 +122,7 @@ async fn one(
                 status: IntegrationStatus::Active,
                 last_error: String::new(),
                 flags: ChatwootFlags::default(),
+                options: Default::default(),
                 created_at_ms: zapgate_core::time::now_ms(),
             },
             None,

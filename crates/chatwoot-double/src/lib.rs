@@ -5,7 +5,8 @@
 //! payload shapes, status codes, error bodies and quirks (see
 //! `/work/shared/research/chatwoot-bridge.md` §1) — and POSTs API-inbox
 //! webhooks (`message_created`, `message_updated`,
-//! `conversation_status_changed`) to the inbox `webhook_url`. Seeding,
+//! `conversation_status_changed`, `conversation_typing_on/off`) to the inbox
+//! `webhook_url`. Seeding,
 //! inspection, agent actions and fault switches are plain Rust methods on
 //! [`ChatwootDouble`]; no HTTP is needed to control it.
 //!
@@ -230,17 +231,97 @@ impl ChatwootDouble {
         }
     }
 
-    /// An agent deleting a message in the UI (fires `message_updated`).
-    pub fn agent_delete(&self, account_id: i64, conversation_id: i64, message_id: i64) {
-        let mut st = self.st();
-        let pk = Self::conv_pk(&st, account_id, conversation_id);
+    fn assert_message(st: &State, account_id: i64, conversation_id: i64, message_id: i64) {
+        let pk = Self::conv_pk(st, account_id, conversation_id);
         assert!(
             st.messages
                 .get(&message_id)
                 .is_some_and(|m| m.conversation_pk == pk),
             "no message {message_id} in conversation {conversation_id}"
         );
+    }
+
+    /// An agent deleting a message in the UI (fires `message_updated`).
+    pub fn agent_delete(&self, account_id: i64, conversation_id: i64, message_id: i64) {
+        let mut st = self.st();
+        Self::assert_message(&st, account_id, conversation_id, message_id);
         ops::delete_message(&self.shared, &mut st, message_id);
+    }
+
+    /// A message Chatwoot itself sends the contact (`message_type`
+    /// template, no sender): a CSAT survey (`input_csat`), a greeting, a
+    /// bot's `input_select` / `cards` / `form` / `article`. Fires
+    /// `message_created`; returns the message as the API renders it.
+    pub fn template_message(
+        &self,
+        account_id: i64,
+        conversation_id: i64,
+        content_type: &str,
+        content: &str,
+        content_attributes: Value,
+    ) -> Value {
+        let mut st = self.st();
+        let pk = Self::conv_pk(&st, account_id, conversation_id);
+        let nm = ops::NewMessage {
+            content: Some(content.to_string()),
+            message_type: 3,
+            private: false,
+            source_id: None,
+            content_type: content_type.into(),
+            content_attributes: content_attributes.as_object().cloned().unwrap_or_default(),
+            user_id: None,
+            files: Vec::new(),
+        };
+        match ops::create_message(&self.shared, &mut st, pk, nm) {
+            Ok(mid) => views::message(&st, &self.shared.base_url, &st.messages[&mid]),
+            Err(e) => e.1,
+        }
+    }
+
+    /// CSAT as `CsatSurveyService` posts it when a conversation is resolved.
+    pub fn csat_survey(&self, account_id: i64, conversation_id: i64) -> Value {
+        self.template_message(
+            account_id,
+            conversation_id,
+            "input_csat",
+            "Please rate the conversation",
+            json!({}),
+        )
+    }
+
+    /// An agent pressing Retry on a failed message (`POST .../retry`).
+    pub fn agent_retry(&self, account_id: i64, conversation_id: i64, message_id: i64) {
+        let mut st = self.st();
+        Self::assert_message(&st, account_id, conversation_id, message_id);
+        ops::retry_message(&self.shared, &mut st, message_id);
+    }
+
+    /// An agent typing in the reply box (`on`) or leaving it; `private`
+    /// while writing a note. Fires `conversation_typing_on/off` as
+    /// `WebhookListener#handle_typing_status` builds it.
+    pub fn agent_typing(
+        &self,
+        account_id: i64,
+        conversation_id: i64,
+        user_id: i64,
+        on: bool,
+        private: bool,
+    ) {
+        let st = self.st();
+        let pk = Self::conv_pk(&st, account_id, conversation_id);
+        let conversation = &st.conversations[&pk];
+        let event = if on {
+            "conversation_typing_on"
+        } else {
+            "conversation_typing_off"
+        };
+        let body = json!({
+            "event": event,
+            "user": views::user_push(&st, user_id),
+            "conversation": views::conversation_push(&st, &self.shared.base_url, conversation),
+            "is_private": private,
+        });
+        webhooks::emit(&self.shared, &st, conversation.inbox_id, body, None);
     }
 
     /// An agent changing the status (`open|resolved|pending|snoozed`); fires

@@ -315,6 +315,22 @@ pub(crate) fn update_status(
     }
 }
 
+/// `MessagesController#retry`: the status back to `sent` (clearing
+/// `external_error`), then the content attributes emptied; each change
+/// fires `message_updated`. Nothing is sent for an API inbox: the webhook
+/// receiver is the one to send it again.
+pub(crate) fn retry_message(shared: &Arc<Shared>, st: &mut State, mid: i64) {
+    update_status(shared, st, mid, "sent", None);
+    let Some(m) = st.messages.get_mut(&mid) else {
+        return;
+    };
+    if m.content_attributes != json!({}) {
+        m.content_attributes = json!({});
+        m.updated_at = now();
+        emit_updated(shared, st, mid);
+    }
+}
+
 /// Webhook delivery failure handler (`Webhooks::Trigger#update_message_status`).
 /// Does not fire another webhook (keeps a dead receiver from looping).
 pub(crate) fn mark_failed(shared: &Arc<Shared>, mid: i64, error: &str) {

@@ -161,7 +161,7 @@ pub(crate) fn contact_push(c: &Contact) -> Value {
     })
 }
 
-fn user_push(st: &State, id: i64) -> Value {
+pub(crate) fn user_push(st: &State, id: i64) -> Value {
     let name = st
         .users
         .get(&id)
@@ -409,6 +409,23 @@ pub(crate) fn conversation_push(st: &State, base: &str, c: &Conversation) -> Val
     })
 }
 
+/// `MessageContentPresenter`: outside the web widget, a CSAT survey's
+/// content is replaced by the survey request with its link (FRONTEND_URL is
+/// the double's own URL).
+fn webhook_content(st: &State, base: &str, m: &Message) -> Option<String> {
+    let widget = st
+        .inboxes
+        .get(&m.inbox_id)
+        .is_some_and(|i| i.channel_type == "Channel::WebWidget");
+    match st.conversations.get(&m.conversation_pk) {
+        Some(c) if m.content_type == "input_csat" && !widget => Some(format!(
+            "Please rate this conversation, {base}/survey/responses/{}",
+            c.uuid
+        )),
+        _ => m.content.clone(),
+    }
+}
+
 /// Message `webhook_data` (root of `message_created` / `message_updated`).
 pub(crate) fn message_webhook(st: &State, base: &str, m: &Message, event: &str) -> Value {
     let account = st
@@ -451,7 +468,7 @@ pub(crate) fn message_webhook(st: &State, base: &str, m: &Message, event: &str) 
         "additional_attributes": {},
         "content_attributes": m.content_attributes,
         "content_type": m.content_type,
-        "content": m.content,
+        "content": webhook_content(st, base, m),
         "conversation": conversation,
         "created_at": iso(m.created_at),
         "id": m.id,

@@ -699,6 +699,23 @@ impl ChatwootClient {
             .await?;
         Ok(())
     }
+
+    /// Chatwoot's own deletion: the content becomes "This message was
+    /// deleted" and `content_attributes.deleted` is set.
+    pub async fn delete_message(
+        &self,
+        conversation_id: i64,
+        message_id: i64,
+    ) -> Result<(), ChatwootError> {
+        let _: Value = self
+            .send(
+                Method::DELETE,
+                &format!("/conversations/{conversation_id}/messages/{message_id}"),
+                None,
+            )
+            .await?;
+        Ok(())
+    }
 }
 
 /// Reads at most [`MAX_RESPONSE_BYTES`].

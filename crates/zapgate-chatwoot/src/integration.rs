@@ -12,8 +12,12 @@ use std::{
 use serde_json::{Map, Value};
 use zapgate_core::{
     Error, Result,
-    chatwoot::{ChatwootFlags, Integration, IntegrationStatus, webhook_url},
+    chatwoot::{
+        AGENT_PLACEHOLDER, ChatwootFlags, ChatwootOptions, IGNORE_WILDCARDS, Integration,
+        IntegrationStatus, MAX_IGNORE_JIDS, webhook_url,
+    },
     instance::Instance,
+    jid::Jid,
     jobs::Job,
     store::Store,
     time::now_ms,
@@ -69,6 +73,9 @@ pub struct FieldNames {
     pub ignore_groups: &'static str,
     pub start_as_pending: &'static str,
     pub reopen_resolved: &'static str,
+    pub ignore_jids: &'static str,
+    pub sign_delimiter: &'static str,
+    pub sign_format: &'static str,
 }
 
 /// `POST /api/chatwoot/set/:instance`.
@@ -81,6 +88,9 @@ pub const SET_FIELDS: FieldNames = FieldNames {
     ignore_groups: "ignoreGroups",
     start_as_pending: "startAsPending",
     reopen_resolved: "reopenResolved",
+    ignore_jids: "ignoreJids",
+    sign_delimiter: "signDelimiter",
+    sign_format: "signFormat",
 };
 
 /// The `chatwoot*` block of `POST /api/instance/new`.
@@ -93,6 +103,9 @@ pub const INLINE_FIELDS: FieldNames = FieldNames {
     ignore_groups: "chatwootIgnoreGroups",
     start_as_pending: "chatwootStartAsPending",
     reopen_resolved: "chatwootReopenResolved",
+    ignore_jids: "chatwootIgnoreJids",
+    sign_delimiter: "chatwootSignDelimiter",
+    sign_format: "chatwootSignFormat",
 };
 
 /// A validated activation.
@@ -104,6 +117,7 @@ pub struct ActivateRequest {
     pub api_token: Token,
     pub inbox_name: Option<String>,
     pub flags: ChatwootFlags,
+    pub options: ChatwootOptions,
 }
 
 fn invalid(what: impl std::fmt::Display) -> Error {
@@ -186,8 +200,82 @@ impl ActivateRequest {
                 start_as_pending: flag(names.start_as_pending)?,
                 reopen_resolved: flag(names.reopen_resolved)?,
             },
+            options: parse_options(body, names)?,
         })
     }
+}
+
+const MAX_JID_LEN: usize = 128;
+const MAX_SIGN_DELIMITER_LEN: usize = 20;
+const MAX_SIGN_FORMAT_LEN: usize = 200;
+
+/// The second-wave options; each absent one keeps its default.
+fn parse_options(body: &Map<String, Value>, names: &FieldNames) -> Result<ChatwootOptions> {
+    let mut options = ChatwootOptions::default();
+    match body.get(names.ignore_jids) {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(entries)) if entries.len() <= MAX_IGNORE_JIDS => {
+            for (i, entry) in entries.iter().enumerate() {
+                let jid = entry
+                    .as_str()
+                    .filter(|e| e.len() <= MAX_JID_LEN)
+                    .and_then(ignore_entry)
+                    .ok_or_else(|| {
+                        invalid(format!(
+                            "{}[{i}] must be a phone number, a JID or one of {}",
+                            names.ignore_jids,
+                            IGNORE_WILDCARDS.join(", ")
+                        ))
+                    })?;
+                if !options.ignore_jids.contains(&jid) {
+                    options.ignore_jids.push(jid);
+                }
+            }
+        }
+        Some(_) => {
+            return Err(invalid(format!(
+                "{} must be an array of at most {MAX_IGNORE_JIDS} phone numbers or JIDs",
+                names.ignore_jids
+            )));
+        }
+    }
+    match body.get(names.sign_delimiter) {
+        None | Some(Value::Null) => {}
+        // A literal `\n` (two characters) is what people type in forms.
+        Some(Value::String(s)) if s.chars().count() <= MAX_SIGN_DELIMITER_LEN => {
+            options.sign_delimiter = s.replace("\\n", "\n");
+        }
+        Some(_) => {
+            return Err(invalid(format!(
+                "{} must be a string of at most {MAX_SIGN_DELIMITER_LEN} characters",
+                names.sign_delimiter
+            )));
+        }
+    }
+    match body.get(names.sign_format) {
+        None | Some(Value::Null) => {}
+        Some(Value::String(s))
+            if s.contains(AGENT_PLACEHOLDER) && s.chars().count() <= MAX_SIGN_FORMAT_LEN =>
+        {
+            options.sign_format = s.clone();
+        }
+        Some(_) => {
+            return Err(invalid(format!(
+                "{} must be a string of at most {MAX_SIGN_FORMAT_LEN} characters containing {AGENT_PLACEHOLDER}",
+                names.sign_format
+            )));
+        }
+    }
+    Ok(options)
+}
+
+/// An `ignoreJids` entry as stored: a wildcard, or a full JID.
+fn ignore_entry(raw: &str) -> Option<String> {
+    let raw = raw.trim();
+    if raw.starts_with('@') {
+        return IGNORE_WILDCARDS.contains(&raw).then(|| raw.to_owned());
+    }
+    Jid::parse(raw).ok().map(|jid| jid.to_string())
 }
 
 /// An absolute http(s) URL with a host, trailing `/` removed.
@@ -385,6 +473,7 @@ impl ChatwootService {
             status: IntegrationStatus::Active,
             last_error: String::new(),
             flags: request.flags,
+            options: request.options.clone(),
             created_at_ms,
         }
     }
@@ -811,6 +900,59 @@ mod tests {
             message(with("ignoreGroups", json!("yes"))),
             "invalid body: ignoreGroups must be a boolean"
         );
+    }
+
+    #[test]
+    fn options_are_normalised_and_named_when_wrong() {
+        let ok = json!({"chatwootBaseUrl": "https://c.example", "chatwootAccountId": 1, "chatwootApiToken": "t"});
+        let with = |key: &str, value: Value| {
+            let mut body = ok.clone();
+            body[key] = value;
+            body
+        };
+        assert_eq!(
+            parse(ok.clone()).unwrap().options,
+            ChatwootOptions::default()
+        );
+        let r = parse(with(
+            "ignoreJids",
+            json!([
+                "+55 11 98888-7777",
+                "@g.us",
+                "5511988887777@s.whatsapp.net",
+                "1203@g.us"
+            ]),
+        ))
+        .unwrap();
+        assert_eq!(
+            r.options.ignore_jids,
+            ["5511988887777@s.whatsapp.net", "@g.us", "1203@g.us"]
+        );
+        assert_eq!(
+            message(with("ignoreJids", json!(["5511988887777", "@c.us"]))),
+            "invalid body: ignoreJids[1] must be a phone number, a JID or one of @g.us, @s.whatsapp.net, @lid"
+        );
+        assert!(
+            message(with("ignoreJids", json!("@g.us")))
+                .starts_with("invalid body: ignoreJids must be an array")
+        );
+        let too_many: Vec<String> = (0..=MAX_IGNORE_JIDS)
+            .map(|i| format!("55119{i:08}"))
+            .collect();
+        assert!(
+            message(with("ignoreJids", json!(too_many)))
+                .starts_with("invalid body: ignoreJids must be")
+        );
+        let r = parse(with("signDelimiter", json!("\\n\\n"))).unwrap();
+        assert_eq!(r.options.sign_delimiter, "\n\n");
+        assert!(
+            message(with("signDelimiter", json!(5))).starts_with("invalid body: signDelimiter")
+        );
+        assert!(
+            message(with("signFormat", json!("*Agent*"))).starts_with("invalid body: signFormat")
+        );
+        let r = parse(with("signFormat", json!("_{agent}_ diz:"))).unwrap();
+        assert_eq!(r.options.sign_format, "_{agent}_ diz:");
     }
 
     #[test]

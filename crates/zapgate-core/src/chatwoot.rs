@@ -1,7 +1,9 @@
 //! The Chatwoot integration of an instance (spec §3.6): one per instance,
 //! pointing at one API-channel inbox in the customer's Chatwoot.
 
-use crate::token::Token;
+use serde::{Deserialize, Serialize};
+
+use crate::{jid::Jid, token::Token};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IntegrationStatus {
@@ -45,6 +47,64 @@ pub struct ChatwootFlags {
     pub reopen_resolved: bool,
 }
 
+/// Most entries `ignoreJids` holds.
+pub const MAX_IGNORE_JIDS: usize = 500;
+/// The servers `ignoreJids` takes as wildcards (`@g.us`: every group).
+pub const IGNORE_WILDCARDS: [&str; 3] = ["@g.us", "@s.whatsapp.net", "@lid"];
+pub const DEFAULT_SIGN_DELIMITER: &str = "\n";
+/// `{agent}` is the agent's name.
+pub const DEFAULT_SIGN_FORMAT: &str = "*{agent}*:";
+pub const AGENT_PLACEHOLDER: &str = "{agent}";
+
+/// The optional settings of `POST /api/chatwoot/set` beyond the four flags,
+/// stored as one JSON object; a field missing there reads as its default.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ChatwootOptions {
+    /// Chats never bridged, either way: full JIDs (numbers normalised to
+    /// `<digits>@s.whatsapp.net`) or a wildcard of [`IGNORE_WILDCARDS`].
+    pub ignore_jids: Vec<String>,
+    /// Between the signature and the agent's text.
+    pub sign_delimiter: String,
+    /// The signature, with [`AGENT_PLACEHOLDER`] for the agent's name.
+    pub sign_format: String,
+}
+
+impl Default for ChatwootOptions {
+    fn default() -> Self {
+        Self {
+            ignore_jids: Vec::new(),
+            sign_delimiter: DEFAULT_SIGN_DELIMITER.to_owned(),
+            sign_format: DEFAULT_SIGN_FORMAT.to_owned(),
+        }
+    }
+}
+
+impl ChatwootOptions {
+    /// Whether `jid` is one of `ignoreJids`, itself or by its server.
+    pub fn ignores(&self, jid: &Jid) -> bool {
+        if self.ignore_jids.is_empty() {
+            return false;
+        }
+        let full = jid.to_string();
+        self.ignore_jids
+            .iter()
+            .any(|entry| match entry.strip_prefix('@') {
+                Some(server) => jid.server == server,
+                None => *entry == full,
+            })
+    }
+
+    /// The agent's signature before `text` (either may be absent).
+    pub fn sign(&self, agent: &str, text: Option<&str>) -> String {
+        let signature = self.sign_format.replace(AGENT_PLACEHOLDER, agent);
+        match text {
+            Some(text) => format!("{signature}{}{text}", self.sign_delimiter),
+            None => signature,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Integration {
     /// `int_<random>`: names the integration in its webhook URL.
@@ -67,6 +127,7 @@ pub struct Integration {
     pub status: IntegrationStatus,
     pub last_error: String,
     pub flags: ChatwootFlags,
+    pub options: ChatwootOptions,
     pub created_at_ms: i64,
 }
 
@@ -85,4 +146,34 @@ pub fn webhook_url(public_url: &str, integration_id: &str, secret: &Token) -> St
         public_url.trim_end_matches('/'),
         secret.expose()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ignored_chats_match_by_jid_or_by_server() {
+        let options = ChatwootOptions {
+            ignore_jids: vec!["5511988887777@s.whatsapp.net".into(), "@g.us".into()],
+            ..ChatwootOptions::default()
+        };
+        assert!(options.ignores(&Jid::parse("5511988887777").unwrap()));
+        assert!(options.ignores(&Jid::parse("120363000000000001@g.us").unwrap()));
+        assert!(!options.ignores(&Jid::parse("5511977776666").unwrap()));
+        assert!(!ChatwootOptions::default().ignores(&Jid::parse("5511977776666").unwrap()));
+    }
+
+    #[test]
+    fn the_default_signature_is_the_bold_name_and_a_newline() {
+        let options = ChatwootOptions::default();
+        assert_eq!(options.sign("Ana", Some("Olá")), "*Ana*:\nOlá");
+        assert_eq!(options.sign("Ana", None), "*Ana*:");
+        let custom = ChatwootOptions {
+            sign_format: "— {agent}".into(),
+            sign_delimiter: " | ".into(),
+            ..ChatwootOptions::default()
+        };
+        assert_eq!(custom.sign("Ana", Some("Olá")), "— Ana | Olá");
+    }
 }

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use sqlx::any::AnyRow;
 use zapgate_core::{
     Error, Result,
-    chatwoot::{ChatwootFlags, Integration, IntegrationStatus, IntegrationSummary},
+    chatwoot::{
+        ChatwootFlags, ChatwootOptions, Integration, IntegrationStatus, IntegrationSummary,
+    },
     error::Cause,
     time::now_ms,
     token::Token,
@@ -18,7 +20,8 @@ use crate::{SqlStore, conn::StoreQuery, jobs, rows::get};
 const COLUMNS: &str = "bridge_integration_id, instance_id, chatwoot_base_url, \
     chatwoot_account_id, api_token_sealed, chatwoot_inbox_id, chatwoot_inbox_name, \
     inbox_identifier, webhook_secret_sealed, inbox_secret_sealed, webhook_url_sealed, status, \
-    last_error, sign_messages, ignore_groups, start_as_pending, reopen_resolved, created_at";
+    last_error, sign_messages, ignore_groups, start_as_pending, reopen_resolved, created_at, \
+    options";
 
 /// Associated data for a sealed column of an integration row.
 pub(crate) fn aad(integration_id: &str, column: &str) -> String {
@@ -53,7 +56,7 @@ pub(crate) async fn save(
     .map_err(Error::internal)?;
     sqlx::query(&format!(
         "INSERT INTO chatwoot_integrations ({COLUMNS}) VALUES \
-         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
+         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
     ))
     .bind(&i.id)
     .bind(&i.instance_id)
@@ -77,6 +80,7 @@ pub(crate) async fn save(
     .bind(i64::from(i.flags.start_as_pending))
     .bind(i64::from(i.flags.reopen_resolved))
     .bind(i.created_at_ms)
+    .bind(serde_json::to_string(&i.options).map_err(Error::internal)?)
     .execute(&mut *tx)
     .await
     .map_err(Error::internal)?;
@@ -250,6 +254,11 @@ fn status(raw: &str) -> Result<IntegrationStatus> {
         .ok_or_else(|| Error::internal(Cause(format!("unknown integration status {raw:?}"))))
 }
 
+/// Options are ours (written by `save`); a field missing reads as its default.
+fn options(raw: &str) -> Result<ChatwootOptions> {
+    serde_json::from_str(raw).map_err(Error::internal)
+}
+
 fn integration(store: &SqlStore, row: &AnyRow) -> Result<Integration> {
     let id: String = get(row, "bridge_integration_id")?;
     let open = |column: &str| -> Result<String> {
@@ -281,6 +290,7 @@ fn integration(store: &SqlStore, row: &AnyRow) -> Result<Integration> {
             start_as_pending: flag("start_as_pending")?,
             reopen_resolved: flag("reopen_resolved")?,
         },
+        options: options(&get::<String>(row, "options")?)?,
         created_at_ms: get(row, "created_at")?,
         id,
     })

@@ -1931,6 +1931,7 @@ fn integration(id: &str, instance_id: &str) -> Integration {
         status: IntegrationStatus::Active,
         last_error: String::new(),
         flags: ChatwootFlags::default(),
+        options: Default::default(),
         created_at_ms: NOW,
     }
 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Multipart, Query, Request, State};
 use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use serde_json::{Map, Value, json};
 
 use super::{bool_param, json_body, str_param};
@@ -187,16 +188,30 @@ pub(crate) async fn update(ctx: Ctx, State(shared): State<Arc<Shared>>, body: By
 }
 
 pub(crate) async fn destroy(ctx: Ctx, State(shared): State<Arc<Shared>>) -> ApiResult {
-    let id = ctx.id("id")?;
     let mid = ctx.id("mid")?;
     let mut st = shared.state.lock().expect("state lock");
+    message_in_path(&ctx, &st, mid)?;
+    ops::delete_message(&shared, &mut st, mid);
+    ok(views::message(&st, &shared.base_url, &st.messages[&mid]))
+}
+
+/// `POST .../messages/{id}/retry`: renders nothing (204).
+pub(crate) async fn retry(ctx: Ctx, State(shared): State<Arc<Shared>>) -> ApiResult {
+    let mid = ctx.id("mid")?;
+    let mut st = shared.state.lock().expect("state lock");
+    message_in_path(&ctx, &st, mid)?;
+    ops::retry_message(&shared, &mut st, mid);
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// 404 unless message `mid` belongs to the path's conversation.
+fn message_in_path(ctx: &Ctx, st: &crate::state::State, mid: i64) -> Result<(), ApiError> {
     let pk = st
-        .conversation_pk(ctx.account_id, id)
+        .conversation_pk(ctx.account_id, ctx.id("id")?)
         .ok_or_else(ApiError::not_found)?;
     st.messages
         .get(&mid)
         .filter(|m| m.conversation_pk == pk)
-        .ok_or_else(ApiError::not_found)?;
-    ops::delete_message(&shared, &mut st, mid);
-    ok(views::message(&st, &shared.base_url, &st.messages[&mid]))
+        .map(|_| ())
+        .ok_or_else(ApiError::not_found)
 }

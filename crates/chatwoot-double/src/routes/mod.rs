@@ -59,6 +59,10 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route(
             "/conversations/{id}/messages/{mid}",
             axum::routing::patch(messages::update).delete(messages::destroy),
+        )
+        .route(
+            "/conversations/{id}/messages/{mid}/retry",
+            post(messages::retry),
         );
     Router::new()
         .nest("/api/v1/accounts/{account_id}", api)

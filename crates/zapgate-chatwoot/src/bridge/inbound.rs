@@ -8,13 +8,15 @@ use zapgate_core::{
     chatwoot::Integration,
     jid::Jid,
     jobs::{ChatLink, Job, MessageLink},
+    whatsapp::Extra,
 };
 
 use super::{
     Bridge, Failure,
     identity::ChatIdentity,
-    payload::{INBOUND, InboundJob},
+    payload::{INBOUND, InboundJob, OUTBOUND},
     render,
+    webhook::tombstone,
 };
 use crate::client::{Attachment, ChatwootClient, ChatwootError, NewContact, NewMessage};
 
@@ -34,6 +36,16 @@ impl Bridge {
             .await?
             .is_some()
         {
+            return Ok(None);
+        }
+        // Deleted for everyone: the message it deletes is shown deleted.
+        if let Some(Extra::Revoke { target_id }) = &message.extra
+            && let Some(target) = self
+                .store
+                .find_message_by_wa(&integration.id, target_id)
+                .await?
+        {
+            self.delete_posted(integration, &target).await?;
             return Ok(None);
         }
         let client = self.client(integration);
@@ -73,6 +85,74 @@ impl Bridge {
                     after: Some(std::time::Duration::ZERO),
                 })
             }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Deletes the Chatwoot message of `target` with Chatwoot's own delete.
+    /// An agent's message (the owner deleted it on the phone) gets a
+    /// tombstone first: the `message_updated` Chatwoot answers with is then
+    /// not taken for an agent's deletion to revoke again, and any part not
+    /// yet sent stays unsent.
+    async fn delete_posted(
+        &self,
+        integration: &Integration,
+        target: &MessageLink,
+    ) -> Result<(), Failure> {
+        if target.direction == OUTBOUND {
+            self.store
+                .save_message_link(&tombstone(
+                    integration,
+                    target.chatwoot_conversation_id,
+                    target.chatwoot_message_id,
+                ))
+                .await?;
+        }
+        match self
+            .client(integration)
+            .delete_message(target.chatwoot_conversation_id, target.chatwoot_message_id)
+            .await
+        {
+            // Gone already: nothing left to show.
+            Ok(()) | Err(ChatwootError::Status { status: 404, .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A group change as a private note in the group's conversation. A group
+    /// with no conversation yet gets none: a note alone would open one.
+    pub(super) async fn post_group_note(
+        &self,
+        job: &Job,
+        integration: &Integration,
+        id: &str,
+        chat: &str,
+        text: &str,
+    ) -> Result<(), Failure> {
+        let Some(link) = self.store.find_chat(&integration.id, chat).await? else {
+            return Ok(());
+        };
+        let client = self.client(integration);
+        let source_id = format!("WAID:{id}");
+        if (job.attempts > 0 || !job.last_error.is_empty())
+            && find_posted(&client, link.conversation_id, &source_id)
+                .await?
+                .is_some()
+        {
+            return Ok(());
+        }
+        let note = NewMessage {
+            content: Some(text.to_owned()),
+            message_type: "outgoing",
+            source_id: Some(source_id),
+            private: true,
+            content_attributes: None,
+            attachments: Vec::new(),
+        };
+        match client.create_message(link.conversation_id, note).await {
+            // The conversation was deleted in Chatwoot: the next message of
+            // the group opens a new one; this note has nowhere to go.
+            Ok(_) | Err(ChatwootError::Status { status: 404, .. }) => Ok(()),
             Err(e) => Err(e.into()),
         }
     }

@@ -4,6 +4,7 @@
 //! deletion revokes what was sent; the outcome goes back to Chatwoot as the
 //! message's status.
 
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use zapgate_core::{
     Error,
@@ -12,7 +13,7 @@ use zapgate_core::{
     jobs::{Job, MessageLink},
     messages,
     time::now_ms,
-    whatsapp::{Media, Outgoing},
+    whatsapp::{ChatPresence, Media, Outgoing},
 };
 
 use super::{
@@ -44,6 +45,7 @@ impl Bridge {
             message.content.as_deref(),
             message.sender_name.as_deref(),
             integration.flags.sign_messages,
+            &integration.options,
         );
         let parts = match message.attachments.len() {
             0 => usize::from(text.is_some()),
@@ -58,7 +60,19 @@ impl Bridge {
         if pending.is_empty() {
             return Ok(());
         }
-        let to = self.recipient(integration, message).await?;
+        let to = self
+            .recipient(
+                integration,
+                message.conversation_id,
+                message.contact_identifier.as_deref(),
+                message.contact_phone.as_deref(),
+            )
+            .await?;
+        if integration.options.ignores(&to) {
+            return Err(Failure::Rejected {
+                error: format!("{to} is in this integration's ignoreJids: nothing is sent to it"),
+            });
+        }
         let instance_id = &integration.instance_id;
         let whatsapp = self.whatsapp()?;
         let connected = whatsapp
@@ -135,34 +149,87 @@ impl Bridge {
     async fn recipient(
         &self,
         integration: &Integration,
-        message: &AgentMessageJob,
+        conversation_id: i64,
+        contact_identifier: Option<&str>,
+        contact_phone: Option<&str>,
     ) -> Result<Jid, Failure> {
         if let Some(link) = self
             .store
-            .find_chat_by_conversation(&integration.id, message.conversation_id)
+            .find_chat_by_conversation(&integration.id, conversation_id)
             .await?
             && let Ok(jid) = Jid::parse(&link.chat_jid)
         {
             return Ok(jid);
         }
-        if let Some(jid) = message
-            .contact_identifier
-            .as_deref()
+        if let Some(jid) = contact_identifier
             .and_then(|i| Jid::parse(i).ok())
             .filter(|j| j.server != "broadcast")
         {
             return Ok(jid);
         }
-        if let Some(digits) = message
-            .contact_phone
-            .as_deref()
-            .and_then(|p| parse_phone_number(p).ok())
-        {
+        if let Some(digits) = contact_phone.and_then(|p| parse_phone_number(p).ok()) {
             return Ok(Jid::user(&digits));
         }
         Err(Failure::Rejected {
             error: "the conversation's contact has no WhatsApp number".to_owned(),
         })
+    }
+
+    /// An agent typing (`conversation_typing_on/off`) shows as "typing..."
+    /// in the WhatsApp chat. Best effort and at once: a presence that comes
+    /// late means nothing, so it is neither queued nor retried. A private
+    /// note being typed, and a contact typing, show nothing.
+    pub(super) async fn agent_typing(
+        &self,
+        integration: &Integration,
+        event: &Value,
+        typing: bool,
+    ) {
+        let private = event
+            .get("is_private")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let by_contact = event.pointer("/user/type").and_then(Value::as_str) == Some("contact");
+        let Some(conversation_id) = event.pointer("/conversation/id").and_then(Value::as_i64)
+        else {
+            return;
+        };
+        if private || by_contact {
+            return;
+        }
+        let text_at = |pointer: &str| event.pointer(pointer).and_then(Value::as_str);
+        let Ok(to) = self
+            .recipient(
+                integration,
+                conversation_id,
+                text_at("/conversation/meta/sender/identifier"),
+                text_at("/conversation/meta/sender/phone_number"),
+            )
+            .await
+        else {
+            return;
+        };
+        let Ok(whatsapp) = self.whatsapp() else {
+            return;
+        };
+        if integration.options.ignores(&to) {
+            return;
+        }
+        let presence = if typing {
+            ChatPresence::Typing
+        } else {
+            ChatPresence::Paused
+        };
+        let shown = whatsapp.chat_presence(&integration.instance_id, &to, presence);
+        match tokio::time::timeout(TYPING_DEADLINE, shown).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::debug!(integration_id = %integration.id, error = %e, "agent typing not shown")
+            }
+            Err(_) => {
+                tracing::debug!(integration_id = %integration.id, "agent typing not shown in time")
+            }
+        }
     }
 
     async fn quoted_wa_id(
@@ -265,6 +332,9 @@ impl Bridge {
         }
     }
 }
+
+/// How long showing "typing..." may hold up Chatwoot's webhook call.
+const TYPING_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The WhatsApp id of part `part` of Chatwoot message `message_id`: stable,
 /// so sending again after a crash is recognised as the same message.

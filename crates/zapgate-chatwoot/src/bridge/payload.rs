@@ -30,6 +30,14 @@ pub enum JobPayload {
         conversation_id: i64,
         message_id: i64,
     },
+    /// Members came or went (or the group changed): a private note in the
+    /// group's conversation, so it never goes back to WhatsApp.
+    GroupNote {
+        /// WhatsApp's notification id.
+        id: String,
+        chat: String,
+        text: String,
+    },
 }
 
 impl JobPayload {

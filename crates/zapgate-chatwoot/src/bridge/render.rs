@@ -2,7 +2,12 @@
 //! Chatwoot cannot show rendered as readable placeholders (never dropped),
 //! agent signatures.
 
-use zapgate_core::whatsapp::Extra;
+use serde_json::Value;
+use zapgate_core::{
+    chatwoot::ChatwootOptions,
+    groups::{GroupChange, GroupChangeKind, GroupMember},
+    whatsapp::Extra,
+};
 
 use super::payload::InboundJob;
 
@@ -106,15 +111,129 @@ pub fn extra_target(extra: &Extra) -> Option<&str> {
     }
 }
 
-/// `*Ana*:` and a newline before the agent's text, when signing.
-pub fn signed(content: Option<&str>, agent: Option<&str>, sign: bool) -> Option<String> {
+/// The agent's signature (`signFormat`, then `signDelimiter`) before the
+/// text, when signing. The same in groups: the signature is part of the text.
+pub fn signed(
+    content: Option<&str>,
+    agent: Option<&str>,
+    sign: bool,
+    options: &ChatwootOptions,
+) -> Option<String> {
     let content = content.filter(|c| !c.is_empty());
     match (sign, agent.filter(|a| !a.trim().is_empty())) {
-        (true, Some(agent)) => Some(match content {
-            Some(text) => format!("*{agent}*:\n{text}"),
-            None => format!("*{agent}*:"),
-        }),
+        (true, Some(agent)) => Some(options.sign(agent, content)),
         _ => content.map(str::to_owned),
+    }
+}
+
+/// What a customer reads for a message Chatwoot shows as a widget
+/// (`input_select`, `cards`, `form`, `article`): the text, then each item
+/// on its own line with its link. CSAT (`input_csat`) needs nothing more:
+/// Chatwoot's webhook already ends its content with the survey link.
+pub fn interactive(
+    content: Option<&str>,
+    content_type: &str,
+    attributes: &Value,
+) -> Option<String> {
+    let items = attributes
+        .get("items")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let field = |item: &Value, key: &str| {
+        item.get(key)
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    let lines: Vec<String> = match content_type {
+        "input_select" => items
+            .iter()
+            .filter_map(|item| field(item, "title"))
+            .enumerate()
+            .map(|(i, title)| format!("{}. {title}", i + 1))
+            .collect(),
+        "cards" => items
+            .iter()
+            .map(|card| {
+                let mut parts: Vec<String> = Vec::new();
+                parts.extend(field(card, "title").map(|t| format!("*{t}*")));
+                parts.extend(field(card, "description"));
+                for action in card
+                    .get("actions")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    match (field(action, "text"), field(action, "uri")) {
+                        (Some(text), Some(uri)) => parts.push(format!("{text}: {uri}")),
+                        (None, Some(uri)) => parts.push(uri),
+                        (Some(text), None) => parts.push(text),
+                        (None, None) => {}
+                    }
+                }
+                parts.join("\n")
+            })
+            .filter(|card| !card.is_empty())
+            .collect(),
+        "form" => items
+            .iter()
+            .filter_map(|item| field(item, "label").or_else(|| field(item, "name")))
+            .map(|label| format!("- {label}"))
+            .collect(),
+        "article" => items
+            .iter()
+            .filter_map(|item| {
+                let title = field(item, "title");
+                let link = field(item, "link");
+                match (title, link) {
+                    (Some(t), Some(l)) => Some(format!("{t}: {l}")),
+                    (t, l) => t.or(l),
+                }
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let content = content.map(str::trim).filter(|c| !c.is_empty());
+    match (content, lines.is_empty()) {
+        (content, true) => content.map(str::to_owned),
+        (Some(content), false) => Some(format!("{content}\n\n{}", lines.join("\n"))),
+        (None, false) => Some(lines.join("\n")),
+    }
+}
+
+/// The activity line a group change shows in the group's conversation.
+pub fn group_change(change: &GroupChange) -> String {
+    let who = change
+        .participants
+        .iter()
+        .map(member_label)
+        .collect::<Vec<_>>()
+        .join(", ");
+    match change.kind {
+        GroupChangeKind::Joined => format!("➕ {who} joined the group"),
+        GroupChangeKind::Left => format!("➖ {who} left the group"),
+        GroupChangeKind::Promoted => format!("⭐ {who} is now an admin"),
+        GroupChangeKind::Demoted => format!("{who} is no longer an admin"),
+        GroupChangeKind::Name => format!(
+            "✏️ The group was renamed to {}",
+            change.group_name.as_deref().unwrap_or("(no name)")
+        ),
+        GroupChangeKind::Delete => "🚫 The group was deleted".to_owned(),
+    }
+}
+
+/// `Maria (+5511988887777)`, the number alone, or the hidden number.
+fn member_label(member: &GroupMember) -> String {
+    let number = if member.jid.is_lid() {
+        member.jid.to_string()
+    } else {
+        format!("+{}", member.jid.user)
+    };
+    match member.name.as_deref().filter(|n| !n.trim().is_empty()) {
+        Some(name) => format!("{name} ({number})"),
+        None => number,
     }
 }
 
@@ -178,11 +297,41 @@ mod tests {
 
     #[test]
     fn signatures_prefix_the_agent_name() {
+        let options = ChatwootOptions::default();
         assert_eq!(
-            signed(Some("Olá"), Some("Ana"), true).unwrap(),
+            signed(Some("Olá"), Some("Ana"), true, &options).unwrap(),
             "*Ana*:\nOlá"
         );
-        assert_eq!(signed(Some("Olá"), Some("Ana"), false).unwrap(), "Olá");
-        assert_eq!(signed(None, Some("Ana"), false), None);
+        assert_eq!(
+            signed(Some("Olá"), Some("Ana"), false, &options).unwrap(),
+            "Olá"
+        );
+        assert_eq!(signed(None, Some("Ana"), false, &options), None);
+    }
+
+    #[test]
+    fn widgets_become_text_with_their_options_and_links() {
+        use serde_json::json;
+        let select = json!({"items": [{"title": "Vendas", "value": "s"}, {"title": "Suporte", "value": "t"}]});
+        assert_eq!(
+            interactive(Some("Escolha:"), "input_select", &select).unwrap(),
+            "Escolha:\n\n1. Vendas\n2. Suporte"
+        );
+        let cards = json!({"items": [{"title": "Plano", "description": "R$ 10", "actions": [{"type": "link", "text": "Ver", "uri": "https://x.test/p"}]}]});
+        assert_eq!(
+            interactive(None, "cards", &cards).unwrap(),
+            "*Plano*\nR$ 10\nVer: https://x.test/p"
+        );
+        let article = json!({"items": [{"title": "FAQ", "link": "https://x.test/faq"}]});
+        assert_eq!(
+            interactive(Some("Veja"), "article", &article).unwrap(),
+            "Veja\n\nFAQ: https://x.test/faq"
+        );
+        let csat = "Please rate this conversation, https://cw.test/survey/responses/u";
+        assert_eq!(
+            interactive(Some(csat), "input_csat", &json!({})).unwrap(),
+            csat
+        );
+        assert_eq!(interactive(None, "text", &json!({})), None);
     }
 }

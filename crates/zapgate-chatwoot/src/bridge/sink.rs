@@ -10,6 +10,7 @@ use zapgate_core::{
     Result,
     chatwoot::Integration,
     events::{AppEvent, Subscriber},
+    groups::GroupChange,
     instance::ConnectionState,
     jid::{BROADCAST_SERVER, Jid},
     jobs::NewJob,
@@ -22,6 +23,7 @@ use super::{
     Bridge,
     identity::ChatIdentity,
     payload::{INBOUND, InboundJob, JobPayload, OUTBOUND},
+    render,
 };
 
 pub struct BridgeSink {
@@ -101,8 +103,16 @@ impl Subscriber for BridgeSink {
             // A missed call reaches Chatwoot as the call-log message WhatsApp
             // sends with it; the signalling itself is for the event layer.
             Event::Call(_) => Ok(()),
-            // Joins and leaves are not yet shown in the group's conversation.
-            Event::Group(_) => Ok(()),
+            Event::Group(change) => {
+                let Some(integration) = self.store.find_integration(&instance_id).await? else {
+                    return Ok(());
+                };
+                if let Some(job) = group_note_job(&integration, change)? {
+                    self.store.enqueue_jobs(&[job]).await?;
+                    self.bridge.nudge();
+                }
+                Ok(())
+            }
             // Chatwoot labels are Chatwoot's own; WhatsApp's are not mirrored.
             Event::Label(_) => Ok(()),
         }
@@ -124,6 +134,10 @@ pub(crate) fn inbound_job(
     let lid = (!message.chat.is_group() && !message.from_me)
         .then_some(message.sender_lid.as_ref())
         .flatten();
+    let options = &integration.options;
+    if options.ignores(&message.chat) || lid.is_some_and(|lid| options.ignores(lid)) {
+        return Ok(None);
+    }
     let identity = ChatIdentity::of(&message.chat, lid);
     Ok(Some(NewJob {
         integration_id: integration.id.clone(),
@@ -132,6 +146,28 @@ pub(crate) fn inbound_job(
         chat_key: format!("chat:{}", chat_key(&identity, &message.chat)),
         dedupe_key: format!("in:{}:{}", integration.id, message.id),
         payload: JobPayload::Inbound(Box::new(InboundJob::from(message))).to_json()?,
+        run_at_ms: now_ms(),
+    }))
+}
+
+/// The note for a group change, in the group's chat order; `None` when the
+/// group is not routed.
+fn group_note_job(integration: &Integration, change: &GroupChange) -> Result<Option<NewJob>> {
+    if integration.flags.ignore_groups || integration.options.ignores(&change.group) {
+        return Ok(None);
+    }
+    let payload = JobPayload::GroupNote {
+        id: change.id.clone(),
+        chat: change.group.to_string(),
+        text: render::group_change(change),
+    };
+    Ok(Some(NewJob {
+        integration_id: integration.id.clone(),
+        instance_id: integration.instance_id.clone(),
+        direction: INBOUND,
+        chat_key: format!("chat:{}", change.group),
+        dedupe_key: format!("grp:{}:{}", integration.id, change.id),
+        payload: payload.to_json()?,
         run_at_ms: now_ms(),
     }))
 }

@@ -16,6 +16,7 @@ use zapgate_core::{
 use super::{
     Bridge,
     payload::{AgentAttachment, AgentMessageJob, JobPayload, OUTBOUND},
+    render,
 };
 
 pub const INVALID_WEBHOOK: &str = "Invalid webhook credentials";
@@ -76,7 +77,12 @@ impl Bridge {
             .map_err(|e| Error::bad_request(format!("Invalid webhook body: {e}")))?;
         match event.get("event").and_then(Value::as_str).unwrap_or("") {
             "message_created" => self.agent_message(integration, &event).await,
-            "message_updated" => self.agent_deletion(integration, &event).await,
+            "message_updated" => self.message_updated(integration, &event).await,
+            "conversation_typing_on" | "conversation_typing_off" => {
+                let typing = event["event"] == "conversation_typing_on";
+                self.agent_typing(integration, &event, typing).await;
+                Ok(WebhookOutcome::Ignored)
+            }
             "conversation_status_changed" => {
                 let (Some(id), Some(status)) = (
                     event.get("id").and_then(Value::as_i64),
@@ -101,9 +107,19 @@ impl Bridge {
         let Some(message) = agent_message_job(event) else {
             return Ok(WebhookOutcome::Ignored);
         };
+        self.queue_agent_message(integration, "out", message).await
+    }
+
+    /// Stores the send of `message` under `<prefix>:<integration>:<id>`.
+    async fn queue_agent_message(
+        &self,
+        integration: &Integration,
+        prefix: &str,
+        message: AgentMessageJob,
+    ) -> Result<WebhookOutcome> {
         let job = outbound_job(
             integration,
-            "out",
+            prefix,
             &message,
             JobPayload::AgentMessage(Box::new(message.clone())),
         )?;
@@ -112,29 +128,81 @@ impl Bridge {
         Ok(WebhookOutcome::Queued)
     }
 
-    async fn agent_deletion(
+    /// A deletion, or Chatwoot's Retry on a failed message. The rest (our
+    /// own status updates, edits) is not for WhatsApp.
+    async fn message_updated(
         &self,
         integration: &Integration,
         event: &Value,
     ) -> Result<WebhookOutcome> {
+        let Some(message) = agent_message_job(event) else {
+            return Ok(WebhookOutcome::Ignored);
+        };
         let deleted = event
             .pointer("/content_attributes/deleted")
             .and_then(Value::as_bool)
             .unwrap_or(false);
-        let Some(message) = agent_message_job(event).filter(|_| deleted) else {
+        if deleted {
+            self.agent_deletion(integration, message).await
+        } else {
+            self.agent_retry(integration, event, message).await
+        }
+    }
+
+    /// Chatwoot's Retry sets a failed message `sent` and clears its
+    /// `external_error`, which fires `message_updated` (whose data has no
+    /// status). A message whose every part went (or that was deleted) is
+    /// not sent again: that update was a receipt of ours or a retry of a
+    /// delivered message. Else it is queued once, under its own key, so a
+    /// dead-lettered original does not hold it back.
+    async fn agent_retry(
+        &self,
+        integration: &Integration,
+        event: &Value,
+        message: AgentMessageJob,
+    ) -> Result<WebhookOutcome> {
+        let failure_report = event
+            .pointer("/content_attributes/external_error")
+            .is_some_and(|e| !e.is_null());
+        if failure_report {
             return Ok(WebhookOutcome::Ignored);
-        };
+        }
+        let links = self
+            .store
+            .find_messages_by_chatwoot(&integration.id, message.message_id)
+            .await?;
+        let sent = links.iter().filter(|l| l.direction == OUTBOUND).count();
+        if links.iter().any(|l| l.direction == DELETED) || sent >= message.attachments.len().max(1)
+        {
+            return Ok(WebhookOutcome::Ignored);
+        }
+        tracing::info!(integration_id = %integration.id, message_id = message.message_id, "agent message retried from Chatwoot");
+        self.queue_agent_message(integration, "retry", message)
+            .await
+    }
+
+    async fn agent_deletion(
+        &self,
+        integration: &Integration,
+        message: AgentMessageJob,
+    ) -> Result<WebhookOutcome> {
+        // Deleted on the phone and shown deleted by us: nothing to revoke.
+        let links = self
+            .store
+            .find_messages_by_chatwoot(&integration.id, message.message_id)
+            .await?;
+        if links.iter().any(|l| l.direction == DELETED) {
+            return Ok(WebhookOutcome::Ignored);
+        }
         // A tombstone: a queued send (waiting for the phone, or with parts
         // still to go) finds the message settled and sends nothing more;
         // the revocation takes back what went.
         self.store
-            .save_message_link(&MessageLink {
-                integration_id: integration.id.clone(),
-                wa_message_id: format!("{DELETED_PREFIX}{}", message.message_id),
-                chatwoot_message_id: message.message_id,
-                chatwoot_conversation_id: message.conversation_id,
-                direction: DELETED.to_owned(),
-            })
+            .save_message_link(&tombstone(
+                integration,
+                message.conversation_id,
+                message.message_id,
+            ))
             .await?;
         let payload = JobPayload::AgentDelete {
             conversation_id: message.conversation_id,
@@ -147,9 +215,29 @@ impl Bridge {
     }
 }
 
+/// The link that marks Chatwoot message `message_id` deleted.
+pub(super) fn tombstone(
+    integration: &Integration,
+    conversation_id: i64,
+    message_id: i64,
+) -> MessageLink {
+    MessageLink {
+        integration_id: integration.id.clone(),
+        wa_message_id: format!("{DELETED_PREFIX}{message_id}"),
+        chatwoot_message_id: message_id,
+        chatwoot_conversation_id: conversation_id,
+        direction: DELETED.to_owned(),
+    }
+}
+
 /// The job of an agent's message; `None` for everything not to be sent.
 pub(super) fn agent_message_job(event: &Value) -> Option<AgentMessageJob> {
-    let outgoing = event.get("message_type").and_then(Value::as_str) == Some("outgoing");
+    // An agent's reply, or what Chatwoot itself sends the customer as a
+    // `template` (CSAT survey, greeting, out-of-office message).
+    let outgoing = matches!(
+        event.get("message_type").and_then(Value::as_str),
+        Some("outgoing" | "template")
+    );
     let private = event
         .get("private")
         .and_then(Value::as_bool)
@@ -189,7 +277,14 @@ pub(super) fn agent_message_job(event: &Value) -> Option<AgentMessageJob> {
     Some(AgentMessageJob {
         message_id: event.get("id")?.as_i64()?,
         conversation_id: event.pointer("/conversation/id")?.as_i64()?,
-        content: str_at("/content"),
+        content: render::interactive(
+            str_at("/content").as_deref(),
+            event
+                .get("content_type")
+                .and_then(Value::as_str)
+                .unwrap_or("text"),
+            event.get("content_attributes").unwrap_or(&Value::Null),
+        ),
         sender_name: str_at("/sender/name"),
         attachments,
         in_reply_to: event
@@ -285,6 +380,24 @@ mod tests {
         let mut incoming = agent_reply();
         incoming["message_type"] = json!("incoming");
         assert!(agent_message_job(&incoming).is_none());
+    }
+
+    #[test]
+    fn chatwoot_templates_are_sent_as_text() {
+        let mut csat = agent_reply();
+        csat["message_type"] = json!("template");
+        csat["content_type"] = json!("input_csat");
+        csat["sender"] = Value::Null;
+        csat["content"] = json!("Please rate this conversation, https://cw/survey/responses/u");
+        let job = agent_message_job(&csat).unwrap();
+        assert_eq!(
+            job.content.as_deref(),
+            Some("Please rate this conversation, https://cw/survey/responses/u")
+        );
+        assert_eq!(job.sender_name, None);
+        let mut activity = agent_reply();
+        activity["message_type"] = json!("activity");
+        assert!(agent_message_job(&activity).is_none());
     }
 
     #[test]

@@ -271,6 +271,10 @@ impl Bridge {
                 self.revoke_agent_message(&integration, conversation_id, message_id)
                     .await
             }
+            JobPayload::GroupNote { id, chat, text } => {
+                self.post_group_note(job, &integration, &id, &chat, &text)
+                    .await
+            }
         };
         done.map(|()| None)
     }

@@ -83,7 +83,7 @@ pub struct ActivatedOut {
 /// points back here (or keeps the current inbox on a second call).
 #[utoipa::path(post, path = "/api/chatwoot/set/{instance}", tag = "chatwoot",
     params(("instance" = String, Path)),
-    request_body(content = Object, description = "chatwootBaseUrl, chatwootAccountId, chatwootApiToken, inboxName?, signMessages?, ignoreGroups?, startAsPending?, reopenResolved?"),
+    request_body(content = Object, description = "chatwootBaseUrl, chatwootAccountId, chatwootApiToken, inboxName?, signMessages?, ignoreGroups?, startAsPending?, reopenResolved?, ignoreJids?, signDelimiter?, signFormat?"),
     responses(
         (status = 201, body = ActivatedOut),
         (status = 400, description = "invalid body: ... / Chatwoot account or endpoint not found - ... / inbox limit / private address / Chatwoot rejected the request as invalid - ...", body = ErrorOut),
@@ -134,6 +134,20 @@ pub struct InfoOut {
     ignore_groups: bool,
     start_as_pending: bool,
     reopen_resolved: bool,
+    /// The optional settings beyond the four flags, each with its value in
+    /// effect (the default when `set` did not name it).
+    options: OptionsOut,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OptionsOut {
+    /// Chats never bridged, either way: JIDs, or `@g.us` / `@s.whatsapp.net` / `@lid`.
+    ignore_jids: Vec<String>,
+    /// Between the signature and the text (default a newline).
+    sign_delimiter: String,
+    /// The signature; `{agent}` is the agent's name (default `*{agent}*:`).
+    sign_format: String,
 }
 
 /// The integration and its live state.
@@ -170,6 +184,11 @@ async fn info(
         ignore_groups: i.flags.ignore_groups,
         start_as_pending: i.flags.start_as_pending,
         reopen_resolved: i.flags.reopen_resolved,
+        options: OptionsOut {
+            ignore_jids: i.options.ignore_jids,
+            sign_delimiter: i.options.sign_delimiter,
+            sign_format: i.options.sign_format,
+        },
     }))
 }
 

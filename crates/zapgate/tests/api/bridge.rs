@@ -274,6 +274,7 @@ async fn an_undecryptable_integration_stops_neither_the_reconciler_nor_other_lis
                 status: IntegrationStatus::Active,
                 last_error: String::new(),
                 flags: ChatwootFlags::default(),
+                options: Default::default(),
                 created_at_ms: 0,
             },
             None,

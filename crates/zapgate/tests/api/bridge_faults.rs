@@ -140,7 +140,7 @@ async fn assert_each_once(f: &Fixture, ids: &[String], secs: u64) {
     );
 }
 
-async fn integration_info(f: &Fixture) -> Value {
+pub(crate) async fn integration_info(f: &Fixture) -> Value {
     let reply = f
         .server
         .get(

@@ -55,7 +55,7 @@ async fn the_conversation(f: &Fixture) -> i64 {
 }
 
 /// Waits until the conversation has at least `n` chat messages; returns them.
-async fn chat(f: &Fixture, conversation_id: i64, n: usize) -> Vec<Value> {
+pub(crate) async fn chat(f: &Fixture, conversation_id: i64, n: usize) -> Vec<Value> {
     f.until(
         &format!("{n} messages in conversation {conversation_id}"),
         || {
@@ -792,7 +792,7 @@ async fn locations_contact_cards_polls_and_calls_become_readable_text() {
 }
 
 #[tokio::test]
-async fn reactions_edits_and_deletions_are_threaded_under_their_target() {
+async fn reactions_and_edits_are_threaded_under_their_target_and_deletions_delete_it() {
     let f = Fixture::start(json!({})).await;
     let target = f.inbound(text_from(CUSTOMER, "chego às 10h")).await;
     let target_message = posted(&f, &target).await;
@@ -806,9 +806,6 @@ async fn reactions_edits_and_deletions_are_threaded_under_their_target() {
         .await;
     let edit = f
         .inbound(json!({"from": CUSTOMER, "pushName": "Maria", "edit": {"targetId": target, "text": "chego às 11h"}}))
-        .await;
-    let revoke = f
-        .inbound(json!({"from": CUSTOMER, "pushName": "Maria", "revoke": {"targetId": target}}))
         .await;
 
     let reaction = posted(&f, &reaction).await;
@@ -827,12 +824,7 @@ async fn reactions_edits_and_deletions_are_threaded_under_their_target() {
             .contains("chego às 11h"),
         "{edit}"
     );
-    let revoke = posted(&f, &revoke).await;
-    assert!(
-        !revoke["content"].as_str().unwrap_or_default().is_empty(),
-        "{revoke}"
-    );
-    for message in [&reaction, &edit, &revoke] {
+    for message in [&reaction, &edit] {
         for key in ["in_reply_to", "in_reply_to_external_id"] {
             assert_eq!(
                 message["content_attributes"][key], threaded[key],
@@ -845,7 +837,18 @@ async fn reactions_edits_and_deletions_are_threaded_under_their_target() {
         );
     }
     settle(&f).await;
-    assert_eq!(all_chat_messages(&f).len(), 4);
-    // The original is left as it was.
+    // The original is left as it was by a reaction and an edit.
     assert_eq!(posted(&f, &target).await["content"], json!("chego às 10h"));
+
+    // Deleted for everyone: Chatwoot shows the original deleted, no new line.
+    f.inbound(json!({"from": CUSTOMER, "pushName": "Maria", "revoke": {"targetId": target}}))
+        .await;
+    f.until("the original shown deleted", || {
+        all_chat_messages(&f).into_iter().find(|m| {
+            m["id"] == target_message["id"] && m["content_attributes"]["deleted"] == json!(true)
+        })
+    })
+    .await;
+    settle(&f).await;
+    assert_eq!(all_chat_messages(&f).len(), 3);
 }

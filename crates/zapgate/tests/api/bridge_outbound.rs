@@ -19,15 +19,15 @@ fn customer_jid() -> String {
 }
 
 /// A conversation the bridge linked: the customer wrote first.
-struct Linked {
-    conversation_id: i64,
+pub(crate) struct Linked {
+    pub conversation_id: i64,
     /// WhatsApp id of the customer's message.
-    wa_id: String,
+    pub wa_id: String,
     /// Chatwoot id of the customer's message.
-    chatwoot_id: i64,
+    pub chatwoot_id: i64,
 }
 
-async fn customer_writes(f: &Fixture) -> Linked {
+pub(crate) async fn customer_writes(f: &Fixture) -> Linked {
     let wa_id = f
         .inbound(json!({"from": CUSTOMER, "pushName": "Maria", "text": "Oi, preciso de ajuda"}))
         .await;
@@ -51,7 +51,7 @@ async fn customer_writes(f: &Fixture) -> Linked {
 }
 
 /// Ana answers in the conversation; returns the Chatwoot message id.
-fn agent_says(f: &Fixture, conversation_id: i64, text: &str) -> i64 {
+pub(crate) fn agent_says(f: &Fixture, conversation_id: i64, text: &str) -> i64 {
     let message = f.double.agent_reply(
         f.account_id,
         conversation_id,
@@ -66,7 +66,7 @@ fn agent_says(f: &Fixture, conversation_id: i64, text: &str) -> i64 {
         .unwrap_or_else(|| panic!("agent reply refused: {message}"))
 }
 
-fn message(f: &Fixture, conversation_id: i64, id: i64) -> Value {
+pub(crate) fn message(f: &Fixture, conversation_id: i64, id: i64) -> Value {
     f.messages(conversation_id)
         .into_iter()
         .find(|m| m["id"] == json!(id))
@@ -74,7 +74,12 @@ fn message(f: &Fixture, conversation_id: i64, id: i64) -> Value {
 }
 
 /// Waits until the Chatwoot message has `status`, for up to 10 s.
-async fn until_status(f: &Fixture, conversation_id: i64, id: i64, status: &str) -> Value {
+pub(crate) async fn until_status(
+    f: &Fixture,
+    conversation_id: i64,
+    id: i64,
+    status: &str,
+) -> Value {
     f.until(&format!("message {id} to become {status}"), || {
         let m = message(f, conversation_id, id);
         (m["status"] == json!(status)).then_some(m)
@@ -82,7 +87,7 @@ async fn until_status(f: &Fixture, conversation_id: i64, id: i64, status: &str) 
     .await
 }
 
-async fn sandbox(f: &Fixture, action: &str, body: Value) -> Reply {
+pub(crate) async fn sandbox(f: &Fixture, action: &str, body: Value) -> Reply {
     let reply = f
         .server
         .post(

@@ -840,7 +840,12 @@ async fn info_shows_every_field_and_the_live_state() {
         .await;
     assert_eq!(info.status, StatusCode::OK, "{}", info.text);
     let obj = info.body.as_object().unwrap();
-    assert_eq!(obj.len(), 14, "{}", info.text);
+    // The seeds' 14 fields, and `options` with the settings beyond them.
+    assert_eq!(obj.len(), 15, "{}", info.text);
+    assert_eq!(
+        obj["options"],
+        json!({"ignoreJids": [], "signDelimiter": "\n", "signFormat": "*{agent}*:"})
+    );
     assert!(obj.get("success").is_none());
     assert_eq!(obj["instance_name"], json!("suporte"));
     assert_eq!(obj["status"], json!("paused"), "not connected: paused");

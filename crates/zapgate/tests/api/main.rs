@@ -8,6 +8,7 @@ mod bridge;
 mod bridge_faults;
 mod bridge_inbound;
 mod bridge_outbound;
+mod bridge_wave;
 mod chat_state;
 mod chatwoot;
 mod console;
