@@ -525,7 +525,8 @@ pub trait EventSink: Send + Sync + 'static {
 /// [`crate::groups::GroupsAndProfiles`], [`crate::chat_state::ChatState`]
 /// and [`crate::message_ops::MessageOps`]).
 #[async_trait]
-pub trait WhatsApp: crate::groups::GroupsAndProfiles
+pub trait WhatsApp:
+    crate::groups::GroupsAndProfiles
     + crate::chat_state::ChatState
     + crate::message_ops::MessageOps
     + Send

@@ -1,6 +1,6 @@
 pub mod admin;
-pub mod chat_state;
 pub mod chat;
+pub mod chat_state;
 pub mod chatwoot;
 pub mod events;
 pub mod group;
