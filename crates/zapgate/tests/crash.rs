@@ -198,6 +198,30 @@ impl Drop for Serve {
     }
 }
 
+/// 15 agent replies, turn by turn in `conversations`: (Chatwoot id, text).
+fn agent_replies(
+    double: &ChatwootDouble,
+    account_id: i64,
+    agent_id: i64,
+    conversations: &[i64],
+) -> Vec<(i64, String)> {
+    (0..15)
+        .map(|i| {
+            let text = format!("resposta {i}");
+            let message = double.agent_reply(
+                account_id,
+                conversations[i % conversations.len()],
+                agent_id,
+                &text,
+                Vec::new(),
+                false,
+                None,
+            );
+            (message["id"].as_i64().unwrap(), text)
+        })
+        .collect()
+}
+
 /// How many times each `WAID:` source id is in the account.
 fn posted(double: &ChatwootDouble, account_id: i64) -> BTreeMap<String, usize> {
     let mut counts = BTreeMap::new();
@@ -300,20 +324,7 @@ async fn zapgate_killed_mid_delivery_loses_and_duplicates_nothing_after_a_restar
         .map(|c| c["id"].as_i64().unwrap())
         .collect();
     assert_eq!(conversations.len(), 3);
-    let mut replies = Vec::new();
-    for i in 0..15 {
-        let text = format!("resposta {i}");
-        let message = double.agent_reply(
-            account_id,
-            conversations[i % 3],
-            agent_id,
-            &text,
-            Vec::new(),
-            false,
-            None,
-        );
-        replies.push((message["id"].as_i64().unwrap(), text));
-    }
+    let replies = agent_replies(&double, account_id, agent_id, &conversations);
     let deadline = Instant::now() + Duration::from_secs(10);
     let before_kill = loop {
         let outbox = serve.outbox(&token).await;
@@ -743,20 +754,7 @@ async fn two_processes_on_one_postgres_share_the_work_and_survive_a_sigkill() {
         .iter()
         .map(|c| c["id"].as_i64().unwrap())
         .collect();
-    let mut replies = Vec::new();
-    for i in 0..15 {
-        let text = format!("resposta {i}");
-        let message = double.agent_reply(
-            account_id,
-            conversations[i % 3],
-            agent_id,
-            &text,
-            Vec::new(),
-            false,
-            None,
-        );
-        replies.push((message["id"].as_i64().unwrap(), text));
-    }
+    let replies = agent_replies(&double, account_id, agent_id, &conversations);
     let deadline = Instant::now() + Duration::from_secs(30);
     let (on_first, on_second) = loop {
         let on_first = first.outbox(&token).await;
