@@ -385,14 +385,13 @@ impl Deliveries {
             });
         };
         let token = self.instance_token(&instance.id).await?;
-        let envelope = payload::envelope(
+        let body = payload::envelope(
             &work.event,
             work.webhook.settings.media_base64,
             &self.public_url,
             &instance.name,
             &token,
         );
-        let body = serde_json::to_vec(&envelope).map_err(zapgate_core::Error::internal)?;
         let url = target_url(
             &work.webhook.settings.url,
             work.webhook.settings.by_events,
@@ -403,7 +402,7 @@ impl Deliveries {
             &work.webhook.signing_secret,
             &work.event.id,
             timestamp,
-            &body,
+            body.as_bytes(),
         )?;
         let mut request = self
             .client

@@ -339,28 +339,45 @@ fn extra_fields(extra: &Extra, body: &mut Map<String, Value>) -> &'static str {
     }
 }
 
-/// The envelope every consumer receives, webhook or WebSocket:
-/// `{event, data, instanceData{baseUrl, instance, token}, id, sequence}`.
-/// Media bytes are left in `data` only for a consumer that asked for them.
+/// The envelope every consumer receives, webhook or WebSocket, rendered:
+/// `{data, event, id, instanceData{baseUrl, instance, token}, sequence}`
+/// (keys in the order `serde_json` writes them). Media bytes are left in
+/// `data` only for a consumer that asked for them.
 pub fn envelope(
     event: &zapgate_core::event_log::StoredEvent,
     media: bool,
     base_url: &str,
     instance_name: &str,
     token: &str,
-) -> Value {
-    let data: Value = serde_json::from_str(&event.data).unwrap_or(Value::Null);
-    json!({
-        "event": event.name.as_str(),
-        "data": if media { data } else { without_media_bytes(data) },
-        "instanceData": {
-            "baseUrl": base_url,
-            "instance": instance_name,
-            "token": token,
-        },
-        "id": event.id,
-        "sequence": event.sequence,
-    })
+) -> String {
+    // The stored `data` is JSON we wrote: it goes in as it is, unless media
+    // bytes must come out of it (only `data` that mentions them is read).
+    let stripped;
+    let data = if media || !event.data.contains(MEDIA_BASE64) {
+        event.data.as_str()
+    } else {
+        let parsed: Value = serde_json::from_str(&event.data).unwrap_or(Value::Null);
+        stripped = without_media_bytes(parsed).to_string();
+        stripped.as_str()
+    };
+    let quoted = |s: &str| serde_json::to_string(s).unwrap_or_default();
+    let mut out = String::with_capacity(data.len() + base_url.len() + token.len() + 160);
+    out.push_str("{\"data\":");
+    out.push_str(data);
+    out.push_str(",\"event\":");
+    out.push_str(&quoted(event.name.as_str()));
+    out.push_str(",\"id\":");
+    out.push_str(&quoted(&event.id));
+    out.push_str(",\"instanceData\":{\"baseUrl\":");
+    out.push_str(&quoted(base_url));
+    out.push_str(",\"instance\":");
+    out.push_str(&quoted(instance_name));
+    out.push_str(",\"token\":");
+    out.push_str(&quoted(token));
+    out.push_str("},\"sequence\":");
+    out.push_str(&event.sequence.to_string());
+    out.push('}');
+    out
 }
 
 /// Whether the stored `data` carries media bytes.
@@ -584,5 +601,39 @@ mod tests {
         assert_eq!(payload.data["status"], "read");
         assert_eq!(payload.data["chat"]["type"], "private");
         assert_eq!(payload.data["recipient"], "5511988887777@s.whatsapp.net");
+    }
+
+    #[test]
+    fn the_envelope_is_the_stored_data_with_media_bytes_only_when_asked() {
+        use zapgate_core::event_log::StoredEvent;
+        let data = json!({"id": "M1", "message": {"media": {"base64": "AAA", "type": "image"},
+                          "content": {"text": "a \"quoted\" base64"}}});
+        let event = StoredEvent {
+            id: "evt_1".into(),
+            instance_id: "ins_1".into(),
+            sequence: 7,
+            name: EventName::MessageExchange,
+            data: data.to_string(),
+            created_at_ms: 0,
+        };
+        let expected = |data: Value| {
+            json!({
+                "event": "message.exchange",
+                "data": data,
+                "instanceData": {"baseUrl": "http://zg", "instance": "loja \"1\"", "token": "t"},
+                "id": "evt_1",
+                "sequence": 7,
+            })
+        };
+        let with = envelope(&event, true, "http://zg", "loja \"1\"", "t");
+        assert_eq!(
+            serde_json::from_str::<Value>(&with).unwrap(),
+            expected(data.clone())
+        );
+        // The same bytes `serde_json` would write (its keys sorted).
+        assert_eq!(with, expected(data.clone()).to_string());
+        let without = envelope(&event, false, "http://zg", "loja \"1\"", "t");
+        assert_eq!(without, expected(without_media_bytes(data)).to_string());
+        assert!(!without.contains("AAA"));
     }
 }

@@ -153,7 +153,7 @@ impl EventsService {
         media: bool,
         instance: &Instance,
         token: &str,
-    ) -> serde_json::Value {
+    ) -> String {
         payload::envelope(
             event,
             media,

@@ -116,7 +116,12 @@ async fn store_appends(store: &SqlStore, items: &[Append]) -> Result<Vec<Option<
                 }
             }
         };
-        messages::apply(&mut tx, items.iter().filter_map(|i| i.message.as_ref())).await?;
+        messages::apply(
+            &mut tx,
+            store.backend,
+            items.iter().filter_map(|i| i.message.as_ref()),
+        )
+        .await?;
         tx.commit().await.map_err(Error::internal)?;
         return Ok(stored);
     }

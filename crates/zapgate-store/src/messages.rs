@@ -8,13 +8,14 @@ use zapgate_core::{
     time::now_ms,
 };
 
-use crate::{SqlStore, conn::StoreQuery, rows::get};
+use crate::{SqlStore, backend::Backend, conn::StoreQuery, rows::get};
 
 const COLUMNS: &str = "instance_id, id, chat, sender, from_me, kind, body, media, extra, \
      quoted_id, source, status, sent_at, edited_at, revoked_at, created_at";
 
-/// `CASE` giving a stored status its rank, so a receipt never moves it back.
-fn rank_sql() -> String {
+/// `CASE` giving the status in `column` its rank, so a receipt never moves
+/// it back.
+fn rank_sql(column: &str) -> String {
     let ranks = [
         MessageStatus::Pending,
         MessageStatus::Sent,
@@ -25,7 +26,7 @@ fn rank_sql() -> String {
     ]
     .map(|s| format!("WHEN '{}' THEN {}", s.as_str(), s.rank()))
     .join(" ");
-    format!("CASE status {ranks} ELSE 0 END")
+    format!("CASE {column} {ranks} ELSE 0 END")
 }
 
 fn json<T: serde::Serialize>(value: Option<&T>) -> Result<Option<String>> {
@@ -34,10 +35,51 @@ fn json<T: serde::Serialize>(value: Option<&T>) -> Result<Option<String>> {
         .transpose()
 }
 
-/// Applies `writes` in `tx`: new messages in one statement (a redelivered
-/// id keeps its first row), then edits, revocations and receipts in order.
+/// `(CAST($first AS T1), ...), (...)`: `rows` rows of the column `types`,
+/// parameters numbered from `first`. The casts type the parameters for
+/// PostgreSQL (a bare parameter in `VALUES` is text); SQLite takes them as
+/// they are.
+fn typed_rows(first: usize, rows: usize, types: &[&str]) -> String {
+    (0..rows)
+        .map(|r| {
+            let cells = types
+                .iter()
+                .enumerate()
+                .map(|(c, ty)| format!("CAST(${} AS {ty})", first + r * types.len() + c))
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!("({cells})")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The status each message of `receipts` ends at: the highest one (a
+/// status only moves forward, so their order within a batch does not
+/// matter), in first-seen order.
+fn highest<'a>(
+    receipts: impl Iterator<Item = (&'a str, &'a str, MessageStatus)>,
+) -> Vec<(&'a str, &'a str, MessageStatus)> {
+    let mut out: Vec<(&str, &str, MessageStatus)> = Vec::new();
+    for (instance_id, id, status) in receipts {
+        match out
+            .iter_mut()
+            .find(|(i, m, _)| *i == instance_id && *m == id)
+        {
+            Some(seen) => seen.2 = seen.2.max(status),
+            None => out.push((instance_id, id, status)),
+        }
+    }
+    out
+}
+
+/// Applies `writes` in `tx`: new messages with their first status in one
+/// round trip (a redelivered id keeps its first row), then edits and
+/// revocations in order, then the receipts: every status reached in one
+/// statement, and the messages moved forward in one more.
 pub(crate) async fn apply<'a>(
     tx: &mut Transaction<'_, Any>,
+    backend: Backend,
     writes: impl Iterator<Item = &'a MessageWrite>,
 ) -> Result<()> {
     let writes: Vec<&MessageWrite> = writes.collect();
@@ -63,10 +105,34 @@ pub(crate) async fn apply<'a>(
             })
             .collect::<Vec<_>>()
             .join(", ");
-        let sql = format!(
+        let insert = format!(
             "INSERT INTO messages ({COLUMNS}) VALUES {rows} \
              ON CONFLICT (instance_id, id) DO NOTHING"
         );
+        // The first status of each new message, from the same parameters
+        // (a redelivered one has its row already), without a second
+        // statement's round trip: SQLite runs both statements of one query
+        // with one argument list (`$n` is the same argument in each),
+        // PostgreSQL takes the rows the insert returns.
+        let sql = match backend {
+            Backend::Sqlite => format!(
+                "{insert}; INSERT INTO message_statuses (instance_id, message_id, status, at) \
+                 VALUES {} ON CONFLICT (instance_id, message_id, status) DO NOTHING",
+                (0..inserts.len())
+                    .map(|k| {
+                        let p = k * 16;
+                        format!("(${}, ${}, ${}, ${})", p + 1, p + 2, p + 12, p + 16)
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Backend::Postgres => format!(
+                "WITH inserted AS ({insert} RETURNING instance_id, id, status, created_at) \
+                 INSERT INTO message_statuses (instance_id, message_id, status, at) \
+                 SELECT instance_id, id, status, created_at FROM inserted \
+                 ON CONFLICT (instance_id, message_id, status) DO NOTHING"
+            ),
+        };
         let mut query = sqlx::query(&sql);
         for m in &inserts {
             query = query
@@ -88,34 +154,11 @@ pub(crate) async fn apply<'a>(
                 .bind(now);
         }
         query.execute(&mut **tx).await.map_err(Error::internal)?;
-        let sql = format!(
-            "INSERT INTO message_statuses (instance_id, message_id, status, at) VALUES {} \
-             ON CONFLICT (instance_id, message_id, status) DO NOTHING",
-            (0..inserts.len())
-                .map(|k| format!(
-                    "(${}, ${}, ${}, ${})",
-                    k * 4 + 1,
-                    k * 4 + 2,
-                    k * 4 + 3,
-                    k * 4 + 4
-                ))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        let mut query = sqlx::query(&sql);
-        for m in &inserts {
-            query = query
-                .bind(&m.instance_id)
-                .bind(&m.id)
-                .bind(m.status.as_str())
-                .bind(now);
-        }
-        query.execute(&mut **tx).await.map_err(Error::internal)?;
     }
-    for write in writes {
+    for write in &writes {
         let instance_id = write.instance_id.as_str();
         match &write.change {
-            MessageChange::Insert(_) => {}
+            MessageChange::Insert(_) | MessageChange::Status { .. } => {}
             MessageChange::Edit { id, text } => {
                 sqlx::query(
                     "UPDATE messages SET body = $1, edited_at = $2 \
@@ -141,36 +184,54 @@ pub(crate) async fn apply<'a>(
                 .await
                 .map_err(Error::internal)?;
             }
-            MessageChange::Status { id, status } => {
-                // Only for a stored message (one sent before the store
-                // existed, or pruned, has no row to hang it on).
-                sqlx::query(
-                    "INSERT INTO message_statuses (instance_id, message_id, status, at) \
-                     SELECT instance_id, id, $1, $2 FROM messages \
-                     WHERE instance_id = $3 AND id = $4 \
-                     ON CONFLICT (instance_id, message_id, status) DO NOTHING",
-                )
-                .bind(status.as_str())
-                .bind(now)
-                .bind(instance_id)
-                .bind(id)
-                .execute(&mut **tx)
-                .await
-                .map_err(Error::internal)?;
-                sqlx::query(&format!(
-                    "UPDATE messages SET status = $1 \
-                     WHERE instance_id = $2 AND id = $3 AND {} < $4",
-                    rank_sql()
-                ))
-                .bind(status.as_str())
-                .bind(instance_id)
-                .bind(id)
-                .bind(status.rank())
-                .execute(&mut **tx)
-                .await
-                .map_err(Error::internal)?;
-            }
         }
+    }
+    let receipts = || {
+        writes.iter().filter_map(|w| match &w.change {
+            MessageChange::Status { id, status } => {
+                Some((w.instance_id.as_str(), id.as_str(), *status))
+            }
+            _ => None,
+        })
+    };
+    let reached: Vec<(&str, &str, MessageStatus)> = receipts().collect();
+    if !reached.is_empty() {
+        // Only for a stored message (one sent before the store existed, or
+        // pruned, has no row to hang a receipt on). `WHERE true` tells
+        // SQLite's parser the upsert's `ON CONFLICT` from a join's `ON`.
+        let sql = format!(
+            "WITH reached (instance_id, id, status) AS (VALUES {}) \
+             INSERT INTO message_statuses (instance_id, message_id, status, at) \
+             SELECT m.instance_id, m.id, reached.status, CAST($1 AS BIGINT) FROM reached \
+             JOIN messages m ON m.instance_id = reached.instance_id AND m.id = reached.id \
+             WHERE true ON CONFLICT (instance_id, message_id, status) DO NOTHING",
+            typed_rows(2, reached.len(), &["TEXT", "TEXT", "TEXT"])
+        );
+        let mut query = sqlx::query(&sql).bind(now);
+        for (instance_id, id, status) in &reached {
+            query = query.bind(*instance_id).bind(*id).bind(status.as_str());
+        }
+        query.execute(&mut **tx).await.map_err(Error::internal)?;
+    }
+    let moved = highest(receipts());
+    if !moved.is_empty() {
+        let sql = format!(
+            "WITH receipt (instance_id, id, status, rank) AS (VALUES {}) \
+             UPDATE messages SET status = receipt.status FROM receipt \
+             WHERE messages.instance_id = receipt.instance_id AND messages.id = receipt.id \
+             AND {} < receipt.rank",
+            typed_rows(1, moved.len(), &["TEXT", "TEXT", "TEXT", "BIGINT"]),
+            rank_sql("messages.status")
+        );
+        let mut query = sqlx::query(&sql);
+        for (instance_id, id, status) in &moved {
+            query = query
+                .bind(*instance_id)
+                .bind(*id)
+                .bind(status.as_str())
+                .bind(status.rank());
+        }
+        query.execute(&mut **tx).await.map_err(Error::internal)?;
     }
     Ok(())
 }
@@ -260,5 +321,38 @@ impl SqlStore {
             .execute_on(self)
             .await?;
         Ok(done.rows_affected())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn receipts_of_a_message_end_at_the_highest_in_any_order() {
+        use MessageStatus::{Delivered, Read};
+        let receipts = [
+            ("ins_1", "A", Read),
+            ("ins_1", "B", Delivered),
+            ("ins_1", "A", Delivered),
+            ("ins_2", "A", Delivered),
+            ("ins_1", "B", Read),
+        ];
+        assert_eq!(
+            highest(receipts.into_iter()),
+            vec![
+                ("ins_1", "A", Read),
+                ("ins_1", "B", Read),
+                ("ins_2", "A", Delivered)
+            ]
+        );
+    }
+
+    #[test]
+    fn typed_rows_number_their_parameters_row_by_row() {
+        assert_eq!(
+            typed_rows(2, 2, &["TEXT", "BIGINT"]),
+            "(CAST($2 AS TEXT), CAST($3 AS BIGINT)), (CAST($4 AS TEXT), CAST($5 AS BIGINT))"
+        );
     }
 }

@@ -25,6 +25,7 @@ use zapgate_core::{
         WebhookConfig,
     },
     jobs::{ChatLink, ClaimShare, Job, JobStatus, MessageLink, NewJob},
+    message_store::{MessageChange, MessageStatus, MessageWrite, StoredMessage},
     messages,
     store::{Principal, Store},
     token::Token,
@@ -169,6 +170,7 @@ suite!(
     delivery_claims_cap_running_deliveries_per_webhook,
     a_leased_delivery_runs_at_once_and_is_claimed_only_once_its_lease_lapsed,
     instance_webhook_blocks_are_adopted_once,
+    messages_and_receipts_stored_together_end_at_each_ones_highest_status,
 );
 
 // ---------------------------------------------------------------- helpers
@@ -2380,6 +2382,114 @@ async fn two_webhooks(
 }
 
 /// Deliveries queued for a claim, one per webhook.
+/// A message `id` this instance sent (stored `sent`).
+fn sent_message(instance_id: &str, id: &str) -> MessageWrite {
+    MessageWrite {
+        instance_id: instance_id.into(),
+        change: MessageChange::Insert(Box::new(StoredMessage {
+            instance_id: instance_id.into(),
+            id: id.into(),
+            chat: "5511988887777@s.whatsapp.net".into(),
+            sender: "5511900000000@s.whatsapp.net".into(),
+            from_me: true,
+            kind: "text".into(),
+            text: Some(format!("text of {id}")),
+            media: None,
+            extra: None,
+            quoted_id: None,
+            source: None,
+            status: MessageStatus::Sent,
+            timestamp: 1_700_000_000,
+            edited_at_ms: None,
+            revoked_at_ms: None,
+            created_at_ms: 0,
+        })),
+    }
+}
+
+fn receipt(instance_id: &str, id: &str, status: MessageStatus) -> MessageWrite {
+    MessageWrite {
+        instance_id: instance_id.into(),
+        change: MessageChange::Status {
+            id: id.into(),
+            status,
+        },
+    }
+}
+
+/// Messages and receipts stored by one group commit (the first poll of
+/// `join!` queues every write in order, so the storing task finds them
+/// together): receipts of one message, out of order and repeated, move it
+/// to the highest status with every status in its history once; a receipt
+/// for a message not stored changes nothing; a late lower receipt never
+/// moves a message back.
+async fn messages_and_receipts_stored_together_end_at_each_ones_highest_status(db: Db) {
+    use MessageStatus::{Delivered, Read, Sent};
+    let store = db.store().await;
+    let (acc, _) = account(&store, "Receipts", 5).await;
+    let ins = store
+        .create_instance(&acc, &new_instance("loja"))
+        .await
+        .unwrap()
+        .id;
+    let writes = [
+        sent_message(&ins, "A"),
+        receipt(&ins, "A", Read),
+        sent_message(&ins, "B"),
+        receipt(&ins, "A", Delivered),
+        receipt(&ins, "B", Delivered),
+        receipt(&ins, "A", Read),
+        receipt(&ins, "GONE", Read),
+        sent_message(&ins, "C"),
+    ];
+    let record = |k: usize| store.record(None, &[], Some(&writes[k]));
+    let done = tokio::join!(
+        record(0),
+        record(1),
+        record(2),
+        record(3),
+        record(4),
+        record(5),
+        record(6),
+        record(7)
+    );
+    for outcome in [
+        done.0, done.1, done.2, done.3, done.4, done.5, done.6, done.7,
+    ] {
+        assert_eq!(outcome.unwrap(), None, "no event was appended");
+    }
+    store
+        .record(None, &[], Some(&receipt(&ins, "B", Sent)))
+        .await
+        .unwrap();
+    let status = |id: &'static str| {
+        let store = &store;
+        let ins = &ins;
+        async move { store.message(ins, id).await.unwrap().map(|m| m.status) }
+    };
+    let history = |id: &'static str| {
+        let store = &store;
+        let ins = &ins;
+        async move {
+            store
+                .message_history(ins, id)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|c| c.status)
+                .collect::<BTreeSet<_>>()
+        }
+    };
+    assert_eq!(status("A").await, Some(Read));
+    assert_eq!(history("A").await, BTreeSet::from([Sent, Delivered, Read]));
+    assert_eq!(status("B").await, Some(Delivered), "never moved back");
+    assert_eq!(history("B").await, BTreeSet::from([Sent, Delivered]));
+    assert_eq!(status("C").await, Some(Sent));
+    assert_eq!(history("C").await, BTreeSet::from([Sent]));
+    assert_eq!(status("GONE").await, None);
+    assert!(history("GONE").await.is_empty());
+}
+
 fn queued(webhook_ids: &[&str]) -> Vec<NewDelivery> {
     webhook_ids
         .iter()

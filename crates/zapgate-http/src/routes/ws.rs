@@ -138,15 +138,12 @@ impl Client {
         if !subscribed(&self.settings.events, event.name) {
             return true;
         }
-        let frame = self
-            .events
-            .envelope(
-                event,
-                self.settings.media_base64,
-                &self.instance,
-                &self.token,
-            )
-            .to_string();
+        let frame = self.events.envelope(
+            event,
+            self.settings.media_base64,
+            &self.instance,
+            &self.token,
+        );
         timely(socket.send(Message::Text(Utf8Bytes::from(frame)))).await
     }
 }
