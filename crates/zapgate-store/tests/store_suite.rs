@@ -1111,6 +1111,7 @@ fn new_job(instance_id: &str, integration_id: &str, chat: &str, key: &str, run_a
         dedupe_key: key.to_owned(),
         payload: format!("{{\"key\":\"{key}\"}}"),
         run_at_ms: run_at,
+        blob: None,
     }
 }
 
