@@ -362,7 +362,10 @@ fn decode_in_place(text: String) -> Result<Vec<u8>, Error> {
         .position(|w| w == b"base64,")
         .map_or(0, |at| at + 7);
     let payload = &buf[start..];
-    let skip = payload.iter().take_while(|b| b.is_ascii_whitespace()).count();
+    let skip = payload
+        .iter()
+        .take_while(|b| b.is_ascii_whitespace())
+        .count();
     let trailing = payload
         .iter()
         .rev()
