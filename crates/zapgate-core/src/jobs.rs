@@ -3,6 +3,7 @@
 //! at a time in the order they were stored; a job that keeps failing is
 //! parked as a dead letter and no longer holds its chat back.
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,6 +48,10 @@ pub struct NewJob {
     pub payload: String,
     /// Unix ms before which the job is not run.
     pub run_at_ms: i64,
+    /// The job's media, stored beside the row (not in `payload`) and
+    /// removed with it when the job ends; read with
+    /// [`crate::store::Store::job_blob`].
+    pub blob: Option<Bytes>,
 }
 
 /// A stored job, as a worker claims it.

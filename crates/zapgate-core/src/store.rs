@@ -120,6 +120,17 @@ pub trait Store: Send + Sync + 'static {
     /// Stores jobs; one whose `dedupe_key` is already stored is skipped.
     /// Returns how many were new.
     async fn enqueue_jobs(&self, jobs: &[NewJob]) -> Result<u64>;
+    /// The media stored with the job ([`NewJob::blob`]); `None` once the
+    /// job was parked as a dead letter (or when it had none).
+    async fn job_blob(&self, job_id: i64) -> Result<Option<Vec<u8>>>;
+    /// How many jobs of the integration's `direction` are queued or
+    /// running, counted up to `up_to`.
+    async fn count_unfinished_jobs(
+        &self,
+        integration_id: &str,
+        direction: &str,
+        up_to: u64,
+    ) -> Result<u64>;
     /// Leases up to `limit` runnable jobs until `lease_until_ms`: each the
     /// oldest unfinished job of its chat, queued and due (or running with an
     /// expired lease: its worker died, which counts as an attempt, so the

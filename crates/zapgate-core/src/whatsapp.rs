@@ -3,6 +3,7 @@
 //! `web` (the WhatsApp Web multi-device protocol).
 
 use async_trait::async_trait;
+use bytes::Bytes;
 
 use crate::{
     Result,
@@ -37,7 +38,8 @@ pub struct Media {
     pub kind: MediaKind,
     pub mimetype: String,
     pub file_name: Option<String>,
-    pub data: Vec<u8>,
+    /// Shared: a clone (the echo of a send, a bridge job) is not a copy.
+    pub data: Bytes,
 }
 
 impl std::fmt::Debug for Media {

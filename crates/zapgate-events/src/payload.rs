@@ -553,7 +553,7 @@ mod tests {
             kind: MediaKind::Image,
             mimetype: "image/png".into(),
             file_name: None,
-            data: b"png!".to_vec(),
+            data: b"png!".to_vec().into(),
         });
         let event = Event::Message(Box::new(msg));
         let bare = of_whatsapp("suporte", &event, false).unwrap().data;

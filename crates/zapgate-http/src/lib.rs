@@ -23,6 +23,7 @@ use axum::{
     middleware,
 };
 use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::sync::Semaphore;
 use tower_http::{
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     trace::TraceLayer,
@@ -52,6 +53,9 @@ pub use crate::{
 pub struct BodyLimits {
     pub default: usize,
     pub media: usize,
+    /// `POST /api/message/media` requests handled at once: with the body
+    /// limit, what media sends may hold in memory.
+    pub media_sends: usize,
 }
 
 impl Default for BodyLimits {
@@ -59,6 +63,7 @@ impl Default for BodyLimits {
         Self {
             default: 1024 * 1024,
             media: 64 * 1024 * 1024,
+            media_sends: 8,
         }
     }
 }
@@ -125,6 +130,12 @@ pub fn router(state: AppState) -> Router {
                 .route_layer(middleware::from_fn_with_state(
                     state.clone(),
                     idempotency::layer,
+                ))
+                // Outside the idempotency layer, which reads the body: a
+                // refused send has not been read.
+                .route_layer(middleware::from_fn_with_state(
+                    Arc::new(Semaphore::new(state.body_limits.media_sends)),
+                    routes::message::media_gate,
                 )),
         )
         .merge(routes::admin::router());

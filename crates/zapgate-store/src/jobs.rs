@@ -57,16 +57,37 @@ impl Batch for Enqueues {
         let created_at = now_ms();
         let mut turn = store.write_turn().await;
         let mut stored = Vec::new();
-        if jobs.len() <= MAX_INSERT_ROWS {
+        let blobs = jobs.iter().any(|j| j.blob.is_some());
+        if jobs.len() <= MAX_INSERT_ROWS && !blobs {
             let sql = insert_sql(jobs.len());
             stored = turn.fetch_all(bind_jobs(&sql, &jobs, created_at)).await?;
         } else {
-            // A hand-over of a long queue: several statements, one transaction.
+            // A hand-over of a long queue, or jobs with media: several
+            // statements, one transaction (a job is never stored without
+            // its blob).
             let mut tx = turn.begin().await?;
             for chunk in jobs.chunks(MAX_INSERT_ROWS) {
                 let sql = insert_sql(chunk.len());
                 let rows = bind_jobs(&sql, chunk, created_at).fetch_all(&mut *tx).await;
-                stored.extend(rows.map_err(Error::internal)?);
+                let rows = rows.map_err(Error::internal)?;
+                for row in &rows {
+                    let key: String = get(row, "dedupe_key")?;
+                    // The first job of the key is the one stored.
+                    let Some(data) = chunk
+                        .iter()
+                        .find(|j| j.dedupe_key == key)
+                        .and_then(|j| j.blob.as_deref())
+                    else {
+                        continue;
+                    };
+                    sqlx::query("INSERT INTO bridge_job_blobs (job_id, data) VALUES ($1, $2)")
+                        .bind(get::<i64>(row, "id")?)
+                        .bind(data)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(Error::internal)?;
+                }
+                stored.extend(rows);
             }
             tx.commit().await.map_err(Error::internal)?;
         }
@@ -89,7 +110,7 @@ impl Batch for Enqueues {
 const MAX_INSERT_ROWS: usize = 512;
 
 /// Inserts `rows` jobs in order (ids only grow), skipping stored dedupe
-/// keys, and returns the keys it stored.
+/// keys, and returns the ids and keys it stored.
 fn insert_sql(rows: usize) -> String {
     let values = (0..rows)
         .map(|i| format!("({}, 'queued', 0, NULL, '')", params(i * 8 + 1, 8)))
@@ -98,7 +119,7 @@ fn insert_sql(rows: usize) -> String {
     format!(
         "INSERT INTO bridge_jobs (integration_id, instance_id, direction, chat_key, \
          dedupe_key, payload, run_at, created_at, status, attempts, locked_until, last_error) \
-         VALUES {values} ON CONFLICT (dedupe_key) DO NOTHING RETURNING dedupe_key"
+         VALUES {values} ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, dedupe_key"
     )
 }
 
@@ -350,7 +371,48 @@ pub(crate) async fn park(store: &SqlStore, job_id: i64, error: &str) -> Result<(
     .bind(error)
     .bind(job_id);
     store.write_turn().await.execute(query).await?;
+    drop_blob(store, job_id).await
+}
+
+/// A dead letter keeps its row (the trace of what failed) but not its
+/// media: dead letters may pile up, media would make them heavy. Should the
+/// removal fail, the blob goes with the row.
+async fn drop_blob(store: &SqlStore, job_id: i64) -> Result<()> {
+    let query = sqlx::query("DELETE FROM bridge_job_blobs WHERE job_id = $1").bind(job_id);
+    store.write_turn().await.execute(query).await?;
     Ok(())
+}
+
+pub(crate) async fn blob(store: &SqlStore, job_id: i64) -> Result<Option<Vec<u8>>> {
+    let row = sqlx::query("SELECT data FROM bridge_job_blobs WHERE job_id = $1")
+        .bind(job_id)
+        .fetch_optional_on(store)
+        .await?;
+    row.map(|row| get(&row, "data")).transpose()
+}
+
+/// Unfinished (queued or running) jobs of the integration's `direction`,
+/// counted up to `up_to` (the caller's limit: a long queue is not read
+/// whole to be refused). Running ones count too, so a job that waits
+/// (deferred, claimed again) counts the same in every state.
+pub(crate) async fn count_unfinished(
+    store: &SqlStore,
+    integration_id: &str,
+    direction: &str,
+    up_to: u64,
+) -> Result<u64> {
+    // The partial index of unfinished jobs per chat serves it.
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS queued FROM (SELECT 1 FROM bridge_jobs \
+         WHERE integration_id = $1 AND status IN ('queued', 'running') \
+         AND direction = $2 LIMIT $3) capped",
+    )
+    .bind(integration_id)
+    .bind(direction)
+    .bind(i64::try_from(up_to).unwrap_or(i64::MAX))
+    .fetch_one_on(store)
+    .await?;
+    Ok(u64::try_from(get::<i64>(&row, "queued")?).unwrap_or(0))
 }
 
 pub(crate) async fn park_orphan(
@@ -368,7 +430,11 @@ pub(crate) async fn park_orphan(
     .bind(job_id)
     .bind(integration_id);
     let done = store.write_turn().await.execute(query).await?;
-    Ok(done.rows_affected() > 0)
+    let parked = done.rows_affected() > 0;
+    if parked {
+        drop_blob(store, job_id).await?;
+    }
+    Ok(parked)
 }
 
 /// Inside the transaction that replaces `from` by `to`: moves `from`'s jobs

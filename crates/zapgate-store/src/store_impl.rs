@@ -170,6 +170,19 @@ impl Store for SqlStore {
         jobs::enqueue(self, new).await
     }
 
+    async fn job_blob(&self, job_id: i64) -> Result<Option<Vec<u8>>> {
+        jobs::blob(self, job_id).await
+    }
+
+    async fn count_unfinished_jobs(
+        &self,
+        integration_id: &str,
+        direction: &str,
+        up_to: u64,
+    ) -> Result<u64> {
+        jobs::count_unfinished(self, integration_id, direction, up_to).await
+    }
+
     async fn claim_jobs(
         &self,
         now_ms: i64,

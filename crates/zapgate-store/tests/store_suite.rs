@@ -156,6 +156,8 @@ suite!(
     replay_dead_jobs_requeues_dead_letters,
     dead_job_summary_counts_and_shows_the_newest_error,
     take_jobs_removes_and_returns_every_job,
+    job_blobs_are_stored_with_their_job_and_go_when_it_ends,
+    unfinished_jobs_are_counted_per_integration_and_direction_up_to_a_limit,
     deleting_an_instance_deletes_its_jobs,
     message_links_round_trip_and_ignore_duplicates,
     chat_links_upsert_and_follow_their_conversation,
@@ -1113,6 +1115,7 @@ fn new_job(instance_id: &str, integration_id: &str, chat: &str, key: &str, run_a
         dedupe_key: key.to_owned(),
         payload: format!("{{\"key\":\"{key}\"}}"),
         run_at_ms: run_at,
+        blob: None,
     }
 }
 
@@ -1655,6 +1658,97 @@ async fn dead_job_summary_counts_and_shows_the_newest_error(db: Db) {
     assert_eq!(
         store.dead_job_summary("int_2").await.unwrap(),
         (1, Some("other".into()))
+    );
+}
+
+async fn blob_rows(db: &Db) -> i64 {
+    let raw = db.raw().await;
+    let n = sqlx::query_scalar("SELECT COUNT(*) FROM bridge_job_blobs")
+        .fetch_one(&raw)
+        .await
+        .unwrap();
+    raw.close().await;
+    n
+}
+
+async fn job_blobs_are_stored_with_their_job_and_go_when_it_ends(db: Db) {
+    let store = db.store().await;
+    let ins = job_instance(&store, "blobs").await;
+    let with_blob = |key: &str, data: &'static [u8]| NewJob {
+        blob: Some(data.into()),
+        ..new_job(&ins, "int_1", key, key, NOW)
+    };
+    let stored = store
+        .enqueue_jobs(&[
+            with_blob("done", b"sent bytes"),
+            with_blob("parked", b"dead bytes"),
+            new_job(&ins, "int_1", "plain", "plain", NOW),
+            with_blob("deleted", b"deleted bytes"),
+            // A key stored twice: the first job and its blob count.
+            with_blob("done", b"other bytes"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(stored, 4);
+    // A repeat of a stored key stores no second blob.
+    store
+        .enqueue_jobs(&[with_blob("parked", b"again")])
+        .await
+        .unwrap();
+    assert_eq!(blob_rows(&db).await, 3);
+    let id = |key: &'static str| job_id(&db, key);
+    let (done, parked, plain) = (id("done").await, id("parked").await, id("plain").await);
+    assert_eq!(
+        store.job_blob(done).await.unwrap().as_deref(),
+        Some(&b"sent bytes"[..])
+    );
+    assert_eq!(store.job_blob(plain).await.unwrap(), None);
+
+    store.complete_job(done, None).await.unwrap();
+    assert_eq!(store.job_blob(done).await.unwrap(), None);
+    store.park_job(parked, "boom").await.unwrap();
+    assert_eq!(store.job_blob(parked).await.unwrap(), None);
+    assert_eq!(store.dead_job_summary("int_1").await.unwrap().0, 1);
+    assert_eq!(blob_rows(&db).await, 1);
+    // Jobs deleted another way (here: taken) take their blobs too.
+    store.take_jobs("int_1").await.unwrap();
+    assert_eq!(blob_rows(&db).await, 0);
+}
+
+async fn unfinished_jobs_are_counted_per_integration_and_direction_up_to_a_limit(db: Db) {
+    let store = db.store().await;
+    let ins = job_instance(&store, "count").await;
+    let outbound = |integration: &str, key: &str| NewJob {
+        direction: "outbound",
+        ..new_job(&ins, integration, key, key, NOW)
+    };
+    store
+        .enqueue_jobs(&[
+            outbound("int_1", "a"),
+            outbound("int_1", "b"),
+            outbound("int_1", "c"),
+            outbound("int_1", "d"),
+            new_job(&ins, "int_1", "in", "in", NOW),
+            outbound("int_2", "e"),
+        ])
+        .await
+        .unwrap();
+    let count = |up_to| store.count_unfinished_jobs("int_1", "outbound", up_to);
+    assert_eq!(count(100).await.unwrap(), 4);
+    assert_eq!(count(2).await.unwrap(), 2);
+    // Running jobs count; dead and finished ones do not.
+    let claimed = claim(&store, NOW).await;
+    assert_eq!(keys(&claimed), ["a", "b", "c", "d", "in", "e"]);
+    assert_eq!(count(100).await.unwrap(), 4);
+    store.park_job(claimed[0].id, "boom").await.unwrap();
+    store.complete_job(claimed[1].id, None).await.unwrap();
+    assert_eq!(count(100).await.unwrap(), 2);
+    assert_eq!(
+        store
+            .count_unfinished_jobs("int_2", "outbound", 100)
+            .await
+            .unwrap(),
+        1
     );
 }
 

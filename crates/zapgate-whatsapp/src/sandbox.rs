@@ -593,7 +593,7 @@ impl SandboxProvider {
                         kind: remote.kind,
                         mimetype: remote.mimetype,
                         file_name: remote.file_name,
-                        data,
+                        data: data.into(),
                     });
                 }
                 // As the web provider: delivered without it, saying why.

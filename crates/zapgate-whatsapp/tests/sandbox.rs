@@ -253,7 +253,7 @@ async fn sends_land_in_the_outbox_in_order() {
         kind: MediaKind::Image,
         mimetype: "image/png".into(),
         file_name: Some("a.png".into()),
-        data: b"png bytes".to_vec(),
+        data: b"png bytes".to_vec().into(),
     };
     let first = provider
         .send(
@@ -518,7 +518,7 @@ async fn inbound_media_and_generated_ids() {
         kind: MediaKind::Audio,
         mimetype: "audio/ogg".into(),
         file_name: None,
-        data: vec![1, 2, 3],
+        data: vec![1, 2, 3].into(),
     };
     let a = provider
         .inbound(

@@ -189,6 +189,8 @@ variables! {
         "request body limit (413 above)";
     MAX_MEDIA_BODY_BYTES = "ZAPGATE_MAX_MEDIA_BODY_BYTES", Value("67108864"),
         "body limit on media routes, and the largest media downloaded";
+    MEDIA_SENDS = "ZAPGATE_MEDIA_SENDS", Value("8"),
+        "`POST /api/message/media` requests handled at once (their bodies included); one more is answered 429 with `Retry-After`";
     CONNECT_TIMEOUT_SECS = "ZAPGATE_CONNECT_TIMEOUT_SECS", Value("60"),
         "how long connect waits for the first QR or pairing code";
     HEADER_TIMEOUT_SECS = "ZAPGATE_HEADER_TIMEOUT_SECS", Value("10"),
@@ -229,6 +231,8 @@ variables! {
         "deadline of each Chatwoot call a delivery makes (a slow Chatwoot is retried later)";
     BRIDGE_JOBS_PER_INTEGRATION = "ZAPGATE_BRIDGE_JOBS_PER_INTEGRATION", Value("8"),
         "deliveries of one integration running at once in a process (of 32), so a slow Chatwoot cannot hold them all";
+    BRIDGE_MAX_QUEUED_PER_INTEGRATION = "ZAPGATE_BRIDGE_MAX_QUEUED_PER_INTEGRATION", Value("1000"),
+        "agent replies of one integration queued (or running) past which its Chatwoot webhook answers 429; the reconciler sends the refused ones later (WhatsApp messages are never refused)";
     RECONCILE_INTERVAL_SECS = "ZAPGATE_RECONCILE_INTERVAL_SECS", Value("60"),
         "how often lost agent replies are looked for (`0`: off)";
     RECONCILE_GRACE_SECS = "ZAPGATE_RECONCILE_GRACE_SECS", Value("15"),
@@ -375,6 +379,7 @@ impl Config {
         let body_limits = BodyLimits {
             default: env.number(MAX_BODY_BYTES, 1024)?,
             media: env.number(MAX_MEDIA_BODY_BYTES, 1024)?,
+            media_sends: env.number(MEDIA_SENDS, 1)?,
         };
         let media_downloads = env.number(MEDIA_DOWNLOADS, 1)?;
         let provider = match env.value(WHATSAPP_PROVIDER).as_str() {
@@ -420,6 +425,7 @@ impl Config {
             refused_retry: env.seconds(BRIDGE_REFUSED_RETRY_SECS, 1)?,
             call_timeout: env.seconds(BRIDGE_CALL_TIMEOUT_SECS, 1)?,
             per_integration: env.number(BRIDGE_JOBS_PER_INTEGRATION, 1)?,
+            max_queued: env.number(BRIDGE_MAX_QUEUED_PER_INTEGRATION, 1)?,
             reconcile_interval: env.seconds(RECONCILE_INTERVAL_SECS, 0)?,
             reconcile_grace: env.seconds(RECONCILE_GRACE_SECS, 0)?,
             media_limit: body_limits.media,

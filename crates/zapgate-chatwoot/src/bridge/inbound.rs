@@ -72,7 +72,9 @@ impl Bridge {
             return Ok(Some(posted(integration, message, &link, existing)));
         }
 
-        let new = self.new_message(integration, message, source_id).await?;
+        let new = self
+            .new_message(job.id, integration, message, source_id)
+            .await?;
         match client.create_message(link.conversation_id, new).await {
             Ok(created) => Ok(Some(posted(integration, message, &link, created.id))),
             Err(ChatwootError::Status { status: 404, .. }) => {
@@ -159,6 +161,7 @@ impl Bridge {
 
     async fn new_message(
         &self,
+        job_id: i64,
         integration: &Integration,
         message: &InboundJob,
         source_id: String,
@@ -182,20 +185,29 @@ impl Bridge {
             }
             None => None,
         };
-        let attachments = match &message.media {
-            Some(media) => vec![Attachment {
-                file_name: media
-                    .file_name
-                    .clone()
-                    .filter(|n| !n.is_empty())
-                    .unwrap_or_else(|| default_file_name(&media.kind, &media.mimetype)),
-                mimetype: media.mimetype.clone(),
-                data: media.bytes()?,
-            }],
-            None => Vec::new(),
-        };
+        let mut content = render::inbound_content(message);
+        let mut attachments = Vec::new();
+        if let Some(media) = &message.media {
+            let data = match media.inline_bytes()? {
+                Some(data) => Some(data),
+                None => self.store.job_blob(job_id).await?,
+            };
+            match data {
+                Some(data) => attachments.push(Attachment {
+                    file_name: media
+                        .file_name
+                        .clone()
+                        .filter(|n| !n.is_empty())
+                        .unwrap_or_else(|| default_file_name(&media.kind, &media.mimetype)),
+                    mimetype: media.mimetype.clone(),
+                    data,
+                }),
+                // A dead letter replayed: its media went when it was parked.
+                None => content = Some(render::media_gone(content)),
+            }
+        }
         Ok(NewMessage {
-            content: render::inbound_content(message),
+            content,
             message_type: if message.from_me {
                 "outgoing"
             } else {

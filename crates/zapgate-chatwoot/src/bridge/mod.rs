@@ -67,6 +67,10 @@ pub struct BridgeConfig {
     /// Jobs of one integration running at once (of `batch`): a Chatwoot that
     /// hangs holds at most these.
     pub per_integration: u32,
+    /// Queued agent messages of one integration past which its webhook
+    /// refuses more (429): a flood of webhooks cannot grow the queue
+    /// without bound, and what was refused the reconciler finds later.
+    pub max_queued: u32,
     /// How often the reconciler looks for agent messages whose webhook never
     /// came; zero turns it off.
     pub reconcile_interval: Duration,
@@ -94,6 +98,7 @@ impl Default for BridgeConfig {
             refused_retry: Duration::from_secs(60),
             call_timeout: Duration::from_secs(30),
             per_integration: 8,
+            max_queued: 1000,
             reconcile_interval: Duration::from_secs(60),
             reconcile_grace: Duration::from_secs(15),
             media_limit: 64 * 1024 * 1024,

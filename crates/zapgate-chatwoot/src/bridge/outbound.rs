@@ -93,7 +93,7 @@ impl Bridge {
                             kind: media_kind_for(&attachment.file_type, &download.mimetype),
                             mimetype: download.mimetype,
                             file_name: Some(download.file_name),
-                            data: download.data,
+                            data: download.data.into(),
                         },
                         // The text rides on the first attachment as its caption.
                         caption: if part == 0 { text.clone() } else { None },

@@ -50,7 +50,8 @@ impl JobPayload {
     }
 }
 
-/// A WhatsApp message, with media inline (base64) so the job is whole.
+/// A WhatsApp message; its media bytes are the job's blob
+/// ([`zapgate_core::jobs::NewJob::blob`]), out of the JSON.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InboundJob {
     pub id: String,
@@ -73,13 +74,21 @@ pub struct MediaJob {
     pub kind: String,
     pub mimetype: String,
     pub file_name: Option<String>,
+    /// The bytes inline, in jobs stored before blobs existed; empty (and
+    /// not written) when they are the job's blob.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub base64: String,
 }
 
 impl MediaJob {
-    pub fn bytes(&self) -> Result<Vec<u8>> {
+    /// The inline bytes, when the job carries them so.
+    pub fn inline_bytes(&self) -> Result<Option<Vec<u8>>> {
+        if self.base64.is_empty() {
+            return Ok(None);
+        }
         base64::engine::general_purpose::STANDARD
             .decode(&self.base64)
+            .map(Some)
             .map_err(Error::internal)
     }
 }
@@ -103,12 +112,13 @@ impl From<&InboundMessage> for InboundJob {
     }
 }
 
+/// The media's description; its bytes go to the job's blob.
 pub fn media_job(media: &Media) -> MediaJob {
     MediaJob {
         kind: media.kind.as_str().to_owned(),
         mimetype: media.mimetype.clone(),
         file_name: media.file_name.clone(),
-        base64: base64::engine::general_purpose::STANDARD.encode(&media.data),
+        base64: String::new(),
     }
 }
 

@@ -1,8 +1,10 @@
-//! Chatwoot sends each webhook once. When zapgate was down or the network
-//! dropped it, an agent's reply would be lost; the reconciler reads the
-//! recent messages of the bridge's open conversations and queues every
+//! Chatwoot sends each webhook once. When zapgate was down, the network
+//! dropped it or the webhook refused it (the integration's queue was full),
+//! an agent's reply would be lost; the reconciler reads the messages of the
+//! bridge's open conversations past each one's watermark and queues every
 //! agent message that has not been sent, under the same idempotency key the
-//! webhook uses, so each is sent exactly once.
+//! webhook uses, so each is sent exactly once. It too stops at the queue
+//! limit, leaving the rest for a later pass.
 
 use std::sync::Arc;
 
@@ -123,43 +125,52 @@ impl Bridge {
                 else {
                     continue;
                 };
+                // From the watermark on, not the latest page: a burst of
+                // replies the webhook refused (queue full) is read whole,
+                // a page per pass.
                 let messages = client
-                    .latest_messages(conversation.id)
+                    .messages_after(conversation.id, link.reconciled_message_id)
                     .await
                     .map_err(zapgate_core::Error::internal)?;
                 let mut watermark = link.reconciled_message_id;
-                for message in messages
-                    .iter()
-                    .filter(|m| m.id > link.reconciled_message_id)
-                {
+                let mut full = false;
+                for message in &messages {
                     if message.created_at > cutoff {
                         // Too fresh: its webhook may still be on the way.
                         break;
                     }
+                    if is_agent_reply(message)
+                        && message.created_at >= since
+                        && self
+                            .store
+                            .find_messages_by_chatwoot(&integration.id, message.id)
+                            .await?
+                            .is_empty()
+                    {
+                        // The queue is full: the watermark stays before this
+                        // message, so a later pass sends it.
+                        if !self.has_room(&integration.id).await? {
+                            full = true;
+                            break;
+                        }
+                        let job = agent_job(conversation.id, message);
+                        let new = outbound_job(
+                            integration,
+                            "out",
+                            &job,
+                            JobPayload::AgentMessage(Box::new(job.clone())),
+                        )?;
+                        queued += self.store.enqueue_jobs(&[new]).await? as usize;
+                    }
                     watermark = message.id;
-                    if !is_agent_reply(message) || message.created_at < since {
-                        continue;
-                    }
-                    let sent = self
-                        .store
-                        .find_messages_by_chatwoot(&integration.id, message.id)
-                        .await?;
-                    if !sent.is_empty() {
-                        continue;
-                    }
-                    let job = agent_job(conversation.id, message);
-                    let new = outbound_job(
-                        integration,
-                        "out",
-                        &job,
-                        JobPayload::AgentMessage(Box::new(job.clone())),
-                    )?;
-                    queued += self.store.enqueue_jobs(&[new]).await? as usize;
                 }
                 if watermark > link.reconciled_message_id {
                     self.store
                         .set_reconciled(&integration.id, conversation.id, watermark)
                         .await?;
+                }
+                if full {
+                    return Ok(queued);
                 }
             }
         }

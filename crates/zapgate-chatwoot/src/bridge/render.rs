@@ -28,6 +28,16 @@ pub fn inbound_content(message: &InboundJob) -> Option<String> {
     body
 }
 
+/// The content of a message whose media is no longer stored (it was
+/// dropped when the job was parked as a dead letter, then replayed).
+pub fn media_gone(content: Option<String>) -> String {
+    const GONE: &str = "📎 The media of this message is no longer available";
+    match content {
+        Some(content) => format!("{content}\n\n{GONE}"),
+        None => GONE.to_owned(),
+    }
+}
+
 /// `Maria (+5511988887777)`, or the number alone.
 fn sender_label(message: &InboundJob) -> String {
     let number = message

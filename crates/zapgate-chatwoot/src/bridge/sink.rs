@@ -95,6 +95,7 @@ impl Subscriber for BridgeSink {
                     }
                     .to_json()?,
                     run_at_ms: now_ms(),
+                    blob: None,
                 };
                 self.store.enqueue_jobs(&[job]).await?;
                 self.bridge.nudge();
@@ -147,6 +148,8 @@ pub(crate) fn inbound_job(
         dedupe_key: format!("in:{}:{}", integration.id, message.id),
         payload: JobPayload::Inbound(Box::new(InboundJob::from(message))).to_json()?,
         run_at_ms: now_ms(),
+        // The same bytes the message holds, not a copy.
+        blob: message.media.as_ref().map(|m| m.data.clone()),
     }))
 }
 
@@ -169,6 +172,7 @@ fn group_note_job(integration: &Integration, change: &GroupChange) -> Result<Opt
         dedupe_key: format!("grp:{}:{}", integration.id, change.id),
         payload: payload.to_json()?,
         run_at_ms: now_ms(),
+        blob: None,
     }))
 }
 

@@ -20,6 +20,8 @@ use super::{
 };
 
 pub const INVALID_WEBHOOK: &str = "Invalid webhook credentials";
+/// The webhook's answer while the integration's queue is full.
+pub const QUEUE_FULL: &str = "Too many agent messages queued for this integration";
 /// The direction of a tombstone link: an agent message deleted before it
 /// was sent.
 pub(super) const DELETED: &str = "deleted";
@@ -117,6 +119,10 @@ impl Bridge {
         prefix: &str,
         message: AgentMessageJob,
     ) -> Result<WebhookOutcome> {
+        if !self.has_room(&integration.id).await? {
+            tracing::info!(integration_id = %integration.id, message_id = message.message_id, "agent message refused: the integration's queue is full (the reconciler sends it later)");
+            return Err(Error::RateLimited(QUEUE_FULL.to_owned()));
+        }
         let job = outbound_job(
             integration,
             prefix,
@@ -126,6 +132,17 @@ impl Bridge {
         self.store.enqueue_jobs(&[job]).await?;
         self.nudge();
         Ok(WebhookOutcome::Queued)
+    }
+
+    /// Whether the integration has fewer than `max_queued` agent messages
+    /// queued.
+    pub(super) async fn has_room(&self, integration_id: &str) -> Result<bool> {
+        let limit = u64::from(self.config.max_queued);
+        let queued = self
+            .store
+            .count_unfinished_jobs(integration_id, OUTBOUND, limit)
+            .await?;
+        Ok(queued < limit)
     }
 
     /// A deletion, or Chatwoot's Retry on a failed message. The rest (our
@@ -311,6 +328,7 @@ pub(super) fn outbound_job(
         dedupe_key: format!("{prefix}:{}:{}", integration.id, message.message_id),
         payload: payload.to_json()?,
         run_at_ms: now_ms(),
+        blob: None,
     })
 }
 

@@ -1,9 +1,13 @@
 //! Sending messages (`/api/message/text`, `/api/message/media`). What the API
 //! sends also shows in the instance's Chatwoot inbox, as outgoing.
 
+use std::sync::Arc;
+
 use axum::{
     Extension, Json, Router,
-    extract::{DefaultBodyLimit, Path, State},
+    extract::{DefaultBodyLimit, MatchedPath, Path, Request, State},
+    middleware::Next,
+    response::Response,
     routing::post,
 };
 use base64::Engine;
@@ -17,22 +21,53 @@ use zapgate_core::{
 
 use super::message_kinds::{MAX_SOURCE, delay_secs, optional, pause};
 
+use tokio::sync::Semaphore;
+
 use crate::{
-    AppState, auth::Caller, envelope::ErrorOut, error::ApiResult, extract::JsonBody,
+    AppState,
+    auth::Caller,
+    envelope::ErrorOut,
+    error::{ApiResult, retry_after},
+    extract::JsonBody,
     idempotency::SendId,
 };
 
 const MAX_TEXT_LEN: usize = 65_536;
 const MAX_ID_LEN: usize = 128;
 
+const MEDIA_ROUTE: &str = "/api/message/media/{instance}";
+pub const MEDIA_SENDS_BUSY: &str = "Too many media sends in progress. Try again shortly.";
+
 pub fn router(media_body_limit: usize) -> Router<AppState> {
     Router::new()
         .route("/api/message/text/{instance}", post(text))
         .route(
-            "/api/message/media/{instance}",
+            MEDIA_ROUTE,
             post(media).layer(DefaultBodyLimit::max(media_body_limit)),
         )
         .merge(super::message_kinds::router(media_body_limit))
+}
+
+/// Bounds the media sends in flight (`ZAPGATE_MEDIA_SENDS`): one more is
+/// answered 429 before its body is read, rather than waiting, so what
+/// media sends hold in memory stays within that many bodies (plus one
+/// decoded copy each) and a waiting client does not hold a connection.
+pub async fn media_gate(
+    State(sends): State<Arc<Semaphore>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let is_media = request
+        .extensions()
+        .get::<MatchedPath>()
+        .is_some_and(|p| p.as_str() == MEDIA_ROUTE);
+    if !is_media {
+        return next.run(request).await;
+    }
+    let Ok(_permit) = sends.try_acquire_owned() else {
+        return retry_after(Error::RateLimited(MEDIA_SENDS_BUSY.to_owned()), 1);
+    };
+    next.run(request).await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -203,6 +238,7 @@ enum MediaType {
         (status = 200, body = SentOut),
         (status = 400, description = "number is required / mediaType ... / send mediaUrl or mediaBase64, not both", body = ErrorOut),
         (status = 404, description = "Instance not found / Message not found (replyTo)", body = ErrorOut),
+        (status = 429, description = "Too many media sends in progress (`ZAPGATE_MEDIA_SENDS`); `Retry-After` says when to try again", body = ErrorOut),
         (status = 502, description = "the media URL could not be fetched", body = ErrorOut),
         (status = 503, description = "Instance is not connected to WhatsApp", body = ErrorOut),
     ),
@@ -227,12 +263,8 @@ async fn media(
             );
         }
     };
-    let (data, fetched_mimetype, fetched_name) = media_bytes(
-        &state,
-        body.media_url.as_deref(),
-        body.media_base64.as_deref(),
-    )
-    .await?;
+    let (data, fetched_mimetype, fetched_name) =
+        media_bytes(&state, body.media_url, body.media_base64).await?;
     let mimetype = body
         .mime_type
         .filter(|m| !m.is_empty() && m.len() <= 128)
@@ -260,8 +292,9 @@ async fn media(
         kind,
         mimetype,
         file_name,
-        data,
+        data: data.into(),
     };
+    // The echo shares the bytes (`Media::data`), it does not copy them.
     let mut echo = own_message(&to, caption.clone(), Some(media.clone()), quoted_id.clone());
     echo.source = source.clone();
     let outgoing = Outgoing::Media {
@@ -281,28 +314,24 @@ async fn media(
 }
 
 /// The bytes from exactly one of `mediaUrl` (an http(s) URL, fetched with
-/// the address guard, or a base64 data URL) and `mediaBase64`.
+/// the address guard, or a base64 data URL) and `mediaBase64`. Base64 is
+/// decoded in the string's own buffer: the decoded bytes are the only copy
+/// beside the request body.
 async fn media_bytes(
     state: &AppState,
-    url: Option<&str>,
-    base64: Option<&str>,
+    url: Option<String>,
+    base64: Option<String>,
 ) -> Result<(Vec<u8>, Option<String>, Option<String>), Error> {
-    let decode = |raw: &str| {
-        let payload = raw.split_once("base64,").map_or(raw, |(_, b)| b);
-        base64::engine::general_purpose::STANDARD
-            .decode(payload.trim())
-            .map_err(|_| Error::bad_request("mediaBase64 is not valid base64"))
-    };
     match (
         url.filter(|u| !u.is_empty()),
         base64.filter(|b| !b.is_empty()),
     ) {
         (Some(_), Some(_)) => Err(Error::bad_request("send mediaUrl or mediaBase64, not both")),
         (None, None) => Err(Error::bad_request("mediaUrl or mediaBase64 is required")),
-        (None, Some(b)) => Ok((decode(b)?, None, None)),
-        (Some(u), None) if u.starts_with("data:") => Ok((decode(u)?, None, None)),
+        (None, Some(b)) => Ok((decode_in_place(b)?, None, None)),
+        (Some(u), None) if u.starts_with("data:") => Ok((decode_in_place(u)?, None, None)),
         (Some(u), None) => {
-            let download = state.downloader.fetch(u).await.map_err(|e| match e {
+            let download = state.downloader.fetch(&u).await.map_err(|e| match e {
                 zapgate_chatwoot::download::Failure::Rejected { error } => {
                     Error::bad_request(format!("mediaUrl: {error}"))
                 }
@@ -317,6 +346,44 @@ async fn media_bytes(
             ))
         }
     }
+}
+
+/// Standard base64 (after a data URL's `base64,`, surrounding whitespace
+/// ignored) decoded into `text`'s own buffer. Each chunk is decoded to a
+/// place before the text still to be read (3 bytes out per 4 in), so the
+/// buffer is never read after it was written.
+fn decode_in_place(text: String) -> Result<Vec<u8>, Error> {
+    /// A multiple of 4: only the last chunk may hold padding.
+    const CHUNK: usize = 4096;
+    let invalid = || Error::bad_request("mediaBase64 is not valid base64");
+    let mut buf = text.into_bytes();
+    let start = buf
+        .windows(7)
+        .position(|w| w == b"base64,")
+        .map_or(0, |at| at + 7);
+    let payload = &buf[start..];
+    let skip = payload
+        .iter()
+        .take_while(|b| b.is_ascii_whitespace())
+        .count();
+    let trailing = payload
+        .iter()
+        .rev()
+        .take_while(|b| b.is_ascii_whitespace())
+        .count();
+    let (mut read, end) = (start + skip, buf.len() - trailing.min(payload.len() - skip));
+    let mut written = 0;
+    let mut chunk = [0u8; CHUNK];
+    while read < end {
+        let n = (end - read).min(CHUNK);
+        chunk[..n].copy_from_slice(&buf[read..read + n]);
+        read += n;
+        written += base64::engine::general_purpose::STANDARD
+            .decode_slice(&chunk[..n], &mut buf[written..])
+            .map_err(|_| invalid())?;
+    }
+    buf.truncate(written);
+    Ok(buf)
 }
 
 fn default_mimetype(kind: MediaKind) -> &'static str {
@@ -376,5 +443,41 @@ pub(super) fn sent_out(
             message_type,
             source: None,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decoded(text: &str) -> Result<Vec<u8>, Error> {
+        decode_in_place(text.to_owned())
+    }
+
+    #[test]
+    fn base64_decodes_like_the_engine() {
+        let data: Vec<u8> = (0..20_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let text = base64::engine::general_purpose::STANDARD.encode(&data);
+        for len in [0, 1, 2, 3, 3071, 3072, 3073, 20_000] {
+            let text = base64::engine::general_purpose::STANDARD.encode(&data[..len]);
+            assert_eq!(decoded(&text).unwrap(), &data[..len], "{len} bytes");
+        }
+        let url = format!("data:image/png;base64,{text}");
+        assert_eq!(decoded(&url).unwrap(), data);
+        assert_eq!(decoded(&format!("  {text}\n")).unwrap(), data);
+        assert!(decoded("not base64!").is_err());
+        assert!(decoded(&text[..text.len() - 1]).is_err());
+    }
+
+    /// The decoded bytes live in the buffer the text came in: no second
+    /// buffer the size of the media is made.
+    #[test]
+    fn base64_is_decoded_in_the_texts_own_buffer() {
+        let data = vec![7u8; 1 << 20];
+        let text = base64::engine::general_purpose::STANDARD.encode(&data);
+        let before = text.as_ptr();
+        let out = decode_in_place(text).unwrap();
+        assert_eq!(out, data);
+        assert_eq!(out.as_ptr(), before);
     }
 }

@@ -320,7 +320,7 @@ async fn send_sticker(
         kind: MediaKind::Sticker,
         mimetype: "image/webp".to_owned(),
         file_name: None,
-        data: webp,
+        data: webp.into(),
     };
     let outgoing = Outgoing::Media {
         to: common.to.clone(),

@@ -512,7 +512,7 @@ impl InboundIn {
                             kind,
                             mimetype,
                             file_name,
-                            data,
+                            data: data.into(),
                         };
                         (Some(media), None)
                     }

@@ -1,6 +1,7 @@
 //! `POST /chatwoot/webhook/:bridge_integration_id/:secret`: where Chatwoot's
 //! inbox calls us. Not rate limited (Chatwoot never retries); answers as soon
-//! as the work is stored. The path secret is checked before the body is
+//! as the work is stored, or 429 while the integration's queue of agent
+//! replies is full (`ZAPGATE_BRIDGE_MAX_QUEUED_PER_INTEGRATION`). The path secret is checked before the body is
 //! read, so a caller without it cannot make us read (or wait for) a body.
 
 use axum::{
@@ -8,6 +9,7 @@ use axum::{
     body::Bytes,
     extract::{FromRequest, Path, Request, State},
     http::StatusCode,
+    response::{IntoResponse, Response},
     routing::post,
 };
 use zapgate_chatwoot::{
@@ -16,7 +18,11 @@ use zapgate_chatwoot::{
 };
 use zapgate_core::{Error, messages};
 
-use crate::{AppState, envelope::MessageOut, error::ApiResult};
+use crate::{
+    AppState,
+    envelope::MessageOut,
+    error::{ApiResult, retry_after},
+};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/chatwoot/webhook/{integration}/{secret}", post(receive))
@@ -26,7 +32,7 @@ async fn receive(
     State(state): State<AppState>,
     Path((integration, secret)): Path<(String, String)>,
     req: Request,
-) -> ApiResult<Json<MessageOut>> {
+) -> ApiResult<Response> {
     let bridge = state
         .bridge
         .as_ref()
@@ -52,11 +58,20 @@ async fn receive(
         }),
         _ => None,
     };
-    let outcome = bridge
-        .accept_webhook(&integration, signature, &body)
-        .await?;
+    let outcome = match bridge.accept_webhook(&integration, signature, &body).await {
+        Ok(outcome) => outcome,
+        // The integration's queue is full. Chatwoot does not retry (the
+        // reconciler sends the message later); another sender may.
+        Err(err @ Error::RateLimited(_)) => return Ok(retry_after(err, QUEUE_FULL_RETRY_SECS)),
+        Err(err) => return Err(err.into()),
+    };
     Ok(Json(MessageOut::new(match outcome {
         WebhookOutcome::Queued => "queued",
         WebhookOutcome::Ignored => "ignored",
-    })))
+    }))
+    .into_response())
 }
+
+/// `Retry-After` of a refusal for a full queue: about what a few claims
+/// take to make room.
+const QUEUE_FULL_RETRY_SECS: u32 = 30;

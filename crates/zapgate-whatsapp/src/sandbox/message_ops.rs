@@ -39,7 +39,7 @@ impl SandboxProvider {
             let mut library = self.library.lock().unwrap_or_else(|e| e.into_inner());
             if !library.files.iter().any(|(p, _)| *p == path) {
                 library.bytes += media.data.len();
-                library.files.push_back((path.clone(), media.data.clone()));
+                library.files.push_back((path.clone(), media.data.to_vec()));
                 while library.bytes > LIBRARY_BYTES {
                     let Some((_, gone)) = library.files.pop_front() else {
                         break;

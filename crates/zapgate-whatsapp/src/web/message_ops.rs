@@ -65,7 +65,7 @@ fn stored_media(media: &MediaRef, caption: Option<&str>) -> Result<wa::Message> 
         kind: media.kind,
         mimetype: media.mimetype.clone(),
         file_name: media.file_name.clone(),
-        data: Vec::new(),
+        data: Default::default(),
     };
     Ok(outbound::media(&described, uploaded, caption, None))
 }

@@ -286,7 +286,7 @@ mod tests {
             kind,
             mimetype: mimetype.to_owned(),
             file_name: file_name.map(str::to_owned),
-            data: b"bytes that were uploaded".to_vec(),
+            data: b"bytes that were uploaded".to_vec().into(),
         }
     }
 

@@ -56,7 +56,10 @@ pub(super) async fn send(
             let to = outbound::wa_jid(&to)?;
             let upload = client
                 .upload(
-                    media.data.clone(),
+                    // The library takes an owned buffer to encrypt on a
+                    // blocking thread; the bytes are shared with the echo,
+                    // so this is a copy (dropped once encrypted).
+                    media.data.to_vec(),
                     outbound::media_type(media.kind),
                     UploadOptions::default(),
                 )

@@ -641,7 +641,7 @@ impl InboundDurabilityHook for DurableInbound {
                             kind: pending.kind,
                             mimetype: pending.mimetype,
                             file_name: pending.file_name,
-                            data,
+                            data: data.into(),
                         });
                     }
                     // Retrying cannot help an expired, purged or oversized

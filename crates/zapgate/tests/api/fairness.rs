@@ -349,3 +349,170 @@ async fn set_inbox_webhook(double: &ChatwootDouble, tenant: &Tenant, inbox_id: i
         .unwrap();
     assert_eq!(reply.status().as_u16(), 200);
 }
+
+/// The status the tenant's webhook answered for the agent message whose
+/// content is `content` (waits for its delivery, up to 10 s).
+async fn webhook_status(double: &ChatwootDouble, content: &str) -> Option<u16> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let found = double
+            .webhook_deliveries()
+            .into_iter()
+            .find(|d| d.event == "message_created" && d.body["content"].as_str() == Some(content));
+        if let Some(delivery) = found {
+            return delivery.status_code;
+        }
+        assert!(Instant::now() < deadline, "no webhook for {content:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The texts the tenant's phone sent, in order.
+async fn sent_texts(server: &TestServer, tenant: &Tenant) -> Vec<String> {
+    let reply = server
+        .get(
+            &format!("/api/sandbox/{}/outbox", tenant.name),
+            Some(&tenant.token),
+        )
+        .await;
+    reply.body["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["text"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// One integration's queue of agent replies is bounded
+/// (`ZAPGATE_BRIDGE_MAX_QUEUED_PER_INTEGRATION`): past it, its webhook
+/// answers 429 with `Retry-After`, while another integration's replies are
+/// queued and sent as usual. Chatwoot does not retry a webhook, so the
+/// reconciler sends what was refused once there is room: every reply
+/// reaches WhatsApp once, in order.
+#[tokio::test]
+async fn a_flood_of_agent_replies_is_refused_past_the_queue_limit_and_reconciled_later() {
+    const LIMIT: usize = 3;
+    const FLOOD: usize = 8;
+    let double = ChatwootDouble::start().await;
+    let server = TestServer::start_with(
+        bridge_env()
+            .with(
+                "ZAPGATE_BRIDGE_MAX_QUEUED_PER_INTEGRATION",
+                &LIMIT.to_string(),
+            )
+            .with("ZAPGATE_RECONCILE_GRACE_SECS", "0")
+            // Replies waiting for the phone stay queued until it is back.
+            .with("ZAPGATE_BRIDGE_WAIT_POLL_MS", "600000"),
+    )
+    .await;
+    // Unsigned webhooks, so the test can post one of its own below.
+    double.set_signing(false);
+    let flooded = Tenant::start(&server, &double, "inundado", "5511999990001").await;
+    let other = Tenant::start(&server, &double, "vizinho", PHONE).await;
+    let first = flooded.inbound(&server, "5511988887777", "oi").await;
+    stored_at(&double, &flooded, &[first], 10).await;
+    let second = other.inbound(&server, "5511977776666", "olá").await;
+    stored_at(&double, &other, &[second], 10).await;
+    let conversation = |tenant: &Tenant| double.conversations(tenant.account_id)[0]["id"].as_i64();
+
+    // The flooded tenant's phone is offline: its replies wait in the queue.
+    let reply = server
+        .post(
+            "/api/sandbox/inundado/disconnect",
+            Some(&flooded.token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(reply.status.as_u16(), 200, "{}", reply.text);
+    let flooded_conversation = conversation(&flooded).unwrap();
+    let texts: Vec<String> = (0..FLOOD).map(|i| format!("inundado {i}")).collect();
+    let mut statuses = Vec::new();
+    for text in &texts {
+        double.agent_reply(
+            flooded.account_id,
+            flooded_conversation,
+            flooded.agent_id,
+            text,
+            Vec::new(),
+            false,
+            None,
+        );
+        statuses.push(webhook_status(&double, text).await);
+    }
+    let mut expected = vec![Some(200); LIMIT];
+    expected.resize(FLOOD, Some(429));
+    assert_eq!(statuses, expected);
+
+    // The refusal says when to come back, in the error envelope.
+    let webhook = double.inboxes(flooded.account_id)[0]["webhook_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let refused = reqwest::Client::new()
+        .post(&webhook)
+        .json(&json!({
+            "event": "message_created", "id": 999_999, "content": "mais uma",
+            "message_type": "outgoing", "private": false,
+            "conversation": {"id": flooded_conversation},
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 429);
+    assert_eq!(
+        refused
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("30")
+    );
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(
+        body["error"]["message"],
+        "Too many agent messages queued for this integration"
+    );
+
+    // The other integration is not affected.
+    double.agent_reply(
+        other.account_id,
+        conversation(&other).unwrap(),
+        other.agent_id,
+        "vizinho 0",
+        Vec::new(),
+        false,
+        None,
+    );
+    assert_eq!(webhook_status(&double, "vizinho 0").await, Some(200));
+    server.bridge_idle().await;
+    assert_eq!(sent_texts(&server, &other).await, ["vizinho 0"]);
+
+    // The phone is back: the queued replies go, then the reconciler's
+    // passes send the refused ones, a queue's worth at a time.
+    let reply = server
+        .post(
+            "/api/sandbox/inundado/reconnect",
+            Some(&flooded.token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(reply.status.as_u16(), 200, "{}", reply.text);
+    let bridge = server.bridge();
+    let mut passes = 0;
+    loop {
+        server.bridge_idle().await;
+        let sent = sent_texts(&server, &flooded).await;
+        if sent.len() >= FLOOD || passes == FLOOD {
+            assert_eq!(sent, texts, "after {passes} reconciler passes");
+            break;
+        }
+        let queued = bridge.reconcile_all().await.unwrap();
+        assert!(queued <= LIMIT, "a pass queued {queued}, past the limit");
+        passes += 1;
+    }
+    assert_eq!(passes, (FLOOD - LIMIT).div_ceil(LIMIT));
+    // Nothing more to send: a pass finds every reply sent.
+    assert_eq!(bridge.reconcile_all().await.unwrap(), 0);
+    server.bridge_idle().await;
+    assert_eq!(sent_texts(&server, &flooded).await, texts);
+    server.stop().await;
+}

@@ -20,6 +20,7 @@ mod harness;
 mod hygiene;
 mod inbound_media;
 mod instance;
+mod media_sends;
 mod message_store;
 mod profile;
 mod rate_limit;
