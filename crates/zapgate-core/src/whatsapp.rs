@@ -156,6 +156,18 @@ mod b64 {
     }
 }
 
+/// What a send carries around its content besides the quoted id: the
+/// people it @-mentions, and for a private reply the group the quoted
+/// message was written in.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SendContext {
+    /// Phone jids or LIDs, notified as mentioned (groups only).
+    pub mentions: Vec<Jid>,
+    /// A private reply: the group of the quoted message, whose author the
+    /// message goes to.
+    pub quoted_chat: Option<Jid>,
+}
+
 /// Something to send to WhatsApp.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outgoing {
@@ -163,12 +175,14 @@ pub enum Outgoing {
         to: Jid,
         text: String,
         quoted_id: Option<String>,
+        context: SendContext,
     },
     Media {
         to: Jid,
         media: Media,
         caption: Option<String>,
         quoted_id: Option<String>,
+        context: SendContext,
     },
     /// An empty `emoji` removes the reaction.
     Reaction {
@@ -197,12 +211,14 @@ pub enum Outgoing {
         to: Jid,
         location: Location,
         quoted_id: Option<String>,
+        context: SendContext,
     },
     /// One or more contact cards.
     Contacts {
         to: Jid,
         cards: Vec<ContactCard>,
         quoted_id: Option<String>,
+        context: SendContext,
     },
     Poll {
         to: Jid,
@@ -211,12 +227,48 @@ pub enum Outgoing {
         /// How many options one voter may pick.
         selectable: u32,
         quoted_id: Option<String>,
+        context: SendContext,
     },
     Event {
         to: Jid,
         event: EventInvite,
         quoted_id: Option<String>,
+        context: SendContext,
     },
+}
+
+impl Outgoing {
+    /// Points a new message at `to` with `context` (the send module's
+    /// private replies and mentions); kinds without a context only move.
+    pub fn readdress(&mut self, to: Jid, context: SendContext) {
+        match self {
+            Self::Text {
+                to: t, context: c, ..
+            }
+            | Self::Media {
+                to: t, context: c, ..
+            }
+            | Self::Location {
+                to: t, context: c, ..
+            }
+            | Self::Contacts {
+                to: t, context: c, ..
+            }
+            | Self::Poll {
+                to: t, context: c, ..
+            }
+            | Self::Event {
+                to: t, context: c, ..
+            } => {
+                *t = to;
+                *c = context;
+            }
+            Self::Reaction { to: t, .. }
+            | Self::Edit { to: t, .. }
+            | Self::Revoke { to: t, .. }
+            | Self::Read { chat: t, .. } => *t = to,
+        }
+    }
 }
 
 /// A place on the map.

@@ -193,6 +193,7 @@ async fn the_store_works_on_postgres() {
     };
     stores_inbound_and_sent_messages_with_their_statuses(&server).await;
     edits_revocations_and_deletes_apply(&server).await;
+    ignored_chats_stay_out(&server).await;
     server.stop().await;
 }
 
@@ -575,5 +576,90 @@ async fn forward_sends_text_and_media_by_their_stored_keys() {
         "{}",
         unknown.text
     );
+    server.stop().await;
+}
+
+/// With `ignoreGroupMessages` and `ignoreStatus` a group message or a status
+/// post (received, or sent through the API) is not stored; the same group
+/// is stored again once the setting is off.
+async fn ignored_chats_stay_out(server: &TestServer) {
+    let (_, account) = server.create_account("quiet", 5).await;
+    let token = server.create_instance(&account, "calada").await;
+    server.pair(&token, "calada", "5511900003333").await;
+    let set = |body: Value| {
+        let token = token.clone();
+        async move {
+            let reply = server
+                .post("/api/instance/settings/calada", Some(&token), body)
+                .await;
+            assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+        }
+    };
+    let inbound = |body: Value| {
+        let token = token.clone();
+        async move {
+            let reply = server
+                .post("/api/sandbox/calada/inbound", Some(&token), body)
+                .await;
+            assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+            reply.body["id"].as_str().unwrap().to_owned()
+        }
+    };
+    let stored = |id: String| {
+        let token = token.clone();
+        async move {
+            let reply = server
+                .get(
+                    &format!("/api/chat/getMessage/calada?messageId={id}"),
+                    Some(&token),
+                )
+                .await;
+            match reply.status {
+                StatusCode::OK => true,
+                _ => {
+                    reply.assert_error(404, "Message not found");
+                    false
+                }
+            }
+        }
+    };
+    let group = json!({"jid": "120363041234567890@g.us", "subject": "Loja"});
+    set(json!({"ignoreGroupMessages": true, "ignoreStatus": true})).await;
+    let in_group = inbound(json!({"from": CUSTOMER, "text": "Bom dia", "group": group})).await;
+    let post = inbound(json!({"from": CUSTOMER, "text": "Promo!", "statusPost": true})).await;
+    let in_dm = inbound(json!({"from": CUSTOMER, "text": "Oi"})).await;
+    let sent = server
+        .post(
+            "/api/message/text/calada",
+            Some(&token),
+            json!({"number": "120363041234567890@g.us", "message": "Olá, grupo"}),
+        )
+        .await;
+    let sent = sent_id(&sent);
+    // A receipt for the unstored message does not create it.
+    let receipt = server
+        .post(
+            "/api/sandbox/calada/receipt",
+            Some(&token),
+            json!({"id": sent, "status": "read"}),
+        )
+        .await;
+    assert_eq!(receipt.status, StatusCode::OK, "{}", receipt.text);
+    assert!(!stored(in_group).await, "an ignored group message is not stored");
+    assert!(!stored(post).await, "an ignored status post is not stored");
+    assert!(!stored(sent).await, "a send to an ignored group is not stored");
+    assert!(stored(in_dm).await, "other chats still are");
+
+    set(json!({"ignoreGroupMessages": false, "ignoreStatus": false})).await;
+    let in_group = inbound(json!({"from": CUSTOMER, "text": "Boa tarde", "group": group})).await;
+    let post = inbound(json!({"from": CUSTOMER, "text": "Promo 2", "statusPost": true})).await;
+    assert!(stored(in_group).await, "stored once groups are not ignored");
+    assert!(stored(post).await, "stored once status posts are not ignored");
+}
+
+#[tokio::test]
+async fn ignored_chats_are_not_stored() {
+    let server = TestServer::start().await;
+    ignored_chats_stay_out(&server).await;
     server.stop().await;
 }
