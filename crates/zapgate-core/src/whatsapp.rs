@@ -541,6 +541,29 @@ impl LabelChangeKind {
     }
 }
 
+/// A vote on a poll, as the provider decrypted it. WhatsApp names the
+/// options picked by the SHA-256 of their text; none picked withdraws the
+/// vote. A voter's later vote replaces the earlier one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PollVote {
+    /// The poll's message id.
+    pub poll_id: String,
+    pub chat: Jid,
+    pub voter: Jid,
+    /// SHA-256 of each option picked.
+    pub options: Vec<[u8; 32]>,
+    /// Unix milliseconds, the voter's.
+    pub timestamp_ms: i64,
+}
+
+impl PollVote {
+    /// What a vote names an option by.
+    pub fn option_hash(option: &str) -> [u8; 32] {
+        use sha2::Digest;
+        sha2::Sha256::digest(option.as_bytes()).into()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     Session(SessionStatus),
@@ -556,6 +579,8 @@ pub enum Event {
     Group(crate::groups::GroupChange),
     /// A label was edited, or put on or taken off a chat.
     Label(LabelChange),
+    /// Someone voted on a poll (kept by the message store).
+    PollVote(PollVote),
 }
 
 #[derive(Debug, Clone, PartialEq)]

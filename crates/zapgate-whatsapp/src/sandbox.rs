@@ -30,7 +30,7 @@ use zapgate_core::{
     whatsapp::{
         CallEvent, CallStatus, ChatPresence, Event, EventInvite, EventSink, Extra, InboundMessage,
         LabelChange, LabelChangeKind, Location, LoginCode, LoginMethod, Media, MediaKind, Outgoing,
-        ReceiptStatus, SendContext, SentMessage, WhatsApp, WhatsAppEvent,
+        PollVote, ReceiptStatus, SendContext, SentMessage, WhatsApp, WhatsAppEvent,
     },
 };
 
@@ -792,6 +792,48 @@ impl SandboxProvider {
             },
         )
         .await
+    }
+
+    /// `voter` votes `options` (by their text; none withdraws the vote) on
+    /// the poll `poll_id` the instance sent, as the web provider reports a
+    /// vote once decrypted: options by the SHA-256 of their text.
+    pub async fn vote(
+        &self,
+        instance_id: &str,
+        poll_id: &str,
+        voter: Jid,
+        options: &[String],
+    ) -> Result<()> {
+        let (chat, poll) = self
+            .slots()
+            .get(instance_id)
+            .and_then(|s| {
+                s.outbox
+                    .iter()
+                    .find(|e| e.id == poll_id)
+                    .and_then(|e| Some((e.to.clone(), e.poll.clone()?)))
+            })
+            .ok_or_else(|| Error::not_found(MESSAGE_NOT_FOUND))?;
+        // A phone offers only the poll's options, at most as many as it allows.
+        if let Some(unknown) = options.iter().find(|o| !poll.options.contains(o)) {
+            return Err(Error::bad_request(format!(
+                "invalid body: {unknown} is not an option of the poll"
+            )));
+        }
+        if options.len() > poll.selectable as usize {
+            return Err(Error::bad_request(format!(
+                "invalid body: the poll allows at most {} options",
+                poll.selectable
+            )));
+        }
+        let vote = PollVote {
+            poll_id: poll_id.to_owned(),
+            chat: Jid::parse(&chat)?,
+            voter,
+            options: options.iter().map(|o| PollVote::option_hash(o)).collect(),
+            timestamp_ms: now_ms(),
+        };
+        self.emit(instance_id, Event::PollVote(vote)).await
     }
 
     /// Sends what `entry` builds (given the id and time) to `to`, through

@@ -23,6 +23,9 @@ use crate::{
 };
 
 const MAX_TEXT_LEN: usize = 65_536;
+/// Previews are not fetched yet: `true` is refused, not dropped.
+const LINK_PREVIEW_UNSUPPORTED: &str =
+    "invalid body: linkPreview true is not supported yet (zapgate sends links without a preview)";
 const MAX_ID_LEN: usize = 128;
 
 pub fn router(media_body_limit: usize) -> Router<AppState> {
@@ -49,6 +52,9 @@ pub struct TextIn {
     /// Seconds (0 to 30) of "typing..." shown in the chat before sending.
     #[schema(maximum = 30)]
     delay: Option<u32>,
+    /// Only `false` for now: `true` (a fetched preview) is refused rather
+    /// than ignored.
+    link_preview: Option<bool>,
     /// A trace label (at most 100 characters), stored with the message and
     /// echoed in the answer.
     source: Option<String>,
@@ -119,7 +125,7 @@ fn reply_to(raw: Option<String>) -> Result<Option<String>, Error> {
     request_body = TextIn,
     responses(
         (status = 200, body = SentOut),
-        (status = 400, description = "number is required / message is required / Invalid phone number / invalid body: mention is only for group chats / ...", body = ErrorOut),
+        (status = 400, description = "number is required / message is required / Invalid phone number / invalid body: mention is only for group chats / invalid body: linkPreview true is not supported yet ... / ...", body = ErrorOut),
         (status = 404, description = "Instance not found / Message not found (replyTo)", body = ErrorOut),
         (status = 409, description = "Idempotency-Key was already used with a different request", body = ErrorOut),
         (status = 503, description = "Instance is not connected to WhatsApp", body = ErrorOut),
@@ -142,6 +148,9 @@ async fn text(
         return Err(
             Error::bad_request(format!("message: at most {MAX_TEXT_LEN} characters")).into(),
         );
+    }
+    if body.link_preview == Some(true) {
+        return Err(Error::bad_request(LINK_PREVIEW_UNSUPPORTED).into());
     }
     let quoted_id = reply_to(body.reply_to)?;
     let source = optional("source", body.source, MAX_SOURCE)?;

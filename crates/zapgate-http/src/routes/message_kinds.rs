@@ -19,9 +19,9 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 use zapgate_core::{
     Error,
+    groups::GroupRef,
     instance::Instance,
     jid::Jid,
-    groups::GroupRef,
     whatsapp::{
         ChatPresence, ContactCard, EventInvite, Extra, Location, Media, MediaKind, Outgoing,
         SendContext,
@@ -254,10 +254,14 @@ impl Addressing {
         let reply_private = reply_private.unwrap_or(false);
         if reply_private {
             if quoted_id.is_none() {
-                return Err(invalid("replyPrivate needs replyTo (the group message answered)"));
+                return Err(invalid(
+                    "replyPrivate needs replyTo (the group message answered)",
+                ));
             }
             if !to.is_group() {
-                return Err(invalid("replyPrivate needs number to be the group of replyTo"));
+                return Err(invalid(
+                    "replyPrivate needs number to be the group of replyTo",
+                ));
             }
             if !mentions.is_empty() || mention_all {
                 return Err(invalid(
@@ -311,7 +315,9 @@ impl Addressing {
         };
         let quoted = state.events.message(instance, quoted_id).await?;
         if quoted.chat != to.to_string() {
-            return Err(invalid("replyTo is not a message of the group number names"));
+            return Err(invalid(
+                "replyTo is not a message of the group number names",
+            ));
         }
         if quoted.from_me {
             return Err(invalid(

@@ -311,7 +311,10 @@ mod tests {
         let built = [
             location(&paulista(), None),
             contacts(&[card("Ana", "+55 11 98888-7777")], None),
-            contacts(&[card("Ana", "+5511988887777"), card("Bia", "+5521977776666")], None),
+            contacts(
+                &[card("Ana", "+5511988887777"), card("Bia", "+5521977776666")],
+                None,
+            ),
             poll("Qual?", &options, 1, [1; 32], None),
             poll("Quais?", &options, 2, [1; 32], Some(&quote())),
             event(&invite, [2; 32], None),

@@ -257,7 +257,9 @@ pub(crate) fn context(quote: &Quote) -> wa::ContextInfo {
 
 /// The context of a message's content, whichever kind it is (`None` for a
 /// plain `conversation` text, which has none).
-pub(crate) fn context_slot(message: &mut wa::Message) -> Option<&mut MessageField<wa::ContextInfo>> {
+pub(crate) fn context_slot(
+    message: &mut wa::Message,
+) -> Option<&mut MessageField<wa::ContextInfo>> {
     if let Some(m) = message.extended_text_message.as_option_mut() {
         Some(&mut m.context_info)
     } else if let Some(m) = message.image_message.as_option_mut() {
@@ -510,15 +512,35 @@ mod tests {
             participant: Some(wa(MEMBER)),
             message: None,
         };
-        let message = with_context(text("@5521998765432 ok", Some(&quote)), &mentioning(&[MEMBER])).unwrap();
-        let info = message.extended_text_message.as_option().unwrap().context_info.as_option().unwrap();
+        let message = with_context(
+            text("@5521998765432 ok", Some(&quote)),
+            &mentioning(&[MEMBER]),
+        )
+        .unwrap();
+        let info = message
+            .extended_text_message
+            .as_option()
+            .unwrap()
+            .context_info
+            .as_option()
+            .unwrap();
         assert_eq!(info.stanza_id.as_deref(), Some("3A5B9C2D1E0F4A6B8C7D"));
         assert_eq!(info.participant.as_deref(), Some(MEMBER));
         assert_eq!(info.mentioned_jid, [MEMBER]);
 
         let media = file(MediaKind::Image, "image/png", None);
-        let image = with_context(media_message(&media, Some("@5521998765432"), None), &mentioning(&[MEMBER])).unwrap();
-        let info = image.image_message.as_option().unwrap().context_info.as_option().unwrap();
+        let image = with_context(
+            media_message(&media, Some("@5521998765432"), None),
+            &mentioning(&[MEMBER]),
+        )
+        .unwrap();
+        let info = image
+            .image_message
+            .as_option()
+            .unwrap()
+            .context_info
+            .as_option()
+            .unwrap();
         assert_eq!(info.mentioned_jid, [MEMBER]);
     }
 
@@ -537,7 +559,13 @@ mod tests {
             quoted_chat: Some(Jid::parse(GROUP).unwrap()),
         };
         let message = with_context(text("Te respondo aqui", Some(&quote)), &context).unwrap();
-        let info = message.extended_text_message.as_option().unwrap().context_info.as_option().unwrap();
+        let info = message
+            .extended_text_message
+            .as_option()
+            .unwrap()
+            .context_info
+            .as_option()
+            .unwrap();
         assert_eq!(info.stanza_id.as_deref(), Some("3EB0C431C26A1916F4A7"));
         assert_eq!(info.participant.as_deref(), Some(MEMBER));
         assert_eq!(info.remote_jid.as_deref(), Some(GROUP));

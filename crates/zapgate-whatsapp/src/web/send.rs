@@ -17,6 +17,7 @@ use zapgate_core::{
 use super::{
     kinds,
     outbound::{self, Quote},
+    polls,
     session::Session,
 };
 
@@ -157,7 +158,9 @@ pub(super) async fn send(
             let quote = quote(&to, quoted_id);
             let message = kinds::poll(&question, &options, selectable, secret, quote.as_ref());
             let message = outbound::with_context(message, &context)?;
-            send_with_id(client, to, message, id).await
+            let sent = send_with_id(client, to.clone(), message, id).await?;
+            polls::keep_secret(client, &to, &sent, &secret).await;
+            Ok(sent)
         }
         Outgoing::Event {
             to,

@@ -919,7 +919,7 @@ async fn mentions_and_private_replies_reach_the_phone() {
         &server,
         &token,
         "text",
-        json!({"number": group, "message": "@5511977776666 chegou!",
+        json!({"number": group, "message": "@5511977776666 chegou!", "linkPreview": false,
                "mention": ["+55 11 97777-6666", "203571934891234@lid", CUSTOMER]}),
     )
     .await;
@@ -1008,7 +1008,10 @@ async fn mentions_and_private_replies_reach_the_phone() {
     assert_eq!(private.status, StatusCode::OK, "{}", private.text);
     assert_eq!(private.body["data"]["chat"], json!(customer));
     assert_eq!(private.body["data"]["replyTo"], json!(asked));
-    let id = private.body["data"]["messageId"].as_str().unwrap().to_owned();
+    let id = private.body["data"]["messageId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let entry = last_sent(&server, &token, &id).await;
     assert_eq!(entry["to"], json!(customer));
     assert_eq!(entry["quotedId"], json!(asked));
@@ -1066,6 +1069,12 @@ async fn mention_and_reply_private_are_refused_where_they_cannot_apply() {
     let sent_before = outbox(&server, &token).await.len();
     let eleven: Vec<String> = (0..11).map(|i| format!("55119777766{i:02}")).collect();
     let cases = [
+        (
+            "text",
+            json!({"number": CUSTOMER, "message": "https://example.com", "linkPreview": true}),
+            400,
+            "invalid body: linkPreview true is not supported yet (zapgate sends links without a preview)",
+        ),
         (
             "text",
             json!({"number": CUSTOMER, "message": "oi", "mention": [CUSTOMER]}),
@@ -1166,8 +1175,17 @@ async fn mention_and_reply_private_are_refused_where_they_cannot_apply() {
         json!({"number": CUSTOMER, "messageId": in_dm, "reaction": "👍", "mention": [CUSTOMER]}),
     )
     .await;
-    assert_eq!(reaction.status, StatusCode::BAD_REQUEST, "{}", reaction.text);
+    assert_eq!(
+        reaction.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        reaction.text
+    );
     assert!(reaction.text.contains("mention"), "{}", reaction.text);
-    assert_eq!(outbox(&server, &token).await.len(), sent_before, "nothing went out");
+    assert_eq!(
+        outbox(&server, &token).await.len(),
+        sent_before,
+        "nothing went out"
+    );
     server.stop().await;
 }
