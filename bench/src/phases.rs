@@ -672,6 +672,34 @@ async fn hammer(opts: &Opts, url: String, token: Option<String>) -> load::Closed
     load::closed_loop(opts.api_clients, opts.api_duration, make).await
 }
 
+/// POST `message/text` sends to `url` under `clients` concurrent clients,
+/// each with a fresh `Idempotency-Key` when `keyed` (what a retrying client
+/// sends), so every request is a new send.
+async fn hammer_sends(opts: &Opts, url: String, token: String, keyed: bool) -> load::ClosedLoop {
+    let client = server::client();
+    let counter = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let make = Arc::new(move || -> BoxFut<bool> {
+        let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut req = client
+            .post(&url)
+            .header("token", &token)
+            .json(&json!({"number": format!("55219{:08}", n % 1000), "message": "bench"}));
+        if keyed {
+            req = req.header("Idempotency-Key", format!("bench-{n}"));
+        }
+        Box::pin(async move {
+            match req.send().await {
+                Ok(r) => {
+                    let ok = r.status().is_success();
+                    ok && r.bytes().await.is_ok()
+                }
+                Err(_) => false,
+            }
+        })
+    });
+    load::closed_loop(opts.api_clients, opts.api_duration, make).await
+}
+
 pub async fn api(opts: &Opts, backend: Backend) -> anyhow::Result<Vec<Row>> {
     eprintln!(" - API");
     let f = Fixture::start(opts, backend, Kind::Zapgate).await?;
@@ -744,6 +772,54 @@ async fn api_inner(opts: &Opts, backend: Backend, f: &Fixture) -> anyhow::Result
             .base(format!("{:.0}, {:.2}", br.per_sec, br.latency.pct(99.0)))
             .ratio(ratio)
             .target(">= 0.5x bare route", ratio >= 0.5 && zr.errors == 0),
+        );
+    }
+    // Sends per second through message/text, against the same bare route
+    // (a canned answer): without and with Idempotency-Key (one key row more
+    // per send, written before and after the send).
+    bare.set_bare(
+        "sent",
+        br#"{"success":true,"status":"sent"}"#.to_vec().into(),
+    );
+    let br = hammer(opts, format!("{}/bare/sent", bare.base), None).await;
+    for keyed in [false, true] {
+        let url = format!("{}/api/message/text/{}", z.base, insts[0].name);
+        let zr = hammer_sends(opts, url, insts[0].token.clone(), keyed).await;
+        let label = if keyed {
+            "POST /api/message/text/:instance with Idempotency-Key"
+        } else {
+            "POST /api/message/text/:instance"
+        };
+        eprintln!(
+            "   {label}: zapgate {} sends, {:.0} sends/s p99 {:.2} ms ({} errors), bare {:.0} req/s",
+            zr.requests,
+            zr.per_sec,
+            zr.latency.pct(99.0),
+            zr.errors,
+            br.per_sec,
+        );
+        let ratio = zr.per_sec / br.per_sec;
+        rows.push(
+            Row::new(
+                format!(
+                    "API {label}: sends/s, p99 ms ({} clients, sandbox)",
+                    opts.api_clients
+                ),
+                backend.name(),
+            )
+            .zap(format!(
+                "{:.0}, {:.2}{}",
+                zr.per_sec,
+                zr.latency.pct(99.0),
+                if zr.errors > 0 {
+                    format!(" ({} errors)", zr.errors)
+                } else {
+                    String::new()
+                }
+            ))
+            .base(format!("{:.0}, {:.2}", br.per_sec, br.latency.pct(99.0)))
+            .ratio(ratio)
+            .target("no errors", zr.errors == 0),
         );
     }
     Ok(rows)

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     Error, Result,
-    message_store::{MessageWrite, StatusChange, StoredMessage},
+    message_store::{MessageWrite, StatusChange, StoredMessage, StoredVote},
 };
 
 /// At most this many enabled webhooks per instance (RyzeAPI).
@@ -290,6 +290,8 @@ pub trait EventStore: Send + Sync + 'static {
     async fn message(&self, instance_id: &str, id: &str) -> Result<Option<StoredMessage>>;
     /// The statuses the message reached, oldest first.
     async fn message_history(&self, instance_id: &str, id: &str) -> Result<Vec<StatusChange>>;
+    /// The latest vote of each voter on the stored poll `poll_id`.
+    async fn poll_votes(&self, instance_id: &str, poll_id: &str) -> Result<Vec<StoredVote>>;
     /// Forgets one message; `false` when it was not stored.
     async fn delete_message(&self, instance_id: &str, id: &str) -> Result<bool>;
     /// Forgets messages stored before `before_ms`.

@@ -124,6 +124,41 @@ pub enum MessageChange {
     Revoke { id: String },
     /// A receipt: `id` moves to `status` (never back).
     Status { id: String, status: MessageStatus },
+    /// `voter`'s vote on the poll `poll_id` is now `options` (hex SHA-256
+    /// of the options' text; empty: withdrawn). An older vote than the one
+    /// stored is dropped.
+    PollVote {
+        poll_id: String,
+        voter: String,
+        options: Vec<String>,
+        at_ms: i64,
+    },
+}
+
+/// One voter's vote on a poll, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredVote {
+    pub voter: String,
+    /// Hex SHA-256 of each option picked.
+    pub options: Vec<String>,
+    pub at_ms: i64,
+}
+
+/// A poll's options with their voters, in the poll's order. A vote naming
+/// an option the poll does not have counts for none.
+pub fn tally(options: &[String], votes: &[StoredVote]) -> Vec<(String, Vec<String>)> {
+    options
+        .iter()
+        .map(|name| {
+            let hash = hex::encode(crate::whatsapp::PollVote::option_hash(name));
+            let voters = votes
+                .iter()
+                .filter(|v| v.options.contains(&hash))
+                .map(|v| v.voter.clone())
+                .collect();
+            (name.clone(), voters)
+        })
+        .collect()
 }
 
 impl MessageWrite {
@@ -139,6 +174,12 @@ impl MessageWrite {
                     id: target_id.clone(),
                 },
                 _ => MessageChange::Insert(Box::new(stored(instance_id, message))),
+            },
+            Event::PollVote(vote) => MessageChange::PollVote {
+                poll_id: vote.poll_id.clone(),
+                voter: vote.voter.to_string(),
+                options: vote.options.iter().map(hex::encode).collect(),
+                at_ms: vote.timestamp_ms,
             },
             Event::Receipt {
                 message_id, status, ..
@@ -296,5 +337,56 @@ mod tests {
             }
         );
         assert_eq!(kind_of(None, Some(MediaKind::Audio)), "audio");
+    }
+
+    #[test]
+    fn votes_become_writes_and_are_tallied_by_option_hash() {
+        use crate::{jid::Jid, whatsapp::PollVote};
+        let vote = Event::PollVote(PollVote {
+            poll_id: "3EB0POLL".into(),
+            chat: Jid::user("5511988887777"),
+            voter: Jid::user("5511988887777"),
+            options: vec![PollVote::option_hash("Sim")],
+            timestamp_ms: 5,
+        });
+        let MessageChange::PollVote {
+            poll_id,
+            voter,
+            options,
+            at_ms,
+        } = MessageWrite::of("ins_1", &vote).unwrap().change
+        else {
+            panic!("a vote is a poll vote write");
+        };
+        assert_eq!(
+            (poll_id.as_str(), voter.as_str(), at_ms),
+            ("3EB0POLL", "5511988887777@s.whatsapp.net", 5)
+        );
+        // SHA-256("Sim"), as WhatsApp's clients compute it.
+        assert_eq!(
+            options,
+            ["9313455e45aa22430a92fddbb70f21312d3c944ab590dfb1da845c1a96b664fe"]
+        );
+        let votes = [
+            StoredVote {
+                voter: "a".into(),
+                options: options.clone(),
+                at_ms: 5,
+            },
+            StoredVote {
+                voter: "b".into(),
+                options: vec![hex::encode(PollVote::option_hash("Não")), "ff".into()],
+                at_ms: 6,
+            },
+        ];
+        let options = ["Sim".to_owned(), "Não".to_owned(), "Talvez".to_owned()];
+        assert_eq!(
+            tally(&options, &votes),
+            [
+                ("Sim".to_owned(), vec!["a".to_owned()]),
+                ("Não".to_owned(), vec!["b".to_owned()]),
+                ("Talvez".to_owned(), vec![]),
+            ]
+        );
     }
 }

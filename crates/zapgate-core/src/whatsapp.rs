@@ -158,6 +158,18 @@ mod b64 {
     }
 }
 
+/// What a send carries around its content besides the quoted id: the
+/// people it @-mentions, and for a private reply the group the quoted
+/// message was written in.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SendContext {
+    /// Phone jids or LIDs, notified as mentioned (groups only).
+    pub mentions: Vec<Jid>,
+    /// A private reply: the group of the quoted message, whose author the
+    /// message goes to.
+    pub quoted_chat: Option<Jid>,
+}
+
 /// Something to send to WhatsApp.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outgoing {
@@ -165,12 +177,14 @@ pub enum Outgoing {
         to: Jid,
         text: String,
         quoted_id: Option<String>,
+        context: SendContext,
     },
     Media {
         to: Jid,
         media: Media,
         caption: Option<String>,
         quoted_id: Option<String>,
+        context: SendContext,
     },
     /// An empty `emoji` removes the reaction.
     Reaction {
@@ -199,12 +213,14 @@ pub enum Outgoing {
         to: Jid,
         location: Location,
         quoted_id: Option<String>,
+        context: SendContext,
     },
     /// One or more contact cards.
     Contacts {
         to: Jid,
         cards: Vec<ContactCard>,
         quoted_id: Option<String>,
+        context: SendContext,
     },
     Poll {
         to: Jid,
@@ -213,12 +229,48 @@ pub enum Outgoing {
         /// How many options one voter may pick.
         selectable: u32,
         quoted_id: Option<String>,
+        context: SendContext,
     },
     Event {
         to: Jid,
         event: EventInvite,
         quoted_id: Option<String>,
+        context: SendContext,
     },
+}
+
+impl Outgoing {
+    /// Points a new message at `to` with `context` (the send module's
+    /// private replies and mentions); kinds without a context only move.
+    pub fn readdress(&mut self, to: Jid, context: SendContext) {
+        match self {
+            Self::Text {
+                to: t, context: c, ..
+            }
+            | Self::Media {
+                to: t, context: c, ..
+            }
+            | Self::Location {
+                to: t, context: c, ..
+            }
+            | Self::Contacts {
+                to: t, context: c, ..
+            }
+            | Self::Poll {
+                to: t, context: c, ..
+            }
+            | Self::Event {
+                to: t, context: c, ..
+            } => {
+                *t = to;
+                *c = context;
+            }
+            Self::Reaction { to: t, .. }
+            | Self::Edit { to: t, .. }
+            | Self::Revoke { to: t, .. }
+            | Self::Read { chat: t, .. } => *t = to,
+        }
+    }
 }
 
 /// A place on the map.
@@ -491,6 +543,29 @@ impl LabelChangeKind {
     }
 }
 
+/// A vote on a poll, as the provider decrypted it. WhatsApp names the
+/// options picked by the SHA-256 of their text; none picked withdraws the
+/// vote. A voter's later vote replaces the earlier one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PollVote {
+    /// The poll's message id.
+    pub poll_id: String,
+    pub chat: Jid,
+    pub voter: Jid,
+    /// SHA-256 of each option picked.
+    pub options: Vec<[u8; 32]>,
+    /// Unix milliseconds, the voter's.
+    pub timestamp_ms: i64,
+}
+
+impl PollVote {
+    /// What a vote names an option by.
+    pub fn option_hash(option: &str) -> [u8; 32] {
+        use sha2::Digest;
+        sha2::Sha256::digest(option.as_bytes()).into()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     Session(SessionStatus),
@@ -506,6 +581,8 @@ pub enum Event {
     Group(crate::groups::GroupChange),
     /// A label was edited, or put on or taken off a chat.
     Label(LabelChange),
+    /// Someone voted on a poll (kept by the message store).
+    PollVote(PollVote),
 }
 
 #[derive(Debug, Clone, PartialEq)]

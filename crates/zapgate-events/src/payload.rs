@@ -47,6 +47,9 @@ pub fn of_whatsapp(instance_name: &str, event: &Event, with_media: bool) -> Opti
         Event::Call(call) => Some(call_update(call)),
         Event::Group(change) => Some(group_flow(change)),
         Event::Label(change) => Some(label_update(change)),
+        // Votes are tallied by the message store (`chat/poll`); the catalog
+        // has no event for them.
+        Event::PollVote(_) => None,
     }
 }
 

@@ -12,7 +12,7 @@ use zapgate_core::{
         WebhookSettings, WebsocketSettings,
     },
     instance::Instance,
-    message_store::{MESSAGE_NOT_FOUND, StatusChange, StoredMessage},
+    message_store::{MESSAGE_NOT_FOUND, StatusChange, StoredMessage, StoredVote},
     time::now_ms,
 };
 
@@ -178,6 +178,11 @@ impl EventsService {
         id: &str,
     ) -> Result<Vec<StatusChange>> {
         self.events.message_history(&instance.id, id).await
+    }
+
+    /// The latest vote of each voter on the stored poll `id`.
+    pub async fn poll_votes(&self, instance: &Instance, id: &str) -> Result<Vec<StoredVote>> {
+        self.events.poll_votes(&instance.id, id).await
     }
 
     /// Forgets a stored message (deleted for me).

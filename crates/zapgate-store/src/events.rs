@@ -13,7 +13,7 @@ use zapgate_core::{
         WebhookSettings, WebsocketSettings, new_signing_secret,
     },
     instance::WebhookConfig,
-    message_store::{MessageWrite, StatusChange, StoredMessage},
+    message_store::{MessageWrite, StatusChange, StoredMessage, StoredVote},
     time::now_ms,
     token::new_id,
 };
@@ -323,6 +323,10 @@ impl EventStore for SqlStore {
 
     async fn message_history(&self, instance_id: &str, id: &str) -> Result<Vec<StatusChange>> {
         self.status_history(instance_id, id).await
+    }
+
+    async fn poll_votes(&self, instance_id: &str, poll_id: &str) -> Result<Vec<StoredVote>> {
+        self.votes(instance_id, poll_id).await
     }
 
     async fn delete_message(&self, instance_id: &str, id: &str) -> Result<bool> {

@@ -4,7 +4,9 @@
 use sqlx::{Any, Transaction, any::AnyRow};
 use zapgate_core::{
     Error, Result,
-    message_store::{MessageChange, MessageStatus, MessageWrite, StatusChange, StoredMessage},
+    message_store::{
+        MessageChange, MessageStatus, MessageWrite, StatusChange, StoredMessage, StoredVote,
+    },
     time::now_ms,
 };
 
@@ -184,6 +186,31 @@ pub(crate) async fn apply<'a>(
                 .await
                 .map_err(Error::internal)?;
             }
+            MessageChange::PollVote {
+                poll_id,
+                voter,
+                options,
+                at_ms,
+            } => {
+                // Only on a stored poll; a vote older than the one kept
+                // (a redelivery) changes nothing.
+                sqlx::query(
+                    "INSERT INTO poll_votes (instance_id, poll_id, voter, options, voted_at) \
+                     SELECT instance_id, id, $1, $2, $3 FROM messages \
+                     WHERE instance_id = $4 AND id = $5 \
+                     ON CONFLICT (instance_id, poll_id, voter) DO UPDATE \
+                     SET options = excluded.options, voted_at = excluded.voted_at \
+                     WHERE excluded.voted_at >= poll_votes.voted_at",
+                )
+                .bind(voter)
+                .bind(serde_json::to_string(options).map_err(Error::internal)?)
+                .bind(*at_ms)
+                .bind(instance_id)
+                .bind(poll_id)
+                .execute(&mut **tx)
+                .await
+                .map_err(Error::internal)?;
+            }
         }
     }
     let receipts = || {
@@ -302,6 +329,27 @@ impl SqlStore {
             };
             let status = MessageStatus::parse(&status)?;
             Some(get(row, "at").map(|at_ms| StatusChange { status, at_ms }))
+        })
+        .collect()
+    }
+
+    pub(crate) async fn votes(&self, instance_id: &str, poll_id: &str) -> Result<Vec<StoredVote>> {
+        sqlx::query(
+            "SELECT voter, options, voted_at FROM poll_votes \
+             WHERE instance_id = $1 AND poll_id = $2 ORDER BY voted_at, voter",
+        )
+        .bind(instance_id)
+        .bind(poll_id)
+        .fetch_all_on(self)
+        .await?
+        .iter()
+        .map(|row| {
+            let options: String = get(row, "options")?;
+            Ok(StoredVote {
+                voter: get(row, "voter")?,
+                options: serde_json::from_str(&options).map_err(Error::internal)?,
+                at_ms: get(row, "voted_at")?,
+            })
         })
         .collect()
     }

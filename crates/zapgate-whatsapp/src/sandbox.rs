@@ -30,7 +30,7 @@ use zapgate_core::{
     whatsapp::{
         CallEvent, CallStatus, ChatPresence, Event, EventInvite, EventSink, Extra, InboundMessage,
         LabelChange, LabelChangeKind, Location, LoginCode, LoginMethod, Media, MediaKind, Outgoing,
-        ReceiptStatus, SentMessage, WhatsApp, WhatsAppEvent,
+        PollVote, ReceiptStatus, SendContext, SentMessage, WhatsApp, WhatsAppEvent,
     },
 };
 
@@ -179,6 +179,12 @@ pub struct OutboxEntry {
     pub poll: Option<OutboxPoll>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub event: Option<EventInvite>,
+    /// The jids a message @-mentions.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mentions: Vec<String>,
+    /// A private reply: the group of the quoted message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quoted_chat: Option<String>,
 }
 
 /// A poll as sent.
@@ -737,6 +743,7 @@ impl SandboxProvider {
                     to: call.from.clone(),
                     text: text.to_owned(),
                     quoted_id: None,
+                    context: SendContext::default(),
                 };
                 if let Err(err) = self.send(instance_id, reply, None).await {
                     tracing::warn!(instance_id, error = %err, "could not send the call reject message");
@@ -785,6 +792,48 @@ impl SandboxProvider {
             },
         )
         .await
+    }
+
+    /// `voter` votes `options` (by their text; none withdraws the vote) on
+    /// the poll `poll_id` the instance sent, as the web provider reports a
+    /// vote once decrypted: options by the SHA-256 of their text.
+    pub async fn vote(
+        &self,
+        instance_id: &str,
+        poll_id: &str,
+        voter: Jid,
+        options: &[String],
+    ) -> Result<()> {
+        let (chat, poll) = self
+            .slots()
+            .get(instance_id)
+            .and_then(|s| {
+                s.outbox
+                    .iter()
+                    .find(|e| e.id == poll_id)
+                    .and_then(|e| Some((e.to.clone(), e.poll.clone()?)))
+            })
+            .ok_or_else(|| Error::not_found(MESSAGE_NOT_FOUND))?;
+        // A phone offers only the poll's options, at most as many as it allows.
+        if let Some(unknown) = options.iter().find(|o| !poll.options.contains(o)) {
+            return Err(Error::bad_request(format!(
+                "invalid body: {unknown} is not an option of the poll"
+            )));
+        }
+        if options.len() > poll.selectable as usize {
+            return Err(Error::bad_request(format!(
+                "invalid body: the poll allows at most {} options",
+                poll.selectable
+            )));
+        }
+        let vote = PollVote {
+            poll_id: poll_id.to_owned(),
+            chat: Jid::parse(&chat)?,
+            voter,
+            options: options.iter().map(|o| PollVote::option_hash(o)).collect(),
+            timestamp_ms: now_ms(),
+        };
+        self.emit(instance_id, Event::PollVote(vote)).await
     }
 
     /// Sends what `entry` builds (given the id and time) to `to`, through
@@ -934,7 +983,16 @@ impl OutboxEntry {
             vcards: Vec::new(),
             poll: None,
             event: None,
+            mentions: Vec::new(),
+            quoted_chat: None,
         }
+    }
+
+    /// Records what the send carries around its content.
+    fn quoting(&mut self, quoted_id: Option<String>, context: SendContext) {
+        self.quoted_id = quoted_id;
+        self.mentions = context.mentions.iter().map(Jid::to_string).collect();
+        self.quoted_chat = context.quoted_chat.map(|c| c.to_string());
     }
 }
 
@@ -942,21 +1000,25 @@ fn outbox_entry(id: String, timestamp: i64, message: Outgoing) -> OutboxEntry {
     let mut entry = OutboxEntry::new(id, timestamp, recipient(&message).to_string());
     match message {
         Outgoing::Text {
-            text, quoted_id, ..
+            text,
+            quoted_id,
+            context,
+            ..
         } => {
             entry.kind = "text";
             entry.text = Some(text);
-            entry.quoted_id = quoted_id;
+            entry.quoting(quoted_id, context);
         }
         Outgoing::Media {
             media,
             caption,
             quoted_id,
+            context,
             ..
         } => {
             entry.kind = "media";
             entry.text = caption;
-            entry.quoted_id = quoted_id;
+            entry.quoting(quoted_id, context);
             entry.media = Some(OutboxMedia {
                 kind: media.kind.as_str(),
                 size: media.data.len(),
@@ -996,24 +1058,29 @@ fn outbox_entry(id: String, timestamp: i64, message: Outgoing) -> OutboxEntry {
         Outgoing::Location {
             location,
             quoted_id,
+            context,
             ..
         } => {
             entry.kind = "location";
             entry.location = Some(location);
-            entry.quoted_id = quoted_id;
+            entry.quoting(quoted_id, context);
         }
         Outgoing::Contacts {
-            cards, quoted_id, ..
+            cards,
+            quoted_id,
+            context,
+            ..
         } => {
             entry.kind = "contact";
             entry.vcards = cards.iter().map(|c| c.vcard()).collect();
-            entry.quoted_id = quoted_id;
+            entry.quoting(quoted_id, context);
         }
         Outgoing::Poll {
             question,
             options,
             selectable,
             quoted_id,
+            context,
             ..
         } => {
             entry.kind = "poll";
@@ -1022,14 +1089,17 @@ fn outbox_entry(id: String, timestamp: i64, message: Outgoing) -> OutboxEntry {
                 options,
                 selectable,
             });
-            entry.quoted_id = quoted_id;
+            entry.quoting(quoted_id, context);
         }
         Outgoing::Event {
-            event, quoted_id, ..
+            event,
+            quoted_id,
+            context,
+            ..
         } => {
             entry.kind = "event";
             entry.event = Some(event);
-            entry.quoted_id = quoted_id;
+            entry.quoting(quoted_id, context);
         }
     }
     entry

@@ -13,7 +13,7 @@ use zapgate_core::{
     messages,
     whatsapp::{
         CallStatus, Event, EventSink, LoginCode, LoginMethod, Media, MediaKind, Outgoing,
-        ReceiptStatus, WhatsApp, WhatsAppEvent,
+        ReceiptStatus, SendContext, WhatsApp, WhatsAppEvent,
     },
 };
 use zapgate_whatsapp::{SandboxInbound, SandboxProvider, SendFault};
@@ -236,6 +236,7 @@ async fn sending_needs_a_connected_session() {
         to: jid("5511977776666"),
         text: "hi".into(),
         quoted_id: None,
+        context: SendContext::default(),
     };
     let err = provider.send(ID, message(), None).await.unwrap_err();
     assert!(matches!(err, Error::NotConnected), "{err:?}");
@@ -262,6 +263,7 @@ async fn sends_land_in_the_outbox_in_order() {
                 to: to.clone(),
                 text: "hello".into(),
                 quoted_id: Some("Q1".into()),
+                context: SendContext::default(),
             },
             None,
         )
@@ -283,6 +285,7 @@ async fn sends_land_in_the_outbox_in_order() {
             media,
             caption: Some("look".into()),
             quoted_id: None,
+            context: SendContext::default(),
         },
         Outgoing::Reaction {
             to: to.clone(),
@@ -354,6 +357,7 @@ async fn sends_land_in_the_outbox_in_order() {
                 to,
                 text: "other".into(),
                 quoted_id: None,
+                context: SendContext::default(),
             },
             None,
         )
@@ -369,6 +373,7 @@ async fn send_faults_fail_without_recording_until_cleared() {
         to: jid("5511977776666"),
         text: "hi".into(),
         quoted_id: None,
+        context: SendContext::default(),
     };
     assert_eq!(
         SendFault::parse("not_on_whatsapp"),
@@ -587,6 +592,7 @@ async fn receipts_need_a_sent_message() {
                 to: jid("5511977776666"),
                 text: "hi".into(),
                 quoted_id: None,
+                context: SendContext::default(),
             },
             None,
         )
@@ -623,6 +629,7 @@ async fn logout_unlinks_and_stops_sending() {
                 to: jid("5511977776666"),
                 text: "hi".into(),
                 quoted_id: None,
+                context: SendContext::default(),
             },
             None,
         )

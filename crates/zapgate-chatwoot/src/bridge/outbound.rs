@@ -13,7 +13,7 @@ use zapgate_core::{
     jobs::{Job, MessageLink},
     messages,
     time::now_ms,
-    whatsapp::{ChatPresence, Media, Outgoing},
+    whatsapp::{ChatPresence, Media, Outgoing, SendContext},
 };
 
 use super::{
@@ -98,12 +98,14 @@ impl Bridge {
                         // The text rides on the first attachment as its caption.
                         caption: if part == 0 { text.clone() } else { None },
                         quoted_id: if part == 0 { quoted_id.clone() } else { None },
+                        context: SendContext::default(),
                     }
                 }
                 None => Outgoing::Text {
                     to: to.clone(),
                     text: text.clone().unwrap_or_default(),
                     quoted_id: quoted_id.clone(),
+                    context: SendContext::default(),
                 },
             };
             let id = whatsapp_id(&integration.id, message.message_id, part);

@@ -116,6 +116,8 @@ impl Subscriber for BridgeSink {
             }
             // Chatwoot labels are Chatwoot's own; WhatsApp's are not mirrored.
             Event::Label(_) => Ok(()),
+            // A vote is a tally update, not a message anyone wrote.
+            Event::PollVote(_) => Ok(()),
         }
     }
 }

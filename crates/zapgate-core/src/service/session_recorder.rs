@@ -71,6 +71,11 @@ impl Subscriber for SessionRecorder {
                 kind = change.kind.as_str(),
                 "label change"
             ),
+            Event::PollVote(vote) => tracing::debug!(
+                instance_id = %event.instance_id,
+                poll_id = %vote.poll_id,
+                "poll vote"
+            ),
         }
         Ok(())
     }

@@ -15,7 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 use zapgate_core::{
     Error,
     instance::Instance,
-    message_store::{StatusChange, StoredMessage},
+    message_store::{StatusChange, StoredMessage, tally},
     time::{now_secs, rfc3339},
     whatsapp::{Extra, Outgoing},
 };
@@ -40,6 +40,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/chat/getMessage/{instance}", get(get_message))
         .route("/api/chat/status/{instance}", get(status))
+        .route("/api/chat/poll/{instance}", get(poll))
         .route("/api/chat/base64/{instance}", get(media_base64))
         .route("/api/chat/edit/{instance}", post(edit))
         .route("/api/chat/delete/{instance}", delete(remove))
@@ -286,6 +287,79 @@ async fn status(
             })
             .collect(),
         message_id: id,
+    }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PollOut {
+    success: bool,
+    message: &'static str,
+    message_id: String,
+    poll: PollResultsOut,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PollResultsOut {
+    question: String,
+    /// In the poll's order.
+    options: Vec<PollOptionOut>,
+    /// People whose latest vote picks at least one option.
+    total_voters: usize,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PollOptionOut {
+    name: String,
+    votes: usize,
+    /// The voters' jids (a phone jid or a LID, as WhatsApp named them).
+    voters: Vec<String>,
+}
+
+/// The votes on a stored poll, decrypted as they arrived: each voter's
+/// latest vote counts (a withdrawn vote counts for nothing).
+#[utoipa::path(get, path = "/api/chat/poll/{instance}", tag = "chat",
+    params(("instance" = String, Path), MessageQuery),
+    responses(
+        (status = 200, body = PollOut),
+        (status = 400, description = "Message ID is required (use ?messageId=<message-id>) / Message is not a poll", body = ErrorOut),
+        (status = 401, body = ErrorOut),
+        (status = 404, description = "Instance not found / Message not found", body = ErrorOut),
+        (status = 429, body = ErrorOut),
+    ),
+    security(("token" = [])))]
+async fn poll(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    Path(name): Path<String>,
+    Query(query): Query<MessageQuery>,
+) -> ApiResult<Json<PollOut>> {
+    let instance = state.instances.visible(&principal, &name).await?;
+    let id = query.id()?;
+    let message = state.events.message(&instance, &id).await?;
+    let Some(Extra::Poll { question, options }) = message.extra else {
+        return Err(Error::bad_request("Message is not a poll").into());
+    };
+    let votes = state.events.poll_votes(&instance, &id).await?;
+    let total_voters = votes.iter().filter(|v| !v.options.is_empty()).count();
+    let options = tally(&options, &votes)
+        .into_iter()
+        .map(|(name, voters)| PollOptionOut {
+            name,
+            votes: voters.len(),
+            voters,
+        })
+        .collect();
+    Ok(Json(PollOut {
+        success: true,
+        message: "Poll votes retrieved successfully",
+        message_id: id,
+        poll: PollResultsOut {
+            question,
+            options,
+            total_voters,
+        },
     }))
 }
 

@@ -19,7 +19,7 @@ use zapgate_core::{
     whatsapp::{ChatPresence, InboundMessage, Media, MediaKind, Outgoing, SentMessage},
 };
 
-use super::message_kinds::{MAX_SOURCE, delay_secs, optional, pause};
+use super::message_kinds::{Addressing, MAX_SOURCE, delay_secs, optional, pause};
 
 use tokio::sync::Semaphore;
 
@@ -33,6 +33,9 @@ use crate::{
 };
 
 const MAX_TEXT_LEN: usize = 65_536;
+/// Previews are not fetched yet: `true` is refused, not dropped.
+const LINK_PREVIEW_UNSUPPORTED: &str =
+    "invalid body: linkPreview true is not supported yet (zapgate sends links without a preview)";
 const MAX_ID_LEN: usize = 128;
 
 const MEDIA_ROUTE: &str = "/api/message/media/{instance}";
@@ -84,9 +87,22 @@ pub struct TextIn {
     /// Seconds (0 to 30) of "typing..." shown in the chat before sending.
     #[schema(maximum = 30)]
     delay: Option<u32>,
+    /// Only `false` for now: `true` (a fetched preview) is refused rather
+    /// than ignored.
+    link_preview: Option<bool>,
     /// A trace label (at most 100 characters), stored with the message and
     /// echoed in the answer.
     source: Option<String>,
+    /// Phone numbers or LIDs (at most 10, each at most 100 characters) the
+    /// message @-mentions: they are notified. Groups only. The text should
+    /// carry `@<digits>` where each mention is to show; zapgate adds nothing.
+    #[schema(max_items = 10)]
+    mention: Option<Vec<String>>,
+    /// Mentions every member of the group (`number`). Groups only.
+    mention_all: Option<bool>,
+    /// With `replyTo` a stored message of the group `number` names: the
+    /// reply goes privately to that message's author, quoting it.
+    reply_private: Option<bool>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -144,7 +160,7 @@ fn reply_to(raw: Option<String>) -> Result<Option<String>, Error> {
     request_body = TextIn,
     responses(
         (status = 200, body = SentOut),
-        (status = 400, description = "number is required / message is required / Invalid phone number", body = ErrorOut),
+        (status = 400, description = "number is required / message is required / Invalid phone number / invalid body: mention is only for group chats / invalid body: linkPreview true is not supported yet ... / ...", body = ErrorOut),
         (status = 404, description = "Instance not found / Message not found (replyTo)", body = ErrorOut),
         (status = 409, description = "Idempotency-Key was already used with a different request", body = ErrorOut),
         (status = 503, description = "Instance is not connected to WhatsApp", body = ErrorOut),
@@ -168,12 +184,25 @@ async fn text(
             Error::bad_request(format!("message: at most {MAX_TEXT_LEN} characters")).into(),
         );
     }
+    if body.link_preview == Some(true) {
+        return Err(Error::bad_request(LINK_PREVIEW_UNSUPPORTED).into());
+    }
     let quoted_id = reply_to(body.reply_to)?;
     let source = optional("source", body.source, MAX_SOURCE)?;
     let delay = delay_secs(body.delay)?;
+    let addressing = Addressing::check(
+        body.mention,
+        body.mention_all,
+        body.reply_private,
+        &to,
+        quoted_id.as_deref(),
+    )?;
     state
         .events
         .check_reply(&instance, quoted_id.as_deref())
+        .await?;
+    let (to, context) = addressing
+        .resolve(&state, &instance, to, quoted_id.as_deref())
         .await?;
     pause(&state, &instance, &to, delay, ChatPresence::Typing).await?;
     let mut echo = own_message(&to, Some(text.clone()), None, quoted_id.clone());
@@ -182,6 +211,7 @@ async fn text(
         to: to.clone(),
         text,
         quoted_id: quoted_id.clone(),
+        context,
     };
     let id = send_id.as_ref().map(|Extension(SendId(id))| id.as_str());
     let sent = state
@@ -216,6 +246,13 @@ pub struct MediaIn {
     delay: Option<u32>,
     /// As `message/text`'s.
     source: Option<String>,
+    /// As `message/text`'s.
+    #[schema(max_items = 10)]
+    mention: Option<Vec<String>>,
+    /// As `message/text`'s.
+    mention_all: Option<bool>,
+    /// As `message/text`'s.
+    reply_private: Option<bool>,
 }
 
 /// What `mediaType` takes (the body keeps it a string, to answer anything
@@ -236,7 +273,7 @@ enum MediaType {
     request_body = MediaIn,
     responses(
         (status = 200, body = SentOut),
-        (status = 400, description = "number is required / mediaType ... / send mediaUrl or mediaBase64, not both", body = ErrorOut),
+        (status = 400, description = "number is required / mediaType ... / send mediaUrl or mediaBase64, not both / invalid body: mention ...", body = ErrorOut),
         (status = 404, description = "Instance not found / Message not found (replyTo)", body = ErrorOut),
         (status = 429, description = "Too many media sends in progress (`ZAPGATE_MEDIA_SENDS`); `Retry-After` says when to try again", body = ErrorOut),
         (status = 502, description = "the media URL could not be fetched", body = ErrorOut),
@@ -278,9 +315,19 @@ async fn media(
     let quoted_id = reply_to(body.reply_to)?;
     let source = optional("source", body.source, MAX_SOURCE)?;
     let delay = delay_secs(body.delay)?;
+    let addressing = Addressing::check(
+        body.mention,
+        body.mention_all,
+        body.reply_private,
+        &to,
+        quoted_id.as_deref(),
+    )?;
     state
         .events
         .check_reply(&instance, quoted_id.as_deref())
+        .await?;
+    let (to, context) = addressing
+        .resolve(&state, &instance, to, quoted_id.as_deref())
         .await?;
     let presence = if kind == MediaKind::Audio {
         ChatPresence::Recording
@@ -302,6 +349,7 @@ async fn media(
         media,
         caption,
         quoted_id: quoted_id.clone(),
+        context,
     };
     let id = send_id.as_ref().map(|Extension(SendId(id))| id.as_str());
     let sent = state

@@ -19,10 +19,12 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 use zapgate_core::{
     Error,
+    groups::GroupRef,
     instance::Instance,
     jid::Jid,
     whatsapp::{
         ChatPresence, ContactCard, EventInvite, Extra, Location, Media, MediaKind, Outgoing,
+        SendContext,
     },
 };
 
@@ -79,9 +81,27 @@ pub struct CommonIn {
     /// characters): a message of this instance in the message store
     /// (`404 Message not found` otherwise).
     reply_to: Option<String>,
+    /// Phone numbers or LIDs (at most 10, each at most 100 characters) the
+    /// message @-mentions: they are notified. Groups only. The text should
+    /// carry `@<digits>` where each mention is to show; zapgate adds nothing.
+    #[schema(max_items = 10)]
+    mention: Option<Vec<String>>,
+    /// Mentions every member of the group (`number`). Groups only.
+    mention_all: Option<bool>,
+    /// With `replyTo` a stored message of the group `number` names: the
+    /// reply goes privately to that message's author, quoting it.
+    reply_private: Option<bool>,
 }
 
-const COMMON: &[&str] = &["number", "source", "delay", "replyTo"];
+const COMMON: &[&str] = &[
+    "number",
+    "source",
+    "delay",
+    "replyTo",
+    "mention",
+    "mentionAll",
+    "replyPrivate",
+];
 const REACTION_COMMON: &[&str] = &["number", "source"];
 
 /// Each kind's route and the common fields its body takes: the OpenAPI
@@ -192,6 +212,124 @@ fn https_url(field: &str, value: Option<String>) -> Result<Option<String>, Error
     }
 }
 
+/// The most people one message mentions by name (`mention`).
+const MAX_MENTIONS: usize = 10;
+
+/// `mention`, `mentionAll` and `replyPrivate` checked against the
+/// recipient (`to`, before a private reply redirects it) and `replyTo`.
+pub(super) struct Addressing {
+    mentions: Vec<Jid>,
+    mention_all: bool,
+    reply_private: bool,
+}
+
+impl Addressing {
+    /// Field checks only; [`Self::resolve`] does the lookups.
+    pub(super) fn check(
+        mention: Option<Vec<String>>,
+        mention_all: Option<bool>,
+        reply_private: Option<bool>,
+        to: &Jid,
+        quoted_id: Option<&str>,
+    ) -> Result<Self, Error> {
+        let mention = mention.unwrap_or_default();
+        if mention.len() > MAX_MENTIONS {
+            return Err(invalid(format!(
+                "mention must hold at most {MAX_MENTIONS} numbers"
+            )));
+        }
+        let mentions = mention
+            .into_iter()
+            .enumerate()
+            .map(|(i, raw)| {
+                let field = format!("mention[{i}]");
+                let raw = required(&field, Some(raw), 100)?;
+                Jid::parse(&raw)
+                    .ok()
+                    .filter(|j| j.server == zapgate_core::jid::USER_SERVER || j.is_lid())
+                    .ok_or_else(|| invalid(format!("{field} must be a phone number or a LID")))
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        let mention_all = mention_all.unwrap_or(false);
+        let reply_private = reply_private.unwrap_or(false);
+        if reply_private {
+            if quoted_id.is_none() {
+                return Err(invalid(
+                    "replyPrivate needs replyTo (the group message answered)",
+                ));
+            }
+            if !to.is_group() {
+                return Err(invalid(
+                    "replyPrivate needs number to be the group of replyTo",
+                ));
+            }
+            if !mentions.is_empty() || mention_all {
+                return Err(invalid(
+                    "mention and mentionAll are only for group chats (a private reply goes to one person)",
+                ));
+            }
+        } else if !to.is_group() {
+            if !mentions.is_empty() {
+                return Err(invalid("mention is only for group chats"));
+            }
+            if mention_all {
+                return Err(invalid("mentionAll is only for group chats"));
+            }
+        }
+        Ok(Self {
+            mentions,
+            mention_all,
+            reply_private,
+        })
+    }
+
+    /// Where the send goes and what it carries: a private reply goes to the
+    /// author of the stored group message `quoted_id` (`404 Message not
+    /// found` when it is not stored); `mentionAll` adds every member of the
+    /// group as WhatsApp lists them now.
+    pub(super) async fn resolve(
+        self,
+        state: &AppState,
+        instance: &Instance,
+        to: Jid,
+        quoted_id: Option<&str>,
+    ) -> Result<(Jid, SendContext), Error> {
+        let mut context = SendContext {
+            mentions: self.mentions,
+            quoted_chat: None,
+        };
+        if self.mention_all {
+            let group = state
+                .instances
+                .whatsapp()
+                .group_info(&instance.id, &GroupRef::Jid(to.clone()))
+                .await?;
+            context
+                .mentions
+                .extend(group.participants.into_iter().map(|p| p.jid));
+        }
+        let mut seen = std::collections::HashSet::new();
+        context.mentions.retain(|jid| seen.insert(jid.clone()));
+        let (Some(quoted_id), true) = (quoted_id, self.reply_private) else {
+            return Ok((to, context));
+        };
+        let quoted = state.events.message(instance, quoted_id).await?;
+        if quoted.chat != to.to_string() {
+            return Err(invalid(
+                "replyTo is not a message of the group number names",
+            ));
+        }
+        if quoted.from_me {
+            return Err(invalid(
+                "replyPrivate answers another member's message, not the instance's own",
+            ));
+        }
+        let author = Jid::parse(&quoted.sender)?;
+        context.quoted_chat = Some(to);
+        Ok((author, context))
+    }
+}
+
 /// What every send shares once validated.
 struct Common {
     /// The WhatsApp id to send under (`Idempotency-Key`).
@@ -200,16 +338,26 @@ struct Common {
     source: Option<String>,
     delay: u32,
     quoted_id: Option<String>,
+    addressing: Addressing,
 }
 
 impl Common {
     fn from(input: CommonIn, id: Option<Extension<SendId>>) -> Result<Self, Error> {
+        let to = recipient(input.number.as_deref())?;
+        let quoted_id = optional("replyTo", input.reply_to, MAX_ID)?;
         Ok(Self {
             id: id.map(|Extension(SendId(id))| id),
-            to: recipient(input.number.as_deref())?,
+            addressing: Addressing::check(
+                input.mention,
+                input.mention_all,
+                input.reply_private,
+                &to,
+                quoted_id.as_deref(),
+            )?,
+            to,
             source: optional("source", input.source, MAX_SOURCE)?,
             delay: delay_secs(input.delay)?,
-            quoted_id: optional("replyTo", input.reply_to, MAX_ID)?,
+            quoted_id,
         })
     }
 }
@@ -220,7 +368,7 @@ async fn deliver(
     state: &AppState,
     instance: &Instance,
     common: Common,
-    outgoing: Outgoing,
+    mut outgoing: Outgoing,
     extra: Option<Extra>,
     media: Option<Media>,
     message_type: &'static str,
@@ -229,15 +377,13 @@ async fn deliver(
         .events
         .check_reply(instance, common.quoted_id.as_deref())
         .await?;
-    pause(
-        state,
-        instance,
-        &common.to,
-        common.delay,
-        ChatPresence::Typing,
-    )
-    .await?;
-    let mut echo = own_message(&common.to, None, media, common.quoted_id.clone());
+    let (to, context) = common
+        .addressing
+        .resolve(state, instance, common.to, common.quoted_id.as_deref())
+        .await?;
+    outgoing.readdress(to.clone(), context);
+    pause(state, instance, &to, common.delay, ChatPresence::Typing).await?;
+    let mut echo = own_message(&to, None, media, common.quoted_id.clone());
     echo.extra = extra;
     echo.source = common.source.clone();
     let sent = state
@@ -251,7 +397,7 @@ async fn deliver(
         source = common.source.as_deref().unwrap_or(""),
         "message sent"
     );
-    let mut out = sent_out(sent, common.to, common.quoted_id, Some(message_type));
+    let mut out = sent_out(sent, to, common.quoted_id, Some(message_type));
     out.set_source(common.source);
     Ok(Json(out))
 }
@@ -327,6 +473,7 @@ async fn send_sticker(
         media: media.clone(),
         caption: None,
         quoted_id: common.quoted_id.clone(),
+        context: SendContext::default(),
     };
     deliver(
         &state,
@@ -414,6 +561,7 @@ async fn send_location(
         to: common.to.clone(),
         location,
         quoted_id: common.quoted_id.clone(),
+        context: SendContext::default(),
     };
     deliver(
         &state,
@@ -525,6 +673,7 @@ async fn send_contact(
         to: common.to.clone(),
         cards,
         quoted_id: common.quoted_id.clone(),
+        context: SendContext::default(),
     };
     deliver(
         &state,
@@ -689,6 +838,7 @@ async fn send_poll(
         options,
         selectable,
         quoted_id: common.quoted_id.clone(),
+        context: SendContext::default(),
     };
     deliver(
         &state,
@@ -823,6 +973,7 @@ async fn send_event(
         to: common.to.clone(),
         event,
         quoted_id: common.quoted_id.clone(),
+        context: SendContext::default(),
     };
     let extra = Extra::Event { name, start };
     deliver(

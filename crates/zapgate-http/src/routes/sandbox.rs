@@ -45,6 +45,7 @@ pub fn router(media_body_limit: usize) -> Router<AppState> {
             post(inbound).layer(DefaultBodyLimit::max(media_body_limit)),
         )
         .route("/api/sandbox/{instance}/receipt", post(receipt))
+        .route("/api/sandbox/{instance}/pollVote", post(poll_vote))
         .route("/api/sandbox/{instance}/call", post(call))
         .route("/api/sandbox/{instance}/label", post(label))
         .route("/api/sandbox/{instance}/outbox", get(outbox))
@@ -606,6 +607,41 @@ async fn receipt(
     };
     sandbox.receipt(&instance.id, &body.id, status).await?;
     Ok(Json(MessageOut::new("Receipt delivered")))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PollVoteIn {
+    /// The id of a poll the instance sent.
+    poll_id: String,
+    /// The voter: a number or a JID (`@lid` too).
+    #[schema(value_type = crate::openapi::Recipient)]
+    from: String,
+    /// The options picked, by their text (at most the poll's number of
+    /// options); empty withdraws the vote.
+    #[schema(max_items = 12)]
+    options: Vec<String>,
+}
+
+/// A contact votes on a poll the instance sent; a later vote replaces the
+/// earlier one. The sandbox hands the vote over as the `web` provider does
+/// once it has decrypted it.
+#[utoipa::path(post, path = "/api/sandbox/{instance}/pollVote", tag = "sandbox",
+    params(("instance" = String, Path)), request_body = PollVoteIn,
+    responses((status = 200, body = MessageOut), (status = 400, body = ErrorOut), (status = 404, description = "Message not found", body = ErrorOut)),
+    security(("token" = [])))]
+async fn poll_vote(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    Path(name): Path<String>,
+    JsonBody(body): JsonBody<PollVoteIn>,
+) -> ApiResult<Json<MessageOut>> {
+    let (sandbox, instance) = resolve(&state, &principal, &name).await?;
+    let voter = Jid::parse(&body.from)?;
+    sandbox
+        .vote(&instance.id, &body.poll_id, voter, &body.options)
+        .await?;
+    Ok(Json(MessageOut::new("Vote delivered")))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

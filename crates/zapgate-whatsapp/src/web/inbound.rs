@@ -135,7 +135,7 @@ pub(crate) fn jid_of(jid: &WaJid) -> Option<Jid> {
 /// The author and their LID. Phone numbers are preferred, because that is
 /// what people and the bridge know contacts by; a LID-only author is its
 /// LID in both places, as the sandbox reports one.
-fn person(jid: &WaJid, alt: Option<&WaJid>) -> Option<(Jid, Option<Jid>)> {
+pub(crate) fn person(jid: &WaJid, alt: Option<&WaJid>) -> Option<(Jid, Option<Jid>)> {
     let (jid, alt) = (jid_of(jid)?, alt.and_then(jid_of));
     Some(if jid.is_lid() {
         match alt {
@@ -174,7 +174,7 @@ const WRAPPERS: &[fn(&wa::Message) -> &MessageField<wa::message::FutureProofMess
 /// The innermost message. `device_sent_message` carries what the account
 /// owner wrote on the phone (the crate unwraps it too; this keeps the
 /// mapping right wherever the message came from).
-fn unwrap(mut message: &wa::Message) -> &wa::Message {
+pub(crate) fn unwrap(mut message: &wa::Message) -> &wa::Message {
     loop {
         let inner = message
             .device_sent_message

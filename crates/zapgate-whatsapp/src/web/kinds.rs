@@ -283,4 +283,48 @@ mod tests {
         let info = message.message_context_info.as_option().unwrap();
         assert_eq!(info.message_secret.as_deref(), Some(&[9; 32][..]));
     }
+
+    #[test]
+    fn every_kind_carries_mentions_in_its_own_context() {
+        use zapgate_core::{jid::Jid, whatsapp::SendContext};
+
+        use super::super::outbound::with_context;
+        let member = "5521998765432@s.whatsapp.net";
+        let context = SendContext {
+            mentions: vec![Jid::parse(member).unwrap()],
+            quoted_chat: None,
+        };
+        let options = vec!["A".to_owned(), "B".to_owned()];
+        let invite = EventInvite {
+            name: "Reunião".to_owned(),
+            description: None,
+            start: 1_767_261_600,
+            end: None,
+            location: None,
+            join_link: None,
+            schedule_call: false,
+            has_reminder: false,
+            reminder_offset_secs: None,
+            extra_guests_allowed: false,
+            canceled: false,
+        };
+        let built = [
+            location(&paulista(), None),
+            contacts(&[card("Ana", "+55 11 98888-7777")], None),
+            contacts(
+                &[card("Ana", "+5511988887777"), card("Bia", "+5521977776666")],
+                None,
+            ),
+            poll("Qual?", &options, 1, [1; 32], None),
+            poll("Quais?", &options, 2, [1; 32], Some(&quote())),
+            event(&invite, [2; 32], None),
+        ];
+        for message in built {
+            let mut message = with_context(message, &context).unwrap();
+            let info = super::super::outbound::context_slot(&mut message)
+                .and_then(|slot| slot.as_option().cloned())
+                .unwrap();
+            assert_eq!(info.mentioned_jid, [member], "{message:?}");
+        }
+    }
 }

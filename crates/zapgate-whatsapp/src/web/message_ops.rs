@@ -86,21 +86,11 @@ pub(crate) fn forwarded(message: &StoredMessage) -> Result<wa::Message> {
             return Ok(wa::Message::text_with_context(text, context));
         }
     };
-    let slot = if let Some(m) = proto.image_message.as_option_mut() {
-        &mut m.context_info
-    } else if let Some(m) = proto.video_message.as_option_mut() {
-        &mut m.context_info
-    } else if let Some(m) = proto.audio_message.as_option_mut() {
-        &mut m.context_info
-    } else if let Some(m) = proto.document_message.as_option_mut() {
-        &mut m.context_info
-    } else if let Some(m) = proto.sticker_message.as_option_mut() {
-        &mut m.context_info
-    } else {
-        return Err(Error::internal(zapgate_core::error::Cause(
+    let slot = outbound::context_slot(&mut proto).ok_or_else(|| {
+        Error::internal(zapgate_core::error::Cause(
             "a media proto without media".into(),
-        )));
-    };
+        ))
+    })?;
     *slot = MessageField::some(context);
     Ok(proto)
 }

@@ -20,6 +20,7 @@ mod kinds;
 mod labels;
 mod message_ops;
 mod outbound;
+mod polls;
 mod send;
 mod session;
 mod transport;

@@ -13,7 +13,7 @@ use whatsapp_rust::{
 use zapgate_core::{
     Error, Result,
     jid::Jid,
-    whatsapp::{Media, MediaKind, MediaRef},
+    whatsapp::{Media, MediaKind, MediaRef, SendContext},
 };
 
 /// The crate's jid for one of ours, without a device: messages go to
@@ -255,6 +255,74 @@ pub(crate) fn context(quote: &Quote) -> wa::ContextInfo {
     }
 }
 
+/// The context of a message's content, whichever kind it is (`None` for a
+/// plain `conversation` text, which has none).
+pub(crate) fn context_slot(
+    message: &mut wa::Message,
+) -> Option<&mut MessageField<wa::ContextInfo>> {
+    if let Some(m) = message.extended_text_message.as_option_mut() {
+        Some(&mut m.context_info)
+    } else if let Some(m) = message.image_message.as_option_mut() {
+        Some(&mut m.context_info)
+    } else if let Some(m) = message.video_message.as_option_mut() {
+        Some(&mut m.context_info)
+    } else if let Some(m) = message.audio_message.as_option_mut() {
+        Some(&mut m.context_info)
+    } else if let Some(m) = message.document_message.as_option_mut() {
+        Some(&mut m.context_info)
+    } else if let Some(m) = message.sticker_message.as_option_mut() {
+        Some(&mut m.context_info)
+    } else if let Some(m) = message.location_message.as_option_mut() {
+        Some(&mut m.context_info)
+    } else if let Some(m) = message.contact_message.as_option_mut() {
+        Some(&mut m.context_info)
+    } else if let Some(m) = message.contacts_array_message.as_option_mut() {
+        Some(&mut m.context_info)
+    } else if let Some(m) = message.poll_creation_message.as_option_mut() {
+        Some(&mut m.context_info)
+    } else if let Some(m) = message.poll_creation_message_v3.as_option_mut() {
+        Some(&mut m.context_info)
+    } else if let Some(m) = message.event_message.as_option_mut() {
+        Some(&mut m.context_info)
+    } else {
+        None
+    }
+}
+
+/// `message` with `context`'s @-mentions (`mentionedJid`) and, for a
+/// private reply, the quoted message's group (`remoteJid`), as WhatsApp Web
+/// sends them. A plain text becomes an extended text, the text that
+/// carries a context.
+pub(crate) fn with_context(mut message: wa::Message, context: &SendContext) -> Result<wa::Message> {
+    if context.mentions.is_empty() && context.quoted_chat.is_none() {
+        return Ok(message);
+    }
+    if let Some(text) = message.conversation.take() {
+        message = wa::Message::text_with_context(text, wa::ContextInfo::default());
+    }
+    let mentions = context
+        .mentions
+        .iter()
+        .map(|jid| wa_jid(jid).map(|jid| jid.to_non_ad_string()))
+        .collect::<Result<Vec<_>>>()?;
+    let remote_jid = context
+        .quoted_chat
+        .as_ref()
+        .map(|group| wa_jid(group).map(|jid| jid.to_non_ad_string()))
+        .transpose()?;
+    let slot = context_slot(&mut message).ok_or_else(|| {
+        Error::internal(zapgate_core::error::Cause(
+            "a message kind without a context".into(),
+        ))
+    })?;
+    let info = slot.get_or_insert_default();
+    info.mentioned_jid = mentions;
+    if remote_jid.is_some() {
+        info.remote_jid = remote_jid;
+    }
+    Ok(message)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -405,6 +473,103 @@ mod tests {
         let message = text("?", Some(&unknown_author));
         let context = message.extended_text_message.as_option().unwrap();
         assert_eq!(context.context_info.as_option().unwrap().participant, None);
+    }
+
+    fn mentioning(jids: &[&str]) -> SendContext {
+        SendContext {
+            mentions: jids.iter().map(|j| Jid::parse(j).unwrap()).collect(),
+            quoted_chat: None,
+        }
+    }
+
+    #[test]
+    fn a_text_with_mentions_goes_as_an_extended_text_naming_them() {
+        let plain = text("@5521998765432 @203571934891234 bom dia", None);
+        assert!(plain.conversation.is_some());
+        let context = mentioning(&[MEMBER, "203571934891234@lid"]);
+        let message = with_context(plain, &context).unwrap();
+        assert_eq!(message.conversation, None);
+        let ext = message.extended_text_message.as_option().unwrap();
+        assert_eq!(
+            ext.text.as_deref(),
+            Some("@5521998765432 @203571934891234 bom dia")
+        );
+        let info = ext.context_info.as_option().unwrap();
+        assert_eq!(info.mentioned_jid, [MEMBER, "203571934891234@lid"]);
+        assert_eq!(info.stanza_id, None);
+        assert_eq!(info.remote_jid, None);
+
+        // Nothing to add: the message is left as built.
+        let untouched = with_context(text("oi", None), &SendContext::default()).unwrap();
+        assert_eq!(untouched.conversation.as_deref(), Some("oi"));
+    }
+
+    #[test]
+    fn mentions_keep_the_quote_and_reach_media_captions() {
+        let quote = Quote {
+            id: "3A5B9C2D1E0F4A6B8C7D".to_owned(),
+            chat: wa(GROUP),
+            participant: Some(wa(MEMBER)),
+            message: None,
+        };
+        let message = with_context(
+            text("@5521998765432 ok", Some(&quote)),
+            &mentioning(&[MEMBER]),
+        )
+        .unwrap();
+        let info = message
+            .extended_text_message
+            .as_option()
+            .unwrap()
+            .context_info
+            .as_option()
+            .unwrap();
+        assert_eq!(info.stanza_id.as_deref(), Some("3A5B9C2D1E0F4A6B8C7D"));
+        assert_eq!(info.participant.as_deref(), Some(MEMBER));
+        assert_eq!(info.mentioned_jid, [MEMBER]);
+
+        let media = file(MediaKind::Image, "image/png", None);
+        let image = with_context(
+            media_message(&media, Some("@5521998765432"), None),
+            &mentioning(&[MEMBER]),
+        )
+        .unwrap();
+        let info = image
+            .image_message
+            .as_option()
+            .unwrap()
+            .context_info
+            .as_option()
+            .unwrap();
+        assert_eq!(info.mentioned_jid, [MEMBER]);
+    }
+
+    #[test]
+    fn a_private_reply_goes_to_the_author_quoting_the_group_message() {
+        // What `replyPrivate` sends: to the author's chat, quoting their
+        // message by id, with the group as `remoteJid` (as phones do).
+        let quote = Quote {
+            id: "3EB0C431C26A1916F4A7".to_owned(),
+            chat: wa(MEMBER),
+            participant: None,
+            message: None,
+        };
+        let context = SendContext {
+            mentions: Vec::new(),
+            quoted_chat: Some(Jid::parse(GROUP).unwrap()),
+        };
+        let message = with_context(text("Te respondo aqui", Some(&quote)), &context).unwrap();
+        let info = message
+            .extended_text_message
+            .as_option()
+            .unwrap()
+            .context_info
+            .as_option()
+            .unwrap();
+        assert_eq!(info.stanza_id.as_deref(), Some("3EB0C431C26A1916F4A7"));
+        assert_eq!(info.participant.as_deref(), Some(MEMBER));
+        assert_eq!(info.remote_jid.as_deref(), Some(GROUP));
+        assert!(info.mentioned_jid.is_empty());
     }
 
     #[test]

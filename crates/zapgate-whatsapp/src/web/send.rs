@@ -17,6 +17,7 @@ use zapgate_core::{
 use super::{
     kinds,
     outbound::{self, Quote},
+    polls,
     session::Session,
 };
 
@@ -41,10 +42,11 @@ pub(super) async fn send(
             to,
             text,
             quoted_id,
+            context,
         } => {
             let to = outbound::wa_jid(&to)?;
             let quote = quote(&to, quoted_id);
-            let message = outbound::text(&text, quote.as_ref());
+            let message = outbound::with_context(outbound::text(&text, quote.as_ref()), &context)?;
             send_with_id(client, to, message, id).await
         }
         Outgoing::Media {
@@ -52,6 +54,7 @@ pub(super) async fn send(
             media,
             caption,
             quoted_id,
+            context,
         } => {
             let to = outbound::wa_jid(&to)?;
             let upload = client
@@ -70,7 +73,10 @@ pub(super) async fn send(
             let quote = quote(&to, quoted_id);
             let upload: outbound::Uploaded = upload.into();
             let stored = outbound::uploaded_ref(&media, &upload);
-            let message = outbound::media(&media, upload, caption.as_deref(), quote.as_ref());
+            let message = outbound::with_context(
+                outbound::media(&media, upload, caption.as_deref(), quote.as_ref()),
+                &context,
+            )?;
             return send_with_id(client, to, message, id)
                 .await
                 .map(|id| (id, Some(stored)));
@@ -124,18 +130,22 @@ pub(super) async fn send(
             to,
             location,
             quoted_id,
+            context,
         } => {
             let to = outbound::wa_jid(&to)?;
             let message = kinds::location(&location, quote(&to, quoted_id).as_ref());
+            let message = outbound::with_context(message, &context)?;
             send_with_id(client, to, message, id).await
         }
         Outgoing::Contacts {
             to,
             cards,
             quoted_id,
+            context,
         } => {
             let to = outbound::wa_jid(&to)?;
             let message = kinds::contacts(&cards, quote(&to, quoted_id).as_ref());
+            let message = outbound::with_context(message, &context)?;
             send_with_id(client, to, message, id).await
         }
         Outgoing::Poll {
@@ -144,21 +154,27 @@ pub(super) async fn send(
             options,
             selectable,
             quoted_id,
+            context,
         } => {
             let to = outbound::wa_jid(&to)?;
             let secret = zapgate_core::token::random_bytes::<32>();
             let quote = quote(&to, quoted_id);
             let message = kinds::poll(&question, &options, selectable, secret, quote.as_ref());
-            send_with_id(client, to, message, id).await
+            let message = outbound::with_context(message, &context)?;
+            let sent = send_with_id(client, to.clone(), message, id).await?;
+            polls::keep_secret(client, &to, &sent, &secret).await;
+            Ok(sent)
         }
         Outgoing::Event {
             to,
             event,
             quoted_id,
+            context,
         } => {
             let to = outbound::wa_jid(&to)?;
             let secret = zapgate_core::token::random_bytes::<32>();
             let message = kinds::event(&event, secret, quote(&to, quoted_id).as_ref());
+            let message = outbound::with_context(message, &context)?;
             send_with_id(client, to, message, id).await
         }
     };

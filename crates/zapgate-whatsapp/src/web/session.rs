@@ -48,7 +48,7 @@ use zapgate_store::WaSessionStore;
 use super::{
     Inner,
     calls::{self, Ringing},
-    inbound, labels, outbound, send,
+    inbound, labels, outbound, polls, send,
     transport::ObservedTransportFactory,
 };
 use crate::{
@@ -614,6 +614,25 @@ impl InboundDurabilityHook for DurableInbound {
         let settings = self.shared.settings();
         let mut reads = Vec::new();
         for item in batch {
+            if let Some(encrypted) = polls::encrypted_vote(&item.message) {
+                let vote = match polls::decrypt(&client, &item.info, &encrypted).await {
+                    Some(hashes) => polls::vote_of(&item.info, &encrypted, hashes),
+                    None => None,
+                };
+                if let Some(vote) = vote.filter(|v| settings.delivers(&v.chat)) {
+                    self.shared
+                        .sink
+                        .deliver(WhatsAppEvent {
+                            instance_id: self.shared.instance_id.clone(),
+                            event: Event::PollVote(vote),
+                        })
+                        .await
+                        .map_err(|err| {
+                            whatsapp_rust::anyhow::anyhow!("storing a poll vote: {err}")
+                        })?;
+                }
+                continue;
+            }
             let Some(mapped) = inbound::map_message(&item.message, &item.info) else {
                 continue;
             };

@@ -61,6 +61,11 @@ fn routes(instance: &str) -> Vec<(Method, String, Option<Value>)> {
         ),
         (
             Method::POST,
+            sandbox("pollVote"),
+            Some(json!({"pollId": "3EB0000000000000", "from": "5511977776666", "options": []})),
+        ),
+        (
+            Method::POST,
             sandbox("call"),
             Some(json!({"from": "5511977776666"})),
         ),
@@ -327,6 +332,11 @@ fn routes(instance: &str) -> Vec<(Method, String, Option<Value>)> {
         (
             Method::GET,
             format!("/api/chat/status/{instance}?messageId={MESSAGE}"),
+            None,
+        ),
+        (
+            Method::GET,
+            format!("/api/chat/poll/{instance}?messageId={MESSAGE}"),
             None,
         ),
         (

@@ -193,6 +193,8 @@ async fn the_store_works_on_postgres() {
     };
     stores_inbound_and_sent_messages_with_their_statuses(&server).await;
     edits_revocations_and_deletes_apply(&server).await;
+    ignored_chats_stay_out(&server).await;
+    poll_votes_are_kept_and_tallied(&server).await;
     server.stop().await;
 }
 
@@ -575,5 +577,213 @@ async fn forward_sends_text_and_media_by_their_stored_keys() {
         "{}",
         unknown.text
     );
+    server.stop().await;
+}
+
+/// With `ignoreGroupMessages` and `ignoreStatus` a group message or a status
+/// post (received, or sent through the API) is not stored; the same group
+/// is stored again once the setting is off.
+async fn ignored_chats_stay_out(server: &TestServer) {
+    let (_, account) = server.create_account("quiet", 5).await;
+    let token = server.create_instance(&account, "calada").await;
+    server.pair(&token, "calada", "5511900003333").await;
+    let set = |body: Value| {
+        let token = token.clone();
+        async move {
+            let reply = server
+                .post("/api/instance/settings/calada", Some(&token), body)
+                .await;
+            assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+        }
+    };
+    let inbound = |body: Value| {
+        let token = token.clone();
+        async move {
+            let reply = server
+                .post("/api/sandbox/calada/inbound", Some(&token), body)
+                .await;
+            assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+            reply.body["id"].as_str().unwrap().to_owned()
+        }
+    };
+    let stored = |id: String| {
+        let token = token.clone();
+        async move {
+            let reply = server
+                .get(
+                    &format!("/api/chat/getMessage/calada?messageId={id}"),
+                    Some(&token),
+                )
+                .await;
+            match reply.status {
+                StatusCode::OK => true,
+                _ => {
+                    reply.assert_error(404, "Message not found");
+                    false
+                }
+            }
+        }
+    };
+    let group = json!({"jid": "120363041234567890@g.us", "subject": "Loja"});
+    set(json!({"ignoreGroupMessages": true, "ignoreStatus": true})).await;
+    let in_group = inbound(json!({"from": CUSTOMER, "text": "Bom dia", "group": group})).await;
+    let post = inbound(json!({"from": CUSTOMER, "text": "Promo!", "statusPost": true})).await;
+    let in_dm = inbound(json!({"from": CUSTOMER, "text": "Oi"})).await;
+    let sent = server
+        .post(
+            "/api/message/text/calada",
+            Some(&token),
+            json!({"number": "120363041234567890@g.us", "message": "Olá, grupo"}),
+        )
+        .await;
+    let sent = sent_id(&sent);
+    // A receipt for the unstored message does not create it.
+    let receipt = server
+        .post(
+            "/api/sandbox/calada/receipt",
+            Some(&token),
+            json!({"id": sent, "status": "read"}),
+        )
+        .await;
+    assert_eq!(receipt.status, StatusCode::OK, "{}", receipt.text);
+    assert!(
+        !stored(in_group).await,
+        "an ignored group message is not stored"
+    );
+    assert!(!stored(post).await, "an ignored status post is not stored");
+    assert!(
+        !stored(sent).await,
+        "a send to an ignored group is not stored"
+    );
+    assert!(stored(in_dm).await, "other chats still are");
+
+    set(json!({"ignoreGroupMessages": false, "ignoreStatus": false})).await;
+    let in_group = inbound(json!({"from": CUSTOMER, "text": "Boa tarde", "group": group})).await;
+    let post = inbound(json!({"from": CUSTOMER, "text": "Promo 2", "statusPost": true})).await;
+    assert!(stored(in_group).await, "stored once groups are not ignored");
+    assert!(
+        stored(post).await,
+        "stored once status posts are not ignored"
+    );
+}
+
+#[tokio::test]
+async fn ignored_chats_are_not_stored() {
+    let server = TestServer::start().await;
+    ignored_chats_stay_out(&server).await;
+    server.stop().await;
+}
+
+/// Votes on a poll the instance sent arrive (decrypted by the provider),
+/// are kept per voter (the latest counts; none withdraws) and `chat/poll`
+/// tallies them per option.
+async fn poll_votes_are_kept_and_tallied(server: &TestServer) {
+    let (_, account) = server.create_account("polls", 5).await;
+    let token = server.create_instance(&account, "loja").await;
+    server.pair(&token, "loja", "5511900004444").await;
+    let sent = server
+        .post(
+            "/api/message/poll/loja",
+            Some(&token),
+            json!({"number": CUSTOMER, "question": "Entrega?", "options": ["Sim", "Não", "Talvez"],
+                   "maxAnswer": 2}),
+        )
+        .await;
+    let poll = sent_id(&sent);
+    let tally = |expected: Value| {
+        let token = token.clone();
+        let poll = poll.clone();
+        async move {
+            let reply = server
+                .get(
+                    &format!("/api/chat/poll/loja?messageId={poll}"),
+                    Some(&token),
+                )
+                .await;
+            assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+            assert_eq!(reply.body["success"], json!(true));
+            assert_eq!(reply.body["messageId"], json!(poll));
+            assert_eq!(reply.body["poll"], expected, "{}", reply.text);
+        }
+    };
+    let vote = |from: &'static str, options: Value| {
+        let token = token.clone();
+        let poll = poll.clone();
+        async move {
+            server
+                .post(
+                    "/api/sandbox/loja/pollVote",
+                    Some(&token),
+                    json!({"pollId": poll, "from": from, "options": options}),
+                )
+                .await
+        }
+    };
+    let option = |name: &str, voters: &[&str]| {
+        let voters: Vec<String> = voters
+            .iter()
+            .map(|v| format!("{v}@s.whatsapp.net"))
+            .collect();
+        json!({"name": name, "votes": voters.len(), "voters": voters})
+    };
+    tally(json!({"question": "Entrega?", "totalVoters": 0,
+                 "options": [option("Sim", &[]), option("Não", &[]), option("Talvez", &[])]}))
+    .await;
+
+    for (from, options) in [
+        (CUSTOMER, json!(["Sim"])),
+        (OTHER, json!(["Sim", "Talvez"])),
+        // A later vote replaces the earlier one.
+        (CUSTOMER, json!(["Não"])),
+    ] {
+        let reply = vote(from, options).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    }
+    tally(json!({"question": "Entrega?", "totalVoters": 2,
+                 "options": [option("Sim", &[OTHER]), option("Não", &[CUSTOMER]),
+                             option("Talvez", &[OTHER])]}))
+    .await;
+    // Withdrawn: counts for nothing.
+    let reply = vote(OTHER, json!([])).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    tally(json!({"question": "Entrega?", "totalVoters": 1,
+                 "options": [option("Sim", &[]), option("Não", &[CUSTOMER]), option("Talvez", &[])]}))
+    .await;
+
+    // The sandbox phone offers only the poll's options, as many as allowed.
+    vote(CUSTOMER, json!(["Nunca"]))
+        .await
+        .assert_error(400, "invalid body: Nunca is not an option of the poll");
+    vote(CUSTOMER, json!(["Sim", "Não", "Talvez"]))
+        .await
+        .assert_error(400, "invalid body: the poll allows at most 2 options");
+
+    // The route's refusals.
+    server
+        .get("/api/chat/poll/loja", Some(&token))
+        .await
+        .assert_error(400, "Message ID is required (use ?messageId=<message-id>)");
+    server
+        .get(
+            "/api/chat/poll/loja?messageId=3A0000000000000000",
+            Some(&token),
+        )
+        .await
+        .assert_error(404, "Message not found");
+    let text =
+        sent_id(&send_text(server, &token, json!({"number": CUSTOMER, "message": "oi"})).await);
+    server
+        .get(
+            &format!("/api/chat/poll/loja?messageId={text}"),
+            Some(&token),
+        )
+        .await
+        .assert_error(400, "Message is not a poll");
+}
+
+#[tokio::test]
+async fn poll_votes_are_tallied_per_option() {
+    let server = TestServer::start().await;
+    poll_votes_are_kept_and_tallied(&server).await;
     server.stop().await;
 }

@@ -893,3 +893,299 @@ async fn the_openapi_document_lists_every_send_kind_and_the_idempotency_key() {
     let status = &paths["/api/message/status/{instance}"]["post"]["responses"];
     assert!(status["501"].is_object());
 }
+
+/// A group the instance `loja` created with two customers; its jid.
+async fn group_with_customers(server: &TestServer, token: &str) -> String {
+    let reply = server
+        .post(
+            "/api/group/create/loja",
+            Some(token),
+            json!({"name": "Clientes", "participants": [CUSTOMER, "5511955554444"]}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    reply.body["group"]["groupJid"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn mentions_and_private_replies_reach_the_phone() {
+    let server = TestServer::start().await;
+    let token = paired(&server).await;
+    let group = group_with_customers(&server, &token).await;
+    let customer = format!("{CUSTOMER}@s.whatsapp.net");
+
+    // Named mentions, a phone as typed and a LID, on text, media and a kind.
+    let reply = send(
+        &server,
+        &token,
+        "text",
+        json!({"number": group, "message": "@5511977776666 chegou!", "linkPreview": false,
+               "mention": ["+55 11 97777-6666", "203571934891234@lid", CUSTOMER]}),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let id = reply.body["data"]["messageId"].as_str().unwrap().to_owned();
+    let entry = last_sent(&server, &token, &id).await;
+    assert_eq!(entry["to"], json!(group));
+    assert_eq!(
+        entry["mentions"],
+        json!([customer, "203571934891234@lid"]),
+        "deduplicated, in order"
+    );
+    let media = send(
+        &server,
+        &token,
+        "media",
+        json!({"number": group, "mediaType": "image", "mediaBase64": PNG,
+               "message": "@5511977776666", "mention": [CUSTOMER]}),
+    )
+    .await;
+    let id = sent(&media, "image");
+    assert_eq!(
+        last_sent(&server, &token, &id).await["mentions"],
+        json!([customer])
+    );
+    let poll = send(
+        &server,
+        &token,
+        "poll",
+        json!({"number": group, "question": "Entrega?", "options": ["sim", "não"],
+               "mention": [CUSTOMER]}),
+    )
+    .await;
+    let id = sent(&poll, "poll");
+    assert_eq!(
+        last_sent(&server, &token, &id).await["mentions"],
+        json!([customer])
+    );
+
+    // mentionAll names every member as WhatsApp lists them now.
+    let all = send(
+        &server,
+        &token,
+        "text",
+        json!({"number": group, "message": "Atenção, todos", "mentionAll": true}),
+    )
+    .await;
+    assert_eq!(all.status, StatusCode::OK, "{}", all.text);
+    let id = all.body["data"]["messageId"].as_str().unwrap().to_owned();
+    let mut mentioned: Vec<String> = last_sent(&server, &token, &id).await["mentions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap().to_owned())
+        .collect();
+    mentioned.sort();
+    assert_eq!(
+        mentioned,
+        [
+            "5511900001111@s.whatsapp.net",
+            "5511955554444@s.whatsapp.net",
+            "5511977776666@s.whatsapp.net"
+        ]
+    );
+
+    // A private reply: to the author of a group message, quoting it, with
+    // the group named; the answer and the store show the private chat.
+    let asked = server
+        .post(
+            "/api/sandbox/loja/inbound",
+            Some(&token),
+            json!({"from": CUSTOMER, "text": "qual o meu saldo?",
+                   "group": {"jid": group, "subject": "Clientes"}}),
+        )
+        .await;
+    assert_eq!(asked.status, StatusCode::OK, "{}", asked.text);
+    let asked = asked.body["id"].as_str().unwrap().to_owned();
+    let private = send(
+        &server,
+        &token,
+        "text",
+        json!({"number": group, "message": "Te respondo aqui", "replyTo": asked,
+               "replyPrivate": true}),
+    )
+    .await;
+    assert_eq!(private.status, StatusCode::OK, "{}", private.text);
+    assert_eq!(private.body["data"]["chat"], json!(customer));
+    assert_eq!(private.body["data"]["replyTo"], json!(asked));
+    let id = private.body["data"]["messageId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let entry = last_sent(&server, &token, &id).await;
+    assert_eq!(entry["to"], json!(customer));
+    assert_eq!(entry["quotedId"], json!(asked));
+    assert_eq!(entry["quotedChat"], json!(group));
+    assert!(entry.get("mentions").is_none(), "{entry}");
+    let stored = server
+        .get(
+            &format!("/api/chat/getMessage/loja?messageId={id}"),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(stored.status, StatusCode::OK, "{}", stored.text);
+    assert_eq!(stored.body["data"]["chat"], json!(customer));
+    assert_eq!(stored.body["data"]["isGroup"], json!(false));
+
+    // The structured kinds take it too.
+    let location = send(
+        &server,
+        &token,
+        "location",
+        json!({"number": group, "latitude": -23.5, "longitude": -46.6, "replyTo": asked,
+               "replyPrivate": true}),
+    )
+    .await;
+    let id = sent(&location, "location");
+    let entry = last_sent(&server, &token, &id).await;
+    assert_eq!(
+        (&entry["to"], &entry["quotedChat"]),
+        (&json!(customer), &json!(group))
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn mention_and_reply_private_are_refused_where_they_cannot_apply() {
+    let server = TestServer::start().await;
+    let token = paired(&server).await;
+    let group = group_with_customers(&server, &token).await;
+    let in_dm = server
+        .post(
+            "/api/sandbox/loja/inbound",
+            Some(&token),
+            json!({"from": CUSTOMER, "text": "oi"}),
+        )
+        .await;
+    let in_dm = in_dm.body["id"].as_str().unwrap().to_owned();
+    let own = send(
+        &server,
+        &token,
+        "text",
+        json!({"number": group, "message": "bom dia"}),
+    )
+    .await;
+    let own = own.body["data"]["messageId"].as_str().unwrap().to_owned();
+    let sent_before = outbox(&server, &token).await.len();
+    let eleven: Vec<String> = (0..11).map(|i| format!("55119777766{i:02}")).collect();
+    let cases = [
+        (
+            "text",
+            json!({"number": CUSTOMER, "message": "https://example.com", "linkPreview": true}),
+            400,
+            "invalid body: linkPreview true is not supported yet (zapgate sends links without a preview)",
+        ),
+        (
+            "text",
+            json!({"number": CUSTOMER, "message": "oi", "mention": [CUSTOMER]}),
+            400,
+            "invalid body: mention is only for group chats",
+        ),
+        (
+            "text",
+            json!({"number": CUSTOMER, "message": "oi", "mentionAll": true}),
+            400,
+            "invalid body: mentionAll is only for group chats",
+        ),
+        (
+            "media",
+            json!({"number": CUSTOMER, "mediaType": "image", "mediaBase64": PNG, "mention": [CUSTOMER]}),
+            400,
+            "invalid body: mention is only for group chats",
+        ),
+        (
+            "poll",
+            json!({"number": CUSTOMER, "question": "?", "options": ["a", "b"], "mentionAll": true}),
+            400,
+            "invalid body: mentionAll is only for group chats",
+        ),
+        (
+            "text",
+            json!({"number": group, "message": "oi", "mention": eleven}),
+            400,
+            "invalid body: mention must hold at most 10 numbers",
+        ),
+        (
+            "text",
+            json!({"number": group, "message": "oi", "mention": [group]}),
+            400,
+            "invalid body: mention[0] must be a phone number or a LID",
+        ),
+        (
+            "location",
+            json!({"number": group, "latitude": 1.5, "longitude": 2.5, "mention": ["  "]}),
+            400,
+            "invalid body: mention[0] is required",
+        ),
+        (
+            "text",
+            json!({"number": group, "message": "oi", "replyPrivate": true}),
+            400,
+            "invalid body: replyPrivate needs replyTo (the group message answered)",
+        ),
+        (
+            "text",
+            json!({"number": CUSTOMER, "message": "oi", "replyTo": in_dm, "replyPrivate": true}),
+            400,
+            "invalid body: replyPrivate needs number to be the group of replyTo",
+        ),
+        (
+            "text",
+            json!({"number": group, "message": "oi", "replyTo": in_dm, "replyPrivate": true,
+                   "mention": [CUSTOMER]}),
+            400,
+            "invalid body: mention and mentionAll are only for group chats (a private reply goes to one person)",
+        ),
+        (
+            "text",
+            json!({"number": group, "message": "oi", "replyTo": "3A0000000000000000", "replyPrivate": true}),
+            404,
+            "Message not found",
+        ),
+        (
+            "contact",
+            json!({"number": group, "vcard": [{"fullName": "Ana", "phone": "+5511988887777"}],
+                   "replyTo": "3A0000000000000000", "replyPrivate": true}),
+            404,
+            "Message not found",
+        ),
+        (
+            "text",
+            json!({"number": group, "message": "oi", "replyTo": in_dm, "replyPrivate": true}),
+            400,
+            "invalid body: replyTo is not a message of the group number names",
+        ),
+        (
+            "text",
+            json!({"number": group, "message": "oi", "replyTo": own, "replyPrivate": true}),
+            400,
+            "invalid body: replyPrivate answers another member's message, not the instance's own",
+        ),
+    ];
+    for (kind, body, status, message) in cases {
+        send(&server, &token, kind, body)
+            .await
+            .assert_error(status, message);
+    }
+    // A reaction takes neither (refused by name, as any other field).
+    let reaction = send(
+        &server,
+        &token,
+        "reaction",
+        json!({"number": CUSTOMER, "messageId": in_dm, "reaction": "👍", "mention": [CUSTOMER]}),
+    )
+    .await;
+    assert_eq!(
+        reaction.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        reaction.text
+    );
+    assert!(reaction.text.contains("mention"), "{}", reaction.text);
+    assert_eq!(
+        outbox(&server, &token).await.len(),
+        sent_before,
+        "nothing went out"
+    );
+    server.stop().await;
+}
