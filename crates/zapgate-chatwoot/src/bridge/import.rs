@@ -709,16 +709,30 @@ impl Pace {
     }
 
     async fn wait(&mut self) {
+        let pause = self.next(Instant::now());
+        if !pause.is_zero() {
+            tokio::time::sleep(pause).await;
+        }
+    }
+
+    /// How long a post at `now` must wait, counting it as sent then.
+    fn next(&mut self, now: Instant) -> Duration {
         const MINUTE: Duration = Duration::from_secs(60);
-        while self.sent.front().is_some_and(|t| t.elapsed() >= MINUTE) {
+        while self
+            .sent
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) >= MINUTE)
+        {
             self.sent.pop_front();
         }
-        if self.sent.len() >= self.per_minute
-            && let Some(oldest) = self.sent.pop_front()
-        {
-            tokio::time::sleep(MINUTE.saturating_sub(oldest.elapsed())).await;
-        }
-        self.sent.push_back(Instant::now());
+        let pause = match self.sent.len() >= self.per_minute {
+            true => self.sent.pop_front().map_or(Duration::ZERO, |oldest| {
+                MINUTE.saturating_sub(now.saturating_duration_since(oldest))
+            }),
+            false => Duration::ZERO,
+        };
+        self.sent.push_back(now + pause);
+        pause
     }
 }
 
@@ -726,15 +740,20 @@ impl Pace {
 mod tests {
     use super::*;
 
-    #[tokio::test(start_paused = true)]
-    async fn the_pace_keeps_a_conversation_under_its_minute_budget() {
+    #[test]
+    fn the_pace_keeps_a_conversation_under_its_minute_budget() {
         let mut pace = Pace::new(3);
-        let start = tokio::time::Instant::now();
+        let t0 = Instant::now();
         for _ in 0..3 {
-            pace.wait().await;
+            assert_eq!(pace.next(t0), Duration::ZERO);
         }
-        assert!(start.elapsed() < Duration::from_secs(1));
-        pace.wait().await;
-        assert!(start.elapsed() >= Duration::from_secs(60));
+        // The fourth within the minute waits for the first to age out.
+        let t1 = t0 + Duration::from_secs(10);
+        assert_eq!(pace.next(t1), Duration::from_secs(50));
+        // A minute after the first ones, there is room again.
+        let t2 = t0 + Duration::from_secs(61);
+        assert_eq!(pace.next(t2), Duration::ZERO);
+        assert_eq!(pace.next(t2), Duration::ZERO);
+        assert!(pace.next(t2) > Duration::ZERO);
     }
 }
