@@ -5,6 +5,7 @@
 
 mod baseline;
 mod events;
+mod import;
 mod load;
 mod phases;
 mod report;
@@ -45,15 +46,17 @@ pub enum Phase {
     Outbound,
     Api,
     Events,
+    Import,
     Memory,
 }
 
 impl Phase {
-    pub const ALL: [Phase; 5] = [
+    pub const ALL: [Phase; 6] = [
         Phase::Inbound,
         Phase::Outbound,
         Phase::Api,
         Phase::Events,
+        Phase::Import,
         Phase::Memory,
     ];
 
@@ -63,6 +66,7 @@ impl Phase {
             Phase::Outbound => "outbound",
             Phase::Api => "api",
             Phase::Events => "events",
+            Phase::Import => "import",
             Phase::Memory => "memory",
         }
     }
@@ -72,7 +76,7 @@ impl Phase {
             .into_iter()
             .find(|phase| phase.name() == raw)
             .with_context(|| {
-                format!("unknown phase {raw} (inbound, outbound, api, events, memory)")
+                format!("unknown phase {raw} (inbound, outbound, api, events, import, memory)")
             })
     }
 }
@@ -100,7 +104,7 @@ fn parse_opts() -> anyhow::Result<Opts> {
             }
             other => anyhow::bail!(
                 "unknown argument {other} (--quick, --out FILE, --postgres URL, --no-postgres, \
-                 --only inbound,outbound,api,events,memory)"
+                 --only inbound,outbound,api,events,import,memory)"
             ),
         }
     }
@@ -186,6 +190,9 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
         }
         if opts.only.contains(&Phase::Events) {
             rows.extend(events::run(&opts, backend).await?);
+        }
+        if opts.only.contains(&Phase::Import) {
+            rows.extend(import::run(&opts, backend).await?);
         }
     }
     if opts.only.contains(&Phase::Memory) {

@@ -825,3 +825,48 @@ async fn flood_limit_and_merge() {
         .await;
     assert_eq!(convs["payload"][0]["id"], conv);
 }
+
+/// What a history import sends: Chatwoot's MessageBuilder does not permit
+/// `created_at` (the message gets the time it was created), keeps
+/// `source_id` as given (not unique) and stores `content_attributes` keys
+/// such as `external_created_at`.
+#[tokio::test]
+async fn created_at_is_not_taken_and_source_id_and_external_created_at_are() {
+    let e = env().await;
+    let (url, _rx) = receiver(200).await;
+    let (_, _, conv) = e.thread(&url).await;
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let (s, m) = e
+        .call(
+            "POST",
+            &format!("/conversations/{conv}/messages"),
+            Some(json!({
+                "content": "antiga",
+                "message_type": "incoming",
+                "source_id": "WAID:OLD",
+                "created_at": 1_600_000_000,
+                "content_attributes": {"external_created_at": 1_600_000_000},
+            })),
+        )
+        .await;
+    assert_eq!(s, 200, "{m}");
+    assert!(m["created_at"].as_i64().unwrap() >= before, "{m}");
+    assert_eq!(m["source_id"], "WAID:OLD");
+    assert_eq!(
+        m["content_attributes"]["external_created_at"],
+        1_600_000_000
+    );
+    // The same source id again is a second message: dedupe is the caller's.
+    let (s, again) = e
+        .call(
+            "POST",
+            &format!("/conversations/{conv}/messages"),
+            Some(json!({"content": "antiga", "message_type": "incoming", "source_id": "WAID:OLD"})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_ne!(again["id"], m["id"]);
+}

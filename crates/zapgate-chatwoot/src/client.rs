@@ -678,6 +678,22 @@ impl ChatwootClient {
         Ok(list.payload)
     }
 
+    /// The 20 messages before `before_id`, oldest first.
+    pub async fn messages_before(
+        &self,
+        conversation_id: i64,
+        before_id: i64,
+    ) -> Result<Vec<Message>, ChatwootError> {
+        let list: Payload<Vec<Message>> = self
+            .send(
+                Method::GET,
+                &format!("/conversations/{conversation_id}/messages?before={before_id}"),
+                None,
+            )
+            .await?;
+        Ok(list.payload)
+    }
+
     /// `sent`, `delivered`, `read` or `failed` (with `external_error`).
     pub async fn update_message_status(
         &self,

@@ -16,6 +16,7 @@ use zapgate_core::{
         AGENT_PLACEHOLDER, ChatwootFlags, ChatwootOptions, IGNORE_WILDCARDS, Integration,
         IntegrationStatus, MAX_IGNORE_JIDS, webhook_url,
     },
+    chatwoot_import::MAX_IMPORT_DAYS,
     instance::Instance,
     jid::Jid,
     jobs::Job,
@@ -76,6 +77,8 @@ pub struct FieldNames {
     pub ignore_jids: &'static str,
     pub sign_delimiter: &'static str,
     pub sign_format: &'static str,
+    pub import_messages_days: &'static str,
+    pub import_contacts: &'static str,
 }
 
 /// `POST /api/chatwoot/set/:instance`.
@@ -91,6 +94,8 @@ pub const SET_FIELDS: FieldNames = FieldNames {
     ignore_jids: "ignoreJids",
     sign_delimiter: "signDelimiter",
     sign_format: "signFormat",
+    import_messages_days: "importMessagesDays",
+    import_contacts: "importContacts",
 };
 
 /// The `chatwoot*` block of `POST /api/instance/new`.
@@ -106,6 +111,8 @@ pub const INLINE_FIELDS: FieldNames = FieldNames {
     ignore_jids: "chatwootIgnoreJids",
     sign_delimiter: "chatwootSignDelimiter",
     sign_format: "chatwootSignFormat",
+    import_messages_days: "chatwootImportMessagesDays",
+    import_contacts: "chatwootImportContacts",
 };
 
 /// A validated activation.
@@ -266,7 +273,40 @@ fn parse_options(body: &Map<String, Value>, names: &FieldNames) -> Result<Chatwo
             )));
         }
     }
+    parse_import(body, names, &mut options)?;
     Ok(options)
+}
+
+/// `importMessagesDays` and `importContacts`.
+fn parse_import(
+    body: &Map<String, Value>,
+    names: &FieldNames,
+    options: &mut ChatwootOptions,
+) -> Result<()> {
+    match body.get(names.import_messages_days) {
+        None | Some(Value::Null) => {}
+        Some(Value::Number(n)) if n.as_u64().is_some_and(|d| d <= u64::from(MAX_IMPORT_DAYS)) => {
+            options.import_messages_days =
+                n.as_u64().and_then(|d| u32::try_from(d).ok()).unwrap_or(0);
+        }
+        Some(_) => {
+            return Err(invalid(format!(
+                "{} must be an integer from 0 to {MAX_IMPORT_DAYS}",
+                names.import_messages_days
+            )));
+        }
+    }
+    match body.get(names.import_contacts) {
+        None | Some(Value::Null) => {}
+        Some(Value::Bool(b)) => options.import_contacts = *b,
+        Some(_) => {
+            return Err(invalid(format!(
+                "{} must be a boolean",
+                names.import_contacts
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// An `ignoreJids` entry as stored: a wildcard, or a full JID.
@@ -953,6 +993,35 @@ mod tests {
         );
         let r = parse(with("signFormat", json!("_{agent}_ diz:"))).unwrap();
         assert_eq!(r.options.sign_format, "_{agent}_ diz:");
+    }
+
+    #[test]
+    fn import_options_are_bounded_and_named_when_wrong() {
+        let ok = json!({"chatwootBaseUrl": "https://c.example", "chatwootAccountId": 1, "chatwootApiToken": "t"});
+        let with = |key: &str, value: Value| {
+            let mut body = ok.clone();
+            body[key] = value;
+            body
+        };
+        let r = parse(with("importMessagesDays", json!(90))).unwrap();
+        assert_eq!(r.options.import_messages_days, 90);
+        assert!(!r.options.import_contacts);
+        for bad in [json!(91), json!(-1), json!(1.5), json!("7")] {
+            assert_eq!(
+                message(with("importMessagesDays", bad)),
+                "invalid body: importMessagesDays must be an integer from 0 to 90"
+            );
+        }
+        assert!(
+            parse(with("importContacts", json!(true)))
+                .unwrap()
+                .options
+                .import_contacts
+        );
+        assert_eq!(
+            message(with("importContacts", json!("yes"))),
+            "invalid body: importContacts must be a boolean"
+        );
     }
 
     #[test]

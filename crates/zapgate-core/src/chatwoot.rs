@@ -68,6 +68,11 @@ pub struct ChatwootOptions {
     pub sign_delimiter: String,
     /// The signature, with [`AGENT_PLACEHOLDER`] for the agent's name.
     pub sign_format: String,
+    /// Days of history imported on the first connection after activation
+    /// (0: none; at most [`crate::chatwoot_import::MAX_IMPORT_DAYS`]).
+    pub import_messages_days: u32,
+    /// That import also creates a contact for every person of the history.
+    pub import_contacts: bool,
 }
 
 impl Default for ChatwootOptions {
@@ -76,6 +81,8 @@ impl Default for ChatwootOptions {
             ignore_jids: Vec::new(),
             sign_delimiter: DEFAULT_SIGN_DELIMITER.to_owned(),
             sign_format: DEFAULT_SIGN_FORMAT.to_owned(),
+            import_messages_days: 0,
+            import_contacts: false,
         }
     }
 }

@@ -296,6 +296,19 @@ pub trait EventStore: Send + Sync + 'static {
     async fn delete_message(&self, instance_id: &str, id: &str) -> Result<bool>;
     /// Forgets messages stored before `before_ms`.
     async fn prune_messages(&self, before_ms: i64) -> Result<u64>;
+    /// Stores messages of the phone's history (no event, no webhook: they
+    /// are not news), where a Chatwoot import reads them. A message stored
+    /// before keeps its row.
+    async fn store_history(&self, messages: &[StoredMessage]) -> Result<()>;
+    /// The instance's messages sent in `[from_secs, until_secs)`, by chat,
+    /// then oldest first; at most `limit`.
+    async fn messages_between(
+        &self,
+        instance_id: &str,
+        from_secs: i64,
+        until_secs: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredMessage>>;
     /// Up to `limit` events of the instance after `after` (a sequence), oldest first.
     async fn events_after(
         &self,

@@ -4,6 +4,7 @@
 pub mod account;
 pub mod chat_state;
 pub mod chatwoot;
+pub mod chatwoot_import;
 pub mod error;
 pub mod event_log;
 pub mod events;

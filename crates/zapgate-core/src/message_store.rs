@@ -199,7 +199,8 @@ impl MessageWrite {
     }
 }
 
-fn stored(instance_id: &str, message: &InboundMessage) -> StoredMessage {
+/// `message` as the store keeps it.
+pub fn stored(instance_id: &str, message: &InboundMessage) -> StoredMessage {
     let media = message.media_ref.clone().or_else(|| {
         // Media that came with its bytes only (the sandbox's inline media)
         // is still described, though it cannot be fetched again.

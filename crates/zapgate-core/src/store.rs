@@ -12,6 +12,7 @@ use crate::{
     Result,
     account::{Account, NewAccount},
     chatwoot::{Integration, IntegrationStatus, IntegrationSummary},
+    chatwoot_import::ImportProgress,
     idempotency::{IdempotencyClaim, IdempotencyRecord},
     instance::{Instance, InstanceSettings, NewInstance, SessionStatus, SettingsPatch},
     jobs::{ChatLink, ClaimShare, Job, MessageLink, NewJob},
@@ -116,6 +117,19 @@ pub trait Store: Send + Sync + 'static {
     async fn set_integration_webhook_url(&self, integration_id: &str, url: &str) -> Result<()>;
     /// `false` when the instance had none.
     async fn delete_integration(&self, instance_id: &str) -> Result<bool>;
+
+    /// Creates or replaces the instance's import row.
+    async fn save_import(&self, progress: &ImportProgress) -> Result<()>;
+    async fn find_import(&self, instance_id: &str) -> Result<Option<ImportProgress>>;
+    /// Imports still running whose holder's lease ended before `now_ms`.
+    async fn stale_imports(&self, now_ms: i64) -> Result<Vec<ImportProgress>>;
+    /// Takes a running import whose lease ended, until `until_ms`; `false`
+    /// when another process holds it (or it is no longer running).
+    async fn claim_import(&self, instance_id: &str, now_ms: i64, until_ms: i64) -> Result<bool>;
+    /// Writes the progress (and state) of a running import of the same
+    /// integration; `false` when it is no longer running there (cancelled,
+    /// deactivated, replaced), which tells its runner to stop.
+    async fn advance_import(&self, progress: &ImportProgress) -> Result<bool>;
 
     /// Stores jobs; one whose `dedupe_key` is already stored is skipped.
     /// Returns how many were new.

@@ -12,11 +12,15 @@ use zapgate_core::{
         WebhookSettings, WebsocketSettings,
     },
     instance::Instance,
-    message_store::{MESSAGE_NOT_FOUND, StatusChange, StoredMessage, StoredVote},
+    message_store::{MESSAGE_NOT_FOUND, StatusChange, StoredMessage, StoredVote, stored},
     time::now_ms,
+    whatsapp::InboundMessage,
 };
 
 use crate::{delivery::Deliveries, hub::Hub, payload, recorder::EventRecorder};
+
+pub const NO_MESSAGE_STORE: &str =
+    "the message store is off (ZAPGATE_MESSAGE_RETENTION_DAYS=0): history has nowhere to go";
 
 pub const WEBHOOK_NOT_FOUND: &str = "Webhook not found";
 pub const WEBSOCKET_NOT_ENABLED: &str = "WebSocket is not enabled for this instance. Configure it first using POST /api/events/websocket/";
@@ -59,6 +63,21 @@ impl EventsService {
         self.recorder.forget(&instance.id);
         tracing::info!(instance_id = %instance.id, label = %saved.settings.label, enabled = saved.settings.enabled, "webhook saved");
         Ok(saved)
+    }
+
+    /// Keeps messages of the phone's history in the message store (no
+    /// event: they are not news); a Chatwoot import reads them there.
+    pub async fn store_history(
+        &self,
+        instance: &Instance,
+        messages: &[InboundMessage],
+    ) -> Result<usize> {
+        if !self.deliveries.stores_messages() {
+            return Err(Error::Unavailable(NO_MESSAGE_STORE.to_owned()));
+        }
+        let rows: Vec<StoredMessage> = messages.iter().map(|m| stored(&instance.id, m)).collect();
+        self.events.store_history(&rows).await?;
+        Ok(rows.len())
     }
 
     pub async fn webhooks(&self, instance: &Instance) -> Result<Vec<Webhook>> {

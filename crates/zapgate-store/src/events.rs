@@ -329,6 +329,21 @@ impl EventStore for SqlStore {
         self.votes(instance_id, poll_id).await
     }
 
+    async fn store_history(&self, messages: &[StoredMessage]) -> Result<()> {
+        self.store_history_messages(messages).await
+    }
+
+    async fn messages_between(
+        &self,
+        instance_id: &str,
+        from_secs: i64,
+        until_secs: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredMessage>> {
+        self.stored_between(instance_id, from_secs, until_secs, limit)
+            .await
+    }
+
     async fn delete_message(&self, instance_id: &str, id: &str) -> Result<bool> {
         self.forget_message(instance_id, id).await
     }

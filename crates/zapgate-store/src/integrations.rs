@@ -240,6 +240,12 @@ pub(crate) async fn delete(store: &SqlStore, instance_id: &str) -> Result<bool> 
         .await
         .map_err(Error::internal)?;
     }
+    // Its import goes with it (a running one stops at its next chat).
+    sqlx::query("DELETE FROM chatwoot_imports WHERE instance_id = $1")
+        .bind(instance_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(Error::internal)?;
     let done = sqlx::query("DELETE FROM chatwoot_integrations WHERE instance_id = $1")
         .bind(instance_id)
         .execute(&mut *tx)

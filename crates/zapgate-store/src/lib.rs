@@ -11,6 +11,7 @@ mod event_writes;
 mod events;
 mod group;
 mod idempotency;
+mod imports;
 mod instances;
 mod integrations;
 mod jobs;

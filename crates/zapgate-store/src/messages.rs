@@ -308,6 +308,46 @@ impl SqlStore {
         .transpose()
     }
 
+    /// In one transaction, a bounded number of rows per statement.
+    pub(crate) async fn store_history_messages(&self, messages: &[StoredMessage]) -> Result<()> {
+        const ROWS_PER_INSERT: usize = 500;
+        let mut tx = self.pool.begin().await.map_err(Error::internal)?;
+        for chunk in messages.chunks(ROWS_PER_INSERT) {
+            let writes: Vec<MessageWrite> = chunk
+                .iter()
+                .map(|m| MessageWrite {
+                    instance_id: m.instance_id.clone(),
+                    change: MessageChange::Insert(Box::new(m.clone())),
+                })
+                .collect();
+            apply(&mut tx, writes.iter()).await?;
+        }
+        tx.commit().await.map_err(Error::internal)
+    }
+
+    pub(crate) async fn stored_between(
+        &self,
+        instance_id: &str,
+        from_secs: i64,
+        until_secs: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredMessage>> {
+        sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM messages \
+             WHERE instance_id = $1 AND sent_at >= $2 AND sent_at < $3 \
+             ORDER BY chat, sent_at, id LIMIT $4"
+        ))
+        .bind(instance_id)
+        .bind(from_secs)
+        .bind(until_secs)
+        .bind(i64::from(limit))
+        .fetch_all_on(self)
+        .await?
+        .iter()
+        .map(message_row)
+        .collect()
+    }
+
     pub(crate) async fn status_history(
         &self,
         instance_id: &str,

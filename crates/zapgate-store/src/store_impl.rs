@@ -8,6 +8,7 @@ use zapgate_core::{
     Error, Result,
     account::{Account, NewAccount},
     chatwoot::{Integration, IntegrationStatus, IntegrationSummary},
+    chatwoot_import::ImportProgress,
     idempotency::{IdempotencyClaim, IdempotencyRecord},
     instance::{Instance, InstanceSettings, NewInstance, SessionStatus, SettingsPatch},
     jobs::{ChatLink, ClaimShare, Job, MessageLink, NewJob},
@@ -16,7 +17,8 @@ use zapgate_core::{
 };
 
 use crate::{
-    SqlStore, accounts, idempotency, instances, integrations, jobs, links, rate_limit, rekey,
+    SqlStore, accounts, idempotency, imports, instances, integrations, jobs, links, rate_limit,
+    rekey,
 };
 
 #[async_trait]
@@ -164,6 +166,26 @@ impl Store for SqlStore {
         let done = integrations::delete(self, instance_id).await;
         self.caches.forget_all();
         done
+    }
+
+    async fn save_import(&self, progress: &ImportProgress) -> Result<()> {
+        imports::save(self, progress).await
+    }
+
+    async fn find_import(&self, instance_id: &str) -> Result<Option<ImportProgress>> {
+        imports::find(self, instance_id).await
+    }
+
+    async fn stale_imports(&self, now_ms: i64) -> Result<Vec<ImportProgress>> {
+        imports::stale(self, now_ms).await
+    }
+
+    async fn claim_import(&self, instance_id: &str, now_ms: i64, until_ms: i64) -> Result<bool> {
+        imports::claim(self, instance_id, now_ms, until_ms).await
+    }
+
+    async fn advance_import(&self, progress: &ImportProgress) -> Result<bool> {
+        imports::advance(self, progress).await
     }
 
     async fn enqueue_jobs(&self, new: &[NewJob]) -> Result<u64> {

@@ -16,6 +16,7 @@ use zapgate_core::{
     Error,
     account::{Account, NewAccount},
     chatwoot::{ChatwootFlags, Integration, IntegrationStatus},
+    chatwoot_import::{ImportProgress, ImportState},
     event_log::{
         DeliveryOutcome, DeliveryStatus, EventName, EventStore, NewDelivery, NewEvent,
         WebhookSettings,
@@ -173,6 +174,8 @@ suite!(
     a_leased_delivery_runs_at_once_and_is_claimed_only_once_its_lease_lapsed,
     instance_webhook_blocks_are_adopted_once,
     messages_and_receipts_stored_together_end_at_each_ones_highest_status,
+    an_import_row_is_claimed_once_advanced_only_while_running_and_goes_with_its_integration,
+    history_is_stored_once_and_read_by_chat_oldest_first_within_the_window,
 );
 
 // ---------------------------------------------------------------- helpers
@@ -2009,6 +2012,140 @@ async fn reconciled_watermark_only_grows(db: Db) {
     assert_eq!(watermark("b@lid").await, 150);
     store.set_reconciled("int_2", 6, 500).await.unwrap();
     assert_eq!(watermark("c@g.us").await, 0);
+}
+
+fn import_row(instance_id: &str, integration_id: &str, locked_until_ms: i64) -> ImportProgress {
+    ImportProgress {
+        instance_id: instance_id.into(),
+        integration_id: integration_id.into(),
+        state: ImportState::Running,
+        days: 7,
+        contacts: false,
+        since_secs: 1_000,
+        until_secs: 2_000,
+        chats: 0,
+        last_chat: None,
+        messages_done: 0,
+        messages_total: 0,
+        started_at_ms: NOW,
+        finished_at_ms: None,
+        error: None,
+        locked_until_ms,
+    }
+}
+
+/// The row a restart resumes from: one process wins the claim of a row
+/// whose lease lapsed; progress is written only while it still runs for the
+/// same integration; it goes with the integration.
+async fn an_import_row_is_claimed_once_advanced_only_while_running_and_goes_with_its_integration(
+    db: Db,
+) {
+    let store = db.store().await;
+    let ins = job_instance(&store, "importing").await;
+    store
+        .save_integration(&integration("int_imp", &ins), None)
+        .await
+        .unwrap();
+    assert_eq!(store.find_import(&ins).await.unwrap(), None);
+    let row = import_row(&ins, "int_imp", NOW + 60_000);
+    store.save_import(&row).await.unwrap();
+    assert_eq!(store.find_import(&ins).await.unwrap(), Some(row.clone()));
+    // Its holder's lease runs: nobody takes it.
+    assert!(store.stale_imports(NOW).await.unwrap().is_empty());
+    assert!(!store.claim_import(&ins, NOW, NOW + 1).await.unwrap());
+    // Lapsed: listed, and two claims make one winner.
+    let later = NOW + 60_001;
+    assert_eq!(store.stale_imports(later).await.unwrap().len(), 1);
+    let (a, b) = tokio::join!(
+        store.claim_import(&ins, later, later + 60_000),
+        store.claim_import(&ins, later, later + 60_000)
+    );
+    assert_eq!(u8::from(a.unwrap()) + u8::from(b.unwrap()), 1);
+
+    let mut progress = store.find_import(&ins).await.unwrap().unwrap();
+    progress.last_chat = Some("5511@s.whatsapp.net".into());
+    progress.messages_done = 3;
+    progress.messages_total = 9;
+    progress.chats = 2;
+    assert!(store.advance_import(&progress).await.unwrap());
+    assert_eq!(
+        store.find_import(&ins).await.unwrap(),
+        Some(progress.clone())
+    );
+    // Another integration's runner writes nothing.
+    let stranger = ImportProgress {
+        integration_id: "int_other".into(),
+        ..progress.clone()
+    };
+    assert!(!store.advance_import(&stranger).await.unwrap());
+    // Cancelled: a runner's later write is refused, the state stays.
+    progress.state = ImportState::Cancelled;
+    assert!(store.advance_import(&progress).await.unwrap());
+    let running = ImportProgress {
+        state: ImportState::Running,
+        messages_done: 4,
+        ..progress.clone()
+    };
+    assert!(!store.advance_import(&running).await.unwrap());
+    let stored = store.find_import(&ins).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.state, stored.messages_done),
+        (ImportState::Cancelled, 3)
+    );
+
+    assert!(store.delete_integration(&ins).await.unwrap());
+    assert_eq!(store.find_import(&ins).await.unwrap(), None);
+}
+
+async fn history_is_stored_once_and_read_by_chat_oldest_first_within_the_window(db: Db) {
+    use zapgate_core::message_store::{MessageStatus, StoredMessage};
+    let store = db.store().await;
+    let ins = job_instance(&store, "history").await;
+    let message = |id: &str, chat: &str, at: i64| StoredMessage {
+        instance_id: ins.clone(),
+        id: id.into(),
+        chat: chat.into(),
+        sender: chat.into(),
+        from_me: false,
+        kind: "text".into(),
+        text: Some(format!("text {id}")),
+        media: None,
+        extra: None,
+        quoted_id: None,
+        source: None,
+        status: MessageStatus::Delivered,
+        timestamp: at,
+        edited_at_ms: None,
+        revoked_at_ms: None,
+        created_at_ms: 0,
+    };
+    let rows = vec![
+        message("B2", "b@s.whatsapp.net", 1_500),
+        message("A1", "a@s.whatsapp.net", 1_200),
+        message("B1", "b@s.whatsapp.net", 1_100),
+        message("OLD", "a@s.whatsapp.net", 900),
+        message("LATE", "a@s.whatsapp.net", 2_000),
+    ];
+    store.store_history(&rows).await.unwrap();
+    // The same ids again keep their first rows.
+    let mut changed = rows.clone();
+    changed[0].text = Some("changed".into());
+    store.store_history(&changed).await.unwrap();
+    let read = store
+        .messages_between(&ins, 1_000, 2_000, 100)
+        .await
+        .unwrap();
+    let ids: Vec<&str> = read.iter().map(|m| m.id.as_str()).collect();
+    assert_eq!(ids, ["A1", "B1", "B2"]);
+    assert_eq!(read[2].text.as_deref(), Some("text B2"));
+    assert_eq!(
+        store
+            .messages_between(&ins, 0, 3_000, 2)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
 }
 
 fn integration(id: &str, instance_id: &str) -> Integration {

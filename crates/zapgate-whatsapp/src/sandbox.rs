@@ -547,6 +547,57 @@ impl SandboxProvider {
     /// A message arrives from WhatsApp. Returns its id only once the sink
     /// accepted it: that is the acknowledgement a real provider gives.
     pub async fn inbound(&self, instance_id: &str, message: SandboxInbound) -> Result<Accepted> {
+        let (message, settings) = self.build_inbound(instance_id, message).await?;
+        let id = message.id.clone();
+        if !settings.delivers(&message.chat) {
+            return Ok(Accepted {
+                id,
+                delivered: false,
+            });
+        }
+        let read = settings
+            .reads(&message)
+            .then(|| (message.chat.clone(), id.clone()));
+        self.emit(instance_id, Event::Message(Box::new(message)))
+            .await?;
+        if let Some((chat, target_id)) = read {
+            let mark = Outgoing::Read { chat, target_id };
+            if let Err(err) = self.send(instance_id, mark, None).await {
+                tracing::warn!(instance_id, error = %err, "could not mark a message read");
+            }
+        }
+        Ok(Accepted {
+            id,
+            delivered: true,
+        })
+    }
+
+    /// Messages of the phone's history, as WhatsApp's history sync hands
+    /// them to a linked device: built like [`Self::inbound`] (media kept in
+    /// the sandbox's media servers) but not emitted, since they are not
+    /// news. Chats the instance's settings drop are left out.
+    pub async fn history(
+        &self,
+        instance_id: &str,
+        messages: Vec<SandboxInbound>,
+    ) -> Result<Vec<InboundMessage>> {
+        let mut built = Vec::with_capacity(messages.len());
+        for message in messages {
+            let (mut message, settings) = self.build_inbound(instance_id, message).await?;
+            if settings.delivers(&message.chat) {
+                // What is stored of the media is where it lives, not its bytes.
+                message.media = None;
+                built.push(message);
+            }
+        }
+        Ok(built)
+    }
+
+    async fn build_inbound(
+        &self,
+        instance_id: &str,
+        message: SandboxInbound,
+    ) -> Result<(InboundMessage, InstanceSettings)> {
         let SandboxInbound {
             id,
             from,
@@ -663,28 +714,7 @@ impl SandboxProvider {
             };
             (message, slot.settings.clone())
         };
-        let id = message.id.clone();
-        if !settings.delivers(&message.chat) {
-            return Ok(Accepted {
-                id,
-                delivered: false,
-            });
-        }
-        let read = settings
-            .reads(&message)
-            .then(|| (message.chat.clone(), id.clone()));
-        self.emit(instance_id, Event::Message(Box::new(message)))
-            .await?;
-        if let Some((chat, target_id)) = read {
-            let mark = Outgoing::Read { chat, target_id };
-            if let Err(err) = self.send(instance_id, mark, None).await {
-                tracing::warn!(instance_id, error = %err, "could not mark a message read");
-            }
-        }
-        Ok(Accepted {
-            id,
-            delivered: true,
-        })
+        Ok((message, settings))
     }
 
     /// A call rings. With `autoRejectCalls` zapgate declines it and sends

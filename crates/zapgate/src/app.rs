@@ -262,6 +262,7 @@ async fn build(config: &Config) -> anyhow::Result<Built> {
     };
     if let Some(bridge) = &bridge {
         bridge.attach_whatsapp(whatsapp.clone());
+        bridge.attach_history(Arc::new(sql_store.clone()));
         bridge.start();
     }
 

@@ -159,7 +159,7 @@ impl Bridge {
         }
     }
 
-    async fn new_message(
+    pub(super) async fn new_message(
         &self,
         job_id: i64,
         integration: &Integration,
@@ -396,6 +396,22 @@ impl Bridge {
         identity: &ChatIdentity,
         message: &InboundJob,
     ) -> Result<ChatLink, Failure> {
+        let link = self
+            .find_or_create_link(client, integration, identity, message)
+            .await?;
+        self.usable_conversation(client, integration, link).await
+    }
+
+    /// The chat's contact and latest conversation in the inbox (preferring
+    /// one not resolved), created when there is none; a resolved one is
+    /// returned as it is.
+    pub(super) async fn find_or_create_link(
+        &self,
+        client: &ChatwootClient,
+        integration: &Integration,
+        identity: &ChatIdentity,
+        message: &InboundJob,
+    ) -> Result<ChatLink, Failure> {
         let source_id = identity.chat_jid.clone();
         let (contact_id, created) = self
             .find_or_create_contact(client, integration, identity, message, &source_id)
@@ -430,7 +446,7 @@ impl Bridge {
                 }
             }
         };
-        let link = ChatLink {
+        Ok(ChatLink {
             integration_id: integration.id.clone(),
             chat_jid: identity.chat_jid.clone(),
             contact_id,
@@ -438,14 +454,13 @@ impl Bridge {
             conversation_id: conversation.id,
             conversation_status: conversation.status,
             reconciled_message_id: 0,
-        };
-        self.usable_conversation(client, integration, link).await
+        })
     }
 
     /// Creates the contact; when Chatwoot says it exists (its identifier or
     /// phone is taken), finds it under any of the person's identifiers and
     /// phone forms, merging duplicates into the one with a phone number.
-    async fn find_or_create_contact(
+    pub(super) async fn find_or_create_contact(
         &self,
         client: &ChatwootClient,
         integration: &Integration,
@@ -548,7 +563,7 @@ impl Bridge {
 }
 
 /// The link of a message now in Chatwoot.
-fn posted(
+pub(super) fn posted(
     integration: &Integration,
     message: &InboundJob,
     link: &ChatLink,

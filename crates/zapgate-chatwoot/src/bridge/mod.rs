@@ -11,6 +11,7 @@
 //! make retries and redeliveries harmless.
 
 mod identity;
+pub mod import;
 mod inbound;
 mod outbound;
 pub mod payload;
@@ -21,7 +22,11 @@ pub mod webhook;
 mod worker;
 
 use std::{
-    sync::{Arc, Mutex, OnceLock, atomic::AtomicU64},
+    collections::HashMap,
+    sync::{
+        Arc, Mutex, OnceLock,
+        atomic::{AtomicBool, AtomicU64},
+    },
     time::Duration,
 };
 
@@ -29,7 +34,9 @@ use tokio::{
     sync::{Notify, watch},
     task::JoinHandle,
 };
-use zapgate_core::{Error, chatwoot::Integration, store::Store, whatsapp::WhatsApp};
+use zapgate_core::{
+    Error, chatwoot::Integration, event_log::EventStore, store::Store, whatsapp::WhatsApp,
+};
 
 pub use self::{
     identity::{ChatIdentity, canonical_phone, phone_variants},
@@ -82,6 +89,9 @@ pub struct BridgeConfig {
     /// On shutdown, how long running jobs may take to finish before they are
     /// cut off and released.
     pub drain: Duration,
+    /// Messages a history import posts into one conversation per minute:
+    /// under Chatwoot's 200, leaving room for live traffic.
+    pub import_per_minute: u32,
 }
 
 impl Default for BridgeConfig {
@@ -103,6 +113,7 @@ impl Default for BridgeConfig {
             reconcile_grace: Duration::from_secs(15),
             media_limit: 64 * 1024 * 1024,
             drain: Duration::from_secs(4),
+            import_per_minute: 120,
         }
     }
 }
@@ -121,6 +132,10 @@ pub struct Bridge {
     idle: Idle,
     /// The worker and the reconciler, awaited by shutdown.
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// The message store history imports read, set once at start.
+    history: OnceLock<Arc<dyn EventStore>>,
+    /// The cancel flag of each import this process runs, by instance.
+    imports: Mutex<HashMap<String, Arc<AtomicBool>>>,
 }
 
 /// How [`Bridge::until_idle`] meets the worker: waits ask with a number, and
@@ -143,6 +158,8 @@ impl Bridge {
             stop: watch::Sender::new(false),
             idle: Idle::default(),
             tasks: Mutex::new(Vec::new()),
+            history: OnceLock::new(),
+            imports: Mutex::new(HashMap::new()),
         })
     }
 
@@ -169,6 +186,7 @@ impl Bridge {
     pub fn start(self: &Arc<Self>) {
         let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
         tasks.push(tokio::spawn(worker::run(self.clone())));
+        tasks.push(tokio::spawn(self.clone().watch_imports()));
         if !self.config.reconcile_interval.is_zero() {
             tasks.push(tokio::spawn(reconciler::run(self.clone())));
         }

@@ -52,6 +52,13 @@ impl Subscriber for BridgeSink {
                         .wake_jobs(&instance_id, OUTBOUND, now_ms())
                         .await?;
                     self.bridge.nudge();
+                    // The first connection after activation starts the
+                    // history import it asked for.
+                    if let Some(integration) = self.store.find_integration(&instance_id).await?
+                        && let Err(e) = self.bridge.import_on_connect(&integration).await
+                    {
+                        tracing::warn!(instance_id = %instance_id, error = %e, "could not start the history import");
+                    }
                 }
                 Ok(())
             }

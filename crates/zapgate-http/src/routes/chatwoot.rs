@@ -20,7 +20,13 @@ use zapgate_chatwoot::{
         ACTIVATED, DEACTIVATED, INSTANCE_NOT_FOUND, NO_INTEGRATION, NOT_CONFIGURED, SET_FIELDS,
     },
 };
-use zapgate_core::{Error, instance::Instance, store::Principal, time::rfc3339};
+use zapgate_core::{
+    Error,
+    chatwoot_import::{ImportProgress, MAX_IMPORT_DAYS},
+    instance::Instance,
+    store::Principal,
+    time::rfc3339,
+};
 
 use crate::{
     AppState,
@@ -35,6 +41,10 @@ pub fn router() -> Router<AppState> {
         .route("/api/chatwoot/list/{instance}", get(info))
         .route("/api/chatwoot/delete/{instance}", delete(remove))
         .route("/api/chatwoot/replay/{instance}", post(replay))
+        .route(
+            "/api/chatwoot/import/{instance}",
+            post(start_import).delete(cancel_import),
+        )
 }
 
 /// The module, or `503 integration gateway not configured` before anything
@@ -105,6 +115,13 @@ async fn set(
     let instance = instance(&state, &principal, &name).await?;
     let request = ActivateRequest::parse(&json_object(&body)?, &SET_FIELDS)?;
     let integration = chatwoot.activate(&instance, request).await?;
+    // Already connected: this is the first connection after activation.
+    if let Some(bridge) = &state.bridge
+        && state.instances.is_connected(&instance)
+        && let Err(e) = bridge.import_on_connect(&integration).await
+    {
+        tracing::warn!(instance_id = %instance.id, error = %e, "could not start the history import");
+    }
     Ok((
         StatusCode::CREATED,
         Json(ActivatedOut {
@@ -137,6 +154,9 @@ pub struct InfoOut {
     /// The optional settings beyond the four flags, each with its value in
     /// effect (the default when `set` did not name it).
     options: OptionsOut,
+    /// The last history import, once one was started.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    import: Option<ImportOut>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -148,6 +168,42 @@ pub struct OptionsOut {
     sign_delimiter: String,
     /// The signature; `{agent}` is the agent's name (default `*{agent}*:`).
     sign_format: String,
+    /// Days of history imported on the first connection after activation (0: none).
+    #[schema(minimum = 0, maximum = 90)]
+    import_messages_days: u32,
+    /// That import also creates a contact for every person of the history.
+    import_contacts: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ImportOut {
+    /// `running`, `done`, `failed` or `cancelled`.
+    state: &'static str,
+    /// Chats with messages in the window.
+    chats: u64,
+    messages_done: u64,
+    messages_total: u64,
+    started_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    finished_at: Option<String>,
+    /// Why it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+impl From<ImportProgress> for ImportOut {
+    fn from(p: ImportProgress) -> Self {
+        Self {
+            state: p.state.as_str(),
+            chats: p.chats,
+            messages_done: p.messages_done,
+            messages_total: p.messages_total,
+            started_at: rfc3339(p.started_at_ms),
+            finished_at: p.finished_at_ms.map(rfc3339),
+            error: p.error,
+        }
+    }
 }
 
 /// The integration and its live state.
@@ -169,6 +225,12 @@ async fn info(
     let connected = state.instances.is_connected(&instance);
     let info = chatwoot.info(&instance, connected).await?;
     let i = info.integration;
+    let import = state
+        .store
+        .find_import(&instance.id)
+        .await?
+        .filter(|p| p.integration_id == i.id)
+        .map(ImportOut::from);
     Ok(Json(InfoOut {
         instance_name: instance.name,
         status: info.status.as_str(),
@@ -188,7 +250,10 @@ async fn info(
             ignore_jids: i.options.ignore_jids,
             sign_delimiter: i.options.sign_delimiter,
             sign_format: i.options.sign_format,
+            import_messages_days: i.options.import_messages_days,
+            import_contacts: i.options.import_contacts,
         },
+        import,
     }))
 }
 
@@ -259,5 +324,134 @@ async fn replay(
     Ok(Json(ReplayedOut {
         message: "dead letters queued again",
         replayed,
+    }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImportReplyOut {
+    message: &'static str,
+    import: ImportOut,
+}
+
+/// An import request: `days` (0-90, default the integration's
+/// `importMessagesDays`) and `contacts` (default its `importContacts`).
+fn import_request(
+    body: &serde_json::Map<String, Value>,
+    integration: &zapgate_core::chatwoot::Integration,
+) -> Result<(u32, bool), Error> {
+    if let Some(unknown) = body
+        .keys()
+        .find(|k| !["days", "contacts"].contains(&k.as_str()))
+    {
+        return Err(Error::bad_request(format!(
+            "invalid body: unknown field {unknown} (days, contacts)"
+        )));
+    }
+    let days = match body.get("days") {
+        None | Some(Value::Null) => integration.options.import_messages_days,
+        Some(Value::Number(n)) if n.as_u64().is_some_and(|d| d <= u64::from(MAX_IMPORT_DAYS)) => {
+            n.as_u64().and_then(|d| u32::try_from(d).ok()).unwrap_or(0)
+        }
+        Some(_) => {
+            return Err(Error::bad_request(format!(
+                "invalid body: days must be an integer from 0 to {MAX_IMPORT_DAYS}"
+            )));
+        }
+    };
+    let contacts = match body.get("contacts") {
+        None | Some(Value::Null) => integration.options.import_contacts,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            return Err(Error::bad_request(
+                "invalid body: contacts must be a boolean",
+            ));
+        }
+    };
+    if days == 0 && !contacts {
+        return Err(Error::bad_request(format!(
+            "invalid body: nothing to import - give days (1-{MAX_IMPORT_DAYS}) or contacts: true"
+        )));
+    }
+    Ok((days, contacts))
+}
+
+/// Imports the last `days` days of every chat's messages (those the
+/// instance holds: live traffic and WhatsApp's history) into the inbox,
+/// oldest first, and with `contacts` a contact for every person of the
+/// history. Answers at once; `GET /api/chatwoot/list` shows the progress.
+#[utoipa::path(post, path = "/api/chatwoot/import/{instance}", tag = "chatwoot",
+    params(("instance" = String, Path)),
+    request_body(content = Object, description = "days? (integer 0-90; default importMessagesDays), contacts? (boolean; default importContacts); one of them must ask for something"),
+    responses(
+        (status = 202, body = ImportReplyOut),
+        (status = 400, description = "invalid body: days must be an integer from 0 to 90 / contacts must be a boolean / nothing to import ...", body = ErrorOut),
+        (status = 404, description = "instance not found / no chatwoot integration for this instance", body = ErrorOut),
+        (status = 409, description = "an import is already running for this instance", body = ErrorOut),
+        (status = 503, description = "integration gateway not configured", body = ErrorOut),
+    ),
+    security(("token" = [])))]
+async fn start_import(
+    State(state): State<AppState>,
+    _module: Module,
+    Caller(principal): Caller,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<ImportReplyOut>)> {
+    let instance = instance(&state, &principal, &name).await?;
+    let integration = state
+        .store
+        .find_integration(&instance.id)
+        .await?
+        .ok_or_else(|| Error::not_found(NO_INTEGRATION))?;
+    let body = if body.is_empty() {
+        serde_json::Map::new()
+    } else {
+        json_object(&body)?
+    };
+    let (days, contacts) = import_request(&body, &integration)?;
+    let bridge = state
+        .bridge
+        .as_ref()
+        .ok_or_else(|| Error::Unavailable(NOT_CONFIGURED.to_owned()))?;
+    let progress = bridge.start_import(&integration, days, contacts).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(ImportReplyOut {
+            message: "history import started",
+            import: progress.into(),
+        }),
+    ))
+}
+
+/// Cancels the running import: it stops after the message in flight; what
+/// was written stays.
+#[utoipa::path(delete, path = "/api/chatwoot/import/{instance}", tag = "chatwoot",
+    params(("instance" = String, Path)),
+    responses(
+        (status = 200, body = ImportReplyOut),
+        (status = 404, description = "instance not found / no chatwoot integration for this instance / no import running for this instance", body = ErrorOut),
+        (status = 503, description = "integration gateway not configured", body = ErrorOut),
+    ),
+    security(("token" = [])))]
+async fn cancel_import(
+    State(state): State<AppState>,
+    _module: Module,
+    Caller(principal): Caller,
+    Path(name): Path<String>,
+) -> ApiResult<Json<ImportReplyOut>> {
+    let instance = instance(&state, &principal, &name).await?;
+    let integration = state
+        .store
+        .find_integration(&instance.id)
+        .await?
+        .ok_or_else(|| Error::not_found(NO_INTEGRATION))?;
+    let bridge = state
+        .bridge
+        .as_ref()
+        .ok_or_else(|| Error::Unavailable(NOT_CONFIGURED.to_owned()))?;
+    let progress = bridge.cancel_import(&integration).await?;
+    Ok(Json(ImportReplyOut {
+        message: "history import cancelled",
+        import: progress.into(),
     }))
 }

@@ -44,6 +44,10 @@ pub fn router(media_body_limit: usize) -> Router<AppState> {
             "/api/sandbox/{instance}/inbound",
             post(inbound).layer(DefaultBodyLimit::max(media_body_limit)),
         )
+        .route(
+            "/api/sandbox/{instance}/history",
+            post(history).layer(DefaultBodyLimit::max(media_body_limit)),
+        )
         .route("/api/sandbox/{instance}/receipt", post(receipt))
         .route("/api/sandbox/{instance}/pollVote", post(poll_vote))
         .route("/api/sandbox/{instance}/call", post(call))
@@ -577,6 +581,66 @@ async fn inbound(
         success: true,
         id: accepted.id,
         delivered: accepted.delivered,
+    }))
+}
+
+/// Messages per `history` call.
+const MAX_HISTORY_MESSAGES: usize = 1000;
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct HistoryIn {
+    /// Messages of the phone's past, each as `inbound` takes it, with its
+    /// `timestamp` (at most 1000 a call).
+    messages: Vec<InboundIn>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HistoryOut {
+    success: bool,
+    /// Messages kept (those of chats the instance's settings drop are not).
+    stored: usize,
+}
+
+/// WhatsApp's history sync hands the linked device the phone's past
+/// messages: they go to the message store only (no event, no webhook, no
+/// Chatwoot post), where a Chatwoot history import reads them.
+#[utoipa::path(post, path = "/api/sandbox/{instance}/history", tag = "sandbox",
+    params(("instance" = String, Path)), request_body = HistoryIn,
+    responses(
+        (status = 200, body = HistoryOut),
+        (status = 400, description = "Invalid messages[i]...: ... / at most 1000 messages", body = ErrorOut),
+        (status = 404, body = ErrorOut),
+        (status = 503, description = "the message store is off", body = ErrorOut),
+    ),
+    security(("token" = [])))]
+async fn history(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    Path(name): Path<String>,
+    JsonBody(body): JsonBody<HistoryIn>,
+) -> ApiResult<Json<HistoryOut>> {
+    let (sandbox, instance) = resolve(&state, &principal, &name).await?;
+    if body.messages.len() > MAX_HISTORY_MESSAGES {
+        return Err(Error::bad_request(format!(
+            "Invalid messages: at most {MAX_HISTORY_MESSAGES} messages"
+        ))
+        .into());
+    }
+    let mut messages = Vec::with_capacity(body.messages.len());
+    for (i, message) in body.messages.into_iter().enumerate() {
+        if message.timestamp.is_none() {
+            return Err(Error::bad_request(format!(
+                "Invalid messages[{i}].timestamp: history messages need their time"
+            ))
+            .into());
+        }
+        messages.push(message.into_message()?);
+    }
+    let built = sandbox.history(&instance.id, messages).await?;
+    let stored = state.events.store_history(&instance, &built).await?;
+    Ok(Json(HistoryOut {
+        success: true,
+        stored,
     }))
 }
 

@@ -204,6 +204,13 @@ fn routes(instance: &str) -> Vec<(Method, String, Option<Value>)> {
         (Method::GET, sandbox("chats"), None),
         (
             Method::POST,
+            sandbox("history"),
+            Some(
+                json!({"messages": [{"from": "5511977776666", "text": "old", "timestamp": 1_700_000_000}]}),
+            ),
+        ),
+        (
+            Method::POST,
             format!("/api/group/create/{instance}"),
             Some(json!({"name": "G", "participants": ["5511977776666"]})),
         ),

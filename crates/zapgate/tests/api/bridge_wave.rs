@@ -68,6 +68,8 @@ async fn options_are_stored_listed_beside_the_seed_fields_and_refused_by_name() 
             "ignoreJids": ["5511988887777@s.whatsapp.net", "@g.us"],
             "signDelimiter": " — ",
             "signFormat": "_{agent}_",
+            "importMessagesDays": 0,
+            "importContacts": false,
         })
     );
     let mut keys: Vec<&str> = info
@@ -130,7 +132,7 @@ async fn options_are_stored_listed_beside_the_seed_fields_and_refused_by_name() 
     assert_eq!(reset.status.as_u16(), 201, "{}", reset.text);
     assert_eq!(
         integration_info(&f).await["options"],
-        json!({"ignoreJids": [], "signDelimiter": "\n", "signFormat": "*{agent}*:"})
+        json!({"ignoreJids": [], "signDelimiter": "\n", "signFormat": "*{agent}*:", "importMessagesDays": 0, "importContacts": false})
     );
 
     // Inline activation takes them as `chatwoot<Name>`.
@@ -152,6 +154,8 @@ async fn options_are_stored_listed_beside_the_seed_fields_and_refused_by_name() 
                 "chatwootIgnoreJids": ["@lid"],
                 "chatwootSignDelimiter": "\\n\\n",
                 "chatwootSignFormat": "{agent} says:",
+                "chatwootImportMessagesDays": 30,
+                "chatwootImportContacts": true,
             }),
         )
         .await;
@@ -168,7 +172,7 @@ async fn options_are_stored_listed_beside_the_seed_fields_and_refused_by_name() 
         .await;
     assert_eq!(
         inline.body["options"],
-        json!({"ignoreJids": ["@lid"], "signDelimiter": "\n\n", "signFormat": "{agent} says:"})
+        json!({"ignoreJids": ["@lid"], "signDelimiter": "\n\n", "signFormat": "{agent} says:", "importMessagesDays": 30, "importContacts": true})
     );
 }
 

@@ -181,6 +181,18 @@ async fn a_disabled_module_answers_503_before_token_and_instance() {
                 .post(&format!("/api/chatwoot/replay/{name}"), t, json!({}))
                 .await
                 .assert_error(503, message);
+            server
+                .post(
+                    &format!("/api/chatwoot/import/{name}"),
+                    t,
+                    json!({"days": 1}),
+                )
+                .await
+                .assert_error(503, message);
+            server
+                .delete(&format!("/api/chatwoot/import/{name}"), t)
+                .await
+                .assert_error(503, message);
         }
     }
     // Before the body, too.
@@ -844,7 +856,7 @@ async fn info_shows_every_field_and_the_live_state() {
     assert_eq!(obj.len(), 15, "{}", info.text);
     assert_eq!(
         obj["options"],
-        json!({"ignoreJids": [], "signDelimiter": "\n", "signFormat": "*{agent}*:"})
+        json!({"ignoreJids": [], "signDelimiter": "\n", "signFormat": "*{agent}*:", "importMessagesDays": 0, "importContacts": false})
     );
     assert!(obj.get("success").is_none());
     assert_eq!(obj["instance_name"], json!("suporte"));
@@ -1320,6 +1332,18 @@ async fn another_tenants_instance_looks_missing() {
             )
             .await
             .assert_error(404, "instance not found");
+        server
+            .post(
+                &format!("/api/chatwoot/import/{name}"),
+                Some(token),
+                json!({"days": 1}),
+            )
+            .await
+            .assert_error(404, "instance not found");
+        server
+            .delete(&format!("/api/chatwoot/import/{name}"), Some(token))
+            .await
+            .assert_error(404, "instance not found");
     }
     assert_eq!(cw.requests().len(), before_requests);
     assert_eq!(cw.inboxes(w.acc), before_inboxes);
@@ -1334,6 +1358,14 @@ async fn another_tenants_instance_looks_missing() {
         .assert_error(404, "no chatwoot integration for this instance");
     server
         .post("/api/chatwoot/replay/a1", Some(&a1), json!({}))
+        .await
+        .assert_error(404, "no chatwoot integration for this instance");
+    server
+        .post("/api/chatwoot/import/a1", Some(&a1), json!({"days": 1}))
+        .await
+        .assert_error(404, "no chatwoot integration for this instance");
+    server
+        .delete("/api/chatwoot/import/a1", Some(&a1))
         .await
         .assert_error(404, "no chatwoot integration for this instance");
 }

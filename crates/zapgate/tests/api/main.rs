@@ -6,6 +6,7 @@ mod admin;
 mod auth;
 mod bridge;
 mod bridge_faults;
+mod bridge_import;
 mod bridge_inbound;
 mod bridge_outbound;
 mod bridge_wave;
