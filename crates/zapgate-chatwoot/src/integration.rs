@@ -76,6 +76,8 @@ pub struct FieldNames {
     pub ignore_jids: &'static str,
     pub sign_delimiter: &'static str,
     pub sign_format: &'static str,
+    pub mark_read_on_reply: &'static str,
+    pub contact_avatars: &'static str,
 }
 
 /// `POST /api/chatwoot/set/:instance`.
@@ -91,6 +93,8 @@ pub const SET_FIELDS: FieldNames = FieldNames {
     ignore_jids: "ignoreJids",
     sign_delimiter: "signDelimiter",
     sign_format: "signFormat",
+    mark_read_on_reply: "markReadOnReply",
+    contact_avatars: "contactAvatars",
 };
 
 /// The `chatwoot*` block of `POST /api/instance/new`.
@@ -106,6 +110,8 @@ pub const INLINE_FIELDS: FieldNames = FieldNames {
     ignore_jids: "chatwootIgnoreJids",
     sign_delimiter: "chatwootSignDelimiter",
     sign_format: "chatwootSignFormat",
+    mark_read_on_reply: "chatwootMarkReadOnReply",
+    contact_avatars: "chatwootContactAvatars",
 };
 
 /// A validated activation.
@@ -266,7 +272,18 @@ fn parse_options(body: &Map<String, Value>, names: &FieldNames) -> Result<Chatwo
             )));
         }
     }
+    options.mark_read_on_reply = option_flag(body, names.mark_read_on_reply, true)?;
+    options.contact_avatars = option_flag(body, names.contact_avatars, true)?;
     Ok(options)
+}
+
+/// A boolean option; absent (or null) is `default`.
+fn option_flag(body: &Map<String, Value>, name: &str, default: bool) -> Result<bool> {
+    match body.get(name) {
+        None | Some(Value::Null) => Ok(default),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(invalid(format!("{name} must be a boolean"))),
+    }
 }
 
 /// An `ignoreJids` entry as stored: a wildcard, or a full JID.
@@ -953,6 +970,16 @@ mod tests {
         );
         let r = parse(with("signFormat", json!("_{agent}_ diz:"))).unwrap();
         assert_eq!(r.options.sign_format, "_{agent}_ diz:");
+        assert!(parse(ok.clone()).unwrap().options.mark_read_on_reply);
+        let r = parse(with("markReadOnReply", json!(false))).unwrap();
+        assert!(!r.options.mark_read_on_reply);
+        assert!(r.options.contact_avatars);
+        let r = parse(with("contactAvatars", json!(false))).unwrap();
+        assert!(!r.options.contact_avatars);
+        assert_eq!(
+            message(with("markReadOnReply", json!("no"))),
+            "invalid body: markReadOnReply must be a boolean"
+        );
     }
 
     #[test]

@@ -68,6 +68,12 @@ pub struct ChatwootOptions {
     pub sign_delimiter: String,
     /// The signature, with [`AGENT_PLACEHOLDER`] for the agent's name.
     pub sign_format: String,
+    /// An agent's reply marks the customer's messages before it read on
+    /// WhatsApp (blue ticks).
+    pub mark_read_on_reply: bool,
+    /// Contacts get the chat's WhatsApp picture as their avatar, refreshed
+    /// at most daily.
+    pub contact_avatars: bool,
 }
 
 impl Default for ChatwootOptions {
@@ -76,6 +82,8 @@ impl Default for ChatwootOptions {
             ignore_jids: Vec::new(),
             sign_delimiter: DEFAULT_SIGN_DELIMITER.to_owned(),
             sign_format: DEFAULT_SIGN_FORMAT.to_owned(),
+            mark_read_on_reply: true,
+            contact_avatars: true,
         }
     }
 }

@@ -10,6 +10,7 @@
 //! (the WhatsApp id inbound, the Chatwoot id outbound) and the message links
 //! make retries and redeliveries harmless.
 
+mod avatar;
 mod identity;
 mod inbound;
 mod outbound;
@@ -116,6 +117,8 @@ pub struct Bridge {
     idle: Idle,
     /// The worker and the reconciler, awaited by shutdown.
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// Chats whose avatar job this process queued lately.
+    avatars: avatar::AvatarGate,
 }
 
 /// How [`Bridge::until_idle`] meets the worker: waits ask with a number, and
@@ -138,6 +141,7 @@ impl Bridge {
             stop: watch::Sender::new(false),
             idle: Idle::default(),
             tasks: Mutex::new(Vec::new()),
+            avatars: avatar::AvatarGate::default(),
         })
     }
 

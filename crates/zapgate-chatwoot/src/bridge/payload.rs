@@ -38,6 +38,8 @@ pub enum JobPayload {
         chat: String,
         text: String,
     },
+    /// The chat's WhatsApp picture onto its Chatwoot contact (`contactAvatars`).
+    Avatar { chat: String, contact_id: i64 },
 }
 
 impl JobPayload {

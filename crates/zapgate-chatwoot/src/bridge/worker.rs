@@ -275,6 +275,9 @@ impl Bridge {
                 self.post_group_note(job, &integration, &id, &chat, &text)
                     .await
             }
+            JobPayload::Avatar { chat, contact_id } => {
+                self.refresh_avatar(&integration, &chat, contact_id).await
+            }
         };
         done.map(|()| None)
     }

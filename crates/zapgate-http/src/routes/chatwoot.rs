@@ -83,7 +83,7 @@ pub struct ActivatedOut {
 /// points back here (or keeps the current inbox on a second call).
 #[utoipa::path(post, path = "/api/chatwoot/set/{instance}", tag = "chatwoot",
     params(("instance" = String, Path)),
-    request_body(content = Object, description = "chatwootBaseUrl, chatwootAccountId, chatwootApiToken, inboxName?, signMessages?, ignoreGroups?, startAsPending?, reopenResolved?, ignoreJids?, signDelimiter?, signFormat?"),
+    request_body(content = Object, description = "chatwootBaseUrl, chatwootAccountId, chatwootApiToken, inboxName?, signMessages?, ignoreGroups?, startAsPending?, reopenResolved?, ignoreJids?, signDelimiter?, signFormat?, markReadOnReply?, contactAvatars?"),
     responses(
         (status = 201, body = ActivatedOut),
         (status = 400, description = "invalid body: ... / Chatwoot account or endpoint not found - ... / inbox limit / private address / Chatwoot rejected the request as invalid - ...", body = ErrorOut),
@@ -148,6 +148,10 @@ pub struct OptionsOut {
     sign_delimiter: String,
     /// The signature; `{agent}` is the agent's name (default `*{agent}*:`).
     sign_format: String,
+    /// An agent's reply marks the customer's messages read on WhatsApp (default true).
+    mark_read_on_reply: bool,
+    /// Contacts get the chat's WhatsApp picture, refreshed at most daily (default true).
+    contact_avatars: bool,
 }
 
 /// The integration and its live state.
@@ -188,6 +192,8 @@ async fn info(
             ignore_jids: i.options.ignore_jids,
             sign_delimiter: i.options.sign_delimiter,
             sign_format: i.options.sign_format,
+            mark_read_on_reply: i.options.mark_read_on_reply,
+            contact_avatars: i.options.contact_avatars,
         },
     }))
 }

@@ -17,7 +17,7 @@ const GROUP: &str = "120363000000000001@g.us";
 const OTHER: &str = "5511955554444";
 
 /// `set` again with the integration's own credentials and `extra`.
-async fn set_again(f: &Fixture, extra: Value) -> crate::harness::Reply {
+pub(crate) async fn set_again(f: &Fixture, extra: Value) -> crate::harness::Reply {
     let current = integration_info(f).await;
     let mut body = json!({
         "chatwootBaseUrl": current["chatwoot_base_url"],
@@ -68,6 +68,8 @@ async fn options_are_stored_listed_beside_the_seed_fields_and_refused_by_name() 
             "ignoreJids": ["5511988887777@s.whatsapp.net", "@g.us"],
             "signDelimiter": " — ",
             "signFormat": "_{agent}_",
+            "markReadOnReply": true,
+            "contactAvatars": true,
         })
     );
     let mut keys: Vec<&str> = info
@@ -130,7 +132,7 @@ async fn options_are_stored_listed_beside_the_seed_fields_and_refused_by_name() 
     assert_eq!(reset.status.as_u16(), 201, "{}", reset.text);
     assert_eq!(
         integration_info(&f).await["options"],
-        json!({"ignoreJids": [], "signDelimiter": "\n", "signFormat": "*{agent}*:"})
+        json!({"ignoreJids": [], "signDelimiter": "\n", "signFormat": "*{agent}*:", "markReadOnReply": true, "contactAvatars": true})
     );
 
     // Inline activation takes them as `chatwoot<Name>`.
@@ -152,6 +154,7 @@ async fn options_are_stored_listed_beside_the_seed_fields_and_refused_by_name() 
                 "chatwootIgnoreJids": ["@lid"],
                 "chatwootSignDelimiter": "\\n\\n",
                 "chatwootSignFormat": "{agent} says:",
+                "chatwootMarkReadOnReply": false,
             }),
         )
         .await;
@@ -168,7 +171,7 @@ async fn options_are_stored_listed_beside_the_seed_fields_and_refused_by_name() 
         .await;
     assert_eq!(
         inline.body["options"],
-        json!({"ignoreJids": ["@lid"], "signDelimiter": "\n\n", "signFormat": "{agent} says:"})
+        json!({"ignoreJids": ["@lid"], "signDelimiter": "\n\n", "signFormat": "{agent} says:", "markReadOnReply": false, "contactAvatars": true})
     );
 }
 

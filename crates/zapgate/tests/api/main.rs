@@ -9,6 +9,7 @@ mod bridge_faults;
 mod bridge_inbound;
 mod bridge_outbound;
 mod bridge_wave;
+mod bridge_wave2;
 mod chat_state;
 mod chatwoot;
 mod console;

@@ -1,0 +1,194 @@
+//! The Chatwoot second wave, continued: replies mark the customer's
+//! messages read (`markReadOnReply`) and contacts get their WhatsApp
+//! picture (`contactAvatars`).
+
+use serde_json::{Value, json};
+
+use crate::{
+    bridge::{CUSTOMER, Fixture, chat_messages, loop_until_outbox},
+    bridge_faults::integration_info,
+    bridge_outbound::{agent_says, customer_writes},
+    bridge_wave::set_again,
+    groups::data_url,
+};
+
+/// The read receipts the sandbox phone sent, oldest first.
+async fn reads(f: &Fixture) -> Vec<Value> {
+    let reply = f
+        .server
+        .get(
+            &format!("/api/sandbox/{}/chats", f.instance),
+            Some(&f.token),
+        )
+        .await;
+    reply.body["reads"].as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn an_agent_reply_marks_the_customers_messages_read_unless_turned_off() {
+    let f = Fixture::start(json!({})).await;
+    assert_eq!(
+        integration_info(&f).await["options"]["markReadOnReply"],
+        json!(true)
+    );
+    let chat = customer_writes(&f).await;
+    let second = f
+        .inbound(json!({"from": CUSTOMER, "pushName": "Maria", "text": "alguém?"}))
+        .await;
+    f.until("the second message in Chatwoot", || {
+        (chat_messages(&f.messages(chat.conversation_id)).len() == 2).then_some(())
+    })
+    .await;
+    f.quiesce().await;
+    assert!(reads(&f).await.is_empty(), "nothing read before a reply");
+
+    // The reply reads both messages, in one receipt, before it is sent.
+    agent_says(&f, chat.conversation_id, "Estou aqui");
+    loop_until_outbox(&f, 1).await;
+    let read = reads(&f).await;
+    assert_eq!(read.len(), 1, "{read:?}");
+    assert_eq!(read[0]["chat"], json!(format!("{CUSTOMER}@s.whatsapp.net")));
+    assert_eq!(read[0]["messageIds"], json!([chat.wa_id, second]));
+
+    // A second reply with nothing new from the customer sends no receipt.
+    agent_says(&f, chat.conversation_id, "Pode falar");
+    loop_until_outbox(&f, 2).await;
+    assert_eq!(reads(&f).await.len(), 1);
+
+    // Turned off: the reply goes, the customer's message stays unread.
+    let set = set_again(&f, json!({"markReadOnReply": false})).await;
+    assert_eq!(set.status.as_u16(), 201, "{}", set.text);
+    assert_eq!(
+        integration_info(&f).await["options"]["markReadOnReply"],
+        json!(false)
+    );
+    set_again(&f, json!({"markReadOnReply": "no"}))
+        .await
+        .assert_error(400, "invalid body: markReadOnReply must be a boolean");
+    let third = f
+        .inbound(json!({"from": CUSTOMER, "pushName": "Maria", "text": "obrigada"}))
+        .await;
+    let conversation = f
+        .until("the third message in Chatwoot", || {
+            f.conversations().into_iter().find_map(|c| {
+                let id = c["id"].as_i64().unwrap();
+                f.messages(id)
+                    .iter()
+                    .any(|m| m["source_id"] == json!(format!("WAID:{third}")))
+                    .then_some(id)
+            })
+        })
+        .await;
+    f.quiesce().await;
+    agent_says(&f, conversation, "De nada");
+    loop_until_outbox(&f, 3).await;
+    assert_eq!(reads(&f).await.len(), 1, "{:?}", reads(&f).await);
+}
+
+const JPEG: &[u8] = &[
+    0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10, b'J', b'F', b'I', b'F', 9,
+];
+const OTHER: &str = "5511955554444";
+
+/// `number`'s own sandbox phone, with a profile picture; returns its URL.
+async fn phone_with_picture(f: &Fixture, name: &str, number: &str) -> String {
+    let (_, account) = f.server.create_account(name, 5).await;
+    let token = f.server.create_instance(&account, name).await;
+    f.server.pair(&token, name, number).await;
+    let updated = f
+        .server
+        .post(
+            &format!("/api/profile/account/{name}"),
+            Some(&token),
+            json!({"picture": data_url(JPEG)}),
+        )
+        .await;
+    assert_eq!(updated.status.as_u16(), 200, "{}", updated.text);
+    let own = f
+        .server
+        .get(&format!("/api/profile/getAccount/{name}"), Some(&token))
+        .await;
+    own.body["profile"]["pictureUrl"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no picture: {}", own.text))
+        .to_owned()
+}
+
+fn contact_of(f: &Fixture, number: &str) -> Option<Value> {
+    f.double
+        .contacts(f.account_id)
+        .into_iter()
+        .find(|c| c["phone_number"] == json!(format!("+{number}")))
+}
+
+/// The double's `PUT .../contacts/{id}` requests so far.
+fn contact_updates(f: &Fixture) -> usize {
+    f.double
+        .requests()
+        .iter()
+        .filter(|r| r.method == "PUT" && r.path.contains("/contacts/"))
+        .count()
+}
+
+#[tokio::test]
+async fn a_new_contact_gets_its_whatsapp_picture_off_the_message_path() {
+    let f = Fixture::start(json!({})).await;
+    assert_eq!(
+        integration_info(&f).await["options"]["contactAvatars"],
+        json!(true)
+    );
+    let picture = phone_with_picture(&f, "cliente", CUSTOMER).await;
+    f.double.clear_requests();
+
+    let chat = customer_writes(&f).await;
+    f.until("the contact's avatar", || {
+        contact_of(&f, CUSTOMER).filter(|c| c["thumbnail"] == json!(picture))
+    })
+    .await;
+    f.quiesce().await;
+    assert_eq!(contact_updates(&f), 1, "one avatar_url update");
+    assert_eq!(
+        chat_messages(&f.messages(chat.conversation_id))[0]["sender"]["thumbnail"],
+        json!(picture),
+        "messages show the contact with its picture"
+    );
+
+    // A later message costs its one Chatwoot call and nothing else: the
+    // picture is not looked at again the same day.
+    f.double.clear_requests();
+    f.inbound(json!({"from": CUSTOMER, "pushName": "Maria", "text": "e aí?"}))
+        .await;
+    f.until("the second message", || {
+        (chat_messages(&f.messages(chat.conversation_id)).len() == 2).then_some(())
+    })
+    .await;
+    f.quiesce().await;
+    let requests: Vec<String> = f
+        .double
+        .requests()
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert!(requests[0].starts_with("POST "), "{requests:?}");
+
+    // Turned off: a new contact keeps Chatwoot's default avatar.
+    let set = set_again(&f, json!({"contactAvatars": false})).await;
+    assert_eq!(set.status.as_u16(), 201, "{}", set.text);
+    assert_eq!(
+        integration_info(&f).await["options"]["contactAvatars"],
+        json!(false)
+    );
+    set_again(&f, json!({"contactAvatars": 1}))
+        .await
+        .assert_error(400, "invalid body: contactAvatars must be a boolean");
+    phone_with_picture(&f, "outro", OTHER).await;
+    f.double.clear_requests();
+    f.inbound(json!({"from": OTHER, "pushName": "João", "text": "oi"}))
+        .await;
+    f.until("the other customer's contact", || contact_of(&f, OTHER))
+        .await;
+    f.quiesce().await;
+    assert_eq!(contact_of(&f, OTHER).unwrap()["thumbnail"], json!(""));
+    assert_eq!(contact_updates(&f), 0);
+}
