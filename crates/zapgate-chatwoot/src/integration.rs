@@ -78,6 +78,8 @@ pub struct FieldNames {
     pub sign_format: &'static str,
     pub mark_read_on_reply: &'static str,
     pub contact_avatars: &'static str,
+    pub bot_contact: &'static str,
+    pub bot_name: &'static str,
 }
 
 /// `POST /api/chatwoot/set/:instance`.
@@ -95,6 +97,8 @@ pub const SET_FIELDS: FieldNames = FieldNames {
     sign_format: "signFormat",
     mark_read_on_reply: "markReadOnReply",
     contact_avatars: "contactAvatars",
+    bot_contact: "botContact",
+    bot_name: "botName",
 };
 
 /// The `chatwoot*` block of `POST /api/instance/new`.
@@ -112,6 +116,8 @@ pub const INLINE_FIELDS: FieldNames = FieldNames {
     sign_format: "chatwootSignFormat",
     mark_read_on_reply: "chatwootMarkReadOnReply",
     contact_avatars: "chatwootContactAvatars",
+    bot_contact: "chatwootBotContact",
+    bot_name: "chatwootBotName",
 };
 
 /// A validated activation.
@@ -214,6 +220,7 @@ impl ActivateRequest {
 const MAX_JID_LEN: usize = 128;
 const MAX_SIGN_DELIMITER_LEN: usize = 20;
 const MAX_SIGN_FORMAT_LEN: usize = 200;
+const MAX_BOT_NAME_LEN: usize = 100;
 
 /// The second-wave options; each absent one keeps its default.
 fn parse_options(body: &Map<String, Value>, names: &FieldNames) -> Result<ChatwootOptions> {
@@ -274,6 +281,21 @@ fn parse_options(body: &Map<String, Value>, names: &FieldNames) -> Result<Chatwo
     }
     options.mark_read_on_reply = option_flag(body, names.mark_read_on_reply, true)?;
     options.contact_avatars = option_flag(body, names.contact_avatars, true)?;
+    options.bot_contact = option_flag(body, names.bot_contact, false)?;
+    match body.get(names.bot_name) {
+        None | Some(Value::Null) => {}
+        Some(Value::String(s))
+            if !s.trim().is_empty() && s.trim().chars().count() <= MAX_BOT_NAME_LEN =>
+        {
+            options.bot_name = Some(s.trim().to_owned());
+        }
+        Some(_) => {
+            return Err(invalid(format!(
+                "{} must be a non-empty string of at most {MAX_BOT_NAME_LEN} characters",
+                names.bot_name
+            )));
+        }
+    }
     Ok(options)
 }
 
@@ -976,6 +998,13 @@ mod tests {
         assert!(r.options.contact_avatars);
         let r = parse(with("contactAvatars", json!(false))).unwrap();
         assert!(!r.options.contact_avatars);
+        assert!(!r.options.bot_contact);
+        let r = parse(with("botName", json!(" Central "))).unwrap();
+        assert_eq!(r.options.bot_name.as_deref(), Some("Central"));
+        assert_eq!(
+            message(with("botName", json!(" "))),
+            "invalid body: botName must be a non-empty string of at most 100 characters"
+        );
         assert_eq!(
             message(with("markReadOnReply", json!("no"))),
             "invalid body: markReadOnReply must be a boolean"

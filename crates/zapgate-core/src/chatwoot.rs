@@ -74,6 +74,11 @@ pub struct ChatwootOptions {
     /// Contacts get the chat's WhatsApp picture as their avatar, refreshed
     /// at most daily.
     pub contact_avatars: bool,
+    /// A contact named after the instance (or [`Self::bot_name`]) whose
+    /// conversation shows the QR code and connection changes and takes
+    /// commands; nothing in it reaches WhatsApp.
+    pub bot_contact: bool,
+    pub bot_name: Option<String>,
 }
 
 impl Default for ChatwootOptions {
@@ -84,6 +89,8 @@ impl Default for ChatwootOptions {
             sign_format: DEFAULT_SIGN_FORMAT.to_owned(),
             mark_read_on_reply: true,
             contact_avatars: true,
+            bot_contact: false,
+            bot_name: None,
         }
     }
 }

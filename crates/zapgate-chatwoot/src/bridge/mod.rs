@@ -11,6 +11,7 @@
 //! make retries and redeliveries harmless.
 
 mod avatar;
+mod bot;
 mod identity;
 mod inbound;
 mod outbound;
@@ -119,6 +120,8 @@ pub struct Bridge {
     tasks: Mutex<Vec<JoinHandle<()>>>,
     /// Chats whose avatar job this process queued lately.
     avatars: avatar::AvatarGate,
+    /// The bot contacts' conversations and last posts, per integration.
+    bots: bot::BotMemory,
 }
 
 /// How [`Bridge::until_idle`] meets the worker: waits ask with a number, and
@@ -142,6 +145,7 @@ impl Bridge {
             idle: Idle::default(),
             tasks: Mutex::new(Vec::new()),
             avatars: avatar::AvatarGate::default(),
+            bots: bot::BotMemory::default(),
         })
     }
 

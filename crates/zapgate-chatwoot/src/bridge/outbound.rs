@@ -19,6 +19,7 @@ use zapgate_core::{
 
 use super::{
     Bridge, Failure,
+    bot::bot_identifier,
     payload::{AgentMessageJob, JobPayload, OUTBOUND, media_kind_for},
     render,
     webhook::DELETED,
@@ -158,6 +159,12 @@ impl Bridge {
         contact_identifier: Option<&str>,
         contact_phone: Option<&str>,
     ) -> Result<Jid, Failure> {
+        // The bot contact's conversation never reaches WhatsApp.
+        if contact_identifier == Some(bot_identifier(integration).as_str()) {
+            return Err(Failure::Rejected {
+                error: "the bot contact's conversation is not sent to WhatsApp".to_owned(),
+            });
+        }
         if let Some(link) = self
             .store
             .find_chat_by_conversation(&integration.id, conversation_id)

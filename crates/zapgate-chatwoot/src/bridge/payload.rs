@@ -40,6 +40,14 @@ pub enum JobPayload {
     },
     /// The chat's WhatsApp picture onto its Chatwoot contact (`contactAvatars`).
     Avatar { chat: String, contact_id: i64 },
+    /// A line (and maybe the QR code, a base64 PNG) for the bot contact's
+    /// conversation (`botContact`).
+    BotPost {
+        text: String,
+        qr_png_base64: Option<String>,
+    },
+    /// An agent's command in the bot contact's conversation.
+    BotCommand { command: String },
 }
 
 impl JobPayload {

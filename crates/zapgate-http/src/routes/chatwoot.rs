@@ -83,7 +83,7 @@ pub struct ActivatedOut {
 /// points back here (or keeps the current inbox on a second call).
 #[utoipa::path(post, path = "/api/chatwoot/set/{instance}", tag = "chatwoot",
     params(("instance" = String, Path)),
-    request_body(content = Object, description = "chatwootBaseUrl, chatwootAccountId, chatwootApiToken, inboxName?, signMessages?, ignoreGroups?, startAsPending?, reopenResolved?, ignoreJids?, signDelimiter?, signFormat?, markReadOnReply?, contactAvatars?"),
+    request_body(content = Object, description = "chatwootBaseUrl, chatwootAccountId, chatwootApiToken, inboxName?, signMessages?, ignoreGroups?, startAsPending?, reopenResolved?, ignoreJids?, signDelimiter?, signFormat?, markReadOnReply?, contactAvatars?, botContact?, botName?"),
     responses(
         (status = 201, body = ActivatedOut),
         (status = 400, description = "invalid body: ... / Chatwoot account or endpoint not found - ... / inbox limit / private address / Chatwoot rejected the request as invalid - ...", body = ErrorOut),
@@ -152,6 +152,10 @@ pub struct OptionsOut {
     mark_read_on_reply: bool,
     /// Contacts get the chat's WhatsApp picture, refreshed at most daily (default true).
     contact_avatars: bool,
+    /// The bot contact's conversation: QR code, connection changes, commands (default false).
+    bot_contact: bool,
+    /// The bot contact's name; `null` is the instance name.
+    bot_name: Option<String>,
 }
 
 /// The integration and its live state.
@@ -194,6 +198,8 @@ async fn info(
             sign_format: i.options.sign_format,
             mark_read_on_reply: i.options.mark_read_on_reply,
             contact_avatars: i.options.contact_avatars,
+            bot_contact: i.options.bot_contact,
+            bot_name: i.options.bot_name,
         },
     }))
 }

@@ -70,6 +70,8 @@ async fn options_are_stored_listed_beside_the_seed_fields_and_refused_by_name() 
             "signFormat": "_{agent}_",
             "markReadOnReply": true,
             "contactAvatars": true,
+            "botContact": false,
+            "botName": null,
         })
     );
     let mut keys: Vec<&str> = info
@@ -132,7 +134,7 @@ async fn options_are_stored_listed_beside_the_seed_fields_and_refused_by_name() 
     assert_eq!(reset.status.as_u16(), 201, "{}", reset.text);
     assert_eq!(
         integration_info(&f).await["options"],
-        json!({"ignoreJids": [], "signDelimiter": "\n", "signFormat": "*{agent}*:", "markReadOnReply": true, "contactAvatars": true})
+        json!({"ignoreJids": [], "signDelimiter": "\n", "signFormat": "*{agent}*:", "markReadOnReply": true, "contactAvatars": true, "botContact": false, "botName": null})
     );
 
     // Inline activation takes them as `chatwoot<Name>`.
@@ -155,6 +157,9 @@ async fn options_are_stored_listed_beside_the_seed_fields_and_refused_by_name() 
                 "chatwootSignDelimiter": "\\n\\n",
                 "chatwootSignFormat": "{agent} says:",
                 "chatwootMarkReadOnReply": false,
+                "chatwootContactAvatars": false,
+                "chatwootBotContact": true,
+                "chatwootBotName": "Vendas",
             }),
         )
         .await;
@@ -171,7 +176,7 @@ async fn options_are_stored_listed_beside_the_seed_fields_and_refused_by_name() 
         .await;
     assert_eq!(
         inline.body["options"],
-        json!({"ignoreJids": ["@lid"], "signDelimiter": "\n\n", "signFormat": "{agent} says:", "markReadOnReply": false, "contactAvatars": true})
+        json!({"ignoreJids": ["@lid"], "signDelimiter": "\n\n", "signFormat": "{agent} says:", "markReadOnReply": false, "contactAvatars": false, "botContact": true, "botName": "Vendas"})
     );
 }
 

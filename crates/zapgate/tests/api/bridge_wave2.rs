@@ -1,13 +1,13 @@
 //! The Chatwoot second wave, continued: replies mark the customer's
 //! messages read (`markReadOnReply`) and contacts get their WhatsApp
-//! picture (`contactAvatars`).
+//! picture (`contactAvatars`); the bot contact (`botContact`).
 
 use serde_json::{Value, json};
 
 use crate::{
     bridge::{CUSTOMER, Fixture, chat_messages, loop_until_outbox},
     bridge_faults::integration_info,
-    bridge_outbound::{agent_says, customer_writes},
+    bridge_outbound::{agent_says, customer_writes, sandbox},
     bridge_wave::set_again,
     groups::data_url,
 };
@@ -191,4 +191,113 @@ async fn a_new_contact_gets_its_whatsapp_picture_off_the_message_path() {
     f.quiesce().await;
     assert_eq!(contact_of(&f, OTHER).unwrap()["thumbnail"], json!(""));
     assert_eq!(contact_updates(&f), 0);
+}
+
+/// The bot's messages (incoming, from the bot contact) in `conversation`.
+fn bot_lines(f: &Fixture, conversation: i64) -> Vec<Value> {
+    f.messages(conversation)
+        .into_iter()
+        .filter(|m| m["message_type"] == json!(0))
+        .collect()
+}
+
+/// Waits for a bot line containing `text` beyond the first `seen` lines.
+async fn bot_says(f: &Fixture, conversation: i64, seen: usize, text: &str) -> Value {
+    f.until(&format!("the bot saying {text:?}"), || {
+        bot_lines(f, conversation)
+            .into_iter()
+            .skip(seen)
+            .find(|m| m["content"].as_str().is_some_and(|c| c.contains(text)))
+    })
+    .await
+}
+
+fn qr_codes(f: &Fixture, conversation: i64) -> Vec<i64> {
+    bot_lines(f, conversation)
+        .into_iter()
+        .filter(|m| m["attachments"].as_array().is_some_and(|a| !a.is_empty()))
+        .map(|m| m["id"].as_i64().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_bot_contact_shows_the_connection_and_takes_commands_never_reaching_whatsapp() {
+    let f = Fixture::start(json!({"botContact": true, "botName": "Central"})).await;
+    let options = integration_info(&f).await["options"].clone();
+    assert_eq!(options["botContact"], json!(true));
+    assert_eq!(options["botName"], json!("Central"));
+    set_again(&f, json!({"botContact": true, "botName": ""}))
+        .await
+        .assert_error(
+            400,
+            "invalid body: botName must be a non-empty string of at most 100 characters",
+        );
+    // Nothing to say yet: no bot contact.
+    f.quiesce().await;
+    assert!(f.double.contacts(f.account_id).is_empty());
+
+    // The phone drops and comes back: the bot's conversation tells.
+    sandbox(&f, "disconnect", json!({})).await;
+    let conversation = f
+        .until("the bot's conversation", || {
+            f.conversations()
+                .into_iter()
+                .find(|c| c["meta"]["sender"]["name"] == json!("Central"))
+        })
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    bot_says(&f, conversation, 0, "disconnected").await;
+    sandbox(&f, "reconnect", json!({})).await;
+    bot_says(&f, conversation, 1, "connected as +5511999990000").await;
+
+    let mut seen = bot_lines(&f, conversation).len();
+    for (command, answer) in [
+        ("/status", "connected as +5511999990000"),
+        ("/help", "/connect <number>"),
+        ("/connect", "already connected"),
+        ("/disconnect", "/logout"),
+        ("/nope", "Unknown command /nope"),
+        ("/logout", "Logged out"),
+    ] {
+        agent_says(&f, conversation, command);
+        bot_says(&f, conversation, seen, answer).await;
+        seen = bot_lines(&f, conversation).len();
+    }
+    // Not a command: left alone.
+    agent_says(&f, conversation, "bom dia, equipe");
+
+    // Pairing: a QR code as an image, replaced by the next one (the
+    // instance's connect route), and a pairing code when asked.
+    agent_says(&f, conversation, "/connect");
+    let first = f
+        .until("a QR code", || qr_codes(&f, conversation).first().copied())
+        .await;
+    let reply = f
+        .server
+        .get(
+            &format!("/api/instance/connect/{}", f.instance),
+            Some(&f.token),
+        )
+        .await;
+    assert_eq!(reply.status.as_u16(), 200, "{}", reply.text);
+    f.until("the QR code replaced", || {
+        let codes = qr_codes(&f, conversation);
+        (codes.len() == 1 && codes[0] != first).then_some(())
+    })
+    .await;
+    let seen = bot_lines(&f, conversation).len();
+    agent_says(&f, conversation, "/connect +55 11 99999-0000");
+    bot_says(&f, conversation, seen, "Pairing code").await;
+
+    // Nothing of that conversation went to WhatsApp.
+    f.quiesce().await;
+    assert!(f.outbox().await.is_empty(), "{:?}", f.outbox().await);
+    assert!(
+        chat_messages(&f.messages(conversation))
+            .iter()
+            .all(|m| m["status"] != json!("failed")),
+        "{:?}",
+        f.messages(conversation)
+    );
 }
