@@ -14,13 +14,15 @@ use zapgate_core::{
     jobs::{Job, MessageLink},
     messages,
     time::now_ms,
-    whatsapp::{ChatPresence, Media, Outgoing},
+    whatsapp::{ChatPresence, Media, MediaKind, Outgoing},
 };
 
 use super::{
     Bridge, Failure,
     bot::bot_identifier,
-    payload::{AgentMessageJob, JobPayload, OUTBOUND, media_kind_for},
+    payload::{
+        AgentMessageJob, JobPayload, OUTBOUND, VOICE_NOTE_MIMETYPE, is_ogg_opus, media_kind_for,
+    },
     render,
     webhook::DELETED,
 };
@@ -93,11 +95,21 @@ impl Bridge {
             let outgoing = match message.attachments.get(part) {
                 Some(attachment) => {
                     let download = self.downloader.fetch(&attachment.data_url).await?;
+                    // Ogg/Opus (what Chatwoot's recorder makes) goes as a
+                    // voice note: the provider sends `audio/ogg` as `ptt`.
+                    let (kind, mimetype) = if is_ogg_opus(&download.data) {
+                        (MediaKind::Audio, VOICE_NOTE_MIMETYPE.to_owned())
+                    } else {
+                        (
+                            media_kind_for(&attachment.file_type, &download.mimetype),
+                            download.mimetype,
+                        )
+                    };
                     Outgoing::Media {
                         to: to.clone(),
                         media: Media {
-                            kind: media_kind_for(&attachment.file_type, &download.mimetype),
-                            mimetype: download.mimetype,
+                            kind,
+                            mimetype,
                             file_name: Some(download.file_name),
                             data: download.data,
                         },

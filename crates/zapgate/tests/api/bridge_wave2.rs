@@ -301,3 +301,46 @@ async fn the_bot_contact_shows_the_connection_and_takes_commands_never_reaching_
         f.messages(conversation)
     );
 }
+
+/// The first page of an Ogg/Opus stream (the `OpusHead` packet), then audio.
+fn ogg_opus() -> Vec<u8> {
+    let mut data = b"OggS\0\x02".to_vec();
+    data.extend([0u8; 20]); // granule, serial, sequence, checksum
+    data.extend([1u8, 19]); // one segment of 19 bytes
+    data.extend(b"OpusHead\x01\x01\x38\x01\x80\xbb\0\0\0\0\0");
+    data.extend(b"OggS opus audio pages ".repeat(30));
+    data
+}
+
+#[tokio::test]
+async fn audio_recorded_in_chatwoot_arrives_as_a_voice_note_when_it_is_ogg_opus() {
+    let f = Fixture::start(json!({})).await;
+    let chat = customer_writes(&f).await;
+    let voice = ogg_opus();
+    let webm = b"\x1aE\xdf\xa3 webm opus recording ".repeat(30);
+    // Whatever type the browser gave it, Ogg/Opus bytes go as a voice note;
+    // WebM (no pure-Rust remuxer yet) goes as an audio file.
+    for (name, mimetype, bytes) in [
+        ("audio.ogg", "application/ogg", voice.clone()),
+        ("audio.webm", "audio/webm", webm.clone()),
+    ] {
+        f.double.agent_reply(
+            f.account_id,
+            chat.conversation_id,
+            f.agent_id,
+            "",
+            vec![(name.into(), mimetype.into(), bytes)],
+            false,
+            None,
+        );
+    }
+    let sent = loop_until_outbox(&f, 2).await;
+    assert_eq!(sent[0]["media"]["kind"], json!("audio"), "{}", sent[0]);
+    assert_eq!(
+        sent[0]["media"]["mimetype"],
+        json!("audio/ogg; codecs=opus")
+    );
+    assert_eq!(sent[0]["media"]["size"], json!(voice.len()));
+    assert_eq!(sent[1]["media"]["kind"], json!("audio"), "{}", sent[1]);
+    assert_eq!(sent[1]["media"]["mimetype"], json!("audio/webm"));
+}
