@@ -80,6 +80,11 @@ pub(crate) struct Contact {
     pub blocked: bool,
     pub created_at: f64,
     pub last_activity_at: Option<f64>,
+    /// The picture from the last `avatar_url` Chatwoot was given. Chatwoot
+    /// fetches it in a background job (`Avatar::AvatarFromUrlJob`) and
+    /// serves its own copy as `thumbnail`; the double shows the URL itself,
+    /// as if the fetch succeeded.
+    pub avatar_url: Option<String>,
 }
 
 impl Contact {

@@ -137,7 +137,7 @@ pub(crate) fn contact(st: &State, c: &Contact) -> Value {
         "phone_number": c.phone_number,
         "blocked": c.blocked,
         "identifier": c.identifier,
-        "thumbnail": "",
+        "thumbnail": c.avatar_url.as_deref().unwrap_or_default(),
         "custom_attributes": c.custom_attributes,
         "last_activity_at": c.last_activity_at.map(secs),
         "created_at": secs(c.created_at),
@@ -155,7 +155,7 @@ pub(crate) fn contact_push(c: &Contact) -> Value {
         "identifier": c.identifier,
         "name": c.name,
         "phone_number": c.phone_number,
-        "thumbnail": "",
+        "thumbnail": c.avatar_url.as_deref().unwrap_or_default(),
         "blocked": c.blocked,
         "type": "contact",
     })
@@ -447,7 +447,7 @@ pub(crate) fn message_webhook(st: &State, base: &str, m: &Message, event: &str) 
                     "account": account, "additional_attributes": c.additional_attributes,
                     "avatar": "", "custom_attributes": c.custom_attributes, "email": c.email,
                     "id": c.id, "identifier": c.identifier, "name": c.name,
-                    "phone_number": c.phone_number, "thumbnail": "", "blocked": c.blocked,
+                    "phone_number": c.phone_number, "thumbnail": c.avatar_url.as_deref().unwrap_or_default(), "blocked": c.blocked,
                 })
             })
             .unwrap_or(Value::Null),

@@ -79,6 +79,10 @@ pub struct FieldNames {
     pub sign_format: &'static str,
     pub import_messages_days: &'static str,
     pub import_contacts: &'static str,
+    pub mark_read_on_reply: &'static str,
+    pub contact_avatars: &'static str,
+    pub bot_contact: &'static str,
+    pub bot_name: &'static str,
 }
 
 /// `POST /api/chatwoot/set/:instance`.
@@ -96,6 +100,10 @@ pub const SET_FIELDS: FieldNames = FieldNames {
     sign_format: "signFormat",
     import_messages_days: "importMessagesDays",
     import_contacts: "importContacts",
+    mark_read_on_reply: "markReadOnReply",
+    contact_avatars: "contactAvatars",
+    bot_contact: "botContact",
+    bot_name: "botName",
 };
 
 /// The `chatwoot*` block of `POST /api/instance/new`.
@@ -113,6 +121,10 @@ pub const INLINE_FIELDS: FieldNames = FieldNames {
     sign_format: "chatwootSignFormat",
     import_messages_days: "chatwootImportMessagesDays",
     import_contacts: "chatwootImportContacts",
+    mark_read_on_reply: "chatwootMarkReadOnReply",
+    contact_avatars: "chatwootContactAvatars",
+    bot_contact: "chatwootBotContact",
+    bot_name: "chatwootBotName",
 };
 
 /// A validated activation.
@@ -215,6 +227,7 @@ impl ActivateRequest {
 const MAX_JID_LEN: usize = 128;
 const MAX_SIGN_DELIMITER_LEN: usize = 20;
 const MAX_SIGN_FORMAT_LEN: usize = 200;
+const MAX_BOT_NAME_LEN: usize = 100;
 
 /// The second-wave options; each absent one keeps its default.
 fn parse_options(body: &Map<String, Value>, names: &FieldNames) -> Result<ChatwootOptions> {
@@ -273,8 +286,34 @@ fn parse_options(body: &Map<String, Value>, names: &FieldNames) -> Result<Chatwo
             )));
         }
     }
+    options.mark_read_on_reply = option_flag(body, names.mark_read_on_reply, true)?;
+    options.contact_avatars = option_flag(body, names.contact_avatars, true)?;
+    options.bot_contact = option_flag(body, names.bot_contact, false)?;
+    match body.get(names.bot_name) {
+        None | Some(Value::Null) => {}
+        Some(Value::String(s))
+            if !s.trim().is_empty() && s.trim().chars().count() <= MAX_BOT_NAME_LEN =>
+        {
+            options.bot_name = Some(s.trim().to_owned());
+        }
+        Some(_) => {
+            return Err(invalid(format!(
+                "{} must be a non-empty string of at most {MAX_BOT_NAME_LEN} characters",
+                names.bot_name
+            )));
+        }
+    }
     parse_import(body, names, &mut options)?;
     Ok(options)
+}
+
+/// A boolean option; absent (or null) is `default`.
+fn option_flag(body: &Map<String, Value>, name: &str, default: bool) -> Result<bool> {
+    match body.get(name) {
+        None | Some(Value::Null) => Ok(default),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(invalid(format!("{name} must be a boolean"))),
+    }
 }
 
 /// `importMessagesDays` and `importContacts`.
@@ -993,6 +1032,23 @@ mod tests {
         );
         let r = parse(with("signFormat", json!("_{agent}_ diz:"))).unwrap();
         assert_eq!(r.options.sign_format, "_{agent}_ diz:");
+        assert!(parse(ok.clone()).unwrap().options.mark_read_on_reply);
+        let r = parse(with("markReadOnReply", json!(false))).unwrap();
+        assert!(!r.options.mark_read_on_reply);
+        assert!(r.options.contact_avatars);
+        let r = parse(with("contactAvatars", json!(false))).unwrap();
+        assert!(!r.options.contact_avatars);
+        assert!(!r.options.bot_contact);
+        let r = parse(with("botName", json!(" Central "))).unwrap();
+        assert_eq!(r.options.bot_name.as_deref(), Some("Central"));
+        assert_eq!(
+            message(with("botName", json!(" "))),
+            "invalid body: botName must be a non-empty string of at most 100 characters"
+        );
+        assert_eq!(
+            message(with("markReadOnReply", json!("no"))),
+            "invalid body: markReadOnReply must be a boolean"
+        );
     }
 
     #[test]

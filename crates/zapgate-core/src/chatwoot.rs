@@ -73,6 +73,17 @@ pub struct ChatwootOptions {
     pub import_messages_days: u32,
     /// That import also creates a contact for every person of the history.
     pub import_contacts: bool,
+    /// An agent's reply marks the customer's messages before it read on
+    /// WhatsApp (blue ticks).
+    pub mark_read_on_reply: bool,
+    /// Contacts get the chat's WhatsApp picture as their avatar, refreshed
+    /// at most daily.
+    pub contact_avatars: bool,
+    /// A contact named after the instance (or [`Self::bot_name`]) whose
+    /// conversation shows the QR code and connection changes and takes
+    /// commands; nothing in it reaches WhatsApp.
+    pub bot_contact: bool,
+    pub bot_name: Option<String>,
 }
 
 impl Default for ChatwootOptions {
@@ -83,6 +94,10 @@ impl Default for ChatwootOptions {
             sign_format: DEFAULT_SIGN_FORMAT.to_owned(),
             import_messages_days: 0,
             import_contacts: false,
+            mark_read_on_reply: true,
+            contact_avatars: true,
+            bot_contact: false,
+            bot_name: None,
         }
     }
 }

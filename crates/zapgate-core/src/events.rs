@@ -28,8 +28,12 @@ use crate::{
 pub enum AppEvent {
     /// Something the provider reported (or a message the API sent).
     WhatsApp(WhatsAppEvent),
-    /// A QR code to link the phone was issued (RyzeAPI's `qr_ready`).
-    QrReady { instance_id: String },
+    /// A QR code to link the phone was issued (RyzeAPI's `qr_ready`), as a
+    /// PNG data URL (the Chatwoot bot contact posts it).
+    QrReady {
+        instance_id: String,
+        png_data_url: String,
+    },
     /// The instance is about to be deleted: its rows go once every
     /// subscriber has let go of it (the Chatwoot inbox stops calling us, the
     /// WhatsApp session ends).

@@ -110,6 +110,24 @@ pub struct MessageLink {
     pub direction: String,
 }
 
+/// A customer's message posted into a conversation after the last agent
+/// reply: what a read receipt for it needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnreadMessage {
+    pub wa_message_id: String,
+    /// Who wrote it, when the message store still has it (a group's read
+    /// receipt names the member).
+    pub sender: Option<String>,
+}
+
+/// The WhatsApp picture a chat's Chatwoot contact last got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AvatarRefresh {
+    /// `""` when the chat showed no picture.
+    pub picture_url: String,
+    pub refreshed_at_ms: i64,
+}
+
 /// Where a WhatsApp chat lives in Chatwoot: the contact, its contact-inbox
 /// source id, the conversation in use and its last known status.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -15,7 +15,7 @@ use crate::{
     chatwoot_import::ImportProgress,
     idempotency::{IdempotencyClaim, IdempotencyRecord},
     instance::{Instance, InstanceSettings, NewInstance, SessionStatus, SettingsPatch},
-    jobs::{ChatLink, ClaimShare, Job, MessageLink, NewJob},
+    jobs::{AvatarRefresh, ChatLink, ClaimShare, Job, MessageLink, NewJob, UnreadMessage},
     token::{Token, TokenHash},
 };
 
@@ -193,6 +193,30 @@ pub trait Store: Send + Sync + 'static {
         integration_id: &str,
         chatwoot_message_id: i64,
     ) -> Result<Vec<MessageLink>>;
+
+    /// The customer's messages posted into the conversation since the last
+    /// message sent from it (at most `limit`, newest first); the account's
+    /// own messages (sent from the phone) are left out.
+    async fn unread_inbound(
+        &self,
+        integration_id: &str,
+        instance_id: &str,
+        conversation_id: i64,
+        limit: u32,
+    ) -> Result<Vec<UnreadMessage>>;
+
+    /// When the chat's contact last got its WhatsApp picture.
+    async fn avatar_refresh(
+        &self,
+        integration_id: &str,
+        chat_jid: &str,
+    ) -> Result<Option<AvatarRefresh>>;
+    async fn save_avatar_refresh(
+        &self,
+        integration_id: &str,
+        chat_jid: &str,
+        refresh: &AvatarRefresh,
+    ) -> Result<()>;
 
     async fn find_chat(&self, integration_id: &str, chat_jid: &str) -> Result<Option<ChatLink>>;
     /// The links stored under any of `chat_jids`, in no particular order.

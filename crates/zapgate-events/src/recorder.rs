@@ -208,7 +208,7 @@ impl Subscriber for EventRecorder {
     async fn on_event(&self, event: &AppEvent) -> Result<()> {
         let instance_id = match event {
             AppEvent::WhatsApp(e) => &e.instance_id,
-            AppEvent::QrReady { instance_id } => instance_id,
+            AppEvent::QrReady { instance_id, .. } => instance_id,
             // Its rows go with it.
             AppEvent::InstanceDeleting(_) => return Ok(()),
         };

@@ -230,7 +230,7 @@ pub(crate) async fn set_webhook_url(
 /// instead of failing to upgrade a read.
 pub(crate) async fn delete(store: &SqlStore, instance_id: &str) -> Result<bool> {
     let mut tx = store.pool.begin().await.map_err(Error::internal)?;
-    for links in ["chat_links", "message_links"] {
+    for links in ["chat_links", "message_links", "chatwoot_avatars"] {
         sqlx::query(&format!(
             "DELETE FROM {links} WHERE integration_id IN \
              (SELECT bridge_integration_id FROM chatwoot_integrations WHERE instance_id = $1)"

@@ -6,7 +6,7 @@
 use sqlx::any::AnyRow;
 use zapgate_core::{
     Result,
-    jobs::{ChatLink, MessageLink},
+    jobs::{AvatarRefresh, ChatLink, MessageLink, UnreadMessage},
     time::now_ms,
 };
 
@@ -52,6 +52,85 @@ pub(crate) async fn find_message_by_wa(
     .as_ref()
     .map(message)
     .transpose()
+}
+
+/// The customer's messages of a conversation after its newest `outbound`
+/// link. The message store (same instance, same id) tells who wrote each and
+/// whether it was the account itself; one it no longer holds counts as the
+/// customer's.
+pub(crate) async fn unread_inbound(
+    store: &SqlStore,
+    integration_id: &str,
+    instance_id: &str,
+    conversation_id: i64,
+    limit: u32,
+) -> Result<Vec<UnreadMessage>> {
+    let rows = sqlx::query(
+        "SELECT l.wa_message_id, m.sender FROM message_links l \
+         LEFT JOIN messages m ON m.instance_id = $2 AND m.id = l.wa_message_id \
+         WHERE l.integration_id = $1 AND l.chatwoot_conversation_id = $3 \
+           AND l.direction = 'inbound' AND (m.from_me IS NULL OR m.from_me = 0) \
+           AND l.id > COALESCE((SELECT MAX(o.id) FROM message_links o \
+               WHERE o.integration_id = $1 AND o.chatwoot_conversation_id = $3 \
+                 AND o.direction = 'outbound'), 0) \
+         ORDER BY l.id DESC LIMIT $4",
+    )
+    .bind(integration_id)
+    .bind(instance_id)
+    .bind(conversation_id)
+    .bind(i64::from(limit))
+    .fetch_all_on(store)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(UnreadMessage {
+                wa_message_id: get(row, "wa_message_id")?,
+                sender: get(row, "sender")?,
+            })
+        })
+        .collect()
+}
+
+/// When the chat's contact last got its picture, and which (`""`: none).
+pub(crate) async fn avatar_refresh(
+    store: &SqlStore,
+    integration_id: &str,
+    chat_jid: &str,
+) -> Result<Option<AvatarRefresh>> {
+    sqlx::query(
+        "SELECT picture_url, refreshed_at FROM chatwoot_avatars \
+         WHERE integration_id = $1 AND chat_jid = $2",
+    )
+    .bind(integration_id)
+    .bind(chat_jid)
+    .fetch_optional_on(store)
+    .await?
+    .map(|row| {
+        Ok(AvatarRefresh {
+            picture_url: get(&row, "picture_url")?,
+            refreshed_at_ms: get(&row, "refreshed_at")?,
+        })
+    })
+    .transpose()
+}
+
+pub(crate) async fn save_avatar_refresh(
+    store: &SqlStore,
+    integration_id: &str,
+    chat_jid: &str,
+    refresh: &AvatarRefresh,
+) -> Result<()> {
+    let query = sqlx::query(
+        "INSERT INTO chatwoot_avatars (integration_id, chat_jid, picture_url, refreshed_at) \
+         VALUES ($1, $2, $3, $4) ON CONFLICT (integration_id, chat_jid) \
+         DO UPDATE SET picture_url = excluded.picture_url, refreshed_at = excluded.refreshed_at",
+    )
+    .bind(integration_id)
+    .bind(chat_jid)
+    .bind(&refresh.picture_url)
+    .bind(refresh.refreshed_at_ms);
+    store.write_turn().await.execute(query).await?;
+    Ok(())
 }
 
 /// In the order they were stored.

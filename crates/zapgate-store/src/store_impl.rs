@@ -11,7 +11,7 @@ use zapgate_core::{
     chatwoot_import::ImportProgress,
     idempotency::{IdempotencyClaim, IdempotencyRecord},
     instance::{Instance, InstanceSettings, NewInstance, SessionStatus, SettingsPatch},
-    jobs::{ChatLink, ClaimShare, Job, MessageLink, NewJob},
+    jobs::{AvatarRefresh, ChatLink, ClaimShare, Job, MessageLink, NewJob, UnreadMessage},
     store::{Principal, Store},
     token::{Token, TokenHash},
 };
@@ -282,6 +282,33 @@ impl Store for SqlStore {
         chatwoot_message_id: i64,
     ) -> Result<Vec<MessageLink>> {
         links::find_messages_by_chatwoot(self, integration_id, chatwoot_message_id).await
+    }
+
+    async fn unread_inbound(
+        &self,
+        integration_id: &str,
+        instance_id: &str,
+        conversation_id: i64,
+        limit: u32,
+    ) -> Result<Vec<UnreadMessage>> {
+        links::unread_inbound(self, integration_id, instance_id, conversation_id, limit).await
+    }
+
+    async fn avatar_refresh(
+        &self,
+        integration_id: &str,
+        chat_jid: &str,
+    ) -> Result<Option<AvatarRefresh>> {
+        links::avatar_refresh(self, integration_id, chat_jid).await
+    }
+
+    async fn save_avatar_refresh(
+        &self,
+        integration_id: &str,
+        chat_jid: &str,
+        refresh: &AvatarRefresh,
+    ) -> Result<()> {
+        links::save_avatar_refresh(self, integration_id, chat_jid, refresh).await
     }
 
     async fn find_chat(&self, integration_id: &str, chat_jid: &str) -> Result<Option<ChatLink>> {

@@ -116,6 +116,15 @@ fn apply(c: &mut Contact, body: &Map<String, Value>) {
         body.get("additional_attributes"),
     );
     merge_obj(&mut c.custom_attributes, body.get("custom_attributes"));
+    // `process_avatar_from_url`: only a present value queues the fetch, and
+    // the job drops anything but an http(s) URL without a word.
+    if let Some(url) = body
+        .get("avatar_url")
+        .and_then(Value::as_str)
+        .filter(|u| u.starts_with("http://") || u.starts_with("https://"))
+    {
+        c.avatar_url = Some(url.to_owned());
+    }
 }
 
 pub(crate) async fn create(ctx: Ctx, State(shared): State<Arc<Shared>>, body: Bytes) -> ApiResult {
@@ -134,6 +143,7 @@ pub(crate) async fn create(ctx: Ctx, State(shared): State<Arc<Shared>>, body: By
         blocked: false,
         created_at: t,
         last_activity_at: None,
+        avatar_url: None,
     };
     apply(&mut c, &body);
     validate(&st, &c)?;

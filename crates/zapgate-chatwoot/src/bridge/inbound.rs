@@ -60,6 +60,7 @@ impl Bridge {
         let link = self
             .chat_link(&client, integration, &identity, message)
             .await?;
+        self.queue_avatar(integration, &message.chat, &link).await;
         let source_id = format!("WAID:{}", message.id);
 
         // Chatwoot does not dedupe source_id: an earlier try (one that timed

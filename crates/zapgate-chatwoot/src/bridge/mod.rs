@@ -10,6 +10,8 @@
 //! (the WhatsApp id inbound, the Chatwoot id outbound) and the message links
 //! make retries and redeliveries harmless.
 
+mod avatar;
+mod bot;
 mod identity;
 pub mod import;
 mod inbound;
@@ -136,6 +138,10 @@ pub struct Bridge {
     history: OnceLock<Arc<dyn EventStore>>,
     /// The cancel flag of each import this process runs, by instance.
     imports: Mutex<HashMap<String, Arc<AtomicBool>>>,
+    /// Chats whose avatar job this process queued lately.
+    avatars: avatar::AvatarGate,
+    /// The bot contacts' conversations and last posts, per integration.
+    bots: bot::BotMemory,
 }
 
 /// How [`Bridge::until_idle`] meets the worker: waits ask with a number, and
@@ -160,6 +166,8 @@ impl Bridge {
             tasks: Mutex::new(Vec::new()),
             history: OnceLock::new(),
             imports: Mutex::new(HashMap::new()),
+            avatars: avatar::AvatarGate::default(),
+            bots: bot::BotMemory::default(),
         })
     }
 

@@ -8,17 +8,21 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use zapgate_core::{
     Error,
+    chat_state::MAX_READ_IDS,
     chatwoot::Integration,
     jid::{Jid, parse_phone_number},
     jobs::{Job, MessageLink},
     messages,
     time::now_ms,
-    whatsapp::{ChatPresence, Media, Outgoing, SendContext},
+    whatsapp::{ChatPresence, Media, MediaKind, Outgoing, SendContext},
 };
 
 use super::{
     Bridge, Failure,
-    payload::{AgentMessageJob, JobPayload, OUTBOUND, media_kind_for},
+    bot::bot_identifier,
+    payload::{
+        AgentMessageJob, JobPayload, OUTBOUND, VOICE_NOTE_MIMETYPE, is_ogg_opus, media_kind_for,
+    },
     render,
     webhook::DELETED,
 };
@@ -82,16 +86,30 @@ impl Bridge {
             return self.wait_for_whatsapp(job);
         }
 
+        if integration.options.mark_read_on_reply {
+            self.mark_customer_read(integration, message.conversation_id, &to)
+                .await;
+        }
         let quoted_id = self.quoted_wa_id(integration, message).await?;
         for part in pending {
             let outgoing = match message.attachments.get(part) {
                 Some(attachment) => {
                     let download = self.downloader.fetch(&attachment.data_url).await?;
+                    // Ogg/Opus (what Chatwoot's recorder makes) goes as a
+                    // voice note: the provider sends `audio/ogg` as `ptt`.
+                    let (kind, mimetype) = if is_ogg_opus(&download.data) {
+                        (MediaKind::Audio, VOICE_NOTE_MIMETYPE.to_owned())
+                    } else {
+                        (
+                            media_kind_for(&attachment.file_type, &download.mimetype),
+                            download.mimetype,
+                        )
+                    };
                     Outgoing::Media {
                         to: to.clone(),
                         media: Media {
-                            kind: media_kind_for(&attachment.file_type, &download.mimetype),
-                            mimetype: download.mimetype,
+                            kind,
+                            mimetype,
                             file_name: Some(download.file_name),
                             data: download.data.into(),
                         },
@@ -155,6 +173,12 @@ impl Bridge {
         contact_identifier: Option<&str>,
         contact_phone: Option<&str>,
     ) -> Result<Jid, Failure> {
+        // The bot contact's conversation never reaches WhatsApp.
+        if contact_identifier == Some(bot_identifier(integration).as_str()) {
+            return Err(Failure::Rejected {
+                error: "the bot contact's conversation is not sent to WhatsApp".to_owned(),
+            });
+        }
         if let Some(link) = self
             .store
             .find_chat_by_conversation(&integration.id, conversation_id)
@@ -175,6 +199,63 @@ impl Bridge {
         Err(Failure::Rejected {
             error: "the conversation's contact has no WhatsApp number".to_owned(),
         })
+    }
+
+    /// `markReadOnReply`: the customer's messages since the last reply get
+    /// read receipts (blue ticks) before the reply goes. Best effort: a
+    /// receipt that fails is not worth holding the reply back. Once a part
+    /// of the reply is sent, its link bounds the next look, so a retried
+    /// reply sends no second receipt.
+    async fn mark_customer_read(
+        &self,
+        integration: &Integration,
+        conversation_id: i64,
+        chat: &Jid,
+    ) {
+        let unread = match self
+            .store
+            .unread_inbound(
+                &integration.id,
+                &integration.instance_id,
+                conversation_id,
+                MAX_READ_IDS as u32,
+            )
+            .await
+        {
+            Ok(unread) => unread,
+            Err(e) => {
+                tracing::warn!(integration_id = %integration.id, error = %e, "unread messages not found");
+                return;
+            }
+        };
+        // A group's receipt names the member who wrote the messages.
+        let mut by_sender: Vec<(Option<Jid>, Vec<String>)> = Vec::new();
+        for message in unread.into_iter().rev() {
+            let sender = match (chat.is_group(), &message.sender) {
+                (false, _) => None,
+                (true, Some(sender)) => match Jid::parse(sender) {
+                    Ok(jid) => Some(jid),
+                    Err(_) => continue,
+                },
+                // The message store no longer knows who wrote it.
+                (true, None) => continue,
+            };
+            match by_sender.iter_mut().find(|(s, _)| *s == sender) {
+                Some((_, ids)) => ids.push(message.wa_message_id),
+                None => by_sender.push((sender, vec![message.wa_message_id])),
+            }
+        }
+        let Ok(whatsapp) = self.whatsapp() else {
+            return;
+        };
+        for (sender, ids) in by_sender {
+            if let Err(e) = whatsapp
+                .mark_read(&integration.instance_id, chat, sender.as_ref(), &ids)
+                .await
+            {
+                tracing::debug!(integration_id = %integration.id, error = %e, "read receipts not sent");
+            }
+        }
     }
 
     /// An agent typing (`conversation_typing_on/off`) shows as "typing..."

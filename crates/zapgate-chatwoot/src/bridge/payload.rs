@@ -38,6 +38,16 @@ pub enum JobPayload {
         chat: String,
         text: String,
     },
+    /// The chat's WhatsApp picture onto its Chatwoot contact (`contactAvatars`).
+    Avatar { chat: String, contact_id: i64 },
+    /// A line (and maybe the QR code, a base64 PNG) for the bot contact's
+    /// conversation (`botContact`).
+    BotPost {
+        text: String,
+        qr_png_base64: Option<String>,
+    },
+    /// An agent's command in the bot contact's conversation.
+    BotCommand { command: String },
 }
 
 impl JobPayload {
@@ -148,6 +158,25 @@ pub struct AgentAttachment {
     pub file_type: String,
 }
 
+/// What a voice note is on WhatsApp: Opus in Ogg, sent as `ptt`.
+pub const VOICE_NOTE_MIMETYPE: &str = "audio/ogg; codecs=opus";
+
+/// Whether `data` is Opus audio in an Ogg stream: its first page carries
+/// the `OpusHead` packet. Chatwoot's recorder (API inboxes) makes these, but
+/// the type it stores depends on the browser (`audio/ogg`, `audio/opus`,
+/// `application/ogg`, ...), so the bytes decide.
+pub fn is_ogg_opus(data: &[u8]) -> bool {
+    // Page header: "OggS", 22 bytes of fields, the segment count, the
+    // segment table; then the first packet.
+    let Some(&segments) = data.get(26) else {
+        return false;
+    };
+    data.starts_with(b"OggS")
+        && data
+            .get(27 + usize::from(segments)..)
+            .is_some_and(|packet| packet.starts_with(b"OpusHead"))
+}
+
 /// The WhatsApp media kind for a Chatwoot attachment type.
 pub fn media_kind_for(file_type: &str, mimetype: &str) -> MediaKind {
     match file_type {
@@ -156,5 +185,24 @@ pub fn media_kind_for(file_type: &str, mimetype: &str) -> MediaKind {
         "video" => MediaKind::Video,
         "audio" => MediaKind::Audio,
         _ => MediaKind::Document,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ogg_opus_is_told_by_its_first_packet() {
+        let mut ogg = b"OggS\0\x02".to_vec();
+        ogg.extend([0u8; 20]);
+        ogg.extend([1u8, 19]);
+        ogg.extend(b"OpusHead\x01\x01\x38\x01\x80\xbb\0\0\0\0\0");
+        assert!(is_ogg_opus(&ogg));
+        let mut vorbis = ogg.clone();
+        vorbis[28..36].copy_from_slice(b"\x01vorbis\0");
+        assert!(!is_ogg_opus(&vorbis));
+        assert!(!is_ogg_opus(b"OggS"));
+        assert!(!is_ogg_opus(b"\x1aE\xdf\xa3 webm"));
     }
 }

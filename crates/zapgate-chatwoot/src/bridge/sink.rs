@@ -40,12 +40,31 @@ impl BridgeSink {
 #[async_trait]
 impl Subscriber for BridgeSink {
     async fn on_event(&self, event: &AppEvent) -> Result<()> {
-        let AppEvent::WhatsApp(event) = event else {
-            return Ok(());
+        let event = match event {
+            AppEvent::WhatsApp(event) => event,
+            AppEvent::QrReady {
+                instance_id,
+                png_data_url,
+            } => {
+                if let Some(integration) = self.store.find_integration(instance_id).await?
+                    && let Some(job) = self.bridge.bot_qr_job(&integration, png_data_url)
+                {
+                    self.store.enqueue_jobs(&[job]).await?;
+                    self.bridge.nudge();
+                }
+                return Ok(());
+            }
+            AppEvent::InstanceDeleting(_) => return Ok(()),
         };
         let instance_id = event.instance_id.clone();
         match &event.event {
             Event::Session(status) => {
+                if let Some(integration) = self.store.find_integration(&instance_id).await?
+                    && let Some(job) = self.bridge.bot_state_job(&integration, status)
+                {
+                    self.store.enqueue_jobs(&[job]).await?;
+                    self.bridge.nudge();
+                }
                 if status.state == ConnectionState::Connected {
                     // Agent replies that waited for the phone go out now.
                     self.store

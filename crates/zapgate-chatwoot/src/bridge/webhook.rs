@@ -15,6 +15,7 @@ use zapgate_core::{
 
 use super::{
     Bridge,
+    bot::bot_identifier,
     payload::{AgentAttachment, AgentMessageJob, JobPayload, OUTBOUND},
     render,
 };
@@ -109,6 +110,16 @@ impl Bridge {
         let Some(message) = agent_message_job(event) else {
             return Ok(WebhookOutcome::Ignored);
         };
+        if is_bot(integration, &message) {
+            let Some(job) =
+                self.bot_command_job(integration, message.message_id, message.content.as_deref())
+            else {
+                return Ok(WebhookOutcome::Ignored);
+            };
+            self.store.enqueue_jobs(&[job]).await?;
+            self.nudge();
+            return Ok(WebhookOutcome::Queued);
+        }
         self.queue_agent_message(integration, "out", message).await
     }
 
@@ -155,6 +166,9 @@ impl Bridge {
         let Some(message) = agent_message_job(event) else {
             return Ok(WebhookOutcome::Ignored);
         };
+        if is_bot(integration, &message) {
+            return Ok(WebhookOutcome::Ignored);
+        }
         let deleted = event
             .pointer("/content_attributes/deleted")
             .and_then(Value::as_bool)
@@ -312,6 +326,11 @@ pub(super) fn agent_message_job(event: &Value) -> Option<AgentMessageJob> {
             .or_else(|| str_at("/conversation/contact_inbox/source_id")),
         contact_phone: str_at("/conversation/meta/sender/phone_number"),
     })
+}
+
+/// A message in the bot contact's conversation: never for WhatsApp.
+fn is_bot(integration: &Integration, message: &AgentMessageJob) -> bool {
+    message.contact_identifier.as_deref() == Some(bot_identifier(integration).as_str())
 }
 
 pub(super) fn outbound_job(

@@ -275,6 +275,16 @@ impl Bridge {
                 self.post_group_note(job, &integration, &id, &chat, &text)
                     .await
             }
+            JobPayload::Avatar { chat, contact_id } => {
+                self.refresh_avatar(&integration, &chat, contact_id).await
+            }
+            JobPayload::BotPost {
+                text,
+                qr_png_base64,
+            } => self.bot_post(&integration, &text, qr_png_base64).await,
+            JobPayload::BotCommand { command } => {
+                self.run_bot_command(&integration, &command).await
+            }
         };
         done.map(|()| None)
     }

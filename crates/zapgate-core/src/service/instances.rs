@@ -144,9 +144,10 @@ impl InstanceService {
         let attempt = self.whatsapp.connect(&instance.id, method);
         match tokio::time::timeout(self.connect_timeout, attempt).await {
             Ok(Ok(code)) => {
-                if let LoginCode::QrCode { .. } = code {
+                if let LoginCode::QrCode { png_data_url, .. } = &code {
                     let event = AppEvent::QrReady {
                         instance_id: instance.id.clone(),
+                        png_data_url: png_data_url.clone(),
                     };
                     if let Err(err) = self.bus.publish(&event).await {
                         tracing::warn!(instance_id = %instance.id, error = %err, "could not publish qr_ready");

@@ -93,7 +93,7 @@ pub struct ActivatedOut {
 /// points back here (or keeps the current inbox on a second call).
 #[utoipa::path(post, path = "/api/chatwoot/set/{instance}", tag = "chatwoot",
     params(("instance" = String, Path)),
-    request_body(content = Object, description = "chatwootBaseUrl, chatwootAccountId, chatwootApiToken, inboxName?, signMessages?, ignoreGroups?, startAsPending?, reopenResolved?, ignoreJids?, signDelimiter?, signFormat?"),
+    request_body(content = Object, description = "chatwootBaseUrl, chatwootAccountId, chatwootApiToken, inboxName?, signMessages?, ignoreGroups?, startAsPending?, reopenResolved?, ignoreJids?, signDelimiter?, signFormat?, markReadOnReply?, contactAvatars?, botContact?, botName?"),
     responses(
         (status = 201, body = ActivatedOut),
         (status = 400, description = "invalid body: ... / Chatwoot account or endpoint not found - ... / inbox limit / private address / Chatwoot rejected the request as invalid - ...", body = ErrorOut),
@@ -168,6 +168,14 @@ pub struct OptionsOut {
     sign_delimiter: String,
     /// The signature; `{agent}` is the agent's name (default `*{agent}*:`).
     sign_format: String,
+    /// An agent's reply marks the customer's messages read on WhatsApp (default true).
+    mark_read_on_reply: bool,
+    /// Contacts get the chat's WhatsApp picture, refreshed at most daily (default true).
+    contact_avatars: bool,
+    /// The bot contact's conversation: QR code, connection changes, commands (default false).
+    bot_contact: bool,
+    /// The bot contact's name; `null` is the instance name.
+    bot_name: Option<String>,
     /// Days of history imported on the first connection after activation (0: none).
     #[schema(minimum = 0, maximum = 90)]
     import_messages_days: u32,
@@ -252,6 +260,10 @@ async fn info(
             sign_format: i.options.sign_format,
             import_messages_days: i.options.import_messages_days,
             import_contacts: i.options.import_contacts,
+            mark_read_on_reply: i.options.mark_read_on_reply,
+            contact_avatars: i.options.contact_avatars,
+            bot_contact: i.options.bot_contact,
+            bot_name: i.options.bot_name,
         },
         import,
     }))

@@ -17,7 +17,7 @@ const GROUP: &str = "120363000000000001@g.us";
 const OTHER: &str = "5511955554444";
 
 /// `set` again with the integration's own credentials and `extra`.
-async fn set_again(f: &Fixture, extra: Value) -> crate::harness::Reply {
+pub(crate) async fn set_again(f: &Fixture, extra: Value) -> crate::harness::Reply {
     let current = integration_info(f).await;
     let mut body = json!({
         "chatwootBaseUrl": current["chatwoot_base_url"],
@@ -70,6 +70,10 @@ async fn options_are_stored_listed_beside_the_seed_fields_and_refused_by_name() 
             "signFormat": "_{agent}_",
             "importMessagesDays": 0,
             "importContacts": false,
+            "markReadOnReply": true,
+            "contactAvatars": true,
+            "botContact": false,
+            "botName": null,
         })
     );
     let mut keys: Vec<&str> = info
@@ -132,7 +136,7 @@ async fn options_are_stored_listed_beside_the_seed_fields_and_refused_by_name() 
     assert_eq!(reset.status.as_u16(), 201, "{}", reset.text);
     assert_eq!(
         integration_info(&f).await["options"],
-        json!({"ignoreJids": [], "signDelimiter": "\n", "signFormat": "*{agent}*:", "importMessagesDays": 0, "importContacts": false})
+        json!({"ignoreJids": [], "signDelimiter": "\n", "signFormat": "*{agent}*:", "importMessagesDays": 0, "importContacts": false, "markReadOnReply": true, "contactAvatars": true, "botContact": false, "botName": null})
     );
 
     // Inline activation takes them as `chatwoot<Name>`.
@@ -156,6 +160,10 @@ async fn options_are_stored_listed_beside_the_seed_fields_and_refused_by_name() 
                 "chatwootSignFormat": "{agent} says:",
                 "chatwootImportMessagesDays": 30,
                 "chatwootImportContacts": true,
+                "chatwootMarkReadOnReply": false,
+                "chatwootContactAvatars": false,
+                "chatwootBotContact": true,
+                "chatwootBotName": "Vendas",
             }),
         )
         .await;
@@ -172,7 +180,7 @@ async fn options_are_stored_listed_beside_the_seed_fields_and_refused_by_name() 
         .await;
     assert_eq!(
         inline.body["options"],
-        json!({"ignoreJids": ["@lid"], "signDelimiter": "\n\n", "signFormat": "{agent} says:", "importMessagesDays": 30, "importContacts": true})
+        json!({"ignoreJids": ["@lid"], "signDelimiter": "\n\n", "signFormat": "{agent} says:", "importMessagesDays": 30, "importContacts": true, "markReadOnReply": false, "contactAvatars": false, "botContact": true, "botName": "Vendas"})
     );
 }
 

@@ -10,6 +10,7 @@ mod bridge_import;
 mod bridge_inbound;
 mod bridge_outbound;
 mod bridge_wave;
+mod bridge_wave2;
 mod chat_state;
 mod chatwoot;
 mod console;
