@@ -320,7 +320,7 @@ impl SqlStore {
                     change: MessageChange::Insert(Box::new(m.clone())),
                 })
                 .collect();
-            apply(&mut tx, writes.iter()).await?;
+            apply(&mut tx, self.backend, writes.iter()).await?;
         }
         tx.commit().await.map_err(Error::internal)
     }

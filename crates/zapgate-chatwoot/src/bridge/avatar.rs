@@ -87,6 +87,7 @@ impl Bridge {
             chat_key: format!("avatar:{chat}"),
             dedupe_key: format!("avatar:{}:{chat}", integration.id),
             payload,
+            blob: None,
             run_at_ms: now_ms(),
         };
         // The message matters more than its avatar: a failed enqueue is

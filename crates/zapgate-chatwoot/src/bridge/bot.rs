@@ -146,6 +146,7 @@ impl Bridge {
             chat_key: "bot".to_owned(),
             dedupe_key: format!("botcmd:{}:{message_id}", integration.id),
             payload: payload.to_json().ok()?,
+            blob: None,
             run_at_ms: now_ms(),
         })
     }
@@ -421,6 +422,7 @@ fn bot_post_job(
         // Every post is its own: the time and this process's count.
         dedupe_key: format!("bot:{}:{at}:{n}", integration.id),
         payload: payload.to_json().ok()?,
+        blob: None,
         run_at_ms: at,
     })
 }

@@ -38,7 +38,7 @@ use zapgate_core::{
 use super::{
     Bridge, Failure,
     identity::ChatIdentity,
-    inbound::posted,
+    inbound::{MediaBytes, posted},
     payload::{InboundJob, media_job},
 };
 use crate::client::{ChatwootClient, ChatwootError};
@@ -551,7 +551,7 @@ impl Bridge {
                     kind: media.kind,
                     mimetype: media.mimetype.clone(),
                     file_name: media.file_name.clone(),
-                    data,
+                    data: data.into(),
                 }),
                 Err(Error::NotConnected) => {
                     return Err(Failure::Transient {
@@ -580,7 +580,10 @@ impl Bridge {
             },
             _ => job,
         };
-        let mut new = self.new_message(integration, &job, source_id).await?;
+        let fetched = media.map(|m| m.data.to_vec());
+        let mut new = self
+            .new_message(MediaBytes::Fetched(fetched), integration, &job, source_id)
+            .await?;
         let mut attributes = new.content_attributes.take().unwrap_or_else(|| json!({}));
         attributes["external_created_at"] = json!(message.timestamp);
         new.content_attributes = Some(attributes);

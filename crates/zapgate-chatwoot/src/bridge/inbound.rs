@@ -74,7 +74,7 @@ impl Bridge {
         }
 
         let new = self
-            .new_message(job.id, integration, message, source_id)
+            .new_message(MediaBytes::Job(job.id), integration, message, source_id)
             .await?;
         match client.create_message(link.conversation_id, new).await {
             Ok(created) => Ok(Some(posted(integration, message, &link, created.id))),
@@ -162,7 +162,7 @@ impl Bridge {
 
     pub(super) async fn new_message(
         &self,
-        job_id: i64,
+        media_bytes: MediaBytes,
         integration: &Integration,
         message: &InboundJob,
         source_id: String,
@@ -191,7 +191,10 @@ impl Bridge {
         if let Some(media) = &message.media {
             let data = match media.inline_bytes()? {
                 Some(data) => Some(data),
-                None => self.store.job_blob(job_id).await?,
+                None => match media_bytes {
+                    MediaBytes::Job(job_id) => self.store.job_blob(job_id).await?,
+                    MediaBytes::Fetched(data) => data,
+                },
             };
             match data {
                 Some(data) => attachments.push(Attachment {
@@ -635,4 +638,11 @@ fn default_file_name(kind: &str, mimetype: &str) -> String {
         _ => "bin",
     };
     format!("{kind}.{extension}")
+}
+
+/// Where a message's media bytes are when they are not inline in its job:
+/// in the job's blob row (live inbound), or already fetched (an import).
+pub(super) enum MediaBytes {
+    Job(i64),
+    Fetched(Option<Vec<u8>>),
 }
