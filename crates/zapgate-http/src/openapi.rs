@@ -109,10 +109,9 @@ use crate::{envelope, routes};
         (name = "message", description = "Sending messages"),
         (name = "chatwoot", description = "The Chatwoot integration of an instance"),
         (name = "events", description = "Webhooks, the WebSocket setting, deliveries and the event log. Every delivery is a JSON envelope {event, data, instanceData{baseUrl, instance, token}, id, sequence}, signed per Standard Webhooks (webhook-id, webhook-timestamp, webhook-signature). Events: message.exchange, message.status, call.update, group.flow, instance.state, label.update."),
-        (name = "chat", description = "Chats and the messages in the message store"),
         (name = "group", description = "Groups and communities; changes are group.flow events"),
         (name = "profile", description = "The account's profile and privacy settings"),
-        (name = "chat", description = "Chats: contacts, numbers on WhatsApp, read marks, presence, archive, pin, mute, block, delete"),
+        (name = "chat", description = "Chats: the messages in the message store, contacts, numbers on WhatsApp, read marks, presence, archive, pin, mute, block, delete, polls"),
         (name = "sandbox", description = "The sandbox phone (only with ZAPGATE_WHATSAPP_PROVIDER=sandbox)"),
         (name = "admin", description = "Accounts (operator; needs ZAPGATE_ADMIN_TOKEN)"),
     )

@@ -22,6 +22,7 @@ use zapgate_chatwoot::{
 };
 use zapgate_core::{
     Error,
+    chatwoot::Integration,
     chatwoot_import::{ImportProgress, MAX_IMPORT_DAYS},
     instance::Instance,
     store::Principal,
@@ -69,6 +70,20 @@ async fn instance(state: &AppState, principal: &Principal, name: &str) -> ApiRes
         Err(Error::InstanceNotFound) => Err(Error::not_found(INSTANCE_NOT_FOUND).into()),
         other => Ok(other?),
     }
+}
+
+/// The instance's integration, or the module's 404s.
+async fn integration(
+    state: &AppState,
+    principal: &Principal,
+    name: &str,
+) -> ApiResult<Integration> {
+    let instance = instance(state, principal, name).await?;
+    Ok(state
+        .store
+        .find_integration(&instance.id)
+        .await?
+        .ok_or_else(|| Error::not_found(NO_INTEGRATION))?)
 }
 
 /// A JSON object, or `invalid body: <detail>`.
@@ -322,12 +337,7 @@ async fn replay(
     Caller(principal): Caller,
     Path(name): Path<String>,
 ) -> ApiResult<Json<ReplayedOut>> {
-    let instance = instance(&state, &principal, &name).await?;
-    let integration = state
-        .store
-        .find_integration(&instance.id)
-        .await?
-        .ok_or_else(|| Error::not_found(NO_INTEGRATION))?;
+    let integration = integration(&state, &principal, &name).await?;
     let replayed = state
         .store
         .replay_dead_jobs(Some(&integration.id), zapgate_core::time::now_ms())
@@ -349,7 +359,7 @@ pub struct ImportReplyOut {
 /// `importMessagesDays`) and `contacts` (default its `importContacts`).
 fn import_request(
     body: &serde_json::Map<String, Value>,
-    integration: &zapgate_core::chatwoot::Integration,
+    integration: &Integration,
 ) -> Result<(u32, bool), Error> {
     if let Some(unknown) = body
         .keys()
@@ -409,12 +419,7 @@ async fn start_import(
     Path(name): Path<String>,
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<ImportReplyOut>)> {
-    let instance = instance(&state, &principal, &name).await?;
-    let integration = state
-        .store
-        .find_integration(&instance.id)
-        .await?
-        .ok_or_else(|| Error::not_found(NO_INTEGRATION))?;
+    let integration = integration(&state, &principal, &name).await?;
     let body = if body.is_empty() {
         serde_json::Map::new()
     } else {
@@ -451,12 +456,7 @@ async fn cancel_import(
     Caller(principal): Caller,
     Path(name): Path<String>,
 ) -> ApiResult<Json<ImportReplyOut>> {
-    let instance = instance(&state, &principal, &name).await?;
-    let integration = state
-        .store
-        .find_integration(&instance.id)
-        .await?
-        .ok_or_else(|| Error::not_found(NO_INTEGRATION))?;
+    let integration = integration(&state, &principal, &name).await?;
     let bridge = state
         .bridge
         .as_ref()

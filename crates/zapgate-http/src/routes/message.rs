@@ -51,7 +51,7 @@ pub fn router(media_body_limit: usize) -> Router<AppState> {
         .merge(super::message_kinds::router(media_body_limit))
 }
 
-/// Bounds the media sends in flight (`ZAPGATE_MEDIA_SENDS`): one more is
+/// Bounds the media and sticker sends in flight (`ZAPGATE_MEDIA_SENDS`): one more is
 /// answered 429 before its body is read, rather than waiting, so what
 /// media sends hold in memory stays within that many bodies (plus one
 /// decoded copy each) and a waiting client does not hold a connection.
@@ -63,7 +63,7 @@ pub async fn media_gate(
     let is_media = request
         .extensions()
         .get::<MatchedPath>()
-        .is_some_and(|p| p.as_str() == MEDIA_ROUTE);
+        .is_some_and(|p| [MEDIA_ROUTE, super::message_kinds::STICKER_ROUTE].contains(&p.as_str()));
     if !is_media {
         return next.run(request).await;
     }

@@ -40,10 +40,13 @@ const MAX_ID: usize = 256;
 pub(super) const MAX_SOURCE: usize = 100;
 const MAX_URL: usize = 4096;
 
+/// Sticker bodies are as large as media ones, so they share the media bound.
+pub(super) const STICKER_ROUTE: &str = "/api/message/sticker/{instance}";
+
 pub fn router(media_body_limit: usize) -> Router<AppState> {
     Router::new()
         .route(
-            "/api/message/sticker/{instance}",
+            STICKER_ROUTE,
             post(send_sticker).layer(DefaultBodyLimit::max(media_body_limit)),
         )
         .route("/api/message/location/{instance}", post(send_location))

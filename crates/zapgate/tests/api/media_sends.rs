@@ -108,6 +108,15 @@ async fn media_sends_past_the_bound_are_refused_with_retry_after() {
         .await;
     refused.assert_error(429, "Too many media sends in progress. Try again shortly.");
     assert_eq!(refused.header("retry-after"), Some("1"));
+    // Sticker bodies are as large as media ones: the same bound.
+    let sticker = server
+        .post(
+            "/api/message/sticker/loja",
+            Some(&token),
+            json!({"number": CUSTOMER, "imageUrl": "data:image/webp;base64,UklGRg=="}),
+        )
+        .await;
+    sticker.assert_error(429, "Too many media sends in progress. Try again shortly.");
     let text = server
         .post(
             "/api/message/text/loja",
