@@ -170,6 +170,36 @@ pub struct SendContext {
     pub quoted_chat: Option<Jid>,
 }
 
+/// The preview card a text shows for a link in it (`linkPreview`), as
+/// fetched from the page when the message was sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkPreview {
+    /// The link as it appears in the text (WhatsApp's `matchedText`).
+    pub url: String,
+    pub title: Option<String>,
+    pub description: Option<String>,
+    /// The page's image, made a small JPEG.
+    pub thumbnail: Option<Thumbnail>,
+}
+
+/// A small JPEG image.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Thumbnail {
+    pub jpeg: Bytes,
+    pub width: u32,
+    pub height: u32,
+}
+
+impl std::fmt::Debug for Thumbnail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Thumbnail")
+            .field("width", &self.width)
+            .field("height", &self.height)
+            .field("bytes", &self.jpeg.len())
+            .finish()
+    }
+}
+
 /// Something to send to WhatsApp.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outgoing {
@@ -178,6 +208,8 @@ pub enum Outgoing {
         text: String,
         quoted_id: Option<String>,
         context: SendContext,
+        /// Boxed: most texts carry none.
+        preview: Option<Box<LinkPreview>>,
     },
     Media {
         to: Jid,

@@ -185,6 +185,32 @@ pub struct OutboxEntry {
     /// A private reply: the group of the quoted message.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quoted_chat: Option<String>,
+    /// The link preview a text carried.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link_preview: Option<OutboxLinkPreview>,
+}
+
+/// A text's link preview as sent; of its thumbnail, only the size.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OutboxLinkPreview {
+    pub url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thumbnail: Option<OutboxThumbnail>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OutboxThumbnail {
+    pub width: u32,
+    pub height: u32,
+    pub size: usize,
+    /// The bytes are a JPEG (they start with its SOI marker).
+    pub jpeg: bool,
 }
 
 /// A poll as sent.
@@ -774,6 +800,7 @@ impl SandboxProvider {
                     text: text.to_owned(),
                     quoted_id: None,
                     context: SendContext::default(),
+                    preview: None,
                 };
                 if let Err(err) = self.send(instance_id, reply, None).await {
                     tracing::warn!(instance_id, error = %err, "could not send the call reject message");
@@ -1015,6 +1042,7 @@ impl OutboxEntry {
             event: None,
             mentions: Vec::new(),
             quoted_chat: None,
+            link_preview: None,
         }
     }
 
@@ -1033,11 +1061,23 @@ fn outbox_entry(id: String, timestamp: i64, message: Outgoing) -> OutboxEntry {
             text,
             quoted_id,
             context,
+            preview,
             ..
         } => {
             entry.kind = "text";
             entry.text = Some(text);
             entry.quoting(quoted_id, context);
+            entry.link_preview = preview.map(|p| OutboxLinkPreview {
+                url: p.url,
+                title: p.title,
+                description: p.description,
+                thumbnail: p.thumbnail.map(|t| OutboxThumbnail {
+                    width: t.width,
+                    height: t.height,
+                    size: t.jpeg.len(),
+                    jpeg: t.jpeg.starts_with(&[0xFF, 0xD8, 0xFF]),
+                }),
+            });
         }
         Outgoing::Media {
             media,

@@ -43,10 +43,13 @@ pub(super) async fn send(
             text,
             quoted_id,
             context,
+            preview,
         } => {
             let to = outbound::wa_jid(&to)?;
             let quote = quote(&to, quoted_id);
-            let message = outbound::with_context(outbound::text(&text, quote.as_ref()), &context)?;
+            let message = outbound::text(&text, quote.as_ref());
+            let message = outbound::with_preview(message, preview.as_deref());
+            let message = outbound::with_context(message, &context)?;
             send_with_id(client, to, message, id).await
         }
         Outgoing::Media {
