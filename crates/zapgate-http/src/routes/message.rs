@@ -374,7 +374,7 @@ async fn media(
 /// the address guard, or a base64 data URL) and `mediaBase64`. Base64 is
 /// decoded in the string's own buffer: the decoded bytes are the only copy
 /// beside the request body.
-async fn media_bytes(
+pub(super) async fn media_bytes(
     state: &AppState,
     url: Option<String>,
     base64: Option<String>,
@@ -443,7 +443,7 @@ fn decode_in_place(text: String) -> Result<Vec<u8>, Error> {
     Ok(buf)
 }
 
-fn default_mimetype(kind: MediaKind) -> &'static str {
+pub(super) fn default_mimetype(kind: MediaKind) -> &'static str {
     match kind {
         MediaKind::Image => "image/jpeg",
         MediaKind::Video => "video/mp4",

@@ -483,7 +483,7 @@ async fn stickers_are_webp_converted_from_png_or_sent_as_they_are() {
 async fn kinds_a_linked_device_cannot_send_are_501_never_a_fake_success() {
     let server = TestServer::start().await;
     let token = paired(&server).await;
-    for kind in ["button", "list", "carousel", "form", "pix", "status"] {
+    for kind in ["button", "list", "carousel", "form", "pix"] {
         send(
             &server,
             &token,
@@ -896,8 +896,31 @@ async fn the_openapi_document_lists_every_send_kind_and_the_idempotency_key() {
     }
     let poll = &paths["/api/message/poll/{instance}"]["post"]["responses"];
     assert!(poll["409"].is_object());
-    let status = &paths["/api/message/status/{instance}"]["post"]["responses"];
-    assert!(status["501"].is_object());
+    let pix = &paths["/api/message/pix/{instance}"]["post"]["responses"];
+    assert!(pix["501"].is_object());
+    let status = &paths["/api/message/status/{instance}"]["post"];
+    assert!(status["responses"]["200"].is_object());
+    assert!(status["responses"]["501"].is_null());
+    let body = &status["requestBody"]["content"]["application/json"]["schema"];
+    let body = if let Some(reference) = body["$ref"].as_str() {
+        &reply.body["components"]["schemas"][reference.rsplit('/').next().unwrap()]
+    } else {
+        body
+    };
+    for field in [
+        "type",
+        "message",
+        "mediaUrl",
+        "backgroundColor",
+        "font",
+        "source",
+    ] {
+        assert!(
+            body["properties"][field].is_object(),
+            "status body lacks {field}: {body}"
+        );
+    }
+    assert!(body["properties"]["number"].is_null(), "{body}");
 }
 
 /// A group the instance `loja` created with two customers; its jid.
