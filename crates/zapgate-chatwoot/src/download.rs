@@ -2,7 +2,9 @@
 //! (Chatwoot's `data_url` redirects to the file's storage) or a `mediaUrl`
 //! to send. Redirects are followed by hand so the address guard sees every
 //! hop (IP literals here, names in the client's resolver), and the size is
-//! bounded.
+//! bounded: past the limit a file is refused ([`Downloader::fetch`]), or
+//! only its beginning is read ([`Downloader::fetch_head`], for a web page
+//! whose `<head>` is all a link preview needs).
 
 use std::time::Duration;
 
@@ -21,6 +23,9 @@ pub struct Download {
     pub data: Vec<u8>,
     pub mimetype: String,
     pub file_name: String,
+    /// Where the file was found, after redirects: what a relative link in
+    /// it is relative to.
+    pub url: url::Url,
 }
 
 /// Why a download failed.
@@ -47,12 +52,38 @@ pub struct Downloader {
     limit: usize,
 }
 
+/// What to do with a file larger than the limit.
+#[derive(Clone, Copy)]
+enum Overflow {
+    Refuse,
+    /// Keep the first bytes, read no more.
+    Truncate,
+}
+
 impl Downloader {
     pub fn new(http: ChatwootHttp, limit: usize) -> Self {
         Self { http, limit }
     }
 
+    /// The same client with another size limit.
+    pub fn with_limit(&self, limit: usize) -> Self {
+        Self {
+            http: self.http.clone(),
+            limit,
+        }
+    }
+
+    /// The whole file; one larger than the limit is refused.
     pub async fn fetch(&self, data_url: &str) -> Result<Download, Failure> {
+        self.fetch_bounded(data_url, Overflow::Refuse).await
+    }
+
+    /// At most the first `limit` bytes of the file: the rest is never read.
+    pub async fn fetch_head(&self, data_url: &str) -> Result<Download, Failure> {
+        self.fetch_bounded(data_url, Overflow::Truncate).await
+    }
+
+    async fn fetch_bounded(&self, data_url: &str, overflow: Overflow) -> Result<Download, Failure> {
         let mut url = url::Url::parse(data_url).map_err(|e| Failure::Rejected {
             error: format!("URL {data_url} is invalid: {e}"),
         })?;
@@ -101,11 +132,12 @@ impl Downloader {
                 .map(|v| v.split(';').next().unwrap_or(v).trim().to_owned())
                 .filter(|v| !v.is_empty())
                 .unwrap_or_else(|| "application/octet-stream".to_owned());
-            let data = self.read_limited(response).await?;
+            let data = self.read_limited(response, overflow).await?;
             return Ok(Download {
                 data,
                 mimetype,
                 file_name: file_name(data_url),
+                url,
             });
         }
         Err(Failure::Rejected {
@@ -113,13 +145,24 @@ impl Downloader {
         })
     }
 
-    async fn read_limited(&self, mut response: reqwest::Response) -> Result<Vec<u8>, Failure> {
+    async fn read_limited(
+        &self,
+        mut response: reqwest::Response,
+        overflow: Overflow,
+    ) -> Result<Vec<u8>, Failure> {
         let limit = self.limit;
         let mut data = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(|e| Failure::Transient {
             error: format!("downloading the file: {e}"),
         })? {
             if data.len() + chunk.len() > limit {
+                if let Overflow::Truncate = overflow {
+                    let room = limit - data.len();
+                    data.extend_from_slice(&chunk[..room]);
+                    // Dropping the response closes the connection: the
+                    // rest is never read.
+                    return Ok(data);
+                }
                 return Err(Failure::Rejected {
                     error: format!("the file is larger than {limit} bytes"),
                 });
@@ -190,6 +233,7 @@ mod tests {
                         "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok"
                             .to_owned()
                     }
+                    "/big" => "HTTP/1.1 200 OK\r\ncontent-type: text/html; charset=utf-8\r\ncontent-length: 10\r\nconnection: close\r\n\r\n<head>....".to_owned(),
                     "/to-literal" => format!(
                         "HTTP/1.1 302 Found\r\nlocation: http://{addr}/file\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
                     ),
@@ -237,5 +281,24 @@ mod tests {
             1,
             "a redirect reached the file"
         );
+    }
+
+    #[tokio::test]
+    async fn a_head_fetch_keeps_the_first_bytes_where_a_fetch_refuses() {
+        let (addr, _) = file_server().await;
+        let open = AddressPolicy {
+            allow_private: true,
+        };
+        let http = ChatwootHttp::new(open, std::time::Duration::from_secs(10), false).unwrap();
+        let downloader = Downloader::new(http, 1024).with_limit(6);
+        let url = format!("http://{addr}/big");
+        match downloader.fetch(&url).await {
+            Err(Failure::Rejected { error }) => assert!(error.contains("larger than 6"), "{error}"),
+            other => panic!("not refused: {:?}", other.map(|d| d.data)),
+        }
+        let head = downloader.fetch_head(&url).await.unwrap();
+        assert_eq!(head.data, b"<head>");
+        assert_eq!(head.mimetype, "text/html");
+        assert_eq!(head.url.as_str(), url);
     }
 }

@@ -58,6 +58,14 @@ impl Jid {
         self.server == LID_SERVER
     }
 
+    /// `status@broadcast`, where status posts (stories) go.
+    pub fn status_broadcast() -> Self {
+        Self {
+            user: "status".to_owned(),
+            server: BROADCAST_SERVER.to_owned(),
+        }
+    }
+
     /// `status@broadcast`: the contacts' status posts.
     pub fn is_status_broadcast(&self) -> bool {
         self.user == "status" && self.server == BROADCAST_SERVER

@@ -170,6 +170,36 @@ pub struct SendContext {
     pub quoted_chat: Option<Jid>,
 }
 
+/// The preview card a text shows for a link in it (`linkPreview`), as
+/// fetched from the page when the message was sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkPreview {
+    /// The link as it appears in the text (WhatsApp's `matchedText`).
+    pub url: String,
+    pub title: Option<String>,
+    pub description: Option<String>,
+    /// The page's image, made a small JPEG.
+    pub thumbnail: Option<Thumbnail>,
+}
+
+/// A small JPEG image.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Thumbnail {
+    pub jpeg: Bytes,
+    pub width: u32,
+    pub height: u32,
+}
+
+impl std::fmt::Debug for Thumbnail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Thumbnail")
+            .field("width", &self.width)
+            .field("height", &self.height)
+            .field("bytes", &self.jpeg.len())
+            .finish()
+    }
+}
+
 /// Something to send to WhatsApp.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outgoing {
@@ -178,6 +208,8 @@ pub enum Outgoing {
         text: String,
         quoted_id: Option<String>,
         context: SendContext,
+        /// Boxed: most texts carry none.
+        preview: Option<Box<LinkPreview>>,
     },
     Media {
         to: Jid,
@@ -237,6 +269,76 @@ pub enum Outgoing {
         quoted_id: Option<String>,
         context: SendContext,
     },
+    /// A status post (story), to the account's contacts.
+    Status {
+        /// `status@broadcast` ([`Jid::status_broadcast`]).
+        to: Jid,
+        post: StatusPost,
+    },
+}
+
+/// What a status post shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatusPost {
+    /// Text on a coloured background.
+    Text {
+        text: String,
+        /// `0xAARRGGBB`.
+        background_argb: u32,
+        font: StatusFont,
+    },
+    /// An image, a video or an audio; the caption shows under images and
+    /// videos (WhatsApp's audio has none).
+    Media {
+        media: Media,
+        caption: Option<String>,
+    },
+}
+
+/// The fonts of a text status: WhatsApp's `FontType`, by its protocol name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusFont {
+    System,
+    SystemText,
+    FbScript,
+    SystemBold,
+    MorningbreezeRegular,
+    CalistogaRegular,
+    Exo2Extrabold,
+    CourierprimeBold,
+}
+
+impl StatusFont {
+    pub const ALL: [Self; 8] = [
+        Self::System,
+        Self::SystemText,
+        Self::FbScript,
+        Self::SystemBold,
+        Self::MorningbreezeRegular,
+        Self::CalistogaRegular,
+        Self::Exo2Extrabold,
+        Self::CourierprimeBold,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::System => "SYSTEM",
+            Self::SystemText => "SYSTEM_TEXT",
+            Self::FbScript => "FB_SCRIPT",
+            Self::SystemBold => "SYSTEM_BOLD",
+            Self::MorningbreezeRegular => "MORNINGBREEZE_REGULAR",
+            Self::CalistogaRegular => "CALISTOGA_REGULAR",
+            Self::Exo2Extrabold => "EXO2_EXTRABOLD",
+            Self::CourierprimeBold => "COURIERPRIME_BOLD",
+        }
+    }
+
+    /// By name, in any case.
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|f| f.as_str().eq_ignore_ascii_case(raw.trim()))
+    }
 }
 
 impl Outgoing {
@@ -266,6 +368,7 @@ impl Outgoing {
                 *c = context;
             }
             Self::Reaction { to: t, .. }
+            | Self::Status { to: t, .. }
             | Self::Edit { to: t, .. }
             | Self::Revoke { to: t, .. }
             | Self::Read { chat: t, .. } => *t = to,

@@ -8,6 +8,7 @@ mod envelope;
 mod error;
 mod extract;
 mod idempotency;
+mod link_preview;
 mod metrics;
 mod openapi;
 mod rate_limit;

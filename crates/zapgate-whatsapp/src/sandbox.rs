@@ -30,7 +30,7 @@ use zapgate_core::{
     whatsapp::{
         CallEvent, CallStatus, ChatPresence, Event, EventInvite, EventSink, Extra, InboundMessage,
         LabelChange, LabelChangeKind, Location, LoginCode, LoginMethod, Media, MediaKind, Outgoing,
-        PollVote, ReceiptStatus, SendContext, SentMessage, WhatsApp, WhatsAppEvent,
+        PollVote, ReceiptStatus, SendContext, SentMessage, StatusPost, WhatsApp, WhatsAppEvent,
     },
 };
 
@@ -149,7 +149,7 @@ pub struct RemoteMedia {
 pub struct OutboxEntry {
     pub id: String,
     /// `text`, `media`, `reaction`, `edit`, `revoke`, `read`, `location`,
-    /// `contact`, `poll`, `event`, `forward` or `deleteForMe`.
+    /// `contact`, `poll`, `event`, `status`, `forward` or `deleteForMe`.
     pub kind: &'static str,
     /// The recipient, or the chat for `read`.
     pub to: String,
@@ -185,6 +185,40 @@ pub struct OutboxEntry {
     /// A private reply: the group of the quoted message.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quoted_chat: Option<String>,
+    /// The link preview a text carried.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link_preview: Option<OutboxLinkPreview>,
+    /// A text status's background (`#RRGGBBAA`) and font.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub background_color: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub font: Option<&'static str>,
+    /// Who a status was encrypted to: the address book's contacts.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub audience: Vec<String>,
+}
+
+/// A text's link preview as sent; of its thumbnail, only the size.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OutboxLinkPreview {
+    pub url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thumbnail: Option<OutboxThumbnail>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OutboxThumbnail {
+    pub width: u32,
+    pub height: u32,
+    pub size: usize,
+    /// The bytes are a JPEG (they start with its SOI marker).
+    pub jpeg: bool,
 }
 
 /// A poll as sent.
@@ -774,6 +808,7 @@ impl SandboxProvider {
                     text: text.to_owned(),
                     quoted_id: None,
                     context: SendContext::default(),
+                    preview: None,
                 };
                 if let Err(err) = self.send(instance_id, reply, None).await {
                     tracing::warn!(instance_id, error = %err, "could not send the call reject message");
@@ -990,7 +1025,8 @@ fn recipient(message: &Outgoing) -> &Jid {
         | Outgoing::Location { to, .. }
         | Outgoing::Contacts { to, .. }
         | Outgoing::Poll { to, .. }
-        | Outgoing::Event { to, .. } => to,
+        | Outgoing::Event { to, .. }
+        | Outgoing::Status { to, .. } => to,
         Outgoing::Read { chat, .. } => chat,
     }
 }
@@ -1015,6 +1051,10 @@ impl OutboxEntry {
             event: None,
             mentions: Vec::new(),
             quoted_chat: None,
+            link_preview: None,
+            background_color: None,
+            font: None,
+            audience: Vec::new(),
         }
     }
 
@@ -1033,11 +1073,23 @@ fn outbox_entry(id: String, timestamp: i64, message: Outgoing) -> OutboxEntry {
             text,
             quoted_id,
             context,
+            preview,
             ..
         } => {
             entry.kind = "text";
             entry.text = Some(text);
             entry.quoting(quoted_id, context);
+            entry.link_preview = preview.map(|p| OutboxLinkPreview {
+                url: p.url,
+                title: p.title,
+                description: p.description,
+                thumbnail: p.thumbnail.map(|t| OutboxThumbnail {
+                    width: t.width,
+                    height: t.height,
+                    size: t.jpeg.len(),
+                    jpeg: t.jpeg.starts_with(&[0xFF, 0xD8, 0xFF]),
+                }),
+            });
         }
         Outgoing::Media {
             media,
@@ -1049,13 +1101,7 @@ fn outbox_entry(id: String, timestamp: i64, message: Outgoing) -> OutboxEntry {
             entry.kind = "media";
             entry.text = caption;
             entry.quoting(quoted_id, context);
-            entry.media = Some(OutboxMedia {
-                kind: media.kind.as_str(),
-                size: media.data.len(),
-                sha256: hex::encode(Sha256::digest(&media.data)),
-                mimetype: media.mimetype,
-                file_name: media.file_name,
-            });
+            entry.media = Some(outbox_media(&media));
         }
         Outgoing::Reaction {
             target_id,
@@ -1131,8 +1177,38 @@ fn outbox_entry(id: String, timestamp: i64, message: Outgoing) -> OutboxEntry {
             entry.event = Some(event);
             entry.quoting(quoted_id, context);
         }
+        Outgoing::Status { post, .. } => {
+            entry.kind = "status";
+            match post {
+                StatusPost::Text {
+                    text,
+                    background_argb,
+                    font,
+                } => {
+                    entry.text = Some(text);
+                    let [a, r, g, b] = background_argb.to_be_bytes();
+                    entry.background_color = Some(format!("#{r:02X}{g:02X}{b:02X}{a:02X}"));
+                    entry.font = Some(font.as_str());
+                }
+                StatusPost::Media { media, caption } => {
+                    entry.text = caption;
+                    entry.media = Some(outbox_media(&media));
+                }
+            }
+        }
     }
     entry
+}
+
+/// What the outbox keeps of sent media.
+fn outbox_media(media: &Media) -> OutboxMedia {
+    OutboxMedia {
+        kind: media.kind.as_str(),
+        size: media.data.len(),
+        sha256: hex::encode(Sha256::digest(&media.data)),
+        mimetype: media.mimetype.clone(),
+        file_name: media.file_name.clone(),
+    }
 }
 
 #[async_trait]
@@ -1233,8 +1309,29 @@ impl WhatsApp for SandboxProvider {
             _ => None,
         };
         let to = recipient(&message).clone();
+        // A status goes to the address book, as the web provider's: none
+        // there, and WhatsApp has no one to encrypt it to.
+        let audience = match &message {
+            Outgoing::Status { .. } => {
+                let audience: Vec<String> =
+                    zapgate_core::chat_state::ChatState::contacts(self, instance_id)
+                        .await?
+                        .into_iter()
+                        .map(|c| c.jid.to_string())
+                        .collect();
+                if audience.is_empty() {
+                    return Err(Error::bad_request(
+                        "WhatsApp refused the message: cannot send status with no recipients",
+                    ));
+                }
+                audience
+            }
+            _ => Vec::new(),
+        };
         let (id, timestamp) = self.dispatch(instance_id, id, &to, |id, timestamp| {
-            outbox_entry(id, timestamp, message)
+            let mut entry = outbox_entry(id, timestamp, message);
+            entry.audience = audience;
+            entry
         })?;
         Ok(SentMessage {
             id,

@@ -237,6 +237,7 @@ async fn sending_needs_a_connected_session() {
         text: "hi".into(),
         quoted_id: None,
         context: SendContext::default(),
+        preview: None,
     };
     let err = provider.send(ID, message(), None).await.unwrap_err();
     assert!(matches!(err, Error::NotConnected), "{err:?}");
@@ -264,6 +265,7 @@ async fn sends_land_in_the_outbox_in_order() {
                 text: "hello".into(),
                 quoted_id: Some("Q1".into()),
                 context: SendContext::default(),
+                preview: None,
             },
             None,
         )
@@ -358,6 +360,7 @@ async fn sends_land_in_the_outbox_in_order() {
                 text: "other".into(),
                 quoted_id: None,
                 context: SendContext::default(),
+                preview: None,
             },
             None,
         )
@@ -374,6 +377,7 @@ async fn send_faults_fail_without_recording_until_cleared() {
         text: "hi".into(),
         quoted_id: None,
         context: SendContext::default(),
+        preview: None,
     };
     assert_eq!(
         SendFault::parse("not_on_whatsapp"),
@@ -593,6 +597,7 @@ async fn receipts_need_a_sent_message() {
                 text: "hi".into(),
                 quoted_id: None,
                 context: SendContext::default(),
+                preview: None,
             },
             None,
         )
@@ -630,6 +635,7 @@ async fn logout_unlinks_and_stops_sending() {
                 text: "hi".into(),
                 quoted_id: None,
                 context: SendContext::default(),
+                preview: None,
             },
             None,
         )

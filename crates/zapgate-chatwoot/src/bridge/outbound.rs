@@ -124,6 +124,7 @@ impl Bridge {
                     text: text.clone().unwrap_or_default(),
                     quoted_id: quoted_id.clone(),
                     context: SendContext::default(),
+                    preview: None,
                 },
             };
             let id = whatsapp_id(&integration.id, message.message_id, part);

@@ -33,9 +33,6 @@ use crate::{
 };
 
 const MAX_TEXT_LEN: usize = 65_536;
-/// Previews are not fetched yet: `true` is refused, not dropped.
-const LINK_PREVIEW_UNSUPPORTED: &str =
-    "invalid body: linkPreview true is not supported yet (zapgate sends links without a preview)";
 const MAX_ID_LEN: usize = 128;
 
 const MEDIA_ROUTE: &str = "/api/message/media/{instance}";
@@ -87,8 +84,11 @@ pub struct TextIn {
     /// Seconds (0 to 30) of "typing..." shown in the chat before sending.
     #[schema(maximum = 30)]
     delay: Option<u32>,
-    /// Only `false` for now: `true` (a fetched preview) is refused rather
-    /// than ignored.
+    /// `true`: the first http(s) link in the text goes with a preview card
+    /// (the page's title, description and image), fetched when sending
+    /// through the private-address guard, within 5 s, 512 KiB of HTML and
+    /// a 1 MiB image. A page that cannot be previewed does not fail the
+    /// send: the text goes without a card. Default `false`.
     link_preview: Option<bool>,
     /// A trace label (at most 100 characters), stored with the message and
     /// echoed in the answer.
@@ -160,7 +160,7 @@ fn reply_to(raw: Option<String>) -> Result<Option<String>, Error> {
     request_body = TextIn,
     responses(
         (status = 200, body = SentOut),
-        (status = 400, description = "number is required / message is required / Invalid phone number / invalid body: mention is only for group chats / invalid body: linkPreview true is not supported yet ... / ...", body = ErrorOut),
+        (status = 400, description = "number is required / message is required / Invalid phone number / invalid body: mention is only for group chats / ...", body = ErrorOut),
         (status = 404, description = "Instance not found / Message not found (replyTo)", body = ErrorOut),
         (status = 409, description = "Idempotency-Key was already used with a different request", body = ErrorOut),
         (status = 503, description = "Instance is not connected to WhatsApp", body = ErrorOut),
@@ -184,9 +184,6 @@ async fn text(
             Error::bad_request(format!("message: at most {MAX_TEXT_LEN} characters")).into(),
         );
     }
-    if body.link_preview == Some(true) {
-        return Err(Error::bad_request(LINK_PREVIEW_UNSUPPORTED).into());
-    }
     let quoted_id = reply_to(body.reply_to)?;
     let source = optional("source", body.source, MAX_SOURCE)?;
     let delay = delay_secs(body.delay)?;
@@ -204,7 +201,18 @@ async fn text(
     let (to, context) = addressing
         .resolve(&state, &instance, to, quoted_id.as_deref())
         .await?;
-    pause(&state, &instance, &to, delay, ChatPresence::Typing).await?;
+    // The preview is fetched while "typing..." shows.
+    let preview = async {
+        match body.link_preview {
+            Some(true) => crate::link_preview::for_text(&state.downloader, &text).await,
+            _ => None,
+        }
+    };
+    let (preview, paused) = tokio::join!(
+        preview,
+        pause(&state, &instance, &to, delay, ChatPresence::Typing)
+    );
+    paused?;
     let mut echo = own_message(&to, Some(text.clone()), None, quoted_id.clone());
     echo.source = source.clone();
     let outgoing = Outgoing::Text {
@@ -212,6 +220,7 @@ async fn text(
         text,
         quoted_id: quoted_id.clone(),
         context,
+        preview: preview.map(Box::new),
     };
     let id = send_id.as_ref().map(|Extension(SendId(id))| id.as_str());
     let sent = state
@@ -365,7 +374,7 @@ async fn media(
 /// the address guard, or a base64 data URL) and `mediaBase64`. Base64 is
 /// decoded in the string's own buffer: the decoded bytes are the only copy
 /// beside the request body.
-async fn media_bytes(
+pub(super) async fn media_bytes(
     state: &AppState,
     url: Option<String>,
     base64: Option<String>,
@@ -434,7 +443,7 @@ fn decode_in_place(text: String) -> Result<Vec<u8>, Error> {
     Ok(buf)
 }
 
-fn default_mimetype(kind: MediaKind) -> &'static str {
+pub(super) fn default_mimetype(kind: MediaKind) -> &'static str {
     match kind {
         MediaKind::Image => "image/jpeg",
         MediaKind::Video => "video/mp4",

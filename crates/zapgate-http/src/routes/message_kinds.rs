@@ -1,6 +1,6 @@
 //! The send module's structured kinds (`/api/message/<kind>/:instance`):
-//! sticker, location, contact, reaction, poll and event, and the kinds
-//! WhatsApp Web cannot deliver from a linked device (501). Field names and
+//! sticker, location, contact, reaction, poll, event and status (stories),
+//! and the kinds WhatsApp Web cannot deliver from a linked device (501). Field names and
 //! limits follow `research/ryzeapi-client-contract.md` §2.
 //!
 //! A body is read in two steps: the fields common to every kind (`number`,
@@ -24,11 +24,11 @@ use zapgate_core::{
     jid::Jid,
     whatsapp::{
         ChatPresence, ContactCard, EventInvite, Extra, Location, Media, MediaKind, Outgoing,
-        SendContext,
+        SendContext, StatusFont, StatusPost,
     },
 };
 
-use super::message::{SentOut, own_message, recipient, sent_out};
+use super::message::{SentOut, default_mimetype, media_bytes, own_message, recipient, sent_out};
 use crate::{
     AppState, auth::Caller, envelope::ErrorOut, error::ApiResult, extract::JsonBody,
     idempotency::SendId, sticker,
@@ -59,7 +59,10 @@ pub fn router(media_body_limit: usize) -> Router<AppState> {
         .route("/api/message/carousel/{instance}", post(send_carousel))
         .route("/api/message/form/{instance}", post(send_form))
         .route("/api/message/pix/{instance}", post(send_pix))
-        .route("/api/message/status/{instance}", post(send_status))
+        .route(
+            "/api/message/status/{instance}",
+            post(send_status).layer(DefaultBodyLimit::max(media_body_limit)),
+        )
 }
 
 pub(super) fn invalid(detail: impl std::fmt::Display) -> Error {
@@ -106,6 +109,8 @@ const COMMON: &[&str] = &[
     "replyPrivate",
 ];
 const REACTION_COMMON: &[&str] = &["number", "source"];
+/// A status has no recipient, reply or mention: only the trace label.
+const STATUS_COMMON: &[&str] = &["source"];
 
 /// Each kind's route and the common fields its body takes: the OpenAPI
 /// document shows them in the kind's body (the annotations name only the
@@ -117,6 +122,7 @@ pub const COMMON_FIELDS: &[(&str, &[&str])] = &[
     ("/api/message/reaction/{instance}", REACTION_COMMON),
     ("/api/message/poll/{instance}", COMMON),
     ("/api/message/event/{instance}", COMMON),
+    ("/api/message/status/{instance}", STATUS_COMMON),
 ];
 /// The longest `delay`, in seconds.
 const MAX_DELAY: u32 = 30;
@@ -371,9 +377,52 @@ async fn deliver(
     state: &AppState,
     instance: &Instance,
     common: Common,
-    mut outgoing: Outgoing,
+    outgoing: Outgoing,
     extra: Option<Extra>,
     media: Option<Media>,
+    message_type: &'static str,
+) -> ApiResult<Json<SentOut>> {
+    deliver_echoing(
+        state,
+        instance,
+        common,
+        outgoing,
+        (None, extra, media),
+        message_type,
+    )
+    .await
+}
+
+/// [`deliver`] for a kind whose echo carries a text (a status).
+async fn deliver_with_text(
+    state: &AppState,
+    instance: &Instance,
+    common: Common,
+    outgoing: Outgoing,
+    text: Option<String>,
+    media: Option<Media>,
+    message_type: &'static str,
+) -> ApiResult<Json<SentOut>> {
+    deliver_echoing(
+        state,
+        instance,
+        common,
+        outgoing,
+        (text, None, media),
+        message_type,
+    )
+    .await
+}
+
+/// The echo's text, extra and media.
+type Echo = (Option<String>, Option<Extra>, Option<Media>);
+
+async fn deliver_echoing(
+    state: &AppState,
+    instance: &Instance,
+    common: Common,
+    mut outgoing: Outgoing,
+    (text, extra, media): Echo,
     message_type: &'static str,
 ) -> ApiResult<Json<SentOut>> {
     state
@@ -386,7 +435,7 @@ async fn deliver(
         .await?;
     outgoing.readdress(to.clone(), context);
     pause(state, instance, &to, common.delay, ChatPresence::Typing).await?;
-    let mut echo = own_message(&to, None, media, common.quoted_id.clone());
+    let mut echo = own_message(&to, text, media, common.quoted_id.clone());
     echo.extra = extra;
     echo.source = common.source.clone();
     let sent = state
@@ -991,7 +1040,205 @@ async fn send_event(
     .await
 }
 
-/// `button`, `list`, `carousel`, `form`, `pix` and `status`: refused after
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StatusIn {
+    /// `text`, `image`, `video` or `audio`.
+    #[schema(required = true, nullable = false, value_type = StatusType)]
+    r#type: Option<String>,
+    /// The text of a `text` status; the caption of an image or video. An
+    /// audio status has no caption on WhatsApp: the text is kept with the
+    /// stored message only.
+    #[schema(
+        required = true,
+        nullable = false,
+        min_length = 1,
+        max_length = 65536,
+        pattern = r"\S"
+    )]
+    message: Option<String>,
+    /// The media of an image, video or audio status: an https URL (fetched
+    /// through the address guard) or a base64 data URL. Required for those,
+    /// refused for `text`.
+    #[schema(max_length = 4096)]
+    media_url: Option<String>,
+    /// The media's MIME type (detected from the download when absent).
+    #[schema(max_length = 128)]
+    mime_type: Option<String>,
+    #[schema(max_length = 256)]
+    file_name: Option<String>,
+    /// `text` only: `#RRGGBB` or `#RRGGBBAA` (default `#1E6E4F`, opaque).
+    #[schema(pattern = "^#([0-9A-Fa-f]{6}|[0-9A-Fa-f]{8})$")]
+    background_color: Option<String>,
+    /// `text` only: one of WhatsApp's fonts, by name in any case: `SYSTEM`
+    /// (default), `SYSTEM_TEXT`, `FB_SCRIPT`, `SYSTEM_BOLD`,
+    /// `MORNINGBREEZE_REGULAR`, `CALISTOGA_REGULAR`, `EXO2_EXTRABOLD`,
+    /// `COURIERPRIME_BOLD`.
+    #[schema(max_length = 50)]
+    font: Option<String>,
+}
+
+/// What `type` takes.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // describes `type` in the OpenAPI document only
+enum StatusType {
+    Text,
+    Image,
+    Video,
+    Audio,
+}
+
+/// WhatsApp's text status background when none is given.
+const DEFAULT_STATUS_BACKGROUND: u32 = 0xFF1E_6E4F;
+const MAX_STATUS_TEXT: usize = 65_536;
+
+/// `#RRGGBB` (opaque) or `#RRGGBBAA` as `0xAARRGGBB`.
+fn background_argb(raw: &str) -> Option<u32> {
+    let hex = raw.trim().strip_prefix('#')?;
+    if !(hex.len() == 6 || hex.len() == 8) || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let rgb = u32::from_str_radix(&hex[..6], 16).ok()?;
+    let alpha = match hex.get(6..8) {
+        Some(a) => u32::from_str_radix(a, 16).ok()?,
+        None => 0xFF,
+    };
+    Some(alpha << 24 | rgb)
+}
+
+/// Posts a status (story) to the account's contacts: a text on a coloured
+/// background, or an image, video or audio. No `number`: WhatsApp sends it
+/// to `status@broadcast`, encrypted to every contact of the address book.
+#[utoipa::path(post, path = "/api/message/status/{instance}", tag = "message",
+    params(("instance" = String, Path), ("Idempotency-Key" = Option<crate::openapi::IdempotencyKey>, Header, description = "Send at most once per instance and key within 24 h; a repeat answers the first answer again, another body under the key is a 409")),
+    request_body = StatusIn,
+    responses(
+        (status = 200, body = SentOut),
+        (status = 400, description = "invalid body: type must be text, image, video or audio / message is required / mediaUrl is required for an image, video or audio status / backgroundColor must be #RRGGBB or #RRGGBBAA / font must be one of ... / WhatsApp refused the message: cannot send status with no recipients (no contacts)", body = ErrorOut),
+        (status = 404, description = "Instance not found", body = ErrorOut),
+        (status = 409, description = "Idempotency-Key was already used with a different request", body = ErrorOut),
+        (status = 502, description = "the media URL could not be fetched", body = ErrorOut),
+        (status = 503, description = "Instance is not connected to WhatsApp", body = ErrorOut),
+    ),
+    security(("token" = [])))]
+async fn send_status(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    Path(name): Path<String>,
+    send_id: Option<Extension<SendId>>,
+    JsonBody(body): JsonBody<Value>,
+) -> ApiResult<Json<SentOut>> {
+    let instance = state.instances.visible(&principal, &name).await?;
+    let (common, body): (_, StatusIn) = split(body, STATUS_COMMON)?;
+    let kind = match body.r#type.as_deref() {
+        Some("text") => None,
+        Some("image") => Some(MediaKind::Image),
+        Some("video") => Some(MediaKind::Video),
+        Some("audio") => Some(MediaKind::Audio),
+        Some(_) => return Err(invalid("type must be text, image, video or audio").into()),
+        None => return Err(invalid("type is required").into()),
+    };
+    let message = required("message", body.message, MAX_STATUS_TEXT)?;
+    let source = optional("source", common.source, MAX_SOURCE)?;
+    let media_url = optional("mediaUrl", body.media_url, MAX_URL)?;
+    let mime_type = optional("mimeType", body.mime_type, 128)?;
+    let file_name = optional("fileName", body.file_name, 256)?;
+    let background = optional("backgroundColor", body.background_color, 9)?;
+    let font = optional("font", body.font, 50)?;
+    let (post, echo_media) = match kind {
+        None => {
+            for (field, given) in [
+                ("mediaUrl", media_url.is_some()),
+                ("mimeType", mime_type.is_some()),
+                ("fileName", file_name.is_some()),
+            ] {
+                if given {
+                    return Err(invalid(format!(
+                        "{field} is only for an image, video or audio status"
+                    ))
+                    .into());
+                }
+            }
+            let background_argb = match background {
+                Some(raw) => background_argb(&raw)
+                    .ok_or_else(|| invalid("backgroundColor must be #RRGGBB or #RRGGBBAA"))?,
+                None => DEFAULT_STATUS_BACKGROUND,
+            };
+            let font = match font {
+                Some(raw) => StatusFont::parse(&raw).ok_or_else(|| {
+                    let names: Vec<_> = StatusFont::ALL.iter().map(|f| f.as_str()).collect();
+                    invalid(format!("font must be one of {}", names.join(", ")))
+                })?,
+                None => StatusFont::System,
+            };
+            let post = StatusPost::Text {
+                text: message.clone(),
+                background_argb,
+                font,
+            };
+            (post, None)
+        }
+        Some(kind) => {
+            for (field, given) in [
+                ("backgroundColor", background.is_some()),
+                ("font", font.is_some()),
+            ] {
+                if given {
+                    return Err(invalid(format!("{field} is only for a text status")).into());
+                }
+            }
+            let url = media_url.ok_or_else(|| {
+                invalid("mediaUrl is required for an image, video or audio status")
+            })?;
+            if !url.starts_with("data:") {
+                https_url("mediaUrl", Some(url.clone()))?;
+            }
+            let (data, fetched_mimetype, fetched_name) =
+                media_bytes(&state, Some(url), None).await?;
+            let media = Media {
+                kind,
+                mimetype: mime_type
+                    .or(fetched_mimetype)
+                    .unwrap_or_else(|| default_mimetype(kind).to_owned()),
+                file_name: file_name.or(fetched_name),
+                data: data.into(),
+            };
+            let caption = (kind != MediaKind::Audio).then(|| message.clone());
+            let post = StatusPost::Media {
+                media: media.clone(),
+                caption,
+            };
+            (post, Some(media))
+        }
+    };
+    let to = Jid::status_broadcast();
+    let common = Common {
+        id: send_id.map(|Extension(SendId(id))| id),
+        to: to.clone(),
+        source,
+        delay: 0,
+        quoted_id: None,
+        addressing: Addressing {
+            mentions: Vec::new(),
+            mention_all: false,
+            reply_private: false,
+        },
+    };
+    let outgoing = Outgoing::Status { to, post };
+    deliver_with_text(
+        &state,
+        &instance,
+        common,
+        outgoing,
+        Some(message),
+        echo_media,
+        "status",
+    )
+    .await
+}
+
+/// `button`, `list`, `carousel`, `form` and `pix`: refused after
 /// the usual checks, so a client learns nothing about other accounts.
 async fn unsupported(
     kind: &'static str,
@@ -1054,10 +1301,4 @@ unsupported_kind!(
     "pix",
     "/api/message/pix/{instance}",
     "`pix`: answered 501. PIX payment messages are WhatsApp Business features; linked devices of personal accounts cannot send them."
-);
-unsupported_kind!(
-    send_status,
-    "status",
-    "/api/message/status/{instance}",
-    "`status`: answered 501. Status posts (stories) are not sent by this server yet."
 );

@@ -2,10 +2,55 @@
 //! cards, polls, events), built as WhatsApp Web builds them. Pure, like
 //! `outbound`: the provider sends what these return.
 
-use whatsapp_rust::{buffa::MessageField, waproto::whatsapp as wa};
-use zapgate_core::whatsapp::{ContactCard, EventInvite, Location};
+use whatsapp_rust::{Jid as WaJid, buffa::MessageField, waproto::whatsapp as wa};
+use zapgate_core::{
+    chat_state::Contact,
+    whatsapp::{ContactCard, EventInvite, Location, StatusFont},
+};
 
-use super::outbound::{Quote, context};
+use super::outbound::{Quote, context, wa_jid};
+
+/// A text status: an extended text with its background and font, as
+/// WhatsApp Web posts one.
+pub(crate) fn status_text(text: &str, background_argb: u32, font: StatusFont) -> wa::Message {
+    wa::Message {
+        extended_text_message: MessageField::some(wa::message::ExtendedTextMessage {
+            text: Some(text.to_owned()),
+            background_argb: Some(background_argb),
+            font: Some(status_font(font)),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn status_font(font: StatusFont) -> wa::message::extended_text_message::FontType {
+    use wa::message::extended_text_message::FontType;
+    match font {
+        StatusFont::System => FontType::SYSTEM,
+        StatusFont::SystemText => FontType::SYSTEM_TEXT,
+        StatusFont::FbScript => FontType::FB_SCRIPT,
+        StatusFont::SystemBold => FontType::SYSTEM_BOLD,
+        StatusFont::MorningbreezeRegular => FontType::MORNINGBREEZE_REGULAR,
+        StatusFont::CalistogaRegular => FontType::CALISTOGA_REGULAR,
+        StatusFont::Exo2Extrabold => FontType::EXO2_EXTRABOLD,
+        StatusFont::CourierprimeBold => FontType::COURIERPRIME_BOLD,
+    }
+}
+
+/// Who sees a status: the address book's contacts (phone jids), as the
+/// phone's default "My contacts" privacy. The crate encrypts the post to
+/// their devices with a `status@broadcast` sender key.
+pub(crate) fn status_audience<'a>(contacts: impl IntoIterator<Item = &'a Contact>) -> Vec<WaJid> {
+    let mut audience: Vec<WaJid> = contacts
+        .into_iter()
+        .filter_map(|c| wa_jid(&c.jid).ok())
+        .filter(|j| j.is_pn() || j.is_lid())
+        .collect();
+    audience.sort_by_key(|j| j.to_string());
+    audience.dedup();
+    audience
+}
 
 /// A pin on the map.
 pub(crate) fn location(location: &Location, quote: Option<&Quote>) -> wa::Message {
@@ -128,6 +173,47 @@ mod tests {
     use whatsapp_rust::Jid as WaJid;
 
     use super::*;
+
+    #[test]
+    fn a_text_status_carries_its_background_and_font_through_the_wire() {
+        use wa::message::extended_text_message::FontType;
+        use whatsapp_rust::buffa::Message as _;
+
+        let message = status_text("Promoção só hoje!", 0xFF1E_6E4F, StatusFont::FbScript);
+        let message = wa::Message::decode_from_slice(&message.encode_to_vec()).unwrap();
+        let ext = message.extended_text_message.as_option().unwrap();
+        assert_eq!(ext.text.as_deref(), Some("Promoção só hoje!"));
+        assert_eq!(ext.background_argb, Some(0xFF1E_6E4F));
+        assert_eq!(ext.font, Some(FontType::FB_SCRIPT));
+        assert!(ext.context_info.is_unset());
+        assert_eq!(message.conversation, None);
+        for font in StatusFont::ALL {
+            // Every font has its protocol value, by the same name.
+            assert_eq!(format!("{:?}", status_font(font)), font.as_str());
+        }
+    }
+
+    #[test]
+    fn a_status_goes_to_the_address_books_people_once_each() {
+        use zapgate_core::jid::Jid;
+        let contact = |jid: &str| Contact {
+            jid: Jid::parse(jid).unwrap(),
+            lid: None,
+            name: None,
+            push_name: None,
+        };
+        let book = [
+            contact("5521998765432@s.whatsapp.net"),
+            contact(CONTACT),
+            contact("5511988887777:3@s.whatsapp.net"),
+            contact("120363041234567890@g.us"),
+        ];
+        let audience: Vec<String> = status_audience(&book)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(audience, [CONTACT, "5521998765432@s.whatsapp.net"]);
+    }
 
     const CONTACT: &str = "5511988887777@s.whatsapp.net";
 

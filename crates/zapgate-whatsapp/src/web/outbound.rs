@@ -13,7 +13,7 @@ use whatsapp_rust::{
 use zapgate_core::{
     Error, Result,
     jid::Jid,
-    whatsapp::{Media, MediaKind, MediaRef, SendContext},
+    whatsapp::{LinkPreview, Media, MediaKind, MediaRef, SendContext},
 };
 
 /// The crate's jid for one of ours, without a device: messages go to
@@ -50,6 +50,34 @@ pub(crate) fn text(text: &str, quote: Option<&Quote>) -> wa::Message {
         Some(quote) => wa::Message::text_with_context(text, context(quote)),
         None => wa::Message::text(text),
     }
+}
+
+/// `message` (a text) with the preview card of a link in it: the fields
+/// live on the extended text, so a plain `conversation` becomes one. The
+/// preview type stays `NONE`, the card of an ordinary link, as WhatsApp
+/// Web and Baileys send it (`IMAGE`/`VIDEO` are for media the card plays).
+pub(crate) fn with_preview(mut message: wa::Message, preview: Option<&LinkPreview>) -> wa::Message {
+    let Some(preview) = preview else {
+        return message;
+    };
+    if let Some(text) = message.conversation.take() {
+        message.extended_text_message = MessageField::some(wa::message::ExtendedTextMessage {
+            text: Some(text),
+            ..Default::default()
+        });
+    }
+    if let Some(ext) = message.extended_text_message.as_option_mut() {
+        ext.matched_text = Some(preview.url.clone());
+        ext.title = preview.title.clone();
+        ext.description = preview.description.clone();
+        ext.preview_type = Some(wa::message::extended_text_message::PreviewType::NONE);
+        if let Some(thumbnail) = &preview.thumbnail {
+            ext.jpeg_thumbnail = Some(thumbnail.jpeg.to_vec());
+            ext.thumbnail_width = Some(thumbnail.width);
+            ext.thumbnail_height = Some(thumbnail.height);
+        }
+    }
+    message
 }
 
 /// What an upload gave back, as the media protos need it. The crate's
@@ -502,6 +530,86 @@ mod tests {
         // Nothing to add: the message is left as built.
         let untouched = with_context(text("oi", None), &SendContext::default()).unwrap();
         assert_eq!(untouched.conversation.as_deref(), Some("oi"));
+    }
+
+    fn preview() -> LinkPreview {
+        LinkPreview {
+            url: "https://loja.example.com/p/42".to_owned(),
+            title: Some("Tênis de corrida".to_owned()),
+            description: Some("Frete grátis para todo o Brasil".to_owned()),
+            thumbnail: Some(zapgate_core::whatsapp::Thumbnail {
+                jpeg: vec![0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10].into(),
+                width: 192,
+                height: 101,
+            }),
+        }
+    }
+
+    #[test]
+    fn a_link_preview_goes_as_an_extended_text_card() {
+        use wa::message::extended_text_message::PreviewType;
+        use whatsapp_rust::buffa::Message as _;
+
+        let message = with_preview(
+            text("Olha só: https://loja.example.com/p/42", None),
+            Some(&preview()),
+        );
+        // As the phone receives it: encoded, then decoded.
+        let message = wa::Message::decode_from_slice(&message.encode_to_vec()).unwrap();
+        assert_eq!(message.conversation, None);
+        let ext = message.extended_text_message.as_option().unwrap();
+        assert_eq!(
+            ext.text.as_deref(),
+            Some("Olha só: https://loja.example.com/p/42")
+        );
+        assert_eq!(
+            ext.matched_text.as_deref(),
+            Some("https://loja.example.com/p/42")
+        );
+        assert_eq!(ext.title.as_deref(), Some("Tênis de corrida"));
+        assert_eq!(
+            ext.description.as_deref(),
+            Some("Frete grátis para todo o Brasil")
+        );
+        assert_eq!(ext.preview_type, Some(PreviewType::NONE));
+        assert_eq!(
+            ext.jpeg_thumbnail.as_deref(),
+            Some(&[0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10][..])
+        );
+        assert_eq!(
+            (ext.thumbnail_width, ext.thumbnail_height),
+            (Some(192), Some(101))
+        );
+        assert!(ext.context_info.is_unset());
+
+        // A reply with mentions keeps its quote, mentions and card.
+        let no_image = LinkPreview {
+            thumbnail: None,
+            ..preview()
+        };
+        let message = with_context(
+            with_preview(
+                text(
+                    "@5521998765432 https://loja.example.com/p/42",
+                    Some(&quote_in_dm()),
+                ),
+                Some(&no_image),
+            ),
+            &mentioning(&[MEMBER]),
+        )
+        .unwrap();
+        let ext = message.extended_text_message.as_option().unwrap();
+        assert_eq!(ext.title.as_deref(), Some("Tênis de corrida"));
+        assert_eq!(ext.jpeg_thumbnail, None);
+        assert_eq!(ext.thumbnail_width, None);
+        let info = ext.context_info.as_option().unwrap();
+        assert_eq!(info.stanza_id.as_deref(), Some("3A5B9C2D1E0F4A6B8C7D"));
+        assert_eq!(info.mentioned_jid, [MEMBER]);
+
+        // No preview: the text is left as built.
+        let plain = with_preview(text("oi", None), None);
+        assert_eq!(plain.conversation.as_deref(), Some("oi"));
+        assert!(plain.extended_text_message.is_unset());
     }
 
     #[test]

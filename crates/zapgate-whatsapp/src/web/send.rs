@@ -4,14 +4,14 @@
 
 use whatsapp_rust::{
     Client,
-    features::ChatStateType,
+    features::{ChatStateType, StatusSendOptions},
     send::{RevokeType, SendError, SendOptions},
     upload::UploadOptions,
     waproto::whatsapp as wa,
 };
 use zapgate_core::{
     Error, Result,
-    whatsapp::{ChatPresence, MediaRef, Outgoing},
+    whatsapp::{ChatPresence, Media, MediaRef, Outgoing, StatusPost},
 };
 
 use super::{
@@ -43,10 +43,13 @@ pub(super) async fn send(
             text,
             quoted_id,
             context,
+            preview,
         } => {
             let to = outbound::wa_jid(&to)?;
             let quote = quote(&to, quoted_id);
-            let message = outbound::with_context(outbound::text(&text, quote.as_ref()), &context)?;
+            let message = outbound::text(&text, quote.as_ref());
+            let message = outbound::with_preview(message, preview.as_deref());
+            let message = outbound::with_context(message, &context)?;
             send_with_id(client, to, message, id).await
         }
         Outgoing::Media {
@@ -57,21 +60,8 @@ pub(super) async fn send(
             context,
         } => {
             let to = outbound::wa_jid(&to)?;
-            let upload = client
-                .upload(
-                    // The library takes an owned buffer to encrypt on a
-                    // blocking thread; the bytes are shared with the echo,
-                    // so this is a copy (dropped once encrypted).
-                    media.data.to_vec(),
-                    outbound::media_type(media.kind),
-                    UploadOptions::default(),
-                )
-                .await
-                .map_err(|err| {
-                    Error::Unavailable(format!("WhatsApp media upload failed: {err}"))
-                })?;
+            let upload = upload(client, &media).await?;
             let quote = quote(&to, quoted_id);
-            let upload: outbound::Uploaded = upload.into();
             let stored = outbound::uploaded_ref(&media, &upload);
             let message = outbound::with_context(
                 outbound::media(&media, upload, caption.as_deref(), quote.as_ref()),
@@ -177,8 +167,53 @@ pub(super) async fn send(
             let message = outbound::with_context(message, &context)?;
             send_with_id(client, to, message, id).await
         }
+        Outgoing::Status { post, .. } => {
+            let book = session.address_book();
+            let audience = kinds::status_audience(book.values());
+            let (message, stored) = match post {
+                StatusPost::Text {
+                    text,
+                    background_argb,
+                    font,
+                } => (kinds::status_text(&text, background_argb, font), None),
+                StatusPost::Media { media, caption } => {
+                    let upload = upload(client, &media).await?;
+                    let stored = outbound::uploaded_ref(&media, &upload);
+                    let message = outbound::media(&media, upload, caption.as_deref(), None);
+                    (message, Some(stored))
+                }
+            };
+            let options = StatusSendOptions {
+                message_id: id.map(str::to_owned),
+                ..Default::default()
+            };
+            // No contacts: the crate refuses ("cannot send status with no
+            // recipients"), answered 400 by `send_failed`.
+            let sent = client
+                .status()
+                .send_raw(message, &audience, options)
+                .await
+                .map_err(send_failed)?;
+            return Ok((sent.message_id, stored));
+        }
     };
     id.map(|id| (id, None))
+}
+
+/// Uploads `media`'s bytes as its kind.
+async fn upload(client: &Client, media: &Media) -> Result<outbound::Uploaded> {
+    client
+        .upload(
+            // The library takes an owned buffer to encrypt on a blocking
+            // thread; the bytes are shared with the echo, so this is a copy
+            // (dropped once encrypted).
+            media.data.to_vec(),
+            outbound::media_type(media.kind),
+            UploadOptions::default(),
+        )
+        .await
+        .map(Into::into)
+        .map_err(|err| Error::Unavailable(format!("WhatsApp media upload failed: {err}")))
 }
 
 /// Shows "typing..." or "recording..." in `chat`, or stops it.

@@ -486,3 +486,81 @@ async fn receive(
         status => StatusCode::from_u16(status).unwrap(),
     }
 }
+
+/// One file a [`PageServer`] serves.
+#[derive(Clone)]
+pub struct Page {
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
+    pub status: u16,
+    /// How long to wait before answering.
+    pub delay: Duration,
+}
+
+impl Page {
+    pub fn new(content_type: &'static str, body: impl Into<Vec<u8>>) -> Self {
+        Self {
+            content_type,
+            body: body.into(),
+            status: 200,
+            delay: Duration::ZERO,
+        }
+    }
+}
+
+/// A web server on loopback serving fixed pages by path (404 for any
+/// other), counting the requests each path got: what a `mediaUrl` or a
+/// previewed link points at.
+#[derive(Clone, Default)]
+pub struct PageServer {
+    pages: Arc<Mutex<HashMap<String, Page>>>,
+    hits: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+impl PageServer {
+    /// The server and its base URL (`http://127.0.0.1:<port>`).
+    pub async fn start(pages: impl IntoIterator<Item = (&'static str, Page)>) -> (Self, String) {
+        let server = Self::default();
+        server.pages.lock().unwrap().extend(
+            pages
+                .into_iter()
+                .map(|(path, page)| (path.to_owned(), page)),
+        );
+        let app = Router::new()
+            .fallback(serve_page)
+            .with_state(server.clone());
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (server, url)
+    }
+
+    /// How many requests `path` got.
+    pub fn hits(&self, path: &str) -> usize {
+        self.hits.lock().unwrap().get(path).copied().unwrap_or(0)
+    }
+}
+
+async fn serve_page(
+    State(server): State<PageServer>,
+    uri: axum::http::Uri,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    *server
+        .hits
+        .lock()
+        .unwrap()
+        .entry(uri.path().to_owned())
+        .or_default() += 1;
+    let page = server.pages.lock().unwrap().get(uri.path()).cloned();
+    let Some(page) = page else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    tokio::time::sleep(page.delay).await;
+    (
+        StatusCode::from_u16(page.status).unwrap(),
+        [(axum::http::header::CONTENT_TYPE, page.content_type)],
+        page.body,
+    )
+        .into_response()
+}

@@ -23,6 +23,8 @@ mod hygiene;
 mod inbound_media;
 mod instance;
 mod media_sends;
+mod message_link_preview;
+mod message_status;
 mod message_store;
 mod profile;
 mod rate_limit;

@@ -16,21 +16,21 @@ const GROUP: &str = "120363041234567890@g.us";
 const PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==";
 
 /// An account with the paired instance `loja`; returns its TokenInstance.
-async fn paired(server: &TestServer) -> String {
+pub(crate) async fn paired(server: &TestServer) -> String {
     let (_, account) = server.create_account("acme", 5).await;
     let token = server.create_instance(&account, "loja").await;
     server.pair(&token, "loja", "5511900001111").await;
     token
 }
 
-async fn send(server: &TestServer, token: &str, kind: &str, body: Value) -> Reply {
+pub(crate) async fn send(server: &TestServer, token: &str, kind: &str, body: Value) -> Reply {
     server
         .post(&format!("/api/message/{kind}/loja"), Some(token), body)
         .await
 }
 
 /// Checks the answer's shape; returns the message id.
-fn sent(reply: &Reply, kind: &str) -> String {
+pub(crate) fn sent(reply: &Reply, kind: &str) -> String {
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
     assert_eq!(reply.body["success"], json!(true));
     assert_eq!(reply.body["status"], json!("sent"));
@@ -41,13 +41,13 @@ fn sent(reply: &Reply, kind: &str) -> String {
     id
 }
 
-async fn outbox(server: &TestServer, token: &str) -> Vec<Value> {
+pub(crate) async fn outbox(server: &TestServer, token: &str) -> Vec<Value> {
     let reply = server.get("/api/sandbox/loja/outbox", Some(token)).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
     reply.body["messages"].as_array().unwrap().clone()
 }
 
-async fn last_sent(server: &TestServer, token: &str, id: &str) -> Value {
+pub(crate) async fn last_sent(server: &TestServer, token: &str, id: &str) -> Value {
     let all = outbox(server, token).await;
     all.into_iter()
         .find(|m| m["id"] == json!(id))
@@ -483,7 +483,7 @@ async fn stickers_are_webp_converted_from_png_or_sent_as_they_are() {
 async fn kinds_a_linked_device_cannot_send_are_501_never_a_fake_success() {
     let server = TestServer::start().await;
     let token = paired(&server).await;
-    for kind in ["button", "list", "carousel", "form", "pix", "status"] {
+    for kind in ["button", "list", "carousel", "form", "pix"] {
         send(
             &server,
             &token,
@@ -690,7 +690,13 @@ async fn a_delay_shows_typing_or_recording_first() {
     }
 }
 
-async fn keyed(server: &TestServer, token: &str, path: &str, key: &str, body: &Value) -> Reply {
+pub(crate) async fn keyed(
+    server: &TestServer,
+    token: &str,
+    path: &str,
+    key: &str,
+    body: &Value,
+) -> Reply {
     let response = server
         .client
         .post(server.url(path))
@@ -890,8 +896,31 @@ async fn the_openapi_document_lists_every_send_kind_and_the_idempotency_key() {
     }
     let poll = &paths["/api/message/poll/{instance}"]["post"]["responses"];
     assert!(poll["409"].is_object());
-    let status = &paths["/api/message/status/{instance}"]["post"]["responses"];
-    assert!(status["501"].is_object());
+    let pix = &paths["/api/message/pix/{instance}"]["post"]["responses"];
+    assert!(pix["501"].is_object());
+    let status = &paths["/api/message/status/{instance}"]["post"];
+    assert!(status["responses"]["200"].is_object());
+    assert!(status["responses"]["501"].is_null());
+    let body = &status["requestBody"]["content"]["application/json"]["schema"];
+    let body = if let Some(reference) = body["$ref"].as_str() {
+        &reply.body["components"]["schemas"][reference.rsplit('/').next().unwrap()]
+    } else {
+        body
+    };
+    for field in [
+        "type",
+        "message",
+        "mediaUrl",
+        "backgroundColor",
+        "font",
+        "source",
+    ] {
+        assert!(
+            body["properties"][field].is_object(),
+            "status body lacks {field}: {body}"
+        );
+    }
+    assert!(body["properties"]["number"].is_null(), "{body}");
 }
 
 /// A group the instance `loja` created with two customers; its jid.
@@ -1069,12 +1098,6 @@ async fn mention_and_reply_private_are_refused_where_they_cannot_apply() {
     let sent_before = outbox(&server, &token).await.len();
     let eleven: Vec<String> = (0..11).map(|i| format!("55119777766{i:02}")).collect();
     let cases = [
-        (
-            "text",
-            json!({"number": CUSTOMER, "message": "https://example.com", "linkPreview": true}),
-            400,
-            "invalid body: linkPreview true is not supported yet (zapgate sends links without a preview)",
-        ),
         (
             "text",
             json!({"number": CUSTOMER, "message": "oi", "mention": [CUSTOMER]}),
