@@ -96,6 +96,8 @@ pub struct BridgeConfig {
     pub import_per_minute: u32,
     /// How often outages are checked against `botOfflineMinutes`.
     pub offline_check: Duration,
+    /// How long a fresh import waits for the history it asked the phone for.
+    pub history_fetch: Duration,
 }
 
 impl Default for BridgeConfig {
@@ -119,6 +121,7 @@ impl Default for BridgeConfig {
             drain: Duration::from_secs(4),
             import_per_minute: 120,
             offline_check: Duration::from_secs(30),
+            history_fetch: Duration::from_secs(60),
         }
     }
 }
