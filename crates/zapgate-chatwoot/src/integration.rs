@@ -14,7 +14,7 @@ use zapgate_core::{
     Error, Result,
     chatwoot::{
         AGENT_PLACEHOLDER, ChatwootFlags, ChatwootOptions, IGNORE_WILDCARDS, Integration,
-        IntegrationStatus, MAX_IGNORE_JIDS, webhook_url,
+        IntegrationStatus, MAX_BOT_OFFLINE_MINUTES, MAX_IGNORE_JIDS, webhook_url,
     },
     chatwoot_import::MAX_IMPORT_DAYS,
     instance::Instance,
@@ -83,6 +83,7 @@ pub struct FieldNames {
     pub contact_avatars: &'static str,
     pub bot_contact: &'static str,
     pub bot_name: &'static str,
+    pub bot_offline_minutes: &'static str,
 }
 
 /// `POST /api/chatwoot/set/:instance`.
@@ -104,6 +105,7 @@ pub const SET_FIELDS: FieldNames = FieldNames {
     contact_avatars: "contactAvatars",
     bot_contact: "botContact",
     bot_name: "botName",
+    bot_offline_minutes: "botOfflineMinutes",
 };
 
 /// The `chatwoot*` block of `POST /api/instance/new`.
@@ -125,6 +127,7 @@ pub const INLINE_FIELDS: FieldNames = FieldNames {
     contact_avatars: "chatwootContactAvatars",
     bot_contact: "chatwootBotContact",
     bot_name: "chatwootBotName",
+    bot_offline_minutes: "chatwootBotOfflineMinutes",
 };
 
 /// A validated activation.
@@ -300,6 +303,22 @@ fn parse_options(body: &Map<String, Value>, names: &FieldNames) -> Result<Chatwo
             return Err(invalid(format!(
                 "{} must be a non-empty string of at most {MAX_BOT_NAME_LEN} characters",
                 names.bot_name
+            )));
+        }
+    }
+    match body.get(names.bot_offline_minutes) {
+        None | Some(Value::Null) => {}
+        Some(Value::Number(n))
+            if n.as_u64()
+                .is_some_and(|m| m <= u64::from(MAX_BOT_OFFLINE_MINUTES)) =>
+        {
+            options.bot_offline_minutes =
+                n.as_u64().and_then(|m| u32::try_from(m).ok()).unwrap_or(0);
+        }
+        Some(_) => {
+            return Err(invalid(format!(
+                "{} must be an integer from 0 (off) to {MAX_BOT_OFFLINE_MINUTES}",
+                names.bot_offline_minutes
             )));
         }
     }
@@ -1049,6 +1068,17 @@ mod tests {
             message(with("markReadOnReply", json!("no"))),
             "invalid body: markReadOnReply must be a boolean"
         );
+        assert_eq!(parse(ok.clone()).unwrap().options.bot_offline_minutes, 5);
+        for minutes in [0, 1440] {
+            let r = parse(with("botOfflineMinutes", json!(minutes))).unwrap();
+            assert_eq!(r.options.bot_offline_minutes, minutes);
+        }
+        for wrong in [json!(1441), json!(-1), json!(2.5), json!("5")] {
+            assert_eq!(
+                message(with("botOfflineMinutes", wrong)),
+                "invalid body: botOfflineMinutes must be an integer from 0 (off) to 1440"
+            );
+        }
     }
 
     #[test]

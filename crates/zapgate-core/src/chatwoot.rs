@@ -55,6 +55,10 @@ pub const DEFAULT_SIGN_DELIMITER: &str = "\n";
 /// `{agent}` is the agent's name.
 pub const DEFAULT_SIGN_FORMAT: &str = "*{agent}*:";
 pub const AGENT_PLACEHOLDER: &str = "{agent}";
+/// `botOfflineMinutes` when not given.
+pub const DEFAULT_BOT_OFFLINE_MINUTES: u32 = 5;
+/// The longest outage `botOfflineMinutes` can wait for (a day).
+pub const MAX_BOT_OFFLINE_MINUTES: u32 = 1440;
 
 /// The optional settings of `POST /api/chatwoot/set` beyond the four flags,
 /// stored as one JSON object; a field missing there reads as its default.
@@ -84,6 +88,9 @@ pub struct ChatwootOptions {
     /// commands; nothing in it reaches WhatsApp.
     pub bot_contact: bool,
     pub bot_name: Option<String>,
+    /// The bot posts once per outage when the instance has been disconnected
+    /// (not logged out) for more than this many minutes; 0: never.
+    pub bot_offline_minutes: u32,
 }
 
 impl Default for ChatwootOptions {
@@ -98,6 +105,7 @@ impl Default for ChatwootOptions {
             contact_avatars: true,
             bot_contact: false,
             bot_name: None,
+            bot_offline_minutes: DEFAULT_BOT_OFFLINE_MINUTES,
         }
     }
 }

@@ -195,6 +195,15 @@ impl SessionStatus {
     }
 }
 
+/// A paired instance that has not been connected (nor logged out) since
+/// `since_ms`: the store keeps the start of the outage through reconnection
+/// attempts and restarts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outage {
+    pub instance_id: String,
+    pub since_ms: i64,
+}
+
 #[derive(Debug, Clone)]
 pub struct Instance {
     pub id: String,

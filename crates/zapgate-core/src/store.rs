@@ -14,7 +14,7 @@ use crate::{
     chatwoot::{Integration, IntegrationStatus, IntegrationSummary},
     chatwoot_import::ImportProgress,
     idempotency::{IdempotencyClaim, IdempotencyRecord},
-    instance::{Instance, InstanceSettings, NewInstance, SessionStatus, SettingsPatch},
+    instance::{Instance, InstanceSettings, NewInstance, Outage, SessionStatus, SettingsPatch},
     jobs::{AvatarRefresh, ChatLink, ClaimShare, Job, MessageLink, NewJob, UnreadMessage},
     token::{Token, TokenHash},
 };
@@ -72,7 +72,19 @@ pub trait Store: Send + Sync + 'static {
     async fn find_instance_by_id(&self, instance_id: &str) -> Result<Option<Instance>>;
     /// The instance's plaintext TokenInstance (decrypted).
     async fn instance_token(&self, instance_id: &str) -> Result<Token>;
+    /// Stores the session's state. A paired session (its number known) that
+    /// is `disconnected` or `connecting` is in an outage, which keeps the
+    /// time it started through further such states and restarts; being
+    /// `connected` or logged out ends it.
     async fn set_session_status(&self, instance_id: &str, status: &SessionStatus) -> Result<()>;
+    /// Outages that started before `started_before_ms`, of instances with a
+    /// Chatwoot integration, not yet noted ([`Store::note_outage`]); at most
+    /// `limit`, oldest first.
+    async fn outages(&self, started_before_ms: i64, limit: u32) -> Result<Vec<Outage>>;
+    /// Notes that the outage was told about: `true` for the one caller that
+    /// noted it (once per outage, across processes), `false` when it was
+    /// already noted or is over.
+    async fn note_outage(&self, outage: &Outage) -> Result<bool>;
     /// Applies `patch` to the instance's stored settings in one transaction
     /// (two concurrent partial updates both land) and returns the result;
     /// `None` when the account has no such instance.

@@ -702,6 +702,47 @@ pub trait EventSink: Send + Sync + 'static {
     async fn deliver(&self, event: WhatsAppEvent) -> Result<()>;
 }
 
+/// Where a provider hands the messages of the phone's history it fetched
+/// for a Chatwoot import: the message store, like the sandbox's history
+/// fixture (no event, no webhook, no Chatwoot post). Returns how many were
+/// kept.
+#[async_trait]
+pub trait HistorySink: Send + Sync + 'static {
+    async fn store_history(&self, instance_id: &str, messages: &[InboundMessage]) -> Result<usize>;
+}
+
+/// The oldest message the message store holds of a chat: an on-demand
+/// history request asks the phone for the messages before it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryAnchor {
+    pub chat: Jid,
+    pub id: String,
+    pub from_me: bool,
+    /// Unix seconds.
+    pub timestamp: i64,
+}
+
+/// What [`WhatsApp::fetch_history`] asks for: the messages since
+/// `since_secs` (the import's window), before each anchor, and whatever the
+/// phone pushes meanwhile; waiting at most `deadline` in all.
+#[derive(Debug, Clone)]
+pub struct HistoryRequest {
+    pub since_secs: i64,
+    pub anchors: Vec<HistoryAnchor>,
+    pub deadline: std::time::Duration,
+}
+
+/// What a history fetch did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HistoryFetched {
+    /// On-demand requests sent to the phone.
+    pub requests: usize,
+    /// Of those, answered before the deadline.
+    pub answered: usize,
+    /// Messages in the window handed to the [`HistorySink`].
+    pub stored: usize,
+}
+
 /// Groups, communities, profiles and privacy, chat state, and the
 /// operations on stored messages come with every provider (see
 /// [`crate::groups::GroupsAndProfiles`], [`crate::chat_state::ChatState`]
@@ -757,6 +798,19 @@ pub trait WhatsApp:
         chat: &Jid,
         presence: ChatPresence,
     ) -> Result<()>;
+
+    /// Asks the phone for the history a Chatwoot import needs and stores
+    /// what comes in its window through the provider's [`HistorySink`],
+    /// returning once every request is answered (or `deadline` passed).
+    /// The default has nothing to ask: the sandbox's history comes from its
+    /// fixture (`POST /api/sandbox/:instance/history`).
+    async fn fetch_history(
+        &self,
+        _instance_id: &str,
+        _request: &HistoryRequest,
+    ) -> Result<HistoryFetched> {
+        Ok(HistoryFetched::default())
+    }
 
     /// Unlinks the phone and wipes the session keys.
     async fn logout(&self, instance_id: &str) -> Result<()>;

@@ -14,7 +14,7 @@ use zapgate_core::{
     instance::Instance,
     message_store::{MESSAGE_NOT_FOUND, StatusChange, StoredMessage, StoredVote, stored},
     time::now_ms,
-    whatsapp::InboundMessage,
+    whatsapp::{HistorySink, InboundMessage},
 };
 
 use crate::{delivery::Deliveries, hub::Hub, payload, recorder::EventRecorder};
@@ -72,10 +72,14 @@ impl EventsService {
         instance: &Instance,
         messages: &[InboundMessage],
     ) -> Result<usize> {
+        self.keep_history(&instance.id, messages).await
+    }
+
+    async fn keep_history(&self, instance_id: &str, messages: &[InboundMessage]) -> Result<usize> {
         if !self.deliveries.stores_messages() {
             return Err(Error::Unavailable(NO_MESSAGE_STORE.to_owned()));
         }
-        let rows: Vec<StoredMessage> = messages.iter().map(|m| stored(&instance.id, m)).collect();
+        let rows: Vec<StoredMessage> = messages.iter().map(|m| stored(instance_id, m)).collect();
         self.events.store_history(&rows).await?;
         Ok(rows.len())
     }
@@ -218,5 +222,14 @@ impl EventsService {
             }
             _ => Ok(()),
         }
+    }
+}
+
+/// The `web` provider's history for a Chatwoot import lands where the
+/// sandbox's history fixture does.
+#[async_trait::async_trait]
+impl HistorySink for EventsService {
+    async fn store_history(&self, instance_id: &str, messages: &[InboundMessage]) -> Result<usize> {
+        self.keep_history(instance_id, messages).await
     }
 }

@@ -10,7 +10,8 @@ use zapgate_core::{
     account::Account,
     error::Cause,
     instance::{
-        ConnectionState, Instance, InstanceSettings, NewInstance, SessionStatus, SettingsPatch,
+        ConnectionState, Instance, InstanceSettings, NewInstance, Outage, SessionStatus,
+        SettingsPatch,
     },
     messages,
     time::now_ms,
@@ -278,13 +279,68 @@ pub(crate) async fn set_session_status(
     instance_id: &str,
     status: &SessionStatus,
 ) -> Result<()> {
-    sqlx::query("UPDATE instances SET connection_state = $1, number_jid = $2 WHERE id = $3")
+    // The outage: a paired session (its number known) that is not
+    // connected, from the first such state (`disconnected`, or `connecting`:
+    // the web provider reconnects by itself) until `connected` or a logout.
+    let outage = match (status.state, &status.number_jid) {
+        (ConnectionState::Disconnected | ConnectionState::Connecting, Some(_)) => {
+            "offline_since = COALESCE(offline_since, $4)"
+        }
+        _ => "offline_since = NULL, offline_noted = NULL",
+    };
+    let sql = format!(
+        "UPDATE instances SET connection_state = $1, number_jid = $2, {outage} WHERE id = $3"
+    );
+    let query = sqlx::query(&sql)
         .bind(status.state.as_str())
         .bind(status.number_jid.clone())
-        .bind(instance_id)
-        .execute_on(store)
-        .await?;
+        .bind(instance_id);
+    let query = if outage.contains("$4") {
+        query.bind(now_ms())
+    } else {
+        query
+    };
+    query.execute_on(store).await?;
     Ok(())
+}
+
+pub(crate) async fn outages(
+    store: &SqlStore,
+    started_before_ms: i64,
+    limit: u32,
+) -> Result<Vec<Outage>> {
+    sqlx::query(
+        "SELECT i.id, i.offline_since FROM instances i \
+         WHERE i.offline_since IS NOT NULL AND i.offline_since < $1 \
+           AND (i.offline_noted IS NULL OR i.offline_noted <> i.offline_since) \
+           AND EXISTS (SELECT 1 FROM chatwoot_integrations c WHERE c.instance_id = i.id) \
+         ORDER BY i.offline_since, i.id LIMIT $2",
+    )
+    .bind(started_before_ms)
+    .bind(i64::from(limit))
+    .fetch_all_on(store)
+    .await?
+    .iter()
+    .map(|row| {
+        Ok(Outage {
+            instance_id: get(row, "id")?,
+            since_ms: get(row, "offline_since")?,
+        })
+    })
+    .collect()
+}
+
+pub(crate) async fn note_outage(store: &SqlStore, outage: &Outage) -> Result<bool> {
+    let noted = sqlx::query(
+        "UPDATE instances SET offline_noted = offline_since \
+         WHERE id = $1 AND offline_since = $2 \
+           AND (offline_noted IS NULL OR offline_noted <> offline_since)",
+    )
+    .bind(&outage.instance_id)
+    .bind(outage.since_ms)
+    .execute_on(store)
+    .await?;
+    Ok(noted.rows_affected() == 1)
 }
 
 /// Read, merge and write in one transaction. The first statement is a

@@ -10,7 +10,7 @@ use zapgate_core::{
     chatwoot::{Integration, IntegrationStatus, IntegrationSummary},
     chatwoot_import::ImportProgress,
     idempotency::{IdempotencyClaim, IdempotencyRecord},
-    instance::{Instance, InstanceSettings, NewInstance, SessionStatus, SettingsPatch},
+    instance::{Instance, InstanceSettings, NewInstance, Outage, SessionStatus, SettingsPatch},
     jobs::{AvatarRefresh, ChatLink, ClaimShare, Job, MessageLink, NewJob, UnreadMessage},
     store::{Principal, Store},
     token::{Token, TokenHash},
@@ -87,6 +87,14 @@ impl Store for SqlStore {
         let done = instances::set_session_status(self, instance_id, status).await;
         self.caches.forget_all();
         done
+    }
+
+    async fn outages(&self, started_before_ms: i64, limit: u32) -> Result<Vec<Outage>> {
+        instances::outages(self, started_before_ms, limit).await
+    }
+
+    async fn note_outage(&self, outage: &Outage) -> Result<bool> {
+        instances::note_outage(self, outage).await
     }
 
     async fn update_settings(

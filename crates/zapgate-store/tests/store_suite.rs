@@ -137,6 +137,7 @@ suite!(
     lookups_never_cross_accounts,
     sealed_secrets_decrypt_to_the_originals,
     session_status_drives_paired_instances,
+    an_outage_lasts_until_connected_and_is_noted_once,
     delete_instance_removes_it,
     settings_updates_merge_invalidate_the_cache_and_stay_in_the_account,
     count_request_is_per_bucket_and_window_and_shared,
@@ -744,6 +745,99 @@ async fn session_status_drives_paired_instances(db: Db) {
         .map(|i| i.id)
         .collect();
     assert_eq!(paired, expected);
+}
+
+async fn an_outage_lasts_until_connected_and_is_noted_once(db: Db) {
+    let store = db.store().await;
+    let (acc, _) = account(&store, "Outages", 10).await;
+    let jid = Some("5511999990000@s.whatsapp.net".to_owned());
+    let status = |state| SessionStatus {
+        state,
+        number_jid: jid.clone(),
+    };
+    let bridged = store
+        .create_instance(&acc, &new_instance("bridged"))
+        .await
+        .unwrap();
+    let plain = store
+        .create_instance(&acc, &new_instance("plain"))
+        .await
+        .unwrap();
+    store
+        .save_integration(&integration("int_out", &bridged.id), None)
+        .await
+        .unwrap();
+    let later = || zapgate_core::time::now_ms() + 60_000;
+    for instance in [&bridged, &plain] {
+        let connected = status(ConnectionState::Connected);
+        store
+            .set_session_status(&instance.id, &connected)
+            .await
+            .unwrap();
+    }
+    assert!(store.outages(later(), 10).await.unwrap().is_empty());
+
+    // Lost: an outage, of the instance with an integration only; its start
+    // stays through reconnection attempts.
+    let before = zapgate_core::time::now_ms();
+    for instance in [&bridged, &plain] {
+        let dropped = status(ConnectionState::Disconnected);
+        store
+            .set_session_status(&instance.id, &dropped)
+            .await
+            .unwrap();
+    }
+    let found = store.outages(later(), 10).await.unwrap();
+    assert_eq!(found.len(), 1, "{found:?}");
+    let outage = found[0].clone();
+    assert_eq!(outage.instance_id, bridged.id);
+    assert!(outage.since_ms >= before, "{outage:?}");
+    assert!(store.outages(outage.since_ms, 10).await.unwrap().is_empty());
+    for state in [ConnectionState::Connecting, ConnectionState::Disconnected] {
+        store
+            .set_session_status(&bridged.id, &status(state))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        store.outages(later(), 10).await.unwrap(),
+        vec![outage.clone()]
+    );
+
+    // Noted once, by one caller; then no longer listed.
+    assert!(store.note_outage(&outage).await.unwrap());
+    assert!(!store.note_outage(&outage).await.unwrap());
+    assert!(store.outages(later(), 10).await.unwrap().is_empty());
+
+    // Connected again: over. The next loss is a new outage.
+    let connected = status(ConnectionState::Connected);
+    store
+        .set_session_status(&bridged.id, &connected)
+        .await
+        .unwrap();
+    assert!(!store.note_outage(&outage).await.unwrap());
+    let dropped = status(ConnectionState::Disconnected);
+    store
+        .set_session_status(&bridged.id, &dropped)
+        .await
+        .unwrap();
+    let next = store.outages(later(), 10).await.unwrap();
+    assert_eq!(next.len(), 1, "{next:?}");
+    assert!(next[0].since_ms >= outage.since_ms);
+    assert!(store.note_outage(&next[0]).await.unwrap());
+
+    // A logout, or a session no longer paired, is not an outage.
+    for ended in [
+        status(ConnectionState::LoggedOut),
+        SessionStatus::disconnected(),
+    ] {
+        store
+            .set_session_status(&bridged.id, &connected)
+            .await
+            .unwrap();
+        store.set_session_status(&bridged.id, &ended).await.unwrap();
+        assert!(store.outages(later(), 10).await.unwrap().is_empty());
+    }
 }
 
 async fn delete_instance_removes_it(db: Db) {

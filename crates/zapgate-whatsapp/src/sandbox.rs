@@ -28,9 +28,10 @@ use zapgate_core::{
     messages,
     time::{now_ms, now_secs},
     whatsapp::{
-        CallEvent, CallStatus, ChatPresence, Event, EventInvite, EventSink, Extra, InboundMessage,
-        LabelChange, LabelChangeKind, Location, LoginCode, LoginMethod, Media, MediaKind, Outgoing,
-        PollVote, ReceiptStatus, SendContext, SentMessage, StatusPost, WhatsApp, WhatsAppEvent,
+        CallEvent, CallStatus, ChatPresence, Event, EventInvite, EventSink, Extra, HistoryFetched,
+        HistoryRequest, InboundMessage, LabelChange, LabelChangeKind, Location, LoginCode,
+        LoginMethod, Media, MediaKind, Outgoing, PollVote, ReceiptStatus, SendContext, SentMessage,
+        StatusPost, WhatsApp, WhatsAppEvent,
     },
 };
 
@@ -50,7 +51,9 @@ mod message_ops;
 
 pub use message_ops::MEDIA_GONE;
 
-pub use chat_state::{ChatFlags, ChatStateView, DirectoryEntry, ReadEntry};
+pub use chat_state::{
+    ChatFlags, ChatStateView, DirectoryEntry, HistoryAnchorEntry, HistoryAsked, ReadEntry,
+};
 
 /// The alphabet of pairing codes: no `0/O`, `1/I` or `U`, which people
 /// misread when typing a code from one screen into another.
@@ -1215,6 +1218,22 @@ fn outbox_media(media: &Media) -> OutboxMedia {
 impl WhatsApp for SandboxProvider {
     fn name(&self) -> &'static str {
         "sandbox"
+    }
+
+    /// The sandbox phone's history is what the fixture loaded: the request
+    /// is recorded (`GET /api/sandbox/:instance/chats`) and answered with
+    /// nothing new.
+    async fn fetch_history(
+        &self,
+        instance_id: &str,
+        request: &HistoryRequest,
+    ) -> Result<HistoryFetched> {
+        self.record_history_request(instance_id, request)?;
+        Ok(HistoryFetched {
+            requests: request.anchors.len(),
+            answered: request.anchors.len(),
+            stored: 0,
+        })
     }
 
     async fn connect(&self, instance_id: &str, method: LoginMethod) -> Result<LoginCode> {

@@ -322,9 +322,14 @@ async fn build(config: &Config) -> anyhow::Result<Built> {
     let resumed = instances.resume_paired().await?;
     tracing::info!(resumed, "sessions resumed");
 
+    let events = EventsService::new(event_store, recorder, deliveries.clone(), hub);
+    if let Some(web) = &web {
+        // A Chatwoot import's history from the phone goes to the message store.
+        web.attach_history(Arc::new(events.clone()));
+    }
     let state = AppState::new(AppParts {
         accounts: AccountService::new(store.clone(), bus),
-        events: EventsService::new(event_store, recorder, deliveries.clone(), hub),
+        events,
         url_policy,
         chatwoot,
         bridge: bridge.clone(),

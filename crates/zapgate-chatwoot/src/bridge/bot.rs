@@ -23,7 +23,7 @@ use zapgate_core::{
     instance::{ConnectionState, SessionStatus},
     jid::parse_phone_number,
     jobs::NewJob,
-    time::now_ms,
+    time::{now_ms, rfc3339},
     whatsapp::{LoginCode, LoginMethod},
 };
 
@@ -398,6 +398,75 @@ impl Bridge {
             seen.conversation_id = Some(conversation_id)
         });
         Ok(conversation_id)
+    }
+}
+
+/// The line for an outage longer than `minutes`.
+fn offline_line(minutes: u32, since_ms: i64) -> String {
+    let unit = if minutes == 1 { "minute" } else { "minutes" };
+    format!(
+        "⏰ WhatsApp has been offline for more than {minutes} {unit} (since {}). \
+         Type /status to check, /connect to link the phone again.",
+        rfc3339(since_ms)
+    )
+}
+
+/// Outages looked at per check; the rest wait for the next.
+const OUTAGES_PER_CHECK: u32 = 500;
+
+impl Bridge {
+    /// `botOfflineMinutes`: posts, once per outage, to the bot of every
+    /// instance that has been offline (not logged out) longer than its
+    /// integration's minutes at `now_ms`. The outage and whether it was told
+    /// live in the store, so a restart or another process never tells it
+    /// twice; a crash between noting and queueing loses that one post.
+    /// Returns how many were queued. Runs every `offline_check`; tests call
+    /// it with the time they want.
+    pub async fn post_offline_notices(&self, now_ms: i64) -> zapgate_core::Result<u64> {
+        let shortest = 60_000;
+        let outages = self
+            .store
+            .outages(now_ms - shortest, OUTAGES_PER_CHECK)
+            .await?;
+        let mut queued = 0;
+        for outage in outages {
+            let Some(integration) = self.store.find_integration(&outage.instance_id).await? else {
+                continue;
+            };
+            let minutes = integration.options.bot_offline_minutes;
+            if !integration.options.bot_contact
+                || minutes == 0
+                || now_ms - outage.since_ms <= i64::from(minutes) * 60_000
+            {
+                continue;
+            }
+            if !self.store.note_outage(&outage).await? {
+                continue;
+            }
+            let text = offline_line(minutes, outage.since_ms);
+            if let Some(job) = bot_post_job(&integration, text, None) {
+                self.store.enqueue_jobs(&[job]).await?;
+                queued += 1;
+            }
+        }
+        if queued > 0 {
+            self.nudge();
+        }
+        Ok(queued)
+    }
+
+    /// Checks outages every `offline_check` until shutdown.
+    pub(super) async fn watch_outages(self: std::sync::Arc<Self>) {
+        let mut stop = self.stop.subscribe();
+        loop {
+            tokio::select! {
+                _ = stop.wait_for(|s| *s) => return,
+                () = tokio::time::sleep(self.config.offline_check) => {}
+            }
+            if let Err(e) = self.post_offline_notices(now_ms()).await {
+                tracing::warn!(error = %e, "could not check the instances' outages");
+            }
+        }
     }
 }
 

@@ -32,7 +32,7 @@ use zapgate_core::{
     jobs::ChatLink,
     message_store::StoredMessage,
     time::now_ms,
-    whatsapp::Extra,
+    whatsapp::{Extra, HistoryAnchor, HistoryRequest},
 };
 
 use super::{
@@ -263,15 +263,24 @@ impl Bridge {
         } else {
             progress.since_secs
         };
-        let read = history
-            .messages_between(
+        let read_all = || {
+            history.messages_between(
                 &progress.instance_id,
                 from,
                 progress.until_secs,
                 MAX_IMPORT_MESSAGES + 1,
             )
-            .await
-            .map_err(internal)?;
+        };
+        let mut read = read_all().await.map_err(internal)?;
+        // A fresh import first has the provider fetch the window's history
+        // the store lacks (the web provider asks the phone; the sandbox's
+        // comes from its fixture), then reads again.
+        if progress.last_chat.is_none()
+            && progress.days > 0
+            && self.fetch_history(&integration, progress, &read).await > 0
+        {
+            read = read_all().await.map_err(internal)?;
+        }
         if read.len() > MAX_IMPORT_MESSAGES as usize {
             return Err(format!(
                 "more than {MAX_IMPORT_MESSAGES} messages to read; import fewer days"
@@ -342,6 +351,41 @@ impl Bridge {
             }
         }
         Ok(true)
+    }
+
+    /// Asks the provider for the history of the import's window, anchored
+    /// at each routed chat's oldest stored message in it; returns how many
+    /// messages it stored. Best effort: a provider that cannot leaves the
+    /// import with what the store holds.
+    async fn fetch_history(
+        &self,
+        integration: &Integration,
+        progress: &ImportProgress,
+        read: &[StoredMessage],
+    ) -> usize {
+        let Ok(whatsapp) = self.whatsapp() else {
+            return 0;
+        };
+        let request = HistoryRequest {
+            since_secs: progress.since_secs,
+            anchors: history_anchors(integration, progress.since_secs, read),
+            deadline: self.config.history_fetch,
+        };
+        match whatsapp
+            .fetch_history(&progress.instance_id, &request)
+            .await
+        {
+            Ok(fetched) => {
+                if fetched.requests > 0 || fetched.stored > 0 {
+                    tracing::info!(instance_id = %progress.instance_id, requests = fetched.requests, answered = fetched.answered, stored = fetched.stored, "history import: history fetched from the phone");
+                }
+                fetched.stored
+            }
+            Err(e) => {
+                tracing::warn!(instance_id = %progress.instance_id, error = %e, "history import: could not fetch history from the phone; importing what is stored");
+                0
+            }
+        }
     }
 
     /// Writes the progress and extends the lease.
@@ -634,6 +678,42 @@ struct Plan {
     contacts_only: Vec<(String, StoredMessage)>,
 }
 
+/// Where on-demand history requests reach back from: each routed chat's
+/// oldest stored message in the window (`read` is in chat order, oldest
+/// first). A chat with nothing stored has no anchor.
+fn history_anchors(
+    integration: &Integration,
+    since_secs: i64,
+    read: &[StoredMessage],
+) -> Vec<HistoryAnchor> {
+    let mut anchors = Vec::new();
+    let mut last_chat: Option<&str> = None;
+    for message in read {
+        // A chat's oldest message only; one from before the window means
+        // the store reaches back far enough already.
+        if last_chat == Some(message.chat.as_str()) {
+            continue;
+        }
+        last_chat = Some(&message.chat);
+        if message.timestamp < since_secs {
+            continue;
+        }
+        let Ok(chat) = Jid::parse(&message.chat) else {
+            continue;
+        };
+        if !routed(integration, &chat) {
+            continue;
+        }
+        anchors.push(HistoryAnchor {
+            chat,
+            id: message.id.clone(),
+            from_me: message.from_me,
+            timestamp: message.timestamp,
+        });
+    }
+    anchors
+}
+
 impl Plan {
     fn of(integration: &Integration, progress: &ImportProgress, read: Vec<StoredMessage>) -> Self {
         let mut chats: Vec<(String, Vec<StoredMessage>)> = Vec::new();
@@ -741,7 +821,93 @@ impl Pace {
 
 #[cfg(test)]
 mod tests {
+    use zapgate_core::{
+        chatwoot::{ChatwootFlags, ChatwootOptions, IntegrationStatus},
+        message_store::MessageStatus,
+        token::Token,
+    };
+
     use super::*;
+
+    fn integration(flags: ChatwootFlags) -> Integration {
+        Integration {
+            id: "int_1".into(),
+            instance_id: "ins_1".into(),
+            base_url: "https://chatwoot.example".into(),
+            account_id: 1,
+            api_token: Token::new("t"),
+            inbox_id: 1,
+            inbox_name: "suporte".into(),
+            inbox_identifier: None,
+            webhook_secret: Token::new("s"),
+            inbox_secret: None,
+            webhook_url: String::new(),
+            status: IntegrationStatus::Active,
+            last_error: String::new(),
+            flags,
+            options: ChatwootOptions::default(),
+            created_at_ms: 0,
+        }
+    }
+
+    fn stored(chat: &str, id: &str, from_me: bool, timestamp: i64) -> StoredMessage {
+        StoredMessage {
+            instance_id: "ins_1".into(),
+            id: id.into(),
+            chat: chat.into(),
+            sender: chat.into(),
+            from_me,
+            kind: "text".into(),
+            text: Some("oi".into()),
+            media: None,
+            extra: None,
+            quoted_id: None,
+            source: None,
+            status: MessageStatus::Read,
+            timestamp,
+            edited_at_ms: None,
+            revoked_at_ms: None,
+            created_at_ms: 0,
+        }
+    }
+
+    #[test]
+    fn history_is_asked_from_each_routed_chats_oldest_message_in_the_window() {
+        const SINCE: i64 = 1_800_000_000;
+        let maria = "5511988887777@s.whatsapp.net";
+        let joao = "5511977776666@s.whatsapp.net";
+        let group = "120363041234567890@g.us";
+        // As the store reads them: by chat, oldest first.
+        let read = [
+            stored(group, "G1", false, SINCE + 5),
+            stored(maria, "M1", true, SINCE + 10),
+            stored(maria, "M2", false, SINCE + 20),
+            // Reaches back before the window already: nothing to ask.
+            stored(joao, "J0", false, SINCE - 10),
+            stored(joao, "J1", false, SINCE + 30),
+            stored("status@broadcast", "S1", false, SINCE + 40),
+        ];
+        let anchors = history_anchors(&integration(ChatwootFlags::default()), SINCE, &read);
+        let got: Vec<(String, &str, bool, i64)> = anchors
+            .iter()
+            .map(|a| (a.chat.to_string(), a.id.as_str(), a.from_me, a.timestamp))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (group.to_owned(), "G1", false, SINCE + 5),
+                (maria.to_owned(), "M1", true, SINCE + 10),
+            ]
+        );
+        // Groups the integration ignores are not asked about.
+        let no_groups = ChatwootFlags {
+            ignore_groups: true,
+            ..ChatwootFlags::default()
+        };
+        let anchors = history_anchors(&integration(no_groups), SINCE, &read);
+        assert_eq!(anchors.len(), 1);
+        assert_eq!(anchors[0].id, "M1");
+    }
 
     #[test]
     fn the_pace_keeps_a_conversation_under_its_minute_budget() {

@@ -94,6 +94,10 @@ pub struct BridgeConfig {
     /// Messages a history import posts into one conversation per minute:
     /// under Chatwoot's 200, leaving room for live traffic.
     pub import_per_minute: u32,
+    /// How often outages are checked against `botOfflineMinutes`.
+    pub offline_check: Duration,
+    /// How long a fresh import waits for the history it asked the phone for.
+    pub history_fetch: Duration,
 }
 
 impl Default for BridgeConfig {
@@ -116,6 +120,8 @@ impl Default for BridgeConfig {
             media_limit: 64 * 1024 * 1024,
             drain: Duration::from_secs(4),
             import_per_minute: 120,
+            offline_check: Duration::from_secs(30),
+            history_fetch: Duration::from_secs(60),
         }
     }
 }
@@ -195,6 +201,7 @@ impl Bridge {
         let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
         tasks.push(tokio::spawn(worker::run(self.clone())));
         tasks.push(tokio::spawn(self.clone().watch_imports()));
+        tasks.push(tokio::spawn(self.clone().watch_outages()));
         if !self.config.reconcile_interval.is_zero() {
             tasks.push(tokio::spawn(reconciler::run(self.clone())));
         }

@@ -108,7 +108,7 @@ pub struct ActivatedOut {
 /// points back here (or keeps the current inbox on a second call).
 #[utoipa::path(post, path = "/api/chatwoot/set/{instance}", tag = "chatwoot",
     params(("instance" = String, Path)),
-    request_body(content = Object, description = "chatwootBaseUrl, chatwootAccountId, chatwootApiToken, inboxName?, signMessages?, ignoreGroups?, startAsPending?, reopenResolved?, ignoreJids?, signDelimiter?, signFormat?, markReadOnReply?, contactAvatars?, botContact?, botName?"),
+    request_body(content = Object, description = "chatwootBaseUrl, chatwootAccountId, chatwootApiToken, inboxName?, signMessages?, ignoreGroups?, startAsPending?, reopenResolved?, ignoreJids?, signDelimiter?, signFormat?, markReadOnReply?, contactAvatars?, botContact?, botName?, botOfflineMinutes?"),
     responses(
         (status = 201, body = ActivatedOut),
         (status = 400, description = "invalid body: ... / Chatwoot account or endpoint not found - ... / inbox limit / private address / Chatwoot rejected the request as invalid - ...", body = ErrorOut),
@@ -191,6 +191,10 @@ pub struct OptionsOut {
     bot_contact: bool,
     /// The bot contact's name; `null` is the instance name.
     bot_name: Option<String>,
+    /// The bot posts once per outage when the instance has been offline
+    /// (not logged out) this many minutes (default 5; 0: never).
+    #[schema(minimum = 0, maximum = 1440)]
+    bot_offline_minutes: u32,
     /// Days of history imported on the first connection after activation (0: none).
     #[schema(minimum = 0, maximum = 90)]
     import_messages_days: u32,
@@ -279,6 +283,7 @@ async fn info(
             contact_avatars: i.options.contact_avatars,
             bot_contact: i.options.bot_contact,
             bot_name: i.options.bot_name,
+            bot_offline_minutes: i.options.bot_offline_minutes,
         },
         import,
     }))

@@ -132,8 +132,10 @@ async fn directory(
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ChatsOut {
     success: bool,
-    /// The address book, the read receipts sent, each chat's flags and the
-    /// blocked users.
+    /// The address book, the read receipts sent, each chat's flags, the
+    /// blocked users and the history requests of imports
+    /// (`historyRequests`: `since`, `anchors` of `chat`, `id`, `fromMe`,
+    /// `timestamp`).
     #[serde(flatten)]
     #[schema(value_type = Object)]
     state: ChatStateView,

@@ -11,6 +11,7 @@ use zapgate_core::{
     Error, Result,
     chat_state::{ChatChange, ChatState, Contact, Mute, NumberCheck},
     jid::Jid,
+    whatsapp::HistoryRequest,
 };
 
 use super::{OUTBOX_LIMIT, SandboxProvider, Slot};
@@ -40,6 +41,27 @@ pub struct ReadEntry {
     pub timestamp: i64,
 }
 
+/// A history request an import made (`WhatsApp::fetch_history`): the
+/// sandbox phone's history comes from its fixture, so it only records what
+/// was asked for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryAsked {
+    /// The window's start, Unix seconds.
+    pub since: i64,
+    /// Per chat, the oldest message held, before which history was asked.
+    pub anchors: Vec<HistoryAnchorEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryAnchorEntry {
+    pub chat: String,
+    pub id: String,
+    pub from_me: bool,
+    pub timestamp: i64,
+}
+
 /// One chat's flags as zapgate last set them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -63,6 +85,8 @@ pub struct ChatStateView {
     pub chats: BTreeMap<String, ChatFlags>,
     /// Blocked users, as named when blocked.
     pub blocked: Vec<String>,
+    /// History requests of imports, oldest first.
+    pub history_requests: Vec<HistoryAsked>,
 }
 
 #[derive(Debug, Default)]
@@ -72,6 +96,7 @@ pub(super) struct ChatBook {
     reads: VecDeque<ReadEntry>,
     chats: BTreeMap<String, ChatFlags>,
     blocked: BTreeSet<String>,
+    history_requests: VecDeque<HistoryAsked>,
 }
 
 impl SandboxProvider {
@@ -108,8 +133,36 @@ impl SandboxProvider {
                 reads: s.chat_book.reads.iter().cloned().collect(),
                 chats: s.chat_book.chats.clone(),
                 blocked: s.chat_book.blocked.iter().cloned().collect(),
+                history_requests: s.chat_book.history_requests.iter().cloned().collect(),
             })
             .unwrap_or_default()
+    }
+
+    /// Records an import's history request; the instance must be connected.
+    pub(super) fn record_history_request(
+        &self,
+        instance_id: &str,
+        request: &HistoryRequest,
+    ) -> Result<()> {
+        self.connected(instance_id, |slot| {
+            let asked = &mut slot.chat_book.history_requests;
+            if asked.len() >= OUTBOX_LIMIT {
+                asked.pop_front();
+            }
+            asked.push_back(HistoryAsked {
+                since: request.since_secs,
+                anchors: request
+                    .anchors
+                    .iter()
+                    .map(|a| HistoryAnchorEntry {
+                        chat: a.chat.to_string(),
+                        id: a.id.clone(),
+                        from_me: a.from_me,
+                        timestamp: a.timestamp,
+                    })
+                    .collect(),
+            });
+        })
     }
 
     /// The directory entry for `phone`, and the own number as an entry.

@@ -15,6 +15,7 @@
 mod calls;
 mod chat_state;
 mod groups;
+mod history;
 mod inbound;
 mod kinds;
 mod labels;
@@ -28,7 +29,7 @@ mod transport;
 use std::{
     collections::HashMap,
     sync::{
-        Arc, Mutex, PoisonError, Weak,
+        Arc, Mutex, OnceLock, PoisonError, Weak,
         atomic::{AtomicBool, Ordering},
     },
     time::Duration,
@@ -41,7 +42,8 @@ use zapgate_core::{
     store::Store,
     time::{now_ms, now_secs},
     whatsapp::{
-        Event, EventSink, LoginCode, LoginMethod, Outgoing, SentMessage, WhatsApp, WhatsAppEvent,
+        Event, EventSink, HistoryFetched, HistoryRequest, HistorySink, LoginCode, LoginMethod,
+        Outgoing, SentMessage, WhatsApp, WhatsAppEvent,
     },
 };
 use zapgate_store::SqlStore;
@@ -91,6 +93,8 @@ struct Inner {
     lifecycle: tokio::sync::Mutex<()>,
     /// Set by shutdown: no session starts here any more.
     closed: AtomicBool,
+    /// Where history fetched for an import goes (the message store).
+    history: OnceLock<Arc<dyn HistorySink>>,
 }
 
 impl WebProvider {
@@ -107,9 +111,17 @@ impl WebProvider {
             sessions: Mutex::new(HashMap::new()),
             lifecycle: tokio::sync::Mutex::new(()),
             closed: AtomicBool::new(false),
+            history: OnceLock::new(),
         });
         tokio::spawn(keep_leases(Arc::downgrade(&inner)));
         Self { inner }
+    }
+
+    /// Where history fetched for a Chatwoot import goes (once, at start).
+    pub fn attach_history(&self, sink: Arc<dyn HistorySink>) {
+        if self.inner.history.set(sink).is_err() {
+            tracing::warn!("the web provider's history sink was already attached");
+        }
     }
 
     /// Stops every session, keeping its keys, and gives the leases up so
@@ -446,6 +458,24 @@ impl WhatsApp for WebProvider {
             .filter(|s| s.is_connected())
             .ok_or(Error::NotConnected)?;
         send::chat_presence(&session, chat, presence).await
+    }
+
+    /// Only where the session runs: elsewhere (another process holds it)
+    /// the import goes on with what the message store holds.
+    async fn fetch_history(
+        &self,
+        instance_id: &str,
+        request: &HistoryRequest,
+    ) -> Result<HistoryFetched> {
+        let sink = self.inner.history.get().cloned().ok_or_else(|| {
+            Error::Unavailable("the message store is not attached to the provider".to_owned())
+        })?;
+        let session = self
+            .inner
+            .session(instance_id)
+            .filter(|s| s.is_connected())
+            .ok_or(Error::NotConnected)?;
+        session.fetch_history(request, sink).await
     }
 
     async fn logout(&self, instance_id: &str) -> Result<()> {

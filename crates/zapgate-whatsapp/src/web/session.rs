@@ -30,7 +30,7 @@ use whatsapp_rust::{
     transport::TokioWebSocketTransportFactory,
     types::{
         call::IncomingCall,
-        events::{Event as WaEvent, EventHandler, InboundMessage as WaInbound},
+        events::{Event as WaEvent, EventHandler, InboundMessage as WaInbound, LazyHistorySync},
     },
 };
 use zapgate_core::{
@@ -39,8 +39,8 @@ use zapgate_core::{
     jid::Jid,
     store::Store,
     whatsapp::{
-        CallEvent, CallStatus, Event, EventSink, InboundMessage, LoginCode, LoginMethod, Media,
-        WhatsAppEvent,
+        CallEvent, CallStatus, Event, EventSink, HistoryFetched, HistoryRequest, HistorySink,
+        InboundMessage, LoginCode, LoginMethod, Media, WhatsAppEvent,
     },
 };
 use zapgate_store::WaSessionStore;
@@ -48,7 +48,7 @@ use zapgate_store::WaSessionStore;
 use super::{
     Inner,
     calls::{self, Ringing},
-    inbound, labels, outbound, polls, send,
+    history, inbound, labels, outbound, polls, send,
     transport::ObservedTransportFactory,
 };
 use crate::{
@@ -102,6 +102,10 @@ struct Shared {
     /// events from then on (disconnected, logged out) are echoes of that,
     /// not news to report.
     stopping: AtomicBool,
+    /// The import waiting for history, while one is (history sync is on).
+    history: Mutex<Option<history::Want>>,
+    /// Woken by every history sync that arrives while one waits.
+    history_seen: tokio::sync::Notify,
 }
 
 impl Shared {
@@ -110,6 +114,15 @@ impl Shared {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    /// `f` on the waiting import's state; `None` when none waits.
+    fn with_want<R>(&self, f: impl FnOnce(&mut history::Want) -> R) -> Option<R> {
+        self.history
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_mut()
+            .map(f)
     }
 
     fn status(&self) -> SessionStatus {
@@ -193,6 +206,8 @@ impl Session {
             address_book: Mutex::new(HashMap::new()),
             on_ended,
             stopping: AtomicBool::new(false),
+            history: Mutex::new(None),
+            history_seen: tokio::sync::Notify::new(),
         });
 
         let mut socket = TokioWebSocketTransportFactory::new();
@@ -209,8 +224,9 @@ impl Session {
             .with_backend(WaSessionStore::new(store.clone(), instance_id))
             .with_transport_factory(transport)
             .with_version(config.version)
-            // Always: `disableHistorySync: false` is refused, since importing
-            // history is not built.
+            // Off unless a Chatwoot import asks for history (`fetch_history`
+            // turns it on while it waits); `disableHistorySync: false`, a
+            // full copy of the history for everyone, stays refused.
             .skip_history_sync()
             .with_inbound_durability_hook(DurableInbound {
                 shared: shared.clone(),
@@ -314,6 +330,126 @@ impl Session {
             handle.abort();
         }
         tracing::info!(instance_id = %self.shared.instance_id, "WhatsApp session stopped");
+    }
+
+    /// Fetches the history a Chatwoot import needs (see [`history`]):
+    /// asks for the messages before each anchor, round after round, and
+    /// keeps the syncs that arrive until every request is answered, or the
+    /// phone goes quiet when there was nothing to ask, or the deadline.
+    pub(super) async fn fetch_history(
+        &self,
+        request: &HistoryRequest,
+        sink: Arc<dyn HistorySink>,
+    ) -> Result<HistoryFetched> {
+        {
+            let mut want = self
+                .shared
+                .history
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if want.is_some() {
+                return Err(Error::conflict(
+                    "a history fetch is already running for this instance",
+                ));
+            }
+            *want = Some(history::Want::new(request.since_secs, sink));
+        }
+        self.client.set_skip_history_sync(false);
+        let requests = self.ask_history(request).await;
+        self.client.set_skip_history_sync(true);
+        let want = self
+            .shared
+            .history
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        Ok(HistoryFetched {
+            requests,
+            answered: want.as_ref().map_or(0, |w| w.answered),
+            stored: want.as_ref().map_or(0, |w| w.stored),
+        })
+    }
+
+    /// The rounds of on-demand requests; returns how many were sent.
+    async fn ask_history(&self, request: &HistoryRequest) -> usize {
+        let deadline = tokio::time::Instant::now() + request.deadline;
+        let mut anchors: Vec<_> = request
+            .anchors
+            .iter()
+            .take(history::MAX_CHATS)
+            .cloned()
+            .collect();
+        let mut requests = 0;
+        let mut rounds = 0;
+        while !anchors.is_empty()
+            && rounds < history::MAX_ROUNDS
+            && tokio::time::Instant::now() < deadline
+        {
+            rounds += 1;
+            for anchor in &anchors {
+                let Ok(chat) = outbound::wa_jid(&anchor.chat) else {
+                    continue;
+                };
+                let sent = self
+                    .client
+                    .fetch_message_history(
+                        &chat,
+                        &anchor.id,
+                        anchor.from_me,
+                        anchor.timestamp.saturating_mul(1000),
+                        history::PER_REQUEST,
+                    )
+                    .await;
+                match sent {
+                    Ok(request_id) => {
+                        requests += 1;
+                        let chat = anchor.chat.to_string();
+                        self.shared.with_want(|w| w.asked(request_id, chat));
+                    }
+                    Err(err) => {
+                        tracing::debug!(instance_id = %self.shared.instance_id, error = %err, "history request not sent")
+                    }
+                }
+            }
+            self.wait_history(deadline, |w| w.pending.is_empty()).await;
+            anchors = self
+                .shared
+                .with_want(history::Want::next_round)
+                .unwrap_or_default();
+            anchors.truncate(history::MAX_CHATS);
+        }
+        if requests == 0 {
+            // Nothing to ask: keep what the phone pushes (a freshly linked
+            // phone's bootstrap) until it has been quiet for a while.
+            let mut until = deadline.min(tokio::time::Instant::now() + history::PUSH_WAIT);
+            loop {
+                tokio::time::sleep_until(until).await;
+                let last = self.shared.with_want(|w| w.last_sync).flatten();
+                match last.map(|t| (t + history::PUSH_WAIT).min(deadline)) {
+                    Some(later) if later > until => until = later,
+                    _ => break,
+                }
+            }
+        }
+        requests
+    }
+
+    /// Until `done` holds of the waiting import, or `until`.
+    async fn wait_history(
+        &self,
+        until: tokio::time::Instant,
+        done: impl Fn(&history::Want) -> bool,
+    ) {
+        loop {
+            // Made before the check: a sync in between still wakes it.
+            let seen = self.shared.history_seen.notified();
+            if self.shared.with_want(|w| done(w)).unwrap_or(true) {
+                return;
+            }
+            if tokio::time::timeout_at(until, seen).await.is_err() {
+                return;
+            }
+        }
     }
 
     /// Unlinks the companion device on WhatsApp's side (best effort while
@@ -553,6 +689,11 @@ async fn handle_events(
                     shared.emit(Event::Label(change)).await;
                 }
             }
+            WaEvent::HistorySync(sync) => {
+                if let Some(client) = client.upgrade() {
+                    on_history(&shared, &client, sync).await;
+                }
+            }
             WaEvent::Receipt(receipt) => {
                 let chat = inbound::jid_of(&receipt.source.chat);
                 for (message_id, status) in inbound::map_receipt(receipt) {
@@ -569,6 +710,45 @@ async fn handle_events(
             _ => {}
         }
     }
+}
+
+/// A history sync while an import waits: its messages in the window (of
+/// chats the settings deliver) go to the history sink; the requests it
+/// answers are marked. Without a waiting import it is dropped.
+async fn on_history(shared: &Shared, client: &Client, sync: &LazyHistorySync) {
+    let Some((since, sink)) = shared.with_want(|w| (w.since_secs, w.sink.clone())) else {
+        return;
+    };
+    let Some(decoded) = sync.get() else {
+        tracing::warn!(instance_id = %shared.instance_id, "a history sync could not be decoded");
+        return;
+    };
+    let own = client.pn().map(|j| j.to_non_ad());
+    let mut harvest = history::harvest(decoded, own.as_ref(), since);
+    let settings = shared.settings();
+    harvest.messages.retain(|m| settings.delivers(&m.chat));
+    let stored = if harvest.messages.is_empty() {
+        0
+    } else {
+        match sink
+            .store_history(&shared.instance_id, &harvest.messages)
+            .await
+        {
+            Ok(n) => n,
+            Err(err) => {
+                tracing::warn!(instance_id = %shared.instance_id, error = %err, "could not store history");
+                0
+            }
+        }
+    };
+    tracing::info!(instance_id = %shared.instance_id, sync_type = sync.sync_type(), conversations = decoded.conversations.len(), stored, "history sync kept for an import");
+    shared.with_want(|w| {
+        w.answer(sync.peer_data_request_session_id(), &harvest.chats);
+        w.stored += stored;
+        w.next.extend(harvest.more);
+        w.last_sync = Some(tokio::time::Instant::now());
+    });
+    shared.history_seen.notify_waiters();
 }
 
 /// The session cannot go on: report it stopped, keeping the phone number of

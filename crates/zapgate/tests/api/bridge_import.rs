@@ -39,6 +39,21 @@ async fn load_history(f: &Fixture, messages: Vec<Value>) {
     assert_eq!(reply.status.as_u16(), 200, "{}", reply.text);
 }
 
+/// The history requests imports made of the sandbox phone.
+async fn history_requests(f: &Fixture) -> Vec<Value> {
+    let reply = f
+        .server
+        .get(
+            &format!("/api/sandbox/{}/chats", f.instance),
+            Some(&f.token),
+        )
+        .await;
+    reply.body["historyRequests"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
 async fn import(f: &Fixture, body: Value) -> crate::harness::Reply {
     f.server
         .post(
@@ -135,6 +150,33 @@ async fn an_import_writes_the_window_oldest_first_and_a_second_adds_nothing(f: F
     // The phone's own message was not sent back to WhatsApp.
     f.quiesce().await;
     assert!(f.outbox().await.is_empty());
+    // Before reading, the import asked the provider for the window's
+    // history, from each chat's oldest message held in it (the sandbox
+    // records the request; its history is the fixture).
+    let asked = history_requests(&f).await;
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    let since = asked[0]["since"].as_i64().unwrap();
+    assert!((now_secs() - 7 * 86_400 - since).abs() < 60, "{since}");
+    let mut anchors: Vec<(String, String, bool)> = asked[0]["anchors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["chat"].as_str().unwrap().to_owned(),
+                a["id"].as_str().unwrap().to_owned(),
+                a["fromMe"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    anchors.sort();
+    assert_eq!(
+        anchors,
+        [
+            (format!("{OTHER}@s.whatsapp.net"), "H4".to_owned(), false),
+            (format!("{CUSTOMER}@s.whatsapp.net"), "H1".to_owned(), false),
+        ]
+    );
 
     // Again: everything is already there.
     let before = f.double.count("POST", "/api/v1/accounts");

@@ -74,6 +74,7 @@ async fn options_are_stored_listed_beside_the_seed_fields_and_refused_by_name() 
             "contactAvatars": true,
             "botContact": false,
             "botName": null,
+            "botOfflineMinutes": 5,
         })
     );
     let mut keys: Vec<&str> = info
@@ -136,7 +137,7 @@ async fn options_are_stored_listed_beside_the_seed_fields_and_refused_by_name() 
     assert_eq!(reset.status.as_u16(), 201, "{}", reset.text);
     assert_eq!(
         integration_info(&f).await["options"],
-        json!({"ignoreJids": [], "signDelimiter": "\n", "signFormat": "*{agent}*:", "importMessagesDays": 0, "importContacts": false, "markReadOnReply": true, "contactAvatars": true, "botContact": false, "botName": null})
+        json!({"ignoreJids": [], "signDelimiter": "\n", "signFormat": "*{agent}*:", "importMessagesDays": 0, "importContacts": false, "markReadOnReply": true, "contactAvatars": true, "botContact": false, "botName": null, "botOfflineMinutes": 5})
     );
 
     // Inline activation takes them as `chatwoot<Name>`.
@@ -164,6 +165,7 @@ async fn options_are_stored_listed_beside_the_seed_fields_and_refused_by_name() 
                 "chatwootContactAvatars": false,
                 "chatwootBotContact": true,
                 "chatwootBotName": "Vendas",
+                "chatwootBotOfflineMinutes": 15,
             }),
         )
         .await;
@@ -180,7 +182,7 @@ async fn options_are_stored_listed_beside_the_seed_fields_and_refused_by_name() 
         .await;
     assert_eq!(
         inline.body["options"],
-        json!({"ignoreJids": ["@lid"], "signDelimiter": "\n\n", "signFormat": "{agent} says:", "importMessagesDays": 30, "importContacts": true, "markReadOnReply": false, "contactAvatars": false, "botContact": true, "botName": "Vendas"})
+        json!({"ignoreJids": ["@lid"], "signDelimiter": "\n\n", "signFormat": "{agent} says:", "importMessagesDays": 30, "importContacts": true, "markReadOnReply": false, "contactAvatars": false, "botContact": true, "botName": "Vendas", "botOfflineMinutes": 15})
     );
 }
 

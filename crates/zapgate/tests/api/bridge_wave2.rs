@@ -3,6 +3,7 @@
 //! picture (`contactAvatars`); the bot contact (`botContact`).
 
 use serde_json::{Value, json};
+use zapgate_core::time::now_ms;
 
 use crate::{
     bridge::{CUSTOMER, Fixture, chat_messages, loop_until_outbox},
@@ -212,6 +213,18 @@ async fn bot_says(f: &Fixture, conversation: i64, seen: usize, text: &str) -> Va
     .await
 }
 
+/// The bot contact's conversation, once it has one.
+async fn bot_conversation(f: &Fixture, name: &str) -> i64 {
+    f.until("the bot's conversation", || {
+        f.conversations()
+            .into_iter()
+            .find(|c| c["meta"]["sender"]["name"] == json!(name))
+    })
+    .await["id"]
+        .as_i64()
+        .unwrap()
+}
+
 fn qr_codes(f: &Fixture, conversation: i64) -> Vec<i64> {
     bot_lines(f, conversation)
         .into_iter()
@@ -238,15 +251,7 @@ async fn the_bot_contact_shows_the_connection_and_takes_commands_never_reaching_
 
     // The phone drops and comes back: the bot's conversation tells.
     sandbox(&f, "disconnect", json!({})).await;
-    let conversation = f
-        .until("the bot's conversation", || {
-            f.conversations()
-                .into_iter()
-                .find(|c| c["meta"]["sender"]["name"] == json!("Central"))
-        })
-        .await["id"]
-        .as_i64()
-        .unwrap();
+    let conversation = bot_conversation(&f, "Central").await;
     bot_says(&f, conversation, 0, "disconnected").await;
     sandbox(&f, "reconnect", json!({})).await;
     bot_says(&f, conversation, 1, "connected as +5511999990000").await;
@@ -343,4 +348,90 @@ async fn audio_recorded_in_chatwoot_arrives_as_a_voice_note_when_it_is_ogg_opus(
     assert_eq!(sent[0]["media"]["size"], json!(voice.len()));
     assert_eq!(sent[1]["media"]["kind"], json!("audio"), "{}", sent[1]);
     assert_eq!(sent[1]["media"]["mimetype"], json!("audio/webm"));
+}
+
+const MINUTE: i64 = 60_000;
+
+fn offline_posts(f: &Fixture, conversation: i64) -> usize {
+    bot_lines(f, conversation)
+        .iter()
+        .filter(|m| {
+            m["content"]
+                .as_str()
+                .is_some_and(|c| c.contains("offline for more than"))
+        })
+        .count()
+}
+
+#[tokio::test]
+async fn the_bot_tells_once_per_outage_when_the_instance_stays_offline() {
+    let f = Fixture::start(json!({"botContact": true})).await;
+    assert_eq!(
+        integration_info(&f).await["options"]["botOfflineMinutes"],
+        json!(5)
+    );
+    for wrong in [json!(1441), json!(-5), json!("5")] {
+        set_again(&f, json!({"botContact": true, "botOfflineMinutes": wrong}))
+            .await
+            .assert_error(
+                400,
+                "invalid body: botOfflineMinutes must be an integer from 0 (off) to 1440",
+            );
+    }
+    // The check runs every 30 s; the test runs it at the times it wants.
+    let bridge = f.server.bridge();
+    let check = |at: i64| {
+        let bridge = bridge.clone();
+        async move { bridge.post_offline_notices(at).await.unwrap() }
+    };
+    assert_eq!(
+        check(now_ms() + 60 * MINUTE).await,
+        0,
+        "connected: no outage"
+    );
+
+    let before = now_ms();
+    sandbox(&f, "disconnect", json!({})).await;
+    let after = now_ms();
+    let conversation = bot_conversation(&f, f.instance).await;
+    bot_says(&f, conversation, 0, "disconnected").await;
+    // Five minutes are not more than five.
+    assert_eq!(check(before + 5 * MINUTE).await, 0);
+    f.quiesce().await;
+    assert_eq!(offline_posts(&f, conversation), 0);
+    // Past them: one post, however often (or by however many processes) it
+    // is checked again during the outage.
+    assert_eq!(check(after + 5 * MINUTE + 1).await, 1);
+    bot_says(&f, conversation, 1, "offline for more than 5 minutes").await;
+    assert_eq!(check(after + 6 * MINUTE).await, 0);
+    assert_eq!(check(after + 24 * 60 * MINUTE).await, 0);
+    f.quiesce().await;
+    assert_eq!(offline_posts(&f, conversation), 1);
+
+    // Back: the outage is over. The next one is told again, after its own
+    // five minutes.
+    sandbox(&f, "reconnect", json!({})).await;
+    bot_says(&f, conversation, 2, "connected as").await;
+    assert_eq!(check(now_ms() + 60 * MINUTE).await, 0);
+    let before = now_ms();
+    sandbox(&f, "disconnect", json!({})).await;
+    assert_eq!(check(before + 5 * MINUTE).await, 0);
+    assert_eq!(check(now_ms() + 5 * MINUTE + 1).await, 1);
+    f.until("the second outage told", || {
+        (offline_posts(&f, conversation) == 2).then_some(())
+    })
+    .await;
+
+    // 0 turns it off.
+    let set = set_again(&f, json!({"botContact": true, "botOfflineMinutes": 0})).await;
+    assert_eq!(set.status.as_u16(), 201, "{}", set.text);
+    assert_eq!(
+        integration_info(&f).await["options"]["botOfflineMinutes"],
+        json!(0)
+    );
+    sandbox(&f, "reconnect", json!({})).await;
+    sandbox(&f, "disconnect", json!({})).await;
+    assert_eq!(check(now_ms() + 24 * 60 * MINUTE).await, 0);
+    f.quiesce().await;
+    assert_eq!(offline_posts(&f, conversation), 2);
 }

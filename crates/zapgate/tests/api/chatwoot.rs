@@ -856,7 +856,7 @@ async fn info_shows_every_field_and_the_live_state() {
     assert_eq!(obj.len(), 15, "{}", info.text);
     assert_eq!(
         obj["options"],
-        json!({"ignoreJids": [], "signDelimiter": "\n", "signFormat": "*{agent}*:", "importMessagesDays": 0, "importContacts": false, "markReadOnReply": true, "contactAvatars": true, "botContact": false, "botName": null})
+        json!({"ignoreJids": [], "signDelimiter": "\n", "signFormat": "*{agent}*:", "importMessagesDays": 0, "importContacts": false, "markReadOnReply": true, "contactAvatars": true, "botContact": false, "botName": null, "botOfflineMinutes": 5})
     );
     assert!(obj.get("success").is_none());
     assert_eq!(obj["instance_name"], json!("suporte"));
