@@ -1,6 +1,7 @@
 //! The OpenAPI document, generated from the handlers' annotations, and the
 //! interactive docs page (Swagger UI assets vendored into the binary).
 
+use serde_json::{Value, json};
 use utoipa::{
     Modify, OpenApi, ToSchema,
     openapi::{
@@ -9,7 +10,7 @@ use utoipa::{
         security::{ApiKey, ApiKeyValue, SecurityScheme},
     },
 };
-use zapgate_core::messages;
+use zapgate_core::{event_log::EventName, groups::PrivacyCategory, messages};
 
 use crate::{envelope, routes};
 
@@ -102,7 +103,17 @@ use crate::{envelope, routes};
         routes::sandbox::directory,
         routes::sandbox::chats,
     ),
-    components(schemas(envelope::MessageOut, envelope::ErrorOut, routes::message_kinds::CommonIn)),
+    components(schemas(
+        envelope::MessageOut,
+        envelope::ErrorOut,
+        routes::message_kinds::CommonIn,
+        // The string shapes parameters refer to (bodies bring their own).
+        GroupIdentifier,
+        PersonOrBlank,
+        PhoneOrBlank,
+        DeliveryFilter,
+        MessageId,
+    )),
     modifiers(&TokenSecurity, &StandardResponses, &KindBodies),
     tags(
         (name = "instance", description = "Instances: one WhatsApp number each"),
@@ -143,11 +154,464 @@ pub struct PhoneNumber(String);
 #[allow(dead_code)] // describes fields in the document only
 pub struct GroupJid(String);
 
+/// A person: a phone number, a phone JID or an `@lid` (`:<device>` tolerated).
+#[derive(ToSchema)]
+#[schema(pattern = r"^\s*(\+?[1-9][0-9]{7,14}|[A-Za-z0-9.:-]{1,64}@(s\.whatsapp\.net|lid))\s*$")]
+#[allow(dead_code)] // describes fields in the document only
+pub struct Person(String);
+
+/// [`Person`], or blank for none.
+#[derive(ToSchema)]
+#[schema(pattern = r"^\s*(\+?[1-9][0-9]{7,14}|[A-Za-z0-9.:-]{1,64}@(s\.whatsapp\.net|lid))?\s*$")]
+#[allow(dead_code)] // describes fields in the document only
+pub struct PersonOrBlank(String);
+
+/// [`PhoneNumber`], or blank for none.
+#[derive(ToSchema)]
+#[schema(pattern = r"^\s*(\+?[1-9][0-9]{7,14})?\s*$")]
+#[allow(dead_code)] // describes fields in the document only
+pub struct PhoneOrBlank(String);
+
+/// An https URL (`message_kinds::https_url`), or blank for none.
+#[derive(ToSchema)]
+#[schema(
+    pattern = r"^\s*(https://[A-Za-z0-9][A-Za-z0-9.-]{0,62}(:[0-9]{1,4})?([/?#][!-~]*)?)?\s*$"
+)]
+#[allow(dead_code)] // describes fields in the document only
+pub struct HttpsUrlOrBlank(String);
+
+/// An invite code or a `chat.whatsapp.com` link (`parse_invite_code`).
+#[derive(ToSchema)]
+#[schema(
+    pattern = r"^\s*([A-Za-z0-9]{10,64}|https?://chat\.whatsapp\.com/[A-Za-z0-9]{10,64}([?#/][!-~]*)?)\s*$"
+)]
+#[allow(dead_code)] // describes fields in the document only
+pub struct InviteCode(String);
+
+/// A chat: a phone number, a contact or group JID, or an `@lid`.
+#[derive(ToSchema)]
+#[schema(
+    pattern = r"^\s*(\+?[1-9][0-9]{7,14}|[A-Za-z0-9.:-]{1,64}@(s\.whatsapp\.net|g\.us|lid))\s*$"
+)]
+#[allow(dead_code)] // describes fields in the document only
+pub struct ChatId(String);
+
+/// A WhatsApp message id (at most 256 characters).
+#[derive(ToSchema)]
+#[schema(pattern = r"^\s*[!-~]{1,256}\s*$")]
+#[allow(dead_code)] // describes fields in the document only
+pub struct MessageId(String);
+
+/// A group: its JID, an invite code or a `chat.whatsapp.com` link
+/// (`GroupRef::parse`).
+#[derive(ToSchema)]
+#[schema(
+    pattern = r"^\s*([A-Za-z0-9.:-]{1,64}@g\.us|[A-Za-z0-9]{10,64}|https?://chat\.whatsapp\.com/[A-Za-z0-9]{10,64}([?#/][!-~]*)?)\s*$"
+)]
+#[allow(dead_code)] // describes fields in the document only
+pub struct GroupIdentifier(String);
+
+/// The `status` filter of the delivery history.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // describes a parameter in the document only
+pub enum DeliveryFilter {
+    Failed,
+    Queued,
+    Running,
+    Delivered,
+    Dead,
+}
+
+/// A required text of a message kind (not blank; at most 4000 characters).
+#[derive(ToSchema)]
+#[schema(pattern = r"\S")]
+#[allow(dead_code)] // describes fields in the document only
+pub struct Text(String);
+
 /// The `Idempotency-Key` header (`idempotency::layer`).
 #[derive(ToSchema)]
 #[schema(pattern = r"^[!-~]{1,255}$")]
 #[allow(dead_code)] // describes the header in the document only
 pub struct IdempotencyKey(String);
+
+/// The document as served: utoipa's, plus the rules across fields that
+/// its model cannot state (JSON Schema `if`/`then`/`else`, `not`,
+/// `anyOf`), each the rule its handler enforces, added to the request
+/// body as `allOf: [body, rule]`.
+pub fn document() -> Value {
+    let mut document =
+        serde_json::to_value(ApiDoc::openapi()).expect("the OpenAPI document serializes");
+    for (method, path, rule) in body_rules() {
+        let schema = document
+            .pointer_mut(&format!(
+                "/paths/{}/{method}/requestBody/content/application~1json/schema",
+                path.replace('~', "~0").replace('/', "~1")
+            ))
+            .unwrap_or_else(|| panic!("{method} {path} has a JSON body in the document"));
+        let body = schema.take();
+        *schema = json!({ "allOf": [body, rule] });
+    }
+    // A replay without a body replays every dead letter.
+    document["paths"]["/api/events/deliveries/{instance}/replay"]["post"]["requestBody"]["required"] =
+        json!(false);
+    document
+}
+
+/// An absolute http(s) URL.
+const HTTP_URL: &str =
+    r"^\s*https?://[A-Za-z0-9][A-Za-z0-9.-]{0,62}(:[0-9]{1,4})?([/?#][!-~]*)?\s*$";
+
+/// An image: an http(s) URL or a base64 data URL (`routes::group::picture`).
+const PICTURE: &str = r"^\s*(https?://[A-Za-z0-9][A-Za-z0-9.-]{0,62}(:[0-9]{1,4})?([/?#][!-~]*)?|data:[^,]*base64,(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)?)\s*$";
+
+/// Standard base64 with its padding, optionally behind a data URL's
+/// `...base64,` (`message::decode_in_place`): the last character before
+/// padding carries no stray bits.
+const BASE64: &str = r"^[\t\n\f\r ]*(data:[^,]*base64,)?[\t\n\f\r ]*(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)?[\t\n\f\r ]*$";
+
+/// A `data:` URL with base64 content.
+const BASE64_DATA_URL: &str = r"^\s*data:[^,]*base64,(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)?\s*$";
+
+/// No control character (`char::is_control`).
+const NO_CONTROLS: &str = r"^[^\x00-\x1f\x7f-\x9f]*$";
+
+/// A string that names a group (`@g.us`).
+const GROUP: &str = r"@g\.us\s*$";
+
+/// `mention`, `mentionAll` and `replyPrivate` (`message_kinds::Addressing`).
+fn addressing_rule() -> Value {
+    let no_mentions = json!({
+        "mention": { "anyOf": [{ "type": "null" }, { "type": "array", "maxItems": 0 }] },
+        "mentionAll": { "enum": [false, null] },
+    });
+    json!({ "allOf": [
+        {
+            "if": { "properties": { "replyPrivate": { "const": true } }, "required": ["replyPrivate"] },
+            "then": {
+                "required": ["replyTo"],
+                "properties": {
+                    "replyTo": { "type": "string", "pattern": r"\S" },
+                    "number": { "pattern": GROUP },
+                    "mention": no_mentions["mention"],
+                    "mentionAll": no_mentions["mentionAll"],
+                },
+            },
+        },
+        {
+            "if": { "properties": { "number": { "pattern": GROUP } } },
+            "else": { "properties": no_mentions },
+        },
+    ]})
+}
+
+/// At least one of `fields` is given, as its schema says.
+fn some_set(fields: &[(&str, Value)]) -> Value {
+    let any: Vec<Value> = fields
+        .iter()
+        .map(|(field, schema)| json!({ "required": [field], "properties": { *field: schema } }))
+        .collect();
+    json!({ "anyOf": any })
+}
+
+/// Each rule across fields, by operation.
+fn body_rules() -> Vec<(&'static str, String, Value)> {
+    let event_names: Vec<&str> = EventName::ALL.iter().map(|e| e.as_str()).collect();
+    let events = json!({ "type": ["array", "null"], "items": { "enum": event_names } });
+    let mut rules: Vec<(&'static str, String, Value)> = vec![
+        (
+            "post",
+            "/api/events/webhook/{instance}".into(),
+            json!({
+                // A disabled webhook keeps only its label: the rest is cleared.
+                "if": { "properties": { "enabled": { "const": true } } },
+                "then": {
+                    "required": ["url"],
+                    "properties": {
+                        "url": { "type": "string", "maxLength": 2048, "pattern": HTTP_URL },
+                        "authorization": { "type": ["string", "null"], "maxLength": 2048, "pattern": NO_CONTROLS },
+                        "events": events,
+                    },
+                },
+            }),
+        ),
+        (
+            "post",
+            "/api/chat/markRead/{instance}".into(),
+            json!({
+                "if": { "properties": { "number": { "pattern": GROUP } } },
+                "then": { "required": ["participant"], "properties": { "participant": { "type": "string" } } },
+                "else": { "properties": { "participant": { "type": "null" } } },
+            }),
+        ),
+        (
+            "post",
+            "/api/chat/presence/{instance}".into(),
+            json!({ "allOf": [
+                { "properties": { "state": { "enum": ["typing", "recording", "paused", "available", "unavailable"] } } },
+                {
+                    "if": { "properties": { "state": { "enum": ["available", "unavailable"] } } },
+                    "then": { "properties": { "number": { "type": "null" }, "duration": { "type": "null" } } },
+                    "else": { "required": ["number"], "properties": { "number": { "type": "string" } } },
+                },
+                {
+                    "if": { "properties": { "state": { "const": "paused" } } },
+                    "then": { "properties": { "duration": { "type": "null" } } },
+                },
+            ]}),
+        ),
+        (
+            "post",
+            "/api/chat/mute/{instance}".into(),
+            json!({
+                "if": { "properties": { "mute": { "const": false } }, "required": ["mute"] },
+                "then": { "properties": { "duration": { "type": "null" } } },
+            }),
+        ),
+        (
+            "post",
+            "/api/message/location/{instance}".into(),
+            json!({ "not": { "properties": {
+                "latitude": { "const": 0 }, "longitude": { "const": 0 },
+            }}}),
+        ),
+        (
+            "post",
+            "/api/message/media/{instance}".into(),
+            // One of the two, not both.
+            json!({
+                "anyOf": [
+                    {
+                        "required": ["mediaUrl"],
+                        "properties": { "mediaUrl": { "type": "string", "anyOf": [
+                            { "pattern": HTTP_URL }, { "pattern": BASE64_DATA_URL },
+                        ]}},
+                    },
+                    {
+                        "required": ["mediaBase64"],
+                        "properties": { "mediaBase64": { "type": "string", "pattern": BASE64 } },
+                    },
+                ],
+                "not": {
+                    "required": ["mediaUrl", "mediaBase64"],
+                    "properties": { "mediaUrl": { "type": "string" }, "mediaBase64": { "type": "string" } },
+                },
+            }),
+        ),
+        (
+            "post",
+            "/api/message/event/{instance}".into(),
+            json!({
+                "if": { "properties": { "hasReminder": { "enum": [false, null] } } },
+                "then": { "properties": { "reminderOffsetSec": { "type": "null" } } },
+            }),
+        ),
+    ];
+    rules.push((
+        "post",
+        "/api/events/websocket/{instance}".into(),
+        json!({ "properties": { "events": events } }),
+    ));
+    rules.push((
+        "post",
+        "/api/instance/settings/{instance}".into(),
+        some_set(
+            &[
+                "autoRejectCalls",
+                "callRejectMessage",
+                "ignoreGroupMessages",
+                "keepOnlineStatus",
+                "autoReadMessages",
+                "disableHistorySync",
+                "ignoreStatus",
+            ]
+            .map(|field| (field, json!({ "not": { "type": "null" } }))),
+        ),
+    ));
+    let privacy = |category: PrivacyCategory| {
+        let values: Vec<&str> = category.allowed().iter().map(|v| v.as_str()).collect();
+        json!({ "type": ["string", "null"], "enum": values.into_iter().map(Value::from).chain([Value::Null]).collect::<Vec<_>>() })
+    };
+    let groups = [
+        (
+            "visibility",
+            vec![
+                ("lastSeen", PrivacyCategory::LastSeen),
+                ("status", PrivacyCategory::Status),
+                ("profile", PrivacyCategory::Profile),
+                ("online", PrivacyCategory::Online),
+            ],
+        ),
+        (
+            "privacy",
+            vec![("readReceipts", PrivacyCategory::ReadReceipts)],
+        ),
+        (
+            "permissions",
+            vec![
+                ("callAdd", PrivacyCategory::CallAdd),
+                ("groupAdd", PrivacyCategory::GroupAdd),
+            ],
+        ),
+    ];
+    let mut properties = serde_json::Map::new();
+    let mut any_set = Vec::new();
+    for (group, fields) in &groups {
+        let inner: serde_json::Map<String, Value> = fields
+            .iter()
+            .map(|(field, category)| ((*field).to_owned(), privacy(*category)))
+            .collect();
+        properties.insert((*group).to_owned(), json!({ "properties": inner }));
+        for (field, _) in fields {
+            any_set.push(json!({
+                "required": [group],
+                "properties": { *group: { "type": "object", "required": [field], "properties": { *field: { "type": "string" } } } },
+            }));
+        }
+    }
+    rules.push((
+        "post",
+        "/api/profile/privacy/{instance}".into(),
+        json!({ "properties": properties, "anyOf": any_set }),
+    ));
+    for (method, path, field) in [
+        ("post", "/api/profile/account/{instance}", "picture"),
+        ("post", "/api/group/create/{instance}", "image"),
+        ("put", "/api/group/update/{instance}", "image"),
+    ] {
+        rules.push((
+            method,
+            path.into(),
+            json!({ "properties": { field: { "anyOf": [
+                { "type": "null" }, { "const": "" }, { "type": "string", "pattern": PICTURE },
+            ]}}}),
+        ));
+    }
+    rules.push((
+        "post",
+        "/api/profile/account/{instance}".into(),
+        some_set(&[
+            ("name", json!({ "type": "string" })),
+            ("about", json!({ "type": "string" })),
+            ("picture", json!({ "type": "string", "minLength": 1 })),
+        ]),
+    ));
+    rules.push((
+        "put",
+        "/api/group/update/{instance}".into(),
+        some_set(&[
+            ("name", json!({ "type": "string" })),
+            ("description", json!({ "type": "string" })),
+            ("image", json!({ "type": "string", "minLength": 1 })),
+            (
+                "groupSettings",
+                some_set(&[
+                    ("membersCanEditInfo", json!({ "type": "boolean" })),
+                    ("membersCanSendMessages", json!({ "type": "boolean" })),
+                    ("membersCanAddOthers", json!({ "type": "boolean" })),
+                    ("requireAdminApproval", json!({ "type": "boolean" })),
+                ]),
+            ),
+        ]),
+    ));
+    // `disableHistorySync: false` is refused (history sync is off).
+    for (method, path) in [
+        ("post", "/api/instance/new"),
+        ("post", "/api/instance/settings/{instance}"),
+    ] {
+        rules.push((
+            method,
+            path.into(),
+            json!({ "properties": { "disableHistorySync": { "enum": [true, null] } } }),
+        ));
+    }
+    rules.push((
+        "post",
+        "/api/sandbox/{instance}/label".into(),
+        json!({
+            "if": { "properties": { "labeled": { "type": "boolean" } }, "required": ["labeled"] },
+            "then": { "required": ["chat"], "properties": { "chat": { "type": "string" } } },
+        }),
+    ));
+    // `linkPreview: true` is refused until previews are built.
+    rules.push((
+        "post",
+        "/api/message/text/{instance}".into(),
+        json!({ "properties": { "linkPreview": { "enum": [false, null] } } }),
+    ));
+    // A poll's maxAnswer is at most its number of options.
+    let per_count: Vec<Value> = (2..=12)
+        .map(|n| {
+            json!({
+                "if": { "properties": { "options": { "maxItems": n } } },
+                "then": { "properties": { "maxAnswer": { "maximum": n } } },
+            })
+        })
+        .collect();
+    rules.push((
+        "post",
+        "/api/message/poll/{instance}".into(),
+        json!({ "properties": { "options": { "uniqueItems": true } }, "allOf": per_count }),
+    ));
+    rules.push((
+        "post",
+        "/api/message/event/{instance}".into(),
+        json!({ "properties": {
+            "endAt": { "anyOf": [
+                { "type": "null" },
+                { "type": "string", "pattern": r"^\s*$" },
+                { "type": "string", "format": "date-time" },
+            ]},
+            "location": {
+            "if": { "properties": { "latitude": { "type": "number" } }, "required": ["latitude"] },
+            "then": { "required": ["longitude"], "properties": { "longitude": { "type": "number" } } },
+            "else": { "properties": { "longitude": { "type": "null" } } },
+        }}}),
+    ));
+    rules.push((
+        "post",
+        "/api/message/reaction/{instance}".into(),
+        json!({
+            "if": { "properties": { "number": { "pattern": GROUP } } },
+            "then": {
+                "if": { "properties": { "fromMe": { "const": true } }, "required": ["fromMe"] },
+                "else": { "required": ["participant"], "properties": { "participant": { "type": "string" } } },
+            },
+            "else": { "properties": { "participant": { "type": "null" } } },
+        }),
+    ));
+    // Each of the chat flag routes takes its own flag only.
+    for (route, own) in [
+        ("markChatRead", "read"),
+        ("archive", "archive"),
+        ("pin", "pin"),
+    ] {
+        let others: serde_json::Map<String, Value> = ["read", "archive", "pin"]
+            .into_iter()
+            .filter(|flag| *flag != own)
+            .map(|flag| (flag.to_owned(), json!({ "type": "null" })))
+            .collect();
+        rules.push((
+            "post",
+            format!("/api/chat/{route}/{{instance}}"),
+            json!({ "properties": others }),
+        ));
+    }
+    for path in [
+        "/api/message/text/{instance}",
+        "/api/message/media/{instance}",
+    ]
+    .into_iter()
+    .chain(
+        routes::message_kinds::COMMON_FIELDS
+            .iter()
+            .filter(|(_, fields)| fields.contains(&"replyPrivate"))
+            .map(|(path, _)| *path),
+    ) {
+        rules.push(("post", path.to_owned(), addressing_rule()));
+    }
+    rules
+}
 
 struct TokenSecurity;
 
@@ -317,6 +781,40 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// Every rule lands on an operation's JSON body (`document` panics
+    /// otherwise), and a rule reads as JSON Schema there.
+    #[test]
+    fn rules_across_fields_are_in_the_served_document() {
+        let document = document();
+        let body = |method: &str, path: &str| {
+            document["paths"][path][method]["requestBody"]["content"]["application/json"]["schema"]
+                ["allOf"]
+                .clone()
+        };
+        let webhook = body("post", "/api/events/webhook/{instance}");
+        assert_eq!(webhook[1]["then"]["required"], json!(["url"]), "{webhook}");
+        let media = body("post", "/api/message/media/{instance}");
+        assert_eq!(
+            media[1]["not"]["required"],
+            json!(["mediaUrl", "mediaBase64"])
+        );
+        assert_eq!(
+            document["paths"]["/api/events/deliveries/{instance}/replay"]["post"]["requestBody"]["required"],
+            json!(false)
+        );
+        for name in [
+            "GroupIdentifier",
+            "PersonOrBlank",
+            "PhoneOrBlank",
+            "DeliveryFilter",
+        ] {
+            assert!(
+                document["components"]["schemas"][name].is_object(),
+                "{name} is referenced, so it must be in the components"
+            );
         }
     }
 }

@@ -30,10 +30,10 @@ pub fn router() -> Router<AppState> {
 pub struct CreateAccountIn {
     #[schema(min_length = 1, max_length = 128, pattern = r"\S")]
     name: String,
-    #[schema(maximum = 4294967295_u64)]
+    #[schema(maximum = 4294967295_u64, format = Int64)]
     max_instances: u32,
     /// Requests per minute for this account's tokens; the server default when absent.
-    #[schema(minimum = 1, maximum = 4294967295_u64)]
+    #[schema(minimum = 1, maximum = 4294967295_u64, format = Int64)]
     rate_limit_per_minute: Option<u32>,
 }
 

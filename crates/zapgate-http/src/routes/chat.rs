@@ -5,7 +5,7 @@
 
 use axum::{
     Extension, Json, Router,
-    extract::{Path, Query, State},
+    extract::{Path, State},
     routing::{delete, get, post},
 };
 use base64::Engine;
@@ -25,7 +25,11 @@ use super::{
     message_kinds::{MAX_SOURCE, optional, parse},
 };
 use crate::{
-    AppState, auth::Caller, envelope::ErrorOut, error::ApiResult, extract::JsonBody,
+    AppState,
+    auth::Caller,
+    envelope::ErrorOut,
+    error::ApiResult,
+    extract::{JsonBody, QueryParams},
     idempotency::SendId,
 };
 
@@ -52,9 +56,11 @@ pub fn sends() -> Router<AppState> {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageQuery {
     /// The WhatsApp id of a message this instance sent or received.
+    #[param(required = true, value_type = crate::openapi::MessageId)]
     message_id: Option<String>,
 }
 
@@ -216,7 +222,7 @@ async fn get_message(
     State(state): State<AppState>,
     Caller(principal): Caller,
     Path(name): Path<String>,
-    Query(query): Query<MessageQuery>,
+    QueryParams(query): QueryParams<MessageQuery>,
 ) -> ApiResult<Json<MessageFoundOut>> {
     let instance = state.instances.visible(&principal, &name).await?;
     let id = query.id()?;
@@ -267,7 +273,7 @@ async fn status(
     State(state): State<AppState>,
     Caller(principal): Caller,
     Path(name): Path<String>,
-    Query(query): Query<MessageQuery>,
+    QueryParams(query): QueryParams<MessageQuery>,
 ) -> ApiResult<Json<StatusOut>> {
     let instance = state.instances.visible(&principal, &name).await?;
     let id = query.id()?;
@@ -323,7 +329,8 @@ pub struct PollOptionOut {
     params(("instance" = String, Path), MessageQuery),
     responses(
         (status = 200, body = PollOut),
-        (status = 400, description = "Message ID is required (use ?messageId=<message-id>) / Message is not a poll", body = ErrorOut),
+        (status = 400, description = "Message ID is required (use ?messageId=<message-id>)", body = ErrorOut),
+        (status = 409, description = "Message is not a poll", body = ErrorOut),
         (status = 401, body = ErrorOut),
         (status = 404, description = "Instance not found / Message not found", body = ErrorOut),
         (status = 429, body = ErrorOut),
@@ -333,13 +340,13 @@ async fn poll(
     State(state): State<AppState>,
     Caller(principal): Caller,
     Path(name): Path<String>,
-    Query(query): Query<MessageQuery>,
+    QueryParams(query): QueryParams<MessageQuery>,
 ) -> ApiResult<Json<PollOut>> {
     let instance = state.instances.visible(&principal, &name).await?;
     let id = query.id()?;
     let message = state.events.message(&instance, &id).await?;
     let Some(Extra::Poll { question, options }) = message.extra else {
-        return Err(Error::bad_request("Message is not a poll").into());
+        return Err(Error::conflict("Message is not a poll").into());
     };
     let votes = state.events.poll_votes(&instance, &id).await?;
     let total_voters = votes.iter().filter(|v| !v.options.is_empty()).count();
@@ -394,7 +401,7 @@ async fn media_base64(
     State(state): State<AppState>,
     Caller(principal): Caller,
     Path(name): Path<String>,
-    Query(query): Query<MessageQuery>,
+    QueryParams(query): QueryParams<MessageQuery>,
 ) -> ApiResult<Json<Base64Out>> {
     let instance = state.instances.visible(&principal, &name).await?;
     let id = query.id()?;
@@ -425,8 +432,16 @@ async fn media_base64(
 pub struct EditIn {
     /// A text (or captioned media) message this instance sent, at most 15
     /// minutes ago.
+    #[schema(required = true, nullable = false, value_type = crate::openapi::MessageId)]
     message_id: Option<String>,
     /// The new text.
+    #[schema(
+        required = true,
+        nullable = false,
+        min_length = 1,
+        max_length = 65536,
+        pattern = r"\S"
+    )]
     message: Option<String>,
 }
 
@@ -446,6 +461,7 @@ pub struct ChangedOut {
         (status = 400, description = "invalid body: <field> ...", body = ErrorOut),
         (status = 401, body = ErrorOut),
         (status = 404, description = "Instance not found / Message not found", body = ErrorOut),
+        (status = 409, description = "Message cannot be edited: <why>", body = ErrorOut),
         (status = 415, body = ErrorOut),
         (status = 429, body = ErrorOut),
         (status = 503, description = "Instance is not connected to WhatsApp", body = ErrorOut),
@@ -471,7 +487,8 @@ async fn edit(
         .into());
     }
     let message = state.events.message(&instance, &id).await?;
-    let refused = |why: &str| Error::bad_request(format!("invalid body: messageId: {why}"));
+    // The request is well formed; the stored message's state refuses it.
+    let refused = |why: &str| Error::conflict(format!("Message cannot be edited: {why}"));
     if !message.from_me {
         return Err(refused("only messages sent by this instance can be edited").into());
     }
@@ -509,6 +526,7 @@ async fn edit(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DeleteIn {
+    #[schema(required = true, nullable = false, value_type = crate::openapi::MessageId)]
     message_id: Option<String>,
     /// `true` (the default): deleted for everyone (only a message this
     /// instance sent); `false`: only from the account's own devices and
@@ -524,6 +542,7 @@ pub struct DeleteIn {
         (status = 400, description = "invalid body: <field> ...", body = ErrorOut),
         (status = 401, body = ErrorOut),
         (status = 404, description = "Instance not found / Message not found", body = ErrorOut),
+        (status = 409, description = "Message cannot be deleted for everyone: only messages sent by this instance can be", body = ErrorOut),
         (status = 415, body = ErrorOut),
         (status = 429, body = ErrorOut),
         (status = 503, description = "Instance is not connected to WhatsApp", body = ErrorOut),
@@ -541,8 +560,8 @@ async fn remove(
     let message = state.events.message(&instance, &id).await?;
     if body.for_everyone.unwrap_or(true) {
         if !message.from_me {
-            return Err(Error::bad_request(
-                "invalid body: forEveryone: only messages sent by this instance can be deleted for everyone",
+            return Err(Error::conflict(
+                "Message cannot be deleted for everyone: only messages sent by this instance can be",
             )
             .into());
         }
@@ -579,17 +598,20 @@ async fn remove(
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ForwardIn {
     /// A stored text or media message of this instance.
+    #[schema(required = true, nullable = false, value_type = crate::openapi::MessageId)]
     message_id: Option<String>,
     /// Where to: a phone number, or a JID (`...@g.us` for groups).
+    #[schema(required = true, nullable = false, value_type = crate::openapi::Recipient)]
     number: Option<String>,
     /// A trace label (at most 100 characters), stored with the new message.
+    #[schema(max_length = 100)]
     source: Option<String>,
 }
 
 /// Forwards a stored text or media message (media by its stored keys, not
 /// uploaded again). Answers like `message/text`.
 #[utoipa::path(post, path = "/api/chat/forward/{instance}", tag = "chat",
-    params(("instance" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "Send at most once per instance and key within 24 h; a repeat answers the first answer again, another body under the key is a 409")),
+    params(("instance" = String, Path), ("Idempotency-Key" = Option<crate::openapi::IdempotencyKey>, Header, description = "Send at most once per instance and key within 24 h; a repeat answers the first answer again, another body under the key is a 409")),
     request_body = ForwardIn,
     responses(
         (status = 200, body = SentOut),

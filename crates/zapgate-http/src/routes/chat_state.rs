@@ -6,7 +6,7 @@
 
 use axum::{
     Json, Router,
-    extract::{Path, Query, State},
+    extract::{Path, State},
     routing::{delete, get, post},
 };
 use serde::{Deserialize, Serialize};
@@ -29,7 +29,7 @@ use crate::{
     auth::Caller,
     envelope::{ErrorOut, MessageOut},
     error::ApiResult,
-    extract::JsonBody,
+    extract::{JsonBody, QueryParams},
 };
 
 /// The longest `presence` duration, in seconds: WhatsApp itself clears
@@ -122,8 +122,10 @@ pub struct ContactsReply {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ContactsQuery {
     /// A phone number, a phone JID or an `@lid` (`:<device>` tolerated).
+    #[param(value_type = Option<crate::openapi::PersonOrBlank>)]
     number: Option<String>,
 }
 
@@ -144,7 +146,7 @@ async fn contacts(
     State(state): State<AppState>,
     Caller(principal): Caller,
     Path(name): Path<String>,
-    Query(query): Query<ContactsQuery>,
+    QueryParams(query): QueryParams<ContactsQuery>,
 ) -> ApiResult<Json<ContactsReply>> {
     let instance = state.instances.visible(&principal, &name).await?;
     let whatsapp = state.instances.whatsapp();
@@ -192,6 +194,7 @@ async fn contacts(
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CheckNumbersIn {
     /// 1 to 50 phone numbers in international format.
+    #[schema(required = true, nullable = false, value_type = Vec<crate::openapi::PhoneNumber>, min_items = 1, max_items = 50)]
     numbers: Option<Vec<String>>,
 }
 
@@ -282,10 +285,13 @@ async fn check_numbers(
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MarkReadIn {
     /// The chat: a phone number, a contact or group JID, or an `@lid`.
+    #[schema(required = true, nullable = false, value_type = crate::openapi::ChatId)]
     number: Option<String>,
     /// 1 to 100 WhatsApp message ids of that chat.
+    #[schema(required = true, nullable = false, min_items = 1, max_items = 100, value_type = Vec<crate::openapi::MessageId>)]
     message_ids: Option<Vec<String>>,
     /// In a group (required there): the member who wrote the messages.
+    #[schema(value_type = Option<crate::openapi::Person>)]
     participant: Option<String>,
 }
 
@@ -346,6 +352,7 @@ async fn mark_read(
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ChatFlagIn {
     /// The chat: a phone number, a contact or group JID, or an `@lid`.
+    #[schema(required = true, nullable = false, value_type = crate::openapi::ChatId)]
     number: Option<String>,
     /// `markChatRead`: `false` marks the chat unread.
     read: Option<bool>,
@@ -444,10 +451,12 @@ chat_flag_route!(
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MuteIn {
     /// The chat: a phone number, a contact or group JID, or an `@lid`.
+    #[schema(required = true, nullable = false, value_type = crate::openapi::ChatId)]
     number: Option<String>,
     /// `false` unmutes (default `true`).
     mute: Option<bool>,
     /// Seconds to stay muted (1 to 31622400); absent: until unmuted.
+    #[schema(minimum = 1, maximum = 31622400)]
     duration: Option<i64>,
 }
 
@@ -513,6 +522,7 @@ async fn mute(
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BlockIn {
     /// A phone number, a phone JID or an `@lid` (not a group).
+    #[schema(required = true, nullable = false, value_type = crate::openapi::Person)]
     number: Option<String>,
     /// `false` unblocks (default `true`).
     block: Option<bool>,
@@ -561,6 +571,7 @@ async fn block(
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DeleteChatIn {
     /// The chat: a phone number, a contact or group JID, or an `@lid`.
+    #[schema(required = true, nullable = false, value_type = crate::openapi::ChatId)]
     number: Option<String>,
 }
 
@@ -598,11 +609,14 @@ pub struct PresenceIn {
     /// The chat for `typing`, `recording` and `paused` (a phone number, a
     /// contact or group JID, or an `@lid`); not used with `available` and
     /// `unavailable`, which are account-wide.
+    #[schema(value_type = Option<crate::openapi::ChatId>)]
     number: Option<String>,
     /// `typing`, `recording`, `paused`, `available` or `unavailable`.
+    #[schema(required = true, nullable = false)]
     state: Option<String>,
     /// `typing` / `recording`: seconds (1 to 60) after which zapgate sends
     /// `paused`; absent: WhatsApp clears it by itself.
+    #[schema(minimum = 1, maximum = 60)]
     duration: Option<u32>,
 }
 

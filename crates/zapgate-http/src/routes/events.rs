@@ -49,7 +49,8 @@ pub fn router() -> Router<AppState> {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", default)]
 pub struct WebhookIn {
-    /// Up to 100 characters; `default` when absent.
+    /// Up to 100 letters, digits, `-` or `_`; `default` when absent.
+    #[schema(pattern = r"^[A-Za-z0-9_-]{0,100}$")]
     pub label: Option<String>,
     /// Required. `false` keeps the row and clears url, authorization, events, mediaBase64.
     #[schema(required = true, nullable = false)]
@@ -357,6 +358,7 @@ async fn get_websocket(
 #[into_params(parameter_in = Query)]
 pub struct DeliveriesQuery {
     /// `failed` (dead letters), `queued`, `running`, `delivered` or `dead`.
+    #[param(value_type = Option<crate::openapi::DeliveryFilter>)]
     status: Option<String>,
     /// At most 500; 100 by default.
     #[param(minimum = 1, maximum = 500)]

@@ -257,12 +257,14 @@ pub struct CreateIn {
     #[schema(required = true, nullable = false, min_length = 1, pattern = r"\S")]
     name: Option<String>,
     /// Phone numbers (or `@lid`s) to add.
+    #[schema(required = true, nullable = false, min_items = 1, max_items = 1024, value_type = Vec<crate::openapi::Person>)]
     participants: Option<Vec<String>>,
     description: Option<String>,
     /// A JPEG: an http(s) URL or a base64 data URL.
     image: Option<String>,
     group_settings: Option<GroupSettingsIn>,
     /// Create the group inside this community.
+    #[schema(value_type = Option<crate::openapi::GroupJid>)]
     community_jid: Option<String>,
 }
 
@@ -322,6 +324,7 @@ async fn create(
 #[serde(rename_all = "camelCase")]
 pub struct ListQuery {
     /// `true` adds each group's participants.
+    #[param(value_type = Option<bool>)]
     include_members: Option<String>,
 }
 
@@ -376,7 +379,7 @@ async fn list(
 #[into_params(parameter_in = Query)]
 pub struct InfoQuery {
     /// A group jid, an invite code or a `chat.whatsapp.com` link.
-    #[param(required = true, value_type = String, min_length = 1, pattern = r"\S")]
+    #[param(required = true, value_type = crate::openapi::GroupIdentifier)]
     identifier: Option<String>,
 }
 
@@ -436,6 +439,7 @@ pub struct UpdateIn {
         (status = 400, description = "invalid body: <field> ... / nothing to update", body = ErrorOut),
         (status = 403, description = "Only group admins can do this", body = ErrorOut),
         (status = 404, description = "Instance not found / Group not found", body = ErrorOut),
+        (status = 502, description = "the image URL could not be fetched", body = ErrorOut),
         (status = 503, body = ErrorOut),
     ),
     security(("token" = [])))]
@@ -487,7 +491,7 @@ pub struct ParticipantsIn {
         pattern = "^(add|remove|promote|demote|approve|reject)$"
     )]
     action: Option<String>,
-    #[schema(required = true, nullable = false, min_items = 1)]
+    #[schema(required = true, nullable = false, min_items = 1, max_items = 1024, value_type = Vec<crate::openapi::Person>)]
     participants: Option<Vec<String>>,
 }
 
@@ -565,7 +569,7 @@ async fn participants(
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct JoinIn {
     /// An invite code or a `chat.whatsapp.com` link.
-    #[schema(required = true, nullable = false, min_length = 1, pattern = r"\S")]
+    #[schema(required = true, nullable = false, value_type = crate::openapi::InviteCode)]
     identifier: Option<String>,
 }
 

@@ -59,8 +59,8 @@ pub struct CreateInstanceIn {
     /// 1-64 letters, digits, `-` or `_`; unique in the account.
     #[schema(required = true, nullable = false, pattern = r"^[A-Za-z0-9_-]{1,64}$")]
     name: Option<String>,
-    /// Custom TokenInstance: at least 16 characters, unique on the server.
-    #[schema(min_length = 16)]
+    /// Custom TokenInstance: 16 to 256 characters, no spaces, unique on the server.
+    #[schema(pattern = r"^[^\s\x00-\x1f\x7f-\x9f]{16,256}$")]
     token: Option<String>,
     auto_reject_calls: Option<bool>,
     call_reject_message: Option<String>,
@@ -296,6 +296,7 @@ async fn create(
 #[into_params(parameter_in = Query)]
 pub struct ConnectQuery {
     /// Phone in international format: asks for a pairing code instead of a QR code.
+    #[param(value_type = Option<crate::openapi::PhoneOrBlank>)]
     number: Option<String>,
 }
 

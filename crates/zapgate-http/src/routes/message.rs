@@ -80,6 +80,7 @@ pub struct TextIn {
     message: Option<String>,
     /// The WhatsApp id of the message this one replies to: a message of
     /// this instance in the message store (`404 Message not found` otherwise).
+    #[schema(pattern = r"^[!-~]{0,128}$")]
     reply_to: Option<String>,
     /// Seconds (0 to 30) of "typing..." shown in the chat before sending.
     #[schema(maximum = 30)]
@@ -248,6 +249,7 @@ pub struct MediaIn {
     mime_type: Option<String>,
     file_name: Option<String>,
     /// As `message/text`'s.
+    #[schema(pattern = r"^[!-~]{0,128}$")]
     reply_to: Option<String>,
     /// Seconds (0 to 30) of "typing..." ("recording..." for audio) shown in
     /// the chat before sending.

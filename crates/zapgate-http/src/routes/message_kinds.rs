@@ -90,7 +90,7 @@ pub struct CommonIn {
     /// Phone numbers or LIDs (at most 10, each at most 100 characters) the
     /// message @-mentions: they are notified. Groups only. The text should
     /// carry `@<digits>` where each mention is to show; zapgate adds nothing.
-    #[schema(max_items = 10)]
+    #[schema(max_items = 10, value_type = Option<Vec<crate::openapi::Person>>)]
     mention: Option<Vec<String>>,
     /// Mentions every member of the group (`number`). Groups only.
     mention_all: Option<bool>,
@@ -158,7 +158,8 @@ pub(super) async fn pause(
 }
 
 /// `T` with serde's message and the path of the field that failed.
-pub(super) fn parse<T: DeserializeOwned>(value: Value) -> Result<T, Error> {
+pub(super) fn parse<T: DeserializeOwned>(mut value: Value) -> Result<T, Error> {
+    crate::extract::integral_numbers(&mut value);
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         if path == "." {
@@ -459,8 +460,11 @@ async fn deliver_echoing(
 pub struct StickerIn {
     /// An https URL of the image, or a `data:image/<type>;base64,...` URI.
     /// WebP is sent as is; PNG and JPEG are converted to a 512 x 512 WebP.
-    #[schema(required = true, nullable = false, min_length = 1, pattern = r"\S")]
-    #[schema(pattern = "^(https://|data:image/)")]
+    #[schema(
+        required = true,
+        nullable = false,
+        pattern = r"^\s*(https://[A-Za-z0-9][A-Za-z0-9.-]{0,62}(:[0-9]{1,4})?([/?#][!-~]*)?|data:image/[A-Za-z0-9.+-]+;base64,(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)?)\s*$"
+    )]
     image_url: Option<String>,
 }
 
@@ -487,6 +491,7 @@ async fn send_sticker(
     let (common, body): (_, StickerIn) = split(body, COMMON)?;
     let common = Common::from(common, send_id)?;
     let url = required("imageUrl", body.image_url, usize::MAX)?;
+    let url = url.trim();
     let data = if let Some(rest) = url.strip_prefix("data:image/") {
         let (_, payload) = rest.split_once(";base64,").ok_or_else(|| {
             invalid("imageUrl must be an https URL or a data:image/...;base64, URI")
@@ -495,7 +500,7 @@ async fn send_sticker(
             .decode(payload.trim())
             .map_err(|_| invalid("imageUrl is not valid base64"))?
     } else {
-        let url = https_url("imageUrl", Some(url))?.unwrap_or_default();
+        let url = https_url("imageUrl", Some(url.to_owned()))?.unwrap_or_default();
         state
             .downloader
             .fetch(&url)
@@ -643,9 +648,13 @@ pub struct CardIn {
     /// International format, as typed (`+`, spaces and dashes allowed).
     #[schema(required = true, nullable = false, value_type = crate::openapi::PhoneNumber)]
     phone: Option<String>,
+    #[schema(max_length = 300)]
     organization: Option<String>,
+    /// Blank, or an address with `@`.
+    #[schema(max_length = 320, pattern = r"^\s*$|@")]
     email: Option<String>,
     /// An https URL.
+    #[schema(value_type = Option<crate::openapi::HttpsUrlOrBlank>)]
     url: Option<String>,
 }
 
@@ -753,6 +762,7 @@ pub struct ReactionIn {
     from_me: bool,
     /// In a group, the author of the message reacted to (a phone JID or a
     /// LID); required there unless `fromMe`.
+    #[schema(value_type = Option<crate::openapi::PersonOrBlank>)]
     participant: Option<String>,
 }
 
@@ -824,10 +834,11 @@ pub struct PollIn {
     #[schema(required = true, nullable = false, min_length = 1, pattern = r"\S")]
     question: Option<String>,
     /// 2 to 12 distinct options.
-    #[schema(required = true, nullable = false, min_items = 2, max_items = 12)]
+    #[schema(required = true, nullable = false, min_items = 2, max_items = 12, value_type = Vec<crate::openapi::Text>)]
     options: Option<Vec<String>>,
     /// How many options one person may pick: 1 (default) to the number of
     /// options.
+    #[schema(minimum = 1, maximum = 12)]
     max_answer: Option<u32>,
 }
 
@@ -912,17 +923,19 @@ pub struct EventIn {
     /// ISO 8601 with a zone (`2026-05-01T19:00:00-03:00`).
     #[schema(required = true, nullable = false, format = DateTime)]
     start_at: Option<String>,
-    /// Later than `startAt`.
+    /// Later than `startAt`; blank for none.
     end_at: Option<String>,
     description: Option<String>,
     location: Option<EventPlaceIn>,
     /// An https URL (a call link).
+    #[schema(value_type = Option<crate::openapi::HttpsUrlOrBlank>)]
     join_link: Option<String>,
     #[serde(default)]
     is_schedule_call: bool,
     #[serde(default)]
     has_reminder: bool,
     /// Seconds before the start the reminder fires (0 to 31536000).
+    #[schema(minimum = 0, maximum = 31536000)]
     reminder_offset_sec: Option<i64>,
     #[serde(default)]
     extra_guests_allowed: bool,
@@ -935,7 +948,9 @@ pub struct EventIn {
 pub struct EventPlaceIn {
     name: Option<String>,
     address: Option<String>,
+    #[schema(minimum = -90, maximum = 90)]
     latitude: Option<f64>,
+    #[schema(minimum = -180, maximum = 180)]
     longitude: Option<f64>,
 }
 

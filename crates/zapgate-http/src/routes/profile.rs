@@ -74,6 +74,7 @@ pub struct ProfileReply {
 #[into_params(parameter_in = Query)]
 pub struct AccountQuery {
     /// A phone number or an `@lid`; the own account without it.
+    #[param(value_type = Option<crate::openapi::PersonOrBlank>)]
     number: Option<String>,
 }
 

@@ -66,6 +66,7 @@ const MAX_DIRECTORY_ENTRIES: usize = 1000;
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DirectoryPersonIn {
     /// Phone number in international format.
+    #[schema(value_type = crate::openapi::PhoneNumber)]
     number: String,
     /// The name in the account's address book.
     name: Option<String>,
@@ -79,6 +80,7 @@ pub struct DirectoryPersonIn {
 #[serde(deny_unknown_fields)]
 pub struct DirectoryIn {
     /// 1 to 1000 people: on WhatsApp, and in the account's address book.
+    #[schema(min_items = 1, max_items = 1000)]
     contacts: Vec<DirectoryPersonIn>,
 }
 
@@ -328,6 +330,7 @@ pub struct ReactionIn {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = sandbox::EditIn)]
 #[serde(rename_all = "camelCase")]
 pub struct EditIn {
     target_id: String,
@@ -712,8 +715,10 @@ async fn poll_vote(
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RingIn {
-    /// The caller: a number or a JID.
-    #[schema(value_type = crate::openapi::Recipient)]
+    /// The caller: a number or a person's JID (not a group or broadcast).
+    #[schema(
+        pattern = r"^\s*(\+?[1-9][0-9]{7,14}|[A-Za-z0-9.:-]{1,64}@(s\.whatsapp\.net|lid|newsletter))\s*$"
+    )]
     from: String,
     #[serde(default)]
     video: bool,
@@ -754,6 +759,7 @@ const MAX_LABEL_NAME_LEN: usize = 100;
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LabelIn {
     /// WhatsApp's label id (per account).
+    #[schema(min_length = 1, max_length = 128)]
     label_id: String,
     /// An edit: the label's name now.
     name: Option<String>,

@@ -334,8 +334,8 @@ async fn edits_revocations_and_deletes_apply(server: &TestServer) {
     )
     .await
     .assert_error(
-        400,
-        "invalid body: messageId: only messages sent by this instance can be edited",
+        409,
+        "Message cannot be edited: only messages sent by this instance can be edited",
     );
     inbound(
         server,
@@ -364,12 +364,18 @@ async fn edits_revocations_and_deletes_apply(server: &TestServer) {
 
     // Theirs, deleted for me: gone from the store too.
     let other = inbound(server, &token, json!({"from": CUSTOMER, "text": "spam"})).await;
-    chat(server, &token, Method::DELETE, "delete", json!({"messageId": other}))
-        .await
-        .assert_error(
-            400,
-            "invalid body: forEveryone: only messages sent by this instance can be deleted for everyone",
-        );
+    chat(
+        server,
+        &token,
+        Method::DELETE,
+        "delete",
+        json!({"messageId": other}),
+    )
+    .await
+    .assert_error(
+        409,
+        "Message cannot be deleted for everyone: only messages sent by this instance can be",
+    );
     let delete = chat(
         server,
         &token,
@@ -778,7 +784,7 @@ async fn poll_votes_are_kept_and_tallied(server: &TestServer) {
             Some(&token),
         )
         .await
-        .assert_error(400, "Message is not a poll");
+        .assert_error(409, "Message is not a poll");
 }
 
 #[tokio::test]
