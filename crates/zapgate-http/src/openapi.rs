@@ -10,7 +10,7 @@ use utoipa::{
         security::{ApiKey, ApiKeyValue, SecurityScheme},
     },
 };
-use zapgate_core::{event_log::EventName, groups::PrivacyCategory, messages};
+use zapgate_core::{event_log::EventName, groups::PrivacyCategory, messages, whatsapp::StatusFont};
 
 use crate::{envelope, routes};
 
@@ -257,6 +257,10 @@ pub fn document() -> Value {
         json!(false);
     document
 }
+
+/// An absolute https URL.
+const HTTPS_URL: &str =
+    r"^\s*https://[A-Za-z0-9][A-Za-z0-9.-]{0,62}(:[0-9]{1,4})?([/?#][!-~]*)?\s*$";
 
 /// An absolute http(s) URL.
 const HTTP_URL: &str =
@@ -525,6 +529,47 @@ fn body_rules() -> Vec<(&'static str, String, Value)> {
             json!({ "properties": { "disableHistorySync": { "enum": [true, null] } } }),
         ));
     }
+    // A text status takes a background and a font; a media status a
+    // mediaUrl (and its type and name).
+    let blank = json!({ "anyOf": [{ "type": "null" }, { "type": "string", "pattern": r"^\s*$" }] });
+    let any_case = |name: &str| -> String {
+        name.chars()
+            .map(|c| {
+                if c.is_ascii_alphabetic() {
+                    format!("[{}{}]", c.to_ascii_uppercase(), c.to_ascii_lowercase())
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect()
+    };
+    let fonts: Vec<String> = StatusFont::ALL
+        .iter()
+        .map(|f| any_case(f.as_str()))
+        .collect();
+    rules.push((
+        "post",
+        "/api/message/status/{instance}".into(),
+        json!({
+            "if": { "properties": { "type": { "const": "text" } } },
+            "then": { "properties": {
+                "mediaUrl": blank, "mimeType": blank, "fileName": blank,
+                "font": { "anyOf": [
+                    { "type": "null" },
+                    { "type": "string", "pattern": format!(r"^\s*({})?\s*$", fonts.join("|")) },
+                ]},
+            }},
+            "else": {
+                "required": ["mediaUrl"],
+                "properties": {
+                    "backgroundColor": blank, "font": blank,
+                    "mediaUrl": { "type": "string", "anyOf": [
+                        { "pattern": HTTPS_URL }, { "pattern": BASE64_DATA_URL },
+                    ]},
+                },
+            },
+        }),
+    ));
     rules.push((
         "post",
         "/api/sandbox/{instance}/label".into(),
@@ -532,12 +577,6 @@ fn body_rules() -> Vec<(&'static str, String, Value)> {
             "if": { "properties": { "labeled": { "type": "boolean" } }, "required": ["labeled"] },
             "then": { "required": ["chat"], "properties": { "chat": { "type": "string" } } },
         }),
-    ));
-    // `linkPreview: true` is refused until previews are built.
-    rules.push((
-        "post",
-        "/api/message/text/{instance}".into(),
-        json!({ "properties": { "linkPreview": { "enum": [false, null] } } }),
     ));
     // A poll's maxAnswer is at most its number of options.
     let per_count: Vec<Value> = (2..=12)

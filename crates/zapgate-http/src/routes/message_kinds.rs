@@ -1082,8 +1082,9 @@ pub struct StatusIn {
     mime_type: Option<String>,
     #[schema(max_length = 256)]
     file_name: Option<String>,
-    /// `text` only: `#RRGGBB` or `#RRGGBBAA` (default `#1E6E4F`, opaque).
-    #[schema(pattern = "^#([0-9A-Fa-f]{6}|[0-9A-Fa-f]{8})$")]
+    /// `text` only: `#RRGGBB` or `#RRGGBBAA` (default `#1E6E4F`, opaque);
+    /// blank for the default.
+    #[schema(pattern = r"^(\s*|#([0-9A-Fa-f]{6}|[0-9A-Fa-f]{8}))$")]
     background_color: Option<String>,
     /// `text` only: one of WhatsApp's fonts, by name in any case: `SYSTEM`
     /// (default), `SYSTEM_TEXT`, `FB_SCRIPT`, `SYSTEM_BOLD`,
@@ -1156,7 +1157,7 @@ async fn send_status(
     };
     let message = required("message", body.message, MAX_STATUS_TEXT)?;
     let source = optional("source", common.source, MAX_SOURCE)?;
-    let media_url = optional("mediaUrl", body.media_url, MAX_URL)?;
+    let media_url = optional("mediaUrl", body.media_url, MAX_URL)?.map(|url| url.trim().to_owned());
     let mime_type = optional("mimeType", body.mime_type, 128)?;
     let file_name = optional("fileName", body.file_name, 256)?;
     let background = optional("backgroundColor", body.background_color, 9)?;
