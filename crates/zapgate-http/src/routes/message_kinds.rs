@@ -394,27 +394,6 @@ async fn deliver(
     .await
 }
 
-/// [`deliver`] for a kind whose echo carries a text (a status).
-async fn deliver_with_text(
-    state: &AppState,
-    instance: &Instance,
-    common: Common,
-    outgoing: Outgoing,
-    text: Option<String>,
-    media: Option<Media>,
-    message_type: &'static str,
-) -> ApiResult<Json<SentOut>> {
-    deliver_echoing(
-        state,
-        instance,
-        common,
-        outgoing,
-        (text, None, media),
-        message_type,
-    )
-    .await
-}
-
 /// The echo's text, extra and media.
 type Echo = (Option<String>, Option<Extra>, Option<Media>);
 
@@ -1242,13 +1221,13 @@ async fn send_status(
         },
     };
     let outgoing = Outgoing::Status { to, post };
-    deliver_with_text(
+    // The echo carries the status text (an audio status has no caption).
+    deliver_echoing(
         &state,
         &instance,
         common,
         outgoing,
-        Some(message),
-        echo_media,
+        (Some(message), None, echo_media),
         "status",
     )
     .await
