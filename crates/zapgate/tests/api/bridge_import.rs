@@ -41,17 +41,7 @@ async fn load_history(f: &Fixture, messages: Vec<Value>) {
 
 /// The history requests imports made of the sandbox phone.
 async fn history_requests(f: &Fixture) -> Vec<Value> {
-    let reply = f
-        .server
-        .get(
-            &format!("/api/sandbox/{}/chats", f.instance),
-            Some(&f.token),
-        )
-        .await;
-    reply.body["historyRequests"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
+    crate::bridge_wave2::chats_view(f, "historyRequests").await
 }
 
 async fn import(f: &Fixture, body: Value) -> crate::harness::Reply {

@@ -13,8 +13,8 @@ use crate::{
     groups::data_url,
 };
 
-/// The read receipts the sandbox phone sent, oldest first.
-async fn reads(f: &Fixture) -> Vec<Value> {
+/// One list of the sandbox phone's chats view (`reads`, `historyRequests`...).
+pub(crate) async fn chats_view(f: &Fixture, list: &str) -> Vec<Value> {
     let reply = f
         .server
         .get(
@@ -22,7 +22,12 @@ async fn reads(f: &Fixture) -> Vec<Value> {
             Some(&f.token),
         )
         .await;
-    reply.body["reads"].as_array().cloned().unwrap_or_default()
+    reply.body[list].as_array().cloned().unwrap_or_default()
+}
+
+/// The read receipts the sandbox phone sent, oldest first.
+async fn reads(f: &Fixture) -> Vec<Value> {
+    chats_view(f, "reads").await
 }
 
 #[tokio::test]
