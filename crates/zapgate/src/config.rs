@@ -190,7 +190,7 @@ variables! {
     MAX_MEDIA_BODY_BYTES = "ZAPGATE_MAX_MEDIA_BODY_BYTES", Value("67108864"),
         "body limit on media routes, and the largest media downloaded";
     MEDIA_SENDS = "ZAPGATE_MEDIA_SENDS", Value("8"),
-        "`POST /api/message/media` requests handled at once (their bodies included); one more is answered 429 with `Retry-After`";
+        "`POST /api/message/media` and `/api/message/sticker` requests handled at once (their bodies included); one more is answered 429 with `Retry-After`";
     CONNECT_TIMEOUT_SECS = "ZAPGATE_CONNECT_TIMEOUT_SECS", Value("60"),
         "how long connect waits for the first QR or pairing code";
     HEADER_TIMEOUT_SECS = "ZAPGATE_HEADER_TIMEOUT_SECS", Value("10"),

@@ -902,6 +902,8 @@ async fn the_openapi_document_lists_every_send_kind_and_the_idempotency_key() {
     assert!(status["responses"]["200"].is_object());
     assert!(status["responses"]["501"].is_null());
     let body = &status["requestBody"]["content"]["application/json"]["schema"];
+    // The fields' body comes first; rules across fields follow it.
+    let body = body["allOf"].get(0).unwrap_or(body);
     let body = if let Some(reference) = body["$ref"].as_str() {
         &reply.body["components"]["schemas"][reference.rsplit('/').next().unwrap()]
     } else {
