@@ -23,6 +23,7 @@ use std::{
 use zapgate_core::{
     Result,
     chatwoot::{Integration, IntegrationSummary},
+    chatwoot_import::ImportProgress,
     instance::Instance,
     store::Principal,
 };
@@ -75,6 +76,9 @@ pub(crate) struct ReadCaches {
     pub(crate) summaries: TtlCache<String, Arc<[IntegrationSummary]>>,
     /// An integration's dead-letter count and newest error, by integration id.
     pub(crate) dead_jobs: TtlCache<String, (u64, Option<String>)>,
+    /// An instance's last history import, or none, by instance id: the
+    /// Chatwoot list shows it on every read.
+    pub(crate) imports: TtlCache<String, Option<ImportProgress>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -94,6 +98,7 @@ impl ReadCaches {
             instance_lists: TtlCache::new(ROW_TTL),
             summaries: TtlCache::new(ROW_TTL),
             dead_jobs: TtlCache::new(ROW_TTL),
+            imports: TtlCache::new(ROW_TTL),
         }
     }
 
@@ -107,6 +112,7 @@ impl ReadCaches {
         self.instance_lists.forget_all();
         self.summaries.forget_all();
         self.dead_jobs.forget_all();
+        self.imports.forget_all();
     }
 }
 

@@ -46,8 +46,15 @@ pub(crate) async fn save(store: &SqlStore, p: &ImportProgress) -> Result<()> {
     Ok(())
 }
 
+/// Cached (none included) for the list route's polling clients; every
+/// write of an import forgets it.
 pub(crate) async fn find(store: &SqlStore, instance_id: &str) -> Result<Option<ImportProgress>> {
-    sqlx::query(&format!(
+    let cache = &store.caches.imports;
+    if let Some(found) = cache.get(instance_id) {
+        return Ok(found);
+    }
+    let generation = cache.generation();
+    let found = sqlx::query(&format!(
         "SELECT {COLUMNS} FROM chatwoot_imports WHERE instance_id = $1"
     ))
     .bind(instance_id)
@@ -55,7 +62,9 @@ pub(crate) async fn find(store: &SqlStore, instance_id: &str) -> Result<Option<I
     .await?
     .as_ref()
     .map(progress)
-    .transpose()
+    .transpose()?;
+    cache.put(generation, instance_id.to_owned(), found.clone());
+    Ok(found)
 }
 
 pub(crate) async fn stale(store: &SqlStore, now_ms: i64) -> Result<Vec<ImportProgress>> {

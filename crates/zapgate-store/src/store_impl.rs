@@ -177,7 +177,9 @@ impl Store for SqlStore {
     }
 
     async fn save_import(&self, progress: &ImportProgress) -> Result<()> {
-        imports::save(self, progress).await
+        let saved = imports::save(self, progress).await;
+        self.caches.forget_all();
+        saved
     }
 
     async fn find_import(&self, instance_id: &str) -> Result<Option<ImportProgress>> {
@@ -189,11 +191,15 @@ impl Store for SqlStore {
     }
 
     async fn claim_import(&self, instance_id: &str, now_ms: i64, until_ms: i64) -> Result<bool> {
-        imports::claim(self, instance_id, now_ms, until_ms).await
+        let claimed = imports::claim(self, instance_id, now_ms, until_ms).await;
+        self.caches.forget_all();
+        claimed
     }
 
     async fn advance_import(&self, progress: &ImportProgress) -> Result<bool> {
-        imports::advance(self, progress).await
+        let advanced = imports::advance(self, progress).await;
+        self.caches.forget_all();
+        advanced
     }
 
     async fn enqueue_jobs(&self, new: &[NewJob]) -> Result<u64> {
