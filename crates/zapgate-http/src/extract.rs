@@ -35,8 +35,9 @@ where
 /// JSON has one number type: `25.0` is the integer 25 to JSON Schema and to
 /// a JavaScript client, so a whole float is read as an integer (serde's
 /// integer fields refuse it otherwise). Strings (the base64 of media) are
-/// moved, not copied.
-pub fn integral_numbers(value: &mut Value) {
+/// moved, not copied. Every JSON body goes through here once, including the
+/// `JsonBody<Value>` that `message_kinds::parse` reads.
+fn integral_numbers(value: &mut Value) {
     match value {
         Value::Number(n) => {
             if let Some(f) = n.as_f64().filter(|f| n.is_f64() && f.fract() == 0.0) {

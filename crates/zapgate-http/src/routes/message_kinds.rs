@@ -158,8 +158,7 @@ pub(super) async fn pause(
 }
 
 /// `T` with serde's message and the path of the field that failed.
-pub(super) fn parse<T: DeserializeOwned>(mut value: Value) -> Result<T, Error> {
-    crate::extract::integral_numbers(&mut value);
+pub(super) fn parse<T: DeserializeOwned>(value: Value) -> Result<T, Error> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         if path == "." {
