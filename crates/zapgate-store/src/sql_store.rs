@@ -1,7 +1,12 @@
 //! `SqlStore`: the connection pool, its per-connection setup and the embedded
 //! migrations. The queries live in the sibling modules, one concern each.
 
-use std::{fmt, path::Path, sync::Arc, time::Duration};
+use std::{
+    fmt,
+    path::Path,
+    sync::{Arc, atomic::AtomicI64},
+    time::Duration,
+};
 
 use sqlx::{
     AnyPool, Executor as _,
@@ -45,6 +50,8 @@ pub struct SqlStore {
     pub(crate) finishes: Arc<GroupCommit<Finishes>>,
     /// Connections kept out of the pool between queries (see [`crate::conn`]).
     pub(crate) conns: Arc<Conns>,
+    /// When idempotency keys past their window were last deleted (ms).
+    pub(crate) idempotency_pruned_at: Arc<AtomicI64>,
     redacted_url: Arc<str>,
 }
 
@@ -90,6 +97,7 @@ impl SqlStore {
                 Backend::Sqlite => SQLITE_POOL_SIZE as usize / 2,
                 Backend::Postgres => POSTGRES_POOL_SIZE as usize / 2,
             })),
+            idempotency_pruned_at: Arc::default(),
             redacted_url,
         })
     }

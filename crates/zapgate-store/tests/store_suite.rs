@@ -21,6 +21,7 @@ use zapgate_core::{
         DeliveryOutcome, DeliveryStatus, EventName, EventStore, NewDelivery, NewEvent,
         WebhookSettings,
     },
+    idempotency::{IdempotencyClaim, IdempotencyRecord, WINDOW_MS},
     instance::{
         ConnectionState, InstanceName, InstanceSettings, NewInstance, SessionStatus, SettingsPatch,
         WebhookConfig,
@@ -141,6 +142,7 @@ suite!(
     delete_instance_removes_it,
     settings_updates_merge_invalidate_the_cache_and_stay_in_the_account,
     count_request_is_per_bucket_and_window_and_shared,
+    idempotency_keys_have_one_winner_keep_the_answer_and_expire,
     rekey_moves_secrets_to_the_current_key,
     secrets_are_absent_from_raw_rows,
     a_sealed_token_copied_to_another_row_does_not_decrypt,
@@ -1066,6 +1068,93 @@ async fn count_request_is_per_bucket_and_window_and_shared(db: Db) {
         seen.insert(task.await.unwrap());
     }
     assert_eq!(seen, (1..=20).collect());
+}
+
+/// Claims `key` of `instance` for a request hashing to `hash`, at `now_ms`.
+async fn claim_key(
+    store: &SqlStore,
+    instance: &str,
+    key: &str,
+    hash: &str,
+    now_ms: i64,
+) -> Option<IdempotencyRecord> {
+    let claim = IdempotencyClaim {
+        instance_id: instance.to_owned(),
+        key: key.to_owned(),
+        request_hash: hash.to_owned(),
+        now_ms,
+    };
+    store.claim_idempotency_key(&claim).await.unwrap()
+}
+
+fn running(hash: &str) -> Option<IdempotencyRecord> {
+    Some(IdempotencyRecord {
+        request_hash: hash.into(),
+        response: None,
+    })
+}
+
+async fn idempotency_keys_have_one_winner_keep_the_answer_and_expire(db: Db) {
+    let first = db.store().await;
+    let second = db.store().await;
+    let instance = job_instance(&first, "idem").await;
+    let now = 1_800_000_000_000;
+
+    // Racing claims of one key, from two stores: exactly one wins.
+    let racers: Vec<_> = (0..16)
+        .map(|n| {
+            let store = if n % 2 == 0 {
+                first.clone()
+            } else {
+                second.clone()
+            };
+            let instance = instance.clone();
+            tokio::spawn(async move { claim_key(&store, &instance, "k", "h1", now).await })
+        })
+        .collect();
+    let mut winners = 0;
+    for racer in racers {
+        match racer.await.unwrap() {
+            None => winners += 1,
+            other => assert_eq!(other, running("h1")),
+        }
+    }
+    assert_eq!(winners, 1);
+
+    // The answer is kept for the window and shown to a repeat.
+    first
+        .finish_idempotency_key(&instance, "k", r#"{"ok":1}"#)
+        .await
+        .unwrap();
+    let repeat = claim_key(&second, &instance, "k", "h2", now + WINDOW_MS - 1).await;
+    assert_eq!(
+        repeat,
+        Some(IdempotencyRecord {
+            request_hash: "h1".into(),
+            response: Some(r#"{"ok":1}"#.into()),
+        })
+    );
+
+    // Past the window the key is claimed as new, its answer forgotten (the
+    // row taken over: `second` pruned 2 ms ago, so it does not prune again).
+    let later = now + WINDOW_MS + 1;
+    assert_eq!(claim_key(&second, &instance, "k", "h3", later).await, None);
+    assert_eq!(
+        claim_key(&first, &instance, "k", "h4", later).await,
+        running("h3")
+    );
+
+    // A released claim (the send failed) is free again; an answered one
+    // is not released.
+    first.release_idempotency_key(&instance, "k").await.unwrap();
+    assert_eq!(claim_key(&first, &instance, "k", "h5", later).await, None);
+    first
+        .finish_idempotency_key(&instance, "k", "{}")
+        .await
+        .unwrap();
+    first.release_idempotency_key(&instance, "k").await.unwrap();
+    let answered = claim_key(&first, &instance, "k", "h6", later).await;
+    assert_eq!(answered.and_then(|r| r.response).as_deref(), Some("{}"));
 }
 
 async fn rekey_moves_secrets_to_the_current_key(db: Db) {
