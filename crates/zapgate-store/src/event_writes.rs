@@ -21,18 +21,12 @@ use sqlx::{Any, Transaction};
 
 use crate::{
     SqlStore,
+    backend::Backend,
     group::{Batch, GroupCommit},
     messages,
+    params::Params,
     rows::get,
 };
-
-/// `$first, ..., $(first + n - 1)`.
-fn params(first: usize, n: usize) -> String {
-    (first..first + n)
-        .map(|k| format!("${k}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
 
 /// An event to append (if any), its deliveries, and what it does to the
 /// message store.
@@ -102,7 +96,7 @@ async fn store_appends(store: &SqlStore, items: &[Append]) -> Result<Vec<Option<
         let stored = if live.is_empty() {
             vec![None; items.len()]
         } else {
-            match append_events(&mut tx, items, &live).await? {
+            match append_events(&mut tx, store.backend, items, &live).await? {
                 Ok(stored) => stored,
                 Err(new) => {
                     tx.rollback().await.map_err(Error::internal)?;
@@ -135,6 +129,7 @@ async fn store_appends(store: &SqlStore, items: &[Append]) -> Result<Vec<Option<
 /// rolls back and stores the batch again without the others).
 async fn append_events(
     tx: &mut Transaction<'_, Any>,
+    backend: Backend,
     items: &[Append],
     live: &[usize],
 ) -> Result<std::result::Result<Vec<Option<Appended>>, HashSet<(String, String)>>> {
@@ -158,10 +153,7 @@ async fn append_events(
          ON CONFLICT (instance_id) DO UPDATE SET \
          last_sequence = event_sequences.last_sequence + excluded.last_sequence \
          RETURNING instance_id, last_sequence",
-        (0..counts.len())
-            .map(|k| format!("({})", params(k * 2 + 1, 2)))
-            .collect::<Vec<_>>()
-            .join(", ")
+        Params::new(backend).rows(counts.len(), 2)
     );
     let mut query = sqlx::query(&sql);
     for (instance_id, n) in &counts {
@@ -196,10 +188,7 @@ async fn append_events(
     let sql = format!(
         "INSERT INTO event_log (id, instance_id, sequence, name, dedupe_key, data, created_at) \
          VALUES {} ON CONFLICT (instance_id, dedupe_key) DO NOTHING RETURNING instance_id, dedupe_key",
-        (0..live.len())
-            .map(|k| format!("({})", params(k * 7 + 1, 7)))
-            .collect::<Vec<_>>()
-            .join(", ")
+        Params::new(backend).rows(live.len(), 7)
     );
     let mut query = sqlx::query(&sql);
     for &i in live {
@@ -238,20 +227,19 @@ async fn append_events(
     let mut ids: HashMap<(String, String), i64> = HashMap::new();
     if !queued.is_empty() {
         // A leased delivery is running (its first attempt starts at once);
-        // the others wait for a claim.
+        // the others wait for a claim. `updated_at` is bound twice, as
+        // `run_at` and again, since each argument is used once.
+        let mut params = Params::new(backend);
         let sql = format!(
             "INSERT INTO webhook_deliveries (webhook_id, instance_id, event_id, status, \
              attempts, run_at, locked_until, response_status, last_error, updated_at) VALUES {} \
              RETURNING id, webhook_id, event_id",
             (0..queued.len())
-                .map(|k| {
-                    let p = k * 7 + 1;
-                    format!(
-                        "({}, CAST(${} AS BIGINT), NULL, '', ${})",
-                        params(p, 6),
-                        p + 6,
-                        p + 5
-                    )
+                .map(|_| {
+                    let row = params.list(6);
+                    let lease = params.typed("BIGINT");
+                    let updated_at = params.one();
+                    format!("({row}, {lease}, NULL, '', {updated_at})")
                 })
                 .collect::<Vec<_>>()
                 .join(", ")
@@ -269,7 +257,8 @@ async fn append_events(
                 .bind(status)
                 .bind(attempts)
                 .bind(event.created_at_ms)
-                .bind(delivery.lease_until_ms);
+                .bind(delivery.lease_until_ms)
+                .bind(event.created_at_ms);
         }
         for row in query.fetch_all(&mut **tx).await.map_err(Error::internal)? {
             ids.insert(
@@ -313,31 +302,18 @@ impl Batch for Finishes {
 
     async fn store(store: &SqlStore, items: &[Self::Item]) -> Result<Vec<()>> {
         let now = now_ms();
-        // The casts type the parameters for PostgreSQL (a bare parameter in
-        // VALUES is text); SQLite takes them as they are.
-        let values = (0..items.len())
-            .map(|k| {
-                let p = k * 5 + 2;
-                format!(
-                    "(CAST(${} AS BIGINT), CAST(${} AS TEXT), CAST(${} AS BIGINT), \
-                     CAST(${} AS BIGINT), CAST(${} AS TEXT))",
-                    p,
-                    p + 1,
-                    p + 2,
-                    p + 3,
-                    p + 4
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
+        let mut params = Params::new(store.backend);
+        let values =
+            params.typed_rows(items.len(), &["BIGINT", "TEXT", "BIGINT", "BIGINT", "TEXT"]);
+        let updated_at = params.one();
         let sql = format!(
             "WITH outcome (id, status, run_at, response_status, last_error) AS (VALUES {values}) \
              UPDATE webhook_deliveries SET status = outcome.status, run_at = outcome.run_at, \
              locked_until = NULL, response_status = outcome.response_status, \
-             last_error = outcome.last_error, updated_at = $1 \
+             last_error = outcome.last_error, updated_at = {updated_at} \
              FROM outcome WHERE webhook_deliveries.id = outcome.id"
         );
-        let mut query = sqlx::query(&sql).bind(now);
+        let mut query = sqlx::query(&sql);
         for (delivery_id, outcome) in items {
             let (status, run_at, response, error) = match outcome {
                 DeliveryOutcome::Delivered { status } => ("delivered", now, Some(*status), ""),
@@ -355,6 +331,7 @@ impl Batch for Finishes {
                 .bind(response.map(i64::from))
                 .bind(error.to_owned());
         }
+        query = query.bind(now);
         store.write_turn().await.execute(query).await?;
         Ok(vec![(); items.len()])
     }

@@ -21,9 +21,10 @@ use zapgate_core::{
 use crate::{
     SqlStore,
     backend::Backend,
-    conn::StoreQuery,
+    conn::{AnyQuery, StoreQuery},
     event_writes::{Append, Appends, Finishes},
     group,
+    params::Params,
     rows::get,
 };
 
@@ -388,34 +389,61 @@ impl EventStore for SqlStore {
         per_webhook: u32,
     ) -> Result<Vec<DeliveryWork>> {
         // Due: queued and due, or running with a lease its worker let lapse
-        // (it died). Per webhook, the oldest few, so that with what already
-        // runs it stays within `per_webhook`. The `status IN` term repeats the
-        // partial index's predicate word for word: SQLite uses a partial index
-        // only then, and without it scans every delivery kept as history.
-        let claim = "UPDATE webhook_deliveries SET status = 'running', locked_until = $2, \
-             attempts = attempts + 1, updated_at = $1 \
-             WHERE id IN (SELECT id FROM ( \
-                 SELECT q.id, ROW_NUMBER() OVER (PARTITION BY q.webhook_id ORDER BY q.id) AS turn, \
-                   (SELECT COUNT(*) FROM webhook_deliveries r WHERE r.webhook_id = q.webhook_id \
-                      AND r.status = 'running' AND r.locked_until > $1) AS busy \
-                 FROM webhook_deliveries q \
-                 WHERE q.status IN ('queued', 'running') \
-                   AND ((q.status = 'queued' AND q.run_at <= $1) \
-                    OR (q.status = 'running' AND q.locked_until <= $1))) due \
-               WHERE due.turn + due.busy <= $4 ORDER BY due.id LIMIT $3)";
+        // (it died). Per webhook, its oldest due ones, as many as its cap
+        // leaves room for next to what runs; across webhooks, oldest first.
+        // A claim reads only what it hands out: `hooks` skips along the
+        // index from one webhook with unfinished deliveries to the next,
+        // and each webhook's walk stops at its cap. (Numbering the whole
+        // backlog made each claim slower the further delivery fell behind,
+        // which held up the writer and made it fall further behind.) Every
+        // `status IN` term repeats the partial index's predicate word for
+        // word: SQLite uses a partial index only then.
+        const DUE: &str = "q.status IN ('queued', 'running') \
+             AND ((q.status = 'queued' AND q.run_at <= $1) \
+              OR (q.status = 'running' AND q.locked_until <= $1))";
+        const HOOKS: &str = "hooks (webhook_id) AS ( \
+               SELECT (SELECT q.webhook_id FROM webhook_deliveries q \
+                 WHERE q.status IN ('queued', 'running') ORDER BY q.webhook_id LIMIT 1) \
+               UNION ALL \
+               SELECT (SELECT q.webhook_id FROM webhook_deliveries q \
+                 WHERE q.status IN ('queued', 'running') AND q.webhook_id > h.webhook_id \
+                 ORDER BY q.webhook_id LIMIT 1) \
+               FROM hooks h WHERE h.webhook_id IS NOT NULL)";
+        const BUSY: &str = "(SELECT COUNT(*) FROM webhook_deliveries r \
+             WHERE r.webhook_id = h.webhook_id AND r.status = 'running' AND r.locked_until > $1)";
+        const CLAIM: &str = "UPDATE webhook_deliveries SET status = 'running', \
+             locked_until = $2, attempts = attempts + 1, updated_at = $1 WHERE id IN";
+        let binds = |sql| -> AnyQuery<'_> {
+            sqlx::query(sql)
+                .bind(now_ms)
+                .bind(lease_until_ms)
+                .bind(i64::from(limit))
+                .bind(i64::from(per_webhook))
+        };
         let rows = match self.backend {
             Backend::Sqlite => {
+                // No LATERAL here: `cut` is each webhook's `per_webhook`-th
+                // due delivery, which bounds the range numbered per webhook.
                 // Two statements, both local: SQLite's RETURNING cannot join.
-                let sql = format!("{claim} RETURNING id");
-                let query = sqlx::query(&sql)
-                    .bind(now_ms)
-                    .bind(lease_until_ms)
-                    .bind(i64::from(limit))
-                    .bind(i64::from(per_webhook));
+                let sql = format!(
+                    "{CLAIM} (WITH RECURSIVE {HOOKS}, \
+                       cut AS (SELECT h.webhook_id, {BUSY} AS busy, \
+                         (SELECT q.id FROM webhook_deliveries q \
+                            WHERE q.webhook_id = h.webhook_id AND {DUE} \
+                            ORDER BY q.id LIMIT 1 OFFSET $4 - 1) AS last_id \
+                         FROM hooks h WHERE h.webhook_id IS NOT NULL) \
+                     SELECT id FROM ( \
+                       SELECT q.id, c.busy, \
+                         ROW_NUMBER() OVER (PARTITION BY q.webhook_id ORDER BY q.id) AS turn \
+                       FROM cut c JOIN webhook_deliveries q ON q.webhook_id = c.webhook_id \
+                       WHERE {DUE} AND (c.last_id IS NULL OR q.id <= c.last_id)) due \
+                     WHERE due.turn + due.busy <= $4 ORDER BY due.id LIMIT $3) \
+                     RETURNING id"
+                );
                 let ids: Vec<i64> = self
                     .write_turn()
                     .await
-                    .fetch_all(query)
+                    .fetch_all(binds(&sql))
                     .await?
                     .iter()
                     .map(|row| get(row, "id"))
@@ -427,10 +455,7 @@ impl EventStore for SqlStore {
                     "SELECT {DELIVERY_COLUMNS}, {WEBHOOK_COLUMNS}, {EVENT_COLUMNS} \
                      FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id \
                      JOIN event_log e ON e.id = d.event_id WHERE d.id IN ({}) ORDER BY d.id",
-                    (1..=ids.len())
-                        .map(|n| format!("${n}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    Params::new(self.backend).list(ids.len())
                 );
                 let mut query = sqlx::query(&sql);
                 for id in &ids {
@@ -441,25 +466,42 @@ impl EventStore for SqlStore {
             Backend::Postgres => {
                 // One statement claims and reads what it claimed (the
                 // updated rows come from RETURNING: the outer query sees
-                // the table as it was before).
+                // the table as it was before). Each webhook's walk is a
+                // LATERAL index scan that stops at its room. The planner
+                // cannot know the queue (it swings from empty to thousands
+                // of rows within seconds), so this transaction leaves it
+                // only index walks, without JIT, and the claim is not
+                // prepared: a plan cached while the table was small, or a
+                // hash join over the backlog, would read every delivery.
                 let sql = format!(
-                    "WITH d AS ({claim} RETURNING id, webhook_id, event_id, status, attempts, \
-                       run_at, response_status, last_error, updated_at) \
+                    "WITH d AS ({CLAIM} (WITH RECURSIVE {HOOKS}, \
+                         room AS (SELECT h.webhook_id, $4 - {BUSY} AS free \
+                           FROM hooks h WHERE h.webhook_id IS NOT NULL) \
+                       SELECT t.id FROM room CROSS JOIN LATERAL ( \
+                         SELECT q.id FROM webhook_deliveries q \
+                         WHERE q.webhook_id = room.webhook_id AND {DUE} \
+                         ORDER BY q.id LIMIT GREATEST(room.free, 0)) t \
+                       ORDER BY t.id LIMIT $3) \
+                       RETURNING id, webhook_id, event_id, status, attempts, \
+                         run_at, response_status, last_error, updated_at) \
                      SELECT {DELIVERY_COLUMNS}, {WEBHOOK_COLUMNS}, {EVENT_COLUMNS} \
                      FROM d JOIN webhooks w ON w.id = d.webhook_id \
                      JOIN event_log e ON e.id = d.event_id ORDER BY d.id"
                 );
                 let mut tx = self.pool.begin().await.map_err(Error::internal)?;
-                sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                    .bind(CLAIM_LOCK)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(Error::internal)?;
-                let rows = sqlx::query(&sql)
-                    .bind(now_ms)
-                    .bind(lease_until_ms)
-                    .bind(i64::from(limit))
-                    .bind(i64::from(per_webhook))
+                sqlx::query(
+                    "SELECT pg_advisory_xact_lock($1), set_config('jit', 'off', true), \
+                       set_config('enable_seqscan', 'off', true), \
+                       set_config('enable_bitmapscan', 'off', true), \
+                       set_config('enable_hashjoin', 'off', true), \
+                       set_config('enable_mergejoin', 'off', true)",
+                )
+                .bind(CLAIM_LOCK)
+                .execute(&mut *tx)
+                .await
+                .map_err(Error::internal)?;
+                let rows = binds(&sql)
+                    .persistent(false)
                     .fetch_all(&mut *tx)
                     .await
                     .map_err(Error::internal)?;

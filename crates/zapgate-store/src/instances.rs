@@ -24,6 +24,7 @@ use crate::{
     cache::InstanceKey,
     conn::StoreQuery,
     db_error,
+    params::Params,
     rows::{self, INSTANCE_COLUMNS, get},
 };
 
@@ -179,8 +180,8 @@ async fn select_instances(
 ) -> Result<Vec<Instance>> {
     let mut sql = format!("SELECT {INSTANCE_COLUMNS} FROM instances i WHERE i.account_id = $1");
     if !names.is_empty() {
-        let placeholders: Vec<String> = (0..names.len()).map(|n| format!("${}", n + 2)).collect();
-        sql.push_str(&format!(" AND i.name IN ({})", placeholders.join(", ")));
+        let names = Params::numbered(2).list(names.len());
+        sql.push_str(&format!(" AND i.name IN ({names})"));
     }
     sql.push_str(" ORDER BY i.created_at, i.name");
     let mut query = sqlx::query(&sql).bind(account_id);

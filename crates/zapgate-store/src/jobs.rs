@@ -19,6 +19,7 @@ use crate::{
     conn::{AnyQuery, StoreQuery},
     group::{self, Batch, GroupCommit},
     links,
+    params::Params,
     rows::{get, to_u32},
 };
 
@@ -59,7 +60,7 @@ impl Batch for Enqueues {
         let mut stored = Vec::new();
         let blobs = jobs.iter().any(|j| j.blob.is_some());
         if jobs.len() <= MAX_INSERT_ROWS && !blobs {
-            let sql = insert_sql(jobs.len());
+            let sql = insert_sql(store.backend, jobs.len());
             stored = turn.fetch_all(bind_jobs(&sql, &jobs, created_at)).await?;
         } else {
             // A hand-over of a long queue, or jobs with media: several
@@ -67,7 +68,7 @@ impl Batch for Enqueues {
             // its blob).
             let mut tx = turn.begin().await?;
             for chunk in jobs.chunks(MAX_INSERT_ROWS) {
-                let sql = insert_sql(chunk.len());
+                let sql = insert_sql(store.backend, chunk.len());
                 let rows = bind_jobs(&sql, chunk, created_at).fetch_all(&mut *tx).await;
                 let rows = rows.map_err(Error::internal)?;
                 for row in &rows {
@@ -111,9 +112,10 @@ const MAX_INSERT_ROWS: usize = 512;
 
 /// Inserts `rows` jobs in order (ids only grow), skipping stored dedupe
 /// keys, and returns the ids and keys it stored.
-fn insert_sql(rows: usize) -> String {
+fn insert_sql(backend: Backend, rows: usize) -> String {
+    let mut params = Params::new(backend);
     let values = (0..rows)
-        .map(|i| format!("({}, 'queued', 0, NULL, '')", params(i * 8 + 1, 8)))
+        .map(|_| format!("({}, 'queued', 0, NULL, '')", params.list(8)))
         .collect::<Vec<_>>()
         .join(", ");
     format!(
@@ -121,14 +123,6 @@ fn insert_sql(rows: usize) -> String {
          dedupe_key, payload, run_at, created_at, status, attempts, locked_until, last_error) \
          VALUES {values} ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, dedupe_key"
     )
-}
-
-/// `$first, ..., $(first + n - 1)`.
-fn params(first: usize, n: usize) -> String {
-    (first..first + n)
-        .map(|k| format!("${k}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 fn bind_jobs<'q>(sql: &'q str, jobs: &[&'q NewJob], created_at: i64) -> AnyQuery<'q> {
@@ -213,7 +207,7 @@ pub(crate) async fn claim(
     let skip = if full.is_empty() {
         String::new()
     } else {
-        let list = params(next, full.len());
+        let list = Params::numbered(next).list(full.len());
         next += full.len();
         format!(" AND bridge_jobs.integration_id NOT IN ({list})")
     };
@@ -305,11 +299,10 @@ pub(crate) async fn complete(
 /// starts with).
 async fn store_completions(store: &SqlStore, batch: &[(i64, Option<MessageLink>)]) -> Result<()> {
     let links: Vec<&MessageLink> = batch.iter().filter_map(|(_, link)| link.as_ref()).collect();
-    let values = (0..links.len())
-        .map(|i| format!("({})", params(i * 6 + 1, 6)))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let ids = params(links.len() * 6 + 1, batch.len());
+    // The links' arguments, then the jobs': on SQLite the insert runs first.
+    let mut params = Params::new(store.backend);
+    let values = params.rows(links.len(), 6);
+    let ids = params.list(batch.len());
     let delete = format!("DELETE FROM bridge_jobs WHERE id IN ({ids})");
     let sql = if links.is_empty() {
         delete

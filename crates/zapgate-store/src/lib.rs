@@ -17,6 +17,7 @@ mod integrations;
 mod jobs;
 mod links;
 mod messages;
+mod params;
 mod rate_limit;
 mod rekey;
 mod rows;

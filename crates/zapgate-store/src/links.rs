@@ -10,7 +10,7 @@ use zapgate_core::{
     time::now_ms,
 };
 
-use crate::{SqlStore, conn::StoreQuery, rows::get};
+use crate::{SqlStore, conn::StoreQuery, params::Params, rows::get};
 
 pub(crate) const MESSAGE_COLUMNS: &str =
     "integration_id, wa_message_id, chatwoot_message_id, chatwoot_conversation_id, direction";
@@ -178,10 +178,7 @@ pub(crate) async fn find_chats(
     if chat_jids.is_empty() {
         return Ok(Vec::new());
     }
-    let params = (0..chat_jids.len())
-        .map(|i| format!("${}", i + 2))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let params = Params::numbered(2).list(chat_jids.len());
     let sql = format!(
         "SELECT {CHAT_COLUMNS} FROM chat_links WHERE integration_id = $1 AND chat_jid IN ({params})"
     );

@@ -10,7 +10,7 @@ use zapgate_core::{
     time::now_ms,
 };
 
-use crate::{SqlStore, backend::Backend, conn::StoreQuery, rows::get};
+use crate::{SqlStore, backend::Backend, conn::StoreQuery, params::Params, rows::get};
 
 const COLUMNS: &str = "instance_id, id, chat, sender, from_me, kind, body, media, extra, \
      quoted_id, source, status, sent_at, edited_at, revoked_at, created_at";
@@ -35,25 +35,6 @@ fn json<T: serde::Serialize>(value: Option<&T>) -> Result<Option<String>> {
     value
         .map(|v| serde_json::to_string(v).map_err(Error::internal))
         .transpose()
-}
-
-/// `(CAST($first AS T1), ...), (...)`: `rows` rows of the column `types`,
-/// parameters numbered from `first`. The casts type the parameters for
-/// PostgreSQL (a bare parameter in `VALUES` is text); SQLite takes them as
-/// they are.
-fn typed_rows(first: usize, rows: usize, types: &[&str]) -> String {
-    (0..rows)
-        .map(|r| {
-            let cells = types
-                .iter()
-                .enumerate()
-                .map(|(c, ty)| format!("CAST(${} AS {ty})", first + r * types.len() + c))
-                .collect::<Vec<_>>()
-                .join(", ");
-            format!("({cells})")
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// The status each message of `receipts` ends at: the highest one (a
@@ -94,39 +75,22 @@ pub(crate) async fn apply<'a>(
         })
         .collect();
     if !inserts.is_empty() {
-        let rows = (0..inserts.len())
-            .map(|k| {
-                let p = k * 16;
-                format!(
-                    "({})",
-                    (1..=16)
-                        .map(|n| format!("${}", p + n))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
+        let mut params = Params::new(backend);
+        let rows = params.rows(inserts.len(), 16);
         let insert = format!(
             "INSERT INTO messages ({COLUMNS}) VALUES {rows} \
              ON CONFLICT (instance_id, id) DO NOTHING"
         );
-        // The first status of each new message, from the same parameters
-        // (a redelivered one has its row already), without a second
-        // statement's round trip: SQLite runs both statements of one query
-        // with one argument list (`$n` is the same argument in each),
-        // PostgreSQL takes the rows the insert returns.
+        // The first status of each new message (a redelivered one has its
+        // row already), without a second statement's round trip: SQLite
+        // runs both statements of one query with one argument list (the
+        // second's arguments follow the first's), PostgreSQL takes the rows
+        // the insert returns.
         let sql = match backend {
             Backend::Sqlite => format!(
                 "{insert}; INSERT INTO message_statuses (instance_id, message_id, status, at) \
                  VALUES {} ON CONFLICT (instance_id, message_id, status) DO NOTHING",
-                (0..inserts.len())
-                    .map(|k| {
-                        let p = k * 16;
-                        format!("(${}, ${}, ${}, ${})", p + 1, p + 2, p + 12, p + 16)
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                params.rows(inserts.len(), 4)
             ),
             Backend::Postgres => format!(
                 "WITH inserted AS ({insert} RETURNING instance_id, id, status, created_at) \
@@ -154,6 +118,15 @@ pub(crate) async fn apply<'a>(
                 .bind(None::<i64>)
                 .bind(None::<i64>)
                 .bind(now);
+        }
+        if backend == Backend::Sqlite {
+            for m in &inserts {
+                query = query
+                    .bind(&m.instance_id)
+                    .bind(&m.id)
+                    .bind(m.status.as_str())
+                    .bind(now);
+            }
         }
         query.execute(&mut **tx).await.map_err(Error::internal)?;
     }
@@ -226,18 +199,21 @@ pub(crate) async fn apply<'a>(
         // Only for a stored message (one sent before the store existed, or
         // pruned, has no row to hang a receipt on). `WHERE true` tells
         // SQLite's parser the upsert's `ON CONFLICT` from a join's `ON`.
+        let mut params = Params::new(backend);
+        let values = params.typed_rows(reached.len(), &["TEXT", "TEXT", "TEXT"]);
+        let at = params.typed("BIGINT");
         let sql = format!(
-            "WITH reached (instance_id, id, status) AS (VALUES {}) \
+            "WITH reached (instance_id, id, status) AS (VALUES {values}) \
              INSERT INTO message_statuses (instance_id, message_id, status, at) \
-             SELECT m.instance_id, m.id, reached.status, CAST($1 AS BIGINT) FROM reached \
+             SELECT m.instance_id, m.id, reached.status, {at} FROM reached \
              JOIN messages m ON m.instance_id = reached.instance_id AND m.id = reached.id \
-             WHERE true ON CONFLICT (instance_id, message_id, status) DO NOTHING",
-            typed_rows(2, reached.len(), &["TEXT", "TEXT", "TEXT"])
+             WHERE true ON CONFLICT (instance_id, message_id, status) DO NOTHING"
         );
-        let mut query = sqlx::query(&sql).bind(now);
+        let mut query = sqlx::query(&sql);
         for (instance_id, id, status) in &reached {
             query = query.bind(*instance_id).bind(*id).bind(status.as_str());
         }
+        query = query.bind(now);
         query.execute(&mut **tx).await.map_err(Error::internal)?;
     }
     let moved = highest(receipts());
@@ -247,7 +223,7 @@ pub(crate) async fn apply<'a>(
              UPDATE messages SET status = receipt.status FROM receipt \
              WHERE messages.instance_id = receipt.instance_id AND messages.id = receipt.id \
              AND {} < receipt.rank",
-            typed_rows(1, moved.len(), &["TEXT", "TEXT", "TEXT", "BIGINT"]),
+            Params::new(backend).typed_rows(moved.len(), &["TEXT", "TEXT", "TEXT", "BIGINT"]),
             rank_sql("messages.status")
         );
         let mut query = sqlx::query(&sql);
@@ -433,14 +409,6 @@ mod tests {
                 ("ins_1", "B", Read),
                 ("ins_2", "A", Delivered)
             ]
-        );
-    }
-
-    #[test]
-    fn typed_rows_number_their_parameters_row_by_row() {
-        assert_eq!(
-            typed_rows(2, 2, &["TEXT", "BIGINT"]),
-            "(CAST($2 AS TEXT), CAST($3 AS BIGINT)), (CAST($4 AS TEXT), CAST($5 AS BIGINT))"
         );
     }
 }

@@ -174,6 +174,7 @@ suite!(
     claims_recover_after_the_database_drops_their_connections,
     events_get_consecutive_sequences_and_are_stored_once,
     delivery_claims_cap_running_deliveries_per_webhook,
+    a_delivery_claim_takes_the_oldest_due_per_webhook_and_overall,
     a_leased_delivery_runs_at_once_and_is_claimed_only_once_its_lease_lapsed,
     instance_webhook_blocks_are_adopted_once,
     messages_and_receipts_stored_together_end_at_each_ones_highest_status,
@@ -3173,6 +3174,86 @@ async fn delivery_claims_cap_running_deliveries_per_webhook(db: Db) {
     let off = WebhookSettings::disabled("c".into(), false);
     store.save_webhook(&instance.id, &off).await.unwrap();
     store.save_webhook(&instance.id, &hook("d")).await.unwrap();
+}
+
+/// Per webhook the claim hands out its oldest due deliveries in id order,
+/// passing over one that waits for a retry; across webhooks the oldest
+/// first, within the claim's limit; and it stops at each webhook's cap
+/// however long its backlog is.
+async fn a_delivery_claim_takes_the_oldest_due_per_webhook_and_overall(db: Db) {
+    let store = db.store().await;
+    let (instance, a, b) = two_webhooks(&store, "Oldest").await;
+    for n in 0..40 {
+        store
+            .append_event(&event(&instance.id, &format!("k{n}")), &queued(&[&a.id]))
+            .await
+            .unwrap();
+    }
+    for n in 40..43 {
+        store
+            .append_event(
+                &event(&instance.id, &format!("k{n}")),
+                &queued(&[&b.id, &a.id]),
+            )
+            .await
+            .unwrap();
+    }
+    let mut listed = store.deliveries(&instance.id, None, 100).await.unwrap();
+    listed.sort_by_key(|d| d.id);
+    let of = |webhook: &str| -> Vec<i64> {
+        listed
+            .iter()
+            .filter(|d| d.webhook_id == webhook)
+            .map(|d| d.id)
+            .collect()
+    };
+    let (a_ids, b_ids) = (of(&a.id), of(&b.id));
+    let now = zapgate_core::time::now_ms();
+    // a's oldest fails and waits an hour for its retry.
+    assert_eq!(claim_ids(&store, now, 1).await, [a_ids[0]]);
+    store
+        .finish_delivery(
+            a_ids[0],
+            &DeliveryOutcome::Retry {
+                run_at_ms: now + 3_600_000,
+                status: Some(503),
+                error: "the receiver answered HTTP 503".into(),
+            },
+        )
+        .await
+        .unwrap();
+    // Limit 4, cap 3: the oldest due overall, a's three then b's first.
+    let claimed = claim_ids(&store, now, 4).await;
+    assert_eq!(claimed, [a_ids[1], a_ids[2], a_ids[3], b_ids[0]]);
+    // a is at its cap; b gets its remaining two.
+    let claimed = claim_ids(&store, now, 100).await;
+    assert_eq!(claimed, [b_ids[1], b_ids[2]]);
+    // One of a's finishes: its next one in order, not the one retrying.
+    store
+        .finish_delivery(a_ids[2], &DeliveryOutcome::Delivered { status: 200 })
+        .await
+        .unwrap();
+    let claimed = claim_ids(&store, now, 100).await;
+    assert_eq!(claimed, [a_ids[4]]);
+    // Once its retry is due, the waiting one comes first again.
+    let later = now + 3_600_000;
+    store
+        .finish_delivery(a_ids[1], &DeliveryOutcome::Delivered { status: 200 })
+        .await
+        .unwrap();
+    let claimed = claim_ids(&store, later, 1).await;
+    assert_eq!(claimed, [a_ids[0]]);
+}
+
+/// The ids a claim at `now` hands out (lease 60 s, cap 3).
+async fn claim_ids(store: &SqlStore, now: i64, limit: u32) -> Vec<i64> {
+    store
+        .claim_deliveries(now, now + 60_000, limit, 3)
+        .await
+        .unwrap()
+        .iter()
+        .map(|w| w.delivery.id)
+        .collect()
 }
 
 async fn instance_webhook_blocks_are_adopted_once(db: Db) {
