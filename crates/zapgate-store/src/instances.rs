@@ -178,22 +178,20 @@ async fn select_instances(
     account_id: &str,
     names: &[String],
 ) -> Result<Vec<Instance>> {
-    let mut sql = format!("SELECT {INSTANCE_COLUMNS} FROM instances i WHERE i.account_id = $1");
+    let mut sql = format!(
+        "SELECT {} FROM instances i WHERE i.account_id = $1",
+        rows::instance_list(store.backend)
+    );
     if !names.is_empty() {
         let names = Params::numbered(2).list(names.len());
         sql.push_str(&format!(" AND i.name IN ({names})"));
     }
-    sql.push_str(" ORDER BY i.created_at, i.name");
     let mut query = sqlx::query(&sql).bind(account_id);
     for name in names {
         query = query.bind(name);
     }
-    query
-        .fetch_all_on(store)
-        .await?
-        .iter()
-        .map(rows::instance)
-        .collect()
+    let row = query.fetch_one_on(store).await?;
+    rows::instances_of_list(&row)
 }
 
 pub(crate) async fn find_instance(

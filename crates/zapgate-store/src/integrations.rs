@@ -15,7 +15,7 @@ use zapgate_core::{
     token::Token,
 };
 
-use crate::{SqlStore, conn::StoreQuery, jobs, rows::get};
+use crate::{SqlStore, backend::Backend, conn::StoreQuery, jobs, rows::get};
 
 const COLUMNS: &str = "bridge_integration_id, instance_id, chatwoot_base_url, \
     chatwoot_account_id, api_token_sealed, chatwoot_inbox_id, chatwoot_inbox_name, \
@@ -160,20 +160,32 @@ pub(crate) async fn summaries(
     account_id: &str,
 ) -> Result<Arc<[IntegrationSummary]>> {
     let load = async {
-        let rows = sqlx::query(
-            "SELECT c.instance_id, c.status, c.chatwoot_inbox_id FROM chatwoot_integrations c \
-             JOIN instances i ON i.id = c.instance_id WHERE i.account_id = $1",
-        )
+        // One row for the whole account, as `rows::instance_list` does.
+        let list = match store.backend {
+            Backend::Sqlite => {
+                "json_group_array(json_array(c.instance_id, c.status, c.chatwoot_inbox_id))"
+            }
+            Backend::Postgres => {
+                "CAST(COALESCE(json_agg(json_build_array(c.instance_id, c.status, \
+                 c.chatwoot_inbox_id)), '[]') AS TEXT)"
+            }
+        };
+        let row = sqlx::query(&format!(
+            "SELECT {list} AS list FROM chatwoot_integrations c \
+             JOIN instances i ON i.id = c.instance_id WHERE i.account_id = $1"
+        ))
         .bind(account_id)
-        .fetch_all_on(store)
+        .fetch_one_on(store)
         .await?;
-        let all = rows
-            .iter()
-            .map(|r| {
+        let list: String = get(&row, "list")?;
+        let all = serde_json::from_str::<Vec<(String, String, i64)>>(&list)
+            .map_err(Error::internal)?
+            .into_iter()
+            .map(|(instance_id, stored, inbox_id)| {
                 Ok(IntegrationSummary {
-                    instance_id: get(r, "instance_id")?,
-                    status: status(&get::<String>(r, "status")?)?,
-                    inbox_id: get(r, "chatwoot_inbox_id")?,
+                    instance_id,
+                    status: status(&stored)?,
+                    inbox_id,
                 })
             })
             .collect::<Result<Vec<_>>>()?;

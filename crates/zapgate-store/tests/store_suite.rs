@@ -617,6 +617,23 @@ async fn list_instances_orders_and_filters(db: Db) {
     );
     let theirs = store.list_instances(&other.id, None).await.unwrap();
     assert_eq!(names(&theirs), ["delta"]);
+    // Listed as looked up one by one, every field.
+    for listed in all.iter().chain(some.iter()) {
+        let found = store
+            .find_instance(&acc.id, &listed.name)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(format!("{listed:?}"), format!("{found:?}"));
+    }
+    let (empty, _) = account(&store, "Empty", 10).await;
+    assert!(
+        store
+            .list_instances(&empty.id, None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn lookups_never_cross_accounts(db: Db) {
