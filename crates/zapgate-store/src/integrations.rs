@@ -15,7 +15,12 @@ use zapgate_core::{
     token::Token,
 };
 
-use crate::{SqlStore, backend::Backend, conn::StoreQuery, jobs, rows::get};
+use crate::{
+    SqlStore,
+    conn::StoreQuery,
+    jobs,
+    rows::{self, get},
+};
 
 const COLUMNS: &str = "bridge_integration_id, instance_id, chatwoot_base_url, \
     chatwoot_account_id, api_token_sealed, chatwoot_inbox_id, chatwoot_inbox_name, \
@@ -160,26 +165,19 @@ pub(crate) async fn summaries(
     account_id: &str,
 ) -> Result<Arc<[IntegrationSummary]>> {
     let load = async {
-        // One row for the whole account, as `rows::instance_list` does.
-        let list = match store.backend {
-            Backend::Sqlite => {
-                "json_group_array(json_array(c.instance_id, c.status, c.chatwoot_inbox_id))"
-            }
-            Backend::Postgres => {
-                "CAST(COALESCE(json_agg(json_build_array(c.instance_id, c.status, \
-                 c.chatwoot_inbox_id)), '[]') AS TEXT)"
-            }
-        };
+        let list = rows::json_list(
+            store.backend,
+            "c.instance_id, c.status, c.chatwoot_inbox_id",
+            "",
+        );
         let row = sqlx::query(&format!(
-            "SELECT {list} AS list FROM chatwoot_integrations c \
+            "SELECT {list} FROM chatwoot_integrations c \
              JOIN instances i ON i.id = c.instance_id WHERE i.account_id = $1"
         ))
         .bind(account_id)
         .fetch_one_on(store)
         .await?;
-        let list: String = get(&row, "list")?;
-        let all = serde_json::from_str::<Vec<(String, String, i64)>>(&list)
-            .map_err(Error::internal)?
+        let all = rows::list_of::<(String, String, i64)>(&row)?
             .into_iter()
             .map(|(instance_id, stored, inbox_id)| {
                 Ok(IntegrationSummary {

@@ -59,41 +59,57 @@ pub(crate) type InstanceCells = (
     i64,
 );
 
-/// The account's instances (`i`) as one JSON array of [`InstanceCells`],
-/// oldest first, in one row (`list`), per backend. sqlx's SQLite driver
-/// copies each value and hands rows over one by one from its thread, and
-/// the `Any` driver converts each again: about 11 µs a row, so a list of
-/// 10,000 instances spent its time there, not in the database.
-pub(crate) fn instance_list(backend: Backend) -> &'static str {
+/// A whole result read as one row: the column `list`, a JSON array with
+/// one array of `cells` per row (`order` is an `ORDER BY ...` or empty),
+/// built by the database and parsed once by [`list_of`]. sqlx's SQLite
+/// driver copies each value and hands rows over one by one from its
+/// thread, and the `Any` driver converts each again: about 11 µs a row, so
+/// a list of 10,000 instances spent its time there, not in the database.
+pub(crate) fn json_list(backend: Backend, cells: &str, order: &str) -> String {
     match backend {
-        Backend::Sqlite => {
-            "json_group_array(json_array(i.id, i.account_id, i.name, json(i.settings), \
-             json(i.webhook), i.connection_state, i.number_jid, i.created_at) \
-             ORDER BY i.created_at, i.name) AS list"
-        }
-        Backend::Postgres => {
-            "CAST(COALESCE(json_agg(json_build_array(i.id, i.account_id, i.name, \
-             CAST(i.settings AS json), CAST(i.webhook AS json), i.connection_state, \
-             i.number_jid, i.created_at) ORDER BY i.created_at, i.name), '[]') AS TEXT) AS list"
-        }
+        Backend::Sqlite => format!("json_group_array(json_array({cells}) {order}) AS list"),
+        Backend::Postgres => format!(
+            "CAST(COALESCE(json_agg(json_build_array({cells}) {order}), '[]') AS TEXT) AS list"
+        ),
     }
+}
+
+/// A JSON text column as a JSON value inside [`json_list`]'s cells.
+pub(crate) fn json_cell(backend: Backend, column: &str) -> String {
+    match backend {
+        Backend::Sqlite => format!("json({column})"),
+        Backend::Postgres => format!("CAST({column} AS json)"),
+    }
+}
+
+/// The rows of a [`json_list`] row.
+pub(crate) fn list_of<T: serde::de::DeserializeOwned>(row: &AnyRow) -> Result<Vec<T>> {
+    let list: String = get(row, "list")?;
+    serde_json::from_str(&list).map_err(Error::internal)
+}
+
+/// The account's instances (`i`) as a [`json_list`] of [`InstanceCells`],
+/// oldest first.
+pub(crate) fn instance_list(backend: Backend) -> String {
+    let cells = format!(
+        "i.id, i.account_id, i.name, {}, {}, i.connection_state, i.number_jid, i.created_at",
+        json_cell(backend, "i.settings"),
+        json_cell(backend, "i.webhook")
+    );
+    json_list(backend, &cells, "ORDER BY i.created_at, i.name")
 }
 
 /// The instances of an [`instance_list`] row.
 pub(crate) fn instances_of_list(row: &AnyRow) -> Result<Vec<Instance>> {
-    let list: String = get(row, "list")?;
-    serde_json::from_str::<Vec<InstanceCells>>(&list)
-        .map_err(Error::internal)?
+    list_of::<InstanceCells>(row)?
         .into_iter()
         .map(instance_of)
         .collect()
 }
 
 fn instance_of(
-    (id, account_id, name, mut settings, webhook, state, number_jid, created_at_ms): InstanceCells,
+    (id, account_id, name, settings, webhook, state, number_jid, created_at_ms): InstanceCells,
 ) -> Result<Instance> {
-    // As `settings_of` reads them.
-    settings.disable_history_sync = true;
     let state = ConnectionState::parse(&state).ok_or_else(|| {
         Error::internal(Cause(format!(
             "instance {id} has unknown connection_state {state:?}"
@@ -102,7 +118,7 @@ fn instance_of(
     Ok(Instance {
         account_id,
         name,
-        settings,
+        settings: as_read(settings),
         webhook,
         session: SessionStatus { state, number_jid },
         created_at_ms,
@@ -114,9 +130,14 @@ fn instance_of(
 /// before `disableHistorySync: false` was refused may still say `false`,
 /// so it reads as what zapgate does.
 pub(crate) fn settings_of(json: &str) -> Result<InstanceSettings> {
-    let mut settings: InstanceSettings = serde_json::from_str(json).map_err(Error::internal)?;
+    serde_json::from_str(json)
+        .map(as_read)
+        .map_err(Error::internal)
+}
+
+fn as_read(mut settings: InstanceSettings) -> InstanceSettings {
     settings.disable_history_sync = true;
-    Ok(settings)
+    settings
 }
 
 pub(crate) fn get<'r, T>(row: &'r AnyRow, column: &str) -> Result<T>
