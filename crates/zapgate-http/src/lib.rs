@@ -9,6 +9,7 @@ mod error;
 mod extract;
 mod idempotency;
 mod link_preview;
+mod list_answers;
 mod metrics;
 mod openapi;
 mod rate_limit;
@@ -43,6 +44,7 @@ use zapgate_whatsapp::SandboxProvider;
 pub use crate::{
     auth::token_from_headers,
     error::ApiError,
+    list_answers::ListAnswers,
     metrics::install_recorder,
     openapi::ApiDoc,
     rate_limit::{RateLimitConfig, RateLimiter},
@@ -109,6 +111,8 @@ pub struct AppParts {
     pub admin_token: Option<TokenHash>,
     pub metrics: PrometheusHandle,
     pub body_limits: BodyLimits,
+    /// The instance list's last rendered answers (start empty).
+    pub list_answers: ListAnswers,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");

@@ -341,6 +341,7 @@ async fn build(config: &Config) -> anyhow::Result<Built> {
         admin_token: config.admin_token.as_deref().map(TokenHash::of),
         metrics: zapgate_http::install_recorder(),
         body_limits: config.body_limits,
+        list_answers: Default::default(),
     });
     Ok(Built {
         app: zapgate_http::router(state),

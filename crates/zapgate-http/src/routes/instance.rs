@@ -3,8 +3,9 @@
 
 use axum::{
     Json, Router,
+    body::Bytes,
     extract::{Path, State},
-    http::StatusCode,
+    http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
     routing::{delete, get, post},
 };
@@ -22,6 +23,7 @@ use zapgate_core::{
     jid::parse_phone_number,
     messages,
     service::CreateInstance,
+    store::Principal,
     time::rfc3339,
     whatsapp::{LoginCode, LoginMethod},
 };
@@ -32,6 +34,7 @@ use crate::{
     envelope::{ErrorOut, MessageOut},
     error::ApiResult,
     extract::{JsonBody, QueryParams},
+    list_answers::ListSources,
 };
 
 /// Bounds on the optional blocks of the create body.
@@ -262,7 +265,7 @@ async fn create(
         webhook,
         webhook_authorization,
     };
-    let principal = zapgate_core::store::Principal::Account(account);
+    let principal = Principal::Account(account);
     let created = state.instances.create(&principal, request).await?;
     if let Some(settings) = default_webhook
         && let Err(err) = state.events.save_webhook(&created.instance, settings).await
@@ -551,12 +554,22 @@ async fn list(
             .collect()
     });
     let names = names.filter(|n| !n.is_empty());
+    let whole_list = names.is_none();
     let views = state.instances.list(&principal, names).await?;
-    let summaries = state
-        .store
-        .integration_summaries(&principal.account().id)
-        .await?;
-    let summaries: HashMap<&str, &IntegrationSummary> = summaries
+    let account_id = &principal.account().id;
+    let summaries = state.store.integration_summaries(account_id).await?;
+    // Only an account's whole list comes from the store's cached list;
+    // other reads are new on every request, so their answers never match.
+    let reusable = whole_list && matches!(principal, Principal::Account(_));
+    let sources = ListSources {
+        instances: &views.instances,
+        summaries: &summaries,
+        sessions: &views.sessions,
+    };
+    if reusable && let Some(body) = state.list_answers.get(account_id, &sources) {
+        return Ok(json_response(body));
+    }
+    let by_instance: HashMap<&str, &IntegrationSummary> = summaries
         .iter()
         .map(|s| (s.instance_id.as_str(), s))
         .collect();
@@ -570,13 +583,29 @@ async fn list(
         instances: views
             .iter()
             .map(|(instance, session)| {
-                let summary = summaries.get(instance.id.as_str()).copied();
+                let summary = by_instance.get(instance.id.as_str()).copied();
                 InstanceOut::new(instance, session, summary)
             })
             .collect(),
     };
     // Rendered here, while `out` still borrows the instances.
-    Ok(Json(out).into_response())
+    let body = Bytes::from(serde_json::to_vec(&out).map_err(Error::internal)?);
+    if reusable {
+        state.list_answers.put(account_id, &sources, body.clone());
+    }
+    Ok(json_response(body))
+}
+
+/// What `Json` answers, from a body already rendered.
+fn json_response(body: Bytes) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -634,7 +663,7 @@ async fn remove(
     AccountCaller(account): AccountCaller,
     Path(name): Path<String>,
 ) -> ApiResult<Json<StatusChangeOut>> {
-    let principal = zapgate_core::store::Principal::Account(account);
+    let principal = Principal::Account(account);
     state.instances.delete(&principal, &name).await?;
     Ok(Json(StatusChangeOut {
         success: true,

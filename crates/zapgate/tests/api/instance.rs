@@ -266,6 +266,53 @@ async fn list_counts_zero_one_and_several_instances_in_its_message() {
     server.stop().await;
 }
 
+/// The whole list's answer is rendered once and reused (bench/README.md);
+/// every change must still show on the next read.
+#[tokio::test]
+async fn the_whole_list_shows_each_change_on_the_next_read() {
+    let server = TestServer::start().await;
+    let (_, account) = server.create_account("acme", 10).await;
+    let token = server.create_instance(&account, "suporte").await;
+    let whole = || async {
+        let list = server.get("/api/instance/list", Some(&account)).await;
+        assert_ok(&list);
+        list.body["instances"][0].clone()
+    };
+    let first = whole().await;
+    assert_eq!(whole().await, first, "nothing changed");
+    assert_eq!(first["connection"]["state"], json!("disconnected"));
+
+    // A live change: the store's rows are the same.
+    server.pair(&token, "suporte", "5511999990000").await;
+    let paired = whole().await;
+    assert_eq!(paired["connection"]["state"], json!("connected"));
+    assert_eq!(
+        paired["connection"]["numberJid"],
+        json!("5511999990000@s.whatsapp.net")
+    );
+
+    // A write through the store.
+    let reply = server
+        .post(
+            "/api/instance/settings/suporte",
+            Some(&token),
+            json!({"ignoreGroupMessages": true}),
+        )
+        .await;
+    assert_ok(&reply);
+    assert_eq!(
+        whole().await["settings"]["ignoreGroupMessages"],
+        json!(true)
+    );
+
+    let reply = server
+        .delete("/api/instance/logout/suporte", Some(&token))
+        .await;
+    assert_ok(&reply);
+    assert_eq!(whole().await["connection"]["state"], json!("loggedout"));
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn list_items_carry_id_connection_profile_webhook_settings_and_chatwoot() {
     let server = TestServer::start().await;
