@@ -76,7 +76,7 @@ pub struct Deliveries {
 
 #[derive(Default)]
 struct Slots {
-    running: HashMap<String, u32>,
+    running: HashMap<String, Running>,
     /// Webhooks with deliveries queued for a claim, by the claim round at
     /// which the last of them was known to be stored (`u64::MAX` while one
     /// is being stored). While a webhook is here its new deliveries queue
@@ -86,17 +86,42 @@ struct Slots {
     round: u64,
 }
 
-/// A delivery slot held for one webhook: a place among the process's
-/// deliveries in flight and under the webhook's cap. Given back when
-/// dropped (the delivery ended, or was never stored).
+/// One webhook's deliveries started here.
+#[derive(Default)]
+struct Running {
+    /// Not answered by the receiver yet: what the cap bounds here. A place
+    /// is given back on the answer, not once the outcome is stored: holding
+    /// it through the write made the store's latency cap each webhook's
+    /// throughput (8 places / (answer + write)).
+    unanswered: u32,
+    /// Not yet stored as finished: what a claim counts against the cap.
+    unrecorded: u32,
+}
+
+/// A delivery slot held for one webhook: a place under the webhook's cap
+/// (until [`Slot::answered`]) and one among the process's deliveries in
+/// flight. Given back when dropped (the outcome is stored, or the delivery
+/// was never stored).
 pub struct Slot {
     deliveries: Arc<Deliveries>,
     webhook_id: String,
+    answered: bool,
     _permit: OwnedSemaphorePermit,
+}
+
+impl Slot {
+    /// The receiver answered: its place under the cap is free.
+    fn answered(&mut self) {
+        if !self.answered {
+            self.answered = true;
+            self.deliveries.answered(&self.webhook_id);
+        }
+    }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
+        self.answered();
         if self.deliveries.finished(&self.webhook_id) {
             self.deliveries.nudge();
         }
@@ -146,9 +171,9 @@ impl Deliveries {
     /// ones queue behind it until a claim has taken it).
     pub fn reserve(self: &Arc<Self>, webhook_id: &str) -> Option<Slot> {
         let mut slots = self.slots.lock().expect("slots lock");
-        let running = slots.running.get(webhook_id).copied().unwrap_or(0);
+        let unanswered = slots.running.get(webhook_id).map_or(0, |r| r.unanswered);
         let permit = (!self.stopping.load(Ordering::SeqCst)
-            && running < self.settings.per_webhook
+            && unanswered < self.settings.per_webhook
             && !slots.backlog.contains_key(webhook_id))
         .then(|| self.in_flight.clone().try_acquire_owned().ok())
         .flatten();
@@ -156,12 +181,25 @@ impl Deliveries {
             slots.backlog.insert(webhook_id.to_owned(), u64::MAX);
             return None;
         };
-        *slots.running.entry(webhook_id.to_owned()).or_default() += 1;
-        Some(Slot {
+        Some(self.slot(&mut slots, webhook_id, permit))
+    }
+
+    /// Counts a delivery of `webhook_id` in, under `permit`.
+    fn slot(
+        self: &Arc<Self>,
+        slots: &mut Slots,
+        webhook_id: &str,
+        permit: OwnedSemaphorePermit,
+    ) -> Slot {
+        let running = slots.running.entry(webhook_id.to_owned()).or_default();
+        running.unanswered += 1;
+        running.unrecorded += 1;
+        Slot {
             deliveries: self.clone(),
             webhook_id: webhook_id.to_owned(),
+            answered: false,
             _permit: permit,
-        })
+        }
     }
 
     /// The deliveries [`Self::reserve`] refused for `webhook_ids` are
@@ -188,10 +226,12 @@ impl Deliveries {
     }
 
     /// Makes the attempt of `work` under `slot`, then records its outcome.
-    pub fn launch(self: &Arc<Self>, slot: Slot, work: DeliveryWork) {
+    pub fn launch(self: &Arc<Self>, mut slot: Slot, work: DeliveryWork) {
         let worker = self.clone();
         tokio::spawn(async move {
-            worker.deliver(work).await;
+            let outcome = worker.attempt_outcome(&work).await;
+            slot.answered();
+            worker.record(work.delivery.id, &outcome).await;
             drop(slot);
         });
     }
@@ -276,18 +316,11 @@ impl Deliveries {
             let Ok(permit) = self.in_flight.clone().acquire_owned().await else {
                 break;
             };
-            *self
-                .slots
-                .lock()
-                .expect("slots lock")
-                .running
-                .entry(work.webhook.id.clone())
-                .or_default() += 1;
-            let slot = Slot {
-                deliveries: self.clone(),
-                webhook_id: work.webhook.id.clone(),
-                _permit: permit,
-            };
+            let slot = self.slot(
+                &mut self.slots.lock().expect("slots lock"),
+                &work.webhook.id,
+                permit,
+            );
             self.launch(slot, work);
         }
         if !full {
@@ -299,28 +332,38 @@ impl Deliveries {
             } = &mut *slots;
             backlog.retain(|webhook_id, stored_at| {
                 *stored_at >= round
-                    || running.get(webhook_id).copied().unwrap_or(0) >= self.settings.per_webhook
+                    || running.get(webhook_id).map_or(0, |r| r.unrecorded)
+                        >= self.settings.per_webhook
             });
         }
         full
     }
 
-    /// Counts a finished delivery of `webhook_id` out; `true` when its
-    /// webhook was at its cap or has deliveries queued for a claim, so due
-    /// deliveries may be waiting for the slot it frees: the next claim need
-    /// not wait for the poll. Otherwise every due one was claimed, and a new
-    /// one starts at once or wakes the worker itself, so no claim is spent
-    /// finding nothing. (Another process's deliveries
-    /// count towards the cap too: what they hold back waits for the poll.)
+    /// A delivery of `webhook_id` was answered by its receiver.
+    fn answered(&self, webhook_id: &str) {
+        let mut slots = self.slots.lock().expect("slots lock");
+        if let Some(running) = slots.running.get_mut(webhook_id) {
+            running.unanswered -= 1;
+        }
+    }
+
+    /// Counts a finished (answered and stored) delivery of `webhook_id`
+    /// out; `true` when a claim counted its webhook at its cap or it has
+    /// deliveries queued for a claim, so due deliveries may be waiting for
+    /// the place it frees: the next claim need not wait for the poll.
+    /// Otherwise every due one was claimed, and a new one starts at once or
+    /// wakes the worker itself, so no claim is spent finding nothing.
+    /// (Another process's deliveries count towards the cap too: what they
+    /// hold back waits for the poll.)
     fn finished(&self, webhook_id: &str) -> bool {
         let mut slots = self.slots.lock().expect("slots lock");
         let waiting = slots.backlog.contains_key(webhook_id);
-        let Some(count) = slots.running.get_mut(webhook_id) else {
+        let Some(running) = slots.running.get_mut(webhook_id) else {
             return true;
         };
-        let was_full = *count >= self.settings.per_webhook;
-        *count -= 1;
-        if *count == 0 {
+        let was_full = running.unrecorded >= self.settings.per_webhook;
+        running.unrecorded -= 1;
+        if running.unrecorded == 0 {
             slots.running.remove(webhook_id);
         }
         was_full || waiting
@@ -348,14 +391,15 @@ impl Deliveries {
         }
     }
 
-    async fn deliver(&self, work: DeliveryWork) {
+    /// The outcome of one attempt at `work`, logged.
+    async fn attempt_outcome(&self, work: &DeliveryWork) -> DeliveryOutcome {
         let delivery_id = work.delivery.id;
-        let outcome = match self.attempt(&work).await {
+        let outcome = match self.attempt(work).await {
             Ok(outcome) => outcome,
             // Ours, not the receiver's (the instance's token could not be read...).
             Err(err) => {
                 tracing::warn!(delivery_id, error = %err, "webhook delivery could not be prepared");
-                self.failed(&work, None, "internal error preparing the delivery", None)
+                self.failed(work, None, "internal error preparing the delivery", None)
             }
         };
         match &outcome {
@@ -367,7 +411,11 @@ impl Deliveries {
                 delivery_id, webhook_id = %work.webhook.id, %error, "webhook delivery parked as a dead letter"
             ),
         }
-        if let Err(err) = self.events.finish_delivery(delivery_id, &outcome).await {
+        outcome
+    }
+
+    async fn record(&self, delivery_id: i64, outcome: &DeliveryOutcome) {
+        if let Err(err) = self.events.finish_delivery(delivery_id, outcome).await {
             // The lease runs out and the delivery is tried again: at least once.
             tracing::warn!(delivery_id, error = %err, "could not record a webhook delivery");
         }
@@ -575,6 +623,62 @@ mod tests {
             retention: Duration::from_secs(72 * 3600),
             message_retention: Duration::from_secs(30 * 86_400),
         }
+    }
+
+    /// Deliveries on a fresh SQLite store, at most one per webhook at once.
+    async fn one_per_webhook(dir: &tempfile::TempDir) -> Arc<Deliveries> {
+        let url = format!("sqlite:{}", dir.path().join("zapgate.db").display());
+        let store =
+            zapgate_store::SqlStore::connect(&url, zapgate_store::SecretBox::new([7; 32], vec![]))
+                .await
+                .expect("connect");
+        store.migrate().await.expect("migrate");
+        let store = Arc::new(store);
+        Deliveries::new(
+            store.clone(),
+            store,
+            reqwest::Client::new(),
+            DeliverySettings {
+                per_webhook: 1,
+                ..settings()
+            },
+            "http://zapgate.test".to_owned(),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_webhook_place_is_free_once_the_receiver_answered() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let deliveries = one_per_webhook(&dir).await;
+        let mut first = deliveries.reserve("wh_1").expect("under the cap");
+        let other = deliveries
+            .reserve("wh_2")
+            .expect("another webhook's own cap");
+        first.answered();
+        // Its outcome is not stored yet, but its receiver is free.
+        let second = deliveries
+            .reserve("wh_1")
+            .expect("the first delivery was answered");
+        assert!(deliveries.reserve("wh_1").is_none(), "at the cap again");
+        drop((first, second, other));
+    }
+
+    #[tokio::test]
+    async fn deliveries_queued_behind_an_unstored_outcome_wait_for_a_claim() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let deliveries = one_per_webhook(&dir).await;
+        let mut first = deliveries.reserve("wh_1").expect("under the cap");
+        assert!(deliveries.reserve("wh_1").is_none(), "queued for a claim");
+        deliveries.queued(["wh_1"]);
+        first.answered();
+        // A claim still counts the first delivery against the cap, so what
+        // queued behind it keeps new deliveries behind it too (id order).
+        assert!(!deliveries.run_due().await, "nothing stored was due");
+        assert!(
+            deliveries.reserve("wh_1").is_none(),
+            "a new delivery would overtake the queued one"
+        );
+        drop(first);
     }
 
     #[test]
