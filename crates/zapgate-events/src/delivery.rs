@@ -36,7 +36,7 @@ pub struct DeliverySettings {
     pub retry_max: Duration,
     /// How long after the event a delivery is still retried.
     pub retry_for: Duration,
-    /// Deliveries running at once per webhook.
+    /// Deliveries waiting at once for one webhook's receiver to answer.
     pub per_webhook: u32,
     /// Deliveries running at once in this process.
     pub max_in_flight: u32,

@@ -246,7 +246,7 @@ variables! {
     WEBHOOK_RETRY_FOR_SECS = "ZAPGATE_WEBHOOK_RETRY_FOR_SECS", Value("86400"),
         "how long after its event a webhook delivery is retried before it is parked";
     WEBHOOK_CONCURRENCY = "ZAPGATE_WEBHOOK_CONCURRENCY", Value("8"),
-        "deliveries running at once per webhook (a slow receiver holds back only its own)";
+        "deliveries waiting at once for one webhook's receiver to answer (a slow receiver holds back only its own)";
     WEBHOOK_POLL_MS = "ZAPGATE_WEBHOOK_POLL_MS", Value("200"),
         "how often an idle delivery worker looks for due work (new work wakes it at once)";
     EVENT_RETENTION_HOURS = "ZAPGATE_EVENT_RETENTION_HOURS", Value("72"),
