@@ -112,6 +112,22 @@ pub struct ClosedLoop {
     pub errors: usize,
     pub per_sec: f64,
     pub latency: Samples,
+    wall_secs: f64,
+}
+
+impl ClosedLoop {
+    /// Several runs of the same load as one: requests over their summed time.
+    pub fn merged(runs: Vec<ClosedLoop>) -> ClosedLoop {
+        let wall_secs: f64 = runs.iter().map(|r| r.wall_secs).sum();
+        let requests = runs.iter().map(|r| r.requests).sum();
+        ClosedLoop {
+            requests,
+            errors: runs.iter().map(|r| r.errors).sum(),
+            per_sec: requests as f64 / wall_secs,
+            latency: Samples::new(runs.into_iter().flat_map(|r| r.latency.0).collect()),
+            wall_secs,
+        }
+    }
 }
 
 /// `clients` tasks, each sending `make()` back to back for `duration`.
@@ -156,5 +172,6 @@ pub async fn closed_loop(
         errors,
         per_sec: all.len() as f64 / wall,
         latency: Samples::new(all),
+        wall_secs: wall,
     }
 }

@@ -645,7 +645,39 @@ pub async fn bridge(opts: &Opts, backend: Backend, dir: Direction) -> anyhow::Re
 }
 
 /// GET a URL under `clients` concurrent clients.
-async fn hammer(opts: &Opts, url: String, token: Option<String>) -> load::ClosedLoop {
+/// Rounds of [`alternated`]: the machine's speed drifts by tens of percent
+/// within a minute here, which a zapgate run then a bare run read as a
+/// difference between them.
+const ALTERNATED_ROUNDS: u32 = 4;
+
+/// GET `zapgate` (with `token`) and `bare` in alternated rounds, each run
+/// first in every other round, for `api_duration` each in all.
+async fn alternated(
+    opts: &Opts,
+    zapgate: &str,
+    token: &str,
+    bare: &str,
+) -> (load::ClosedLoop, load::ClosedLoop) {
+    let round = opts.api_duration / ALTERNATED_ROUNDS;
+    let (mut z, mut b) = (Vec::new(), Vec::new());
+    for n in 0..ALTERNATED_ROUNDS {
+        if n % 2 == 0 {
+            z.push(hammer(opts, zapgate.to_owned(), Some(token.to_owned()), round).await);
+            b.push(hammer(opts, bare.to_owned(), None, round).await);
+        } else {
+            b.push(hammer(opts, bare.to_owned(), None, round).await);
+            z.push(hammer(opts, zapgate.to_owned(), Some(token.to_owned()), round).await);
+        }
+    }
+    (load::ClosedLoop::merged(z), load::ClosedLoop::merged(b))
+}
+
+async fn hammer(
+    opts: &Opts,
+    url: String,
+    token: Option<String>,
+    duration: std::time::Duration,
+) -> load::ClosedLoop {
     let client = server::client();
     let make = Arc::new(move || -> BoxFut<bool> {
         let mut req = client.get(&url);
@@ -662,7 +694,7 @@ async fn hammer(opts: &Opts, url: String, token: Option<String>) -> load::Closed
             }
         })
     });
-    load::closed_loop(opts.api_clients, opts.api_duration, make).await
+    load::closed_loop(opts.api_clients, duration, make).await
 }
 
 /// POST `message/text` sends to `url` under `clients` concurrent clients,
@@ -731,8 +763,7 @@ async fn api_inner(opts: &Opts, backend: Backend, f: &Fixture) -> anyhow::Result
             .bytes()
             .await?;
         bare.set_bare(key, bytes.clone());
-        let zr = hammer(opts, url, Some(token)).await;
-        let br = hammer(opts, format!("{}/bare/{key}", bare.base), None).await;
+        let (zr, br) = alternated(opts, &url, &token, &format!("{}/bare/{key}", bare.base)).await;
         eprintln!(
             "   {label}: zapgate {} requests, {:.0} req/s p99 {:.2} ms ({} errors), bare {:.0} req/s p99 {:.2} ms, {} bytes",
             zr.requests,
@@ -774,7 +805,13 @@ async fn api_inner(opts: &Opts, backend: Backend, f: &Fixture) -> anyhow::Result
         "sent",
         br#"{"success":true,"status":"sent"}"#.to_vec().into(),
     );
-    let br = hammer(opts, format!("{}/bare/sent", bare.base), None).await;
+    let br = hammer(
+        opts,
+        format!("{}/bare/sent", bare.base),
+        None,
+        opts.api_duration,
+    )
+    .await;
     for keyed in [false, true] {
         let url = format!("{}/api/message/text/{}", z.base, insts[0].name);
         let zr = hammer_sends(opts, url, insts[0].token.clone(), keyed).await;
