@@ -644,7 +644,6 @@ pub async fn bridge(opts: &Opts, backend: Backend, dir: Direction) -> anyhow::Re
     Ok(rows)
 }
 
-/// GET a URL under `clients` concurrent clients.
 /// Rounds of [`alternated`]: the machine's speed drifts by tens of percent
 /// within a minute here, which a zapgate run then a bare run read as a
 /// difference between them.
@@ -672,11 +671,12 @@ async fn alternated(
     (load::ClosedLoop::merged(z), load::ClosedLoop::merged(b))
 }
 
+/// GET a URL under `clients` concurrent clients for `duration`.
 async fn hammer(
     opts: &Opts,
     url: String,
     token: Option<String>,
-    duration: std::time::Duration,
+    duration: Duration,
 ) -> load::ClosedLoop {
     let client = server::client();
     let make = Arc::new(move || -> BoxFut<bool> {

@@ -7,7 +7,10 @@
 //! `Arc`s alive, so an address cannot be reused by other rows) and from the
 //! same live sessions.
 
-use std::{collections::HashMap, sync::Arc, sync::Mutex};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
 
 use axum::body::Bytes;
 use zapgate_core::{
