@@ -22,7 +22,7 @@ use crate::{
     SqlStore,
     backend::Backend,
     conn::{AnyQuery, StoreQuery},
-    event_writes::{Append, Appends, Finishes},
+    event_writes::{Append, EventWrite, EventWrites},
     group,
     params::Params,
     rows::get,
@@ -315,7 +315,7 @@ impl EventStore for SqlStore {
             deliveries: deliveries.to_vec(),
             message: message.cloned(),
         };
-        group::submit::<Appends>(self, append).await?
+        group::submit::<EventWrites>(self, EventWrite::Append(append)).await?
     }
 
     async fn message(&self, instance_id: &str, id: &str) -> Result<Option<StoredMessage>> {
@@ -528,7 +528,9 @@ impl EventStore for SqlStore {
     }
 
     async fn finish_delivery(&self, delivery_id: i64, outcome: &DeliveryOutcome) -> Result<()> {
-        group::submit::<Finishes>(self, (delivery_id, outcome.clone())).await
+        group::submit::<EventWrites>(self, EventWrite::Finish(delivery_id, outcome.clone()))
+            .await?
+            .map(drop)
     }
 
     async fn deliveries(

@@ -19,7 +19,7 @@ use crate::{
     backend::{Backend, redact_url},
     cache::ReadCaches,
     conn::{Conns, WriteTurn},
-    event_writes::{Appends, Finishes},
+    event_writes::EventWrites,
     group::GroupCommit,
     jobs::{Completions, Enqueues},
     secret_box::SecretBox,
@@ -44,10 +44,9 @@ pub struct SqlStore {
     pub(crate) enqueues: Arc<GroupCommit<Enqueues>>,
     /// Finished jobs waiting to be stored together.
     pub(crate) completions: Arc<GroupCommit<Completions>>,
-    /// Events and their deliveries waiting to be stored together.
-    pub(crate) appends: Arc<GroupCommit<Appends>>,
-    /// Finished webhook deliveries waiting to be recorded together.
-    pub(crate) finishes: Arc<GroupCommit<Finishes>>,
+    /// Events with their deliveries, and delivery outcomes, waiting to be
+    /// stored together.
+    pub(crate) event_writes: Arc<GroupCommit<EventWrites>>,
     /// Connections kept out of the pool between queries (see [`crate::conn`]).
     pub(crate) conns: Arc<Conns>,
     /// When idempotency keys past their window were last deleted (ms).
@@ -89,8 +88,7 @@ impl SqlStore {
             caches: Arc::new(ReadCaches::new()),
             enqueues: Arc::default(),
             completions: Arc::default(),
-            appends: Arc::default(),
-            finishes: Arc::default(),
+            event_writes: Arc::default(),
             conns: Arc::new(Conns::new(match backend {
                 // Its pool has only one connection, which must go back.
                 Backend::Sqlite if is_in_memory(url) => 0,
