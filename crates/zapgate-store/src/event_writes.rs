@@ -75,32 +75,37 @@ impl Batch for EventWrites {
                 EventWrite::Finish(id, outcome) => finishes.push((*id, outcome)),
             }
         }
-        let outcomes = match store_batch(store, &appends, &finishes).await {
-            Ok(stored) => stored.into_iter().map(Ok).collect(),
-            Err(err) if items.len() == 1 => vec![Err(err)],
+        let (appended, recorded) = match store_batch(store, &appends, &finishes).await {
+            Ok(stored) => (stored.into_iter().map(Ok).collect(), Ok(())),
+            Err(err) if appends.is_empty() => (Vec::new(), Err(err)),
+            Err(err) if appends.len() == 1 && finishes.is_empty() => (vec![Err(err)], Ok(())),
             // Find the culprit: each append alone, then the outcomes.
             Err(_) => {
-                let mut outcomes = Vec::with_capacity(appends.len());
+                let mut appended = Vec::with_capacity(appends.len());
                 for append in &appends {
-                    outcomes.push(
+                    appended.push(
                         store_batch(store, std::slice::from_ref(append), &[])
                             .await
                             .map(|mut one| one.pop().flatten()),
                     );
                 }
-                if !finishes.is_empty() {
-                    store_batch(store, &[], &finishes).await?;
-                }
-                outcomes
+                let recorded = if finishes.is_empty() {
+                    Ok(())
+                } else {
+                    store_batch(store, &[], &finishes).await.map(drop)
+                };
+                (appended, recorded)
             }
         };
-        // Appends' outcomes in order; a finish's is `None`.
-        let mut appended = outcomes.into_iter();
+        // Appends' outcomes in order; a finish's is `None`, or why the
+        // batch's outcomes could not be recorded.
+        let mut appended = appended.into_iter();
         Ok(items
             .iter()
-            .map(|item| match item {
-                EventWrite::Append(_) => appended.next().unwrap_or(Ok(None)),
-                EventWrite::Finish(..) => Ok(None),
+            .map(|item| match (item, &recorded) {
+                (EventWrite::Append(_), _) => appended.next().unwrap_or(Ok(None)),
+                (EventWrite::Finish(..), Ok(())) => Ok(None),
+                (EventWrite::Finish(..), Err(err)) => Err(Error::internal(Cause(err.to_string()))),
             })
             .collect())
     }

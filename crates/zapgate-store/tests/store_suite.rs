@@ -3032,6 +3032,31 @@ async fn events_get_consecutive_sequences_and_are_stored_once(db: Db) {
         .await
         .unwrap();
     let whk = store.save_webhook(&other.id, &hook("a")).await.unwrap();
+    // Outcomes ride the same batches: these are recorded whatever the
+    // refused event does to the batch they share.
+    for n in 0..3 {
+        store
+            .append_event(&event(&other.id, &format!("f{n}")), &queued(&[&whk.id]))
+            .await
+            .unwrap();
+    }
+    let now = zapgate_core::time::now_ms();
+    let claimed = store
+        .claim_deliveries(now, now + 60_000, 100, 8)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 3);
+    let finishing: Vec<_> = claimed
+        .iter()
+        .map(|work| {
+            let store = store.clone();
+            let id = work.delivery.id;
+            tokio::spawn(async move {
+                let outcome = DeliveryOutcome::Delivered { status: 200 };
+                store.finish_delivery(id, &outcome).await
+            })
+        })
+        .collect();
     let mut tasks = Vec::new();
     for n in 0..40 {
         let store = store.clone();
@@ -3062,12 +3087,23 @@ async fn events_get_consecutive_sequences_and_are_stored_once(db: Db) {
         }
     }
     assert_eq!(twice_stored, 1, "a key sent twice at once is stored once");
+    for task in finishing {
+        task.await.unwrap().unwrap();
+    }
+    let listed = store.deliveries(&other.id, None, 100).await.unwrap();
+    for work in &claimed {
+        let delivery = listed.iter().find(|d| d.id == work.delivery.id).unwrap();
+        assert_eq!(
+            (delivery.status, delivery.response_status),
+            (DeliveryStatus::Delivered, Some(200))
+        );
+    }
     let log = store.events_after(&instance.id, 0, 100).await.unwrap();
     let sequences: Vec<i64> = log.iter().map(|e| e.sequence).collect();
     assert_eq!(sequences, (1..=30).collect::<Vec<_>>());
     let log = store.events_after(&other.id, 0, 100).await.unwrap();
     let sequences: Vec<i64> = log.iter().map(|e| e.sequence).collect();
-    assert_eq!(sequences, (1..=11).collect::<Vec<_>>());
+    assert_eq!(sequences, (1..=14).collect::<Vec<_>>());
     // One delivery per event, queued in sequence order.
     let deliveries = store.deliveries(&other.id, None, 100).await.unwrap();
     let mut by_id: Vec<_> = deliveries
