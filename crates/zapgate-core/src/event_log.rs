@@ -321,13 +321,16 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// Leases up to `limit` due deliveries until `lease_until_ms`, taking at
     /// most `per_webhook` running ones per webhook, so a slow receiver holds
-    /// back only its own deliveries. Safe across processes.
+    /// back only its own deliveries. Running deliveries in `answered` (their
+    /// receiver answered; the caller is storing their outcome) hold no place.
+    /// Safe across processes.
     async fn claim_deliveries(
         &self,
         now_ms: i64,
         lease_until_ms: i64,
         limit: u32,
         per_webhook: u32,
+        answered: &[i64],
     ) -> Result<Vec<DeliveryWork>>;
     async fn finish_delivery(&self, delivery_id: i64, outcome: &DeliveryOutcome) -> Result<()>;
     /// The instance's most recent deliveries, newest first.

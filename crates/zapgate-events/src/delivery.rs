@@ -7,7 +7,7 @@
 //! slow receiver holds back only its own.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
@@ -76,7 +76,14 @@ pub struct Deliveries {
 
 #[derive(Default)]
 struct Slots {
-    running: HashMap<String, Running>,
+    /// Per webhook, its deliveries started here and not answered by the
+    /// receiver yet: what the cap bounds.
+    unanswered: HashMap<String, u32>,
+    /// Deliveries answered whose outcome is not stored yet: a claim does
+    /// not count them against their webhook's cap. (Counting them made the
+    /// store's write latency cap each webhook's throughput once its
+    /// deliveries went through claims: 8 places / (answer + write + claim).)
+    answered: HashSet<i64>,
     /// Webhooks with deliveries queued for a claim, by the claim round at
     /// which the last of them was known to be stored (`u64::MAX` while one
     /// is being stored). While a webhook is here its new deliveries queue
@@ -86,44 +93,36 @@ struct Slots {
     round: u64,
 }
 
-/// One webhook's deliveries started here.
-#[derive(Default)]
-struct Running {
-    /// Not answered by the receiver yet: what the cap bounds here. A place
-    /// is given back on the answer, not once the outcome is stored: holding
-    /// it through the write made the store's latency cap each webhook's
-    /// throughput (8 places / (answer + write)).
-    unanswered: u32,
-    /// Not yet stored as finished: what a claim counts against the cap.
-    unrecorded: u32,
-}
-
 /// A delivery slot held for one webhook: a place under the webhook's cap
 /// (until [`Slot::answered`]) and one among the process's deliveries in
-/// flight. Given back when dropped (the outcome is stored, or the delivery
-/// was never stored).
+/// flight (until the outcome is stored, or the delivery was never stored).
+/// Given back when dropped.
 pub struct Slot {
     deliveries: Arc<Deliveries>,
     webhook_id: String,
     answered: bool,
+    /// The delivery answered, until its outcome is stored.
+    recording: Option<i64>,
     _permit: OwnedSemaphorePermit,
 }
 
 impl Slot {
-    /// The receiver answered: its place under the cap is free.
-    fn answered(&mut self) {
+    /// The receiver answered delivery `delivery_id`: its place under the
+    /// cap is free, here and for claims, while its outcome is stored.
+    fn answered(&mut self, delivery_id: Option<i64>) {
         if !self.answered {
             self.answered = true;
-            self.deliveries.answered(&self.webhook_id);
+            self.recording = delivery_id;
+            self.deliveries.answered(&self.webhook_id, delivery_id);
         }
     }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.answered();
-        if self.deliveries.finished(&self.webhook_id) {
-            self.deliveries.nudge();
+        self.answered(None);
+        if let Some(delivery_id) = self.recording {
+            self.deliveries.recorded(delivery_id);
         }
     }
 }
@@ -171,7 +170,7 @@ impl Deliveries {
     /// ones queue behind it until a claim has taken it).
     pub fn reserve(self: &Arc<Self>, webhook_id: &str) -> Option<Slot> {
         let mut slots = self.slots.lock().expect("slots lock");
-        let unanswered = slots.running.get(webhook_id).map_or(0, |r| r.unanswered);
+        let unanswered = slots.unanswered.get(webhook_id).copied().unwrap_or(0);
         let permit = (!self.stopping.load(Ordering::SeqCst)
             && unanswered < self.settings.per_webhook
             && !slots.backlog.contains_key(webhook_id))
@@ -191,13 +190,12 @@ impl Deliveries {
         webhook_id: &str,
         permit: OwnedSemaphorePermit,
     ) -> Slot {
-        let running = slots.running.entry(webhook_id.to_owned()).or_default();
-        running.unanswered += 1;
-        running.unrecorded += 1;
+        *slots.unanswered.entry(webhook_id.to_owned()).or_default() += 1;
         Slot {
             deliveries: self.clone(),
             webhook_id: webhook_id.to_owned(),
             answered: false,
+            recording: None,
             _permit: permit,
         }
     }
@@ -230,7 +228,7 @@ impl Deliveries {
         let worker = self.clone();
         tokio::spawn(async move {
             let outcome = worker.attempt_outcome(&work).await;
-            slot.answered();
+            slot.answered(Some(work.delivery.id));
             worker.record(work.delivery.id, &outcome).await;
             drop(slot);
         });
@@ -290,10 +288,13 @@ impl Deliveries {
             return true;
         }
         let now = now_ms();
-        let round = {
+        let (round, answered) = {
             let mut slots = self.slots.lock().expect("slots lock");
             slots.round += 1;
-            slots.round
+            (
+                slots.round,
+                slots.answered.iter().copied().collect::<Vec<_>>(),
+            )
         };
         let claimed = match self
             .events
@@ -302,6 +303,7 @@ impl Deliveries {
                 self.lease_until(now),
                 free as u32,
                 self.settings.per_webhook,
+                &answered,
             )
             .await
         {
@@ -328,45 +330,55 @@ impl Deliveries {
             // but for those of webhooks at their cap.
             let mut slots = self.slots.lock().expect("slots lock");
             let Slots {
-                running, backlog, ..
+                unanswered,
+                backlog,
+                ..
             } = &mut *slots;
             backlog.retain(|webhook_id, stored_at| {
                 *stored_at >= round
-                    || running.get(webhook_id).map_or(0, |r| r.unrecorded)
-                        >= self.settings.per_webhook
+                    || unanswered.get(webhook_id).copied().unwrap_or(0) >= self.settings.per_webhook
             });
         }
         full
     }
 
-    /// A delivery of `webhook_id` was answered by its receiver.
-    fn answered(&self, webhook_id: &str) {
-        let mut slots = self.slots.lock().expect("slots lock");
-        if let Some(running) = slots.running.get_mut(webhook_id) {
-            running.unanswered -= 1;
-        }
-    }
-
-    /// Counts a finished (answered and stored) delivery of `webhook_id`
-    /// out; `true` when a claim counted its webhook at its cap or it has
-    /// deliveries queued for a claim, so due deliveries may be waiting for
-    /// the place it frees: the next claim need not wait for the poll.
+    /// A delivery of `webhook_id` (stored as `delivery_id`) was answered by
+    /// its receiver. When a claim counted the webhook at its cap, or it has
+    /// deliveries queued for a claim, due deliveries may be waiting for the
+    /// place this frees: the next claim need not wait for the poll.
     /// Otherwise every due one was claimed, and a new one starts at once or
     /// wakes the worker itself, so no claim is spent finding nothing.
     /// (Another process's deliveries count towards the cap too: what they
     /// hold back waits for the poll.)
-    fn finished(&self, webhook_id: &str) -> bool {
+    fn answered(&self, webhook_id: &str, delivery_id: Option<i64>) {
         let mut slots = self.slots.lock().expect("slots lock");
         let waiting = slots.backlog.contains_key(webhook_id);
-        let Some(running) = slots.running.get_mut(webhook_id) else {
-            return true;
+        let was_full = match slots.unanswered.get_mut(webhook_id) {
+            Some(unanswered) => {
+                let was_full = *unanswered >= self.settings.per_webhook;
+                *unanswered -= 1;
+                if *unanswered == 0 {
+                    slots.unanswered.remove(webhook_id);
+                }
+                was_full
+            }
+            None => true,
         };
-        let was_full = running.unrecorded >= self.settings.per_webhook;
-        running.unrecorded -= 1;
-        if running.unrecorded == 0 {
-            slots.running.remove(webhook_id);
+        slots.answered.extend(delivery_id);
+        drop(slots);
+        if was_full || waiting {
+            self.nudge();
         }
-        was_full || waiting
+    }
+
+    /// The outcome of answered delivery `delivery_id` is stored (or could
+    /// not be: its lease runs out).
+    fn recorded(&self, delivery_id: i64) {
+        self.slots
+            .lock()
+            .expect("slots lock")
+            .answered
+            .remove(&delivery_id);
     }
 
     /// Whether messages go to the message store.
@@ -625,8 +637,11 @@ mod tests {
         }
     }
 
-    /// Deliveries on a fresh SQLite store, at most one per webhook at once.
-    async fn one_per_webhook(dir: &tempfile::TempDir) -> Arc<Deliveries> {
+    /// Deliveries on a fresh SQLite store, at most one per webhook at once,
+    /// and the store.
+    async fn one_per_webhook(
+        dir: &tempfile::TempDir,
+    ) -> (Arc<Deliveries>, Arc<zapgate_store::SqlStore>) {
         let url = format!("sqlite:{}", dir.path().join("zapgate.db").display());
         let store =
             zapgate_store::SqlStore::connect(&url, zapgate_store::SecretBox::new([7; 32], vec![]))
@@ -634,27 +649,70 @@ mod tests {
                 .expect("connect");
         store.migrate().await.expect("migrate");
         let store = Arc::new(store);
-        Deliveries::new(
+        let deliveries = Deliveries::new(
             store.clone(),
-            store,
+            store.clone(),
             reqwest::Client::new(),
             DeliverySettings {
                 per_webhook: 1,
                 ..settings()
             },
             "http://zapgate.test".to_owned(),
-        )
+        );
+        (deliveries, store)
+    }
+
+    /// An instance with one enabled webhook, to a port nothing listens on.
+    async fn instance_with_webhook(store: &zapgate_store::SqlStore) -> (String, String) {
+        use zapgate_core::{
+            account::NewAccount,
+            event_log::{EventName, WebhookSettings},
+            instance::{InstanceName, InstanceSettings, NewInstance, WebhookConfig},
+            token::Token,
+        };
+        let account = store
+            .create_account(
+                &NewAccount::parse("Deliveries", 1, None).expect("account"),
+                &Token::generate_account(),
+            )
+            .await
+            .expect("create account");
+        let new = NewInstance {
+            name: InstanceName::parse("suporte").expect("name"),
+            token: Token::generate_instance(),
+            settings: InstanceSettings::default(),
+            webhook: WebhookConfig::default(),
+            webhook_authorization: None,
+        };
+        let instance = store
+            .create_instance(&account, &new)
+            .await
+            .expect("create instance");
+        let settings = WebhookSettings {
+            label: "default".into(),
+            enabled: true,
+            url: "http://127.0.0.1:9/hook".into(),
+            authorization: None,
+            by_events: false,
+            events: vec![EventName::MessageExchange],
+            media_base64: false,
+        };
+        let webhook = store
+            .save_webhook(&instance.id, &settings)
+            .await
+            .expect("save webhook");
+        (instance.id, webhook.id)
     }
 
     #[tokio::test]
     async fn a_webhook_place_is_free_once_the_receiver_answered() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let deliveries = one_per_webhook(&dir).await;
+        let (deliveries, _) = one_per_webhook(&dir).await;
         let mut first = deliveries.reserve("wh_1").expect("under the cap");
         let other = deliveries
             .reserve("wh_2")
             .expect("another webhook's own cap");
-        first.answered();
+        first.answered(None);
         // Its outcome is not stored yet, but its receiver is free.
         let second = deliveries
             .reserve("wh_1")
@@ -664,20 +722,55 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn deliveries_queued_behind_an_unstored_outcome_wait_for_a_claim() {
+    async fn an_answered_delivery_holds_no_place_for_a_claim() {
+        use zapgate_core::event_log::{NewDelivery, NewEvent};
         let dir = tempfile::tempdir().expect("temp dir");
-        let deliveries = one_per_webhook(&dir).await;
-        let mut first = deliveries.reserve("wh_1").expect("under the cap");
-        assert!(deliveries.reserve("wh_1").is_none(), "queued for a claim");
-        deliveries.queued(["wh_1"]);
-        first.answered();
-        // A claim still counts the first delivery against the cap, so what
-        // queued behind it keeps new deliveries behind it too (id order).
-        assert!(!deliveries.run_due().await, "nothing stored was due");
-        assert!(
-            deliveries.reserve("wh_1").is_none(),
-            "a new delivery would overtake the queued one"
-        );
+        let (deliveries, store) = one_per_webhook(&dir).await;
+        let (instance_id, webhook_id) = instance_with_webhook(&store).await;
+        let event = |key: &str| NewEvent {
+            instance_id: instance_id.clone(),
+            name: zapgate_core::event_log::EventName::MessageExchange,
+            dedupe_key: key.into(),
+            data: "{}".into(),
+        };
+        let mut first = deliveries.reserve(&webhook_id).expect("under the cap");
+        let leased = NewDelivery {
+            webhook_id: webhook_id.clone(),
+            lease_until_ms: Some(deliveries.lease_until(now_ms())),
+        };
+        let (_, first_ids) = store
+            .append_event(&event("k1"), &[leased])
+            .await
+            .expect("append")
+            .expect("new event");
+        assert!(deliveries.reserve(&webhook_id).is_none(), "at the cap");
+        let waiting = NewDelivery {
+            webhook_id: webhook_id.clone(),
+            lease_until_ms: None,
+        };
+        let (_, waiting_ids) = store
+            .append_event(&event("k2"), &[waiting])
+            .await
+            .expect("append")
+            .expect("new event");
+        deliveries.queued([webhook_id.as_str()]);
+        let attempts = || async {
+            let listed = store
+                .deliveries(&instance_id, None, 10)
+                .await
+                .expect("list");
+            listed
+                .iter()
+                .find(|d| d.id == waiting_ids[0])
+                .expect("listed")
+                .attempts
+        };
+        assert!(!deliveries.run_due().await);
+        assert_eq!(attempts().await, 0, "the first one holds the only place");
+        // Answered, its outcome not stored yet: the place is free.
+        first.answered(Some(first_ids[0]));
+        assert!(!deliveries.run_due().await);
+        assert_eq!(attempts().await, 1, "claimed behind the answered one");
         drop(first);
     }
 

@@ -387,6 +387,7 @@ impl EventStore for SqlStore {
         lease_until_ms: i64,
         limit: u32,
         per_webhook: u32,
+        answered: &[i64],
     ) -> Result<Vec<DeliveryWork>> {
         // Due: queued and due, or running with a lease its worker let lapse
         // (it died). Per webhook, its oldest due ones, as many as its cap
@@ -409,16 +410,28 @@ impl EventStore for SqlStore {
                  WHERE q.status IN ('queued', 'running') AND q.webhook_id > h.webhook_id \
                  ORDER BY q.webhook_id LIMIT 1) \
                FROM hooks h WHERE h.webhook_id IS NOT NULL)";
-        const BUSY: &str = "(SELECT COUNT(*) FROM webhook_deliveries r \
-             WHERE r.webhook_id = h.webhook_id AND r.status = 'running' AND r.locked_until > $1)";
+        // Answered ones hold no place: $5 on are their ids.
+        let busy = format!(
+            "(SELECT COUNT(*) FROM webhook_deliveries r \
+             WHERE r.webhook_id = h.webhook_id AND r.status = 'running' AND r.locked_until > $1{})",
+            if answered.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " AND r.id NOT IN ({})",
+                    Params::numbered(5).list(answered.len())
+                )
+            }
+        );
         const CLAIM: &str = "UPDATE webhook_deliveries SET status = 'running', \
              locked_until = $2, attempts = attempts + 1, updated_at = $1 WHERE id IN";
         let binds = |sql| -> AnyQuery<'_> {
-            sqlx::query(sql)
+            let query = sqlx::query(sql)
                 .bind(now_ms)
                 .bind(lease_until_ms)
                 .bind(i64::from(limit))
-                .bind(i64::from(per_webhook))
+                .bind(i64::from(per_webhook));
+            answered.iter().fold(query, |query, id| query.bind(*id))
         };
         let rows = match self.backend {
             Backend::Sqlite => {
@@ -434,7 +447,7 @@ impl EventStore for SqlStore {
                 const NO_LAST_ID: i64 = i64::MAX;
                 let sql = format!(
                     "{CLAIM} (WITH RECURSIVE {HOOKS}, \
-                       cut AS MATERIALIZED (SELECT h.webhook_id, {BUSY} AS busy, \
+                       cut AS MATERIALIZED (SELECT h.webhook_id, {busy} AS busy, \
                          (SELECT q.id FROM webhook_deliveries q \
                             WHERE q.webhook_id = h.webhook_id AND {DUE} \
                             ORDER BY q.id LIMIT 1 OFFSET $4 - 1) AS last_id \
@@ -482,7 +495,7 @@ impl EventStore for SqlStore {
                 // hash join over the backlog, would read every delivery.
                 let sql = format!(
                     "WITH d AS ({CLAIM} (WITH RECURSIVE {HOOKS}, \
-                         room AS (SELECT h.webhook_id, $4 - {BUSY} AS free \
+                         room AS (SELECT h.webhook_id, $4 - {busy} AS free \
                            FROM hooks h WHERE h.webhook_id IS NOT NULL) \
                        SELECT t.id FROM room CROSS JOIN LATERAL ( \
                          SELECT q.id FROM webhook_deliveries q \

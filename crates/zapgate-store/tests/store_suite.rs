@@ -2933,8 +2933,9 @@ fn queued(webhook_ids: &[&str]) -> Vec<NewDelivery> {
 }
 
 /// A delivery stored leased to the appending process runs at once (one
-/// attempt made), counts towards its webhook's cap, is not claimed while
-/// its lease lives, and is claimed again once it lapsed (its process died).
+/// attempt made), counts towards its webhook's cap until its receiver
+/// answered, is not claimed while its lease lives, and is claimed again
+/// once it lapsed (its process died).
 async fn a_leased_delivery_runs_at_once_and_is_claimed_only_once_its_lease_lapsed(db: Db) {
     let store = db.store().await;
     let (instance, a, b) = two_webhooks(&store, "Leased").await;
@@ -2978,15 +2979,26 @@ async fn a_leased_delivery_runs_at_once_and_is_claimed_only_once_its_lease_lapse
     // With a cap of 1, webhook a is full: only b's delivery is claimed.
     let now = zapgate_core::time::now_ms();
     let claimed = store
-        .claim_deliveries(now, now + 60_000, 100, 1)
+        .claim_deliveries(now, now + 60_000, 100, 1, &[])
         .await
         .unwrap();
     let ids_claimed: Vec<i64> = claimed.iter().map(|w| w.delivery.id).collect();
     assert_eq!(ids_claimed, [ids[1]]);
+    // Once a's leased delivery is answered (its outcome is being stored),
+    // it holds no place: a's queued one is claimed under the same cap.
+    let claimed = store
+        .claim_deliveries(now, now + 60_000, 100, 1, &[ids[0]])
+        .await
+        .unwrap();
+    let taken: Vec<(&str, &str)> = claimed
+        .iter()
+        .map(|w| (w.webhook.id.as_str(), w.event.data.as_str()))
+        .collect();
+    assert_eq!(taken, [(a.id.as_str(), "{\"id\":\"k2\"}")]);
     // Past the lease, the leased one is taken again, second attempt.
     let later = now + 120_000;
     let again = store
-        .claim_deliveries(later, later + 60_000, 100, 3)
+        .claim_deliveries(later, later + 60_000, 100, 3, &[])
         .await
         .unwrap();
     let retaken = again.iter().find(|w| w.delivery.id == ids[0]).unwrap();
@@ -3042,7 +3054,7 @@ async fn events_get_consecutive_sequences_and_are_stored_once(db: Db) {
     }
     let now = zapgate_core::time::now_ms();
     let claimed = store
-        .claim_deliveries(now, now + 60_000, 100, 8)
+        .claim_deliveries(now, now + 60_000, 100, 8, &[])
         .await
         .unwrap();
     assert_eq!(claimed.len(), 3);
@@ -3130,7 +3142,7 @@ async fn delivery_claims_cap_running_deliveries_per_webhook(db: Db) {
     }
     let now = zapgate_core::time::now_ms();
     let claimed = store
-        .claim_deliveries(now, now + 60_000, 100, 3)
+        .claim_deliveries(now, now + 60_000, 100, 3, &[])
         .await
         .unwrap();
     let per = |id: &str| claimed.iter().filter(|w| w.webhook.id == id).count();
@@ -3142,7 +3154,7 @@ async fn delivery_claims_cap_running_deliveries_per_webhook(db: Db) {
     // At the cap: nothing more until one finishes.
     assert!(
         store
-            .claim_deliveries(now, now + 60_000, 100, 3)
+            .claim_deliveries(now, now + 60_000, 100, 3, &[])
             .await
             .unwrap()
             .is_empty()
@@ -3155,7 +3167,7 @@ async fn delivery_claims_cap_running_deliveries_per_webhook(db: Db) {
         .await
         .unwrap();
     let next = store
-        .claim_deliveries(now, now + 60_000, 100, 3)
+        .claim_deliveries(now, now + 60_000, 100, 3, &[])
         .await
         .unwrap();
     assert_eq!(next.len(), 1);
@@ -3212,7 +3224,7 @@ async fn delivery_claims_cap_running_deliveries_per_webhook(db: Db) {
     let later = now + 120_000;
     assert_eq!(
         store
-            .claim_deliveries(later, later + 60_000, 100, 3)
+            .claim_deliveries(later, later + 60_000, 100, 3, &[])
             .await
             .unwrap()
             .len(),
@@ -3301,7 +3313,7 @@ async fn a_delivery_claim_takes_the_oldest_due_per_webhook_and_overall(db: Db) {
 /// The ids a claim at `now` hands out (lease 60 s, cap 3).
 async fn claim_ids(store: &SqlStore, now: i64, limit: u32) -> Vec<i64> {
     store
-        .claim_deliveries(now, now + 60_000, limit, 3)
+        .claim_deliveries(now, now + 60_000, limit, 3, &[])
         .await
         .unwrap()
         .iter()
