@@ -103,7 +103,7 @@ impl Batch for EventWrites {
         Ok(items
             .iter()
             .map(|item| match (item, &recorded) {
-                (EventWrite::Append(_), _) => appended.next().unwrap_or(Ok(None)),
+                (EventWrite::Append(_), _) => appended.next().expect("one outcome per append"),
                 (EventWrite::Finish(..), Ok(())) => Ok(None),
                 (EventWrite::Finish(..), Err(err)) => Err(Error::internal(Cause(err.to_string()))),
             })
