@@ -253,6 +253,10 @@ pub enum DeliveryOutcome {
         status: Option<u16>,
         error: String,
     },
+    /// Never attempted: it waited too long for a place under its webhook's
+    /// cap. Queued again, due now, its attempt uncounted and its last
+    /// answer kept.
+    Released,
 }
 
 /// Storage of the events module.

@@ -37,6 +37,8 @@ pub struct DeliverySettings {
     /// How long after the event a delivery is still retried.
     pub retry_for: Duration,
     /// Deliveries waiting at once for one webhook's receiver to answer.
+    /// As many again may be leased to this process, about to go (see
+    /// [`LEASED_PER_PLACE`]).
     pub per_webhook: u32,
     /// Deliveries running at once in this process.
     pub max_in_flight: u32,
@@ -52,6 +54,18 @@ pub struct DeliverySettings {
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 /// How long past an attempt's timeout its lease lasts.
 const LEASE_MARGIN: Duration = Duration::from_secs(5);
+/// How long a leased delivery may wait for a place on the wire before it
+/// goes back to the queue. A webhook's events are stored in bursts (one
+/// commit stores many), so more of its deliveries start at once than its
+/// cap lets on the wire; a fast receiver frees places within milliseconds.
+const PLACE_WAIT: Duration = Duration::from_secs(2);
+/// Per place on the wire, how many deliveries of a webhook may be leased
+/// here at once (waiting for their event's commit, for a place, or on the
+/// wire). Counting only the wire would let a slow receiver's leases pile
+/// up; counting the commit's wait too (as the cap alone did) sent every
+/// delivery through claims once commits took a few milliseconds: at 400
+/// events/s a webhook holds ~13 deliveries in a 30 ms commit.
+const LEASED_PER_PLACE: u32 = 2;
 /// How often old events are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
 
@@ -76,9 +90,8 @@ pub struct Deliveries {
 
 #[derive(Default)]
 struct Slots {
-    /// Per webhook, its deliveries started here and not answered by the
-    /// receiver yet: what the cap bounds.
-    unanswered: HashMap<String, u32>,
+    /// Per webhook with deliveries leased here and not answered yet.
+    hooks: HashMap<String, Hook>,
     /// Deliveries answered whose outcome is not stored yet: a claim does
     /// not count them against their webhook's cap. (Counting them made the
     /// store's write latency cap each webhook's throughput once its
@@ -86,20 +99,40 @@ struct Slots {
     answered: HashSet<i64>,
     /// Webhooks with deliveries queued for a claim, by the claim round at
     /// which the last of them was known to be stored (`u64::MAX` while one
-    /// is being stored). While a webhook is here its new deliveries queue
-    /// behind them, so each webhook's deliveries start in id order.
+    /// is being stored): a place freed on such a webhook wakes the worker.
+    /// Its new deliveries do not queue behind them: they did while deliveries
+    /// started in strict id order, and then one refusal under load sent all
+    /// of a webhook's later deliveries through claims, which took ~1,400 a
+    /// second: above that the backlog never drained. (With many deliveries
+    /// of a webhook on the wire at once, and retries, a receiver never saw
+    /// them in order anyway.)
     backlog: HashMap<String, u64>,
     /// Claims started.
     round: u64,
 }
 
-/// A delivery slot held for one webhook: a place under the webhook's cap
-/// (until [`Slot::answered`]) and one among the process's deliveries in
-/// flight (until the outcome is stored, or the delivery was never stored).
-/// Given back when dropped.
+/// A webhook's deliveries here.
+struct Hook {
+    /// Its places on the wire, `per_webhook` of them, taken in turn (a
+    /// fair semaphore: each webhook's deliveries start in the order they
+    /// asked).
+    places: Arc<Semaphore>,
+    /// Its deliveries leased here and not answered yet.
+    leased: u32,
+}
+
+/// A delivery slot held for one webhook: one of its leases here (until
+/// [`Slot::answered`]), a place on its wire once taken (until then too),
+/// and one among the process's deliveries in flight
+/// (until the outcome is stored, or the delivery was never stored). Given
+/// back when dropped.
 pub struct Slot {
     deliveries: Arc<Deliveries>,
     webhook_id: String,
+    places: Arc<Semaphore>,
+    place: Option<OwnedSemaphorePermit>,
+    /// The last moment it may take a place (its lease covers the wait).
+    start_by: tokio::time::Instant,
     answered: bool,
     /// The delivery answered, until its outcome is stored.
     recording: Option<i64>,
@@ -107,11 +140,26 @@ pub struct Slot {
 }
 
 impl Slot {
-    /// The receiver answered delivery `delivery_id`: its place under the
-    /// cap is free, here and for claims, while its outcome is stored.
+    /// Waits for a place on the webhook's wire; `false` when none came
+    /// free in time.
+    async fn take_place(&mut self) -> bool {
+        let place = tokio::time::timeout_at(self.start_by, self.places.clone().acquire_owned());
+        match place.await {
+            Ok(Ok(place)) => {
+                self.place = Some(place);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The receiver answered delivery `delivery_id` (or it never went
+    /// out): its place and its lease are free, here and for claims, while
+    /// its outcome is stored.
     fn answered(&mut self, delivery_id: Option<i64>) {
         if !self.answered {
             self.answered = true;
+            self.place = None;
             self.recording = delivery_id;
             self.deliveries.answered(&self.webhook_id, delivery_id);
         }
@@ -164,18 +212,16 @@ impl Deliveries {
     }
 
     /// A slot to deliver an event being appended for `webhook_id` right
-    /// away, without waiting for a claim: when the webhook is under its cap
-    /// here, nothing of it waits for a claim, and the process has room.
-    /// `None`: the delivery is queued for a claim (and the webhook's next
-    /// ones queue behind it until a claim has taken it).
+    /// away, without waiting for a claim: when the webhook has room for
+    /// another lease here and the process has room. `None`: the delivery
+    /// is queued for a claim.
     pub fn reserve(self: &Arc<Self>, webhook_id: &str) -> Option<Slot> {
         let mut slots = self.slots.lock().expect("slots lock");
-        let unanswered = slots.unanswered.get(webhook_id).copied().unwrap_or(0);
+        let leased = slots.hooks.get(webhook_id).map_or(0, |hook| hook.leased);
         let permit = (!self.stopping.load(Ordering::SeqCst)
-            && unanswered < self.settings.per_webhook
-            && !slots.backlog.contains_key(webhook_id))
-        .then(|| self.in_flight.clone().try_acquire_owned().ok())
-        .flatten();
+            && leased < self.settings.per_webhook * LEASED_PER_PLACE)
+            .then(|| self.in_flight.clone().try_acquire_owned().ok())
+            .flatten();
         let Some(permit) = permit else {
             slots.backlog.insert(webhook_id.to_owned(), u64::MAX);
             return None;
@@ -190,10 +236,21 @@ impl Deliveries {
         webhook_id: &str,
         permit: OwnedSemaphorePermit,
     ) -> Slot {
-        *slots.unanswered.entry(webhook_id.to_owned()).or_default() += 1;
+        let per_webhook = self.settings.per_webhook as usize;
+        let hook = slots
+            .hooks
+            .entry(webhook_id.to_owned())
+            .or_insert_with(|| Hook {
+                places: Arc::new(Semaphore::new(per_webhook)),
+                leased: 0,
+            });
+        hook.leased += 1;
         Slot {
             deliveries: self.clone(),
             webhook_id: webhook_id.to_owned(),
+            places: hook.places.clone(),
+            place: None,
+            start_by: tokio::time::Instant::now() + PLACE_WAIT,
             answered: false,
             recording: None,
             _permit: permit,
@@ -216,21 +273,34 @@ impl Deliveries {
         }
     }
 
-    /// Until when a delivery starting now is leased to this process: an
-    /// attempt ends by its timeout; past that and a margin to record the
-    /// outcome, its process died and another may take the delivery.
+    /// Until when a delivery leased now is leased to this process: it
+    /// takes a place on the wire within [`PLACE_WAIT`] and its attempt ends
+    /// by its timeout; past that and a margin to record the outcome, its
+    /// process died and another may take the delivery.
     pub fn lease_until(&self, now_ms: i64) -> i64 {
-        now_ms + (self.settings.timeout + LEASE_MARGIN).as_millis() as i64
+        now_ms + (PLACE_WAIT + self.settings.timeout + LEASE_MARGIN).as_millis() as i64
     }
 
-    /// Makes the attempt of `work` under `slot`, then records its outcome.
+    /// Makes the attempt of `work` under `slot` once a place on its
+    /// webhook's wire is free, then records its outcome. A delivery that
+    /// found no place in time goes back to the queue.
     pub fn launch(self: &Arc<Self>, mut slot: Slot, work: DeliveryWork) {
         let worker = self.clone();
         tokio::spawn(async move {
-            let outcome = worker.attempt_outcome(&work).await;
-            slot.answered(Some(work.delivery.id));
-            worker.record(work.delivery.id, &outcome).await;
+            let delivery_id = work.delivery.id;
+            let outcome = if slot.take_place().await {
+                worker.attempt_outcome(&work).await
+            } else {
+                tracing::debug!(delivery_id, webhook_id = %work.webhook.id,
+                    "no place on the webhook's wire in time: the delivery is queued again");
+                DeliveryOutcome::Released
+            };
+            slot.answered(Some(delivery_id));
+            worker.record(delivery_id, &outcome).await;
             drop(slot);
+            if outcome == DeliveryOutcome::Released {
+                worker.queued([work.webhook.id.as_str()]);
+            }
         });
     }
 
@@ -329,14 +399,11 @@ impl Deliveries {
             // Every due delivery stored before this claim began was taken,
             // but for those of webhooks at their cap.
             let mut slots = self.slots.lock().expect("slots lock");
-            let Slots {
-                unanswered,
-                backlog,
-                ..
-            } = &mut *slots;
+            let Slots { hooks, backlog, .. } = &mut *slots;
             backlog.retain(|webhook_id, stored_at| {
                 *stored_at >= round
-                    || unanswered.get(webhook_id).copied().unwrap_or(0) >= self.settings.per_webhook
+                    || hooks.get(webhook_id).map_or(0, |hook| hook.leased)
+                        >= self.settings.per_webhook
             });
         }
         full
@@ -353,12 +420,12 @@ impl Deliveries {
     fn answered(&self, webhook_id: &str, delivery_id: Option<i64>) {
         let mut slots = self.slots.lock().expect("slots lock");
         let waiting = slots.backlog.contains_key(webhook_id);
-        let was_full = match slots.unanswered.get_mut(webhook_id) {
-            Some(unanswered) => {
-                let was_full = *unanswered >= self.settings.per_webhook;
-                *unanswered -= 1;
-                if *unanswered == 0 {
-                    slots.unanswered.remove(webhook_id);
+        let was_full = match slots.hooks.get_mut(webhook_id) {
+            Some(hook) => {
+                let was_full = hook.leased >= self.settings.per_webhook;
+                hook.leased -= 1;
+                if hook.leased == 0 {
+                    slots.hooks.remove(webhook_id);
                 }
                 was_full
             }
@@ -415,7 +482,7 @@ impl Deliveries {
             }
         };
         match &outcome {
-            DeliveryOutcome::Delivered { .. } => {}
+            DeliveryOutcome::Delivered { .. } | DeliveryOutcome::Released => {}
             DeliveryOutcome::Retry { error, .. } => tracing::debug!(
                 delivery_id, webhook_id = %work.webhook.id, %error, "webhook delivery will be retried"
             ),
@@ -708,17 +775,19 @@ mod tests {
     async fn a_webhook_place_is_free_once_the_receiver_answered() {
         let dir = tempfile::tempdir().expect("temp dir");
         let (deliveries, _) = one_per_webhook(&dir).await;
+        // One place on the wire, and one more lease about to go.
         let mut first = deliveries.reserve("wh_1").expect("under the cap");
+        let second = deliveries.reserve("wh_1").expect("leased, about to go");
         let other = deliveries
             .reserve("wh_2")
             .expect("another webhook's own cap");
         first.answered(None);
         // Its outcome is not stored yet, but its receiver is free.
-        let second = deliveries
+        let third = deliveries
             .reserve("wh_1")
             .expect("the first delivery was answered");
         assert!(deliveries.reserve("wh_1").is_none(), "at the cap again");
-        drop((first, second, other));
+        drop((first, second, third, other));
     }
 
     #[tokio::test]
@@ -743,6 +812,8 @@ mod tests {
             .await
             .expect("append")
             .expect("new event");
+        // A lease that is never stored: with it, no more are taken here.
+        let unstored = deliveries.reserve(&webhook_id).expect("one more lease");
         assert!(deliveries.reserve(&webhook_id).is_none(), "at the cap");
         let waiting = NewDelivery {
             webhook_id: webhook_id.clone(),
@@ -771,7 +842,69 @@ mod tests {
         first.answered(Some(first_ids[0]));
         assert!(!deliveries.run_due().await);
         assert_eq!(attempts().await, 1, "claimed behind the answered one");
-        drop(first);
+        drop((first, unstored));
+    }
+
+    #[tokio::test]
+    async fn a_lease_with_no_place_in_time_goes_back_to_the_queue_unattempted() {
+        use zapgate_core::event_log::{DeliveryStatus, NewDelivery, NewEvent};
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (deliveries, store) = one_per_webhook(&dir).await;
+        let (instance_id, webhook_id) = instance_with_webhook(&store).await;
+        // The webhook's one place on the wire is taken.
+        let mut on_the_wire = deliveries.reserve(&webhook_id).expect("under the cap");
+        assert!(on_the_wire.take_place().await);
+        let waiting = deliveries
+            .reserve(&webhook_id)
+            .expect("leased, about to go");
+        let leased = NewDelivery {
+            webhook_id: webhook_id.clone(),
+            lease_until_ms: Some(deliveries.lease_until(now_ms())),
+        };
+        let new = NewEvent {
+            instance_id: instance_id.clone(),
+            name: zapgate_core::event_log::EventName::MessageExchange,
+            dedupe_key: "k1".into(),
+            data: "{}".into(),
+        };
+        let (event, ids) = store
+            .append_event(&new, &[leased])
+            .await
+            .expect("append")
+            .expect("new event");
+        let listed = || async {
+            store
+                .deliveries(&instance_id, None, 10)
+                .await
+                .expect("list")
+                .remove(0)
+        };
+        let webhook = store
+            .webhooks(&instance_id)
+            .await
+            .expect("webhooks")
+            .remove(0);
+        deliveries.launch(
+            waiting,
+            DeliveryWork {
+                delivery: listed().await,
+                webhook,
+                event,
+            },
+        );
+        tokio::time::sleep(PLACE_WAIT / 2).await;
+        let delivery = listed().await;
+        assert_eq!(
+            delivery.status,
+            DeliveryStatus::Running,
+            "still waiting for the place"
+        );
+        tokio::time::sleep(PLACE_WAIT).await;
+        let delivery = listed().await;
+        assert_eq!(delivery.id, ids[0]);
+        assert_eq!(delivery.status, DeliveryStatus::Queued, "back in the queue");
+        assert_eq!(delivery.attempts, 0, "no attempt was made");
+        drop(on_the_wire);
     }
 
     #[test]

@@ -347,33 +347,41 @@ async fn record_outcomes(
     let mut params = Params::new(backend);
     let values = params.typed_rows(
         finishes.len(),
-        &["BIGINT", "TEXT", "BIGINT", "BIGINT", "TEXT"],
+        &["BIGINT", "TEXT", "BIGINT", "BIGINT", "TEXT", "BIGINT"],
     );
     let updated_at = params.one();
+    // A released delivery made no attempt: its count goes back down and
+    // its last answer stays.
     let sql = format!(
-        "WITH outcome (id, status, run_at, response_status, last_error) AS (VALUES {values}) \
+        "WITH outcome (id, status, run_at, response_status, last_error, released) AS (VALUES {values}) \
          UPDATE webhook_deliveries SET status = outcome.status, run_at = outcome.run_at, \
-         locked_until = NULL, response_status = outcome.response_status, \
-         last_error = outcome.last_error, updated_at = {updated_at} \
+         locked_until = NULL, attempts = webhook_deliveries.attempts - outcome.released, \
+         response_status = CASE WHEN outcome.released = 1 \
+           THEN webhook_deliveries.response_status ELSE outcome.response_status END, \
+         last_error = CASE WHEN outcome.released = 1 \
+           THEN webhook_deliveries.last_error ELSE outcome.last_error END, \
+         updated_at = {updated_at} \
          FROM outcome WHERE webhook_deliveries.id = outcome.id"
     );
     let mut query = sqlx::query(&sql);
     for (delivery_id, outcome) in finishes {
-        let (status, run_at, response, error) = match outcome {
-            DeliveryOutcome::Delivered { status } => ("delivered", now, Some(*status), ""),
+        let (status, run_at, response, error, released) = match outcome {
+            DeliveryOutcome::Delivered { status } => ("delivered", now, Some(*status), "", 0_i64),
             DeliveryOutcome::Retry {
                 run_at_ms,
                 status,
                 error,
-            } => ("queued", *run_at_ms, *status, error.as_str()),
-            DeliveryOutcome::Dead { status, error } => ("dead", now, *status, error.as_str()),
+            } => ("queued", *run_at_ms, *status, error.as_str(), 0),
+            DeliveryOutcome::Dead { status, error } => ("dead", now, *status, error.as_str(), 0),
+            DeliveryOutcome::Released => ("queued", now, None, "", 1),
         };
         query = query
             .bind(*delivery_id)
             .bind(status)
             .bind(run_at)
             .bind(response.map(i64::from))
-            .bind(error.to_owned());
+            .bind(error.to_owned())
+            .bind(released);
     }
     query = query.bind(now);
     query.execute(&mut **tx).await.map_err(Error::internal)?;

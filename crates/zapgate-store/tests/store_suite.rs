@@ -3230,6 +3230,32 @@ async fn delivery_claims_cap_running_deliveries_per_webhook(db: Db) {
             .len(),
         6
     );
+    // A released delivery made no attempt: queued again and due, its count
+    // back down, its last answer kept.
+    let retry_at = now + 3_600_000;
+    let retried = store
+        .claim_deliveries(retry_at, retry_at + 60_000, 100, 3, &[])
+        .await
+        .unwrap();
+    let d2_id = claimed[2].delivery.id;
+    let attempts = retried
+        .iter()
+        .find(|w| w.delivery.id == d2_id)
+        .expect("due again")
+        .delivery
+        .attempts;
+    store
+        .finish_delivery(d2_id, &DeliveryOutcome::Released)
+        .await
+        .unwrap();
+    let listed = store.deliveries(&instance.id, None, 100).await.unwrap();
+    let d2 = listed.iter().find(|d| d.id == d2_id).unwrap();
+    assert_eq!(
+        (d2.status, d2.attempts, d2.response_status),
+        (DeliveryStatus::Queued, attempts - 1, Some(503))
+    );
+    assert_eq!(d2.last_error, "the receiver answered HTTP 503");
+    assert!(d2.run_at_ms <= zapgate_core::time::now_ms());
     // A fourth enabled webhook is refused; a disabled one is not counted.
     store.save_webhook(&instance.id, &hook("c")).await.unwrap();
     assert!(matches!(

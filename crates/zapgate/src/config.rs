@@ -245,7 +245,7 @@ variables! {
         "longest retry delay of a webhook delivery";
     WEBHOOK_RETRY_FOR_SECS = "ZAPGATE_WEBHOOK_RETRY_FOR_SECS", Value("86400"),
         "how long after its event a webhook delivery is retried before it is parked";
-    WEBHOOK_CONCURRENCY = "ZAPGATE_WEBHOOK_CONCURRENCY", Value("8"),
+    WEBHOOK_CONCURRENCY = "ZAPGATE_WEBHOOK_CONCURRENCY", Value("16"),
         "deliveries waiting at once for one webhook's receiver to answer (a slow receiver holds back only its own)";
     WEBHOOK_POLL_MS = "ZAPGATE_WEBHOOK_POLL_MS", Value("200"),
         "how often an idle delivery worker looks for due work (new work wakes it at once)";
@@ -439,8 +439,11 @@ impl Config {
             retry_max: env.millis(WEBHOOK_RETRY_MAX_MS, 1)?,
             retry_for: env.seconds(WEBHOOK_RETRY_FOR_SECS, 1)?,
             per_webhook: env.number(WEBHOOK_CONCURRENCY, 1)?,
-            // Not a knob: deliveries in flight in this process.
-            max_in_flight: 256,
+            // Not a knob: deliveries in flight in this process. Each holds
+            // its place from before its event's commit until its outcome's:
+            // at 4,000 events/s with 30 ms commits, ~260 of them (256 made
+            // deliveries spill into claims there).
+            max_in_flight: 1024,
             poll: env.millis(WEBHOOK_POLL_MS, 1)?,
             retention: Duration::from_secs(env.number::<u64>(EVENT_RETENTION_HOURS, 1)? * 3600),
             message_retention: Duration::from_secs(
