@@ -219,9 +219,9 @@ impl Deliveries {
         let mut slots = self.slots.lock().expect("slots lock");
         let leased = slots.hooks.get(webhook_id).map_or(0, |hook| hook.leased);
         let permit = (!self.stopping.load(Ordering::SeqCst)
-            && leased < self.settings.per_webhook * LEASED_PER_PLACE)
-            .then(|| self.in_flight.clone().try_acquire_owned().ok())
-            .flatten();
+            && leased < self.settings.per_webhook.saturating_mul(LEASED_PER_PLACE))
+        .then(|| self.in_flight.clone().try_acquire_owned().ok())
+        .flatten();
         let Some(permit) = permit else {
             slots.backlog.insert(webhook_id.to_owned(), u64::MAX);
             return None;
