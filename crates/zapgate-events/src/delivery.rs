@@ -778,6 +778,7 @@ mod tests {
         // One place on the wire, and one more lease about to go.
         let mut first = deliveries.reserve("wh_1").expect("under the cap");
         let second = deliveries.reserve("wh_1").expect("leased, about to go");
+        assert!(deliveries.reserve("wh_1").is_none(), "at the cap");
         let other = deliveries
             .reserve("wh_2")
             .expect("another webhook's own cap");
@@ -899,8 +900,15 @@ mod tests {
             DeliveryStatus::Running,
             "still waiting for the place"
         );
-        tokio::time::sleep(PLACE_WAIT).await;
-        let delivery = listed().await;
+        // Released at PLACE_WAIT: polled, so a slow machine cannot fail it.
+        let mut delivery = listed().await;
+        for _ in 0..100 {
+            if delivery.status != DeliveryStatus::Running {
+                break;
+            }
+            tokio::time::sleep(PLACE_WAIT / 20).await;
+            delivery = listed().await;
+        }
         assert_eq!(delivery.id, ids[0]);
         assert_eq!(delivery.status, DeliveryStatus::Queued, "back in the queue");
         assert_eq!(delivery.attempts, 0, "no attempt was made");
