@@ -23,6 +23,7 @@ use axum::{
     extract::{DefaultBodyLimit, MatchedPath, Request},
     http::HeaderName,
     middleware,
+    routing::get,
 };
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::Semaphore;
@@ -30,7 +31,7 @@ use tower_http::{
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     trace::TraceLayer,
 };
-use utoipa_swagger_ui::SwaggerUi;
+use utoipa_swagger_ui::{Config as SwaggerConfig, SwaggerUi};
 use zapgate_chatwoot::{AddressPolicy, Bridge, ChatwootService, download::Downloader};
 use zapgate_core::{
     Error, messages,
@@ -157,7 +158,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(routes::system::router())
         .merge(console::router())
-        .merge(SwaggerUi::new("/docs").external_url_unchecked("/openapi.json", openapi::document()))
+        .merge(SwaggerUi::new("/docs").config(SwaggerConfig::new(["/openapi.json"])))
+        .route("/openapi.json", get(openapi::serve_document))
         .merge(routes::webhook::router().layer(DefaultBodyLimit::max(state.body_limits.default)))
         .merge(api)
         .layer(middleware::from_fn(metrics::track))

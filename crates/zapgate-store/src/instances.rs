@@ -299,7 +299,10 @@ pub(crate) async fn set_session_status(
     } else {
         query
     };
-    query.execute_on(store).await?;
+    // A write like the bridge's: on SQLite it takes its turn on the writer
+    // instead of meeting the others on the lock, whose busy handler sleeps
+    // (sessions resume side by side at start-up).
+    store.write_turn().await.execute(query).await?;
     Ok(())
 }
 

@@ -464,15 +464,14 @@ pub(crate) async fn wake(
     direction: &str,
     now_ms: i64,
 ) -> Result<u64> {
-    let done = sqlx::query(
+    let wake = sqlx::query(
         "UPDATE bridge_jobs SET run_at = $1 \
          WHERE instance_id = $2 AND direction = $3 AND status = 'queued' AND run_at > $1",
     )
     .bind(now_ms)
     .bind(instance_id)
-    .bind(direction)
-    .execute_on(store)
-    .await?;
+    .bind(direction);
+    let done = store.write_turn().await.execute(wake).await?;
     Ok(done.rows_affected())
 }
 

@@ -59,8 +59,10 @@ impl Subscriber for BridgeSink {
         let instance_id = event.instance_id.clone();
         match &event.event {
             Event::Session(status) => {
-                if let Some(integration) = self.store.find_integration(&instance_id).await?
-                    && let Some(job) = self.bridge.bot_state_job(&integration, status)
+                let integration = self.store.find_integration(&instance_id).await?;
+                if let Some(job) = integration
+                    .as_ref()
+                    .and_then(|integration| self.bridge.bot_state_job(integration, status))
                 {
                     self.store.enqueue_jobs(&[job]).await?;
                     self.bridge.nudge();
@@ -73,8 +75,8 @@ impl Subscriber for BridgeSink {
                     self.bridge.nudge();
                     // The first connection after activation starts the
                     // history import it asked for.
-                    if let Some(integration) = self.store.find_integration(&instance_id).await?
-                        && let Err(e) = self.bridge.import_on_connect(&integration).await
+                    if let Some(integration) = &integration
+                        && let Err(e) = self.bridge.import_on_connect(integration).await
                     {
                         tracing::warn!(instance_id = %instance_id, error = %e, "could not start the history import");
                     }

@@ -621,6 +621,16 @@ async fn a_paired_session_is_resumed_after_a_restart() {
     let (account, instance) = setup(&server, "suporte").await;
     let idle = server.create_instance(&account, "parada").await;
     server.pair(&instance, "suporte", "5511999990000").await;
+    // More paired sessions, which resume side by side.
+    let mut others = Vec::new();
+    for n in 1..=3 {
+        let name = format!("filial{n}");
+        let token = server.create_instance(&account, &name).await;
+        server
+            .pair(&token, &name, &format!("551199999000{n}"))
+            .await;
+        others.push((name, token, n));
+    }
     assert!(server.sqlite_file().starts_with(dir.path()));
     server.stop().await;
 
@@ -628,6 +638,15 @@ async fn a_paired_session_is_resumed_after_a_restart() {
     let state = connection(&server, &instance, "suporte").await;
     assert_eq!(state["state"], json!("connected"));
     assert_eq!(state["numberJid"], json!("5511999990000@s.whatsapp.net"));
+    for (name, token, n) in &others {
+        let state = connection(&server, token, name).await;
+        assert_eq!(state["state"], json!("connected"), "{name}");
+        assert_eq!(
+            state["numberJid"],
+            json!(format!("551199999000{n}@s.whatsapp.net")),
+            "{name}"
+        );
+    }
     // A never-paired instance stays disconnected.
     assert_eq!(
         connection(&server, &idle, "parada").await["state"],
