@@ -167,6 +167,7 @@ suite!(
     chat_links_upsert_and_follow_their_conversation,
     reconciled_watermark_only_grows,
     delete_integration_clears_its_links,
+    integrations_are_listed_across_pages_once_each,
     replacing_an_integration_moves_its_jobs_of_the_direction_with_the_row,
     a_job_is_parked_as_an_orphan_only_while_its_integration_is_missing,
     a_missing_integration_is_remembered_until_a_write_here_or_a_second,
@@ -2368,6 +2369,35 @@ fn integration(id: &str, instance_id: &str) -> Integration {
         options: Default::default(),
         created_at_ms: NOW,
     }
+}
+
+async fn integrations_are_listed_across_pages_once_each(db: Db) {
+    let store = db.store().await;
+    let count = zapgate_store::INTEGRATION_PAGE + 2;
+    let (acc, _) = account(&store, "Many", count as u32).await;
+    let mut expected = Vec::new();
+    for n in 0..count {
+        let ins = store
+            .create_instance(&acc, &new_instance(&format!("paged{n:04}")))
+            .await
+            .unwrap()
+            .id;
+        // The same created_at for all: the page boundary falls inside a tie.
+        let id = format!("int_paged{n:04}");
+        store
+            .save_integration(&integration(&id, &ins), None)
+            .await
+            .unwrap();
+        expected.push(id);
+    }
+    let listed: Vec<String> = store
+        .list_integrations()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.id)
+        .collect();
+    assert_eq!(listed, expected);
 }
 
 async fn delete_integration_clears_its_links(db: Db) {
