@@ -94,8 +94,10 @@ pub trait Store: Send + Sync + 'static {
         instance_id: &str,
         patch: &SettingsPatch,
     ) -> Result<Option<InstanceSettings>>;
-    /// Instances whose session was paired when last seen, to resume at start.
-    async fn paired_instances(&self) -> Result<Vec<Instance>>;
+    /// Instances whose session was paired when last seen, to resume at
+    /// start: one page of them in creation order, those after `after` (from
+    /// the first when `None`); empty past the last.
+    async fn paired_instances(&self, after: Option<&Instance>) -> Result<Vec<Instance>>;
     /// Deletes the instance and all it owns; `false` when there was none.
     async fn delete_instance(&self, account_id: &str, instance_id: &str) -> Result<bool>;
 

@@ -383,16 +383,30 @@ pub(crate) async fn update_settings(
     Ok(Some(settings))
 }
 
-pub(crate) async fn paired_instances(store: &SqlStore) -> Result<Vec<Instance>> {
+/// Paired instances read at a time by [`paired_instances`]: 10,000 rows
+/// read at once at start-up made a 7.6 MB peak that the allocator kept as
+/// idle RSS.
+pub const PAIRED_PAGE: usize = 500;
+
+pub(crate) async fn paired_instances(
+    store: &SqlStore,
+    after: Option<&Instance>,
+) -> Result<Vec<Instance>> {
     let sql = format!(
         "SELECT {INSTANCE_COLUMNS} FROM instances i \
-         WHERE i.connection_state = $1 \
-            OR (i.number_jid IS NOT NULL AND i.connection_state <> $2) \
-         ORDER BY i.created_at, i.id"
+         WHERE (i.connection_state = $1 \
+                OR (i.number_jid IS NOT NULL AND i.connection_state <> $2)) \
+           AND (i.created_at > $3 OR (i.created_at = $3 AND i.id > $4)) \
+         ORDER BY i.created_at, i.id LIMIT {PAIRED_PAGE}"
     );
+    let (created_at, id) = after.map_or((i64::MIN, ""), |last| {
+        (last.created_at_ms, last.id.as_str())
+    });
     sqlx::query(&sql)
         .bind(ConnectionState::Connected.as_str())
         .bind(ConnectionState::LoggedOut.as_str())
+        .bind(created_at)
+        .bind(id)
         .fetch_all_on(store)
         .await?
         .iter()

@@ -28,6 +28,7 @@ mod wa_lease;
 mod wa_session;
 
 pub use backend::{Backend, redact_url};
+pub use instances::PAIRED_PAGE;
 pub use integrations::INTEGRATION_PAGE;
 pub use secret_box::{KeyId, SecretBox};
 pub use sql_store::SqlStore;

@@ -108,8 +108,8 @@ impl Store for SqlStore {
         done
     }
 
-    async fn paired_instances(&self) -> Result<Vec<Instance>> {
-        instances::paired_instances(self).await
+    async fn paired_instances(&self, after: Option<&Instance>) -> Result<Vec<Instance>> {
+        instances::paired_instances(self, after).await
     }
 
     async fn delete_instance(&self, account_id: &str, instance_id: &str) -> Result<bool> {

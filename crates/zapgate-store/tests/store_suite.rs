@@ -138,6 +138,7 @@ suite!(
     lookups_never_cross_accounts,
     sealed_secrets_decrypt_to_the_originals,
     session_status_drives_paired_instances,
+    paired_instances_are_read_across_pages_once_each,
     an_outage_lasts_until_connected_and_is_noted_once,
     delete_instance_removes_it,
     settings_updates_merge_invalidate_the_cache_and_stay_in_the_account,
@@ -758,14 +759,49 @@ async fn session_status_drives_paired_instances(db: Db) {
             expected.insert(instance.id);
         }
     }
-    let paired: BTreeSet<String> = store
-        .paired_instances()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|i| i.id)
-        .collect();
+    let paired: BTreeSet<String> = all_paired(&store).await.into_iter().collect();
     assert_eq!(paired, expected);
+}
+
+/// Every page of `paired_instances`, ids in the order given.
+async fn all_paired(store: &SqlStore) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut page = store.paired_instances(None).await.unwrap();
+    while !page.is_empty() {
+        ids.extend(page.iter().map(|i| i.id.clone()));
+        page = store.paired_instances(page.last()).await.unwrap();
+    }
+    ids
+}
+
+async fn paired_instances_are_read_across_pages_once_each(db: Db) {
+    let store = db.store().await;
+    let count = zapgate_store::PAIRED_PAGE + 2;
+    let (acc, _) = account(&store, "Paired", count as u32 + 1).await;
+    let status = SessionStatus {
+        state: ConnectionState::Connected,
+        number_jid: Some("5511999990000@s.whatsapp.net".to_owned()),
+    };
+    let mut expected = Vec::new();
+    for n in 0..count {
+        let instance = store
+            .create_instance(&acc, &new_instance(&format!("paired{n:04}")))
+            .await
+            .unwrap();
+        store
+            .set_session_status(&instance.id, &status)
+            .await
+            .unwrap();
+        expected.push((instance.created_at_ms, instance.id));
+    }
+    // One not paired, which no page may hold.
+    store
+        .create_instance(&acc, &new_instance("unpaired"))
+        .await
+        .unwrap();
+    expected.sort();
+    let expected: Vec<String> = expected.into_iter().map(|(_, id)| id).collect();
+    assert_eq!(all_paired(&store).await, expected);
 }
 
 async fn an_outage_lasts_until_connected_and_is_noted_once(db: Db) {

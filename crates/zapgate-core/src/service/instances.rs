@@ -363,16 +363,20 @@ impl InstanceService {
     }
 
     /// Re-opens every session that was linked when the server last stopped,
-    /// [`RESUMES_AT_ONCE`] at a time (each in order: its settings, then its
-    /// session).
+    /// a page of them at a time and [`RESUMES_AT_ONCE`] of a page at a time
+    /// (each in order: its settings, then its session).
     pub async fn resume_paired(&self) -> Result<usize> {
-        let paired = self.store.paired_instances().await?;
-        let resumed = futures_util::stream::iter(&paired)
-            .map(|instance| self.resume(instance))
-            .buffer_unordered(RESUMES_AT_ONCE)
-            .filter(|resumed| std::future::ready(*resumed))
-            .count()
-            .await;
+        let mut resumed = 0;
+        let mut page = self.store.paired_instances(None).await?;
+        while !page.is_empty() {
+            resumed += futures_util::stream::iter(&page)
+                .map(|instance| self.resume(instance))
+                .buffer_unordered(RESUMES_AT_ONCE)
+                .filter(|resumed| std::future::ready(*resumed))
+                .count()
+                .await;
+            page = self.store.paired_instances(page.last()).await?;
+        }
         Ok(resumed)
     }
 
