@@ -321,6 +321,7 @@ async fn build(config: &Config) -> anyhow::Result<Built> {
         InstanceService::new(store.clone(), whatsapp, bus.clone(), config.connect_timeout);
     let resumed = instances.resume_paired().await?;
     tracing::info!(resumed, "sessions resumed");
+    crate::allocator::release_freed_memory();
 
     let events = EventsService::new(event_store, recorder, deliveries.clone(), hub);
     if let Some(web) = &web {
