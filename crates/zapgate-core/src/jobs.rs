@@ -54,6 +54,17 @@ pub struct NewJob {
     pub blob: Option<Bytes>,
 }
 
+/// What became of a job given to [`crate::store::Store::enqueue_capped`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enqueued {
+    New,
+    /// A job with its `dedupe_key` is already stored.
+    Duplicate,
+    /// Its integration already had the cap's number of jobs of its
+    /// direction queued or running: not stored.
+    QueueFull,
+}
+
 /// A stored job, as a worker claims it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Job {

@@ -15,7 +15,9 @@ use crate::{
     chatwoot_import::ImportProgress,
     idempotency::{IdempotencyClaim, IdempotencyRecord},
     instance::{Instance, InstanceSettings, NewInstance, Outage, SessionStatus, SettingsPatch},
-    jobs::{AvatarRefresh, ChatLink, ClaimShare, Job, MessageLink, NewJob, UnreadMessage},
+    jobs::{
+        AvatarRefresh, ChatLink, ClaimShare, Enqueued, Job, MessageLink, NewJob, UnreadMessage,
+    },
     token::{Token, TokenHash},
 };
 
@@ -151,14 +153,10 @@ pub trait Store: Send + Sync + 'static {
     /// The media stored with the job ([`NewJob::blob`]); `None` once the
     /// job was parked as a dead letter (or when it had none).
     async fn job_blob(&self, job_id: i64) -> Result<Option<Vec<u8>>>;
-    /// How many jobs of the integration's `direction` are queued or
-    /// running, counted up to `up_to`.
-    async fn count_unfinished_jobs(
-        &self,
-        integration_id: &str,
-        direction: &str,
-        up_to: u64,
-    ) -> Result<u64>;
+    /// Stores `job` unless its integration already has `cap` jobs of its
+    /// direction queued or running. The count is taken in the insert's own
+    /// batch of enqueues, once per integration for the whole batch.
+    async fn enqueue_capped(&self, job: NewJob, cap: u32) -> Result<Enqueued>;
     /// Leases up to `limit` runnable jobs until `lease_until_ms`: each the
     /// oldest unfinished job of its chat, queued and due (or running with an
     /// expired lease: its worker died, which counts as an attempt, so the

@@ -3,20 +3,20 @@
 //! run one at a time in id order; a claim leases a job with a compare-and-set
 //! update, so two processes claiming at once never both get it.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use sqlx::any::AnyRow;
 use zapgate_core::{
     Error, Result,
     error::Cause,
-    jobs::{ClaimShare, Job, JobStatus, MessageLink, NewJob},
+    jobs::{ClaimShare, Enqueued, Job, JobStatus, MessageLink, NewJob},
     time::now_ms,
 };
 
 use crate::{
     SqlStore,
     backend::Backend,
-    conn::{AnyQuery, StoreQuery},
+    conn::{AnyQuery, StoreQuery, WriteTurn},
     group::{self, Batch, GroupCommit},
     links,
     params::Params,
@@ -44,22 +44,38 @@ const CLAIMABLE: &str = "bridge_jobs.status IN ('queued', 'running') \
 /// item, stored in order in the same statement.
 pub(crate) struct Enqueues;
 
+/// One caller's jobs, and the bound on their integration's queue.
+pub(crate) struct Enqueue {
+    jobs: Vec<NewJob>,
+    /// Refused whole when the first job's integration already has this many
+    /// jobs of its direction queued or running.
+    cap: Option<u32>,
+}
+
 impl Batch for Enqueues {
-    type Item = Vec<NewJob>;
-    /// How many of the item's jobs were new.
-    type Outcome = u64;
+    type Item = Enqueue;
+    /// How many of the item's jobs were new; `None`: refused by its cap.
+    type Outcome = Option<u64>;
 
     fn queue(store: &SqlStore) -> &GroupCommit<Self> {
         &store.enqueues
     }
 
-    async fn store(store: &SqlStore, items: &[Vec<NewJob>]) -> Result<Vec<u64>> {
-        let jobs: Vec<&NewJob> = items.iter().flatten().collect();
+    async fn store(store: &SqlStore, items: &[Enqueue]) -> Result<Vec<Option<u64>>> {
         let created_at = now_ms();
         let mut turn = store.write_turn().await;
+        let admitted = admit(&mut turn, items).await?;
+        let jobs: Vec<&NewJob> = items
+            .iter()
+            .zip(&admitted)
+            .filter(|(_, admitted)| **admitted)
+            .flat_map(|(item, _)| &item.jobs)
+            .collect();
         let mut stored = Vec::new();
         let blobs = jobs.iter().any(|j| j.blob.is_some());
-        if jobs.len() <= MAX_INSERT_ROWS && !blobs {
+        if jobs.is_empty() {
+            // Every item refused by its cap.
+        } else if jobs.len() <= MAX_INSERT_ROWS && !blobs {
             let sql = insert_sql(store.backend, jobs.len());
             stored = turn.fetch_all(bind_jobs(&sql, &jobs, created_at)).await?;
         } else {
@@ -99,12 +115,69 @@ impl Batch for Enqueues {
             .collect::<Result<HashSet<_>>>()?;
         Ok(items
             .iter()
-            .map(|item| {
-                let new = item.iter().filter(|j| new_keys.remove(&j.dedupe_key));
-                new.count() as u64
+            .zip(admitted)
+            .map(|(item, admitted)| {
+                let new = item.jobs.iter().filter(|j| new_keys.remove(&j.dedupe_key));
+                admitted.then(|| new.count() as u64)
             })
             .collect())
     }
+}
+
+/// Which items fit under their cap. Each capped integration and direction
+/// is counted once for the batch, in the insert's turn, and its items are
+/// admitted in order while they fit: counting before each enqueue cost a
+/// statement per agent reply, and its walk over the queue grew with the
+/// backlog.
+async fn admit(turn: &mut WriteTurn<'_>, items: &[Enqueue]) -> Result<Vec<bool>> {
+    let Some(up_to) = items.iter().filter_map(|item| item.cap).max() else {
+        return Ok(vec![true; items.len()]);
+    };
+    let mut queued: HashMap<(&str, &str), u64> = HashMap::new();
+    let mut admitted = Vec::with_capacity(items.len());
+    for item in items {
+        let (Some(cap), Some(first)) = (item.cap, item.jobs.first()) else {
+            admitted.push(true);
+            continue;
+        };
+        let key = (first.integration_id.as_str(), first.direction);
+        let count = match queued.get(&key) {
+            Some(count) => *count,
+            None => count_unfinished(turn, key.0, key.1, up_to).await?,
+        };
+        let after = count + item.jobs.len() as u64;
+        let fits = after <= u64::from(cap);
+        queued.insert(key, if fits { after } else { count });
+        admitted.push(fits);
+    }
+    Ok(admitted)
+}
+
+/// Unfinished (queued or running) jobs of the integration's `direction`,
+/// counted up to `up_to` (a long queue is not read whole to be refused).
+/// Running ones count too, so a job that waits (deferred, claimed again)
+/// counts the same in every state.
+async fn count_unfinished(
+    turn: &mut WriteTurn<'_>,
+    integration_id: &str,
+    direction: &str,
+    up_to: u32,
+) -> Result<u64> {
+    // The partial index of unfinished jobs per chat serves it.
+    let query = sqlx::query(
+        "SELECT COUNT(*) AS queued FROM (SELECT 1 FROM bridge_jobs \
+         WHERE integration_id = $1 AND status IN ('queued', 'running') \
+         AND direction = $2 LIMIT $3) capped",
+    )
+    .bind(integration_id)
+    .bind(direction)
+    .bind(i64::from(up_to));
+    let rows = turn.fetch_all(query).await?;
+    let queued = rows
+        .first()
+        .map(|row| get::<i64>(row, "queued"))
+        .transpose()?;
+    Ok(queued.map_or(0, |n| u64::try_from(n).unwrap_or(0)))
 }
 
 /// Rows one insert statement takes (8 parameters each).
@@ -145,7 +218,24 @@ pub(crate) async fn enqueue(store: &SqlStore, jobs: &[NewJob]) -> Result<u64> {
     if jobs.is_empty() {
         return Ok(0);
     }
-    group::submit::<Enqueues>(store, jobs.to_vec()).await
+    let item = Enqueue {
+        jobs: jobs.to_vec(),
+        cap: None,
+    };
+    let new = group::submit::<Enqueues>(store, item).await?;
+    Ok(new.unwrap_or_default())
+}
+
+pub(crate) async fn enqueue_capped(store: &SqlStore, job: NewJob, cap: u32) -> Result<Enqueued> {
+    let item = Enqueue {
+        jobs: vec![job],
+        cap: Some(cap),
+    };
+    Ok(match group::submit::<Enqueues>(store, item).await? {
+        None => Enqueued::QueueFull,
+        Some(0) => Enqueued::Duplicate,
+        Some(_) => Enqueued::New,
+    })
 }
 
 /// How many claimable jobs a claim ranks per slot it fills: enough that one
@@ -382,30 +472,6 @@ pub(crate) async fn blob(store: &SqlStore, job_id: i64) -> Result<Option<Vec<u8>
         .fetch_optional_on(store)
         .await?;
     row.map(|row| get(&row, "data")).transpose()
-}
-
-/// Unfinished (queued or running) jobs of the integration's `direction`,
-/// counted up to `up_to` (the caller's limit: a long queue is not read
-/// whole to be refused). Running ones count too, so a job that waits
-/// (deferred, claimed again) counts the same in every state.
-pub(crate) async fn count_unfinished(
-    store: &SqlStore,
-    integration_id: &str,
-    direction: &str,
-    up_to: u64,
-) -> Result<u64> {
-    // The partial index of unfinished jobs per chat serves it.
-    let row = sqlx::query(
-        "SELECT COUNT(*) AS queued FROM (SELECT 1 FROM bridge_jobs \
-         WHERE integration_id = $1 AND status IN ('queued', 'running') \
-         AND direction = $2 LIMIT $3) capped",
-    )
-    .bind(integration_id)
-    .bind(direction)
-    .bind(i64::try_from(up_to).unwrap_or(i64::MAX))
-    .fetch_one_on(store)
-    .await?;
-    Ok(u64::try_from(get::<i64>(&row, "queued")?).unwrap_or(0))
 }
 
 pub(crate) async fn park_orphan(

@@ -11,7 +11,9 @@ use zapgate_core::{
     chatwoot_import::ImportProgress,
     idempotency::{IdempotencyClaim, IdempotencyRecord},
     instance::{Instance, InstanceSettings, NewInstance, Outage, SessionStatus, SettingsPatch},
-    jobs::{AvatarRefresh, ChatLink, ClaimShare, Job, MessageLink, NewJob, UnreadMessage},
+    jobs::{
+        AvatarRefresh, ChatLink, ClaimShare, Enqueued, Job, MessageLink, NewJob, UnreadMessage,
+    },
     store::{Principal, Store},
     token::{Token, TokenHash},
 };
@@ -210,13 +212,8 @@ impl Store for SqlStore {
         jobs::blob(self, job_id).await
     }
 
-    async fn count_unfinished_jobs(
-        &self,
-        integration_id: &str,
-        direction: &str,
-        up_to: u64,
-    ) -> Result<u64> {
-        jobs::count_unfinished(self, integration_id, direction, up_to).await
+    async fn enqueue_capped(&self, job: NewJob, cap: u32) -> Result<Enqueued> {
+        jobs::enqueue_capped(self, job, cap).await
     }
 
     async fn claim_jobs(

@@ -26,7 +26,7 @@ use zapgate_core::{
         ConnectionState, InstanceName, InstanceSettings, NewInstance, SessionStatus, SettingsPatch,
         WebhookConfig,
     },
-    jobs::{ChatLink, ClaimShare, Job, JobStatus, MessageLink, NewJob},
+    jobs::{ChatLink, ClaimShare, Enqueued, Job, JobStatus, MessageLink, NewJob},
     message_store::{MessageChange, MessageStatus, MessageWrite, StoredMessage},
     messages,
     store::{Principal, Store},
@@ -162,7 +162,8 @@ suite!(
     dead_job_summary_counts_and_shows_the_newest_error,
     take_jobs_removes_and_returns_every_job,
     job_blobs_are_stored_with_their_job_and_go_when_it_ends,
-    unfinished_jobs_are_counted_per_integration_and_direction_up_to_a_limit,
+    capped_enqueues_count_unfinished_jobs_per_integration_and_direction,
+    concurrent_capped_enqueues_store_exactly_the_cap,
     deleting_an_instance_deletes_its_jobs,
     message_links_round_trip_and_ignore_duplicates,
     chat_links_upsert_and_follow_their_conversation,
@@ -1956,41 +1957,82 @@ async fn job_blobs_are_stored_with_their_job_and_go_when_it_ends(db: Db) {
     assert_eq!(blob_rows(&db).await, 0);
 }
 
-async fn unfinished_jobs_are_counted_per_integration_and_direction_up_to_a_limit(db: Db) {
+async fn capped_enqueues_count_unfinished_jobs_per_integration_and_direction(db: Db) {
     let store = db.store().await;
     let ins = job_instance(&store, "count").await;
     let outbound = |integration: &str, key: &str| NewJob {
         direction: "outbound",
         ..new_job(&ins, integration, key, key, NOW)
     };
-    store
-        .enqueue_jobs(&[
-            outbound("int_1", "a"),
-            outbound("int_1", "b"),
-            outbound("int_1", "c"),
-            outbound("int_1", "d"),
-            new_job(&ins, "int_1", "in", "in", NOW),
-            outbound("int_2", "e"),
-        ])
-        .await
-        .unwrap();
-    let count = |up_to| store.count_unfinished_jobs("int_1", "outbound", up_to);
-    assert_eq!(count(100).await.unwrap(), 4);
-    assert_eq!(count(2).await.unwrap(), 2);
-    // Running jobs count; dead and finished ones do not.
-    let claimed = claim(&store, NOW).await;
-    assert_eq!(keys(&claimed), ["a", "b", "c", "d", "in", "e"]);
-    assert_eq!(count(100).await.unwrap(), 4);
-    store.park_job(claimed[0].id, "boom").await.unwrap();
-    store.complete_job(claimed[1].id, None).await.unwrap();
-    assert_eq!(count(100).await.unwrap(), 2);
+    let capped = |job: NewJob| store.enqueue_capped(job, 4);
+    for key in ["a", "b", "c", "d"] {
+        assert_eq!(capped(outbound("int_1", key)).await.unwrap(), Enqueued::New);
+    }
+    assert_eq!(
+        capped(outbound("int_1", "e")).await.unwrap(),
+        Enqueued::QueueFull
+    );
+    // Another integration, or another direction, has its own count.
+    assert_eq!(capped(outbound("int_2", "f")).await.unwrap(), Enqueued::New);
+    let inbound = new_job(&ins, "int_1", "in", "in", NOW);
+    assert_eq!(capped(inbound).await.unwrap(), Enqueued::New);
+    // A stored key is a duplicate, under a cap with room.
     assert_eq!(
         store
-            .count_unfinished_jobs("int_2", "outbound", 100)
+            .enqueue_capped(outbound("int_1", "a"), 10)
             .await
             .unwrap(),
-        1
+        Enqueued::Duplicate
     );
+    // Running jobs count; dead and finished ones do not.
+    let claimed = claim(&store, NOW).await;
+    assert_eq!(keys(&claimed), ["a", "b", "c", "d", "f", "in"]);
+    assert_eq!(
+        capped(outbound("int_1", "e")).await.unwrap(),
+        Enqueued::QueueFull
+    );
+    store.park_job(claimed[0].id, "boom").await.unwrap();
+    store.complete_job(claimed[1].id, None).await.unwrap();
+    for key in ["e", "g"] {
+        assert_eq!(capped(outbound("int_1", key)).await.unwrap(), Enqueued::New);
+    }
+    assert_eq!(
+        capped(outbound("int_1", "h")).await.unwrap(),
+        Enqueued::QueueFull
+    );
+    let raw = db.raw().await;
+    let stored: Vec<String> = sqlx::query_scalar("SELECT dedupe_key FROM bridge_jobs ORDER BY id")
+        .fetch_all(&raw)
+        .await
+        .unwrap();
+    raw.close().await;
+    // "b" finished (deleted), "a" parked; the refused never stored.
+    assert_eq!(stored, ["a", "c", "d", "f", "in", "e", "g"]);
+}
+
+async fn concurrent_capped_enqueues_store_exactly_the_cap(db: Db) {
+    let store = db.store().await;
+    let ins = job_instance(&store, "race").await;
+    // Enqueued at once, most share a batch: the count taken for the batch
+    // must admit exactly the room left.
+    let mut enqueues = tokio::task::JoinSet::new();
+    for n in 0..40 {
+        let key = format!("race{n}");
+        let job = NewJob {
+            direction: "outbound",
+            ..new_job(&ins, "int_1", &key, &key, NOW)
+        };
+        let store = store.clone();
+        enqueues.spawn(async move { store.enqueue_capped(job, 7).await.unwrap() });
+    }
+    let outcomes = enqueues.join_all().await;
+    let new = outcomes.iter().filter(|o| **o == Enqueued::New).count();
+    let full = outcomes
+        .iter()
+        .filter(|o| **o == Enqueued::QueueFull)
+        .count();
+    assert_eq!((new, full), (7, 33));
+    assert_eq!(claim(&store, NOW).await.len(), 7);
 }
 
 async fn take_jobs_removes_and_returns_every_job(db: Db) {

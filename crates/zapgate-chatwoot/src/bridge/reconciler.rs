@@ -13,6 +13,7 @@ use tokio::task::{JoinError, JoinSet};
 use zapgate_core::{
     Result,
     chatwoot::{Integration, IntegrationStatus},
+    jobs::Enqueued,
     time::now_secs,
 };
 
@@ -147,12 +148,6 @@ impl Bridge {
                             .await?
                             .is_empty()
                     {
-                        // The queue is full: the watermark stays before this
-                        // message, so a later pass sends it.
-                        if !self.has_room(&integration.id).await? {
-                            full = true;
-                            break;
-                        }
                         let job = agent_job(conversation.id, message);
                         let new = outbound_job(
                             integration,
@@ -160,7 +155,16 @@ impl Bridge {
                             &job,
                             JobPayload::AgentMessage(Box::new(job.clone())),
                         )?;
-                        queued += self.store.enqueue_jobs(&[new]).await? as usize;
+                        match self.enqueue_agent_job(new).await? {
+                            Enqueued::New => queued += 1,
+                            Enqueued::Duplicate => {}
+                            // The watermark stays before this message, so a
+                            // later pass sends it.
+                            Enqueued::QueueFull => {
+                                full = true;
+                                break;
+                            }
+                        }
                     }
                     watermark = message.id;
                 }

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use zapgate_core::{
     Error, Result,
     chatwoot::Integration,
-    jobs::{MessageLink, NewJob},
+    jobs::{Enqueued, MessageLink, NewJob},
     time::{now_ms, now_secs},
 };
 
@@ -130,30 +130,24 @@ impl Bridge {
         prefix: &str,
         message: AgentMessageJob,
     ) -> Result<WebhookOutcome> {
-        if !self.has_room(&integration.id).await? {
-            tracing::info!(integration_id = %integration.id, message_id = message.message_id, "agent message refused: the integration's queue is full (the reconciler sends it later)");
-            return Err(Error::RateLimited(QUEUE_FULL.to_owned()));
-        }
         let job = outbound_job(
             integration,
             prefix,
             &message,
             JobPayload::AgentMessage(Box::new(message.clone())),
         )?;
-        self.store.enqueue_jobs(&[job]).await?;
+        if self.enqueue_agent_job(job).await? == Enqueued::QueueFull {
+            tracing::info!(integration_id = %integration.id, message_id = message.message_id, "agent message refused: the integration's queue is full (the reconciler sends it later)");
+            return Err(Error::RateLimited(QUEUE_FULL.to_owned()));
+        }
         self.nudge();
         Ok(WebhookOutcome::Queued)
     }
 
-    /// Whether the integration has fewer than `max_queued` agent messages
-    /// queued.
-    pub(super) async fn has_room(&self, integration_id: &str) -> Result<bool> {
-        let limit = u64::from(self.config.max_queued);
-        let queued = self
-            .store
-            .count_unfinished_jobs(integration_id, OUTBOUND, limit)
-            .await?;
-        Ok(queued < limit)
+    /// Stores an agent message's job unless its integration already has
+    /// `max_queued` agent messages queued.
+    pub(super) async fn enqueue_agent_job(&self, job: NewJob) -> Result<Enqueued> {
+        self.store.enqueue_capped(job, self.config.max_queued).await
     }
 
     /// A deletion, or Chatwoot's Retry on a failed message. The rest (our
