@@ -137,28 +137,20 @@ pub(crate) async fn find_by(
 pub const INTEGRATION_PAGE: usize = 500;
 
 pub(crate) async fn list(store: &SqlStore) -> Result<Vec<Integration>> {
-    let first = format!(
-        "SELECT {COLUMNS} FROM chatwoot_integrations \
-         ORDER BY created_at, bridge_integration_id LIMIT {INTEGRATION_PAGE}"
-    );
-    let next = format!(
+    let sql = format!(
         "SELECT {COLUMNS} FROM chatwoot_integrations \
          WHERE created_at > $1 OR (created_at = $1 AND bridge_integration_id > $2) \
          ORDER BY created_at, bridge_integration_id LIMIT {INTEGRATION_PAGE}"
     );
     let mut all = Vec::new();
-    let mut after: Option<(i64, String)> = None;
+    // The last row read (keyset), before every row at first.
+    let (mut created_at, mut id) = (i64::MIN, String::new());
     loop {
-        let rows = match &after {
-            None => sqlx::query(&first).fetch_all_on(store).await?,
-            Some((created_at, id)) => {
-                sqlx::query(&next)
-                    .bind(*created_at)
-                    .bind(id.as_str())
-                    .fetch_all_on(store)
-                    .await?
-            }
-        };
+        let rows = sqlx::query(&sql)
+            .bind(created_at)
+            .bind(id.as_str())
+            .fetch_all_on(store)
+            .await?;
         // One row that does not open (sealed under a key this server lacks)
         // must not stop the maintenance of every other integration.
         for row in &rows {
@@ -172,10 +164,8 @@ pub(crate) async fn list(store: &SqlStore) -> Result<Vec<Integration>> {
         }
         match rows.last() {
             Some(last) if rows.len() == INTEGRATION_PAGE => {
-                after = Some((
-                    get::<i64>(last, "created_at")?,
-                    get::<String>(last, "bridge_integration_id")?,
-                ));
+                created_at = get(last, "created_at")?;
+                id = get(last, "bridge_integration_id")?;
             }
             _ => return Ok(all),
         }
