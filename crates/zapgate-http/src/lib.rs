@@ -27,6 +27,7 @@ use axum::{
 };
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::Semaphore;
+use tower::ServiceBuilder;
 use tower_http::{
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     trace::TraceLayer,
@@ -132,28 +133,37 @@ pub fn router(state: AppState) -> Router {
         .merge(
             routes::message::router(state.body_limits.media)
                 .merge(routes::chat::sends())
-                .route_layer(middleware::from_fn_with_state(
-                    state.clone(),
-                    idempotency::layer,
-                ))
-                // Outside the idempotency layer, which reads the body: a
-                // refused send has not been read.
-                .route_layer(middleware::from_fn_with_state(
-                    Arc::new(Semaphore::new(state.body_limits.media_sends)),
-                    routes::message::media_gate,
-                )),
+                .route_layer(
+                    ServiceBuilder::new()
+                        // Outside the idempotency layer, which reads the
+                        // body: a refused send has not been read.
+                        .layer(middleware::from_fn_with_state(
+                            Arc::new(Semaphore::new(state.body_limits.media_sends)),
+                            routes::message::media_gate,
+                        ))
+                        .layer(middleware::from_fn_with_state(
+                            state.clone(),
+                            idempotency::layer,
+                        )),
+                ),
         )
         .merge(routes::admin::router());
     if state.sandbox.is_some() {
         api = api.merge(routes::sandbox::router(state.body_limits.media));
     }
     // Everything under `api` is rate limited and answers unknown paths and
-    // methods with the contract's envelope.
+    // methods with the contract's envelope. Each `Router::layer` call wraps
+    // every route in one more boxed service, cloned and polled through on
+    // every request, so a router's layers go on as one stack (outermost
+    // first).
     let api = api
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn_with_state(state.clone(), auth::gate))
-        .layer(DefaultBodyLimit::max(state.body_limits.default));
+        .layer(
+            ServiceBuilder::new()
+                .layer(DefaultBodyLimit::max(state.body_limits.default))
+                .layer(middleware::from_fn_with_state(state.clone(), auth::gate)),
+        );
 
     Router::new()
         .merge(routes::system::router())
@@ -162,23 +172,26 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(openapi::serve_document))
         .merge(routes::webhook::router().layer(DefaultBodyLimit::max(state.body_limits.default)))
         .merge(api)
-        .layer(middleware::from_fn(metrics::track))
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
-            let request_id = req
-                .headers()
-                .get(&REQUEST_ID)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("-");
-            // The route template, never the raw path: paths carry
-            // secrets (the Chatwoot webhook's) and queries tokens.
-            let route = req
-                .extensions()
-                .get::<MatchedPath>()
-                .map_or("unmatched", MatchedPath::as_str);
-            tracing::info_span!("request", method = %req.method(), route, request_id)
-        }))
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+                .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+                .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                    let request_id = req
+                        .headers()
+                        .get(&REQUEST_ID)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("-");
+                    // The route template, never the raw path: paths carry
+                    // secrets (the Chatwoot webhook's) and queries tokens.
+                    let route = req
+                        .extensions()
+                        .get::<MatchedPath>()
+                        .map_or("unmatched", MatchedPath::as_str);
+                    tracing::info_span!("request", method = %req.method(), route, request_id)
+                }))
+                .layer(middleware::from_fn(metrics::track)),
+        )
         .with_state(state)
 }
 
