@@ -8,7 +8,8 @@ use clap::Parser;
 use zapgate::{
     app,
     cli::{AccountCommand, Cli, Command, JobsCommand, SecretsCommand},
-    config::{Config, LogFormat},
+    config::Config,
+    logging,
 };
 use zapgate_core::{
     account::NewAccount, service::AccountService, store::Store, time::rfc3339, token::Token,
@@ -33,7 +34,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(&config);
+    logging::init(&config);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(err) => {
@@ -48,19 +49,6 @@ fn main() -> ExitCode {
             eprintln!("error: {err:#}");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// Logs go to stderr, so `--json` output on stdout stays clean.
-fn init_logging(config: &Config) {
-    use tracing_subscriber::{EnvFilter, fmt};
-    // `RUST_LOG` is read, and checked, with the rest of the configuration.
-    let builder = fmt()
-        .with_env_filter(EnvFilter::new(&config.log_filter))
-        .with_writer(std::io::stderr);
-    match config.log_format {
-        LogFormat::Pretty => builder.init(),
-        LogFormat::Json => builder.json().init(),
     }
 }
 

@@ -341,6 +341,39 @@ async fn metrics_count_http_requests_in_prometheus_format() {
 }
 
 #[tokio::test]
+async fn invented_methods_share_one_metrics_label() {
+    let server = TestServer::start().await;
+    let (_, account) = server.create_account("acme", 10).await;
+    for n in 0..3 {
+        let method = Method::from_bytes(format!("INVENTED{n}").as_bytes()).unwrap();
+        let reply = server
+            .call(method, "/api/instance/list", Some(&account), None)
+            .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{}",
+            reply.text
+        );
+    }
+
+    let reply = server.get("/metrics", None).await;
+    assert!(!reply.text.contains("INVENTED"), "{}", reply.text);
+    assert!(
+        reply
+            .text
+            .lines()
+            .any(|l| l.starts_with("zapgate_http_requests_total")
+                && l.contains(r#"method="OTHER""#)
+                && l.contains(r#"route="/api/instance/list""#)
+                && l.contains(r#"status="405""#)),
+        "{}",
+        reply.text
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn the_openapi_document_is_openapi_3_1_and_lists_the_instance_routes() {
     let server = TestServer::start().await;
     let reply = server.get("/openapi.json", None).await;
