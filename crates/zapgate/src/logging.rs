@@ -53,7 +53,10 @@ impl<'writer> FormatFields<'writer> for JsonSpanFields {
         fields: &tracing::span::Record<'_>,
     ) -> fmt::Result {
         let mut object = JsonObject::default();
-        if let Some(open) = current.fields.strip_suffix('}') {
+        // `{}` (no field yet) starts over, so no comma follows the brace.
+        if let Some(open) = current.fields.strip_suffix('}')
+            && open != "{"
+        {
             object.json = open.as_bytes().to_vec();
         }
         fields.record(&mut object);
@@ -149,9 +152,9 @@ mod tests {
         }
     }
 
-    /// The `span` object of the one line logged inside a span with awkward
-    /// field values, and a field recorded after the span opened.
-    fn logged_span<N>(fields: N) -> Value
+    /// The `span` object of the one line logged inside the span `open`
+    /// makes, with fields formatted by `fields`.
+    fn logged_span<N>(fields: N, open: fn() -> tracing::Span) -> Value
     where
         N: for<'w> FormatFields<'w> + Send + Sync + 'static,
     {
@@ -162,33 +165,43 @@ mod tests {
             .with_writer(out.clone())
             .finish();
         tracing::subscriber::with_default(subscriber, || {
-            let span = tracing::info_span!(
-                "request",
-                method = %"GET",
-                route = "/api/\"quoted\"\\path\n\u{1}é",
-                attempt = 3u64,
-                delta = -2i64,
-                ratio = 0.5f64,
-                cached = true,
-                late = tracing::field::Empty,
-                replaced = "first",
-            );
-            span.record("late", "recorded later");
-            span.record("replaced", "second");
-            span.in_scope(|| tracing::info!("inside"));
+            open().in_scope(|| tracing::info!("inside"));
         });
         let line = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
         let logged: Value = serde_json::from_str(line.trim()).unwrap();
         logged["span"].clone()
     }
 
+    /// Awkward field values, and fields recorded after the span opened.
+    fn awkward_span() -> tracing::Span {
+        let span = tracing::info_span!(
+            "request",
+            method = %"GET",
+            route = "/api/\"quoted\"\\path\n\u{1}é",
+            attempt = 3u64,
+            delta = -2i64,
+            ratio = 0.5f64,
+            cached = true,
+            late = tracing::field::Empty,
+            replaced = "first",
+        );
+        span.record("late", "recorded later");
+        span.record("replaced", "second");
+        span
+    }
+
+    /// A span whose only field has no value until recorded.
+    fn recorded_later_span() -> tracing::Span {
+        let span = tracing::info_span!("request", route = tracing::field::Empty);
+        span.record("route", "/health");
+        span
+    }
+
     #[test]
     fn span_fields_log_as_the_json_fields_formatter_logs_them() {
-        let ours = logged_span(JsonSpanFields);
-        assert_eq!(
-            ours,
-            logged_span(tracing_subscriber::fmt::format::JsonFields::new())
-        );
+        let theirs = tracing_subscriber::fmt::format::JsonFields::new;
+        let ours = logged_span(JsonSpanFields, awkward_span);
+        assert_eq!(ours, logged_span(theirs(), awkward_span));
         assert_eq!(
             ours,
             json!({
@@ -203,5 +216,8 @@ mod tests {
                 "replaced": "second",
             })
         );
+        let ours = logged_span(JsonSpanFields, recorded_later_span);
+        assert_eq!(ours, logged_span(theirs(), recorded_later_span));
+        assert_eq!(ours, json!({"name": "request", "route": "/health"}));
     }
 }
