@@ -53,10 +53,7 @@ impl<'writer> FormatFields<'writer> for JsonSpanFields {
         fields: &tracing::span::Record<'_>,
     ) -> fmt::Result {
         let mut object = JsonObject::default();
-        // `{}` (no field yet) starts over, so no comma follows the brace.
-        if let Some(open) = current.fields.strip_suffix('}')
-            && open != "{"
-        {
+        if let Some(open) = current.fields.strip_suffix('}') {
             object.json = open.as_bytes().to_vec();
         }
         fields.record(&mut object);
@@ -73,8 +70,13 @@ struct JsonObject {
 
 impl JsonObject {
     fn entry<T: Serialize + ?Sized>(&mut self, field: &Field, value: &T) {
-        self.json
-            .push(if self.json.is_empty() { b'{' } else { b',' });
+        // A comma only after an entry: not after `{` alone (a span opened
+        // with no field yet, appended to).
+        match self.json.as_slice() {
+            [] => self.json.push(b'{'),
+            [b'{'] => {}
+            _ => self.json.push(b','),
+        }
         // Writing JSON into a `Vec` fails only for a value serde cannot
         // represent (a map with non-string keys), which fields never are.
         let _ = serde_json::to_writer(&mut self.json, field.name());
