@@ -45,6 +45,8 @@ pub(crate) struct Config {
     pub delay: Duration,
     pub fail_next: Option<(usize, u16)>,
     pub webhook_timeout: Duration,
+    /// How long each webhook waits in its queue before it is sent.
+    pub webhook_lag: Duration,
     pub message_rate_limit: usize,
     /// Accounts whose API requests are never answered.
     pub stalled: Vec<i64>,
@@ -100,6 +102,7 @@ impl ChatwootDouble {
                 delay: Duration::ZERO,
                 fail_next: None,
                 webhook_timeout: Duration::from_secs(5),
+                webhook_lag: Duration::ZERO,
                 message_rate_limit: 200,
                 stalled: Vec::new(),
             }),
@@ -388,6 +391,13 @@ impl ChatwootDouble {
             .lock()
             .expect("config lock")
             .webhook_timeout = timeout;
+    }
+
+    /// Holds each webhook in its queue for `lag` before it is sent (zero =
+    /// off): Chatwoot sends webhooks from Sidekiq jobs, which under load
+    /// leave seconds after the change that fired them.
+    pub fn set_webhook_lag(&self, lag: Duration) {
+        self.shared.config.lock().expect("config lock").webhook_lag = lag;
     }
 
     /// Messages allowed per conversation per minute (default 200,

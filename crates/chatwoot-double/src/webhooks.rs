@@ -89,6 +89,10 @@ async fn worker(shared: std::sync::Weak<Shared>, mut rx: mpsc::UnboundedReceiver
         let Some(shared) = shared.upgrade() else {
             return;
         };
+        let lag = shared.config().webhook_lag;
+        if !lag.is_zero() {
+            tokio::time::sleep(lag).await;
+        }
         deliver(&shared, job).await;
         shared
             .pending

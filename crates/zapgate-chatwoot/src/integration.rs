@@ -532,9 +532,12 @@ impl ChatwootService {
             if moved > 0 {
                 tracing::info!(from = %old.id, to = %integration.id, count = moved, "pending WhatsApp messages moved to the new inbox");
             }
-            self.fail_old_replies(&old).await;
             // The old inbox would keep calling a URL that no longer exists.
+            // Cleared first: Chatwoot posts the failure marks below to the
+            // inbox's webhook, our 401 for the replaced row would mark each
+            // message failed again with "401 Unauthorized" instead of why.
             self.stop_webhook(&old).await;
+            self.fail_old_replies(&old).await;
         }
         // Deliveries held back while Chatwoot refused us go now.
         self.wake_jobs(&instance.id).await?;
@@ -704,12 +707,14 @@ impl ChatwootService {
             .find_integration(&instance.id)
             .await?
             .ok_or_else(|| Error::not_found(NO_INTEGRATION_TO_DELETE))?;
+        // The webhook goes first, as on re-activation: the failure marks must
+        // not come back to a row that is about to go.
+        self.stop_webhook(&integration).await;
         self.cancel_jobs(
             &integration,
             "The WhatsApp integration was deactivated before this message was sent",
         )
         .await;
-        self.stop_webhook(&integration).await;
         self.store.delete_integration(&instance.id).await?;
         self.forget_live(&integration.id);
         tracing::info!(instance_id = %instance.id, integration_id = %integration.id, "chatwoot integration deactivated");

@@ -759,6 +759,10 @@ async fn deactivating_fails_the_queued_replies_in_chatwoot_and_never_sends_them(
     assert_eq!(delivered.status_code, Some(200), "{:?}", delivered.error);
     f.quiesce().await;
 
+    // Chatwoot's webhooks leave from a queue: were the failure mark's own
+    // `message_updated` to reach the row after it is gone, our 401 would
+    // mark the message failed again, as "401 Unauthorized".
+    f.double.set_webhook_lag(Duration::from_millis(300));
     let removed = f
         .server
         .delete(
@@ -767,12 +771,59 @@ async fn deactivating_fails_the_queued_replies_in_chatwoot_and_never_sends_them(
         )
         .await;
     assert_eq!(removed.status.as_u16(), 200, "{}", removed.text);
+    f.quiesce().await;
+    f.double.set_webhook_lag(Duration::ZERO);
     let failed = until_status(&f, chat.conversation_id, reply, "failed").await;
     let reason = failed["content_attributes"]["external_error"]
         .as_str()
         .unwrap_or_default()
         .to_owned();
     assert!(reason.contains("deactivated"), "external_error: {failed}");
+    assert_eq!(inbox(&f)["webhook_url"], json!(""));
+
+    sandbox(&f, "reconnect", json!({})).await;
+    f.quiesce().await;
+    assert!(f.outbox().await.is_empty(), "{:?}", f.outbox().await);
+}
+
+#[tokio::test]
+async fn moving_to_another_inbox_fails_the_queued_replies_in_the_old_one_with_why() {
+    let f = Fixture::start(json!({})).await;
+    let chat = customer_writes(&f).await;
+    sandbox(&f, "disconnect", json!({})).await;
+    let reply = agent_says(&f, chat.conversation_id, "Na fila");
+    let delivered = delivery_of(&f, reply).await;
+    assert_eq!(delivered.status_code, Some(200), "{:?}", delivered.error);
+    f.quiesce().await;
+
+    // Another Chatwoot account: a new inbox, and the old row replaced,
+    // while the failure mark's webhook waits in Chatwoot's queue.
+    f.double.set_webhook_lag(Duration::from_millis(300));
+    let other = f.double.add_account("Acme 2");
+    let (_, admin) = f
+        .double
+        .add_user("Bia", "bia@acme.test", Role::Administrator, &[other]);
+    let moved = f
+        .server
+        .post(
+            &format!("/api/chatwoot/set/{}", f.instance),
+            Some(&f.token),
+            json!({"chatwootBaseUrl": f.double.base_url(), "chatwootAccountId": other,
+                   "chatwootApiToken": admin}),
+        )
+        .await;
+    assert_eq!(moved.status.as_u16(), 201, "{}", moved.text);
+    f.quiesce().await;
+    f.double.set_webhook_lag(Duration::ZERO);
+    let failed = until_status(&f, chat.conversation_id, reply, "failed").await;
+    let reason = failed["content_attributes"]["external_error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        reason.contains("moved to another inbox"),
+        "external_error: {failed}"
+    );
     assert_eq!(inbox(&f)["webhook_url"], json!(""));
 
     sandbox(&f, "reconnect", json!({})).await;
