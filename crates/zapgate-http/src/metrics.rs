@@ -1,7 +1,8 @@
 //! Prometheus metrics: request counts and latencies by route and status.
 
 use std::{
-    sync::OnceLock,
+    collections::HashMap,
+    sync::{LazyLock, OnceLock, RwLock},
     time::{Duration, Instant},
 };
 
@@ -11,7 +12,7 @@ use axum::{
     middleware::Next,
     response::Response,
 };
-use metrics::SharedString;
+use metrics::{Counter, Histogram, SharedString};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 /// How often recorded latencies are folded into their summaries.
@@ -50,23 +51,68 @@ pub fn install_recorder() -> PrometheusHandle {
 pub async fn track(req: Request, next: Next) -> Response {
     let started = Instant::now();
     // The route template, never the raw path: bounded label values.
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
+    let route = req.extensions().get::<MatchedPath>().cloned();
     let method = method_label(req.method());
     let response = next.run(req).await;
-    let status = response.status().as_u16().to_string();
-    let labels = [
-        ("method", SharedString::const_str(method)),
-        ("route", route.into()),
-        ("status", status.into()),
-    ];
-    metrics::counter!("zapgate_http_requests_total", &labels).increment(1);
-    metrics::histogram!("zapgate_http_request_duration_seconds", &labels)
-        .record(started.elapsed().as_secs_f64());
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    let series = Series {
+        method,
+        route,
+        status: response.status().as_u16(),
+    };
+    series.record(started.elapsed());
     response
+}
+
+/// One request's series: its labels.
+struct Series<'a> {
+    method: &'static str,
+    route: &'a str,
+    status: u16,
+}
+
+/// Each series' counter and histogram, by route template, then method and
+/// status. Building a series' key (its labels) and finding it in the
+/// registry was most of what metrics cost a request; a request whose series
+/// was seen before pays neither. Bounded as the labels are.
+type Handles = HashMap<String, Vec<(&'static str, u16, Counter, Histogram)>>;
+
+static HANDLES: LazyLock<RwLock<Handles>> = LazyLock::new(Default::default);
+
+impl Series<'_> {
+    fn record(&self, took: Duration) {
+        let record = |(_, _, requests, duration): &(_, _, Counter, Histogram)| {
+            requests.increment(1);
+            duration.record(took.as_secs_f64());
+        };
+        let mine = |(method, status, ..): &&(&str, u16, _, _)| {
+            *method == self.method && *status == self.status
+        };
+        let handles = HANDLES.read().unwrap_or_else(|p| p.into_inner());
+        if let Some(found) = handles.get(self.route).and_then(|s| s.iter().find(mine)) {
+            return record(found);
+        }
+        drop(handles);
+        let mut handles = HANDLES.write().unwrap_or_else(|p| p.into_inner());
+        let series = handles.entry(self.route.to_owned()).or_default();
+        // Another request may have added it meanwhile.
+        if let Some(found) = series.iter().find(mine) {
+            return record(found);
+        }
+        let labels = [
+            ("method", SharedString::const_str(self.method)),
+            ("route", self.route.to_owned().into()),
+            ("status", self.status.to_string().into()),
+        ];
+        let added = (
+            self.method,
+            self.status,
+            metrics::counter!("zapgate_http_requests_total", &labels),
+            metrics::histogram!("zapgate_http_request_duration_seconds", &labels),
+        );
+        record(&added);
+        series.push(added);
+    }
 }
 
 /// The method's label: a standard method by name, any other as `OTHER`, so

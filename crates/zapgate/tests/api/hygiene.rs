@@ -374,6 +374,57 @@ async fn invented_methods_share_one_metrics_label() {
 }
 
 #[tokio::test]
+async fn every_request_counts_once_in_its_own_series() {
+    let server = TestServer::start().await;
+    let (_, account) = server.create_account("acme", 10).await;
+    // No other test deletes the list: these series are this test's alone
+    // (the metrics registry is the process's).
+    for _ in 0..3 {
+        let reply = server.delete("/api/instance/list", Some(&account)).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{}",
+            reply.text
+        );
+    }
+    let reply = server
+        .call(Method::PATCH, "/api/instance/list", Some(&account), None)
+        .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "{}",
+        reply.text
+    );
+
+    let metrics = server.get("/metrics", None).await.text;
+    let value = |name: &str, method: &str| {
+        let line = metrics
+            .lines()
+            .find(|l| {
+                l.starts_with(&format!("{name}{{"))
+                    && l.contains(&format!(r#"method="{method}""#))
+                    && l.contains(r#"route="/api/instance/list""#)
+                    && l.contains(r#"status="405""#)
+            })
+            .unwrap_or_else(|| panic!("no {name} for {method}: {metrics}"));
+        line.rsplit(' ').next().unwrap().to_owned()
+    };
+    assert_eq!(value("zapgate_http_requests_total", "DELETE"), "3");
+    assert_eq!(
+        value("zapgate_http_request_duration_seconds_count", "DELETE"),
+        "3"
+    );
+    assert_eq!(value("zapgate_http_requests_total", "PATCH"), "1");
+    assert_eq!(
+        value("zapgate_http_request_duration_seconds_count", "PATCH"),
+        "1"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn the_openapi_document_is_openapi_3_1_and_lists_the_instance_routes() {
     let server = TestServer::start().await;
     let reply = server.get("/openapi.json", None).await;
