@@ -749,20 +749,43 @@ async fn the_webhook_checks_the_secret_the_integration_and_the_signature() {
     assert_eq!(texts(&sent), vec![json!("Primeira"), json!("assinada")]);
 }
 
+/// An agent reply queued while the phone is offline, Chatwoot's webhooks
+/// then lagging (they leave from a queue): (conversation, reply). Were a
+/// failure mark's own `message_updated` to reach a row already gone, our
+/// 401 would mark the message failed again, as "401 Unauthorized".
+async fn reply_queued_offline(f: &Fixture) -> (i64, i64) {
+    let chat = customer_writes(f).await;
+    sandbox(f, "disconnect", json!({})).await;
+    let reply = agent_says(f, chat.conversation_id, "Na fila");
+    let delivered = delivery_of(f, reply).await;
+    assert_eq!(delivered.status_code, Some(200), "{:?}", delivered.error);
+    f.quiesce().await;
+    f.double.set_webhook_lag(Duration::from_millis(300));
+    (chat.conversation_id, reply)
+}
+
+/// The reply is failed in the old inbox with `why`, that inbox calls us no
+/// more, and the reply never reaches the phone once it is back.
+async fn failed_with_and_never_sent(f: &Fixture, (conversation, reply): (i64, i64), why: &str) {
+    f.quiesce().await;
+    f.double.set_webhook_lag(Duration::ZERO);
+    let failed = until_status(f, conversation, reply, "failed").await;
+    let reason = failed["content_attributes"]["external_error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(reason.contains(why), "external_error: {failed}");
+    assert_eq!(inbox(f)["webhook_url"], json!(""));
+
+    sandbox(f, "reconnect", json!({})).await;
+    f.quiesce().await;
+    assert!(f.outbox().await.is_empty(), "{:?}", f.outbox().await);
+}
+
 #[tokio::test]
 async fn deactivating_fails_the_queued_replies_in_chatwoot_and_never_sends_them() {
     let f = Fixture::start(json!({})).await;
-    let chat = customer_writes(&f).await;
-    sandbox(&f, "disconnect", json!({})).await;
-    let reply = agent_says(&f, chat.conversation_id, "Na fila");
-    let delivered = delivery_of(&f, reply).await;
-    assert_eq!(delivered.status_code, Some(200), "{:?}", delivered.error);
-    f.quiesce().await;
-
-    // Chatwoot's webhooks leave from a queue: were the failure mark's own
-    // `message_updated` to reach the row after it is gone, our 401 would
-    // mark the message failed again, as "401 Unauthorized".
-    f.double.set_webhook_lag(Duration::from_millis(300));
+    let queued = reply_queued_offline(&f).await;
     let removed = f
         .server
         .delete(
@@ -771,34 +794,14 @@ async fn deactivating_fails_the_queued_replies_in_chatwoot_and_never_sends_them(
         )
         .await;
     assert_eq!(removed.status.as_u16(), 200, "{}", removed.text);
-    f.quiesce().await;
-    f.double.set_webhook_lag(Duration::ZERO);
-    let failed = until_status(&f, chat.conversation_id, reply, "failed").await;
-    let reason = failed["content_attributes"]["external_error"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    assert!(reason.contains("deactivated"), "external_error: {failed}");
-    assert_eq!(inbox(&f)["webhook_url"], json!(""));
-
-    sandbox(&f, "reconnect", json!({})).await;
-    f.quiesce().await;
-    assert!(f.outbox().await.is_empty(), "{:?}", f.outbox().await);
+    failed_with_and_never_sent(&f, queued, "deactivated").await;
 }
 
 #[tokio::test]
 async fn moving_to_another_inbox_fails_the_queued_replies_in_the_old_one_with_why() {
     let f = Fixture::start(json!({})).await;
-    let chat = customer_writes(&f).await;
-    sandbox(&f, "disconnect", json!({})).await;
-    let reply = agent_says(&f, chat.conversation_id, "Na fila");
-    let delivered = delivery_of(&f, reply).await;
-    assert_eq!(delivered.status_code, Some(200), "{:?}", delivered.error);
-    f.quiesce().await;
-
-    // Another Chatwoot account: a new inbox, and the old row replaced,
-    // while the failure mark's webhook waits in Chatwoot's queue.
-    f.double.set_webhook_lag(Duration::from_millis(300));
+    let queued = reply_queued_offline(&f).await;
+    // Another Chatwoot account: a new inbox, and the old row replaced.
     let other = f.double.add_account("Acme 2");
     let (_, admin) = f
         .double
@@ -813,22 +816,7 @@ async fn moving_to_another_inbox_fails_the_queued_replies_in_the_old_one_with_wh
         )
         .await;
     assert_eq!(moved.status.as_u16(), 201, "{}", moved.text);
-    f.quiesce().await;
-    f.double.set_webhook_lag(Duration::ZERO);
-    let failed = until_status(&f, chat.conversation_id, reply, "failed").await;
-    let reason = failed["content_attributes"]["external_error"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    assert!(
-        reason.contains("moved to another inbox"),
-        "external_error: {failed}"
-    );
-    assert_eq!(inbox(&f)["webhook_url"], json!(""));
-
-    sandbox(&f, "reconnect", json!({})).await;
-    f.quiesce().await;
-    assert!(f.outbox().await.is_empty(), "{:?}", f.outbox().await);
+    failed_with_and_never_sent(&f, queued, "moved to another inbox").await;
 }
 
 #[tokio::test]

@@ -357,20 +357,27 @@ async fn invented_methods_share_one_metrics_label() {
         );
     }
 
-    let reply = server.get("/metrics", None).await;
-    assert!(!reply.text.contains("INVENTED"), "{}", reply.text);
+    let metrics = server.get("/metrics", None).await.text;
+    assert!(!metrics.contains("INVENTED"), "{metrics}");
     assert!(
-        reply
-            .text
-            .lines()
-            .any(|l| l.starts_with("zapgate_http_requests_total")
-                && l.contains(r#"method="OTHER""#)
-                && l.contains(r#"route="/api/instance/list""#)
-                && l.contains(r#"status="405""#)),
-        "{}",
-        reply.text
+        list_405_sample(&metrics, "zapgate_http_requests_total", "OTHER").is_some(),
+        "{metrics}"
     );
     server.stop().await;
+}
+
+/// The value of `name`'s sample for `method`, `/api/instance/list`, 405.
+fn list_405_sample<'a>(metrics: &'a str, name: &str, method: &str) -> Option<&'a str> {
+    metrics
+        .lines()
+        .find(|l| {
+            l.starts_with(&format!("{name}{{"))
+                && l.contains(&format!(r#"method="{method}""#))
+                && l.contains(r#"route="/api/instance/list""#)
+                && l.contains(r#"status="405""#)
+        })?
+        .rsplit(' ')
+        .next()
 }
 
 #[tokio::test]
@@ -400,16 +407,8 @@ async fn every_request_counts_once_in_its_own_series() {
 
     let metrics = server.get("/metrics", None).await.text;
     let value = |name: &str, method: &str| {
-        let line = metrics
-            .lines()
-            .find(|l| {
-                l.starts_with(&format!("{name}{{"))
-                    && l.contains(&format!(r#"method="{method}""#))
-                    && l.contains(r#"route="/api/instance/list""#)
-                    && l.contains(r#"status="405""#)
-            })
-            .unwrap_or_else(|| panic!("no {name} for {method}: {metrics}"));
-        line.rsplit(' ').next().unwrap().to_owned()
+        list_405_sample(&metrics, name, method)
+            .unwrap_or_else(|| panic!("no {name} for {method}: {metrics}"))
     };
     assert_eq!(value("zapgate_http_requests_total", "DELETE"), "3");
     assert_eq!(
