@@ -533,9 +533,9 @@ impl ChatwootService {
                 tracing::info!(from = %old.id, to = %integration.id, count = moved, "pending WhatsApp messages moved to the new inbox");
             }
             // The old inbox would keep calling a URL that no longer exists.
-            // Cleared first: Chatwoot posts the failure marks below to the
-            // inbox's webhook, our 401 for the replaced row would mark each
-            // message failed again with "401 Unauthorized" instead of why.
+            // Cleared first: Chatwoot posts each failure mark below back to
+            // the inbox's webhook, and our 401 for the replaced row would
+            // mark the message failed again as "401 Unauthorized", hiding why.
             self.stop_webhook(&old).await;
             self.fail_old_replies(&old).await;
         }

@@ -74,7 +74,9 @@ struct Series<'a> {
 /// Each series' counter and histogram, by route template, then method and
 /// status. Building a series' key (its labels) and finding it in the
 /// registry was most of what metrics cost a request; a request whose series
-/// was seen before pays neither. Bounded as the labels are.
+/// was seen before pays neither. Bounded as the labels are. The handles
+/// come from the global recorder, which `install_recorder` sets before any
+/// router exists (`AppState` holds its handle).
 type Handles = HashMap<String, Vec<(&'static str, u16, Counter, Histogram)>>;
 
 static HANDLES: LazyLock<RwLock<Handles>> = LazyLock::new(Default::default);
