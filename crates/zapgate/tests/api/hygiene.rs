@@ -346,24 +346,31 @@ async fn invented_methods_share_one_metrics_label() {
     let (_, account) = server.create_account("acme", 10).await;
     for n in 0..3 {
         let method = Method::from_bytes(format!("INVENTED{n}").as_bytes()).unwrap();
-        let reply = server
-            .call(method, "/api/instance/list", Some(&account), None)
-            .await;
-        assert_eq!(
-            reply.status,
-            StatusCode::METHOD_NOT_ALLOWED,
-            "{}",
-            reply.text
-        );
+        refused_on_the_list(&server, &account, method).await;
     }
 
     let metrics = server.get("/metrics", None).await.text;
     assert!(!metrics.contains("INVENTED"), "{metrics}");
-    assert!(
-        list_405_sample(&metrics, "zapgate_http_requests_total", "OTHER").is_some(),
+    // No other test invents methods: the three share this one series.
+    assert_eq!(
+        list_405_sample(&metrics, "zapgate_http_requests_total", "OTHER"),
+        Some("3"),
         "{metrics}"
     );
     server.stop().await;
+}
+
+/// `method` on `/api/instance/list`, answered 405.
+async fn refused_on_the_list(server: &TestServer, account: &str, method: Method) {
+    let reply = server
+        .call(method, "/api/instance/list", Some(account), None)
+        .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "{}",
+        reply.text
+    );
 }
 
 /// The value of `name`'s sample for `method`, `/api/instance/list`, 405.
@@ -387,23 +394,9 @@ async fn every_request_counts_once_in_its_own_series() {
     // No other test deletes the list: these series are this test's alone
     // (the metrics registry is the process's).
     for _ in 0..3 {
-        let reply = server.delete("/api/instance/list", Some(&account)).await;
-        assert_eq!(
-            reply.status,
-            StatusCode::METHOD_NOT_ALLOWED,
-            "{}",
-            reply.text
-        );
+        refused_on_the_list(&server, &account, Method::DELETE).await;
     }
-    let reply = server
-        .call(Method::PATCH, "/api/instance/list", Some(&account), None)
-        .await;
-    assert_eq!(
-        reply.status,
-        StatusCode::METHOD_NOT_ALLOWED,
-        "{}",
-        reply.text
-    );
+    refused_on_the_list(&server, &account, Method::PATCH).await;
 
     let metrics = server.get("/metrics", None).await.text;
     let value = |name: &str, method: &str| {
