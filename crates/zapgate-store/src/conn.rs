@@ -49,13 +49,16 @@ pub(crate) struct Conns {
 /// which grows with the backlog until the queue collapses under load. The
 /// right plan walks the unfinished jobs' index in id order, probes the chat
 /// index per candidate and stops at the limit. These settings leave the
-/// planner no other walk, and the claim is not prepared: a plan cached while
-/// the table was small would scan the whole chat index for each candidate.
+/// planner no other walk. The claim is prepared and planned once (a generic
+/// plan): planning it per claim cost as much as running it, and its
+/// statement is written so that the plan holds whatever the statistics
+/// said when it was made (see `jobs::claim_sql`).
 /// JIT is off because the claim's small sorts (the per-integration turns)
 /// still cost the "disabled" penalty, which crosses `jit_above_cost`: every
 /// claim then compiled itself for ~200 ms and the bridge fell to ~60 msg/s.
 const QUEUE_PLANNER: &str = "SET enable_seqscan = off; SET enable_bitmapscan = off; \
-    SET enable_sort = off; SET enable_hashjoin = off; SET enable_mergejoin = off; SET jit = off";
+    SET enable_sort = off; SET enable_hashjoin = off; SET enable_mergejoin = off; SET jit = off; \
+    SET plan_cache_mode = force_generic_plan";
 
 impl Conns {
     /// `max_spare` 0 keeps no connection out of the pool, not even the writer.
@@ -81,7 +84,7 @@ impl Conns {
             }
         };
         let conn = slot.insert(conn);
-        let done = query.persistent(false).fetch_all(&mut *conn).await;
+        let done = query.fetch_all(&mut *conn).await;
         if !sound(&done) {
             // Dropped, it closes; the next claim opens another.
             slot.take();

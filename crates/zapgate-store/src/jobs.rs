@@ -3,7 +3,10 @@
 //! run one at a time in id order; a claim leases a job with a compare-and-set
 //! update, so two processes claiming at once never both get it.
 
-use std::collections::{HashMap, HashSet};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::LazyLock,
+};
 
 use sqlx::any::AnyRow;
 use zapgate_core::{
@@ -31,14 +34,19 @@ const COLUMNS: &str = "id, integration_id, instance_id, direction, chat_key, ded
 /// queued and due, or running under an expired lease, and no older job of
 /// its chat is still queued or running (dead ones no longer hold it back).
 /// The first term lets SQLite use the partial indexes of unfinished jobs.
-const CLAIMABLE: &str = "bridge_jobs.status IN ('queued', 'running') \
-     AND ((bridge_jobs.status = 'queued' AND bridge_jobs.run_at <= $1) \
-      OR (bridge_jobs.status = 'running' AND bridge_jobs.locked_until < $1)) \
-     AND NOT EXISTS (SELECT 1 FROM bridge_jobs older \
-         WHERE older.integration_id = bridge_jobs.integration_id \
-           AND older.chat_key = bridge_jobs.chat_key \
-           AND older.id < bridge_jobs.id \
-           AND older.status IN ('queued', 'running'))";
+/// `probe_tail` ends the older-job probe (see [`claim_sql`]).
+fn claimable(probe_tail: &str) -> String {
+    format!(
+        "bridge_jobs.status IN ('queued', 'running') \
+         AND ((bridge_jobs.status = 'queued' AND bridge_jobs.run_at <= $1) \
+          OR (bridge_jobs.status = 'running' AND bridge_jobs.locked_until < $1)) \
+         AND NOT EXISTS (SELECT 1 FROM bridge_jobs older \
+             WHERE older.integration_id = bridge_jobs.integration_id \
+               AND older.chat_key = bridge_jobs.chat_key \
+               AND older.id < bridge_jobs.id \
+               AND older.status IN ('queued', 'running'){probe_tail})"
+    )
+}
 
 /// Stored jobs, batched (see [`crate::group`]): one caller's jobs are one
 /// item, stored in order in the same statement.
@@ -263,6 +271,10 @@ const CANDIDATES_PER_SLOT: i64 = 4;
 /// the picked ids against them). SQLite is held to that plan by `INDEXED
 /// BY`, PostgreSQL by running claims on a connection whose planner may only
 /// walk indexes ([`crate::conn`]).
+///
+/// The text is fixed (each integration's room comes as one JSON argument),
+/// so PostgreSQL plans the claim once per connection instead of once per
+/// claim, where planning cost as much as running it.
 pub(crate) async fn claim(
     store: &SqlStore,
     now_ms: i64,
@@ -270,83 +282,23 @@ pub(crate) async fn claim(
     limit: u32,
     share: &ClaimShare,
 ) -> Result<Vec<Job>> {
-    const LEASE: &str = "UPDATE bridge_jobs SET status = 'running', locked_until = $2, \
-         attempts = attempts + CASE WHEN status = 'running' THEN 1 ELSE 0 END";
-    const RANKED: &str = "SELECT id, integration_id, \
-         ROW_NUMBER() OVER (PARTITION BY integration_id ORDER BY id) AS turn";
     if limit == 0 {
         return Ok(Vec::new());
     }
     let cap = i64::from(share.per_integration);
-    let (full, partial): (Vec<_>, Vec<_>) = share
+    let rooms: serde_json::Map<String, serde_json::Value> = share
         .running
         .iter()
-        .map(|(id, running)| (id, cap - i64::from(*running)))
-        .partition(|(_, room)| *room <= 0);
-    // $1 now, $2 lease end, $3 limit, $4 candidates, $5 cap, then these.
-    let mut next = 6;
-    let elsewhere = match share.session_owner {
-        Some(_) => {
-            next += 1;
-            " AND NOT (bridge_jobs.direction = 'outbound' AND EXISTS (SELECT 1 \
-             FROM wa_session_leases lease WHERE lease.instance_id = bridge_jobs.instance_id \
-             AND lease.owner <> $6 AND lease.expires_at >= $1))"
-        }
-        None => "",
-    };
-    let skip = if full.is_empty() {
-        String::new()
-    } else {
-        let list = Params::numbered(next).list(full.len());
-        next += full.len();
-        format!(" AND bridge_jobs.integration_id NOT IN ({list})")
-    };
-    let room = if partial.is_empty() {
-        "$5".to_owned()
-    } else {
-        let arms = (0..partial.len())
-            .map(|i| format!("WHEN ${} THEN ${}", next + 2 * i, next + 2 * i + 1))
-            .collect::<Vec<_>>()
-            .join(" ");
-        format!("CASE integration_id {arms} ELSE $5 END")
-    };
-    let sql = match store.backend {
-        // A CTE that locks is evaluated once, so the limits hold (an `IN`
-        // subquery may be run again per row); the ranking cannot lock, so
-        // it reads the locked candidates.
-        Backend::Postgres => format!(
-            "WITH candidates AS (SELECT bridge_jobs.id, bridge_jobs.integration_id \
-                 FROM bridge_jobs WHERE {CLAIMABLE}{skip}{elsewhere} \
-                 ORDER BY bridge_jobs.id LIMIT $4 FOR UPDATE SKIP LOCKED), \
-             picked (picked_id) AS (SELECT id FROM ({RANKED} FROM candidates) ranked \
-                 WHERE turn <= {room} ORDER BY turn, id LIMIT $3) \
-             {LEASE} WHERE bridge_jobs.id = ANY (ARRAY(SELECT picked_id FROM picked)) \
-             AND {CLAIMABLE} RETURNING {COLUMNS}"
-        ),
-        Backend::Sqlite => format!(
-            "{LEASE} WHERE bridge_jobs.id IN (SELECT id FROM ({RANKED} FROM \
-                 (SELECT bridge_jobs.id, bridge_jobs.integration_id FROM bridge_jobs \
-                  INDEXED BY bridge_jobs_unfinished_idx WHERE {CLAIMABLE}{skip}{elsewhere} \
-                  ORDER BY bridge_jobs.id LIMIT $4)) \
-                 WHERE turn <= {room} ORDER BY turn, id LIMIT $3) \
-             AND {CLAIMABLE} RETURNING {COLUMNS}"
-        ),
-    };
-    let mut query = sqlx::query(&sql)
+        .map(|(id, running)| (id.clone(), (cap - i64::from(*running)).into()))
+        .collect();
+    let query = sqlx::query(claim_sql(store.backend))
         .bind(now_ms)
         .bind(lease_until_ms)
         .bind(i64::from(limit))
         .bind(i64::from(limit) * CANDIDATES_PER_SLOT)
-        .bind(cap);
-    if let Some(owner) = &share.session_owner {
-        query = query.bind(owner.as_str());
-    }
-    for (id, _) in &full {
-        query = query.bind(id.as_str());
-    }
-    for (id, room) in &partial {
-        query = query.bind(id.as_str()).bind(*room);
-    }
+        .bind(cap)
+        .bind(serde_json::Value::Object(rooms).to_string())
+        .bind(share.session_owner.as_deref());
     let rows = match store.backend {
         Backend::Sqlite => store.write_turn().await.fetch_all(query).await?,
         Backend::Postgres => store.conns.claim(store, query).await?,
@@ -355,6 +307,63 @@ pub(crate) async fn claim(
     // RETURNING promises no order.
     claimed.sort_by_key(|j| j.id);
     Ok(claimed)
+}
+
+/// The claim's statement: `$1` now, `$2` the lease's end, `$3` the limit,
+/// `$4` the candidates, `$5` the cap, `$6` the room of each integration
+/// with jobs running (a JSON object), `$7` this process's session owner
+/// name (or NULL).
+fn claim_sql(backend: Backend) -> &'static str {
+    static POSTGRES: LazyLock<String> = LazyLock::new(|| {
+        // A prepared plan is made once, maybe while the queue is empty: as
+        // a join, the chat probe would then scan the whole chat index per
+        // candidate. `OFFSET 0` keeps it a subplan, probed by its index
+        // with the candidate's values whatever the statistics said. A CTE
+        // that locks is evaluated once, so the limits hold (an `IN`
+        // subquery may be run again per row); the ranking cannot lock, so
+        // it reads the locked candidates.
+        let claimable = claimable(" OFFSET 0");
+        format!(
+            "WITH rooms AS (SELECT key AS integration_id, value::bigint AS room \
+                 FROM jsonb_each_text($6::jsonb)), \
+             candidates AS (SELECT bridge_jobs.id, bridge_jobs.integration_id \
+                 FROM bridge_jobs WHERE {claimable} AND {NOT_FULL} AND {NOT_ELSEWHERE} \
+                 ORDER BY bridge_jobs.id LIMIT $4 FOR UPDATE OF bridge_jobs SKIP LOCKED), \
+             picked (picked_id) AS (SELECT id FROM ({RANKED}) ranked \
+                 WHERE turn <= room ORDER BY turn, id LIMIT $3) \
+             {LEASE} WHERE bridge_jobs.id = ANY (ARRAY(SELECT picked_id FROM picked)) \
+             AND {claimable} RETURNING {COLUMNS}"
+        )
+    });
+    static SQLITE: LazyLock<String> = LazyLock::new(|| {
+        let claimable = claimable("");
+        format!(
+            "WITH rooms AS (SELECT key AS integration_id, value AS room FROM json_each($6)), \
+             candidates AS (SELECT bridge_jobs.id, bridge_jobs.integration_id FROM bridge_jobs \
+                 INDEXED BY bridge_jobs_unfinished_idx \
+                 WHERE {claimable} AND {NOT_FULL} AND {NOT_ELSEWHERE} \
+                 ORDER BY bridge_jobs.id LIMIT $4) \
+             {LEASE} WHERE bridge_jobs.id IN (SELECT id FROM ({RANKED}) ranked \
+                 WHERE turn <= room ORDER BY turn, id LIMIT $3) \
+             AND {claimable} RETURNING {COLUMNS}"
+        )
+    });
+    const LEASE: &str = "UPDATE bridge_jobs SET status = 'running', locked_until = $2, \
+         attempts = attempts + CASE WHEN status = 'running' THEN 1 ELSE 0 END";
+    const RANKED: &str = "SELECT candidates.id, COALESCE(rooms.room, $5) AS room, \
+         ROW_NUMBER() OVER (PARTITION BY candidates.integration_id ORDER BY candidates.id) \
+         AS turn FROM candidates LEFT JOIN rooms \
+         ON rooms.integration_id = candidates.integration_id";
+    const NOT_FULL: &str =
+        "bridge_jobs.integration_id NOT IN (SELECT integration_id FROM rooms WHERE room <= 0)";
+    const NOT_ELSEWHERE: &str = "($7 IS NULL OR NOT (bridge_jobs.direction = 'outbound' \
+         AND EXISTS (SELECT 1 FROM wa_session_leases lease \
+         WHERE lease.instance_id = bridge_jobs.instance_id \
+         AND lease.owner <> $7 AND lease.expires_at >= $1)))";
+    match backend {
+        Backend::Postgres => &POSTGRES,
+        Backend::Sqlite => &SQLITE,
+    }
 }
 
 /// Finished jobs, batched (see [`crate::group`]): the job's id and the link

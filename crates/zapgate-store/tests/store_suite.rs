@@ -175,6 +175,7 @@ suite!(
     a_missing_integration_is_remembered_until_a_write_here_or_a_second,
     cached_reads_follow_writes_here_at_once_and_elsewhere_within_a_second,
     claims_recover_after_the_database_drops_their_connections,
+    a_claim_planned_on_an_empty_queue_probes_each_chat_by_its_index,
     events_get_consecutive_sequences_and_are_stored_once,
     delivery_claims_cap_running_deliveries_per_webhook,
     a_delivery_claim_takes_the_oldest_due_per_webhook_and_overall,
@@ -2877,6 +2878,89 @@ async fn claims_recover_after_the_database_drops_their_connections(db: Db) {
         }
     }
     assert_eq!(keys(&claimed), ["second"]);
+}
+
+/// PostgreSQL plans the claim once per connection, here while the queue is
+/// empty. With a long queue that plan must still probe each candidate's
+/// chat through the chat index, not scan the whole index per candidate
+/// (the plan the empty queue's statistics would pick for a join).
+async fn a_claim_planned_on_an_empty_queue_probes_each_chat_by_its_index(db: Db) {
+    const CHATS: usize = 400;
+    const ROUNDS: usize = 10;
+    let store = db.store().await;
+    let ins = job_instance(&store, "planned").await;
+    assert!(claim(&store, NOW).await.is_empty());
+
+    // Each round holds one job per chat, so the oldest 400 are the heads.
+    let backlog: Vec<_> = (0..ROUNDS)
+        .flat_map(|round| {
+            let ins = &ins;
+            (0..CHATS).map(move |chat| {
+                new_job(ins, "int_1", &format!("c{chat}"), &format!("c{chat}-{round}"), NOW)
+            })
+        })
+        .collect();
+    assert_eq!(
+        store.enqueue_jobs(&backlog).await.unwrap(),
+        (CHATS * ROUNDS) as u64
+    );
+    let reads_before = index_reads(&db).await;
+
+    let claimed = claim(&store, NOW).await;
+    let expected: Vec<_> = (0..100).map(|chat| format!("c{chat}-0")).collect();
+    assert_eq!(keys(&claimed), expected);
+
+    if db.backend == Backend::Postgres {
+        // The claim walks at least its 400 candidates in the id index; once
+        // its statistics show that, they show its chat probes too.
+        let mut reads = index_reads(&db).await;
+        for _ in 0..600 {
+            if reads.walk >= reads_before.walk + CHATS as i64 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            reads = index_reads(&db).await;
+        }
+        assert!(
+            reads.walk >= reads_before.walk + CHATS as i64,
+            "the claim's walk never showed in the statistics: {reads_before:?} -> {reads:?}"
+        );
+        // Probed by index, a head's probe reads nothing; scanned, each
+        // candidate's probe reads the whole chat index (4,000 entries).
+        let probed = reads.chat_probes - reads_before.chat_probes;
+        assert!(
+            probed < (CHATS * ROUNDS) as i64,
+            "the chat probes read {probed} index entries for {CHATS} candidates"
+        );
+    }
+}
+
+/// Index entries PostgreSQL's statistics count as read in the queue's id
+/// walk and in its chat probes (zero on SQLite, which keeps none).
+#[derive(Debug, Clone, Copy, Default)]
+struct IndexReads {
+    walk: i64,
+    chat_probes: i64,
+}
+
+async fn index_reads(db: &Db) -> IndexReads {
+    if db.backend != Backend::Postgres {
+        return IndexReads::default();
+    }
+    let raw = db.raw().await;
+    let read = |index: &'static str| {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT idx_tup_read FROM pg_stat_user_indexes WHERE indexrelname = $1",
+        )
+        .bind(index)
+        .fetch_one(&raw)
+    };
+    let reads = IndexReads {
+        walk: read("bridge_jobs_unfinished_idx").await.unwrap(),
+        chat_probes: read("bridge_jobs_unfinished_chat_idx").await.unwrap(),
+    };
+    raw.close().await;
+    reads
 }
 
 // ---------------------------------------------------------------- events
