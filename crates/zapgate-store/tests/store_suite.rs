@@ -2896,7 +2896,13 @@ async fn a_claim_planned_on_an_empty_queue_probes_each_chat_by_its_index(db: Db)
         .flat_map(|round| {
             let ins = &ins;
             (0..CHATS).map(move |chat| {
-                new_job(ins, "int_1", &format!("c{chat}"), &format!("c{chat}-{round}"), NOW)
+                new_job(
+                    ins,
+                    "int_1",
+                    &format!("c{chat}"),
+                    &format!("c{chat}-{round}"),
+                    NOW,
+                )
             })
         })
         .collect();
