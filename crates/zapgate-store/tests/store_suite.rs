@@ -2910,22 +2910,26 @@ async fn a_claim_planned_on_an_empty_queue_probes_each_chat_by_its_index(db: Db)
         store.enqueue_jobs(&backlog).await.unwrap(),
         (CHATS * ROUNDS) as u64
     );
-    let reads_before = index_reads(&db).await;
+    let raw = db.raw().await;
+    let reads_before = match db.backend {
+        Backend::Postgres => Some(index_reads(&raw).await),
+        Backend::Sqlite => None,
+    };
 
     let claimed = claim(&store, NOW).await;
     let expected: Vec<_> = (0..100).map(|chat| format!("c{chat}-0")).collect();
     assert_eq!(keys(&claimed), expected);
 
-    if db.backend == Backend::Postgres {
+    if let Some(reads_before) = reads_before {
         // The claim walks at least its 400 candidates in the id index; once
         // its statistics show that, they show its chat probes too.
-        let mut reads = index_reads(&db).await;
+        let mut reads = index_reads(&raw).await;
         for _ in 0..600 {
             if reads.walk >= reads_before.walk + CHATS as i64 {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
-            reads = index_reads(&db).await;
+            reads = index_reads(&raw).await;
         }
         assert!(
             reads.walk >= reads_before.walk + CHATS as i64,
@@ -2942,31 +2946,23 @@ async fn a_claim_planned_on_an_empty_queue_probes_each_chat_by_its_index(db: Db)
 }
 
 /// Index entries PostgreSQL's statistics count as read in the queue's id
-/// walk and in its chat probes (zero on SQLite, which keeps none).
-#[derive(Debug, Clone, Copy, Default)]
+/// walk and in its chat probes.
+#[derive(Debug, Clone, Copy)]
 struct IndexReads {
     walk: i64,
     chat_probes: i64,
 }
 
-async fn index_reads(db: &Db) -> IndexReads {
-    if db.backend != Backend::Postgres {
-        return IndexReads::default();
-    }
-    let raw = db.raw().await;
-    let read = |index: &'static str| {
-        sqlx::query_scalar::<_, i64>(
-            "SELECT idx_tup_read FROM pg_stat_user_indexes WHERE indexrelname = $1",
-        )
-        .bind(index)
-        .fetch_one(&raw)
-    };
-    let reads = IndexReads {
-        walk: read("bridge_jobs_unfinished_idx").await.unwrap(),
-        chat_probes: read("bridge_jobs_unfinished_chat_idx").await.unwrap(),
-    };
-    raw.close().await;
-    reads
+async fn index_reads(raw: &AnyPool) -> IndexReads {
+    let (walk, chat_probes) = sqlx::query_as(
+        "SELECT MAX(idx_tup_read) FILTER (WHERE indexrelname = 'bridge_jobs_unfinished_idx'), \
+           MAX(idx_tup_read) FILTER (WHERE indexrelname = 'bridge_jobs_unfinished_chat_idx') \
+         FROM pg_stat_user_indexes",
+    )
+    .fetch_one(raw)
+    .await
+    .unwrap();
+    IndexReads { walk, chat_probes }
 }
 
 // ---------------------------------------------------------------- events
