@@ -231,6 +231,14 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<()>;
 
     async fn find_chat(&self, integration_id: &str, chat_jid: &str) -> Result<Option<ChatLink>>;
+    /// An inbound message's one read before it is posted: `None` when its
+    /// WhatsApp id was posted already, else what [`Store::find_chats`] finds.
+    async fn find_chats_unless_posted(
+        &self,
+        integration_id: &str,
+        wa_message_id: &str,
+        chat_jids: &[String],
+    ) -> Result<Option<Vec<ChatLink>>>;
     /// The links stored under any of `chat_jids`, in no particular order.
     async fn find_chats(
         &self,

@@ -18,6 +18,10 @@ pub(crate) const MESSAGE_COLUMNS: &str =
 const CHAT_COLUMNS: &str = "integration_id, chat_jid, contact_id, source_id, conversation_id, \
     conversation_status, reconciled_message_id";
 
+/// [`CHAT_COLUMNS`] qualified by `c.`.
+const CHAT_COLUMNS_OF_C: &str = "c.integration_id, c.chat_jid, c.contact_id, c.source_id, \
+    c.conversation_id, c.conversation_status, c.reconciled_message_id";
+
 /// A link already stored for the WhatsApp message is kept as it is.
 pub(crate) async fn save_message(store: &SqlStore, link: &MessageLink) -> Result<()> {
     let sql = format!(
@@ -187,6 +191,47 @@ pub(crate) async fn find_chats(
         query = query.bind(jid);
     }
     query.fetch_all_on(store).await?.iter().map(chat).collect()
+}
+
+/// [`find_chats`] and whether the message was posted, in one round trip:
+/// every inbound message asks both before it is posted. The probe row
+/// makes one row come back even when no chat link matches.
+pub(crate) async fn find_chats_unless_posted(
+    store: &SqlStore,
+    integration_id: &str,
+    wa_message_id: &str,
+    chat_jids: &[String],
+) -> Result<Option<Vec<ChatLink>>> {
+    let jids = match Params::numbered(3).list(chat_jids.len()) {
+        // No JID: a condition that matches nothing.
+        list if list.is_empty() => "NULL".to_owned(),
+        list => list,
+    };
+    let sql = format!(
+        "SELECT (SELECT m.chatwoot_message_id FROM message_links m \
+         WHERE m.integration_id = $1 AND m.wa_message_id = $2) AS posted_message_id, \
+         {CHAT_COLUMNS_OF_C} FROM (SELECT 1 AS one) probe \
+         LEFT JOIN chat_links c ON c.integration_id = $1 AND c.chat_jid IN ({jids})"
+    );
+    let mut query = sqlx::query(&sql).bind(integration_id).bind(wa_message_id);
+    for jid in chat_jids {
+        query = query.bind(jid);
+    }
+    let rows = query.fetch_all_on(store).await?;
+    let posted = match rows.first() {
+        Some(row) => get::<Option<i64>>(row, "posted_message_id")?.is_some(),
+        None => false,
+    };
+    if posted {
+        return Ok(None);
+    }
+    let mut found = Vec::with_capacity(rows.len());
+    for row in &rows {
+        if get::<Option<String>>(row, "chat_jid")?.is_some() {
+            found.push(chat(row)?);
+        }
+    }
+    Ok(Some(found))
 }
 
 /// The link most recently saved (`save_chat`) for the conversation.

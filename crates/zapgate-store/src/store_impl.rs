@@ -334,6 +334,15 @@ impl Store for SqlStore {
         links::find_chats(self, integration_id, chat_jids).await
     }
 
+    async fn find_chats_unless_posted(
+        &self,
+        integration_id: &str,
+        wa_message_id: &str,
+        chat_jids: &[String],
+    ) -> Result<Option<Vec<ChatLink>>> {
+        links::find_chats_unless_posted(self, integration_id, wa_message_id, chat_jids).await
+    }
+
     async fn find_chat_by_conversation(
         &self,
         integration_id: &str,

@@ -167,6 +167,7 @@ suite!(
     deleting_an_instance_deletes_its_jobs,
     message_links_round_trip_and_ignore_duplicates,
     chat_links_upsert_and_follow_their_conversation,
+    an_inbound_lookup_finds_chats_unless_the_message_was_posted,
     reconciled_watermark_only_grows,
     delete_integration_clears_its_links,
     integrations_are_listed_across_pages_once_each,
@@ -2254,6 +2255,59 @@ async fn chat_links_upsert_and_follow_their_conversation(db: Db) {
         Some(other)
     );
     assert!(store.find_chat("int_2", "x@g.us").await.unwrap().is_some());
+}
+
+async fn an_inbound_lookup_finds_chats_unless_the_message_was_posted(db: Db) {
+    let store = db.store().await;
+    let phone = chat_link("int_1", "5511@s.whatsapp.net", 7);
+    let lid = chat_link("int_1", "123@lid", 7);
+    for link in [&phone, &lid, &chat_link("int_2", "5511@s.whatsapp.net", 8)] {
+        store.save_chat(link).await.unwrap();
+    }
+    let both = [phone.chat_jid.clone(), lid.chat_jid.clone()];
+    let sorted = |mut links: Vec<ChatLink>| {
+        links.sort_by(|a, b| a.chat_jid.cmp(&b.chat_jid));
+        links
+    };
+
+    // Not posted: every link of the person in this integration, no other.
+    let found = store
+        .find_chats_unless_posted("int_1", "WA1", &both)
+        .await
+        .unwrap()
+        .expect("not posted yet");
+    assert_eq!(sorted(found), vec![lid.clone(), phone.clone()]);
+    let unknown = ["9999@s.whatsapp.net".to_owned()];
+    let none = store
+        .find_chats_unless_posted("int_1", "WA1", &unknown)
+        .await
+        .unwrap();
+    assert_eq!(none, Some(Vec::new()));
+    assert_eq!(
+        store
+            .find_chats_unless_posted("int_1", "WA1", &[])
+            .await
+            .unwrap(),
+        Some(Vec::new())
+    );
+
+    // Posted (in this integration only): nothing else is read.
+    let mut posted = message_link("int_1", "WA1", 500);
+    posted.direction = "inbound".to_owned();
+    store.save_message_link(&posted).await.unwrap();
+    for jids in [&both[..], &unknown[..], &[]] {
+        let found = store.find_chats_unless_posted("int_1", "WA1", jids).await;
+        assert_eq!(found.unwrap(), None, "{jids:?}");
+    }
+    let elsewhere = store
+        .find_chats_unless_posted("int_2", "WA1", &both)
+        .await
+        .unwrap()
+        .expect("posted in int_1 only");
+    assert_eq!(
+        elsewhere,
+        vec![chat_link("int_2", "5511@s.whatsapp.net", 8)]
+    );
 }
 
 async fn reconciled_watermark_only_grows(db: Db) {

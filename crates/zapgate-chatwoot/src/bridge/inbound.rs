@@ -29,15 +29,23 @@ impl Bridge {
         integration: &Integration,
         message: &InboundJob,
     ) -> Result<Option<MessageLink>, Failure> {
-        // Posted before (a WhatsApp redelivery, or a retry after a crash).
-        if self
+        let chat = Jid::parse(&message.chat).map_err(|e| Failure::Rejected {
+            error: e.to_string(),
+        })?;
+        let lid = match (&message.sender_lid, chat.is_group() || message.from_me) {
+            (Some(lid), false) => Jid::parse(lid).ok(),
+            _ => None,
+        };
+        let identity = ChatIdentity::of(&chat, lid.as_ref());
+        let jids = identity.all_jids();
+        let Some(stored) = self
             .store
-            .find_message_by_wa(&integration.id, &message.id)
+            .find_chats_unless_posted(&integration.id, &message.id, &jids)
             .await?
-            .is_some()
-        {
+        else {
+            // Posted before (a WhatsApp redelivery, or a retry after a crash).
             return Ok(None);
-        }
+        };
         // Deleted for everyone: the message it deletes is shown deleted.
         if let Some(Extra::Revoke { target_id }) = &message.extra
             && let Some(target) = self
@@ -49,16 +57,8 @@ impl Bridge {
             return Ok(None);
         }
         let client = self.client(integration);
-        let chat = Jid::parse(&message.chat).map_err(|e| Failure::Rejected {
-            error: e.to_string(),
-        })?;
-        let lid = match (&message.sender_lid, chat.is_group() || message.from_me) {
-            (Some(lid), false) => Jid::parse(lid).ok(),
-            _ => None,
-        };
-        let identity = ChatIdentity::of(&chat, lid.as_ref());
         let link = self
-            .chat_link(&client, integration, &identity, message)
+            .chat_link(&client, integration, &identity, jids, stored, message)
             .await?;
         self.queue_avatar(integration, &message.chat, &link).await;
         let source_id = format!("WAID:{}", message.id);
@@ -225,18 +225,18 @@ impl Bridge {
     }
 
     /// The chat's contact and usable conversation: from the cached link when
-    /// there is one, else found or created in Chatwoot.
+    /// there is one, else found or created in Chatwoot. `stored` holds the
+    /// links filed under any of `jids` (the identity's every form): the first
+    /// one found wins, the others tell below whether they need a write.
     async fn chat_link(
         &self,
         client: &ChatwootClient,
         integration: &Integration,
         identity: &ChatIdentity,
+        jids: Vec<String>,
+        stored: Vec<ChatLink>,
         message: &InboundJob,
     ) -> Result<ChatLink, Failure> {
-        let jids = identity.all_jids();
-        // Every form at once: the first one found wins, the others tell
-        // below whether they need a write.
-        let stored = self.store.find_chats(&integration.id, &jids).await?;
         let cached = jids
             .iter()
             .find_map(|jid| stored.iter().find(|l| &l.chat_jid == jid))
