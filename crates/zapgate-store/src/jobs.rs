@@ -22,7 +22,7 @@ use crate::{
     conn::{AnyQuery, StoreQuery, WriteTurn},
     group::{self, Batch, GroupCommit},
     links,
-    params::Params,
+    params::{Params, bucket, padded},
     rows::{get, to_u32},
 };
 
@@ -84,8 +84,11 @@ impl Batch for Enqueues {
         if jobs.is_empty() {
             // Every item refused by its cap.
         } else if jobs.len() <= MAX_INSERT_ROWS && !blobs {
-            let sql = insert_sql(store.backend, jobs.len());
-            stored = turn.fetch_all(bind_jobs(&sql, &jobs, created_at)).await?;
+            // A repeated job is a repeated dedupe key: not stored twice.
+            let sql = insert_sql(store.backend, bucket(jobs.len()));
+            stored = turn
+                .fetch_all(bind_jobs(&sql, padded(&jobs), created_at))
+                .await?;
         } else {
             // A hand-over of a long queue, or jobs with media: several
             // statements, one transaction (a job is never stored without
@@ -93,7 +96,9 @@ impl Batch for Enqueues {
             let mut tx = turn.begin().await?;
             for chunk in jobs.chunks(MAX_INSERT_ROWS) {
                 let sql = insert_sql(store.backend, chunk.len());
-                let rows = bind_jobs(&sql, chunk, created_at).fetch_all(&mut *tx).await;
+                let rows = bind_jobs(&sql, chunk.iter(), created_at)
+                    .fetch_all(&mut *tx)
+                    .await;
                 let rows = rows.map_err(Error::internal)?;
                 for row in &rows {
                     let key: String = get(row, "dedupe_key")?;
@@ -206,7 +211,11 @@ fn insert_sql(backend: Backend, rows: usize) -> String {
     )
 }
 
-fn bind_jobs<'q>(sql: &'q str, jobs: &[&'q NewJob], created_at: i64) -> AnyQuery<'q> {
+fn bind_jobs<'q>(
+    sql: &'q str,
+    jobs: impl Iterator<Item = &'q &'q NewJob>,
+    created_at: i64,
+) -> AnyQuery<'q> {
     let mut query = sqlx::query(sql);
     for new in jobs {
         query = query
@@ -399,9 +408,11 @@ pub(crate) async fn complete(
 async fn store_completions(store: &SqlStore, batch: &[(i64, Option<MessageLink>)]) -> Result<()> {
     let links: Vec<&MessageLink> = batch.iter().filter_map(|(_, link)| link.as_ref()).collect();
     // The links' arguments, then the jobs': on SQLite the insert runs first.
+    // Both padded (see `padded`): a repeated link is a conflict, a repeated
+    // id deletes nothing more.
     let mut params = Params::new(store.backend);
-    let values = params.rows(links.len(), 6);
-    let ids = params.list(batch.len());
+    let values = params.rows(bucket(links.len()), 6);
+    let ids = params.list(bucket(batch.len()));
     let delete = format!("DELETE FROM bridge_jobs WHERE id IN ({ids})");
     let sql = if links.is_empty() {
         delete
@@ -418,7 +429,7 @@ async fn store_completions(store: &SqlStore, batch: &[(i64, Option<MessageLink>)
     };
     let created_at = now_ms();
     let mut query = sqlx::query(&sql);
-    for link in &links {
+    for link in padded(&links) {
         query = query
             .bind(&link.integration_id)
             .bind(&link.wa_message_id)
@@ -427,7 +438,7 @@ async fn store_completions(store: &SqlStore, batch: &[(i64, Option<MessageLink>)
             .bind(&link.direction)
             .bind(created_at);
     }
-    for (job_id, _) in batch {
+    for (job_id, _) in padded(batch) {
         query = query.bind(job_id);
     }
     store.write_turn().await.execute(query).await?;

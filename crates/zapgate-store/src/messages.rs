@@ -10,7 +10,13 @@ use zapgate_core::{
     time::now_ms,
 };
 
-use crate::{SqlStore, backend::Backend, conn::StoreQuery, params::Params, rows::get};
+use crate::{
+    SqlStore,
+    backend::Backend,
+    conn::StoreQuery,
+    params::{Params, bucket, padded},
+    rows::get,
+};
 
 const COLUMNS: &str = "instance_id, id, chat, sender, from_me, kind, body, media, extra, \
      quoted_id, source, status, sent_at, edited_at, revoked_at, created_at";
@@ -75,8 +81,10 @@ pub(crate) async fn apply<'a>(
         })
         .collect();
     if !inserts.is_empty() {
+        // Padded (see `padded`): a repeated message keeps its first row.
+        let rows_of = bucket(inserts.len());
         let mut params = Params::new(backend);
-        let rows = params.rows(inserts.len(), 16);
+        let rows = params.rows(rows_of, 16);
         let insert = format!(
             "INSERT INTO messages ({COLUMNS}) VALUES {rows} \
              ON CONFLICT (instance_id, id) DO NOTHING"
@@ -90,7 +98,7 @@ pub(crate) async fn apply<'a>(
             Backend::Sqlite => format!(
                 "{insert}; INSERT INTO message_statuses (instance_id, message_id, status, at) \
                  VALUES {} ON CONFLICT (instance_id, message_id, status) DO NOTHING",
-                params.rows(inserts.len(), 4)
+                params.rows(rows_of, 4)
             ),
             Backend::Postgres => format!(
                 "WITH inserted AS ({insert} RETURNING instance_id, id, status, created_at) \
@@ -100,7 +108,7 @@ pub(crate) async fn apply<'a>(
             ),
         };
         let mut query = sqlx::query(&sql);
-        for m in &inserts {
+        for m in padded(&inserts) {
             query = query
                 .bind(&m.instance_id)
                 .bind(&m.id)
@@ -120,7 +128,7 @@ pub(crate) async fn apply<'a>(
                 .bind(now);
         }
         if backend == Backend::Sqlite {
-            for m in &inserts {
+            for m in padded(&inserts) {
                 query = query
                     .bind(&m.instance_id)
                     .bind(&m.id)

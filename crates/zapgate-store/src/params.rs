@@ -76,9 +76,44 @@ impl Params {
     }
 }
 
+/// The rows a batch statement of `n` rows is written for: `n` rounded up
+/// to a power of two (see [`padded`]).
+pub(crate) fn bucket(n: usize) -> usize {
+    if n == 0 { 0 } else { n.next_power_of_two() }
+}
+
+/// `items`, then the last one again until there are [`bucket`] of them. A
+/// batch statement's text then depends on its size's bucket only: each
+/// connection prepares (and PostgreSQL plans) a few texts once, where a
+/// text per size (about 130 of each batch statement in a bench run) churned
+/// sqlx's statement cache, so most batches were parsed and planned anew.
+/// Each statement padded so ignores a repeated row (`ON CONFLICT DO
+/// NOTHING`, `IN (...)`).
+pub(crate) fn padded<T>(items: &[T]) -> impl Iterator<Item = &T> {
+    let extra = bucket(items.len()) - items.len();
+    items
+        .iter()
+        .chain(std::iter::repeat_n(items.last(), extra).flatten())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn batches_are_padded_to_a_power_of_two_with_their_last_row() {
+        assert_eq!(bucket(0), 0);
+        assert_eq!(bucket(1), 1);
+        assert_eq!(bucket(5), 8);
+        assert_eq!(bucket(128), 128);
+        let five = [1, 2, 3, 4, 5];
+        assert_eq!(
+            padded(&five).copied().collect::<Vec<_>>(),
+            [1, 2, 3, 4, 5, 5, 5, 5]
+        );
+        assert_eq!(padded(&[7, 8]).count(), 2);
+        assert_eq!(padded::<u8>(&[]).count(), 0);
+    }
 
     #[test]
     fn postgres_numbers_in_order_and_sqlite_leaves_them_anonymous() {
