@@ -18,10 +18,6 @@ pub(crate) const MESSAGE_COLUMNS: &str =
 const CHAT_COLUMNS: &str = "integration_id, chat_jid, contact_id, source_id, conversation_id, \
     conversation_status, reconciled_message_id";
 
-/// [`CHAT_COLUMNS`] qualified by `c.`.
-const CHAT_COLUMNS_OF_C: &str = "c.integration_id, c.chat_jid, c.contact_id, c.source_id, \
-    c.conversation_id, c.conversation_status, c.reconciled_message_id";
-
 /// A link already stored for the WhatsApp message is kept as it is.
 pub(crate) async fn save_message(store: &SqlStore, link: &MessageLink) -> Result<()> {
     let sql = format!(
@@ -195,7 +191,8 @@ pub(crate) async fn find_chats(
 
 /// [`find_chats`] and whether the message was posted, in one round trip:
 /// every inbound message asks both before it is posted. The probe row
-/// makes one row come back even when no chat link matches.
+/// makes one row come back even when no chat link matches; it has no
+/// column of its own but `one`, so the chat columns need no qualifier.
 pub(crate) async fn find_chats_unless_posted(
     store: &SqlStore,
     integration_id: &str,
@@ -210,7 +207,7 @@ pub(crate) async fn find_chats_unless_posted(
     let sql = format!(
         "SELECT (SELECT m.chatwoot_message_id FROM message_links m \
          WHERE m.integration_id = $1 AND m.wa_message_id = $2) AS posted_message_id, \
-         {CHAT_COLUMNS_OF_C} FROM (SELECT 1 AS one) probe \
+         {CHAT_COLUMNS} FROM (SELECT 1 AS one) probe \
          LEFT JOIN chat_links c ON c.integration_id = $1 AND c.chat_jid IN ({jids})"
     );
     let mut query = sqlx::query(&sql).bind(integration_id).bind(wa_message_id);
