@@ -57,7 +57,10 @@ pub(crate) async fn find_message_by_wa(
 /// The customer's messages of a conversation after its newest `outbound`
 /// link. The message store (same instance, same id) tells who wrote each and
 /// whether it was the account itself; one it no longer holds counts as the
-/// customer's.
+/// customer's. The newest outbound link is found by walking the
+/// conversation's links back from the newest, not as `MAX(id)`: with the
+/// direction filter PostgreSQL computes that by reading every link of the
+/// conversation, so each reply cost more the longer the conversation.
 pub(crate) async fn unread_inbound(
     store: &SqlStore,
     integration_id: &str,
@@ -70,9 +73,9 @@ pub(crate) async fn unread_inbound(
          LEFT JOIN messages m ON m.instance_id = $2 AND m.id = l.wa_message_id \
          WHERE l.integration_id = $1 AND l.chatwoot_conversation_id = $3 \
            AND l.direction = 'inbound' AND (m.from_me IS NULL OR m.from_me = 0) \
-           AND l.id > COALESCE((SELECT MAX(o.id) FROM message_links o \
+           AND l.id > COALESCE((SELECT o.id FROM message_links o \
                WHERE o.integration_id = $1 AND o.chatwoot_conversation_id = $3 \
-                 AND o.direction = 'outbound'), 0) \
+                 AND o.direction = 'outbound' ORDER BY o.id DESC LIMIT 1), 0) \
          ORDER BY l.id DESC LIMIT $4",
     )
     .bind(integration_id)

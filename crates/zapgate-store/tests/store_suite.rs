@@ -177,6 +177,7 @@ suite!(
     cached_reads_follow_writes_here_at_once_and_elsewhere_within_a_second,
     claims_recover_after_the_database_drops_their_connections,
     a_claim_planned_on_an_empty_queue_probes_each_chat_by_its_index,
+    unread_messages_are_found_without_reading_the_conversations_history,
     events_get_consecutive_sequences_and_are_stored_once,
     delivery_claims_cap_running_deliveries_per_webhook,
     a_delivery_claim_takes_the_oldest_due_per_webhook_and_overall,
@@ -2997,6 +2998,82 @@ async fn a_claim_planned_on_an_empty_queue_probes_each_chat_by_its_index(db: Db)
             "the chat probes read {probed} index entries for {CHATS} candidates"
         );
     }
+}
+
+/// An agent reply reads the customer's messages since the conversation's
+/// last reply (markReadOnReply): those after the newest outbound link, found
+/// by walking back from the newest link, not by reading every link of the
+/// conversation (a reply would then cost more the longer the conversation).
+async fn unread_messages_are_found_without_reading_the_conversations_history(db: Db) {
+    const REPLIES: usize = 300;
+    let store = db.store().await;
+    let link = |wa: &str, chatwoot: i64, direction: &str| MessageLink {
+        direction: direction.to_owned(),
+        ..message_link("int_1", wa, chatwoot)
+    };
+    store
+        .save_message_link(&link("read-before", 1, "inbound"))
+        .await
+        .unwrap();
+    for n in 0..REPLIES {
+        let reply = link(&format!("reply{n}"), 10 + n as i64, "outbound");
+        store.save_message_link(&reply).await.unwrap();
+    }
+    for (wa, chatwoot) in [("unread1", 5_000), ("unread2", 5_001)] {
+        store
+            .save_message_link(&link(wa, chatwoot, "inbound"))
+            .await
+            .unwrap();
+    }
+    // Another conversation's message is not this one's.
+    store
+        .save_message_link(&MessageLink {
+            chatwoot_conversation_id: 78,
+            ..link("elsewhere", 6_000, "inbound")
+        })
+        .await
+        .unwrap();
+    let raw = db.raw().await;
+    let reads_before = match db.backend {
+        Backend::Postgres => Some(conversation_index_reads(&raw).await),
+        Backend::Sqlite => None,
+    };
+
+    let unread = store.unread_inbound("int_1", "ins", 77, 20).await.unwrap();
+    let ids: Vec<_> = unread.iter().map(|m| m.wa_message_id.as_str()).collect();
+    assert_eq!(ids, ["unread2", "unread1"]);
+
+    if let Some(reads_before) = reads_before {
+        // The look-up reads at least the two unread links; once the
+        // statistics show those, they show all it read.
+        let mut reads = conversation_index_reads(&raw).await;
+        for _ in 0..600 {
+            if reads >= reads_before + 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            reads = conversation_index_reads(&raw).await;
+        }
+        let read = reads - reads_before;
+        assert!(read >= 2, "the look-up never showed in the statistics");
+        assert!(
+            read < 20,
+            "the look-up read {read} index entries of a conversation of {} links",
+            REPLIES + 3
+        );
+    }
+}
+
+/// Index entries PostgreSQL's statistics count as read in the index of
+/// message links by conversation.
+async fn conversation_index_reads(raw: &AnyPool) -> i64 {
+    sqlx::query_scalar(
+        "SELECT idx_tup_read FROM pg_stat_user_indexes \
+         WHERE indexrelname = 'message_links_conversation_idx'",
+    )
+    .fetch_one(raw)
+    .await
+    .unwrap()
 }
 
 /// Index entries PostgreSQL's statistics count as read in the queue's id
