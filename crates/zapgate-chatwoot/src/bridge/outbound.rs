@@ -29,19 +29,22 @@ use super::{
 use crate::client::ChatwootError;
 
 impl Bridge {
+    /// Sends the parts of `message` not yet sent. Done, with the link of the
+    /// last part sent, to store with the job's completion (one write after
+    /// the send, as for an inbound post, instead of two).
     pub(super) async fn send_agent_message(
         &self,
         job: &Job,
         integration: &Integration,
         message: &AgentMessageJob,
-    ) -> Result<(), Failure> {
+    ) -> Result<Option<MessageLink>, Failure> {
         // Deleted before it (or its rest) could go: a tombstone.
         let links = self
             .store
             .find_messages_by_chatwoot(&integration.id, message.message_id)
             .await?;
         if links.iter().any(|l| l.direction == DELETED) {
-            return Ok(());
+            return Ok(None);
         }
         // Each attachment is its own WhatsApp message (the text alone is one
         // part): after a failure mid-way, only the parts not yet sent go.
@@ -62,7 +65,7 @@ impl Bridge {
             })
             .collect();
         if pending.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let to = self
             .recipient(
@@ -83,7 +86,7 @@ impl Bridge {
             .status(instance_id)
             .is_some_and(|s| s.state == zapgate_core::instance::ConnectionState::Connected);
         if !connected {
-            return self.wait_for_whatsapp(job);
+            return Err(self.wait_for_whatsapp(job));
         }
 
         if integration.options.mark_read_on_reply {
@@ -91,7 +94,13 @@ impl Bridge {
                 .await;
         }
         let quoted_id = self.quoted_wa_id(integration, message).await?;
+        let mut sent_link = None;
         for part in pending {
+            // A part's link is stored before the next part goes, so a failure
+            // there sends only the parts not yet sent when retried.
+            if let Some(link) = sent_link.take() {
+                self.store.save_message_link(&link).await?;
+            }
             let outgoing = match message.attachments.get(part) {
                 Some(attachment) => {
                     let download = self.downloader.fetch(&attachment.data_url).await?;
@@ -134,35 +143,33 @@ impl Bridge {
                 .send(instance_id, outgoing, Some(&id))
                 .await
                 .map_err(|e| send_failure(e, job))?;
-            self.store
-                .save_message_link(&MessageLink {
-                    integration_id: integration.id.clone(),
-                    wa_message_id: sent.id,
-                    chatwoot_message_id: message.message_id,
-                    chatwoot_conversation_id: message.conversation_id,
-                    direction: OUTBOUND.to_owned(),
-                })
-                .await?;
+            sent_link = Some(MessageLink {
+                integration_id: integration.id.clone(),
+                wa_message_id: sent.id,
+                chatwoot_message_id: message.message_id,
+                chatwoot_conversation_id: message.conversation_id,
+                direction: OUTBOUND.to_owned(),
+            });
         }
-        Ok(())
+        Ok(sent_link)
     }
 
     /// An agent reply waits for WhatsApp, up to the expiry.
-    fn wait_for_whatsapp(&self, job: &Job) -> Result<(), Failure> {
+    fn wait_for_whatsapp(&self, job: &Job) -> Failure {
         let waited = now_ms() - job.created_at_ms;
         let expiry = self.config.outbound_expiry;
         if waited >= expiry.as_millis() as i64 {
-            return Err(Failure::Rejected {
+            return Failure::Rejected {
                 error: format!(
                     "WhatsApp was not connected for {}; the message was not sent",
                     human_duration(expiry)
                 ),
-            });
+            };
         }
-        Err(Failure::Wait {
+        Failure::Wait {
             reason: "waiting for WhatsApp to reconnect".to_owned(),
             after: self.config.wait_poll,
-        })
+        }
     }
 
     /// The WhatsApp chat of the conversation: the one the bridge linked,

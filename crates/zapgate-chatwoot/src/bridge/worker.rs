@@ -241,7 +241,7 @@ impl Bridge {
     }
 
     /// Done, with the message link to store along with the completion (an
-    /// inbound message posted), or why not.
+    /// inbound message posted, an agent message sent), or why not.
     async fn execute(&self, job: &Job) -> Result<Option<MessageLink>, Failure> {
         let Some(integration) = self
             .store
@@ -262,7 +262,7 @@ impl Bridge {
                     .await
             }
             JobPayload::AgentMessage(message) => {
-                self.send_agent_message(job, &integration, &message).await
+                return self.send_agent_message(job, &integration, &message).await;
             }
             JobPayload::AgentDelete {
                 conversation_id,
