@@ -121,6 +121,17 @@ pub struct MessageLink {
     pub direction: String,
 }
 
+/// What an agent message's job reads before it sends: what was sent (or
+/// deleted) for the message already, and the chat its conversation is
+/// linked to.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AgentMessageLinks {
+    /// As [`crate::store::Store::find_messages_by_chatwoot`] finds them.
+    pub sent: Vec<MessageLink>,
+    /// The `chat_jid` of [`crate::store::Store::find_chat_by_conversation`].
+    pub conversation_chat: Option<String>,
+}
+
 /// A customer's message posted into a conversation after the last agent
 /// reply: what a read receipt for it needs.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -16,7 +16,8 @@ use crate::{
     idempotency::{IdempotencyClaim, IdempotencyRecord},
     instance::{Instance, InstanceSettings, NewInstance, Outage, SessionStatus, SettingsPatch},
     jobs::{
-        AvatarRefresh, ChatLink, ClaimShare, Enqueued, Job, MessageLink, NewJob, UnreadMessage,
+        AgentMessageLinks, AvatarRefresh, ChatLink, ClaimShare, Enqueued, Job, MessageLink, NewJob,
+        UnreadMessage,
     },
     token::{Token, TokenHash},
 };
@@ -205,6 +206,14 @@ pub trait Store: Send + Sync + 'static {
         integration_id: &str,
         chatwoot_message_id: i64,
     ) -> Result<Vec<MessageLink>>;
+    /// An agent message's one read before it is sent (both of its look-ups
+    /// in one statement).
+    async fn find_agent_message_links(
+        &self,
+        integration_id: &str,
+        chatwoot_message_id: i64,
+        conversation_id: i64,
+    ) -> Result<AgentMessageLinks>;
 
     /// The customer's messages posted into the conversation since the last
     /// message sent from it (at most `limit`, newest first); the account's

@@ -6,7 +6,7 @@
 use sqlx::any::AnyRow;
 use zapgate_core::{
     Result,
-    jobs::{AvatarRefresh, ChatLink, MessageLink, UnreadMessage},
+    jobs::{AgentMessageLinks, AvatarRefresh, ChatLink, MessageLink, UnreadMessage},
     time::now_ms,
 };
 
@@ -17,6 +17,10 @@ pub(crate) const MESSAGE_COLUMNS: &str =
 
 const CHAT_COLUMNS: &str = "integration_id, chat_jid, contact_id, source_id, conversation_id, \
     conversation_status, reconciled_message_id";
+
+/// Which of a conversation's chat links is its chat: the one most recently
+/// saved.
+const CONVERSATION_CHAT: &str = "ORDER BY updated_at DESC, chat_jid LIMIT 1";
 
 /// A link already stored for the WhatsApp message is kept as it is.
 pub(crate) async fn save_message(store: &SqlStore, link: &MessageLink) -> Result<()> {
@@ -155,6 +159,39 @@ pub(crate) async fn find_messages_by_chatwoot(
     .collect()
 }
 
+/// [`find_messages_by_chatwoot`] and the chat of [`find_chat_by_conversation`]
+/// in one statement: the message's links left-joined to a one-row probe
+/// (so a row comes back when there is none), the chat as a scalar subquery.
+pub(crate) async fn find_agent_message_links(
+    store: &SqlStore,
+    integration_id: &str,
+    chatwoot_message_id: i64,
+    conversation_id: i64,
+) -> Result<AgentMessageLinks> {
+    let sql = format!(
+        "SELECT (SELECT chat_jid FROM chat_links \
+           WHERE integration_id = $1 AND conversation_id = $3 {CONVERSATION_CHAT}) \
+           AS conversation_chat, {MESSAGE_COLUMNS} \
+         FROM (SELECT 1 AS one) probe LEFT JOIN message_links \
+           ON message_links.integration_id = $1 AND chatwoot_message_id = $2 \
+         ORDER BY message_links.id"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(integration_id)
+        .bind(chatwoot_message_id)
+        .bind(conversation_id)
+        .fetch_all_on(store)
+        .await?;
+    let mut found = AgentMessageLinks::default();
+    for row in &rows {
+        found.conversation_chat = get(row, "conversation_chat")?;
+        if get::<Option<String>>(row, "wa_message_id")?.is_some() {
+            found.sent.push(message(row)?);
+        }
+    }
+    Ok(found)
+}
+
 pub(crate) async fn find_chat(
     store: &SqlStore,
     integration_id: &str,
@@ -242,7 +279,7 @@ pub(crate) async fn find_chat_by_conversation(
 ) -> Result<Option<ChatLink>> {
     sqlx::query(&format!(
         "SELECT {CHAT_COLUMNS} FROM chat_links WHERE integration_id = $1 AND conversation_id = $2 \
-         ORDER BY updated_at DESC, chat_jid LIMIT 1"
+         {CONVERSATION_CHAT}"
     ))
     .bind(integration_id)
     .bind(conversation_id)

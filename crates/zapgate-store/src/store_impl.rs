@@ -12,7 +12,8 @@ use zapgate_core::{
     idempotency::{IdempotencyClaim, IdempotencyRecord},
     instance::{Instance, InstanceSettings, NewInstance, Outage, SessionStatus, SettingsPatch},
     jobs::{
-        AvatarRefresh, ChatLink, ClaimShare, Enqueued, Job, MessageLink, NewJob, UnreadMessage,
+        AgentMessageLinks, AvatarRefresh, ChatLink, ClaimShare, Enqueued, Job, MessageLink, NewJob,
+        UnreadMessage,
     },
     store::{Principal, Store},
     token::{Token, TokenHash},
@@ -293,6 +294,16 @@ impl Store for SqlStore {
         chatwoot_message_id: i64,
     ) -> Result<Vec<MessageLink>> {
         links::find_messages_by_chatwoot(self, integration_id, chatwoot_message_id).await
+    }
+
+    async fn find_agent_message_links(
+        &self,
+        integration_id: &str,
+        chatwoot_message_id: i64,
+        conversation_id: i64,
+    ) -> Result<AgentMessageLinks> {
+        links::find_agent_message_links(self, integration_id, chatwoot_message_id, conversation_id)
+            .await
     }
 
     async fn unread_inbound(

@@ -168,6 +168,7 @@ suite!(
     message_links_round_trip_and_ignore_duplicates,
     chat_links_upsert_and_follow_their_conversation,
     an_inbound_lookup_finds_chats_unless_the_message_was_posted,
+    an_agent_message_lookup_finds_its_links_and_its_conversations_chat,
     reconciled_watermark_only_grows,
     delete_integration_clears_its_links,
     integrations_are_listed_across_pages_once_each,
@@ -2309,6 +2310,80 @@ async fn an_inbound_lookup_finds_chats_unless_the_message_was_posted(db: Db) {
         elsewhere,
         vec![chat_link("int_2", "5511@s.whatsapp.net", 8)]
     );
+}
+
+/// An agent message's one read before it is sent answers what the two
+/// look-ups it replaces answer: the message's links (its parts, in order)
+/// and its conversation's chat, each of this integration only.
+async fn an_agent_message_lookup_finds_its_links_and_its_conversations_chat(db: Db) {
+    let store = db.store().await;
+    let read = |chatwoot: i64, conversation: i64| {
+        let store = &store;
+        async move {
+            let found = store
+                .find_agent_message_links("int_1", chatwoot, conversation)
+                .await
+                .unwrap();
+            let sent = store
+                .find_messages_by_chatwoot("int_1", chatwoot)
+                .await
+                .unwrap();
+            let chat = store
+                .find_chat_by_conversation("int_1", conversation)
+                .await
+                .unwrap();
+            assert_eq!(found.sent, sent);
+            assert_eq!(found.conversation_chat, chat.map(|c| c.chat_jid));
+            found
+        }
+    };
+
+    // Nothing sent, no chat.
+    let nothing = read(500, 7).await;
+    assert!(nothing.sent.is_empty());
+    assert_eq!(nothing.conversation_chat, None);
+
+    // Another integration's chat and links are not this one's.
+    store
+        .save_chat(&chat_link("int_2", "9999@s.whatsapp.net", 7))
+        .await
+        .unwrap();
+    store
+        .save_message_link(&message_link("int_2", "OTHER", 500))
+        .await
+        .unwrap();
+    assert_eq!(read(500, 7).await, nothing);
+
+    // Two parts sent and the conversation's chat.
+    let parts = [
+        message_link("int_1", "PART0", 500),
+        message_link("int_1", "PART1", 500),
+    ];
+    for part in &parts {
+        store.save_message_link(part).await.unwrap();
+    }
+    store
+        .save_message_link(&message_link("int_1", "ANOTHER", 501))
+        .await
+        .unwrap();
+    store
+        .save_chat(&chat_link("int_1", "5511@s.whatsapp.net", 7))
+        .await
+        .unwrap();
+    let found = read(500, 7).await;
+    assert_eq!(found.sent, parts);
+    assert_eq!(
+        found.conversation_chat.as_deref(),
+        Some("5511@s.whatsapp.net")
+    );
+
+    // A chat but nothing sent; links but no chat.
+    let chat_only = read(502, 7).await;
+    assert!(chat_only.sent.is_empty());
+    assert!(chat_only.conversation_chat.is_some());
+    let links_only = read(500, 8).await;
+    assert_eq!(links_only.sent, parts);
+    assert_eq!(links_only.conversation_chat, None);
 }
 
 async fn reconciled_watermark_only_grows(db: Db) {

@@ -11,7 +11,7 @@ use zapgate_core::{
     chat_state::MAX_READ_IDS,
     chatwoot::Integration,
     jid::{Jid, parse_phone_number},
-    jobs::{Job, MessageLink},
+    jobs::{AgentMessageLinks, Job, MessageLink},
     messages,
     time::now_ms,
     whatsapp::{ChatPresence, Media, MediaKind, Outgoing, SendContext},
@@ -38,11 +38,14 @@ impl Bridge {
         integration: &Integration,
         message: &AgentMessageJob,
     ) -> Result<Option<MessageLink>, Failure> {
-        // Deleted before it (or its rest) could go: a tombstone.
-        let links = self
+        let AgentMessageLinks {
+            sent: links,
+            conversation_chat,
+        } = self
             .store
-            .find_messages_by_chatwoot(&integration.id, message.message_id)
+            .find_agent_message_links(&integration.id, message.message_id, message.conversation_id)
             .await?;
+        // Deleted before it (or its rest) could go: a tombstone.
         if links.iter().any(|l| l.direction == DELETED) {
             return Ok(None);
         }
@@ -67,14 +70,12 @@ impl Bridge {
         if pending.is_empty() {
             return Ok(None);
         }
-        let to = self
-            .recipient(
-                integration,
-                message.conversation_id,
-                message.contact_identifier.as_deref(),
-                message.contact_phone.as_deref(),
-            )
-            .await?;
+        let to = recipient(
+            integration,
+            conversation_chat.as_deref(),
+            message.contact_identifier.as_deref(),
+            message.contact_phone.as_deref(),
+        )?;
         if integration.options.ignores(&to) {
             return Err(Failure::Rejected {
                 error: format!("{to} is in this integration's ignoreJids: nothing is sent to it"),
@@ -172,43 +173,6 @@ impl Bridge {
         }
     }
 
-    /// The WhatsApp chat of the conversation: the one the bridge linked,
-    /// else the contact's JID or phone number from the webhook.
-    async fn recipient(
-        &self,
-        integration: &Integration,
-        conversation_id: i64,
-        contact_identifier: Option<&str>,
-        contact_phone: Option<&str>,
-    ) -> Result<Jid, Failure> {
-        // The bot contact's conversation never reaches WhatsApp.
-        if contact_identifier == Some(bot_identifier(integration).as_str()) {
-            return Err(Failure::Rejected {
-                error: "the bot contact's conversation is not sent to WhatsApp".to_owned(),
-            });
-        }
-        if let Some(link) = self
-            .store
-            .find_chat_by_conversation(&integration.id, conversation_id)
-            .await?
-            && let Ok(jid) = Jid::parse(&link.chat_jid)
-        {
-            return Ok(jid);
-        }
-        if let Some(jid) = contact_identifier
-            .and_then(|i| Jid::parse(i).ok())
-            .filter(|j| j.server != "broadcast")
-        {
-            return Ok(jid);
-        }
-        if let Some(digits) = contact_phone.and_then(|p| parse_phone_number(p).ok()) {
-            return Ok(Jid::user(&digits));
-        }
-        Err(Failure::Rejected {
-            error: "the conversation's contact has no WhatsApp number".to_owned(),
-        })
-    }
-
     /// `markReadOnReply`: the customer's messages since the last reply get
     /// read receipts (blue ticks) before the reply goes. Best effort: a
     /// receipt that fails is not worth holding the reply back. Once a part
@@ -289,15 +253,19 @@ impl Bridge {
             return;
         }
         let text_at = |pointer: &str| event.pointer(pointer).and_then(Value::as_str);
-        let Ok(to) = self
-            .recipient(
-                integration,
-                conversation_id,
-                text_at("/conversation/meta/sender/identifier"),
-                text_at("/conversation/meta/sender/phone_number"),
-            )
+        let Ok(link) = self
+            .store
+            .find_chat_by_conversation(&integration.id, conversation_id)
             .await
         else {
+            return;
+        };
+        let Ok(to) = recipient(
+            integration,
+            link.as_ref().map(|l| l.chat_jid.as_str()),
+            text_at("/conversation/meta/sender/identifier"),
+            text_at("/conversation/meta/sender/phone_number"),
+        ) else {
             return;
         };
         let Ok(whatsapp) = self.whatsapp() else {
@@ -426,6 +394,38 @@ impl Bridge {
 
 /// How long showing "typing..." may hold up Chatwoot's webhook call.
 const TYPING_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The WhatsApp chat of a conversation: the one the bridge linked
+/// (`conversation_chat`), else the contact's JID or phone number from the
+/// webhook.
+fn recipient(
+    integration: &Integration,
+    conversation_chat: Option<&str>,
+    contact_identifier: Option<&str>,
+    contact_phone: Option<&str>,
+) -> Result<Jid, Failure> {
+    // The bot contact's conversation never reaches WhatsApp.
+    if contact_identifier == Some(bot_identifier(integration).as_str()) {
+        return Err(Failure::Rejected {
+            error: "the bot contact's conversation is not sent to WhatsApp".to_owned(),
+        });
+    }
+    if let Some(jid) = conversation_chat.and_then(|chat| Jid::parse(chat).ok()) {
+        return Ok(jid);
+    }
+    if let Some(jid) = contact_identifier
+        .and_then(|i| Jid::parse(i).ok())
+        .filter(|j| j.server != "broadcast")
+    {
+        return Ok(jid);
+    }
+    if let Some(digits) = contact_phone.and_then(|p| parse_phone_number(p).ok()) {
+        return Ok(Jid::user(&digits));
+    }
+    Err(Failure::Rejected {
+        error: "the conversation's contact has no WhatsApp number".to_owned(),
+    })
+}
 
 /// The WhatsApp id of part `part` of Chatwoot message `message_id`: stable,
 /// so sending again after a crash is recognised as the same message.
