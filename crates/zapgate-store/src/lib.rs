@@ -26,6 +26,7 @@ mod sql_store;
 mod store_impl;
 mod wa_lease;
 mod wa_session;
+mod wal;
 
 pub use backend::{Backend, redact_url};
 pub use instances::PAIRED_PAGE;

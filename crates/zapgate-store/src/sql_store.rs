@@ -23,6 +23,7 @@ use crate::{
     group::GroupCommit,
     jobs::{Completions, Enqueues},
     secret_box::SecretBox,
+    wal::{self, Checkpoints},
 };
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -51,6 +52,9 @@ pub struct SqlStore {
     pub(crate) conns: Arc<Conns>,
     /// When idempotency keys past their window were last deleted (ms).
     pub(crate) idempotency_pruned_at: Arc<AtomicI64>,
+    /// SQLite file: the task that checkpoints the WAL (see [`crate::wal`]).
+    /// The task's own clone has none.
+    checkpoints: Option<Arc<Checkpoints>>,
     redacted_url: Arc<str>,
 }
 
@@ -69,6 +73,17 @@ impl SqlStore {
     /// SQLite, creates the file and its folder when missing and switches the
     /// database to WAL. Does not migrate: call [`SqlStore::migrate`].
     pub async fn connect(url: &str, secrets: SecretBox) -> Result<Self> {
+        let mut store = Self::open(url, secrets).await?;
+        if store.backend == Backend::Sqlite && !is_in_memory(url) {
+            store.checkpoints = Some(Arc::new(wal::start(store.clone())));
+        }
+        Ok(store)
+    }
+
+    /// [`SqlStore::connect`] without SQLite's checkpoint task: the WAL is
+    /// copied to the database file only by [`wal::checkpoint`] and when the
+    /// last connection closes.
+    pub(crate) async fn open(url: &str, secrets: SecretBox) -> Result<Self> {
         install_default_drivers();
         let backend = Backend::from_url(url)?;
         let redacted_url: Arc<str> = redact_url(url).into();
@@ -96,6 +111,7 @@ impl SqlStore {
                 Backend::Postgres => POSTGRES_POOL_SIZE as usize / 2,
             })),
             idempotency_pruned_at: Arc::default(),
+            checkpoints: None,
             redacted_url,
         })
     }
@@ -152,10 +168,12 @@ async fn connect_sqlite(url: &str) -> Result<AnyPool> {
         .max_connections(if in_memory { 1 } else { SQLITE_POOL_SIZE })
         .after_connect(|conn, _meta| {
             Box::pin(async move {
+                // No commit checkpoints the WAL: a task does (crate::wal).
                 conn.execute(
                     "PRAGMA synchronous = NORMAL; \
                      PRAGMA foreign_keys = ON; \
-                     PRAGMA busy_timeout = 5000;",
+                     PRAGMA busy_timeout = 5000; \
+                     PRAGMA wal_autocheckpoint = 0;",
                 )
                 .await?;
                 Ok(())
@@ -248,6 +266,7 @@ mod tests {
             ("foreign_keys", 1),
             ("busy_timeout", 5000),
             ("synchronous", 1), // NORMAL
+            ("wal_autocheckpoint", 0),
         ] {
             let value: i64 = sqlx::query_scalar(&format!("PRAGMA {pragma}"))
                 .fetch_one(&store.pool)
