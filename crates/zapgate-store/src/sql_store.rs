@@ -141,6 +141,9 @@ impl SqlStore {
 
     /// Closes every pooled connection; later calls fail.
     pub async fn close(&self) {
+        if let Some(checkpoints) = &self.checkpoints {
+            checkpoints.stop().await;
+        }
         // The pool waits for every connection to come back.
         self.conns.release_all().await;
         self.pool.close().await;

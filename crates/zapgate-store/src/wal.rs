@@ -13,9 +13,9 @@
 //! copied again inside the writer's turn: a short wait for a few frames, and
 //! the log stays bounded under any load.
 
-use std::time::Duration;
+use std::{sync::Mutex, time::Duration};
 
-use tokio::{task::AbortHandle, time::MissedTickBehavior};
+use tokio::{task::JoinHandle, time::MissedTickBehavior};
 use zapgate_core::Result;
 
 use crate::{SqlStore, conn::StoreQuery as _, rows::get};
@@ -30,11 +30,28 @@ pub(crate) const CATCH_UP_FRAMES: i64 = 4096;
 const CHECKPOINT: &str = "PRAGMA wal_checkpoint(PASSIVE)";
 
 /// The checkpoint task, stopped when the last clone of its store goes.
-pub(crate) struct Checkpoints(AbortHandle);
+pub(crate) struct Checkpoints(Mutex<Option<JoinHandle<()>>>);
+
+impl Checkpoints {
+    /// Stops the task and waits until it has: a checkpoint in flight holds
+    /// a connection, which it would give back to the store's spares after
+    /// [`SqlStore::close`] emptied them, and the pool's close would wait
+    /// for it for ever.
+    pub(crate) async fn stop(&self) {
+        let task = self.0.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(task) = task {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+}
 
 impl Drop for Checkpoints {
     fn drop(&mut self) {
-        self.0.abort();
+        let task = self.0.get_mut().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(task) = task {
+            task.abort();
+        }
     }
 }
 
@@ -62,7 +79,7 @@ pub(crate) fn start(store: SqlStore) -> Checkpoints {
             }
         }
     });
-    Checkpoints(task.abort_handle())
+    Checkpoints(Mutex::new(Some(task)))
 }
 
 /// Copies the log's pending frames into the database file. A long log is
