@@ -194,12 +194,11 @@ mod tests {
         });
         // Beside a steady writer, a checkpoint rarely ends with every
         // frame copied, and even then the write in flight adds more: without
-        // the catch-up this log grew to 5,000-80,000 frames before it
-        // started over (104 to 1,589 checkpoints of a long log in eight
-        // runs of fourteen counted). With
-        // it, the first checkpoint that finds the log long catches up, and
-        // the writer's next transaction starts it over (a busy machine may
-        // let a second or third find it first).
+        // the catch-up this log grew to 5,000-80,000 frames, found long by
+        // 104 to 1,589 checkpoints, before it started over. With it, the
+        // first checkpoint that finds the log long catches up, and the
+        // writer's next transaction starts it over (a busy machine may let
+        // a second or third find it first).
         let (mut longest, mut long_checkpoints) = (0, 0);
         let mut started_over = false;
         for _ in 0..4_000 {
