@@ -150,6 +150,10 @@ suite!(
     enqueue_skips_duplicate_dedupe_keys,
     concurrent_enqueues_keep_each_callers_order_and_count,
     claim_returns_only_the_head_of_each_chat,
+    a_claim_walks_the_chats_heads_not_the_jobs_queued_behind_them,
+    a_dead_job_queued_again_goes_before_its_chats_newer_jobs,
+    enqueues_and_completions_racing_on_a_chat_leave_its_oldest_job_marked,
+    a_chat_whose_head_is_unmarked_is_claimed_after_the_next_marking,
     jobs_not_yet_due_are_not_claimed,
     expired_leases_are_reclaimed_live_ones_are_not,
     concurrent_claims_never_share_a_job,
@@ -1533,6 +1537,210 @@ async fn claim_returns_only_the_head_of_each_chat(db: Db) {
             .unwrap()
             .is_empty()
     );
+}
+
+/// Unfinished jobs that are not marked as their chat's head although no
+/// older unfinished job of their chat exists: a claim would never take them.
+async fn unmarked_oldest_jobs(db: &Db) -> i64 {
+    let raw = db.raw().await;
+    let unmarked = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM bridge_jobs job WHERE job.status IN ('queued', 'running') \
+         AND NOT job.head AND NOT EXISTS (SELECT 1 FROM bridge_jobs older \
+         WHERE older.integration_id = job.integration_id AND older.chat_key = job.chat_key \
+         AND older.status IN ('queued', 'running') AND older.id < job.id)",
+    )
+    .fetch_one(&raw)
+    .await
+    .unwrap();
+    raw.close().await;
+    unmarked
+}
+
+/// Unfinished jobs marked as their chat's head.
+async fn marked_heads(db: &Db) -> i64 {
+    let raw = db.raw().await;
+    let marked = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM bridge_jobs WHERE head AND status IN ('queued', 'running')",
+    )
+    .fetch_one(&raw)
+    .await
+    .unwrap();
+    raw.close().await;
+    marked
+}
+
+/// Under a backlog, a claim reads the chats' heads, not every job queued
+/// behind them: its cost follows the chats, not the queue's length. Each
+/// ending job (done or dead) passes the mark to its chat's next one.
+async fn a_claim_walks_the_chats_heads_not_the_jobs_queued_behind_them(db: Db) {
+    const CHATS: usize = 200;
+    const ROUNDS: usize = 10;
+    let store = db.store().await;
+    let ins = job_instance(&store, "walk").await;
+    let round = |r: usize| -> Vec<NewJob> {
+        (0..CHATS)
+            .map(|c| new_job(&ins, "int_1", &format!("c{c}"), &format!("c{c}-{r}"), NOW))
+            .collect()
+    };
+    store.enqueue_jobs(&round(0)).await.unwrap();
+    let running = store
+        .claim_jobs(NOW, NOW + LEASE, CHATS as u32, &ClaimShare::default())
+        .await
+        .unwrap();
+    assert_eq!(running.len(), CHATS);
+    // Each later round is queued behind its chat's running job.
+    for r in 1..ROUNDS {
+        store.enqueue_jobs(&round(r)).await.unwrap();
+    }
+    assert_eq!(
+        marked_heads(&db).await,
+        CHATS as i64,
+        "only the oldest marked"
+    );
+    assert_eq!(unmarked_oldest_jobs(&db).await, 0);
+
+    let raw = db.raw().await;
+    let reads_before = match db.backend {
+        Backend::Postgres => Some(index_reads(&raw).await),
+        Backend::Sqlite => None,
+    };
+    assert!(claim(&store, NOW).await.is_empty());
+    if let Some(reads_before) = reads_before {
+        // The walk reads the running heads at least; once the statistics
+        // show those, they show all it read.
+        let mut reads = index_reads(&raw).await;
+        for _ in 0..600 {
+            if reads.walk >= reads_before.walk + CHATS as i64 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            reads = index_reads(&raw).await;
+        }
+        let walked = reads.walk - reads_before.walk;
+        assert!(walked >= CHATS as i64, "the walk never showed: {walked}");
+        // Entries of the row versions the lease left behind count too (600
+        // here); a walk of the unfinished jobs reads every one of the 2,000.
+        assert!(
+            walked < (CHATS * ROUNDS / 2) as i64,
+            "the claim walked {walked} jobs for {CHATS} chats with {} jobs queued",
+            CHATS * ROUNDS
+        );
+    }
+    raw.close().await;
+
+    // The first 50 chats' jobs end: their second jobs become claimable,
+    // in id order; a dead job frees its chat as a done one does.
+    for job in &running[..49] {
+        store.complete_job(job.id, None).await.unwrap();
+    }
+    store.park_job(running[49].id, "gave up").await.unwrap();
+    let next = claim(&store, NOW).await;
+    let expected: Vec<_> = (0..50).map(|c| format!("c{c}-1")).collect();
+    assert_eq!(keys(&next), expected);
+    assert_eq!(marked_heads(&db).await, CHATS as i64);
+    assert_eq!(unmarked_oldest_jobs(&db).await, 0);
+}
+
+/// A dead letter queued again may be older than its chat's head: it is
+/// claimed first, and the newer job waits for it.
+async fn a_dead_job_queued_again_goes_before_its_chats_newer_jobs(db: Db) {
+    let store = db.store().await;
+    let ins = job_instance(&store, "revived").await;
+    store
+        .enqueue_jobs(&[
+            new_job(&ins, "int_1", "A", "a1", NOW),
+            new_job(&ins, "int_1", "A", "a2", NOW),
+        ])
+        .await
+        .unwrap();
+    let a1 = claim(&store, NOW).await;
+    assert_eq!(keys(&a1), ["a1"]);
+    store.park_job(a1[0].id, "gave up").await.unwrap();
+    assert_eq!(store.replay_dead_jobs(None, NOW).await.unwrap(), 1);
+    assert_eq!(keys(&claim(&store, NOW).await), ["a1"]);
+    assert!(claim(&store, NOW).await.is_empty(), "a2 waits for a1");
+    store.complete_job(a1[0].id, None).await.unwrap();
+    assert_eq!(keys(&claim(&store, NOW).await), ["a2"]);
+}
+
+/// Each chat's next job is stored while its running job completes, many
+/// chats at once: whichever commits first, the other sees it, so the new job
+/// is marked as the head either when it is stored or when the job before it
+/// goes.
+async fn enqueues_and_completions_racing_on_a_chat_leave_its_oldest_job_marked(db: Db) {
+    const CHATS: usize = 64;
+    const ROUNDS: usize = 8;
+    let store = Arc::new(db.store().await);
+    let ins = job_instance(&store, "race").await;
+    let job =
+        |c: usize, r: usize| new_job(&ins, "int_1", &format!("c{c}"), &format!("c{c}-{r}"), NOW);
+    let first: Vec<_> = (0..CHATS).map(|c| job(c, 0)).collect();
+    store.enqueue_jobs(&first).await.unwrap();
+    let mut running = claim(&store, NOW).await;
+    for r in 1..=ROUNDS {
+        assert_eq!(running.len(), CHATS, "round {r}");
+        let tasks: Vec<_> = running
+            .iter()
+            .enumerate()
+            .flat_map(|(c, head)| {
+                let (done, next) = (store.clone(), store.clone());
+                let (id, job) = (head.id, job(c, r));
+                [
+                    tokio::spawn(async move { done.complete_job(id, None).await }),
+                    tokio::spawn(async move { next.enqueue_jobs(&[job]).await.map(drop) }),
+                ]
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+        // Looked at before any claim, which would mark heads afresh.
+        assert_eq!(unmarked_oldest_jobs(&db).await, 0, "round {r}");
+        running = claim(&store, NOW).await;
+    }
+}
+
+/// Another process may store a job that sees its chat's head while this one
+/// removes the head without seeing the job: neither marks it. A claim marks
+/// every chat's oldest job afresh once a second (and the first claim of a
+/// store), so such a job waits a second at most.
+async fn a_chat_whose_head_is_unmarked_is_claimed_after_the_next_marking(db: Db) {
+    let store = db.store().await;
+    let ins = job_instance(&store, "unmarked").await;
+    store
+        .enqueue_jobs(&[
+            new_job(&ins, "int_1", "A", "a1", NOW),
+            new_job(&ins, "int_1", "B", "b1", NOW),
+        ])
+        .await
+        .unwrap();
+    let raw = db.raw().await;
+    let unmark = || sqlx::query("UPDATE bridge_jobs SET head = FALSE").execute(&raw);
+    // The store's first claim marks.
+    unmark().await.unwrap();
+    assert_eq!(keys(&claim(&store, NOW).await), ["a1", "b1"]);
+
+    store
+        .enqueue_jobs(&[
+            new_job(&ins, "int_1", "A", "a2", NOW),
+            new_job(&ins, "int_1", "B", "b2", NOW),
+        ])
+        .await
+        .unwrap();
+    assert!(claim(&store, NOW).await.is_empty());
+    for key in ["a1", "b1"] {
+        store
+            .complete_job(job_id(&db, key).await, None)
+            .await
+            .unwrap();
+    }
+    unmark().await.unwrap();
+    assert!(
+        claim(&store, NOW + 999).await.is_empty(),
+        "marked within a second"
+    );
+    assert_eq!(keys(&claim(&store, NOW + 1_000).await), ["a2", "b2"]);
+    raw.close().await;
 }
 
 async fn jobs_not_yet_due_are_not_claimed(db: Db) {
@@ -3161,7 +3369,7 @@ struct IndexReads {
 
 async fn index_reads(raw: &AnyPool) -> IndexReads {
     let (walk, chat_probes) = sqlx::query_as(
-        "SELECT MAX(idx_tup_read) FILTER (WHERE indexrelname = 'bridge_jobs_unfinished_idx'), \
+        "SELECT MAX(idx_tup_read) FILTER (WHERE indexrelname = 'bridge_jobs_head_idx'), \
            MAX(idx_tup_read) FILTER (WHERE indexrelname = 'bridge_jobs_unfinished_chat_idx') \
          FROM pg_stat_user_indexes",
     )
