@@ -41,9 +41,6 @@ pub(crate) struct Conns {
     /// PostgreSQL: the connection job claims run on, with [`QUEUE_PLANNER`].
     /// Detached from the pool, so those settings never reach another query.
     claimer: Mutex<Option<AnyConnection>>,
-    /// PostgreSQL: held by the writes that keep the job queue's chat heads
-    /// (see [`WriteTurn::take_queue`]).
-    queue: Mutex<()>,
 }
 
 /// The job queue swings from empty to thousands of rows within a second, so
@@ -71,7 +68,6 @@ impl Conns {
             max_spare,
             writer: Mutex::new(None),
             claimer: Mutex::new(None),
-            queue: Mutex::new(()),
         }
     }
 
@@ -172,45 +168,15 @@ pub(crate) struct WriteTurn<'a> {
     store: &'a SqlStore,
     /// SQLite: the writer's slot, filled at the first write.
     writer: Option<MutexGuard<'a, Option<PoolConnection<Any>>>>,
-    /// PostgreSQL: the queue's turn (see [`WriteTurn::take_queue`]).
-    _queue: Option<MutexGuard<'a, ()>>,
 }
 
 impl<'a> WriteTurn<'a> {
     pub(crate) async fn take(store: &'a SqlStore) -> Self {
-        Self {
-            store,
-            writer: Self::writer_slot(store).await,
-            _queue: None,
-        }
-    }
-
-    async fn writer_slot(
-        store: &'a SqlStore,
-    ) -> Option<MutexGuard<'a, Option<PoolConnection<Any>>>> {
-        match store.backend {
+        let writer = match store.backend {
             Backend::Sqlite => Some(store.conns.writer.lock().await),
             Backend::Postgres => None,
-        }
-    }
-
-    /// The turn of a write that stores or ends jobs, and so decides which
-    /// job is its chat's head (`crate::jobs`): each decides from what its
-    /// statement sees, so it must see the others' commits. On SQLite the
-    /// writer's turn does that. On PostgreSQL these writes also take turns
-    /// within the process: otherwise an enqueue could see its chat's head
-    /// still there while the completion removing it could not yet see the
-    /// new job, and the new job would be marked by neither.
-    pub(crate) async fn take_queue(store: &'a SqlStore) -> Self {
-        let queue = match store.backend {
-            Backend::Sqlite => None,
-            Backend::Postgres => Some(store.conns.queue.lock().await),
         };
-        Self {
-            store,
-            writer: Self::writer_slot(store).await,
-            _queue: queue,
-        }
+        Self { store, writer }
     }
 
     pub(crate) async fn execute(&mut self, query: AnyQuery<'_>) -> Result<AnyQueryResult> {

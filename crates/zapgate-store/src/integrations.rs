@@ -92,7 +92,7 @@ pub(crate) async fn save(
     let mut moved = 0;
     if let Some(direction) = move_direction {
         for old in replaced.iter().filter(|old| **old != i.id) {
-            moved += jobs::move_to(store.backend, &mut tx, old, &i.id, direction, now_ms()).await?;
+            moved += jobs::move_to(&mut tx, old, &i.id, direction, now_ms()).await?;
         }
     }
     tx.commit().await.map_err(Error::internal)?;

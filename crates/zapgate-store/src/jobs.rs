@@ -2,19 +2,10 @@
 //! restarts and is shared by every process on the database. Jobs of one chat
 //! run one at a time in id order; a claim leases a job with a compare-and-set
 //! update, so two processes claiming at once never both get it.
-//!
-//! A claim walks only the jobs marked as their chat's head (`head`): the
-//! oldest unfinished job of each chat is always marked, and a few others may
-//! be (jobs of a new chat stored in one statement, dead jobs queued again),
-//! which the claim's probe refuses while an older one is unfinished. A job
-//! is marked when it is stored into a chat with no unfinished job, and when
-//! the job before it ends (completed or dead), in the same turn. Only a
-//! claimed job dies, so a dead job is marked: queued again, it goes before
-//! its chat's newer jobs.
 
 use std::{
     collections::{HashMap, HashSet},
-    sync::{LazyLock, atomic::Ordering},
+    sync::LazyLock,
 };
 
 use sqlx::any::AnyRow;
@@ -80,7 +71,7 @@ impl Batch for Enqueues {
 
     async fn store(store: &SqlStore, items: &[Enqueue]) -> Result<Vec<Option<u64>>> {
         let created_at = now_ms();
-        let mut turn = store.queue_turn().await;
+        let mut turn = store.write_turn().await;
         let admitted = admit(&mut turn, items).await?;
         let jobs: Vec<&NewJob> = items
             .iter()
@@ -202,33 +193,21 @@ async fn count_unfinished(
     Ok(queued.map_or(0, |n| u64::try_from(n).unwrap_or(0)))
 }
 
-/// Rows one insert statement takes (10 parameters each).
+/// Rows one insert statement takes (8 parameters each).
 const MAX_INSERT_ROWS: usize = 512;
 
 /// Inserts `rows` jobs in order (ids only grow), skipping stored dedupe
-/// keys, and returns the ids and keys it stored. A job is its chat's head
-/// when its chat has no unfinished job (its integration and chat key are
-/// bound again for that probe). Jobs of one chat in one statement may all
-/// be marked: the claim's probe still takes them in order.
+/// keys, and returns the ids and keys it stored.
 fn insert_sql(backend: Backend, rows: usize) -> String {
     let mut params = Params::new(backend);
     let values = (0..rows)
-        .map(|_| {
-            let job = params.list(8);
-            let (integration, chat) = (params.one(), params.one());
-            format!(
-                "({job}, 'queued', 0, NULL, '', NOT EXISTS (SELECT 1 FROM bridge_jobs unfinished \
-                 WHERE unfinished.integration_id = {integration} \
-                 AND unfinished.chat_key = {chat} \
-                 AND unfinished.status IN ('queued', 'running')))"
-            )
-        })
+        .map(|_| format!("({}, 'queued', 0, NULL, '')", params.list(8)))
         .collect::<Vec<_>>()
         .join(", ");
     format!(
         "INSERT INTO bridge_jobs (integration_id, instance_id, direction, chat_key, \
-         dedupe_key, payload, run_at, created_at, status, attempts, locked_until, last_error, \
-         head) VALUES {values} ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, dedupe_key"
+         dedupe_key, payload, run_at, created_at, status, attempts, locked_until, last_error) \
+         VALUES {values} ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, dedupe_key"
     )
 }
 
@@ -247,9 +226,7 @@ fn bind_jobs<'q>(
             .bind(&new.dedupe_key)
             .bind(&new.payload)
             .bind(new.run_at_ms)
-            .bind(created_at)
-            .bind(&new.integration_id)
-            .bind(&new.chat_key);
+            .bind(created_at);
     }
     query
 }
@@ -284,7 +261,7 @@ pub(crate) async fn enqueue_capped(store: &SqlStore, job: NewJob, cap: u32) -> R
 const CANDIDATES_PER_SLOT: i64 = 4;
 
 /// Leases up to `limit` claimable jobs in one statement, shared between
-/// integrations (see [`ClaimShare`]): it walks chat heads in id order,
+/// integrations (see [`ClaimShare`]): it walks unfinished jobs in id order,
 /// skipping integrations at their cap, takes a few candidates per slot, and
 /// leases them in turns (each integration's oldest, then each one's second,
 /// ...) within each integration's room. An outbound job whose instance's
@@ -298,12 +275,11 @@ const CANDIDATES_PER_SLOT: i64 = 4;
 /// meanwhile is simply not returned.
 ///
 /// The walk stops at its limit and the update goes by id: a backlog of
-/// queued jobs does not make each claim read all of them, nor the jobs
-/// queued behind each chat's head (SQLite's planner would otherwise sort
-/// every claimable job first, PostgreSQL's hash-join the picked ids against
-/// them). SQLite is held to that plan by `INDEXED BY`, PostgreSQL by running
-/// claims on a connection whose planner may only walk indexes
-/// ([`crate::conn`]).
+/// queued jobs does not make each claim read all of them (SQLite's planner
+/// would otherwise sort every claimable job first, PostgreSQL's hash-join
+/// the picked ids against them). SQLite is held to that plan by `INDEXED
+/// BY`, PostgreSQL by running claims on a connection whose planner may only
+/// walk indexes ([`crate::conn`]).
 ///
 /// The text is fixed (each integration's room comes as one JSON argument),
 /// so PostgreSQL plans the claim once per connection instead of once per
@@ -318,7 +294,6 @@ pub(crate) async fn claim(
     if limit == 0 {
         return Ok(Vec::new());
     }
-    mark_heads(store, now_ms).await?;
     let cap = i64::from(share.per_integration);
     let rooms: serde_json::Map<String, serde_json::Value> = share
         .running
@@ -361,8 +336,7 @@ fn claim_sql(backend: Backend) -> &'static str {
             "WITH rooms AS (SELECT key AS integration_id, value::bigint AS room \
                  FROM jsonb_each_text($6::jsonb)), \
              candidates AS (SELECT bridge_jobs.id, bridge_jobs.integration_id \
-                 FROM bridge_jobs WHERE bridge_jobs.head AND {claimable} AND {NOT_FULL} \
-                 AND {NOT_ELSEWHERE} \
+                 FROM bridge_jobs WHERE {claimable} AND {NOT_FULL} AND {NOT_ELSEWHERE} \
                  ORDER BY bridge_jobs.id LIMIT $4 FOR UPDATE OF bridge_jobs SKIP LOCKED), \
              picked (picked_id) AS (SELECT id FROM ({RANKED}) ranked \
                  WHERE turn <= room ORDER BY turn, id LIMIT $3) \
@@ -375,8 +349,8 @@ fn claim_sql(backend: Backend) -> &'static str {
         format!(
             "WITH rooms AS (SELECT key AS integration_id, value AS room FROM json_each($6)), \
              candidates AS (SELECT bridge_jobs.id, bridge_jobs.integration_id FROM bridge_jobs \
-                 INDEXED BY bridge_jobs_head_idx \
-                 WHERE bridge_jobs.head AND {claimable} AND {NOT_FULL} AND {NOT_ELSEWHERE} \
+                 INDEXED BY bridge_jobs_unfinished_idx \
+                 WHERE {claimable} AND {NOT_FULL} AND {NOT_ELSEWHERE} \
                  ORDER BY bridge_jobs.id LIMIT $4) \
              {LEASE} WHERE bridge_jobs.id IN (SELECT id FROM ({RANKED}) ranked \
                  WHERE turn <= room ORDER BY turn, id LIMIT $3) \
@@ -427,33 +401,31 @@ pub(crate) async fn complete(
     group::submit::<Completions>(store, (job_id, link.cloned())).await
 }
 
-/// One round trip: the links first, then each chat's next job marked as its
-/// head, then the job rows. On PostgreSQL one statement (atomic); on SQLite
-/// three in one call, so should a later one fail, the job runs again and
-/// finds its link (the idempotency check every job starts with), and a mark
-/// made too early only costs a claim a probe.
+/// One round trip: the links first, then the job rows. On PostgreSQL one
+/// statement (atomic); on SQLite two in one call, so should the second fail,
+/// the job runs again and finds its link (the idempotency check every job
+/// starts with).
 async fn store_completions(store: &SqlStore, batch: &[(i64, Option<MessageLink>)]) -> Result<()> {
     let links: Vec<&MessageLink> = batch.iter().filter_map(|(_, link)| link.as_ref()).collect();
-    // The links' arguments, then the jobs' (three times): on SQLite the
-    // insert runs first. All padded (see `padded`): a repeated link is a
-    // conflict, a repeated id changes nothing more.
+    // The links' arguments, then the jobs': on SQLite the insert runs first.
+    // Both padded (see `padded`): a repeated link is a conflict, a repeated
+    // id deletes nothing more.
     let mut params = Params::new(store.backend);
     let values = params.rows(bucket(links.len()), 6);
-    let promote = promote_sql(store.backend, &mut params, bucket(batch.len()));
     let ids = params.list(bucket(batch.len()));
     let delete = format!("DELETE FROM bridge_jobs WHERE id IN ({ids})");
-    let insert = format!(
-        "INSERT INTO message_links ({}, created_at) VALUES {values} \
-         ON CONFLICT (integration_id, wa_message_id) DO NOTHING",
-        links::MESSAGE_COLUMNS
-    );
-    let sql = match (store.backend, links.is_empty()) {
-        (Backend::Postgres, true) => format!("WITH promoted AS ({promote}) {delete}"),
-        (Backend::Postgres, false) => {
-            format!("WITH promoted AS ({promote}), done AS ({delete}) {insert}")
+    let sql = if links.is_empty() {
+        delete
+    } else {
+        let insert = format!(
+            "INSERT INTO message_links ({}, created_at) VALUES {values} \
+             ON CONFLICT (integration_id, wa_message_id) DO NOTHING",
+            links::MESSAGE_COLUMNS
+        );
+        match store.backend {
+            Backend::Postgres => format!("WITH done AS ({delete}) {insert}"),
+            Backend::Sqlite => format!("{insert}; {delete}"),
         }
-        (Backend::Sqlite, true) => format!("{promote}; {delete}"),
-        (Backend::Sqlite, false) => format!("{insert}; {promote}; {delete}"),
     };
     let created_at = now_ms();
     let mut query = sqlx::query(&sql);
@@ -466,47 +438,11 @@ async fn store_completions(store: &SqlStore, batch: &[(i64, Option<MessageLink>)
             .bind(&link.direction)
             .bind(created_at);
     }
-    for _ in 0..3 {
-        for (job_id, _) in padded(batch) {
-            query = query.bind(job_id);
-        }
+    for (job_id, _) in padded(batch) {
+        query = query.bind(job_id);
     }
-    store.queue_turn().await.execute(query).await?;
+    store.write_turn().await.execute(query).await?;
     Ok(())
-}
-
-/// Marks the oldest unfinished job of the chat of each of `ended` jobs
-/// (their ids bound twice, in order) as its head, leaving those jobs out:
-/// they end in the same turn. Written before the jobs' own change, so on
-/// SQLite, where the two are separate statements, a failure in between
-/// leaves a chat with one head too many, never none.
-fn promote_sql(backend: Backend, params: &mut Params, ended: usize) -> String {
-    let (excluded, ended) = (params.list(ended), params.list(ended));
-    mark_sql(
-        backend,
-        &format!(
-            "SELECT (SELECT MIN(next.id) FROM bridge_jobs next \
-             WHERE next.integration_id = ended.integration_id \
-             AND next.chat_key = ended.chat_key AND next.status IN ('queued', 'running') \
-             AND next.id NOT IN ({excluded})) \
-             FROM bridge_jobs ended WHERE ended.id IN ({ended})"
-        ),
-    )
-}
-
-/// Marks the jobs whose ids `picked` selects as heads, where they are not.
-/// On PostgreSQL the ids come as an array, so the update goes by the primary
-/// key whatever the queue's statistics say (they never describe it, see
-/// `crate::conn`); as a join, a plan made on an empty queue may scan it.
-fn mark_sql(backend: Backend, picked: &str) -> String {
-    match backend {
-        Backend::Postgres => format!(
-            "UPDATE bridge_jobs SET head = TRUE WHERE id = ANY (ARRAY({picked})) AND NOT head"
-        ),
-        Backend::Sqlite => {
-            format!("UPDATE bridge_jobs SET head = TRUE WHERE id IN ({picked}) AND NOT head")
-        }
-    }
 }
 
 /// Back to the queue at `run_at_ms`; `attempts_added` is 1 for a failure
@@ -537,21 +473,8 @@ pub(crate) async fn park(store: &SqlStore, job_id: i64, error: &str) -> Result<(
     )
     .bind(error)
     .bind(job_id);
-    kill(store, job_id, query).await?;
+    store.write_turn().await.execute(query).await?;
     drop_blob(store, job_id).await
-}
-
-/// Runs `query`, which makes `job_id` dead, after marking its chat's next
-/// job as the head: a dead job no longer holds its chat back. Should the
-/// query change nothing, the mark only costs a claim a probe. Returns
-/// whether the job died.
-async fn kill(store: &SqlStore, job_id: i64, query: AnyQuery<'_>) -> Result<bool> {
-    let promote = promote_sql(store.backend, &mut Params::new(store.backend), 1);
-    let mut turn = store.queue_turn().await;
-    turn.execute(sqlx::query(&promote).bind(job_id).bind(job_id))
-        .await?;
-    let done = turn.execute(query).await?;
-    Ok(done.rows_affected() > 0)
 }
 
 /// A dead letter keeps its row (the trace of what failed) but not its
@@ -585,7 +508,8 @@ pub(crate) async fn park_orphan(
     .bind(error)
     .bind(job_id)
     .bind(integration_id);
-    let parked = kill(store, job_id, query).await?;
+    let done = store.write_turn().await.execute(query).await?;
+    let parked = done.rows_affected() > 0;
     if parked {
         drop_blob(store, job_id).await?;
     }
@@ -597,7 +521,6 @@ pub(crate) async fn park_orphan(
 /// unique random strings, so the replacement touches only the id). Dead ones
 /// are queued again, due at `now_ms`; running ones keep their lease.
 pub(crate) async fn move_to(
-    backend: Backend,
     conn: &mut sqlx::AnyConnection,
     from: &str,
     to: &str,
@@ -615,66 +538,10 @@ pub(crate) async fn move_to(
     .bind(from)
     .bind(direction)
     .bind(now_ms)
-    .execute(&mut *conn)
+    .execute(conn)
     .await
     .map_err(Error::internal)?;
-    // A chat's oldest job may have moved without the rest (the other
-    // direction stays), or the rest without it.
-    sqlx::query(&mark_heads_sql(backend, " AND integration_id IN ($1, $2)"))
-        .bind(from)
-        .bind(to)
-        .execute(conn)
-        .await
-        .map_err(Error::internal)?;
     Ok(done.rows_affected())
-}
-
-/// Marks the oldest unfinished job of each chat (of `scope`, a condition
-/// on the queue's rows) as its head where it is not.
-fn mark_heads_sql(backend: Backend, scope: &str) -> String {
-    mark_sql(
-        backend,
-        &format!(
-            "SELECT MIN(id) FROM bridge_jobs WHERE status IN ('queued', 'running'){scope} \
-             GROUP BY integration_id, chat_key"
-        ),
-    )
-}
-
-/// How often a claim first marks the chats' heads afresh (see
-/// [`mark_heads`]), in the claims' clock (ms).
-const MARK_HEADS_EVERY_MS: i64 = 1_000;
-
-/// Marks every chat's oldest unfinished job as its head where it is not.
-/// Within a process the queue's turn keeps the marks (see
-/// [`SqlStore::queue_turn`]); this catches what it cannot: an enqueue in one
-/// process that saw its chat's head, while another process removed that
-/// head without seeing the new job. It reads every unfinished job, so it
-/// runs once a second, on the first claim after that (and the first claim
-/// of a process). Such a job waits for it, up to a second.
-async fn mark_heads(store: &SqlStore, now_ms: i64) -> Result<()> {
-    let last = store.heads_marked_at.load(Ordering::Relaxed);
-    if (now_ms - last).abs() < MARK_HEADS_EVERY_MS
-        || store
-            .heads_marked_at
-            .compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed)
-            .is_err()
-    {
-        return Ok(());
-    }
-    let sql = mark_heads_sql(store.backend, "");
-    let query = sqlx::query(&sql);
-    match store.backend {
-        Backend::Sqlite => {
-            store.write_turn().await.execute(query).await?;
-        }
-        // The claim's planner walks the unfinished jobs' index whatever the
-        // statistics say (see `crate::conn`).
-        Backend::Postgres => {
-            store.conns.claim(store, query).await?;
-        }
-    }
-    Ok(())
 }
 
 pub(crate) async fn wake(

@@ -52,9 +52,6 @@ pub struct SqlStore {
     pub(crate) conns: Arc<Conns>,
     /// When idempotency keys past their window were last deleted (ms).
     pub(crate) idempotency_pruned_at: Arc<AtomicI64>,
-    /// When the job queue's chat heads were last marked afresh (ms, see
-    /// `crate::jobs`).
-    pub(crate) heads_marked_at: Arc<AtomicI64>,
     /// SQLite file: the task that checkpoints the WAL (see [`crate::wal`]).
     /// The task's own clone has none.
     checkpoints: Option<Arc<Checkpoints>>,
@@ -114,7 +111,6 @@ impl SqlStore {
                 Backend::Postgres => POSTGRES_POOL_SIZE as usize / 2,
             })),
             idempotency_pruned_at: Arc::default(),
-            heads_marked_at: Arc::default(),
             checkpoints: None,
             redacted_url,
         })
@@ -132,11 +128,6 @@ impl SqlStore {
     /// Held while a hot write runs (see [`WriteTurn`]).
     pub(crate) async fn write_turn(&self) -> WriteTurn<'_> {
         WriteTurn::take(self).await
-    }
-
-    /// Held while a write stores or ends jobs (see [`WriteTurn::take_queue`]).
-    pub(crate) async fn queue_turn(&self) -> WriteTurn<'_> {
-        WriteTurn::take_queue(self).await
     }
 
     pub fn backend(&self) -> Backend {
