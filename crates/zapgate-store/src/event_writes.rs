@@ -28,7 +28,7 @@ use crate::{
     backend::Backend,
     group::{Batch, GroupCommit},
     messages,
-    params::Params,
+    params::{Params, bucket, padded},
     rows::get,
 };
 
@@ -230,16 +230,23 @@ async fn append_events(
         });
         *sequence += 1;
     }
+    // Padded (see `padded`): a repeated event, under an id of its own, is a
+    // conflict on its dedupe key, so it is skipped and not returned.
     let sql = format!(
         "INSERT INTO event_log (id, instance_id, sequence, name, dedupe_key, data, created_at) \
          VALUES {} ON CONFLICT (instance_id, dedupe_key) DO NOTHING RETURNING instance_id, dedupe_key",
-        Params::new(backend).rows(live.len(), 7)
+        Params::new(backend).rows(bucket(live.len()), 7)
     );
     let mut query = sqlx::query(&sql);
-    for &i in live {
+    for (n, &i) in padded(live).enumerate() {
         let event = stored[i].as_ref().expect("assigned above");
+        let id = if n < live.len() {
+            event.id.clone()
+        } else {
+            new_id("evt")
+        };
         query = query
-            .bind(&event.id)
+            .bind(id)
             .bind(&event.instance_id)
             .bind(event.sequence)
             .bind(event.name.as_str())
@@ -345,8 +352,9 @@ async fn record_outcomes(
     }
     let now = now_ms();
     let mut params = Params::new(backend);
+    // Padded (see `padded`): a repeated outcome writes the same values again.
     let values = params.typed_rows(
-        finishes.len(),
+        bucket(finishes.len()),
         &["BIGINT", "TEXT", "BIGINT", "BIGINT", "TEXT", "BIGINT"],
     );
     let updated_at = params.one();
@@ -364,7 +372,7 @@ async fn record_outcomes(
          FROM outcome WHERE webhook_deliveries.id = outcome.id"
     );
     let mut query = sqlx::query(&sql);
-    for (delivery_id, outcome) in finishes {
+    for (delivery_id, outcome) in padded(finishes) {
         let (status, run_at, response, error, released) = match outcome {
             DeliveryOutcome::Delivered { status } => ("delivered", now, Some(*status), "", 0_i64),
             DeliveryOutcome::Retry {
@@ -386,4 +394,104 @@ async fn record_outcomes(
     query = query.bind(now);
     query.execute(&mut **tx).await.map_err(Error::internal)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use zapgate_core::{
+        account::NewAccount,
+        event_log::{EventName, EventStore as _, WebhookSettings},
+        instance::{InstanceName, InstanceSettings, NewInstance, WebhookConfig},
+        store::Store as _,
+        token::Token,
+    };
+
+    use super::*;
+    use crate::SecretBox;
+
+    /// Three appends and three outcomes, one batch each: both statements
+    /// are written for four rows, the last one repeated.
+    #[tokio::test]
+    async fn a_batch_padded_with_its_last_row_stores_and_records_each_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite:{}", dir.path().join("z.db").display());
+        let store = SqlStore::open(&url, SecretBox::new([1; 32], vec![]))
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        let new = NewAccount::parse("Padded", 5, None).unwrap();
+        let account = store
+            .create_account(&new, &Token::generate_account())
+            .await
+            .unwrap();
+        let instance = store
+            .create_instance(
+                &account,
+                &NewInstance {
+                    name: InstanceName::parse("padded").unwrap(),
+                    token: Token::generate_instance(),
+                    settings: InstanceSettings::default(),
+                    webhook: WebhookConfig::default(),
+                    webhook_authorization: None,
+                },
+            )
+            .await
+            .unwrap();
+        let hook = WebhookSettings {
+            label: "a".into(),
+            enabled: true,
+            url: "https://hooks.example.test/a".into(),
+            authorization: None,
+            by_events: false,
+            events: vec![EventName::MessageExchange],
+            media_base64: false,
+        };
+        let webhook = store.save_webhook(&instance.id, &hook).await.unwrap();
+        let append = |key: &str| {
+            EventWrite::Append(Append {
+                event: Some(NewEvent {
+                    instance_id: instance.id.clone(),
+                    name: EventName::MessageExchange,
+                    dedupe_key: key.into(),
+                    data: "{}".into(),
+                }),
+                deliveries: vec![NewDelivery {
+                    webhook_id: webhook.id.clone(),
+                    lease_until_ms: Some(now_ms() + 60_000),
+                }],
+                message: None,
+            })
+        };
+        let appended = EventWrites::store(&store, &[append("a"), append("b"), append("c")])
+            .await
+            .unwrap();
+        let mut deliveries = Vec::new();
+        for (n, outcome) in appended.into_iter().enumerate() {
+            let (event, ids) = outcome.unwrap().expect("a new event");
+            assert_eq!(event.sequence, n as i64 + 1);
+            deliveries.push(ids[0]);
+        }
+        let raw = &store.pool;
+        let events: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM event_log")
+            .fetch_one(raw)
+            .await
+            .unwrap();
+        assert_eq!(events, 3);
+
+        // The last outcome, repeated, must not give its attempt back twice.
+        let finishes = [
+            EventWrite::Finish(deliveries[0], DeliveryOutcome::Delivered { status: 200 }),
+            EventWrite::Finish(deliveries[1], DeliveryOutcome::Delivered { status: 204 }),
+            EventWrite::Finish(deliveries[2], DeliveryOutcome::Released),
+        ];
+        EventWrites::store(&store, &finishes).await.unwrap();
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT status, attempts FROM webhook_deliveries ORDER BY id")
+                .fetch_all(raw)
+                .await
+                .unwrap();
+        let expected = [("delivered", 1), ("delivered", 1), ("queued", 0)];
+        let expected: Vec<_> = expected.iter().map(|(s, a)| (s.to_string(), *a)).collect();
+        assert_eq!(rows, expected);
+    }
 }
