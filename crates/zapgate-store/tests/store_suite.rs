@@ -164,6 +164,7 @@ suite!(
     job_blobs_are_stored_with_their_job_and_go_when_it_ends,
     capped_enqueues_count_unfinished_jobs_per_integration_and_direction,
     concurrent_capped_enqueues_store_exactly_the_cap,
+    capped_enqueues_of_several_integrations_in_one_batch_each_get_their_room,
     deleting_an_instance_deletes_its_jobs,
     message_links_round_trip_and_ignore_duplicates,
     chat_links_upsert_and_follow_their_conversation,
@@ -2037,6 +2038,45 @@ async fn concurrent_capped_enqueues_store_exactly_the_cap(db: Db) {
         .count();
     assert_eq!((new, full), (7, 33));
     assert_eq!(claim(&store, NOW).await.len(), 7);
+}
+
+async fn capped_enqueues_of_several_integrations_in_one_batch_each_get_their_room(db: Db) {
+    let store = db.store().await;
+    let ins = job_instance(&store, "rooms").await;
+    let outbound = |integration: &str, key: &str| NewJob {
+        direction: "outbound",
+        ..new_job(&ins, integration, key, key, NOW)
+    };
+    // Queued before: int_1 has 5 of its 6, int_2 has 2, int_3 none of its
+    // direction (its inbound jobs have a count of their own).
+    let mut before: Vec<NewJob> = (0..5)
+        .map(|n| outbound("int_1", &format!("old1-{n}")))
+        .collect();
+    before.extend((0..2).map(|n| outbound("int_2", &format!("old2-{n}"))));
+    before.extend((0..3).map(|n| new_job(&ins, "int_3", "in", &format!("in3-{n}"), NOW)));
+    store.enqueue_jobs(&before).await.unwrap();
+    // Enqueued at once, interleaved: most share a batch, whose one count
+    // must give each integration its own room.
+    let mut enqueues = tokio::task::JoinSet::new();
+    for n in 0..8 {
+        for integration in ["int_1", "int_2", "int_3"] {
+            let job = outbound(integration, &format!("{integration}-{n}"));
+            let store = store.clone();
+            enqueues.spawn(async move {
+                let outcome = store.enqueue_capped(job, 6).await.unwrap();
+                (integration, outcome)
+            });
+        }
+    }
+    let outcomes = enqueues.join_all().await;
+    let new = |integration: &str| {
+        outcomes
+            .iter()
+            .filter(|(i, o)| *i == integration && *o == Enqueued::New)
+            .count()
+    };
+    assert_eq!((new("int_1"), new("int_2"), new("int_3")), (1, 4, 6));
+    assert_eq!(outcomes.len(), 24);
 }
 
 async fn take_jobs_removes_and_returns_every_job(db: Db) {
