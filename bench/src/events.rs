@@ -231,7 +231,7 @@ impl Fixture {
                 v["id"].as_str().map(str::to_owned).ok_or(text)
             })
         });
-        let run = load::open_loop(rate, total, 2048, limit, make).await;
+        let run = load::open_loop(rate, total, load::MAX_IN_FLIGHT, limit, make).await;
         let sent: HashMap<String, SystemTime> = run
             .shots
             .iter()

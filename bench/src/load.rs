@@ -58,6 +58,10 @@ pub struct OpenLoop {
     pub lag: Duration,
 }
 
+/// Requests a load step keeps open at once: past it the generator waits,
+/// and its lag shows the server fell behind.
+pub const MAX_IN_FLIGHT: usize = 2048;
+
 /// Sends `total` requests at `rate` per second, each made by `make(i)`;
 /// at most `max_in_flight` at once (a full window delays the schedule,
 /// which shows in `lag`). Gives up dispatching after `limit`.

@@ -292,7 +292,7 @@ async fn inbound_step(f: &Fixture, rate: f64, dur: Duration) -> anyhow::Result<S
     let make = Arc::new(move |i: usize| -> BoxFut<Result<String, String>> {
         futs[i].lock().unwrap().take().expect("each once")
     });
-    let run = load::open_loop(rate, total, 2048, dur * 3, make).await;
+    let run = load::open_loop(rate, total, load::MAX_IN_FLIGHT, dur * 3, make).await;
     let sent: HashMap<String, SystemTime> = run
         .shots
         .iter()
@@ -462,7 +462,7 @@ async fn ack_run(f: &Fixture, rate: f64, dur: Duration) -> anyhow::Result<(f64, 
             }
         })
     });
-    let run = load::open_loop(rate, total, 2048, dur * 3, make).await;
+    let run = load::open_loop(rate, total, load::MAX_IN_FLIGHT, dur * 3, make).await;
     let ok: Vec<f64> = run
         .shots
         .iter()
