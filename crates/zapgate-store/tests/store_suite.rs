@@ -1366,6 +1366,14 @@ fn new_job(instance_id: &str, integration_id: &str, chat: &str, key: &str, run_a
     }
 }
 
+/// An agent reply's job, alone in its chat, due now.
+fn outbound_job(instance_id: &str, integration_id: &str, key: &str) -> NewJob {
+    NewJob {
+        direction: "outbound",
+        ..new_job(instance_id, integration_id, key, key, NOW)
+    }
+}
+
 async fn claim(store: &SqlStore, now: i64) -> Vec<Job> {
     store
         .claim_jobs(now, now + LEASE, 100, &ClaimShare::default())
@@ -1965,10 +1973,7 @@ async fn job_blobs_are_stored_with_their_job_and_go_when_it_ends(db: Db) {
 async fn capped_enqueues_count_unfinished_jobs_per_integration_and_direction(db: Db) {
     let store = db.store().await;
     let ins = job_instance(&store, "count").await;
-    let outbound = |integration: &str, key: &str| NewJob {
-        direction: "outbound",
-        ..new_job(&ins, integration, key, key, NOW)
-    };
+    let outbound = |integration: &str, key: &str| outbound_job(&ins, integration, key);
     let capped = |job: NewJob| store.enqueue_capped(job, 4);
     for key in ["a", "b", "c", "d"] {
         assert_eq!(capped(outbound("int_1", key)).await.unwrap(), Enqueued::New);
@@ -2022,11 +2027,7 @@ async fn concurrent_capped_enqueues_store_exactly_the_cap(db: Db) {
     // must admit exactly the room left.
     let mut enqueues = tokio::task::JoinSet::new();
     for n in 0..40 {
-        let key = format!("race{n}");
-        let job = NewJob {
-            direction: "outbound",
-            ..new_job(&ins, "int_1", &key, &key, NOW)
-        };
+        let job = outbound_job(&ins, "int_1", &format!("race{n}"));
         let store = store.clone();
         enqueues.spawn(async move { store.enqueue_capped(job, 7).await.unwrap() });
     }
@@ -2043,10 +2044,7 @@ async fn concurrent_capped_enqueues_store_exactly_the_cap(db: Db) {
 async fn capped_enqueues_of_several_integrations_in_one_batch_each_get_their_room(db: Db) {
     let store = db.store().await;
     let ins = job_instance(&store, "rooms").await;
-    let outbound = |integration: &str, key: &str| NewJob {
-        direction: "outbound",
-        ..new_job(&ins, integration, key, key, NOW)
-    };
+    let outbound = |integration: &str, key: &str| outbound_job(&ins, integration, key);
     // Queued before: int_1 has 5 of its 6, int_2 has 2, int_3 none of its
     // direction (its inbound jobs have a count of their own).
     let mut before: Vec<NewJob> = (0..5)
